@@ -1,0 +1,58 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from orchestrator import __version__
+from orchestrator.api.errors import install_error_handlers
+from orchestrator.api.middleware import EdgeMiddleware
+from orchestrator.api.routes import router
+from orchestrator.config import Config, ReplicaConfig
+from orchestrator.engines import Engine, build_engine
+from orchestrator.runtime import Clock, Orchestrator
+
+API_TITLE = "OrchQueue v1"
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    clock: Clock | None = None,
+    engine_factory: Callable[[ReplicaConfig], Engine] = build_engine,
+) -> FastAPI:
+    """An orchestratord app; its orchestrator starts and stops with the ASGI lifespan.
+
+    Each app has its own database, metrics registry and pools, so several can
+    run in one process (tests, xdist workers).
+    """
+    config = config or Config()
+    orchestrator = Orchestrator(config, clock=clock, engine_factory=engine_factory)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await orchestrator.start()
+        try:
+            yield
+        finally:
+            await orchestrator.stop()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version=__version__,
+        summary="Priority admission queue in front of pools of LLM engine replicas.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.orchestrator = orchestrator
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(
+        EdgeMiddleware, auth_token=config.auth_token, max_body_bytes=config.max_body_bytes
+    )
+    return app

@@ -1,0 +1,87 @@
+"""Every error the app answers goes through the OrchQueue envelope.
+
+FastAPI's own 422, Starlette's 404/405 and unexpected exceptions are mapped
+here, so no route can leak a different error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator.errors import ApiError, ErrorKind
+
+log = logging.getLogger("orchestrator.api")
+
+_STATUS_KINDS = {
+    400: ErrorKind.INVALID_PARAMS,
+    401: ErrorKind.UNAUTHORIZED,
+    404: ErrorKind.NOT_FOUND,
+    405: ErrorKind.METHOD_NOT_ALLOWED,
+    409: ErrorKind.CONFLICT,
+    413: ErrorKind.PAYLOAD_TOO_LARGE,
+    415: ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def error_response(
+    request: Request, error: ApiError, extra_headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = error.headers()
+    if extra_headers:
+        headers.update(extra_headers)
+    return JSONResponse(error.envelope(request_id(request)), error.status, headers=headers)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        return f"malformed JSON body: {error.get('ctx', {}).get('error', message)}"
+    if error.get("type") == "extra_forbidden":
+        message = "unknown field"
+    return f"{location}: {message}" if location else message
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(request, exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [_describe(e) for e in exc.errors()]
+        error = ApiError(
+            ErrorKind.INVALID_PARAMS, problems[0] if problems else "invalid request",
+            details={"problems": problems[:20]},
+        )  # fmt: skip
+        return error_response(request, error)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = _STATUS_KINDS.get(exc.status_code, ErrorKind.INVALID_PARAMS)
+        if exc.status_code == 404:
+            message = f"no route for {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error_response(request, ApiError(kind, message), dict(exc.headers or {}))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, ApiError(ErrorKind.INTERNAL, "internal error"))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

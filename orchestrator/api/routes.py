@@ -1,0 +1,296 @@
+"""The OrchQueue v1 endpoints.
+
+Handlers are thin: decode, call the orchestrator, encode. They return
+``JSONResponse`` directly (the orchestrator already builds wire-shaped dicts),
+so the response models only document the API and are not re-validated on the
+hot path; the contract tests validate them instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from orchestrator.api.sse import event_stream, parse_last_event_id
+from orchestrator.errors import ApiError, ErrorKind
+from orchestrator.runtime import Orchestrator
+from orchestrator.schemas import (
+    ErrorEnvelope,
+    Health,
+    Pool,
+    PoolList,
+    Readiness,
+    Routing,
+    RoutingUpdate,
+    SessionCreate,
+    SessionCreated,
+    SessionInfo,
+    Task,
+    TaskAdmitted,
+    TaskCreate,
+)
+
+_BACKOFF_HEADERS = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying (integer, at least 1).",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "X-Backoff-Ms": {
+        "description": "Milliseconds to wait before retrying, with jitter.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an operation can answer."""
+    described = {
+        400: "Invalid parameters or malformed JSON (INVALID_PARAMS).",
+        401: "Missing or wrong bearer token (UNAUTHORIZED).",
+        404: "Unknown resource (NOT_FOUND).",
+        409: "Conflict with the resource state (CONFLICT).",
+        410: "Session past its TTL (SESSION_EXPIRED).",
+        413: "Request body over the limit (PAYLOAD_TOO_LARGE).",
+        415: "Request body is not JSON (UNSUPPORTED_MEDIA_TYPE).",
+        429: "Queue full (ADMISSION_REJECT or QUEUE_FULL_DROP_LRU).",
+        503: "Pool not ready or unavailable (POOL_UNREADY, POOL_UNAVAILABLE).",
+    }
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorEnvelope, "description": described[status]}
+        if status in (429, 503):
+            entry["headers"] = _BACKOFF_HEADERS
+        out[status] = entry
+    return out
+
+
+_V1 = (401,)
+_WITH_BODY = (400, 401, 413, 415)
+
+router = APIRouter()
+
+
+def _orchestrator(request: Request) -> Orchestrator:
+    orchestrator: Orchestrator = request.app.state.orchestrator
+    return orchestrator
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@router.post(
+    "/v1/sessions",
+    status_code=201,
+    response_model=SessionCreated,
+    responses=_errors(*_WITH_BODY),
+    operation_id="createSession",
+    tags=["sessions"],
+)
+async def create_session(
+    request: Request, body: Annotated[SessionCreate | None, Body()] = None
+) -> JSONResponse:
+    """Create a session; tasks can only be admitted into an existing session."""
+    view = _orchestrator(request).create_session(body or SessionCreate())
+    return JSONResponse(view, 201, headers={"Location": f"/v1/sessions/{view['session_id']}"})
+
+
+@router.get(
+    "/v1/sessions/{session_id}",
+    response_model=SessionInfo,
+    responses=_errors(*_V1, 404, 410),
+    operation_id="getSession",
+    tags=["sessions"],
+)
+async def get_session(request: Request, session_id: str) -> JSONResponse:
+    """A session with its TTL and task counts."""
+    return JSONResponse(_orchestrator(request).get_session(session_id))
+
+
+@router.delete(
+    "/v1/sessions/{session_id}",
+    status_code=204,
+    responses=_errors(*_V1, 404),
+    operation_id="deleteSession",
+    tags=["sessions"],
+)
+async def delete_session(request: Request, session_id: str) -> Response:
+    """End a session; its queued and running tasks end ``cancelled``."""
+    _orchestrator(request).delete_session(session_id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@router.post(
+    "/v1/tasks",
+    status_code=202,
+    response_model=TaskAdmitted,
+    responses=_errors(*_WITH_BODY, 404, 410, 429, 503),
+    operation_id="createTask",
+    tags=["tasks"],
+)
+async def create_task(request: Request, body: TaskCreate) -> JSONResponse:
+    """Admit a task into its pool's queue."""
+    view = _orchestrator(request).admit(body)
+    return JSONResponse(view, 202, headers={"Location": f"/v1/tasks/{view['task_id']}"})
+
+
+@router.get(
+    "/v1/tasks/{task_id}",
+    response_model=Task,
+    responses=_errors(*_V1, 404),
+    operation_id="getTask",
+    tags=["tasks"],
+)
+async def get_task(request: Request, task_id: str) -> JSONResponse:
+    """Task status, attempts and error, if any."""
+    return JSONResponse(_orchestrator(request).get_task(task_id))
+
+
+@router.delete(
+    "/v1/tasks/{task_id}",
+    response_model=Task,
+    responses=_errors(*_V1, 404, 409),
+    operation_id="cancelTask",
+    tags=["tasks"],
+)
+async def cancel_task(request: Request, task_id: str) -> JSONResponse:
+    """Cancel a queued or running task; 409 if it already ended."""
+    return JSONResponse(_orchestrator(request).cancel_task(task_id))
+
+
+@router.get(
+    "/v1/tasks/{task_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-sent events: started, token, end, error.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **_errors(*_V1, 400, 404),
+    },
+    operation_id="streamTask",
+    tags=["tasks"],
+)
+async def stream_task(
+    request: Request,
+    task_id: str,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """The task's event stream; resumable with ``Last-Event-ID``."""
+    after = parse_last_event_id(last_event_id)
+    if after is None:
+        raise ApiError(ErrorKind.INVALID_PARAMS, "Last-Event-ID must be a non-negative integer")
+    orchestrator = _orchestrator(request)
+    source = orchestrator.open_stream(task_id, after)
+    config = orchestrator.config
+    return StreamingResponse(
+        event_stream(
+            source,
+            after=after,
+            retry_ms=config.sse_retry_ms,
+            ping_s=config.sse_ping_interval_ms / 1000,
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# ---------------------------------------------------------------- pools & routing
+
+
+@router.get(
+    "/v1/pools",
+    response_model=PoolList,
+    responses=_errors(*_V1),
+    operation_id="listPools",
+    tags=["pools"],
+)
+async def list_pools(request: Request) -> JSONResponse:
+    """Every pool with its replicas, readiness, capacity and overflow policy."""
+    return JSONResponse(_orchestrator(request).pools_view())
+
+
+@router.get(
+    "/v1/pools/{pool_id}",
+    response_model=Pool,
+    responses=_errors(*_V1, 404),
+    operation_id="getPool",
+    tags=["pools"],
+)
+async def get_pool(request: Request, pool_id: str) -> JSONResponse:
+    """One pool."""
+    return JSONResponse(_orchestrator(request).pool_view(pool_id))
+
+
+@router.get(
+    "/v1/admin/routing",
+    response_model=Routing,
+    responses=_errors(*_V1),
+    operation_id="getRouting",
+    tags=["admin"],
+)
+async def get_routing(request: Request) -> JSONResponse:
+    """The persisted routing fallback mode."""
+    return JSONResponse({"fallback_mode": _orchestrator(request).fallback_mode})
+
+
+@router.put(
+    "/v1/admin/routing",
+    response_model=Routing,
+    responses=_errors(*_WITH_BODY),
+    operation_id="setRouting",
+    tags=["admin"],
+)
+async def set_routing(request: Request, body: RoutingUpdate) -> JSONResponse:
+    """Change the routing fallback mode; persisted across restarts."""
+    orchestrator = _orchestrator(request)
+    orchestrator.set_fallback_mode(body.fallback_mode)
+    return JSONResponse({"fallback_mode": orchestrator.fallback_mode})
+
+
+# ---------------------------------------------------------------- health & metrics
+
+
+@router.get("/healthz", response_model=Health, operation_id="healthz", tags=["health"])
+async def healthz() -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses=_errors(503),
+    operation_id="readyz",
+    tags=["health"],
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: every pool has at least one ready replica."""
+    orchestrator = _orchestrator(request)
+    pools = orchestrator.readiness()
+    if not all(pools.values()):
+        unready = sorted(p for p, ready in pools.items() if not ready)
+        raise ApiError(
+            ErrorKind.POOL_UNREADY, f"pools not ready: {', '.join(unready)}",
+            backoff_ms=1000, details={"pools": pools},
+        )  # fmt: skip
+    return JSONResponse({"status": "ready", "pools": pools})
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text exposition.",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    operation_id="metrics",
+    tags=["health"],
+)  # fmt: skip
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics, names prefixed ``orchq_``."""
+    from orchestrator.metrics import CONTENT_TYPE
+
+    return Response(_orchestrator(request).metrics.exposition(), media_type=CONTENT_TYPE)

@@ -1,0 +1,172 @@
+"""Configuration of orchestratord: the embedded default and YAML files.
+
+The keys are fixed by API.md ("Running it"). Validation is strict (unknown keys
+are refused) and every problem is reported as one line naming the key path,
+because a typo in a pool definition must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.validators import StrictFloat, StrictInt
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line for the operator."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MockFaults(_Strict):
+    """Fault knobs of the mock engine, so the harness can be shown to catch faults."""
+
+    fail_after_tokens: Annotated[StrictInt, Field(ge=0)] | None = None
+    """The replica dies (``WORKER_RESET``) after emitting this many tokens of an attempt."""
+    stall_after_tokens: Annotated[StrictInt, Field(ge=0)] | None = None
+    """The replica stops emitting after this many tokens (ends in ``DECODE_TIMEOUT``)."""
+    rate_limit: bool = False
+    """The replica answers every generation with an engine 429."""
+    rate_limit_retry_after_s: Annotated[StrictFloat, Field(ge=0, le=3600)] = 1.0
+    nondeterministic: bool = False
+    """Tokens also depend on the replica and on wall-clock entropy."""
+    unavailable: bool = False
+    """The replica never becomes ready (state ``down``)."""
+
+
+class ReplicaConfig(_Strict):
+    replica_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    engine: Literal["mock", "openai"] = "mock"
+    slots: Annotated[StrictInt, Field(ge=1, le=1024)] = 4
+    """How many tasks the replica decodes at once."""
+    warmup_ms: Annotated[StrictInt, Field(ge=0, le=3_600_000)] = 0
+    token_delay_ms: Annotated[StrictFloat, Field(ge=0, le=60_000)] = 0.0
+    faults: MockFaults = MockFaults()
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    request_timeout_ms: Annotated[StrictInt, Field(ge=1, le=3_600_000)] = 30_000
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> ReplicaConfig:
+        if self.engine == "openai":
+            if not self.base_url:
+                raise ValueError("engine 'openai' needs base_url")
+            if not self.model:
+                raise ValueError("engine 'openai' needs model")
+        return self
+
+
+class PoolConfig(_Strict):
+    pool_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    queue_capacity: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 1024
+    overflow_policy: Literal["reject", "drop_lru"] = "reject"
+    max_attempts: Annotated[StrictInt, Field(ge=1, le=16)] = 2
+    batch_share_every: Annotated[StrictInt, Field(ge=2, le=1000)] = 4
+    decode_timeout_ms: Annotated[StrictInt, Field(ge=1, le=3_600_000)] = 30_000
+    replicas: Annotated[list[ReplicaConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_replicas(self) -> PoolConfig:
+        seen: set[str] = set()
+        for replica in self.replicas:
+            if replica.replica_id in seen:
+                raise ValueError(f"duplicate replica_id {replica.replica_id!r}")
+            seen.add(replica.replica_id)
+        return self
+
+
+def _default_pools() -> list[PoolConfig]:
+    return [
+        PoolConfig(
+            pool_id="default",
+            replicas=[ReplicaConfig(replica_id="r1"), ReplicaConfig(replica_id="r2")],
+        )
+    ]
+
+
+class Config(_Strict):
+    database: str = "./orchq.db"
+    auth_token: Annotated[str, Field(min_length=1)] | None = None
+    max_body_bytes: Annotated[StrictInt, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    sse_ping_interval_ms: Annotated[StrictInt, Field(ge=10, le=3_600_000)] = 15_000
+    sse_retry_ms: Annotated[StrictInt, Field(ge=0, le=3_600_000)] = 3_000
+    fallback_mode: Literal["aggressive_fallback", "intelligent_pacing"] = "aggressive_fallback"
+    """Initial routing mode; the persisted setting wins once it has been set."""
+    retention_seconds: Annotated[StrictInt, Field(ge=60)] = 7 * 24 * 3600
+    """Ended or expired sessions are purged (with their tasks) after this long."""
+    pools: Annotated[list[PoolConfig], Field(min_length=1)] = Field(default_factory=_default_pools)
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> Config:
+        seen: set[str] = set()
+        for pool in self.pools:
+            if pool.pool_id in seen:
+                raise ValueError(f"duplicate pool_id {pool.pool_id!r}")
+            seen.add(pool.pool_id)
+        return self
+
+    def pool(self, pool_id: str) -> PoolConfig | None:
+        return next((p for p in self.pools if p.pool_id == pool_id), None)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"function-after[_engine_fields()]"}:
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def parse_config(data: Any, *, source: str = "config") -> Config:
+    """Validate a decoded config mapping; raise :class:`ConfigError` on the first problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif first["type"] == "missing":
+            message = "required key is missing"
+        raise ConfigError(f"{source}: {_key_path(loc)}: {message}") from None
+
+
+def load_config(path: str | Path | None, *, database: str | None = None) -> Config:
+    """Load a YAML config file (or the embedded default) and apply ``--db``."""
+    if path is None:
+        config = Config()
+    else:
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read config file: {exc}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{file}: invalid YAML{where}: {problem}") from None
+        config = parse_config(data, source=str(file))
+    if database is not None:
+        config = config.model_copy(update={"database": database})
+    return config

@@ -1,0 +1,12 @@
+"""Persistence: SQLite with foreign keys, versioned migrations and batched stream events."""
+
+from orchestrator.store.db import (
+    AttemptRow,
+    EventRow,
+    SessionRow,
+    Store,
+    StoreError,
+    TaskRow,
+)
+
+__all__ = ["AttemptRow", "EventRow", "SessionRow", "Store", "StoreError", "TaskRow"]

@@ -1,0 +1,305 @@
+"""SQLite persistence of sessions, tasks, attempts, stream events and settings.
+
+One connection, used only from the event loop thread: every statement is
+short, and keeping them on the loop avoids a thread hop per request (measured
+cheaper than a worker thread at this size). Foreign keys are on, WAL with
+``synchronous=NORMAL``: a committed admission survives a process crash, which
+is what "nothing is lost" requires; the OS crash window of NORMAL is accepted.
+Stream events are written in batches by :class:`EventWriter`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.store.migrations import MIGRATIONS
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is of a newer schema than this build."""
+
+
+@dataclass
+class SessionRow:
+    session_id: str
+    ttl_seconds: int
+    metadata: dict[str, Any]
+    created_ms: int
+    expires_ms: int
+    ended_ms: int | None
+
+
+@dataclass
+class TaskRow:
+    task_id: str
+    session_id: str
+    admit_seq: int
+    pool_id: str
+    priority: str
+    prompt: str
+    max_tokens: int
+    params: dict[str, Any]
+    seed: int
+    state: str
+    replica_id: str | None
+    engine: str | None
+    engine_version: str | None
+    tokens_out: int
+    finish_reason: str | None
+    error: dict[str, Any] | None
+    created_ms: int
+    started_ms: int | None
+    finished_ms: int | None
+
+
+@dataclass
+class AttemptRow:
+    task_id: str
+    attempt: int
+    replica_id: str
+    state: str
+    error_kind: str | None
+    started_ms: int
+    finished_ms: int | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    event: str
+    data: str
+    """The event's JSON payload, exactly as sent on the wire."""
+
+
+_TASK_COLUMNS = (
+    "task_id, session_id, admit_seq, pool_id, priority, prompt, max_tokens, params, seed, "
+    "state, replica_id, engine, engine_version, tokens_out, finish_reason, error, "
+    "created_ms, started_ms, finished_ms"
+)
+
+
+def _task(row: tuple[Any, ...]) -> TaskRow:
+    values = list(row)
+    values[7] = json.loads(values[7])
+    values[15] = json.loads(values[15]) if values[15] is not None else None
+    return TaskRow(*values)
+
+
+class Store:
+    """Typed access to the orchestrator database."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+
+    # ------------------------------------------------------------ plumbing
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: database schema v{version} is newer than this build "
+                f"(v{len(MIGRATIONS)})"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def foreign_keys_enabled(self) -> bool:
+        return bool(self._db.execute("PRAGMA foreign_keys").fetchone()[0])
+
+    # ------------------------------------------------------------ sessions
+
+    def insert_session(self, row: SessionRow) -> None:
+        self._db.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                row.session_id,
+                row.ttl_seconds,
+                json.dumps(row.metadata, sort_keys=True, ensure_ascii=False),
+                row.created_ms,
+                row.expires_ms,
+                row.ended_ms,
+            ),
+        )
+
+    def get_session(self, session_id: str) -> SessionRow | None:
+        row = self._db.execute(
+            "SELECT session_id, ttl_seconds, metadata, created_ms, expires_ms, ended_ms "
+            "FROM sessions WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return SessionRow(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5])
+
+    def end_session(self, session_id: str, now_ms: int) -> None:
+        self._db.execute(
+            "UPDATE sessions SET ended_ms = ? WHERE session_id = ? AND ended_ms IS NULL",
+            (now_ms, session_id),
+        )
+
+    def session_task_counts(self, session_id: str) -> dict[str, int]:
+        counts = {"queued": 0, "running": 0, "terminal": 0}
+        for state, count in self._db.execute(
+            "SELECT state, COUNT(*) FROM tasks WHERE session_id = ? GROUP BY state",
+            (session_id,),
+        ):
+            key = state if state in ("queued", "running") else "terminal"
+            counts[key] += count
+        return counts
+
+    def purge_sessions(self, ended_or_expired_before_ms: int) -> int:
+        """Hard-delete sessions gone before the cutoff; tasks, attempts and events cascade."""
+        cursor = self._db.execute(
+            "DELETE FROM sessions WHERE COALESCE(ended_ms, expires_ms) < ? AND NOT EXISTS "
+            "(SELECT 1 FROM tasks t WHERE t.session_id = sessions.session_id "
+            " AND t.state IN ('queued', 'running'))",
+            (ended_or_expired_before_ms,),
+        )
+        return cursor.rowcount
+
+    # ------------------------------------------------------------ tasks
+
+    def next_admit_seq(self) -> int:
+        value = self._db.execute("SELECT MAX(admit_seq) FROM tasks").fetchone()[0]
+        return 0 if value is None else int(value)
+
+    def insert_task(self, row: TaskRow) -> None:
+        self._db.execute(
+            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.task_id,
+                row.session_id,
+                row.admit_seq,
+                row.pool_id,
+                row.priority,
+                row.prompt,
+                row.max_tokens,
+                json.dumps(row.params, sort_keys=True),
+                row.seed,
+                row.state,
+                row.replica_id,
+                row.engine,
+                row.engine_version,
+                row.tokens_out,
+                row.finish_reason,
+                None if row.error is None else json.dumps(row.error, sort_keys=True),
+                row.created_ms,
+                row.started_ms,
+                row.finished_ms,
+            ),
+        )
+
+    def get_task(self, task_id: str) -> TaskRow | None:
+        row = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        return None if row is None else _task(row)
+
+    def live_tasks(self) -> list[TaskRow]:
+        """Queued and running tasks in admission order (for restart recovery)."""
+        rows = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state IN ('queued', 'running') "
+            "ORDER BY admit_seq"
+        ).fetchall()
+        return [_task(row) for row in rows]
+
+    def update_task(self, task_id: str, **fields: Any) -> None:
+        if "error" in fields and fields["error"] is not None:
+            fields["error"] = json.dumps(fields["error"], sort_keys=True)
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._db.execute(
+            f"UPDATE tasks SET {assignments} WHERE task_id = ?", (*fields.values(), task_id)
+        )
+
+    # ------------------------------------------------------------ attempts
+
+    def insert_attempt(self, row: AttemptRow) -> None:
+        self._db.execute(
+            "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.task_id,
+                row.attempt,
+                row.replica_id,
+                row.state,
+                row.error_kind,
+                row.started_ms,
+                row.finished_ms,
+            ),
+        )
+
+    def finish_attempt(
+        self, task_id: str, attempt: int, state: str, error_kind: str | None, now_ms: int
+    ) -> None:
+        self._db.execute(
+            "UPDATE attempts SET state = ?, error_kind = ?, finished_ms = ? "
+            "WHERE task_id = ? AND attempt = ?",
+            (state, error_kind, now_ms, task_id, attempt),
+        )
+
+    def attempts(self, task_id: str) -> list[AttemptRow]:
+        rows = self._db.execute(
+            "SELECT task_id, attempt, replica_id, state, error_kind, started_ms, finished_ms "
+            "FROM attempts WHERE task_id = ? ORDER BY attempt",
+            (task_id,),
+        ).fetchall()
+        return [AttemptRow(*row) for row in rows]
+
+    # ------------------------------------------------------------ events
+
+    def insert_events(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
+        """Insert ``(task_id, seq, event, data)`` rows (the caller holds the transaction)."""
+        self._db.executemany("INSERT OR IGNORE INTO task_events VALUES (?, ?, ?, ?)", rows)
+
+    def events(self, task_id: str, after_seq: int = 0) -> list[EventRow]:
+        rows = self._db.execute(
+            "SELECT seq, event, data FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq",
+            (task_id, after_seq),
+        ).fetchall()
+        return [EventRow(*row) for row in rows]
+
+    # ------------------------------------------------------------ settings
+
+    def get_setting(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_setting(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+            (key, value, value),
+        )

@@ -1,0 +1,62 @@
+"""Versioned schema migrations. Append new steps; never edit a released one."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: sessions -> tasks -> attempts / task_events, settings
+    """
+    CREATE TABLE sessions (
+        session_id   TEXT PRIMARY KEY,
+        ttl_seconds  INTEGER NOT NULL,
+        metadata     TEXT NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        expires_ms   INTEGER NOT NULL,
+        ended_ms     INTEGER
+    );
+    CREATE TABLE tasks (
+        task_id        TEXT PRIMARY KEY,
+        session_id     TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+        admit_seq      INTEGER NOT NULL UNIQUE,
+        pool_id        TEXT NOT NULL,
+        priority       TEXT NOT NULL CHECK (priority IN ('interactive', 'batch')),
+        prompt         TEXT NOT NULL,
+        max_tokens     INTEGER NOT NULL,
+        params         TEXT NOT NULL,
+        seed           INTEGER NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN
+                         ('queued', 'running', 'completed', 'failed', 'cancelled', 'dropped')),
+        replica_id     TEXT,
+        engine         TEXT,
+        engine_version TEXT,
+        tokens_out     INTEGER NOT NULL DEFAULT 0,
+        finish_reason  TEXT,
+        error          TEXT,
+        created_ms     INTEGER NOT NULL,
+        started_ms     INTEGER,
+        finished_ms    INTEGER
+    );
+    CREATE INDEX tasks_by_session ON tasks(session_id, state);
+    CREATE INDEX tasks_live ON tasks(state, admit_seq) WHERE state IN ('queued', 'running');
+    CREATE TABLE attempts (
+        task_id     TEXT NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,
+        attempt     INTEGER NOT NULL,
+        replica_id  TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('running', 'completed', 'failed', 'cancelled')),
+        error_kind  TEXT,
+        started_ms  INTEGER NOT NULL,
+        finished_ms INTEGER,
+        PRIMARY KEY (task_id, attempt)
+    ) WITHOUT ROWID;
+    CREATE TABLE task_events (
+        task_id  TEXT NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,
+        seq      INTEGER NOT NULL,
+        event    TEXT NOT NULL,
+        data     TEXT NOT NULL,
+        PRIMARY KEY (task_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
