@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from orchestrator import __version__
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -50,7 +50,9 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         depth = GaugeMetricFamily(
-            "orchq_queue_depth", "Tasks waiting in the admission queue.", labels=["pool", "priority"]
+            "orchq_queue_depth",
+            "Tasks waiting in the admission queue.",
+            labels=["pool", "priority"],
         )
         running = GaugeMetricFamily(
             "orchq_tasks_running", "Tasks currently decoding on a replica.", labels=["pool"]
@@ -96,7 +98,8 @@ class Metrics:
             ["pool", "replica", "outcome"], registry=r,
         )  # fmt: skip
         self.generated_tokens = Counter(
-            "orchq_generated_tokens_total", "Tokens streamed to clients (retries not counted twice).",
+            "orchq_generated_tokens_total",
+            "Tokens streamed to clients (a retry's replayed tokens are not counted).",
             ["pool", "engine"], registry=r,
         )  # fmt: skip
         self.stream_resumes = Counter(

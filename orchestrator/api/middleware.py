@@ -22,7 +22,7 @@ _MAX_REQUEST_ID = 128
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable():
                 return text
             break
@@ -132,6 +132,4 @@ class EdgeMiddleware:
         await self.app(scope, replay, send_with_id)
 
     def _too_large(self) -> ApiError:
-        return ApiError(
-            ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes"
-        )
+        return ApiError(ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes")

@@ -32,7 +32,10 @@ def build_engine(replica: ReplicaConfig) -> Engine:
     if replica.engine == "openai":
         from orchestrator.engines.openai import OpenAIEngine
 
-        assert replica.base_url is not None and replica.model is not None
+        if replica.base_url is None or replica.model is None:  # guaranteed by ReplicaConfig
+            raise ValueError(
+                f"replica {replica.replica_id}: openai engine needs base_url and model"
+            )
         return OpenAIEngine(
             replica_id=replica.replica_id,
             base_url=replica.base_url,

@@ -106,9 +106,7 @@ class PoolQueue:
         interactive, batch = self._lanes["interactive"], self._lanes["batch"]
         if not interactive and not batch:
             return None
-        if batch and (
-            not interactive or self._interactive_streak >= self.batch_share_every - 1
-        ):
+        if batch and (not interactive or self._interactive_streak >= self.batch_share_every - 1):
             self._interactive_streak = 0
             return batch.popitem(last=False)[0]
         if batch:

@@ -38,14 +38,14 @@ class TaskChannel:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait_beyond(self, seq: int, timeout: float) -> bool:
+    async def wait_beyond(self, seq: int, patience_s: float) -> bool:
         """Wait until an event after ``seq`` exists or the channel closes; False on timeout."""
         if len(self.events) > seq or self.closed:
             return True
         if self._waiter is None:
             self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+            await asyncio.wait_for(asyncio.shield(self._waiter), patience_s)
         except TimeoutError:
             return False
         return True

@@ -136,7 +136,9 @@ class Pool:
 
     # ------------------------------------------------------------ slots
 
-    def _pick(self, avoid: frozenset[str] = frozenset(), prefer: str | None = None) -> Replica | None:
+    def _pick(
+        self, avoid: frozenset[str] = frozenset(), prefer: str | None = None
+    ) -> Replica | None:
         free = [r for r in self.replicas if r.has_free_slot()]
         if not free:
             return None
@@ -180,7 +182,9 @@ class Pool:
             replica.in_flight += 1
             self._on_dispatch(task_id, replica)
 
-    async def acquire(self, avoid: frozenset[str] = frozenset(), prefer: str | None = None) -> Replica:
+    async def acquire(
+        self, avoid: frozenset[str] = frozenset(), prefer: str | None = None
+    ) -> Replica:
         """A slot for a retry (or a recovered task), ahead of queued work."""
         replica = self._pick(avoid, prefer)
         if replica is not None:

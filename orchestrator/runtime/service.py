@@ -233,8 +233,7 @@ class Orchestrator:
             if terminal is not None:
                 self._finish(lt, "failed", error=terminal)
             else:
-                lt.runner = asyncio.create_task(self._run(lt, pool, None))
-                lt.runner.add_done_callback(lambda _t, lt=lt, pool=pool: self._release(lt, pool))
+                self._start_runner(lt, pool, None)
 
     def _live_task(self, row: TaskRow, events: list[EventRow] | None = None) -> LiveTask:
         params = row.params
@@ -402,7 +401,8 @@ class Orchestrator:
             lt,
             "dropped",
             error=task_error(
-                ErrorKind.QUEUE_FULL_DROP_LRU, "evicted from a full queue (overflow policy drop_lru)"
+                ErrorKind.QUEUE_FULL_DROP_LRU,
+                "evicted from a full queue (overflow policy drop_lru)",
             ),
         )
 
@@ -412,14 +412,19 @@ class Orchestrator:
         def dispatch(task_id: str, replica: Replica) -> None:
             pool = self.pools[pool_id]
             lt = self.live[task_id]
-            lt.held = replica
             self.metrics.queue_wait.labels(pool_id, lt.row.priority).observe(
                 time.monotonic() - lt.admitted_at
             )
-            lt.runner = asyncio.create_task(self._run(lt, pool, replica))
-            lt.runner.add_done_callback(lambda _t: self._release(lt, pool))
+            self._start_runner(lt, pool, replica)
 
         return dispatch
+
+    def _start_runner(self, lt: LiveTask, pool: Pool, replica: Replica | None) -> None:
+        """Run a task; its replica slot is released when the runner ends, however it ends."""
+        lt.held = replica
+        runner = asyncio.create_task(self._run(lt, pool, replica))
+        runner.add_done_callback(lambda _task: self._release(lt, pool))
+        lt.runner = runner
 
     def _release(self, lt: LiveTask, pool: Pool) -> None:
         replica, lt.held = lt.held, None
@@ -517,12 +522,14 @@ class Orchestrator:
                 except TimeoutError:
                     return _Failure(
                         ErrorKind.DECODE_TIMEOUT.value,
-                        f"replica {rid} produced no token within {pool.config.decode_timeout_ms} ms",
+                        f"replica {rid} sent no token within {pool.config.decode_timeout_ms} ms",
                         terminal=ErrorKind.DECODE_TIMEOUT,
                     )
                 except EngineRateLimited as exc:
                     return _Failure(
-                        ENGINE_RATE_LIMITED, f"replica {rid}: {exc}", retry_after_s=exc.retry_after_s
+                        ENGINE_RATE_LIMITED,
+                        f"replica {rid}: {exc}",
+                        retry_after_s=exc.retry_after_s,
                     )
                 except EngineUnavailable as exc:
                     return _Failure(ENGINE_UNAVAILABLE, f"replica {rid}: {exc}")
@@ -555,7 +562,9 @@ class Orchestrator:
         row = lt.channel.append(event, payload)
         self.writer.add(lt.row.task_id, row.seq, event, payload)
 
-    def _emit_token(self, lt: LiveTask, pool: Pool, replica: Replica, index: int, token: Token) -> None:
+    def _emit_token(
+        self, lt: LiveTask, pool: Pool, replica: Replica, index: int, token: Token
+    ) -> None:
         if not lt.started_sent:
             lt.started_sent = True
             self._emit(

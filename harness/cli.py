@@ -1,0 +1,24 @@
+"""The ``orchq`` command line: one click group that gathers every sub-command.
+
+Each area owns its commands (``orchestrator.cli`` for serving and OpenAPI,
+``harness.trace.cli`` for the spec and traceability); this module only mounts
+them, so ``orchq --help`` lists everything in one place.
+"""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator import __version__
+from orchestrator.cli import openapi_group, run_command, serve_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="orchq")
+def main() -> None:
+    """orchq: determinism and contract harness for LLM task orchestrators."""
+
+
+main.add_command(serve_command)
+main.add_command(run_command)
+main.add_command(openapi_group)

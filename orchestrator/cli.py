@@ -1,0 +1,192 @@
+"""The orchestrator's commands: ``orchq serve``, ``orchq run`` and ``orchq openapi``.
+
+Every failure a user can cause (a bad config, an unreachable server, a stale
+document) ends in one line on stderr and a documented exit code, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from harness import exitcodes
+from orchestrator.config import Config, ConfigError, load_config
+from orchestrator.store import Store, StoreError
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"orchq: {message}", err=True)
+    sys.exit(code)
+
+
+def _load(config_path: str | None, db: str | None) -> Config:
+    try:
+        return load_config(config_path, database=db)
+    except ConfigError as exc:
+        _fail(f"bad config: {exc}", exitcodes.USAGE)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one (printed on start).",
+)  # fmt: skip
+@click.option("--db", "db", default=None, help="SQLite database file (overrides the config).")
+@click.option(
+    "--config", "config_path", default=None, type=click.Path(dir_okay=False),
+    help="YAML config file; without one, the embedded default (pool 'default', 2 mock replicas).",
+)  # fmt: skip
+@click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+def serve_command(
+    host: str, port: int, db: str | None, config_path: str | None, access_log: bool
+) -> None:
+    """Run orchestratord, the OrchQueue v1 reference orchestrator."""
+    from orchestrator.server import serve
+
+    config = _load(config_path, db)
+    try:
+        Store(config.database).close()  # refuse an unusable database before binding
+    except StoreError as exc:
+        _fail(str(exc), exitcodes.USAGE)
+
+    def ready(url: str) -> None:
+        pools = ", ".join(f"{p.pool_id} ({len(p.replicas)} replicas)" for p in config.pools)
+        click.echo(f"orchq: serving OrchQueue v1 on {url} (database {config.database}; {pools})")
+
+    try:
+        asyncio.run(serve(config, host=host, port=port, access_log=access_log, on_ready=ready))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", exitcodes.USAGE)
+    except RuntimeError as exc:
+        _fail(str(exc), exitcodes.USAGE)
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("run")
+@click.argument("prompt")
+@click.option(
+    "--url", default=None,
+    help="A running OrchQueue v1 server; without it, an embedded orchestratord is started.",
+)  # fmt: skip
+@click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --url.")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Seed; implies --strict.")
+@click.option(
+    "--strict/--best-effort", default=None,
+    help="Determinism mode (default: strict with a seed, best effort without).",
+)  # fmt: skip
+@click.option("--max-tokens", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--priority", type=click.Choice(["interactive", "batch"]), default="interactive")
+@click.option("--pool", default="default", show_default=True)
+@click.option("--config", "config_path", default=None, help="Config of the embedded server.")
+def run_command(
+    prompt: str,
+    url: str | None,
+    token: str | None,
+    seed: int | None,
+    strict: bool | None,
+    max_tokens: int,
+    priority: str,
+    pool: str,
+    config_path: str | None,
+) -> None:
+    """Admit one task and stream its tokens to stdout.
+
+    Without --url this starts orchestratord for the run (real HTTP on an
+    ephemeral loopback port, a temporary database) and stops it afterwards.
+    """
+    from orchestrator.client import OrchClient, OrchClientError
+    from orchestrator.server import ServerThread
+
+    determinism = (
+        "strict" if (strict if strict is not None else seed is not None) else "best_effort"
+    )
+    if determinism == "strict" and seed is None:
+        _fail("--strict needs --seed", exitcodes.USAGE)
+    with ExitStack() as stack:
+        if url is None:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="orchq-run-"))
+            config = _load(config_path, str(Path(workdir) / "orchq.db"))
+            try:
+                server = stack.enter_context(ServerThread(config))
+            except RuntimeError as exc:
+                _fail(str(exc), exitcodes.TESTS_FAILED)
+            url = server.url
+            click.echo(f"orchq: embedded orchestratord on {url}", err=True)
+        try:
+            client = stack.enter_context(OrchClient(url, token=token))
+            session = client.create_session(ttl_seconds=600)
+            admitted = client.submit_task(
+                session.session_id, prompt, priority=priority,  # type: ignore[arg-type]
+                pool=pool, max_tokens=max_tokens, seed=seed,
+                determinism=determinism,  # type: ignore[arg-type]
+            )  # fmt: skip
+            outcome = None
+            started = None
+            for event in client.stream(admitted.task_id):
+                if event.event == "started":
+                    started = event.data
+                elif event.event == "token":
+                    click.echo(event.data["text"], nl=False)
+                else:
+                    outcome = event
+            click.echo()
+        except OrchClientError as exc:
+            _fail(str(exc).splitlines()[0], exitcodes.TESTS_FAILED)
+        where = (
+            f"replica {started['replica_id']} ({started['engine']} {started['engine_version']})"
+            if started
+            else "no replica"
+        )
+        if outcome is not None and outcome.event == "end":
+            click.echo(
+                f"orchq: task {admitted.task_id} completed: {outcome.data['tokens_out']} tokens, "
+                f"seed {admitted.seed}, {determinism}, {where}",
+                err=True,
+            )
+            return
+        kind = outcome.data.get("kind", "?") if outcome is not None else "stream ended early"
+        message = outcome.data.get("message", "") if outcome is not None else ""
+        _fail(f"task {admitted.task_id} failed: {kind}: {message}", exitcodes.TESTS_FAILED)
+
+
+@click.group("openapi")
+def openapi_group() -> None:
+    """The committed OpenAPI document (contracts/openapi/orchqueue.yaml)."""
+
+
+@openapi_group.command("regen")
+@click.option("--check", is_flag=True, help="Exit 1 if the committed document is stale.")
+@click.option(
+    "--output", default=None, type=click.Path(dir_okay=False),
+    help="Where the document lives (default: contracts/openapi/orchqueue.yaml).",
+)  # fmt: skip
+def openapi_regen(check: bool, output: str | None) -> None:
+    """Generate the OpenAPI document from the app (byte-stable)."""
+    from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render, write_atomic
+
+    path = Path(output) if output else DEFAULT_PATH
+    text = render(openapi_document())
+    try:
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+    except OSError as exc:
+        _fail(f"{path}: cannot read: {exc.strerror}", exitcodes.USAGE)
+    if check:
+        if current != text:
+            state = "missing" if current is None else "stale"
+            _fail(f"{path} is {state}: run `orchq openapi regen`", exitcodes.STALE)
+        click.echo(f"orchq: {path} is up to date")
+        return
+    if current == text:
+        click.echo(f"orchq: {path} unchanged")
+        return
+    write_atomic(path, text)
+    click.echo(f"orchq: wrote {path}")

@@ -1,0 +1,130 @@
+"""Running orchestratord under uvicorn: in the foreground, or in a thread.
+
+``ServerThread`` serves real HTTP on an ephemeral loopback port from a
+background thread with its own event loop. The embedded ``orchq run`` and the
+test fixtures use it, so tests exercise the same stack as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+import uvicorn
+
+from orchestrator.api import create_app
+from orchestrator.config import Config, ReplicaConfig
+from orchestrator.engines import Engine, build_engine
+from orchestrator.runtime import Clock
+
+
+def _uvicorn_config(app: object, host: str, port: int, access_log: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    for listener in server.servers:
+        for sock in listener.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("server is not listening")
+
+
+async def serve(
+    config: Config,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    access_log: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; ``on_ready`` receives the base URL once bound."""
+    server = uvicorn.Server(_uvicorn_config(create_app(config), host, port, access_log))
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no startup event)
+        await asyncio.sleep(0.01)
+    if server.started and on_ready is not None:
+        on_ready(f"http://{host}:{bound_port(server)}")
+    await serving
+    if not server.started:
+        raise RuntimeError("orchestratord failed to start (see the log above)")
+
+
+class ServerThread:
+    """orchestratord on ``127.0.0.1:<ephemeral>`` in a daemon thread."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        engine_factory: Callable[[ReplicaConfig], Engine] = build_engine,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        self.app = create_app(config, clock=clock, engine_factory=engine_factory)
+        self._server = uvicorn.Server(_uvicorn_config(self.app, "127.0.0.1", 0, False))
+        self._thread = threading.Thread(target=self._run, name="orchq-server", daemon=True)
+        self._startup_timeout = startup_timeout
+        self._error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.url = ""
+
+    def _run(self) -> None:
+        try:
+            self.loop = asyncio.new_event_loop()
+            self.loop.run_until_complete(self._server.serve())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+        finally:
+            if self.loop is not None:
+                with contextlib.suppress(Exception):
+                    self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+                self.loop.close()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = threading.Event()
+        waited = 0.0
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"orchestratord failed to start: {self._error!r}")
+            if waited > self._startup_timeout:
+                raise RuntimeError("orchestratord did not start in time")
+            deadline.wait(0.01)
+            waited += 0.01
+        self.url = f"http://127.0.0.1:{bound_port(self._server)}"
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+    def call(self, fn: Callable[[], object]) -> object:
+        """Run ``fn`` on the server's event loop and return its result (white-box tests)."""
+        assert self.loop is not None
+
+        async def wrapper() -> object:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout=30)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
