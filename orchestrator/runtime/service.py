@@ -581,6 +581,10 @@ class Orchestrator:
             )
         self._emit(lt, "token", {"index": index, "text": token.text, "token_id": token.token_id})
         lt.sent.append(Token(index, token.text, token.token_id))
+        if len(lt.sent) == 1:
+            # Durable before any reader sees it: after a crash, recovery must know
+            # that tokens went out (a best_effort task then cannot be replayed).
+            self.writer.flush()
         now = time.monotonic()
         if lt.last_token_at is None:
             self.metrics.time_to_first_token.labels(pool.pool_id).observe(now - lt.admitted_at)

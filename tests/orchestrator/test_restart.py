@@ -1,0 +1,153 @@
+"""Crash recovery: ``kill -9`` a real ``orchq serve`` and restart it on the same database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator.client import OrchClient
+from orchestrator.engines.base import GenerationRequest
+from orchestrator.engines.mock import request_key, token_at
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class ServeProcess:
+    """``orchq serve --port 0`` as a child process; the bound URL is read from its stdout."""
+
+    def __init__(self, config: Path, db: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "serve", "--port", "0",
+             "--config", str(config), "--db", str(db)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "serving OrchQueue v1 on " not in line:
+            self.proc.kill()
+            raise AssertionError(f"orchq serve did not start: {line!r}")
+        self.url = line.split(" on ", 1)[1].split()[0]
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def crash_config(tmp_path: Path) -> Path:
+    """One pool, one replica with a single slot and slow tokens: tasks queue up."""
+    path = tmp_path / "orchq.yaml"
+    config: dict[str, Any] = {
+        "pools": [
+            {
+                "pool_id": "default",
+                "max_attempts": 3,
+                "replicas": [{"replica_id": "r1", "slots": 1, "token_delay_ms": 40}],
+            }
+        ]
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def expected_texts(prompt: str, seed: int, max_tokens: int) -> list[str]:
+    key = request_key(GenerationRequest(prompt, seed, max_tokens, 1.0, 1.0, "v1", "strict"))
+    return [token_at(key, i).text for i in range(max_tokens)]
+
+
+def test_kill_9_loses_no_task_and_strict_streams_continue_exactly(
+    crash_config: Path, tmp_path: Path, processes: list[ServeProcess]
+) -> None:
+    db = tmp_path / "orchq.db"
+    first = ServeProcess(crash_config, db)
+    processes.append(first)
+    with OrchClient(first.url) as client:
+        session = client.create_session().session_id
+        running = client.submit_task(
+            session, "survive", max_tokens=40, seed=11, determinism="strict"
+        ).task_id
+        queued = [
+            client.submit_task(session, f"q{i}", max_tokens=3, seed=i, determinism="strict").task_id
+            for i in range(4)
+        ]
+        batch = client.submit_task(
+            session, "late batch", priority="batch", max_tokens=3, seed=99, determinism="strict"
+        ).task_id
+        seen: list[int] = []
+        for event in client.stream(running):
+            seen.append(event.id)
+            if len(seen) == 6:  # started + 5 tokens delivered, then the crash
+                break
+        wait_until(lambda: client.get_task(running).tokens_out >= 8, timeout=10)
+    first.kill9()
+
+    second = ServeProcess(crash_config, db)
+    processes.append(second)
+    with OrchClient(second.url) as client:
+        resumed = list(client.stream(running, last_event_id=seen[-1]))
+        full = client.collect_stream(running)
+        for task_id in [*queued, batch]:
+            client.collect_stream(task_id)
+        tasks = {t: client.get_task(t) for t in [running, *queued, batch]}
+
+    # Exactly one terminal state each, nothing lost.
+    assert {t: task.state for t, task in tasks.items()} == dict.fromkeys(tasks, "completed")
+    # The strict task was retried and its stream is seamless and byte-exact.
+    assert full.texts == expected_texts("survive", 11, 40)
+    assert [e.id for e in full.events] == list(range(1, len(full.events) + 1))
+    assert [e.id for e in resumed] == list(range(seen[-1] + 1, len(full.events) + 1))
+    attempts = tasks[running].attempts
+    assert [a.state for a in attempts] == ["failed", "completed"]
+    assert attempts[0].error_kind == "WORKER_RESET"
+    # Queued tasks kept their admission order (one slot: start order is dispatch order),
+    # and the batch task got its fairness share: every 4th dispatch while both wait.
+    order = sorted([*queued, batch], key=lambda t: str(tasks[t].started_at))
+    assert order == [*queued[:3], batch, queued[3]]
+
+
+def test_kill_9_ends_a_best_effort_task_that_already_streamed_with_worker_reset(
+    crash_config: Path, tmp_path: Path, processes: list[ServeProcess]
+) -> None:
+    db = tmp_path / "orchq.db"
+    first = ServeProcess(crash_config, db)
+    processes.append(first)
+    with OrchClient(first.url) as client:
+        session = client.create_session().session_id
+        task = client.submit_task(session, "fragile", max_tokens=40).task_id
+        wait_until(lambda: client.get_task(task).tokens_out >= 1, timeout=10)
+    first.kill9()
+
+    second = ServeProcess(crash_config, db)
+    processes.append(second)
+    with OrchClient(second.url) as client:
+        result = client.collect_stream(task)
+        final = client.get_task(task)
+    assert final.state == "failed"
+    assert final.error is not None and final.error.kind == "WORKER_RESET"
+    assert result.error is not None and result.error.kind == "WORKER_RESET"
+    assert [a.error_kind for a in final.attempts] == ["WORKER_RESET"]

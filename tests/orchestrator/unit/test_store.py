@@ -1,0 +1,106 @@
+"""The SQLite store: foreign keys, cascades, migrations, purge."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from orchestrator.store import AttemptRow, SessionRow, Store, StoreError, TaskRow
+from orchestrator.store.migrations import MIGRATIONS
+
+
+def session(session_id: str = "s1", *, ended_ms: int | None = None) -> SessionRow:
+    return SessionRow(session_id, 60, {"k": "v"}, 1_000, 61_000, ended_ms)
+
+
+def task(
+    task_id: str = "t1", session_id: str = "s1", seq: int = 1, state: str = "queued"
+) -> TaskRow:
+    return TaskRow(
+        task_id, session_id, seq, "default", "interactive", "p", 4, {"seed": 1}, 1, state,
+        None, None, None, 0, None, None, 1_000, None, None,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "orchq.db")
+
+
+def test_foreign_keys_are_enforced(store: Store) -> None:
+    assert store.foreign_keys_enabled()
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        store.insert_task(task(session_id="absent"))
+
+
+def test_purging_a_session_cascades_to_tasks_attempts_and_events(store: Store) -> None:
+    store.insert_session(session(ended_ms=5_000))
+    store.insert_task(task(state="completed"))
+    store.insert_attempt(AttemptRow("t1", 1, "r1", "completed", None, 1_000, 2_000))
+    with store.transaction():
+        store.insert_events([("t1", 1, "end", "{}")])
+    assert store.purge_sessions(10_000) == 1
+    assert store.get_task("t1") is None
+    assert store.attempts("t1") == []
+    assert store.events("t1") == []
+
+
+def test_purge_keeps_sessions_with_live_tasks_and_recent_ones(store: Store) -> None:
+    store.insert_session(session("old-live", ended_ms=5_000))
+    store.insert_task(task("t-live", "old-live", state="running"))
+    store.insert_session(session("recent", ended_ms=50_000))
+    assert store.purge_sessions(10_000) == 0
+    assert store.get_session("old-live") is not None
+    assert store.get_session("recent") is not None
+
+
+def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "orchq.db"
+    Store(path).close()
+    reopened = Store(path)
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == len(MIGRATIONS)
+    reopened.close()
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "orchq.db"
+    Store(path).close()
+    sqlite3.connect(path).execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer than this build"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "orchq.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(path)
+
+
+def test_events_replay_in_order_after_a_sequence_number(store: Store) -> None:
+    store.insert_session(session())
+    store.insert_task(task())
+    with store.transaction():
+        store.insert_events([("t1", seq, "token", f'{{"i":{seq}}}') for seq in (3, 1, 2)])
+        store.insert_events([("t1", 2, "token", "duplicate ignored")])
+    assert [e.seq for e in store.events("t1")] == [1, 2, 3]
+    assert [e.seq for e in store.events("t1", after_seq=1)] == [2, 3]
+    assert store.events("t1")[1].data == '{"i":2}'
+
+
+def test_live_tasks_come_back_in_admission_order(store: Store) -> None:
+    store.insert_session(session())
+    for seq, task_id in [(3, "c"), (1, "a"), (2, "b")]:
+        store.insert_task(task(task_id, seq=seq))
+    store.update_task("b", state="completed")
+    assert [t.task_id for t in store.live_tasks()] == ["a", "c"]
+
+
+def test_settings_are_upserted(store: Store) -> None:
+    assert store.get_setting("x") is None
+    store.put_setting("x", "1")
+    store.put_setting("x", "2")
+    assert store.get_setting("x") == "2"
