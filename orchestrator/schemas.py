@@ -6,6 +6,7 @@ models describe exactly what the server sends, and generate the OpenAPI document
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orchestrator.validators import StrictFloat, StrictInt, Text
 
 MAX_SEED = 2**63 - 1
+MAX_METADATA_DEPTH = 32
+"""How deeply session metadata may nest: deeper values would hit Python's recursion limit."""
 
 Priority = Literal["interactive", "batch"]
 Determinism = Literal["strict", "best_effort"]
@@ -240,8 +243,17 @@ STREAM_EVENT_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _check_unicode(value: Any, where: str) -> None:
-    """Refuse unpaired surrogates anywhere in a JSON value: SQLite and UTF-8 cannot hold them."""
+def _check_unicode(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse unpaired surrogates anywhere in a JSON value: SQLite and UTF-8 cannot hold them.
+
+    Also refuse NaN and infinities (``NaN``, ``Infinity``, ``1e400``): Python's JSON
+    parser accepts them, but they are not JSON and the response could not be encoded;
+    and values nested deeper than ``MAX_METADATA_DEPTH``, which could not be encoded either.
+    """
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"{where}: nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: numbers must be finite (no NaN or Infinity)")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -249,8 +261,8 @@ def _check_unicode(value: Any, where: str) -> None:
             raise ValueError(f"{where}: must be valid Unicode (no unpaired surrogates)") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_unicode(key, where)
-            _check_unicode(item, where)
+            _check_unicode(key, where, depth + 1)
+            _check_unicode(item, where, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check_unicode(item, where)
+            _check_unicode(item, where, depth + 1)

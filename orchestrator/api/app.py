@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -16,6 +17,31 @@ from orchestrator.engines import Engine, build_engine
 from orchestrator.runtime import Clock, Orchestrator
 
 API_TITLE = "OrchQueue v1"
+
+_FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _without_fastapi_422(app: FastAPI) -> None:
+    """Keep FastAPI's default 422 out of the OpenAPI document.
+
+    The server never answers 422: validation errors are 400 ``INVALID_PARAMS`` in
+    the OrchQueue envelope (see ``errors.py``), which every operation declares.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        document = generate()
+        if fresh:
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for name in _FASTAPI_422_SCHEMAS:
+                schemas.pop(name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -52,6 +78,7 @@ def create_app(
     app.state.orchestrator = orchestrator
     app.include_router(router)
     install_error_handlers(app)
+    _without_fastapi_422(app)
     app.add_middleware(
         EdgeMiddleware, auth_token=config.auth_token, max_body_bytes=config.max_body_bytes
     )

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from orchestrator.errors import ApiError, ErrorKind
 
@@ -40,6 +41,18 @@ def error_response(
     if extra_headers:
         headers.update(extra_headers)
     return JSONResponse(error.envelope(request_id(request)), error.status, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path accepts, over all routes (Starlette lists only the first match)."""
+    from orchestrator.api.routes import router
+
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in [*router.routes, *request.app.routes]:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -75,7 +88,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"method {request.method} not allowed on {request.url.path}"
         else:
             message = str(exc.detail)
-        return error_response(request, ApiError(kind, message), dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return error_response(request, ApiError(kind, message), headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

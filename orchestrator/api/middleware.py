@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import secrets
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.errors import ApiError, ErrorKind
+
+log = logging.getLogger("orchestrator.api")
 
 _MAX_REQUEST_ID = 128
 
@@ -61,11 +64,26 @@ class EdgeMiddleware:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         encoded_id = request_id.encode("latin-1")
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", encoded_id)]
             await send(message)
+
+        async def call_app(receive: Receive) -> None:
+            # An unexpected exception is answered here, inside the request-id layer:
+            # left to Starlette's ServerErrorMiddleware, the 500 would lack
+            # X-Request-Id and the re-raise would make uvicorn drop the connection.
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                if started:
+                    raise
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                await send_error(send, ApiError(ErrorKind.INTERNAL, "internal error"), request_id)
 
         if self._token is not None and scope["path"].startswith("/v1/"):
             supplied = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
@@ -80,15 +98,16 @@ class EdgeMiddleware:
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if scope["method"] in ("POST", "PUT", "PATCH") and declared != b"0":
             content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
-            if content_type is not None and not _is_json(content_type):
+            chunked = any(k == b"transfer-encoding" for k, _ in scope["headers"])
+            refused = None
+            if content_type is None and (declared is not None or chunked):
+                refused = "request body must be application/json, and no Content-Type was given"
+            elif content_type is not None and not _is_json(content_type):
                 media = content_type.decode("latin-1").split(";", 1)[0].strip() or "empty"
+                refused = f"request body must be application/json, not {media}"
+            if refused is not None:
                 await send_error(
-                    send,
-                    ApiError(
-                        ErrorKind.UNSUPPORTED_MEDIA_TYPE,
-                        f"request body must be application/json, not {media}",
-                    ),
-                    request_id,
+                    send, ApiError(ErrorKind.UNSUPPORTED_MEDIA_TYPE, refused), request_id
                 )
                 return
         if declared is not None:
@@ -99,11 +118,11 @@ class EdgeMiddleware:
             if too_large:
                 await send_error(send, self._too_large(), request_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            await call_app(receive)
             return
 
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            await self.app(scope, receive, send_with_id)
+            await call_app(receive)
             return
         # Chunked body of unknown size: read it (bounded) before routing.
         chunks: list[bytes] = []
@@ -129,7 +148,7 @@ class EdgeMiddleware:
             replayed = True
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-        await self.app(scope, replay, send_with_id)
+        await call_app(replay)
 
     def _too_large(self) -> ApiError:
         return ApiError(ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes")

@@ -518,6 +518,13 @@ class Orchestrator:
                     async with asyncio.timeout(timeout_s):
                         token = await anext(tokens)
                 except StopAsyncIteration:
+                    if index < len(lt.sent):  # a strict replay that ends short diverged
+                        return _Failure(
+                            ErrorKind.WORKER_RESET.value,
+                            f"replica {rid} diverged from the tokens already sent: it stopped "
+                            f"after {index} of them (strict continuation)",
+                            terminal=ErrorKind.WORKER_RESET,
+                        )
                     return None
                 except TimeoutError:
                     return _Failure(
