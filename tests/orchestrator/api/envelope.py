@@ -1,0 +1,148 @@
+"""Assertions on OrchQueue v1 answers, shared by the API tests.
+
+The expected status and ``retriable`` flag of every error kind are copied from
+API.md's error table on purpose (not imported from ``orchestrator.errors``):
+these tests check the server against the contract, not against itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+
+# kind -> (HTTP status, retriable), per API.md "Error envelope and kinds".
+ERROR_TABLE: dict[str, tuple[int, bool]] = {
+    "INVALID_PARAMS": (400, False),
+    "UNAUTHORIZED": (401, False),
+    "NOT_FOUND": (404, False),
+    "METHOD_NOT_ALLOWED": (405, False),
+    "CONFLICT": (409, False),
+    "SESSION_EXPIRED": (410, False),
+    "PAYLOAD_TOO_LARGE": (413, False),
+    "UNSUPPORTED_MEDIA_TYPE": (415, False),
+    "ADMISSION_REJECT": (429, True),
+    "QUEUE_FULL_DROP_LRU": (429, True),
+    "INTERNAL": (500, True),
+    "POOL_UNREADY": (503, True),
+    "POOL_UNAVAILABLE": (503, True),
+}
+# Task-level terminal errors (stream ``error`` events and ``task.error``).
+TASK_ERROR_RETRIABLE: dict[str, bool] = {
+    "CANCELLED": False,
+    "QUEUE_FULL_DROP_LRU": True,
+    "WORKER_RESET": True,
+    "REPLICA_EXHAUSTED": True,
+    "DECODE_TIMEOUT": True,
+}
+ENVELOPE_FIELDS = {"kind", "message", "retriable", "request_id"}
+# Extra detail fields the server may add next to the four envelope fields.
+DETAIL_FIELDS = {"problems", "state", "pools"}
+BACKPRESSURE_STATUSES = {429, 503}
+
+
+def assert_backoff_headers(response: httpx.Response) -> tuple[int, int]:
+    """Every 429/503 carries consistent ``Retry-After`` (s) and ``X-Backoff-Ms`` (ms)."""
+    retry_after = response.headers.get("Retry-After")
+    backoff_ms = response.headers.get("X-Backoff-Ms")
+    assert retry_after is not None, f"HTTP {response.status_code} without Retry-After"
+    assert backoff_ms is not None, f"HTTP {response.status_code} without X-Backoff-Ms"
+    assert retry_after.isdigit(), f"Retry-After is not an integer: {retry_after!r}"
+    assert backoff_ms.isdigit(), f"X-Backoff-Ms is not an integer: {backoff_ms!r}"
+    seconds, millis = int(retry_after), int(backoff_ms)
+    assert seconds >= 1
+    assert millis >= 1
+    assert seconds == math.ceil(millis / 1000), (seconds, millis)
+    return seconds, millis
+
+
+def assert_request_id(response: httpx.Response) -> str:
+    request_id: str | None = response.headers.get("X-Request-Id")
+    assert request_id, f"HTTP {response.status_code} without X-Request-Id"
+    assert "," not in request_id, f"X-Request-Id sent more than once: {request_id!r}"
+    return request_id
+
+
+def assert_error(
+    response: httpx.Response, status: int, kind: str, *, message: str | None = None
+) -> dict[str, Any]:
+    """The answer is ``status`` with the OrchQueue envelope of ``kind``; returns the error."""
+    assert ERROR_TABLE[kind][0] == status, f"API.md maps {kind} to {ERROR_TABLE[kind][0]}"
+    assert response.status_code == status, (
+        f"expected HTTP {status} {kind}, got {response.status_code}: {response.text[:500]}"
+    )
+    media = response.headers.get("content-type", "").split(";")[0].strip()
+    assert media == "application/json", media
+    body = response.json()
+    assert isinstance(body, dict)
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error, dict)
+    assert set(error) >= ENVELOPE_FIELDS, error
+    assert set(error) - ENVELOPE_FIELDS <= DETAIL_FIELDS, error
+    assert error["kind"] == kind, error
+    assert isinstance(error["message"], str)
+    assert error["message"], error
+    assert error["retriable"] is ERROR_TABLE[kind][1], error
+    assert error["request_id"] == assert_request_id(response), error
+    if message is not None:
+        assert message in error["message"], error
+    if status in BACKPRESSURE_STATUSES:
+        assert_backoff_headers(response)
+    else:  # ORCH-0024
+        assert "Retry-After" not in response.headers, status
+        assert "X-Backoff-Ms" not in response.headers, status
+    return error
+
+
+def assert_4xx_envelope(response: httpx.Response) -> dict[str, Any]:
+    """Hostile input: a client error in the envelope, never a server error."""
+    assert 400 <= response.status_code < 500, (
+        f"expected a 4xx, got {response.status_code}: {response.text[:500]}"
+    )
+    kind = response.json()["error"]["kind"]
+    return assert_error(response, response.status_code, kind)
+
+
+def assert_task_error(error: dict[str, Any] | None, kind: str) -> None:
+    """A task's terminal ``error`` (stream event or ``task.error``)."""
+    assert error is not None
+    assert set(error) == {"kind", "message", "retriable"}, error
+    assert error["kind"] == kind
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert error["retriable"] is TASK_ERROR_RETRIABLE[kind]
+
+
+# ---------------------------------------------------------------- SSE
+
+
+def iter_events(response: httpx.Response) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(id, event, data)`` of an open ``text/event-stream`` response, up to ``end``/``error``."""
+    for sse in EventSource(response).iter_sse():
+        if sse.event == "message" and not sse.data:
+            continue  # the `retry:` block
+        yield int(sse.id), sse.event, json.loads(sse.data)
+        if sse.event in ("end", "error"):
+            return
+
+
+def read_stream(
+    http: httpx.Client, task_id: str, headers: dict[str, str] | None = None
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """A whole task stream, checked for the ``1, 2, 3 ...`` ids and one closing event."""
+    with http.stream("GET", f"/v1/tasks/{task_id}/stream", headers=headers) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert_request_id(response)
+        events = list(iter_events(response))
+    assert events, "empty stream"
+    assert events[-1][1] in ("end", "error"), events[-1]
+    assert [e for e in events if e[1] in ("end", "error")] == [events[-1]]
+    ids = [e[0] for e in events]
+    assert ids == list(range(ids[0], ids[0] + len(ids))), ids
+    return events

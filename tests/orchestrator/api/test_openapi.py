@@ -1,0 +1,216 @@
+"""The committed OpenAPI document: up to date, and declaring exactly what the server answers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
+from orchestrator.config import Config
+from orchestrator.runtime import ManualClock
+from orchestrator.server import ServerThread
+from tests.orchestrator.api.envelope import ERROR_TABLE
+from tests.orchestrator.api.helpers import HOLD_TOKENS, slow_pool, wait_state
+from tests.support import config_with, pool
+
+ServeFactory = Callable[..., ServerThread]
+ConfigFactory = Callable[..., Config]
+REPO = Path(__file__).resolve().parents[3]
+COMMITTED = REPO / DEFAULT_PATH
+
+# INTERNAL (500) is "a bug; never expected" (API.md): the tests provoke it on purpose,
+# but it is no operation's contract, so no operation declares it.
+NEVER_DECLARED = {500}
+
+# What the tests of this directory observe, per operation (error statuses only).
+EXPECTED_ERRORS: dict[str, set[int]] = {
+    "createSession": {400, 401, 413, 415},
+    "getSession": {401, 404, 410},
+    "deleteSession": {401, 404},
+    "createTask": {400, 401, 404, 410, 413, 415, 429, 503},
+    "getTask": {401, 404},
+    "cancelTask": {401, 404, 409},
+    "streamTask": {400, 401, 404},
+    "listPools": {401},
+    "getPool": {401, 404},
+    "getRouting": {401},
+    "setRouting": {400, 401, 413, 415},
+    "healthz": set(),
+    "readyz": {503},
+    "metrics": set(),
+}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return openapi_document()
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield method.upper(), path, operation
+
+
+def test_committed_document_is_up_to_date(document: dict[str, Any]) -> None:
+    assert COMMITTED.read_text(encoding="utf-8") == render(document), (
+        "contracts/openapi/orchqueue.yaml is stale: run `orchq openapi regen`"
+    )
+    assert yaml.safe_load(COMMITTED.read_text(encoding="utf-8")) == document
+
+
+def test_served_document_equals_the_committed_one(
+    http: httpx.Client, document: dict[str, Any]
+) -> None:
+    response = http.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == document
+
+
+def test_every_operation_declares_exactly_the_expected_errors(document: dict[str, Any]) -> None:
+    declared = {
+        op["operationId"]: {int(s) for s in op["responses"] if int(s) >= 400}
+        for _, _, op in operations(document)
+    }
+    assert declared == EXPECTED_ERRORS
+
+
+def test_error_responses_use_the_envelope_and_backpressure_headers(
+    document: dict[str, Any],
+) -> None:
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            where = f"{method} {path} {status}"
+            schema = response["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, where
+            headers = set(response.get("headers", {}))
+            if int(status) in (429, 503):
+                assert headers >= {"Retry-After", "X-Backoff-Ms"}, where
+            kinds = [k for k, (s, _) in ERROR_TABLE.items() if s == int(status)]
+            assert any(kind in response["description"] for kind in kinds), where
+    error_body = document["components"]["schemas"]["ErrorBody"]
+    assert set(error_body["required"]) >= {"kind", "message", "retriable"}
+    assert "request_id" in error_body["properties"]
+
+
+def test_no_framework_422_is_declared(document: dict[str, Any]) -> None:
+    """Validation errors are 400 INVALID_PARAMS; the server never answers FastAPI's 422."""
+    for method, path, operation in operations(document):
+        assert "422" not in operation["responses"], f"{method} {path}"
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+# ---------------------------------------------------------------- observed on the wire
+
+
+class Recorder:
+    """Maps every response seen by an httpx client to its OpenAPI operation."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.routes = [
+            (method, re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"), op["operationId"])
+            for method, path, op in operations(document)
+        ]
+        self.seen: dict[str, set[int]] = {}
+
+    def __call__(self, response: httpx.Response) -> None:
+        request = response.request
+        for method, pattern, operation_id in self.routes:
+            if method == request.method and pattern.match(request.url.path):
+                self.seen.setdefault(operation_id, set()).add(response.status_code)
+                return
+
+    def client(self, server: ServerThread, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(
+            base_url=server.url, headers=headers, timeout=15.0,
+            event_hooks={"response": [self]},
+        )  # fmt: skip
+
+
+def test_every_declared_error_status_is_observed_and_nothing_else(
+    serve: ServeFactory, make_config: ConfigFactory, document: dict[str, Any], tmp_path: Path
+) -> None:
+    recorder = Recorder(document)
+    clock = ManualClock()
+    token = "tour-token"
+    main = serve(make_config(auth_token=token, pools=[slow_pool(queue_capacity=1)]), clock=clock)
+    down = [{"replica_id": "r1", "faults": {"unavailable": True}}]
+    broken = serve(config_with(str(tmp_path / "broken.db"), pools=[pool("default", replicas=down)]))
+    big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    json_type = {"Content-Type": "application/json"}
+    text_type = {"Content-Type": "text/plain"}
+
+    with (
+        recorder.client(main) as anonymous,
+        recorder.client(main, token) as http,
+        recorder.client(broken) as other,
+    ):
+        # 401 on every /v1 operation.
+        for method, path, _ in operations(document):
+            if path.startswith("/v1/"):
+                anonymous.request(method, path.replace("{", "x").replace("}", "x"))
+        # Sessions.
+        session = http.post("/v1/sessions", json={"ttl_seconds": 60}).json()["session_id"]
+        short = http.post("/v1/sessions", json={"ttl_seconds": 1}).json()["session_id"]
+        http.post("/v1/sessions", json={"ttl_seconds": 0})
+        http.post("/v1/sessions", content=big, headers=json_type)
+        http.post("/v1/sessions", content=b"{}", headers=text_type)
+        http.get(f"/v1/sessions/{session}")
+        http.get("/v1/sessions/nope")
+        http.delete("/v1/sessions/nope")
+        # Tasks.
+        body = {"session_id": session, "prompt": "p", "max_tokens": HOLD_TOKENS}
+        running = http.post("/v1/tasks", json=body).json()["task_id"]
+        wait_state(http, running, {"running"})
+        http.post("/v1/tasks", json=body)  # fills the queue (capacity 1)
+        http.post("/v1/tasks", json=body)  # 429
+        http.post("/v1/tasks", json={**body, "max_tokens": 0})
+        http.post("/v1/tasks", json={**body, "session_id": "nope"})
+        http.post("/v1/tasks", content=big, headers=json_type)
+        http.post("/v1/tasks", content=b"{}", headers=text_type)
+        http.get(f"/v1/tasks/{running}")
+        http.get("/v1/tasks/nope")
+        http.delete(f"/v1/tasks/{running}")
+        http.delete(f"/v1/tasks/{running}")
+        http.delete("/v1/tasks/nope")
+        with http.stream("GET", f"/v1/tasks/{running}/stream") as stream:
+            stream.read()
+        http.get(f"/v1/tasks/{running}/stream", headers={"Last-Event-ID": "x"})
+        http.get("/v1/tasks/nope/stream")
+        # Expiry.
+        clock.advance(1_000)
+        http.get(f"/v1/sessions/{short}")
+        http.post("/v1/tasks", json={**body, "session_id": short})
+        http.delete(f"/v1/sessions/{session}")
+        # Pools, routing, health.
+        http.get("/v1/pools")
+        http.get("/v1/pools/default")
+        http.get("/v1/pools/nope")
+        http.get("/v1/admin/routing")
+        http.put("/v1/admin/routing", json={"fallback_mode": "intelligent_pacing"})
+        http.put("/v1/admin/routing", json={"fallback_mode": "nope"})
+        http.put("/v1/admin/routing", content=big, headers=json_type)
+        http.put("/v1/admin/routing", content=b"{}", headers=text_type)
+        for path in ("/healthz", "/readyz", "/metrics"):
+            http.get(path)
+        # A pool that cannot serve.
+        other_session = other.post("/v1/sessions", json={}).json()["session_id"]
+        other.post("/v1/tasks", json={"session_id": other_session, "prompt": "p"})
+        other.get("/readyz")
+
+    for method, path, operation in operations(document):
+        operation_id = operation["operationId"]
+        declared = {int(s) for s in operation["responses"]}
+        seen = recorder.seen.get(operation_id, set()) - NEVER_DECLARED
+        assert seen == declared, (
+            f"{method} {path}: observed {sorted(seen)}, declared {sorted(declared)}"
+        )

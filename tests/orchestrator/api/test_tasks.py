@@ -1,0 +1,259 @@
+"""Tasks: admission (202), reading (every field of API.md), cancelling.
+
+Spec: ORCH-0042-0044, 0051-0057, 0063, 0066, 0069, 0076, 0079/0080, 0113, 0117.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import httpx
+import pytest
+
+from orchestrator.config import Config
+from orchestrator.server import ServerThread
+from tests.orchestrator.api.envelope import assert_error, assert_task_error, read_stream
+from tests.orchestrator.api.helpers import (
+    HOLD_TOKENS,
+    HttpFactory,
+    admit,
+    get_task,
+    new_session,
+    slow_pool,
+    submit,
+    wait_state,
+    wait_terminal,
+)
+from tests.support import pool
+
+ServeFactory = Callable[..., ServerThread]
+ConfigFactory = Callable[..., Config]
+
+ADMITTED_FIELDS = {
+    "task_id", "session_id", "state", "priority", "pool", "queue_position", "seed", "stream_url",
+}  # fmt: skip
+TASK_FIELDS = {
+    "task_id", "session_id", "state", "priority", "pool", "params", "replica_id", "engine",
+    "engine_version", "tokens_out", "finish_reason", "error", "attempts", "created_at",
+    "started_at", "finished_at",
+    "max_tokens",  # beyond API.md's list: echoed so a client can tell "length" from "stop"
+}  # fmt: skip
+PARAMS_FIELDS = {"seed", "sampler_profile_version", "determinism", "temperature", "top_p"}
+ATTEMPT_FIELDS = {"attempt", "replica_id", "state", "error_kind", "started_at", "finished_at"}
+
+
+def stamp(value: str) -> datetime:
+    assert value.endswith("Z"), value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# ---------------------------------------------------------------- POST
+
+
+def test_admission_is_202_with_location_and_every_field(http: httpx.Client) -> None:
+    session_id = new_session(http)
+    response = submit(http, session_id, priority="batch", params={"seed": 7})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert set(body) == ADMITTED_FIELDS
+    task_id = body["task_id"]
+    assert isinstance(task_id, str)
+    assert task_id
+    assert response.headers["Location"] == f"/v1/tasks/{task_id}"
+    assert body["stream_url"] == f"/v1/tasks/{task_id}/stream"
+    assert body["session_id"] == session_id
+    assert body["state"] == "queued"
+    assert body["priority"] == "batch"
+    assert body["pool"] == "default"
+    assert body["seed"] == 7
+    assert isinstance(body["queue_position"], int)
+    assert body["queue_position"] >= 0
+    assert http.get(response.headers["Location"]).status_code == 200
+
+
+def test_admission_defaults(http: httpx.Client) -> None:
+    response = http.post("/v1/tasks", json={"session_id": new_session(http), "prompt": "p"})
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["priority"], body["pool"]) == ("interactive", "default")
+    task = get_task(http, body["task_id"])
+    assert task["max_tokens"] == 64
+    assert task["params"] == {
+        "seed": body["seed"],
+        "sampler_profile_version": "v1",
+        "determinism": "best_effort",
+        "temperature": 1.0,
+        "top_p": 1.0,
+    }
+
+
+def test_server_picks_a_seed_when_none_is_given(http: httpx.Client) -> None:
+    session_id = new_session(http)
+    seeds = []
+    for _ in range(5):
+        admitted = admit(http, session_id, max_tokens=2)
+        seed = admitted["seed"]
+        assert isinstance(seed, int)
+        assert not isinstance(seed, bool)
+        assert 0 <= seed <= 2**63 - 1
+        seeds.append(seed)
+        assert get_task(http, admitted["task_id"])["params"]["seed"] == seed
+        events = read_stream(http, admitted["task_id"])
+        started = next(data for _, event, data in events if event == "started")
+        assert started["seed"] == seed
+        assert events[-1][1] == "end"
+        assert events[-1][2]["seed"] == seed
+    assert len(set(seeds)) > 1, "the server always picks the same seed"
+
+
+def test_a_server_picked_seed_reproduces_the_tokens_in_strict_mode(http: httpx.Client) -> None:
+    session_id = new_session(http)
+    first = admit(http, session_id, "same prompt", max_tokens=6)
+    again = admit(
+        http, session_id, "same prompt", max_tokens=6,
+        params={"seed": first["seed"], "determinism": "strict"},
+    )  # fmt: skip
+
+    def tokens(task_id: str) -> list[tuple[str, int]]:
+        return [
+            (d["text"], d["token_id"]) for _, e, d in read_stream(http, task_id) if e == "token"
+        ]
+
+    assert tokens(first["task_id"]) == tokens(again["task_id"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**31, 2**63 - 1])
+def test_a_given_seed_is_echoed_everywhere(http: httpx.Client, seed: int) -> None:
+    params = {"seed": seed, "determinism": "strict", "sampler_profile_version": "v1"}
+    admitted = admit(http, new_session(http), max_tokens=2, params=params)
+    assert admitted["seed"] == seed
+    task = wait_terminal(http, admitted["task_id"])
+    assert task["params"]["seed"] == seed
+    assert task["params"]["determinism"] == "strict"
+    events = read_stream(http, admitted["task_id"])
+    assert events[0][2]["seed"] == seed
+    assert events[-1][2] == {"tokens_out": 2, "finish_reason": "length", "seed": seed}
+
+
+def test_queue_positions_count_the_tasks_ahead_in_the_lane(
+    serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
+) -> None:
+    http = connect(serve(make_config(pools=[slow_pool()])))
+    session_id = new_session(http)
+    holder = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
+    wait_state(http, holder, {"running"})
+    interactive = [admit(http, session_id, max_tokens=HOLD_TOKENS) for _ in range(3)]
+    batch = [admit(http, session_id, max_tokens=HOLD_TOKENS, priority="batch") for _ in range(2)]
+    assert [t["queue_position"] for t in interactive] == [0, 1, 2]
+    assert [t["queue_position"] for t in batch] == [0, 1]
+    http.delete(f"/v1/sessions/{session_id}")
+
+
+def test_tasks_are_admitted_into_the_named_pool(
+    serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
+) -> None:
+    replicas = [{"replica_id": "g1"}]
+    http = connect(serve(make_config(pools=[pool("default", 1), pool("gpu", replicas)])))
+    admitted = admit(http, new_session(http), pool="gpu", max_tokens=2)
+    assert admitted["pool"] == "gpu"
+    task = wait_terminal(http, admitted["task_id"])
+    assert (task["pool"], task["replica_id"]) == ("gpu", "g1")
+
+
+# ---------------------------------------------------------------- GET
+
+
+def test_a_completed_task_has_every_field(http: httpx.Client) -> None:
+    session_id = new_session(http)
+    params = {"seed": 11, "temperature": 0.7, "top_p": 0.9, "sampler_profile_version": "v1"}
+    admitted = admit(http, session_id, max_tokens=5, params=params)
+    task = wait_terminal(http, admitted["task_id"])
+    assert set(task) == TASK_FIELDS
+    assert task["task_id"] == admitted["task_id"]
+    assert task["session_id"] == session_id
+    assert (task["state"], task["priority"], task["pool"]) == (
+        "completed",
+        "interactive",
+        "default",
+    )
+    assert set(task["params"]) == PARAMS_FIELDS
+    assert task["params"] == params | {"determinism": "best_effort"}
+    assert task["replica_id"] in {"r1", "r2"}
+    assert task["engine"] == "mock"
+    assert isinstance(task["engine_version"], str)
+    assert task["engine_version"]
+    assert (task["tokens_out"], task["finish_reason"], task["error"]) == (5, "length", None)
+    created, started, finished = (
+        stamp(task[k]) for k in ("created_at", "started_at", "finished_at")
+    )
+    assert created <= started <= finished
+    (attempt,) = task["attempts"]
+    assert set(attempt) == ATTEMPT_FIELDS
+    assert attempt["attempt"] == 1
+    assert attempt["replica_id"] == task["replica_id"]
+    assert (attempt["state"], attempt["error_kind"]) == ("completed", None)
+    assert started <= stamp(attempt["started_at"]) <= stamp(attempt["finished_at"]) <= finished
+    events = read_stream(http, task["task_id"])
+    started_event = events[0][2]
+    assert started_event == {
+        "task_id": task["task_id"],
+        "replica_id": task["replica_id"],
+        "engine": task["engine"],
+        "engine_version": task["engine_version"],
+        "seed": 11,
+        "sampler_profile_version": "v1",
+    }
+    assert len([e for e in events if e[1] == "token"]) == task["tokens_out"]
+
+
+def test_queued_and_running_tasks(
+    serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
+) -> None:
+    http = connect(serve(make_config(pools=[slow_pool()])))
+    session_id = new_session(http)
+    running = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
+    queued = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
+    task = wait_state(http, running, {"running"})
+    assert set(task) == TASK_FIELDS
+    assert (task["replica_id"], task["engine"]) == ("r1", "mock")
+    assert task["started_at"] is not None
+    assert task["finished_at"] is None
+    assert task["finish_reason"] is None
+    assert task["error"] is None
+    (attempt,) = task["attempts"]
+    assert (attempt["state"], attempt["finished_at"]) == ("running", None)
+    waiting = get_task(http, queued)
+    assert set(waiting) == TASK_FIELDS
+    assert waiting["state"] == "queued"
+    for key in ("replica_id", "engine", "engine_version", "started_at", "finished_at", "error"):
+        assert waiting[key] is None, key
+    assert (waiting["tokens_out"], waiting["attempts"]) == (0, [])
+    http.delete(f"/v1/sessions/{session_id}")
+
+
+# ---------------------------------------------------------------- DELETE
+
+
+def test_cancel_a_running_and_a_queued_task(
+    serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
+) -> None:
+    http = connect(serve(make_config(pools=[slow_pool()])))
+    session_id = new_session(http)
+    running = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
+    queued = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
+    wait_state(http, running, {"running"})
+    # The queued one first: cancelling the running one would hand it the freed slot.
+    for task_id, attempts in ((queued, []), (running, ["cancelled"])):
+        response = http.delete(f"/v1/tasks/{task_id}")
+        assert response.status_code == 200
+        task = response.json()
+        assert set(task) == TASK_FIELDS
+        assert task["state"] == "cancelled"
+        assert_task_error(task["error"], "CANCELLED")
+        assert task["finished_at"] is not None
+        assert [a["state"] for a in task["attempts"]] == attempts
+        assert get_task(http, task_id) == task
+        assert read_stream(http, task_id)[-1][1] == "error"
+        assert_error(http.delete(f"/v1/tasks/{task_id}"), 409, "CONFLICT")
+    assert http.get(f"/v1/sessions/{session_id}").json()["tasks"]["terminal"] == 2
