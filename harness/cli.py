@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from harness.trace.cli import spec_group
 from orchestrator import __version__
 from orchestrator.cli import openapi_group, run_command, serve_command
 
@@ -22,3 +23,4 @@ def main() -> None:
 main.add_command(serve_command)
 main.add_command(run_command)
 main.add_command(openapi_group)
+main.add_command(spec_group)
