@@ -1,0 +1,1 @@
+"""Benchmark scripts for orchestratord (scripts, never timed tests): see bench/RESULTS.md."""

@@ -1,0 +1,351 @@
+"""Shared plumbing of the benchmarks: servers as subprocesses, wrk, statistics.
+
+Every server is a separate process on 127.0.0.1 with an ephemeral port and a
+temporary database; the benchmark driver (this process) is the client, except
+for the admission benchmark where ``wrk`` is. The baseline runs under
+``uvicorn --loop uvloop --http httptools --workers 1 --no-access-log``;
+``orchq serve`` builds its uvicorn server with the same http (httptools, via
+"auto"), one process and no access log, but on whatever loop ``asyncio.run``
+gives it (the stdlib loop). ``orchq+uvloop`` is the same command on uvloop
+(bench/_serve_diag.py), a diagnostic contender, like the other DIAG_KINDS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+CONFIGS = BENCH_DIR / "configs"
+WRK_DIR = BENCH_DIR / "wrk"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+ORCHQ = str(VENV_BIN / "orchq") if (VENV_BIN / "orchq").exists() else "orchq"
+
+_URL = re.compile(r"(?:serving OrchQueue v1 on|Uvicorn running on) (http://127\.0\.0\.1:\d+)")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Server:
+    """A server subprocess; ``url`` is known once it printed its bound address."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: Path
+    url: str = ""
+    proc: subprocess.Popen[str] | None = None
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+
+    def start(self, timeout_s: float = 30.0) -> Server:
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        found = threading.Event()
+
+        def drain() -> None:
+            assert self.proc is not None
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line.rstrip("\n"))
+                if not found.is_set():
+                    match = _URL.search(line)
+                    if match:
+                        self.url = match.group(1)
+                        found.set()
+            found.set()
+
+        threading.Thread(target=drain, name=f"drain-{self.name}", daemon=True).start()
+        if not found.wait(timeout_s) or not self.url:
+            self.stop()
+            tail = "\n".join(self.output)
+            raise RuntimeError(f"{self.name} did not start:\n{tail}")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def orchq_server(
+    config: str, workdir: Path, extra_env: dict[str, str] | None = None, *, diag: bool = False
+) -> Server:
+    """``orchq serve``; with ``diag`` the same command via bench/_serve_diag.py (``extra_env``)."""
+    db = workdir / "orchq.db"
+    launcher = [PYTHON, "-m", "bench._serve_diag"] if diag else [ORCHQ, "serve"]
+    argv = [*launcher, "--host", "127.0.0.1", "--port", "0", "--db", str(db)]
+    argv += ["--config", str(CONFIGS / config)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    return Server("orchq-diag" if diag else "orchq", argv, env, workdir)
+
+
+DIAG_KINDS = {
+    "orchq+uvloop": {"ORCHQ_DIAG_LOOP": "uvloop"},
+    "orchq+gclog": {"ORCHQ_DIAG_GC_LOG": "1"},
+    "orchq+nogc": {"ORCHQ_DIAG_NO_GC": "1", "ORCHQ_DIAG_GC_LOG": "1"},
+    "orchq+uvloop+gclog": {"ORCHQ_DIAG_LOOP": "uvloop", "ORCHQ_DIAG_GC_LOG": "1"},
+    "orchq+uvloop+nogc": {"ORCHQ_DIAG_LOOP": "uvloop", "ORCHQ_DIAG_NO_GC": "1"},
+}
+"""Diagnostic variants of ``orchq serve`` (bench/_serve_diag.py), by benchmark kind name."""
+
+
+def baseline_server(workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
+    argv = [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "baseline_app:app",
+        "--app-dir",
+        str(BENCH_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "info",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "BENCH_BASELINE_DB": str(workdir / "baseline.db"),
+        **(extra_env or {}),
+    }
+    return Server("baseline", argv, env, workdir)
+
+
+@contextlib.contextmanager
+def running(
+    kind: str, config: str = "", extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """A fresh server on a fresh temp database.
+
+    ``kind``: ``orchq`` (``orchq serve`` with ``config``), a diagnostic variant
+    from :data:`DIAG_KINDS` or ``baseline`` (bench/baseline_app.py).
+    """
+    with tempfile.TemporaryDirectory(prefix=f"orchq-bench-{kind.replace('+', '-')}-") as tmp:
+        workdir = Path(tmp)
+        if kind in DIAG_KINDS:
+            env = {**DIAG_KINDS[kind], **(extra_env or {})}
+            server = orchq_server(config, workdir, env, diag=True)
+        elif kind == "orchq":
+            server = orchq_server(config, workdir, extra_env)
+        elif kind == "baseline":
+            server = baseline_server(workdir, extra_env)
+        else:
+            raise ValueError(f"unknown server kind {kind!r}")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+# ---------------------------------------------------------------- wrk
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installed from Debian (``apt-get install -y wrk``) if missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("bench: wrk not found; installing it with apt-get")
+    apt = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(apt, capture_output=True, text=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        subprocess.run(apt, check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is still missing after apt-get install -y wrk")
+    return found
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration_s: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: str
+    raw: str
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not match:
+        raise ValueError(f"unparsable wrk latency {text!r}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}[unit]
+
+
+def parse_wrk(text: str) -> WrkResult:
+    """Figures from the script's ``BENCH-JSON`` line, else from wrk's own report."""
+    line = re.search(r"^BENCH-JSON (\{.*\})$", text, re.MULTILINE)
+    if line:
+        data = json.loads(line.group(1))
+        duration = data["duration_us"] / 1e6
+        failures = ", ".join(
+            f"{k.removesuffix('_errors').removesuffix('s')} {data[k]}"
+            for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
+            if data[k]
+        )
+        return WrkResult(
+            requests=data["requests"],
+            duration_s=duration,
+            rps=data["requests"] / duration,
+            p50_ms=data["p50_us"] / 1000,
+            p90_ms=data["p90_us"] / 1000,
+            p99_ms=data["p99_us"] / 1000,
+            non_2xx=data["non_2xx"],
+            socket_errors=failures,
+            raw=text,
+        )
+    latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)$", text, re.MULTILINE))
+    finished = re.search(r"^\s*(\d+) requests in ([\d.]+)(ms|s|m)", text, re.MULTILINE)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.MULTILINE)
+    if not (len(latency) == 3 and finished and rps):
+        raise ValueError(f"unparsable wrk output:\n{text}")
+    duration = _ms(finished.group(2) + finished.group(3)) / 1000
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:(.*)$", text, re.MULTILINE)
+    return WrkResult(
+        requests=int(finished.group(1)),
+        duration_s=duration,
+        rps=float(rps.group(1)),
+        p50_ms=_ms(latency["50"]),
+        p90_ms=_ms(latency["90"]),
+        p99_ms=_ms(latency["99"]),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=errors.group(1).strip() if errors else "",
+        raw=text,
+    )
+
+
+def run_wrk(
+    url: str, script: Path, args: Sequence[str], *, threads: int, connections: int, duration_s: int
+) -> WrkResult:
+    argv = [
+        ensure_wrk(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        "--",
+        *args,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    result = parse_wrk(done.stdout)
+    if result.requests > 0 and result.p99_ms <= 0:
+        raise RuntimeError(f"wrk recorded no latencies:\n{done.stdout}")
+    return result
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    if value != value:  # NaN
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells[1:]:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def machine_note() -> str:
+    import platform
+
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}, load average before the run {load}"
+    )
+
+
+def code_note() -> str:
+    """The commit measured, and whether orchestrator/ had uncommitted changes (read-only git)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "orchestrator"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "commit unknown"
+    changed = len(dirty.splitlines())
+    return f"commit {head or '?'}" + (
+        f" + uncommitted changes in {changed} files under orchestrator/" if changed else ""
+    )

@@ -1,0 +1,51 @@
+"""Diagnostic launcher: ``orchq serve`` with knobs the benchmarks use to attribute costs.
+
+    .venv/bin/python -m bench._serve_diag [orchq serve options]
+
+Environment:
+
+- ``ORCHQ_DIAG_LOOP=uvloop``: run on uvloop. ``orchq serve`` runs
+  ``asyncio.run(serve(...))``, which builds a stdlib event loop (uvicorn's
+  ``loop="auto"`` only applies in ``uvicorn.run`` / ``Server.run``); this sets
+  uvloop's event-loop policy first, then runs the very same click command.
+- ``ORCHQ_DIAG_NO_GC=1``: ``gc.disable()`` (attribution of tail latency only).
+- ``ORCHQ_DIAG_GC_LOG=1``: print ``GC gen<N> <ms> ms`` for every collection
+  over 20 ms.
+
+Nothing here changes orchestrator/: it is the same code under another loop or
+collector setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+import time
+from typing import Any
+
+from orchestrator.cli import serve_command
+
+_started: list[float] = []
+
+
+def _gc_log(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _started[:] = [time.perf_counter()]
+    elif _started:
+        pause_ms = (time.perf_counter() - _started[0]) * 1000
+        if pause_ms > 20:
+            print(f"GC gen{info['generation']} {pause_ms:.0f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    if os.environ.get("ORCHQ_DIAG_LOOP") == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if os.environ.get("ORCHQ_DIAG_NO_GC"):
+        gc.disable()
+    if os.environ.get("ORCHQ_DIAG_GC_LOG"):
+        gc.callbacks.append(_gc_log)
+    serve_command.main(args=sys.argv[1:], prog_name="orchq serve")
