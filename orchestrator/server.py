@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -51,6 +52,11 @@ async def serve(
     """Serve until SIGINT/SIGTERM; ``on_ready`` receives the base URL once bound."""
     server = uvicorn.Server(_uvicorn_config(create_app(config), host, port, access_log))
     serving = asyncio.create_task(server.serve())
+    # Queued tasks are many small long-lived objects: full collections over them
+    # stalled admissions by 60-190 ms (bench/RESULTS.md). Collect less often, and
+    # never rescan what was alive at start-up.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no startup event)
         await asyncio.sleep(0.01)
     if server.started and on_ready is not None:

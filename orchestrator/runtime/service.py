@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from orchestrator.runtime.clock import Clock, rfc3339
 from orchestrator.runtime.event_writer import EventWriter
 from orchestrator.runtime.pool import Pool, Replica
 from orchestrator.runtime.tasks import LiveTask
+from orchestrator.runtime.watchdog import DecodeWatchdog
 from orchestrator.schemas import SessionCreate, TaskCreate
 from orchestrator.store import AttemptRow, EventRow, SessionRow, Store, TaskRow
 
@@ -46,6 +48,7 @@ ADMISSION_BACKOFF_MS = 1000
 UNAVAILABLE_BACKOFF_MS = 2000
 JANITOR_INTERVAL_S = 60.0
 STARTUP_READY_GRACE_S = 0.25
+SESSION_CACHE_SIZE = 4096
 MAX_SERVER_SEED = 2**31
 """Seeds the server picks fit in 31 bits, which every engine accepts."""
 
@@ -66,12 +69,21 @@ class _Failure:
     """Set for an engine 429."""
 
 
-def _dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""Compact JSON for stream events; one encoder, not one per call."""
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class _AttemptMeters:
+    """The labelled metric children one attempt updates per token, resolved once."""
+
+    def __init__(self, metrics: Metrics, pool_id: str, engine: str) -> None:
+        self.generated_tokens = metrics.generated_tokens.labels(pool_id, engine)
+        self.time_to_first_token = metrics.time_to_first_token.labels(pool_id)
+        self.inter_token_latency = metrics.inter_token_latency.labels(pool_id)
 
 
 class StreamSource:
@@ -117,6 +129,7 @@ class Orchestrator:
         self._store: Store | None = None
         self._writer: EventWriter | None = None
         self._admit_seq = 0
+        self._sessions: OrderedDict[str, SessionRow] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
 
@@ -198,6 +211,9 @@ class Orchestrator:
                 continue
             if purged:
                 log.info("purged %d ended or expired sessions", purged)
+                for session_id, row in list(self._sessions.items()):
+                    if row.expires_ms < cutoff:
+                        del self._sessions[session_id]
 
     # ------------------------------------------------------------ recovery
 
@@ -268,6 +284,7 @@ class Orchestrator:
             ended_ms=None,
         )
         self.store.insert_session(row)
+        self._remember_session(row)
         return self._session_view(row)
 
     def _session_view(self, row: SessionRow) -> dict[str, Any]:
@@ -280,10 +297,19 @@ class Orchestrator:
         }
 
     def _open_session(self, session_id: str) -> SessionRow:
-        row = self.store.get_session(session_id)
-        if row is None or row.ended_ms is not None:
-            raise ApiError(ErrorKind.NOT_FOUND, f"session {session_id!r} not found")
+        row = self._sessions.get(session_id)
+        if row is None:
+            row = self.store.get_session(session_id)
+            if row is None or row.ended_ms is not None:
+                raise ApiError(ErrorKind.NOT_FOUND, f"session {session_id!r} not found")
+            self._remember_session(row)
         return row
+
+    def _remember_session(self, row: SessionRow) -> None:
+        """Open sessions are immutable until ended, and only this process ends them."""
+        self._sessions[row.session_id] = row
+        if len(self._sessions) > SESSION_CACHE_SIZE:
+            self._sessions.popitem(last=False)
 
     def _expired(self, row: SessionRow) -> bool:
         return self.clock.now_ms() >= row.expires_ms
@@ -300,6 +326,7 @@ class Orchestrator:
     def delete_session(self, session_id: str) -> None:
         self._open_session(session_id)
         self.store.end_session(session_id, self.clock.now_ms())
+        self._sessions.pop(session_id, None)
         for lt in [lt for lt in self.live.values() if lt.row.session_id == session_id]:
             self._cancel(lt, "session ended")
 
@@ -476,10 +503,6 @@ class Orchestrator:
         number = lt.attempts
         now = self.clock.now_ms()
         row = lt.row
-        self.store.insert_attempt(
-            AttemptRow(row.task_id, number, replica.replica_id, "running", None, now, None)
-        )
-        lt.attempt_open = number
         fields: dict[str, Any] = {
             "state": "running",
             "replica_id": replica.replica_id,
@@ -488,7 +511,12 @@ class Orchestrator:
         }
         if row.started_ms is None:
             fields["started_ms"] = now
-        self.store.update_task(row.task_id, **fields)
+        with self.store.transaction():
+            self.store.insert_attempt(
+                AttemptRow(row.task_id, number, replica.replica_id, "running", None, now, None)
+            )
+            self.store.update_task(row.task_id, **fields)
+        lt.attempt_open = number
         for name, value in fields.items():
             setattr(row, name, value)
 
@@ -508,15 +536,24 @@ class Orchestrator:
         return failure
 
     async def _decode(self, lt: LiveTask, pool: Pool, replica: Replica) -> _Failure | None:
-        timeout_s = pool.config.decode_timeout_ms / 1000
         rid = replica.replica_id
         tokens = replica.engine.generate(lt.request).__aiter__()
+        meters = _AttemptMeters(self.metrics, pool.pool_id, replica.engine.name)
+        watchdog = DecodeWatchdog(pool.config.decode_timeout_ms / 1000)
         index = 0
         try:
             while index < lt.request.max_tokens:
                 try:
-                    async with asyncio.timeout(timeout_s):
-                        token = await anext(tokens)
+                    token = await anext(tokens)
+                    watchdog.progress()
+                except asyncio.CancelledError:
+                    if not watchdog.absorb_expiry():
+                        raise
+                    return _Failure(
+                        ErrorKind.DECODE_TIMEOUT.value,
+                        f"replica {rid} sent no token within {pool.config.decode_timeout_ms} ms",
+                        terminal=ErrorKind.DECODE_TIMEOUT,
+                    )
                 except StopAsyncIteration:
                     if index < len(lt.sent):  # a strict replay that ends short diverged
                         return _Failure(
@@ -526,12 +563,6 @@ class Orchestrator:
                             terminal=ErrorKind.WORKER_RESET,
                         )
                     return None
-                except TimeoutError:
-                    return _Failure(
-                        ErrorKind.DECODE_TIMEOUT.value,
-                        f"replica {rid} sent no token within {pool.config.decode_timeout_ms} ms",
-                        terminal=ErrorKind.DECODE_TIMEOUT,
-                    )
                 except EngineRateLimited as exc:
                     return _Failure(
                         ENGINE_RATE_LIMITED,
@@ -555,10 +586,11 @@ class Orchestrator:
                             terminal=ErrorKind.WORKER_RESET,
                         )
                 else:
-                    self._emit_token(lt, pool, replica, index, token)
+                    self._emit_token(lt, replica, meters, index, token)
                 index += 1
             return None
         finally:
+            watchdog.close()
             aclose = getattr(tokens, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
@@ -570,7 +602,7 @@ class Orchestrator:
         self.writer.add(lt.row.task_id, row.seq, event, payload)
 
     def _emit_token(
-        self, lt: LiveTask, pool: Pool, replica: Replica, index: int, token: Token
+        self, lt: LiveTask, replica: Replica, meters: _AttemptMeters, index: int, token: Token
     ) -> None:
         if not lt.started_sent:
             lt.started_sent = True
@@ -594,11 +626,11 @@ class Orchestrator:
             self.writer.flush()
         now = time.monotonic()
         if lt.last_token_at is None:
-            self.metrics.time_to_first_token.labels(pool.pool_id).observe(now - lt.admitted_at)
+            meters.time_to_first_token.observe(now - lt.admitted_at)
         else:
-            self.metrics.inter_token_latency.labels(pool.pool_id).observe(now - lt.last_token_at)
+            meters.inter_token_latency.observe(now - lt.last_token_at)
         lt.last_token_at = now
-        self.metrics.generated_tokens.labels(pool.pool_id, replica.engine.name).inc()
+        meters.generated_tokens.inc()
 
     # ------------------------------------------------------------ termination
 

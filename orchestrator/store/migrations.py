@@ -16,7 +16,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE tasks (
         task_id        TEXT PRIMARY KEY,
         session_id     TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
-        admit_seq      INTEGER NOT NULL UNIQUE,
+        admit_seq      INTEGER NOT NULL,
         pool_id        TEXT NOT NULL,
         priority       TEXT NOT NULL CHECK (priority IN ('interactive', 'batch')),
         prompt         TEXT NOT NULL,
