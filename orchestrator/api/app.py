@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from orchestrator import __version__
 from orchestrator.api.errors import install_error_handlers
+from orchestrator.api.fast_admission import FastAdmission
 from orchestrator.api.middleware import EdgeMiddleware
 from orchestrator.api.routes import router
 from orchestrator.config import Config, ReplicaConfig
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(router)
     install_error_handlers(app)
     _without_fastapi_422(app)
+    app.add_middleware(FastAdmission, orchestrator=orchestrator)
     app.add_middleware(
         EdgeMiddleware, auth_token=config.auth_token, max_body_bytes=config.max_body_bytes
     )

@@ -7,6 +7,7 @@ here, so no route can leak a different error shape.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -65,6 +66,16 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{location}: {message}" if location else message
 
 
+def invalid_params(errors: Sequence[Any]) -> ApiError:
+    """The INVALID_PARAMS error for pydantic/FastAPI validation errors: first problem first."""
+    problems = [_describe(e) for e in errors]
+    return ApiError(
+        ErrorKind.INVALID_PARAMS,
+        problems[0] if problems else "invalid request",
+        details={"problems": problems[:20]},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -72,12 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        problems = [_describe(e) for e in exc.errors()]
-        error = ApiError(
-            ErrorKind.INVALID_PARAMS, problems[0] if problems else "invalid request",
-            details={"problems": problems[:20]},
-        )  # fmt: skip
-        return error_response(request, error)
+        return error_response(request, invalid_params(exc.errors()))
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

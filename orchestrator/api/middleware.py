@@ -37,13 +37,17 @@ def _is_json(content_type: bytes) -> bool:
     return media == b"application/json" or media.endswith(b"+json")
 
 
-async def send_error(send: Send, error: ApiError, request_id: str) -> None:
+async def send_error(
+    send: Send, error: ApiError, request_id: str, *, with_request_id: bool = True
+) -> None:
+    """Answer ``error`` in the envelope; inner layers leave X-Request-Id to the edge."""
     body = json.dumps(error.envelope(request_id), separators=(",", ":")).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode("latin-1")),
     ]
+    if with_request_id:
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
     if error.kind is ErrorKind.UNAUTHORIZED:
         headers.append((b"www-authenticate", b'Bearer realm="orchq"'))
