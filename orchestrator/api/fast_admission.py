@@ -48,7 +48,7 @@ class FastAdmission:
                 task = TaskCreate.model_validate_json(body)
             except ValidationError as exc:
                 raise invalid_params(exc.errors()) from None
-            view = self._orchestrator.admit(task)
+            view = await self._orchestrator.admit(task)
         except ApiError as error:
             await send_error(send, error, request_id, with_request_id=False)
             return

@@ -134,7 +134,7 @@ async def delete_session(request: Request, session_id: str) -> Response:
 )
 async def create_task(request: Request, body: TaskCreate) -> JSONResponse:
     """Admit a task into its pool's queue."""
-    view = _orchestrator(request).admit(body)
+    view = await _orchestrator(request).admit(body)
     return JSONResponse(view, 202, headers={"Location": f"/v1/tasks/{view['task_id']}"})
 
 

@@ -39,7 +39,7 @@ from orchestrator.runtime.pool import Pool, Replica
 from orchestrator.runtime.tasks import LiveTask
 from orchestrator.runtime.watchdog import DecodeWatchdog
 from orchestrator.schemas import SessionCreate, TaskCreate
-from orchestrator.store import AttemptRow, EventRow, SessionRow, Store, TaskRow
+from orchestrator.store import AttemptRow, EventRow, SessionRow, Store, StoreError, TaskRow
 
 log = logging.getLogger("orchestrator")
 
@@ -338,7 +338,8 @@ class Orchestrator:
 
     # ------------------------------------------------------------ admission
 
-    def admit(self, body: TaskCreate) -> dict[str, Any]:
+    async def admit(self, body: TaskCreate) -> dict[str, Any]:
+        """Admit a task; returns once it is committed (group commit with concurrent admissions)."""
         pool = self.pools.get(body.pool)
         if pool is None:
             raise ApiError(ErrorKind.NOT_FOUND, f"pool {body.pool!r} not found")
@@ -395,15 +396,25 @@ class Orchestrator:
             finished_ms=None,
         )
         try:
-            self.store.insert_task(row)
+            durable = self.store.insert_task_grouped(row)
         except Exception:
             pool.queue.remove(task_id)
             raise
-        self.live[task_id] = self._live_task(row)
-        self.metrics.tasks_admitted.labels(pool.pool_id, body.priority).inc()
+        lt = self._live_task(row)
+        self.live[task_id] = lt
         if admission.evicted is not None:
             self._drop(admission.evicted)
         pool.schedule()
+        try:
+            await durable
+        except StoreError:
+            # Never acknowledged, so never admitted: take it back out.
+            pool.queue.remove(task_id)
+            self.live.pop(task_id, None)
+            if lt.runner is not None:
+                lt.runner.cancel()
+            raise
+        self.metrics.tasks_admitted.labels(pool.pool_id, body.priority).inc()
         return {
             "task_id": task_id,
             "session_id": session.session_id,
