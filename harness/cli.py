@@ -1,6 +1,6 @@
 """The ``orchq`` command line: one click group that gathers every sub-command.
 
-Each area owns its commands (``orchestrator.cli`` for serving and OpenAPI,
+Each area owns its commands (``harness.orchestrator_cli`` for serving and OpenAPI,
 ``harness.trace.cli`` for the spec and traceability); this module only mounts
 them, so ``orchq --help`` lists everything in one place.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import click
 
+from harness.orchestrator_cli import openapi_group, run_command, serve_command
 from harness.trace.cli import spec_group
 from orchestrator import __version__
-from orchestrator.cli import openapi_group, run_command, serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

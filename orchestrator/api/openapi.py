@@ -6,8 +6,6 @@ must equal what the code serves: ``orchq openapi regen --check`` proves it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +27,3 @@ def render(document: dict[str, Any]) -> str:
     return yaml.safe_dump(
         document, sort_keys=True, allow_unicode=True, default_flow_style=False, width=100
     )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

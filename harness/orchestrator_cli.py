@@ -171,7 +171,8 @@ def openapi_group() -> None:
 )  # fmt: skip
 def openapi_regen(check: bool, output: str | None) -> None:
     """Generate the OpenAPI document from the app (byte-stable)."""
-    from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render, write_atomic
+    from harness.trace.index import write_text_atomic
+    from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
 
     path = Path(output) if output else DEFAULT_PATH
     text = render(openapi_document())
@@ -188,5 +189,5 @@ def openapi_regen(check: bool, output: str | None) -> None:
     if current == text:
         click.echo(f"orchq: {path} unchanged")
         return
-    write_atomic(path, text)
+    write_text_atomic(path, text)
     click.echo(f"orchq: wrote {path}")
