@@ -72,9 +72,15 @@ def _pool_state(url: str) -> tuple[int, int, int]:
 
 
 def one_run(
-    kind: str, round_no: int, *, duration_s: int, connections: int, warmup_s: int
+    kind: str,
+    round_no: int,
+    *,
+    duration_s: int,
+    connections: int,
+    warmup_s: int,
+    config: str = CONFIG,
 ) -> AdmissionRun:
-    with running(kind, CONFIG) as server:
+    with running(kind, config) as server:
         session_id = _session(server.url)
         if warmup_s > 0:
             run_wrk(
@@ -110,6 +116,7 @@ def bench(
     connections: int = 64,
     warmup_s: int = 2,
     with_uvloop: bool = False,
+    config: str = CONFIG,
 ) -> dict[str, Any]:
     """``with_uvloop`` adds ``orchq+uvloop`` (bench/_serve_diag.py) as a diagnostic contender."""
     ensure_wrk()
@@ -125,6 +132,7 @@ def bench(
                     duration_s=duration_s,
                     connections=connections,
                     warmup_s=warmup_s,
+                    config=config,
                 )
             )
     ours = [r for r in runs if r.server == "orchq"]
@@ -242,8 +250,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--with-uvloop", action="store_true", help="Add orchq on uvloop.")
     parser.add_argument("--json", default=None, help="Also write the results here.")
+    parser.add_argument(
+        "--config",
+        default=CONFIG,
+        help="orchestratord config under bench/configs/ (admission-paced.yaml: replicas at "
+        "20 ms/token instead of zero delay).",
+    )
     args = parser.parse_args(argv)
-    result = bench(args.rounds, args.duration, args.connections, args.warmup, args.with_uvloop)
+    result = bench(
+        args.rounds, args.duration, args.connections, args.warmup, args.with_uvloop, args.config
+    )
     print(render(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
