@@ -36,7 +36,7 @@ _PUNCTUATION = (".", ",", "\n")
 VOCABULARY: tuple[str, ...] = tuple(
     [f" {a}{b}" for a in _SYLLABLES for b in _SYLLABLES[:12]] + list(_PUNCTUATION)
 )
-"""243 words plus 3 punctuation tokens; ``token_id`` is the index in this tuple."""
+"""240 words plus 3 punctuation tokens; ``token_id`` is the index in this tuple."""
 
 _YIELD_EVERY = 32  # with zero token delay, let other coroutines run this often
 
