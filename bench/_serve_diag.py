@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from orchestrator.cli import serve_command
+from harness.orchestrator_cli import serve_command
 
 _started: list[float] = []
 
