@@ -30,6 +30,8 @@ def _uvicorn_config(app: object, host: str, port: int, access_log: bool) -> uvic
         access_log=access_log,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,  # no proxy in front by default: don't rewrite client addresses
+        server_header=False,
         timeout_graceful_shutdown=5,
     )
 

@@ -68,13 +68,15 @@ class EdgeMiddleware:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         encoded_id = request_id.encode("latin-1")
-        started = False
+        started = completed = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, completed
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", encoded_id)]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                completed = True
             await send(message)
 
         async def call_app(receive: Receive) -> None:
@@ -84,8 +86,10 @@ class EdgeMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception:
+                if completed:
+                    return  # an inner layer already answered (and logged) the error
                 if started:
-                    raise
+                    raise  # a response cut off midway: only dropping the connection is honest
                 log.exception("unhandled error on %s %s", scope["method"], scope["path"])
                 await send_error(send, ApiError(ErrorKind.INTERNAL, "internal error"), request_id)
 
