@@ -4,7 +4,13 @@ Registered through the ``pytest11`` entry point, so it is loaded into *every*
 pytest run in an environment where orchq is installed, our own suite included.
 It therefore stays inert unless used: nothing beyond the standard library and
 this module is imported at start-up, and the requirements index is read only
-when a collected item carries ``@pytest.mark.req`` or ``--orch-trace`` is given.
+when a collected item carries ``@pytest.mark.req``, or ``--orch-trace`` or
+``--orch-gate`` is given.
+
+The gate (``--orch-gate=must|should``) ends a run whose tests all passed with
+:data:`harness.exitcodes.TRACE_VIOLATION` (6) when a requirement of the gated
+levels is not ``verified``, listing each one; a run with failing tests keeps
+pytest's own exit code 1.
 
 Error mechanism (why ``pytest.exit`` and not ``pytest.UsageError``): a bad
 citation or a broken index is a *spec* problem, and CI must be able to tell it
@@ -29,10 +35,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
-from harness.exitcodes import SPEC_ERROR
+from harness.exitcodes import OK, SPEC_ERROR, TRACE_VIOLATION
 
 if TYPE_CHECKING:
-    from harness.trace.index import Index
+    from harness.trace.index import Index, Requirement
 
 __all__ = [
     "PROPERTY",
@@ -59,6 +65,13 @@ _MARKER_HELP = (
     "are a collection error"
 )
 
+GATE_LEVELS: dict[str, frozenset[str]] = {
+    "none": frozenset(),
+    "must": frozenset({"MUST", "MUST NOT"}),
+    "should": frozenset({"MUST", "MUST NOT", "SHOULD", "SHOULD NOT"}),
+}
+"""Which requirement levels each ``--orch-gate`` value requires to be ``verified``."""
+
 # Outcome precedence when phases disagree: a failure anywhere wins, then the
 # xfail/skip outcomes, and ``passed`` only if nothing else was reported.
 _OUTCOME_RANK = {"passed": 0, "skipped": 1, "xfailed": 2, "xpassed": 3, "failed": 4}
@@ -79,6 +92,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help="write the traceability report (JSON, schema orchq-trace/1) to PATH",
+    )
+    group.addoption(
+        "--orch-gate",
+        choices=sorted(GATE_LEVELS),
+        default="none",
+        help="fail the run (exit code 6) unless every requirement of these levels is "
+        "verified by a passing test: must = MUST and MUST NOT, should = also SHOULD "
+        "and SHOULD NOT (default: none)",
     )
 
 
@@ -269,9 +290,16 @@ class TraceRecorder:
     spec_errors: int = 0
     """Collection reports of ours (bad citations, broken index) seen from any process."""
 
+    violations: list[str] = field(default_factory=list)
+    """Gate violations, one line each, for the terminal summary."""
+
+    def _gate(self) -> str:
+        gate: str = self.config.getoption("orch_gate")
+        return gate
+
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """With ``--orch-trace``, a missing index must fail before tests run, not after."""
-        if self.config.getoption("orch_trace"):
+        if self.config.getoption("orch_trace") or self._gate() != "none":
             from harness.trace.index import TraceFileError
 
             try:
@@ -307,9 +335,14 @@ class TraceRecorder:
             session.exitstatus = SPEC_ERROR
             return
         target: str | None = self.config.getoption("orch_trace")
-        if not target:
+        gate = self._gate()
+        if not target and gate == "none":
             return
         index, shown = _load_index(self.config)
+        if gate != "none":
+            self._apply_gate(session, index, gate)
+        if not target:
+            return
         path = Path(target)
         if not path.is_absolute():
             path = Path(self.config.invocation_params.dir) / path
@@ -321,21 +354,55 @@ class TraceRecorder:
             sys.stderr.write(f"ERROR: {exc}\n")
             session.exitstatus = SPEC_ERROR
 
+    def _apply_gate(self, session: pytest.Session, index: Index, gate: str) -> None:
+        """Record each gated requirement that is not verified; exit TRACE_VIOLATION if any.
+
+        pytest's own failure codes win: a run whose tests failed keeps exit code 1
+        (the failing requirements are still listed), so CI can tell the two apart.
+        """
+        levels = GATE_LEVELS[gate]
+        for req, state, _tests in requirement_states(index, self.outcomes):
+            if req.level in levels and state != "verified":
+                self.violations.append(f"{req.id} ({req.level}, {req.section}): {state}")
+        if self.violations and session.exitstatus == OK:
+            session.exitstatus = TRACE_VIOLATION
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.violations:
+            return
+        gate = self._gate()
+        terminalreporter.section(f"orchq traceability gate ({gate})", red=True)
+        terminalreporter.line(
+            f"{len(self.violations)} requirement(s) of the gated levels are not verified "
+            "by a passing test:"
+        )
+        for line in self.violations:
+            terminalreporter.line(f"  {line}")
+
+
+def requirement_states(
+    index: Index, outcomes: dict[str, tuple[tuple[str, ...], str]]
+) -> list[tuple[Requirement, str, list[dict[str, str]]]]:
+    """Every active requirement with its state and its citing tests (sorted by nodeid)."""
+    by_req: dict[str, list[dict[str, str]]] = {}
+    for nodeid, (ids, outcome) in outcomes.items():
+        for req_id in ids:
+            by_req.setdefault(req_id, []).append({"nodeid": nodeid, "outcome": outcome})
+    result = []
+    for req in index.active():  # already in ID-number order
+        tests = sorted(by_req.get(req.id, []), key=lambda t: t["nodeid"])
+        result.append((req, requirement_state([t["outcome"] for t in tests]), tests))
+    return result
+
 
 def render_report(
     index: Index, shown: str, outcomes: dict[str, tuple[tuple[str, ...], str]]
 ) -> str:
     """The JSON report text: sorted keys and lists, no timestamps, no absolute paths,
     so equal outcomes give byte-identical files (serial or xdist alike)."""
-    by_req: dict[str, list[dict[str, str]]] = {}
-    for nodeid, (ids, outcome) in outcomes.items():
-        for req_id in ids:
-            by_req.setdefault(req_id, []).append({"nodeid": nodeid, "outcome": outcome})
     summary = dict.fromkeys(STATES, 0)
     requirements: list[dict[str, object]] = []
-    for req in index.active():  # already in ID-number order
-        tests = sorted(by_req.get(req.id, []), key=lambda t: t["nodeid"])
-        state = requirement_state([t["outcome"] for t in tests])
+    for req, state, tests in requirement_states(index, outcomes):
         summary[state] += 1
         requirements.append(
             {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.exitcodes import SPEC_ERROR
+from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
 from harness.plugin.trace import SCHEMA, requirement_state
 from harness.trace.index import Index, Requirement, normalise_text, render_index, text_sha256
 
@@ -408,3 +408,68 @@ def test_unknown_phase_outcomes_are_ignored(pytestconfig: pytest.Config) -> None
     assert recorder.outcomes == {}
     recorder.pytest_runtest_logreport(report("passed"))
     assert recorder.outcomes == {"t.py::test_a": (("ORCH-0001",), "passed")}
+
+
+GATE_SOURCE = """
+import pytest
+
+@pytest.mark.req("ORCH-0001", "ORCH-0002", "ORCH-0006", "ORCH-0007")
+def test_all_musts():
+    pass
+
+@pytest.mark.req("ORCH-0004")
+def test_one_should():
+    pass
+"""
+
+
+def test_gate_must_passes_when_every_must_is_verified(project: pytest.Pytester) -> None:
+    project.makepyfile(test_gate=GATE_SOURCE)
+    result = project.runpytest("--orch-gate=must")
+    assert result.ret == 0
+    assert "traceability gate" not in result.stdout.str()
+
+
+def test_gate_must_fails_with_exit_6_naming_each_unverified_must(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_gate=GATE_SOURCE.replace('"ORCH-0006", ', ""))
+    result = project.runpytest("--orch-gate=must")
+    assert result.ret == TRACE_VIOLATION
+    result.stdout.fnmatch_lines(
+        ["*orchq traceability gate (must)*", "*ORCH-0006 (MUST, *): untested*"]
+    )
+    assert "ORCH-0004" not in result.stdout.str()  # SHOULD: not gated at this level
+
+
+def test_gate_should_also_requires_shoulds(project: pytest.Pytester) -> None:
+    only_musts = GATE_SOURCE.split('@pytest.mark.req("ORCH-0004")')[0]
+    project.makepyfile(test_gate=only_musts)
+    assert project.runpytest("--orch-gate=must").ret == 0
+    result = project.runpytest("--orch-gate=should")
+    assert result.ret == TRACE_VIOLATION
+    result.stdout.fnmatch_lines(["*ORCH-0004 (SHOULD, *): untested*"])
+    assert "ORCH-0003" not in result.stdout.str()  # a tombstone is never gated
+
+
+def test_gate_keeps_pytests_own_exit_code_when_tests_fail(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_gate=GATE_SOURCE.replace(
+            "def test_all_musts():\n    pass", "def test_all_musts():\n    assert False"
+        )
+    )
+    result = project.runpytest("--orch-gate=must")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*ORCH-0001 (MUST, *): failing*"])
+
+
+def test_gate_none_never_changes_the_exit_code(project: pytest.Pytester) -> None:
+    project.makepyfile(test_gate="def test_nothing_cited():\n    pass\n")
+    assert project.runpytest("--orch-gate=none").ret == 0
+
+
+def test_gate_works_under_xdist(project: pytest.Pytester) -> None:
+    project.makepyfile(test_gate=GATE_SOURCE.replace('"ORCH-0006", ', ""))
+    result = project.runpytest_subprocess("-p", "xdist", "-n", "2", "--orch-gate=must")
+    assert result.ret == TRACE_VIOLATION
+    result.stdout.fnmatch_lines(["*ORCH-0006 (MUST, *): untested*"])
