@@ -23,7 +23,6 @@ TaskState = Literal["queued", "running", "completed", "failed", "cancelled", "dr
 TERMINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "dropped"})
 ReplicaState = Literal["warming", "ready", "draining", "down"]
 FallbackMode = Literal["aggressive_fallback", "intelligent_pacing"]
-FinishReason = Literal["length", "stop"]
 
 
 class _Request(BaseModel):

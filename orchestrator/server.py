@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -101,15 +102,13 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self._thread.start()
-        deadline = threading.Event()
-        waited = 0.0
+        deadline = time.monotonic() + self._startup_timeout
         while not self._server.started:
             if not self._thread.is_alive():
                 raise RuntimeError(f"orchestratord failed to start: {self._error!r}")
-            if waited > self._startup_timeout:
+            if time.monotonic() > deadline:
                 raise RuntimeError("orchestratord did not start in time")
-            deadline.wait(0.01)
-            waited += 0.01
+            time.sleep(0.01)
         self.url = f"http://127.0.0.1:{bound_port(self._server)}"
         return self
 

@@ -29,6 +29,7 @@ from orchestrator.engines import (
     Token,
     build_engine,
 )
+from orchestrator.engines.base import finish_reason
 from orchestrator.errors import ApiError, ErrorKind, task_error
 from orchestrator.metrics import Metrics, PoolSnapshot
 from orchestrator.queue import QueueFull
@@ -542,7 +543,7 @@ class Orchestrator:
         self.metrics.attempts.labels(pool.pool_id, replica.replica_id, outcome).inc()
         lt.attempt_open = None
         if failure is None:
-            reason = "length" if len(lt.sent) >= row.max_tokens else "stop"
+            reason = finish_reason(len(lt.sent), row.max_tokens)
             self._finish(lt, "completed", finish_reason=reason, attempt=(number, "completed", None))
             return None
         self.store.finish_attempt(
