@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -79,9 +80,13 @@ class ServerThread:
         clock: Clock | None = None,
         engine_factory: Callable[[ReplicaConfig], Engine] = build_engine,
         startup_timeout: float = 15.0,
+        wrap_app: Callable[[Any], Any] | None = None,
     ) -> None:
         self.app = create_app(config, clock=clock, engine_factory=engine_factory)
-        self._server = uvicorn.Server(_uvicorn_config(self.app, "127.0.0.1", 0, False))
+        # ``wrap_app`` puts an ASGI layer around the whole app: harness self-tests
+        # use it to build deliberately broken orchestrators (mutants).
+        served = wrap_app(self.app) if wrap_app is not None else self.app
+        self._server = uvicorn.Server(_uvicorn_config(served, "127.0.0.1", 0, False))
         self._thread = threading.Thread(target=self._run, name="orchq-server", daemon=True)
         self._startup_timeout = startup_timeout
         self._error: BaseException | None = None

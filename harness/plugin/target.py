@@ -143,7 +143,8 @@ def orch_serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
 
     ``orch_serve(pools=[{...}], auth_token="t")`` returns a started
     :class:`Target`. Each call gets its own database file. Keyword
-    ``engine_factory=`` and ``clock=`` are passed to the server (fault tests).
+    ``engine_factory=``, ``clock=`` and ``wrap_app=`` (an ASGI wrapper
+    around the whole app, for mutants) are passed to the server.
     Against ``--orch-url`` the test is skipped with :data:`LIVE_TARGET_SKIP`.
     """
     if live_url(request.config) is not None:
@@ -153,7 +154,9 @@ def orch_serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
     started: list[ServerThread] = []
 
     def start(config: Config | None = None, **overrides: Any) -> Target:
-        server_kwargs = {k: overrides.pop(k) for k in ("engine_factory", "clock") if k in overrides}
+        server_kwargs = {
+            k: overrides.pop(k) for k in ("engine_factory", "clock", "wrap_app") if k in overrides
+        }
         if config is None:
             config = config_for(tmp_path / f"orchq-{len(started)}.db", **overrides)
         server = ServerThread(config, **server_kwargs).start()
