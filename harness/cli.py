@@ -11,6 +11,7 @@ import click
 
 from harness.orchestrator_cli import openapi_group, run_command, serve_command
 from harness.trace.cli import spec_group
+from harness.verify.cli import verify_command
 from orchestrator import __version__
 
 
@@ -24,3 +25,4 @@ main.add_command(serve_command)
 main.add_command(run_command)
 main.add_command(openapi_group)
 main.add_command(spec_group)
+main.add_command(verify_command)

@@ -1,0 +1,100 @@
+"""Build and run the pytest invocation behind ``orchq verify``.
+
+The conformance suite runs in this process through ``pytest.main`` (xdist
+workers with ``-n``), with pytest's own terminal output diverted to
+``pytest.log`` in the report directory: the user sees the live display and the
+summary tables, and the full log is one file away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+
+__all__ = ["ALL_SUITES", "DEFAULT_SUITES", "RunPlan", "project_root", "pytest_args", "run_pytest"]
+
+DEFAULT_SUITES: tuple[str, ...] = ("contract", "fuzz", "properties", "determinism", "metrics")
+ALL_SUITES: tuple[str, ...] = (*DEFAULT_SUITES, "e2e")
+
+
+def project_root() -> Path:
+    """The directory holding ``requirements/index.yaml`` and ``pyproject.toml`` of orchq."""
+    return Path(harness.__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    suites: tuple[str, ...]
+    report_dir: Path
+    gate: str
+    workers: int
+    target: str | None = None
+    token: str | None = None
+
+    @property
+    def trace_json(self) -> Path:
+        return self.report_dir / "trace.json"
+
+    @property
+    def junit_xml(self) -> Path:
+        return self.report_dir / "junit.xml"
+
+    @property
+    def log(self) -> Path:
+        return self.report_dir / "pytest.log"
+
+
+def pytest_args(plan: RunPlan) -> list[str]:
+    root = project_root()
+    args = [
+        "--pyargs",
+        "harness.conformance",
+        "--rootdir",
+        str(root),
+        "-c",
+        str(root / "pyproject.toml"),
+        "-p",
+        "no:cacheprovider",
+        "--orch-index",
+        str(root / "requirements" / "index.yaml"),
+        "--orch-trace",
+        str(plan.trace_json),
+        "--orch-gate",
+        plan.gate,
+        "--junitxml",
+        str(plan.junit_xml),
+        "-m",
+        " or ".join(plan.suites),
+        "-n",
+        str(plan.workers),
+    ]
+    if plan.target is not None:
+        args += ["--orch-url", plan.target]
+        if plan.token is not None:
+            args += ["--orch-token", plan.token]
+    return args
+
+
+def run_pytest(args: Sequence[str], plugins: Sequence[object], log: Path) -> int:
+    """``pytest.main`` with stdout/stderr written to ``log``; returns pytest's exit code."""
+    import pytest
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # The suite is judged by the gate and the reports; a user's PYTEST_ADDOPTS
+    # must not silently deselect or rerun conformance tests.
+    saved = os.environ.pop("PYTEST_ADDOPTS", None)
+    try:
+        with (
+            log.open("w", encoding="utf-8") as out,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+        ):
+            return int(pytest.main(list(args), plugins=list(plugins)))
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_ADDOPTS"] = saved
