@@ -12,13 +12,16 @@ import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from harness import exitcodes
 from orchestrator.config import Config, ConfigError, load_config
 from orchestrator.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from harness.trace.index import Index
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -158,6 +161,60 @@ def run_command(
         _fail(f"task {admitted.task_id} failed: {kind}: {message}", exitcodes.TESTS_FAILED)
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+def req_id_problems(document: dict[str, Any], index: Index) -> list[str]:
+    """Why the ``x-req-id`` lists of an OpenAPI document do not match the index.
+
+    Every operation must cite, as ``x-req-id``, a non-empty sorted list of
+    distinct, active requirement IDs: a typo, a retired (tombstoned) ID or a
+    forgotten list would otherwise silently cut the link from the contract to
+    the spec that reports and reviewers rely on. Empty when all is well.
+    """
+    from harness.trace.index import id_number, is_valid_id
+
+    problems: list[str] = []
+    for path, methods in sorted(document.get("paths", {}).items()):
+        for method, operation in sorted(methods.items()):
+            if method not in _HTTP_METHODS or not isinstance(operation, dict):
+                continue
+            where = f"{method.upper()} {path} ({operation.get('operationId', '?')})"
+            ids = operation.get("x-req-id")
+            if ids is None:
+                problems.append(f"{where}: no x-req-id")
+                continue
+            if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+                problems.append(f"{where}: x-req-id must be a non-empty list of ORCH IDs")
+                continue
+            for req_id in ids:
+                if not is_valid_id(req_id):
+                    problems.append(f"{where}: x-req-id has malformed ID {req_id!r}")
+                elif index.is_tombstone(req_id):
+                    problems.append(f"{where}: x-req-id cites deleted requirement {req_id}")
+                elif req_id not in index:
+                    problems.append(f"{where}: x-req-id cites unknown requirement {req_id}")
+            if all(is_valid_id(i) for i in ids):
+                numbers = [id_number(i) for i in ids]
+                if numbers != sorted(set(numbers)):
+                    problems.append(f"{where}: x-req-id must be sorted and without duplicates")
+    return problems
+
+
+def _check_req_ids(document: dict[str, Any], index_path: Path) -> None:
+    """Exit with SPEC_ERROR and one line when the document's x-req-id lists are wrong."""
+    from harness.trace.index import TraceFileError, load_index
+
+    try:
+        index = load_index(index_path)
+    except TraceFileError as exc:
+        _fail(str(exc), exitcodes.SPEC_ERROR)
+    problems = req_id_problems(document, index)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        _fail(f"{problems[0]}{more}; index {index_path}", exitcodes.SPEC_ERROR)
+
+
 @click.group("openapi")
 def openapi_group() -> None:
     """The committed OpenAPI document (contracts/openapi/orchqueue.yaml)."""
@@ -169,13 +226,23 @@ def openapi_group() -> None:
     "--output", default=None, type=click.Path(dir_okay=False),
     help="Where the document lives (default: contracts/openapi/orchqueue.yaml).",
 )  # fmt: skip
-def openapi_regen(check: bool, output: str | None) -> None:
-    """Generate the OpenAPI document from the app (byte-stable)."""
+@click.option(
+    "--index", "index_path", default="requirements/index.yaml", show_default=True,
+    type=click.Path(dir_okay=False), help="Requirements index that x-req-id IDs must exist in.",
+)  # fmt: skip
+def openapi_regen(check: bool, output: str | None, index_path: str) -> None:
+    """Generate the OpenAPI document from the app (byte-stable).
+
+    Every operation's ``x-req-id`` is validated against the requirements index
+    first; an unknown, deleted or missing ID exits 7 and writes nothing.
+    """
     from harness.trace.index import write_text_atomic
     from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
 
     path = Path(output) if output else DEFAULT_PATH
-    text = render(openapi_document())
+    document = openapi_document()
+    _check_req_ids(document, Path(index_path))
+    text = render(document)
     try:
         current = path.read_text(encoding="utf-8") if path.exists() else None
     except OSError as exc:

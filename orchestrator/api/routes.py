@@ -66,6 +66,34 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+# Every operation declares, as ``openapi_extra={"x-req-id": [...]}``, the sorted
+# ORCH IDs of the spec it implements; `orchq openapi regen` refuses the document
+# when an ID is unknown, deleted or missing, so the contract and the spec stay linked.
+
+def _links(parameter: str, expression: str, *operations: str) -> dict[str, Any]:
+    """OpenAPI links passing ``expression`` as ``parameter`` to each operation.
+
+    They chain session -> task -> status -> stream -> cancel, the paths a
+    stateful fuzzer (Schemathesis) follows with real IDs instead of random ones.
+    """
+    return {
+        "links": {
+            operation[0].upper() + operation[1:]: {
+                "operationId": operation, "parameters": {parameter: expression}
+            }
+            for operation in operations
+        }
+    }  # fmt: skip
+
+
+_SESSION_LINKS = _links("session_id", "$response.body#/session_id", "getSession", "deleteSession")
+_SESSION_LINKS["links"]["CreateTask"] = {
+    "operationId": "createTask",
+    "requestBody": {"session_id": "$response.body#/session_id"},
+}
+_TASK_LINKS = _links("task_id", "$response.body#/task_id", "getTask", "streamTask", "cancelTask")
+_STREAM_LINKS = _links("task_id", "$request.path.task_id", "getTask", "cancelTask")
+
 _V1 = (401,)
 _WITH_BODY = (400, 401, 413, 415)
 
@@ -84,8 +112,9 @@ def _orchestrator(request: Request) -> Orchestrator:
     "/v1/sessions",
     status_code=201,
     response_model=SessionCreated,
-    responses=_errors(*_WITH_BODY),
+    responses={201: _SESSION_LINKS, **_errors(*_WITH_BODY)},
     operation_id="createSession",
+    openapi_extra={"x-req-id": ["ORCH-0006", "ORCH-0025", "ORCH-0026"]},
     tags=["sessions"],
 )
 async def create_session(
@@ -101,6 +130,9 @@ async def create_session(
     response_model=SessionInfo,
     responses=_errors(*_V1, 404, 410),
     operation_id="getSession",
+    openapi_extra={
+        "x-req-id": ["ORCH-0027", "ORCH-0028", "ORCH-0029", "ORCH-0030", "ORCH-0031", "ORCH-0032"]
+    },
     tags=["sessions"],
 )
 async def get_session(request: Request, session_id: str) -> JSONResponse:
@@ -113,6 +145,7 @@ async def get_session(request: Request, session_id: str) -> JSONResponse:
     status_code=204,
     responses=_errors(*_V1, 404),
     operation_id="deleteSession",
+    openapi_extra={"x-req-id": ["ORCH-0030", "ORCH-0033", "ORCH-0034"]},
     tags=["sessions"],
 )
 async def delete_session(request: Request, session_id: str) -> Response:
@@ -128,8 +161,28 @@ async def delete_session(request: Request, session_id: str) -> Response:
     "/v1/tasks",
     status_code=202,
     response_model=TaskAdmitted,
-    responses=_errors(*_WITH_BODY, 404, 410, 429, 503),
+    responses={202: _TASK_LINKS, **_errors(*_WITH_BODY, 404, 410, 429, 503)},
     operation_id="createTask",
+    openapi_extra={
+        "x-req-id": [
+            "ORCH-0038",
+            "ORCH-0039",
+            "ORCH-0040",
+            "ORCH-0041",
+            "ORCH-0042",
+            "ORCH-0043",
+            "ORCH-0044",
+            "ORCH-0045",
+            "ORCH-0046",
+            "ORCH-0047",
+            "ORCH-0048",
+            "ORCH-0049",
+            "ORCH-0050",
+            "ORCH-0095",
+            "ORCH-0096",
+            "ORCH-0098",
+        ]
+    },
     tags=["tasks"],
 )
 async def create_task(request: Request, body: TaskCreate) -> JSONResponse:
@@ -141,8 +194,22 @@ async def create_task(request: Request, body: TaskCreate) -> JSONResponse:
 @router.get(
     "/v1/tasks/{task_id}",
     response_model=Task,
-    responses=_errors(*_V1, 404),
+    responses={200: _TASK_LINKS, **_errors(*_V1, 404)},
     operation_id="getTask",
+    openapi_extra={
+        "x-req-id": [
+            "ORCH-0035",
+            "ORCH-0051",
+            "ORCH-0052",
+            "ORCH-0053",
+            "ORCH-0054",
+            "ORCH-0055",
+            "ORCH-0056",
+            "ORCH-0057",
+            "ORCH-0058",
+            "ORCH-0100",
+        ]
+    },
     tags=["tasks"],
 )
 async def get_task(request: Request, task_id: str) -> JSONResponse:
@@ -153,8 +220,9 @@ async def get_task(request: Request, task_id: str) -> JSONResponse:
 @router.delete(
     "/v1/tasks/{task_id}",
     response_model=Task,
-    responses=_errors(*_V1, 404, 409),
+    responses={200: _TASK_LINKS, **_errors(*_V1, 404, 409)},
     operation_id="cancelTask",
+    openapi_extra={"x-req-id": ["ORCH-0058", "ORCH-0066", "ORCH-0067", "ORCH-0068", "ORCH-0069"]},
     tags=["tasks"],
 )
 async def cancel_task(request: Request, task_id: str) -> JSONResponse:
@@ -169,10 +237,35 @@ async def cancel_task(request: Request, task_id: str) -> JSONResponse:
         200: {
             "description": "Server-sent events: started, token, end, error.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            **_STREAM_LINKS,
         },
         **_errors(*_V1, 400, 404),
     },
     operation_id="streamTask",
+    openapi_extra={
+        "x-req-id": [
+            "ORCH-0058",
+            "ORCH-0070",
+            "ORCH-0071",
+            "ORCH-0072",
+            "ORCH-0073",
+            "ORCH-0074",
+            "ORCH-0075",
+            "ORCH-0076",
+            "ORCH-0077",
+            "ORCH-0078",
+            "ORCH-0079",
+            "ORCH-0080",
+            "ORCH-0081",
+            "ORCH-0082",
+            "ORCH-0083",
+            "ORCH-0084",
+            "ORCH-0085",
+            "ORCH-0086",
+            "ORCH-0087",
+            "ORCH-0117",
+        ]
+    },
     tags=["tasks"],
 )
 async def stream_task(
@@ -207,6 +300,7 @@ async def stream_task(
     response_model=PoolList,
     responses=_errors(*_V1),
     operation_id="listPools",
+    openapi_extra={"x-req-id": ["ORCH-0119", "ORCH-0120", "ORCH-0121", "ORCH-0122", "ORCH-0123"]},
     tags=["pools"],
 )
 async def list_pools(request: Request) -> JSONResponse:
@@ -219,6 +313,7 @@ async def list_pools(request: Request) -> JSONResponse:
     response_model=Pool,
     responses=_errors(*_V1, 404),
     operation_id="getPool",
+    openapi_extra={"x-req-id": ["ORCH-0119", "ORCH-0120", "ORCH-0121", "ORCH-0122", "ORCH-0123"]},
     tags=["pools"],
 )
 async def get_pool(request: Request, pool_id: str) -> JSONResponse:
@@ -231,6 +326,7 @@ async def get_pool(request: Request, pool_id: str) -> JSONResponse:
     response_model=Routing,
     responses=_errors(*_V1),
     operation_id="getRouting",
+    openapi_extra={"x-req-id": ["ORCH-0124", "ORCH-0128"]},
     tags=["admin"],
 )
 async def get_routing(request: Request) -> JSONResponse:
@@ -243,6 +339,7 @@ async def get_routing(request: Request) -> JSONResponse:
     response_model=Routing,
     responses=_errors(*_WITH_BODY),
     operation_id="setRouting",
+    openapi_extra={"x-req-id": ["ORCH-0125", "ORCH-0126", "ORCH-0127"]},
     tags=["admin"],
 )
 async def set_routing(request: Request, body: RoutingUpdate) -> JSONResponse:
@@ -255,7 +352,13 @@ async def set_routing(request: Request, body: RoutingUpdate) -> JSONResponse:
 # ---------------------------------------------------------------- health & metrics
 
 
-@router.get("/healthz", response_model=Health, operation_id="healthz", tags=["health"])
+@router.get(
+    "/healthz",
+    response_model=Health,
+    operation_id="healthz",
+    openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0129"]},
+    tags=["health"],
+)
 async def healthz() -> JSONResponse:
     """Liveness: the process answers."""
     return JSONResponse({"status": "ok"})
@@ -266,6 +369,7 @@ async def healthz() -> JSONResponse:
     response_model=Readiness,
     responses=_errors(503),
     operation_id="readyz",
+    openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0130"]},
     tags=["health"],
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -287,6 +391,8 @@ async def readyz(request: Request) -> JSONResponse:
     responses={200: {"description": "Prometheus text exposition.",
                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
     operation_id="metrics",
+    openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0131", "ORCH-0132", "ORCH-0133",
+                                "ORCH-0134", "ORCH-0135", "ORCH-0136"]},
     tags=["health"],
 )  # fmt: skip
 async def metrics(request: Request) -> Response:
