@@ -1,4 +1,7 @@
-"""The orchestrator's commands as a user runs them: real processes, exit codes, one-line errors."""
+"""The orchestrator's commands as a user runs them: real processes, exit codes, one-line errors.
+
+Spec: ORCH-0148.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, t
         ("database: 5\n", "database: Input should be a valid string"),
     ],
 )
+@pytest.mark.req("ORCH-0148")
 def test_serve_refuses_a_bad_config_with_one_line_and_exit_2(
     tmp_path: Path, content: str, text: str
 ) -> None:

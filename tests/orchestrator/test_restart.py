@@ -1,4 +1,8 @@
-"""Crash recovery: ``kill -9`` a real ``orchq serve`` and restart it on the same database."""
+"""Crash recovery: ``kill -9`` a real ``orchq serve`` and restart it on the same database.
+
+Spec: ORCH-0045, ORCH-0060, ORCH-0116, ORCH-0137, ORCH-0140, ORCH-0141, ORCH-0142,
+ORCH-0144.
+"""
 
 from __future__ import annotations
 
@@ -80,6 +84,9 @@ def expected_texts(prompt: str, seed: int, max_tokens: int) -> list[str]:
     return [token_at(key, i).text for i in range(max_tokens)]
 
 
+@pytest.mark.req(
+    "ORCH-0045", "ORCH-0060", "ORCH-0116", "ORCH-0137", "ORCH-0140", "ORCH-0141", "ORCH-0144"
+)
 def test_kill_9_loses_no_task_and_strict_streams_continue_exactly(
     crash_config: Path, tmp_path: Path, processes: list[ServeProcess]
 ) -> None:
@@ -130,6 +137,7 @@ def test_kill_9_loses_no_task_and_strict_streams_continue_exactly(
     assert order == [*queued[:3], batch, queued[3]]
 
 
+@pytest.mark.req("ORCH-0142")
 def test_kill_9_ends_a_best_effort_task_that_already_streamed_with_worker_reset(
     crash_config: Path, tmp_path: Path, processes: list[ServeProcess]
 ) -> None:

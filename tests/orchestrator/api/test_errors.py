@@ -4,8 +4,12 @@ Each test asserts the status, the exact envelope (kind, message, retriable per
 the table, request_id equal to the X-Request-Id header) and, for 429/503, the
 Retry-After / X-Backoff-Ms pair (see ``envelope.assert_error``).
 
-Spec: ORCH-0002/0003, 0007/0008, 0009-0013, 0014-0016, 0018/0019, 0021-0024, 0030/0031,
-0038-0041, 0046-0050, 0058, 0067, 0069, 0095-0099, 0129/0130.
+Spec: ORCH-0002, ORCH-0003, ORCH-0007, ORCH-0008, ORCH-0009, ORCH-0010, ORCH-0011,
+ORCH-0012, ORCH-0013, ORCH-0014, ORCH-0015, ORCH-0016, ORCH-0018, ORCH-0019, ORCH-0021,
+ORCH-0023, ORCH-0024, ORCH-0025, ORCH-0030, ORCH-0031, ORCH-0038, ORCH-0039, ORCH-0040,
+ORCH-0041, ORCH-0046, ORCH-0047, ORCH-0048, ORCH-0049, ORCH-0050, ORCH-0058, ORCH-0067,
+ORCH-0069, ORCH-0094, ORCH-0095, ORCH-0096, ORCH-0097, ORCH-0098, ORCH-0099, ORCH-0119,
+ORCH-0122, ORCH-0129, ORCH-0130.
 """
 
 from __future__ import annotations
@@ -81,6 +85,18 @@ BAD_TASK_FIELDS: list[tuple[str, dict[str, Any], str]] = [
     ("overrides", "named"),
     [pytest.param(o, n, id=i) for i, o, n in BAD_TASK_FIELDS],
 )
+@pytest.mark.req(
+    "ORCH-0002",
+    "ORCH-0003",
+    "ORCH-0014",
+    "ORCH-0015",
+    "ORCH-0019",
+    "ORCH-0024",
+    "ORCH-0038",
+    "ORCH-0039",
+    "ORCH-0040",
+    "ORCH-0041",
+)
 def test_invalid_task_fields_are_400(
     http: httpx.Client, overrides: dict[str, Any], named: str
 ) -> None:
@@ -105,6 +121,7 @@ def test_invalid_task_fields_are_400(
         pytest.param("session", id="body a string"),
     ],
 )
+@pytest.mark.req("ORCH-0002", "ORCH-0003", "ORCH-0025")
 def test_invalid_session_bodies_are_400(http: httpx.Client, body: Any) -> None:
     assert_error(post_json(http, "/v1/sessions", body), 400, "INVALID_PARAMS")
 
@@ -116,11 +133,13 @@ def test_invalid_session_bodies_are_400(http: httpx.Client, body: Any) -> None:
 @pytest.mark.parametrize(
     "content", [b"{bad", b'{"a": 1,}', b"{'a': 1}", b'{"a":', b"nul", b"\xff\xfe{}"]
 )
+@pytest.mark.req("ORCH-0002")
 def test_malformed_json_is_400(http: httpx.Client, path: str, method: str, content: bytes) -> None:
     response = post_raw(http, path, content, method=method)
     assert_error(response, 400, "INVALID_PARAMS")
 
 
+@pytest.mark.req("ORCH-0003", "ORCH-0025", "ORCH-0038", "ORCH-0039", "ORCH-0040")
 def test_valid_boundaries_are_accepted(http: httpx.Client) -> None:
     """The positive side of the ranges above: the limits themselves are valid."""
     for ttl in (1, 86_400):
@@ -199,6 +218,7 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
     ("method", "path", "body", "ok"),
     [pytest.param(*route, id=f"{route[0]} {route[1]}") for route in V1_ROUTES],
 )
+@pytest.mark.req("ORCH-0007")
 def test_every_v1_route_requires_the_bearer_token(
     auth_server: ServerThread,
     connect: HttpFactory,
@@ -231,6 +251,7 @@ def test_every_v1_route_requires_the_bearer_token(
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+@pytest.mark.req("ORCH-0008")
 def test_health_and_metrics_stay_open_with_a_token_configured(
     auth_server: ServerThread, connect: HttpFactory, path: str
 ) -> None:
@@ -242,6 +263,7 @@ def test_health_and_metrics_stay_open_with_a_token_configured(
 # ---------------------------------------------------------------- 404 NOT_FOUND
 
 
+@pytest.mark.req("ORCH-0030", "ORCH-0046")
 def test_unknown_session_is_404(http: httpx.Client) -> None:
     assert_error(http.get("/v1/sessions/sess_nope"), 404, "NOT_FOUND", message="sess_nope")
     assert_error(http.delete("/v1/sessions/sess_nope"), 404, "NOT_FOUND")
@@ -249,6 +271,7 @@ def test_unknown_session_is_404(http: httpx.Client) -> None:
     assert_error(response, 404, "NOT_FOUND", message="sess_nope")
 
 
+@pytest.mark.req("ORCH-0058")
 def test_unknown_task_is_404(http: httpx.Client) -> None:
     for method, path in (
         ("GET", "/v1/tasks/task_nope"),
@@ -258,6 +281,7 @@ def test_unknown_task_is_404(http: httpx.Client) -> None:
         assert_error(http.request(method, path), 404, "NOT_FOUND", message="task_nope")
 
 
+@pytest.mark.req("ORCH-0046", "ORCH-0119")
 def test_unknown_pool_is_404(http: httpx.Client) -> None:
     body = task_body(new_session(http), pool="gpu-xl")
     assert_error(post_json(http, "/v1/tasks", body), 404, "NOT_FOUND", message="gpu-xl")
@@ -277,6 +301,7 @@ def test_unknown_pool_is_404(http: httpx.Client) -> None:
         ("GET", "/docs"),
     ],
 )
+@pytest.mark.req("ORCH-0013")
 def test_unknown_route_is_404(http: httpx.Client, method: str, path: str) -> None:
     assert_error(http.request(method, path), 404, "NOT_FOUND")
 
@@ -295,6 +320,7 @@ def test_unknown_route_is_404(http: httpx.Client, method: str, path: str) -> Non
         ("POST", "/v1/admin/routing", {"GET", "PUT"}),
     ],
 )
+@pytest.mark.req("ORCH-0011", "ORCH-0012")
 def test_wrong_method_is_405(http: httpx.Client, method: str, path: str, allowed: set[str]) -> None:
     response = http.request(method, path)
     assert_error(response, 405, "METHOD_NOT_ALLOWED", message=method)
@@ -304,6 +330,7 @@ def test_wrong_method_is_405(http: httpx.Client, method: str, path: str, allowed
 # ---------------------------------------------------------------- 409 CONFLICT
 
 
+@pytest.mark.req("ORCH-0016", "ORCH-0069")
 def test_cancelling_an_ended_task_is_409(http: httpx.Client) -> None:
     task_id = admit(http, new_session(http), max_tokens=2)["task_id"]
     assert wait_terminal(http, task_id)["state"] == "completed"
@@ -312,6 +339,7 @@ def test_cancelling_an_ended_task_is_409(http: httpx.Client) -> None:
     assert get_task(http, task_id)["state"] == "completed"
 
 
+@pytest.mark.req("ORCH-0069")
 def test_cancelling_twice_is_409(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -324,6 +352,7 @@ def test_cancelling_twice_is_409(
 # ---------------------------------------------------------------- 410 SESSION_EXPIRED
 
 
+@pytest.mark.req("ORCH-0031", "ORCH-0047")
 def test_expired_session_is_410(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -356,6 +385,7 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
     ("path", "method"),
     [("/v1/sessions", "POST"), ("/v1/tasks", "POST"), ("/v1/admin/routing", "PUT")],
 )
+@pytest.mark.req("ORCH-0009")
 def test_two_mib_body_is_413(http: httpx.Client, path: str, method: str) -> None:
     big = b'{"prompt": "' + b"x" * TWO_MIB + b'"}'
     response = post_raw(http, path, big, method=method)
@@ -366,6 +396,7 @@ def test_two_mib_body_is_413(http: httpx.Client, path: str, method: str) -> None
     ("path", "method"),
     [("/v1/sessions", "POST"), ("/v1/tasks", "POST"), ("/v1/admin/routing", "PUT")],
 )
+@pytest.mark.req("ORCH-0009")
 def test_two_mib_chunked_body_is_413(http: httpx.Client, path: str, method: str) -> None:
     response = http.request(
         method, path, content=_chunks(TWO_MIB), headers={"Content-Type": "application/json"}
@@ -398,6 +429,7 @@ def test_chunked_body_under_the_limit_is_served(http: httpx.Client) -> None:
     "content_type",
     ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
 )
+@pytest.mark.req("ORCH-0010")
 def test_non_json_body_is_415(
     http: httpx.Client, path: str, method: str, content_type: str
 ) -> None:
@@ -409,6 +441,7 @@ def test_non_json_body_is_415(
     ("path", "method"),
     [("/v1/sessions", "POST"), ("/v1/tasks", "POST"), ("/v1/admin/routing", "PUT")],
 )
+@pytest.mark.req("ORCH-0010")
 def test_a_body_without_content_type_is_415(http: httpx.Client, path: str, method: str) -> None:
     response = post_raw(http, path, b'{"ttl_seconds": 5}', content_type=None, method=method)
     assert "Content-Type" not in response.request.headers
@@ -453,6 +486,7 @@ def _fill_queue(http: httpx.Client, session_id: str, priority: str = "interactiv
     return [first] + [t["task_id"] for t in queued]
 
 
+@pytest.mark.req("ORCH-0021", "ORCH-0023", "ORCH-0050", "ORCH-0067", "ORCH-0094", "ORCH-0095")
 def test_full_queue_with_policy_reject_is_429_admission_reject(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -472,6 +506,7 @@ def test_full_queue_with_policy_reject_is_429_admission_reject(
         assert http.delete(f"/v1/tasks/{task_id}").status_code == 200
 
 
+@pytest.mark.req("ORCH-0021", "ORCH-0096", "ORCH-0097", "ORCH-0098", "ORCH-0099")
 def test_full_drop_lru_queue_with_nothing_evictable_is_429(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -495,6 +530,7 @@ def test_full_drop_lru_queue_with_nothing_evictable_is_429(
 # ---------------------------------------------------------------- 503
 
 
+@pytest.mark.req("ORCH-0021", "ORCH-0048", "ORCH-0050", "ORCH-0122", "ORCH-0129", "ORCH-0130")
 def test_warming_pool_is_503_pool_unready(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -517,6 +553,7 @@ def test_warming_pool_is_503_pool_unready(
     assert [r["state"] for r in listed["replicas"]] == ["warming"]
 
 
+@pytest.mark.req("ORCH-0049", "ORCH-0122", "ORCH-0130")
 def test_pool_without_healthy_replica_is_503_pool_unavailable(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -529,6 +566,7 @@ def test_pool_without_healthy_replica_is_503_pool_unavailable(
     assert {r["state"] for r in listed["replicas"]} == {"down"}
 
 
+@pytest.mark.req("ORCH-0049", "ORCH-0130")
 def test_one_unready_pool_fails_only_its_own_admissions(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -545,6 +583,7 @@ def test_one_unready_pool_fails_only_its_own_admissions(
 # ---------------------------------------------------------------- 500 INTERNAL
 
 
+@pytest.mark.req("ORCH-0015", "ORCH-0018")
 def test_unexpected_exception_is_500_internal_and_the_server_keeps_serving(
     server: ServerThread, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,8 @@ The cases are data (``hostile_cases``), checked one by one by the parametrized
 test, and all together by the barrage test on a fresh server, which then proves
 the tasks admitted before the barrage still reach a terminal state.
 
-Spec: ORCH-0002, 0014, 0017, 0050, 0060.
+Spec: ORCH-0002, ORCH-0014, ORCH-0015, ORCH-0017, ORCH-0019, ORCH-0024, ORCH-0038,
+ORCH-0050, ORCH-0060.
 """
 
 from __future__ import annotations
@@ -240,6 +241,9 @@ def shared_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.req(
+    "ORCH-0002", "ORCH-0014", "ORCH-0015", "ORCH-0017", "ORCH-0019", "ORCH-0024", "ORCH-0050"
+)
 def test_hostile_request_is_a_4xx_envelope(shared_http: httpx.Client, case: Case) -> None:
     http = shared_http
     session_id = new_session(http)
@@ -265,6 +269,7 @@ def test_hostile_request_is_a_4xx_envelope(shared_http: httpx.Client, case: Case
         "x" * 32_768,
     ],
 )
+@pytest.mark.req("ORCH-0038")
 def test_odd_but_valid_prompts_are_accepted_and_complete(http: httpx.Client, prompt: str) -> None:
     session_id = new_session(http, metadata={"prompt": prompt})
     admitted = admit(http, session_id, prompt, max_tokens=3)
@@ -274,6 +279,7 @@ def test_odd_but_valid_prompts_are_accepted_and_complete(http: httpx.Client, pro
     assert http.get(f"/v1/sessions/{session_id}").json()["metadata"] == {"prompt": prompt}
 
 
+@pytest.mark.req("ORCH-0017", "ORCH-0060")
 def test_barrage_loses_nothing(http: httpx.Client) -> None:
     session_id = new_session(http)
     admitted = [admit(http, session_id, f"before {i}", max_tokens=8)["task_id"] for i in range(8)]

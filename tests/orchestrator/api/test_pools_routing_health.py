@@ -1,4 +1,8 @@
-"""Pools, the persisted routing mode, and the health endpoints (ORCH-0119-0131)."""
+"""Pools, the persisted routing mode, and the health endpoints.
+
+Spec: ORCH-0119, ORCH-0120, ORCH-0121, ORCH-0122, ORCH-0123, ORCH-0124, ORCH-0125,
+ORCH-0126, ORCH-0127, ORCH-0128, ORCH-0129, ORCH-0130, ORCH-0131.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ POOL_FIELDS = {
 REPLICA_FIELDS = {"replica_id", "engine", "engine_version", "state", "in_flight", "slots"}
 
 
+@pytest.mark.req("ORCH-0119", "ORCH-0120", "ORCH-0121", "ORCH-0122")
 def test_pools_describe_the_configuration(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -94,6 +99,7 @@ def test_pools_describe_the_configuration(
     }
 
 
+@pytest.mark.req("ORCH-0123")
 def test_pools_show_queue_depth_and_in_flight(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -114,6 +120,7 @@ def test_pools_show_queue_depth_and_in_flight(
 # ---------------------------------------------------------------- routing
 
 
+@pytest.mark.req("ORCH-0124", "ORCH-0125")
 def test_routing_mode_get_and_put(http: httpx.Client) -> None:
     assert http.get("/v1/admin/routing").json() == {"fallback_mode": "aggressive_fallback"}
     for mode in ("intelligent_pacing", "aggressive_fallback", "intelligent_pacing"):
@@ -135,6 +142,7 @@ def test_routing_mode_get_and_put(http: httpx.Client) -> None:
         ["intelligent_pacing"],
     ],
 )
+@pytest.mark.req("ORCH-0126")
 def test_invalid_routing_updates_are_400_and_change_nothing(
     http: httpx.Client, body: object
 ) -> None:
@@ -142,6 +150,7 @@ def test_invalid_routing_updates_are_400_and_change_nothing(
     assert http.get("/v1/admin/routing").json() == {"fallback_mode": "aggressive_fallback"}
 
 
+@pytest.mark.req("ORCH-0127")
 def test_routing_mode_is_persisted_across_a_restart(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -156,6 +165,7 @@ def test_routing_mode_is_persisted_across_a_restart(
     }
 
 
+@pytest.mark.req("ORCH-0127", "ORCH-0128")
 def test_configured_routing_mode_applies_until_one_is_persisted(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -173,6 +183,7 @@ def test_configured_routing_mode_applies_until_one_is_persisted(
 # ---------------------------------------------------------------- health
 
 
+@pytest.mark.req("ORCH-0129", "ORCH-0130", "ORCH-0131")
 def test_healthz_readyz_metrics(http: httpx.Client) -> None:
     health = http.get("/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})

@@ -1,4 +1,7 @@
-"""X-Request-Id: on every response, generated when absent, echoed when sent (ORCH-0004/0015)."""
+"""X-Request-Id: on every response, generated when absent, echoed when sent.
+
+Spec: ORCH-0004, ORCH-0015.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ def _requests(http: httpx.Client) -> list[tuple[str, Callable[[dict[str, str]], 
     ]
 
 
+@pytest.mark.req("ORCH-0004", "ORCH-0015")
 def test_every_response_gets_a_unique_generated_request_id(http: httpx.Client) -> None:
     seen: list[str] = []
     for name, send in _requests(http):
@@ -64,6 +68,7 @@ def test_every_response_gets_a_unique_generated_request_id(http: httpx.Client) -
     assert len(set(seen)) == len(seen), "request ids repeat"
 
 
+@pytest.mark.req("ORCH-0004", "ORCH-0015")
 def test_a_client_request_id_is_echoed(http: httpx.Client) -> None:
     for name, send in _requests(http):
         mine = f"client-{name.replace(' ', '-')}-42"
@@ -81,6 +86,7 @@ def test_an_unusable_client_request_id_is_replaced(http: httpx.Client) -> None:
         assert len(request_id) <= 128
 
 
+@pytest.mark.req("ORCH-0004", "ORCH-0015")
 def test_401_carries_a_request_id(
     serve: ServeFactory, make_config: Callable[..., Config], connect: HttpFactory
 ) -> None:
@@ -92,6 +98,7 @@ def test_401_carries_a_request_id(
     assert assert_error(echoed, 401, "UNAUTHORIZED")["request_id"] == "auth-trace"
 
 
+@pytest.mark.req("ORCH-0015")
 def test_a_chunked_413_carries_the_request_id(http: httpx.Client) -> None:
     def body() -> object:
         for _ in range(40):
@@ -106,6 +113,7 @@ def test_a_chunked_413_carries_the_request_id(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("sent", [None, "stream-trace-1"])
+@pytest.mark.req("ORCH-0004")
 def test_a_live_stream_carries_the_request_id_before_any_event(
     http: httpx.Client, sent: str | None
 ) -> None:

@@ -1,6 +1,7 @@
 """Sessions: create, read (TTL and task counts), delete (cancels its live tasks).
 
-Spec: ORCH-0005/0006, 0025-0035, 0063.
+Spec: ORCH-0005, ORCH-0006, ORCH-0025, ORCH-0026, ORCH-0027, ORCH-0028, ORCH-0029,
+ORCH-0031, ORCH-0032, ORCH-0033, ORCH-0034, ORCH-0035, ORCH-0046, ORCH-0063, ORCH-0082.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def rfc3339(stamp: str) -> datetime:
 # ---------------------------------------------------------------- POST
 
 
+@pytest.mark.req("ORCH-0005", "ORCH-0025", "ORCH-0026")
 def test_create_returns_201_with_location_and_defaults(http: httpx.Client) -> None:
     response = http.post("/v1/sessions", json={})
     assert response.status_code == 201
@@ -63,6 +65,7 @@ def test_create_returns_201_with_location_and_defaults(http: httpx.Client) -> No
 
 
 @pytest.mark.parametrize("content", [None, b"null"], ids=["no body", "null"])
+@pytest.mark.req("ORCH-0025")
 def test_create_without_a_body_uses_the_defaults(http: httpx.Client, content: bytes | None) -> None:
     headers = {"Content-Type": "application/json"} if content else {}
     response = http.post("/v1/sessions", content=content, headers=headers)
@@ -70,6 +73,7 @@ def test_create_without_a_body_uses_the_defaults(http: httpx.Client, content: by
     assert response.json()["ttl_seconds"] == 600
 
 
+@pytest.mark.req("ORCH-0006")
 def test_session_ids_are_unique(http: httpx.Client) -> None:
     ids = {new_session(http) for _ in range(20)}
     assert len(ids) == 20
@@ -88,6 +92,7 @@ METADATA_SAMPLES: list[Any] = [
 
 
 @pytest.mark.parametrize("metadata", METADATA_SAMPLES)
+@pytest.mark.req("ORCH-0025", "ORCH-0027")
 def test_metadata_round_trips_exactly(http: httpx.Client, metadata: dict[str, Any]) -> None:
     created = http.post("/v1/sessions", json={"ttl_seconds": 30, "metadata": metadata})
     assert created.status_code == 201, created.text
@@ -101,6 +106,7 @@ def test_metadata_round_trips_exactly(http: httpx.Client, metadata: dict[str, An
 # ---------------------------------------------------------------- GET
 
 
+@pytest.mark.req("ORCH-0027", "ORCH-0028", "ORCH-0032")
 def test_get_reports_the_ttl_counting_down(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -123,6 +129,7 @@ def test_get_reports_the_ttl_counting_down(
     assert remaining == [120_000, 119_999, 119_000, 60_000, 1]
 
 
+@pytest.mark.req("ORCH-0028")
 def test_get_ttl_remaining_on_the_wall_clock(http: httpx.Client) -> None:
     session_id = new_session(http, ttl_seconds=30)
     readings = [http.get(f"/v1/sessions/{session_id}").json()["ttl_remaining_ms"] for _ in range(5)]
@@ -130,6 +137,7 @@ def test_get_ttl_remaining_on_the_wall_clock(http: httpx.Client) -> None:
     assert readings == sorted(readings, reverse=True)
 
 
+@pytest.mark.req("ORCH-0029")
 def test_get_counts_queued_running_and_terminal_tasks(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -164,6 +172,7 @@ def test_get_counts_queued_running_and_terminal_tasks(
 # ---------------------------------------------------------------- DELETE
 
 
+@pytest.mark.req("ORCH-0033", "ORCH-0034", "ORCH-0035", "ORCH-0046", "ORCH-0063", "ORCH-0082")
 def test_delete_cancels_live_tasks_and_closes_their_streams(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -218,6 +227,7 @@ def test_delete_cancels_live_tasks_and_closes_their_streams(
     assert_error(response, 404, "NOT_FOUND")
 
 
+@pytest.mark.req("ORCH-0031", "ORCH-0033")
 def test_delete_of_an_expired_session_is_allowed(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:

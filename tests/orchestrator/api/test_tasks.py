@@ -1,6 +1,8 @@
 """Tasks: admission (202), reading (every field of API.md), cancelling.
 
-Spec: ORCH-0042-0044, 0051-0057, 0063, 0066, 0069, 0076, 0079/0080, 0113, 0117.
+Spec: ORCH-0005, ORCH-0039, ORCH-0040, ORCH-0042, ORCH-0043, ORCH-0044, ORCH-0051,
+ORCH-0052, ORCH-0053, ORCH-0054, ORCH-0055, ORCH-0056, ORCH-0057, ORCH-0061, ORCH-0063,
+ORCH-0066, ORCH-0069, ORCH-0080, ORCH-0082, ORCH-0091, ORCH-0100, ORCH-0113, ORCH-0117.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def stamp(value: str) -> datetime:
 # ---------------------------------------------------------------- POST
 
 
+@pytest.mark.req("ORCH-0042", "ORCH-0044")
 def test_admission_is_202_with_location_and_every_field(http: httpx.Client) -> None:
     session_id = new_session(http)
     response = submit(http, session_id, priority="batch", params={"seed": 7})
@@ -72,6 +75,7 @@ def test_admission_is_202_with_location_and_every_field(http: httpx.Client) -> N
     assert http.get(response.headers["Location"]).status_code == 200
 
 
+@pytest.mark.req("ORCH-0039", "ORCH-0040", "ORCH-0052")
 def test_admission_defaults(http: httpx.Client) -> None:
     response = http.post("/v1/tasks", json={"session_id": new_session(http), "prompt": "p"})
     assert response.status_code == 202
@@ -88,6 +92,7 @@ def test_admission_defaults(http: httpx.Client) -> None:
     }
 
 
+@pytest.mark.req("ORCH-0044", "ORCH-0052", "ORCH-0080")
 def test_server_picks_a_seed_when_none_is_given(http: httpx.Client) -> None:
     session_id = new_session(http)
     seeds = []
@@ -107,6 +112,7 @@ def test_server_picks_a_seed_when_none_is_given(http: httpx.Client) -> None:
     assert len(set(seeds)) > 1, "the server always picks the same seed"
 
 
+@pytest.mark.req("ORCH-0044", "ORCH-0113")
 def test_a_server_picked_seed_reproduces_the_tokens_in_strict_mode(http: httpx.Client) -> None:
     session_id = new_session(http)
     first = admit(http, session_id, "same prompt", max_tokens=6)
@@ -124,6 +130,7 @@ def test_a_server_picked_seed_reproduces_the_tokens_in_strict_mode(http: httpx.C
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2**31, 2**63 - 1])
+@pytest.mark.req("ORCH-0040", "ORCH-0044", "ORCH-0052", "ORCH-0080")
 def test_a_given_seed_is_echoed_everywhere(http: httpx.Client, seed: int) -> None:
     params = {"seed": seed, "determinism": "strict", "sampler_profile_version": "v1"}
     admitted = admit(http, new_session(http), max_tokens=2, params=params)
@@ -136,6 +143,7 @@ def test_a_given_seed_is_echoed_everywhere(http: httpx.Client, seed: int) -> Non
     assert events[-1][2] == {"tokens_out": 2, "finish_reason": "length", "seed": seed}
 
 
+@pytest.mark.req("ORCH-0043")
 def test_queue_positions_count_the_tasks_ahead_in_the_lane(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -150,6 +158,7 @@ def test_queue_positions_count_the_tasks_ahead_in_the_lane(
     http.delete(f"/v1/sessions/{session_id}")
 
 
+@pytest.mark.req("ORCH-0039", "ORCH-0091")
 def test_tasks_are_admitted_into_the_named_pool(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -164,6 +173,19 @@ def test_tasks_are_admitted_into_the_named_pool(
 # ---------------------------------------------------------------- GET
 
 
+@pytest.mark.req(
+    "ORCH-0005",
+    "ORCH-0051",
+    "ORCH-0052",
+    "ORCH-0053",
+    "ORCH-0054",
+    "ORCH-0055",
+    "ORCH-0056",
+    "ORCH-0057",
+    "ORCH-0061",
+    "ORCH-0100",
+    "ORCH-0117",
+)
 def test_a_completed_task_has_every_field(http: httpx.Client) -> None:
     session_id = new_session(http)
     params = {"seed": 11, "temperature": 0.7, "top_p": 0.9, "sampler_profile_version": "v1"}
@@ -207,6 +229,7 @@ def test_a_completed_task_has_every_field(http: httpx.Client) -> None:
     assert len([e for e in events if e[1] == "token"]) == task["tokens_out"]
 
 
+@pytest.mark.req("ORCH-0051", "ORCH-0053", "ORCH-0054", "ORCH-0055", "ORCH-0056", "ORCH-0057")
 def test_queued_and_running_tasks(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -235,6 +258,7 @@ def test_queued_and_running_tasks(
 # ---------------------------------------------------------------- DELETE
 
 
+@pytest.mark.req("ORCH-0056", "ORCH-0063", "ORCH-0066", "ORCH-0069", "ORCH-0082")
 def test_cancel_a_running_and_a_queued_task(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:

@@ -1,4 +1,8 @@
-"""Cancellation at every point of a task's life, and the slots it must give back."""
+"""Cancellation at every point of a task's life, and the slots it must give back.
+
+Spec: ORCH-0034, ORCH-0054, ORCH-0063, ORCH-0066, ORCH-0067, ORCH-0068, ORCH-0069,
+ORCH-0082.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +72,7 @@ def assert_conflict_on_second_cancel(client: OrchClient, task_id: str) -> None:
     assert client.get_task(task_id).state == "cancelled"
 
 
+@pytest.mark.req("ORCH-0063", "ORCH-0066", "ORCH-0067", "ORCH-0069", "ORCH-0082")
 def test_cancel_a_queued_task(orch: StartOrch) -> None:
     o = orch(pool("default", replicas=[SLOW]))
     blocker = o.submit("blocker", max_tokens=100)
@@ -94,6 +99,7 @@ def test_cancel_a_queued_task(orch: StartOrch) -> None:
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0054", "ORCH-0063", "ORCH-0066", "ORCH-0068", "ORCH-0069")
 def test_cancel_a_running_task_ends_its_stream_and_frees_its_slot(orch: StartOrch) -> None:
     o = orch(pool("default", replicas=[SLOW]))
     task_id = o.submit("long", max_tokens=100, seed=11, determinism="strict")
@@ -125,6 +131,7 @@ def test_cancel_a_running_task_ends_its_stream_and_frees_its_slot(orch: StartOrc
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0066", "ORCH-0068")
 def test_cancel_while_waiting_retry_after_between_attempts(
     scripted: ScriptBook, make_config: Callable[..., Config]
 ) -> None:
@@ -158,6 +165,7 @@ def test_cancel_while_waiting_retry_after_between_attempts(
     assert len(scripted.calls) == 1
 
 
+@pytest.mark.req("ORCH-0066")
 def test_cancel_a_retry_waiting_for_a_slot(
     scripted: ScriptBook, make_config: Callable[..., Config]
 ) -> None:
@@ -197,6 +205,7 @@ def test_cancel_a_retry_waiting_for_a_slot(
     # The leak guard (teardown) also fails on any engine call beyond the two scripted ones.
 
 
+@pytest.mark.req("ORCH-0034")
 def test_deleting_the_session_cancels_its_queued_and_running_tasks(orch: StartOrch) -> None:
     o = orch(pool("default", replicas=[SLOW]))
     running = o.submit("running", max_tokens=100)
@@ -222,6 +231,7 @@ def many(orch: StartOrch) -> Orch:
     return orch(pool("default", replicas=[{**SLOW, "slots": 2}, {**SLOW, "replica_id": "r2"}]))
 
 
+@pytest.mark.req("ORCH-0066", "ORCH-0067")
 def test_a_burst_of_cancels_leaves_no_slot_or_queue_entry_behind(many: Orch) -> None:
     o = many
     ids = [o.submit(f"task {n}", max_tokens=60) for n in range(8)]

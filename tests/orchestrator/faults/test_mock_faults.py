@@ -3,6 +3,10 @@
 Each test checks the four places a failure shows: the task (state, error kind
 and retriability), its attempts[] rows, the stream's one terminal event, and
 the pool's slots afterwards.
+
+Spec: ORCH-0020, ORCH-0021, ORCH-0023, ORCH-0049, ORCH-0050, ORCH-0062, ORCH-0078,
+ORCH-0100, ORCH-0101, ORCH-0102, ORCH-0103, ORCH-0104, ORCH-0105, ORCH-0106, ORCH-0108,
+ORCH-0109, ORCH-0111, ORCH-0112, ORCH-0122.
 """
 
 from __future__ import annotations
@@ -41,6 +45,17 @@ def assert_error(run_terminal_data: dict[str, Any], kind: str, retriable: bool =
 # ---------------------------------------------------------------- fail_after_tokens
 
 
+@pytest.mark.req(
+    "ORCH-0020",
+    "ORCH-0062",
+    "ORCH-0078",
+    "ORCH-0100",
+    "ORCH-0101",
+    "ORCH-0102",
+    "ORCH-0104",
+    "ORCH-0105",
+    "ORCH-0106",
+)
 def test_reset_on_every_replica_exhausts_strict_attempts(orch: StartOrch) -> None:
     o = orch(faulty({"fail_after_tokens": 3}, {"fail_after_tokens": 3}, max_attempts=3))
 
@@ -67,6 +82,7 @@ def test_reset_on_every_replica_exhausts_strict_attempts(orch: StartOrch) -> Non
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0062", "ORCH-0108")
 def test_reset_after_tokens_ends_a_best_effort_task_after_one_attempt(orch: StartOrch) -> None:
     o = orch(faulty({"fail_after_tokens": 3}, {"fail_after_tokens": 3}, max_attempts=3))
 
@@ -87,6 +103,7 @@ def test_reset_after_tokens_ends_a_best_effort_task_after_one_attempt(orch: Star
 
 
 @pytest.mark.parametrize("determinism", ["best_effort", "strict"])
+@pytest.mark.req("ORCH-0101", "ORCH-0102", "ORCH-0104")
 def test_reset_before_any_token_is_retried_until_exhausted(
     orch: StartOrch, determinism: str
 ) -> None:
@@ -108,6 +125,7 @@ def test_reset_before_any_token_is_retried_until_exhausted(
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0101", "ORCH-0102")
 def test_single_attempt_pool_does_not_retry(orch: StartOrch) -> None:
     o = orch(faulty({"fail_after_tokens": 0}, {}, max_attempts=1))
 
@@ -124,6 +142,7 @@ def test_single_attempt_pool_does_not_retry(orch: StartOrch) -> None:
 
 
 @pytest.mark.parametrize("determinism", ["best_effort", "strict"])
+@pytest.mark.req("ORCH-0111", "ORCH-0112")
 def test_stall_ends_in_decode_timeout_without_retry(orch: StartOrch, determinism: str) -> None:
     o = orch(
         faulty(
@@ -149,6 +168,7 @@ def test_stall_ends_in_decode_timeout_without_retry(orch: StartOrch, determinism
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0111", "ORCH-0112")
 def test_stall_before_the_first_token_times_out_too(orch: StartOrch) -> None:
     o = orch(faulty({"stall_after_tokens": 0}, max_attempts=2, decode_timeout_ms=200))
 
@@ -163,6 +183,7 @@ def test_stall_before_the_first_token_times_out_too(orch: StartOrch) -> None:
 # ---------------------------------------------------------------- rate_limit
 
 
+@pytest.mark.req("ORCH-0101", "ORCH-0102", "ORCH-0109")
 def test_rate_limit_everywhere_exhausts_attempts_across_replicas(orch: StartOrch) -> None:
     # aggressive_fallback (the default) ignores the engine's Retry-After: 30 s here.
     limited = {"rate_limit": True, "rate_limit_retry_after_s": 30.0}
@@ -200,6 +221,7 @@ def test_rate_limit_everywhere_with_pacing_retries_the_same_replica(orch: StartO
 # ---------------------------------------------------------------- unavailable
 
 
+@pytest.mark.req("ORCH-0021", "ORCH-0023", "ORCH-0049", "ORCH-0050", "ORCH-0122")
 def test_no_available_replica_refuses_admission(orch: StartOrch) -> None:
     o = orch(faulty({"unavailable": True}, {"unavailable": True}))
 
@@ -224,6 +246,7 @@ def test_no_available_replica_refuses_admission(orch: StartOrch) -> None:
     assert (counts.queued, counts.running, counts.terminal) == (0, 0, 0)
 
 
+@pytest.mark.req("ORCH-0103")
 def test_one_unavailable_replica_is_routed_around(orch: StartOrch) -> None:
     o = orch(faulty({"unavailable": True}, {}, max_attempts=1))
 

@@ -5,6 +5,9 @@ mocked ``engine-a.test`` / ``engine-b.test``, and the test's own client to
 orchestratord passes through to 127.0.0.1. Fixture order matters: ``respx_mock``
 is set up before the server and torn down after it, so a replica's health
 probe can never reach the real network.
+
+Spec: ORCH-0044, ORCH-0102, ORCH-0103, ORCH-0104, ORCH-0106, ORCH-0108, ORCH-0109,
+ORCH-0110, ORCH-0111, ORCH-0112, ORCH-0117.
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ def start(router: respx.MockRouter, orch: Callable[..., Orch]) -> Callable[..., 
     return orch
 
 
+@pytest.mark.req("ORCH-0044", "ORCH-0117")
 def test_tokens_flow_to_the_stream_with_the_seed_sent_to_the_engine(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:
@@ -203,6 +207,7 @@ def test_tokens_flow_to_the_stream_with_the_seed_sent_to_the_engine(
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0109")
 def test_engine_429_with_aggressive_fallback_moves_to_the_other_replica(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:
@@ -227,6 +232,7 @@ def test_engine_429_with_aggressive_fallback_moves_to_the_other_replica(
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0110")
 def test_engine_429_with_intelligent_pacing_waits_then_retries_the_same_replica(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:
@@ -247,6 +253,7 @@ def test_engine_429_with_intelligent_pacing_waits_then_retries_the_same_replica(
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0102")
 def test_engine_429_everywhere_exhausts_attempts(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:
@@ -261,6 +268,7 @@ def test_engine_429_everywhere_exhausts_attempts(
     assert [r[3] for r in attempt_rows(run.task)] == ["ENGINE_RATE_LIMITED"] * 2
 
 
+@pytest.mark.req("ORCH-0103")
 def test_unreachable_engine_marks_the_replica_down_and_the_task_moves_on(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:
@@ -290,6 +298,7 @@ def test_unreachable_engine_marks_the_replica_down_and_the_task_moves_on(
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0104", "ORCH-0106")
 def test_stream_broken_mid_decode_is_continued_strictly_on_the_other_replica(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:
@@ -313,6 +322,7 @@ def test_stream_broken_mid_decode_is_continued_strictly_on_the_other_replica(
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0108")
 def test_stream_broken_mid_decode_ends_a_best_effort_task(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:
@@ -328,6 +338,7 @@ def test_stream_broken_mid_decode_ends_a_best_effort_task(
     assert b.completion_calls == []
 
 
+@pytest.mark.req("ORCH-0111", "ORCH-0112")
 def test_stalled_engine_stream_ends_in_decode_timeout(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:

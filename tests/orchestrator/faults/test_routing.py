@@ -6,6 +6,10 @@ at teardown on leftover outcomes, extra calls or calls still in flight (the
 seeds/000 leak cannot come back silently). The first task on a fresh server
 starts on ``r1`` (least loaded, ties rotate from the first replica); each test
 asserts that, so a routing change shows up as a clear failure, not a leak.
+
+Spec: ORCH-0049, ORCH-0055, ORCH-0100, ORCH-0101, ORCH-0102, ORCH-0103, ORCH-0104,
+ORCH-0105, ORCH-0106, ORCH-0107, ORCH-0109, ORCH-0110, ORCH-0122, ORCH-0125, ORCH-0127,
+ORCH-0128.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ def connect(scripted: ScriptBook) -> Iterator[Callable[[Config], Orch]]:
 # ---------------------------------------------------------------- aggressive_fallback
 
 
+@pytest.mark.req("ORCH-0100", "ORCH-0109")
 def test_aggressive_fallback_moves_to_another_replica_at_once(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -96,6 +101,7 @@ def test_aggressive_fallback_moves_to_another_replica_at_once(
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0101", "ORCH-0102", "ORCH-0109")
 def test_aggressive_fallback_with_every_replica_limited_exhausts(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -116,6 +122,7 @@ def test_aggressive_fallback_with_every_replica_limited_exhausts(
 
 
 @pytest.mark.parametrize("how", ["admin_put", "config"])
+@pytest.mark.req("ORCH-0110", "ORCH-0125", "ORCH-0128")
 def test_intelligent_pacing_waits_retry_after_then_retries_the_same_replica(
     scripted: ScriptBook,
     connect: Callable[[Config], Orch],
@@ -185,6 +192,7 @@ def test_intelligent_pacing_moves_on_when_the_preferred_replica_is_busy(
 # ---------------------------------------------------------------- scripted resets
 
 
+@pytest.mark.req("ORCH-0104", "ORCH-0105", "ORCH-0106")
 def test_scripted_reset_is_retried_on_the_other_replica(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -202,6 +210,7 @@ def test_scripted_reset_is_retried_on_the_other_replica(
     ]
 
 
+@pytest.mark.req("ORCH-0107")
 def test_strict_retry_that_stops_short_of_the_sent_tokens_is_a_divergence(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -225,6 +234,7 @@ def test_strict_retry_that_stops_short_of_the_sent_tokens_is_a_divergence(
     ]
 
 
+@pytest.mark.req("ORCH-0055", "ORCH-0106")
 def test_strict_retry_that_stops_where_the_reset_happened_completes(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -247,6 +257,7 @@ def test_strict_retry_that_stops_where_the_reset_happened_completes(
 # ---------------------------------------------------------------- down replicas
 
 
+@pytest.mark.req("ORCH-0103", "ORCH-0122")
 def test_unreachable_replica_is_taken_out_of_rotation(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -271,6 +282,7 @@ def test_unreachable_replica_is_taken_out_of_rotation(
 
 
 @pytest.mark.slow
+@pytest.mark.req("ORCH-0049", "ORCH-0103")
 def test_a_retry_whose_only_replica_is_down_waits_for_it_to_come_back(
     scripted: ScriptBook, connect: Callable[[Config], Orch], make_config: MakeConfig
 ) -> None:
@@ -308,6 +320,7 @@ def test_a_retry_whose_only_replica_is_down_waits_for_it_to_come_back(
 # ---------------------------------------------------------------- persistence & isolation
 
 
+@pytest.mark.req("ORCH-0127")
 def test_fallback_mode_persists_across_a_restart(
     serve: Callable[..., ServerThread], make_config: MakeConfig
 ) -> None:
@@ -329,6 +342,7 @@ def test_fallback_mode_persists_across_a_restart(
         assert client.get_routing().fallback_mode == "aggressive_fallback"
 
 
+@pytest.mark.req("ORCH-0127", "ORCH-0128")
 def test_persisted_mode_wins_over_the_config_default(
     serve: Callable[..., ServerThread], make_config: MakeConfig
 ) -> None:
@@ -345,6 +359,7 @@ def test_persisted_mode_wins_over_the_config_default(
 
 
 @pytest.mark.parametrize("order", ["first", "second", "third"])
+@pytest.mark.req("ORCH-0128")
 def test_seed000_regression_each_database_starts_aggressive(
     scripted: ScriptBook,
     connect: Callable[[Config], Orch],

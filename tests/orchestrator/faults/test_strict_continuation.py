@@ -1,8 +1,13 @@
-"""Strict determinism across a replica reset: the retry replays, the stream continues seamlessly."""
+"""Strict determinism across a replica reset: the retry replays, the stream continues seamlessly.
+
+Spec: ORCH-0053, ORCH-0078, ORCH-0083, ORCH-0104, ORCH-0106, ORCH-0107, ORCH-0108.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+import pytest
 
 from tests.orchestrator.faults.faultkit import (
     Orch,
@@ -38,6 +43,7 @@ def first_run_on_r1(o: Orch, **submit: object) -> Run:
     )
 
 
+@pytest.mark.req("ORCH-0053", "ORCH-0078", "ORCH-0083", "ORCH-0104", "ORCH-0106")
 def test_strict_retry_continues_the_stream_seamlessly(orch: StartOrch) -> None:
     o = orch(
         pool(
@@ -85,6 +91,7 @@ def test_strict_retry_continues_the_stream_seamlessly(orch: StartOrch) -> None:
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0107")
 def test_strict_retry_on_a_nondeterministic_replica_fails_as_diverged(orch: StartOrch) -> None:
     o = orch(
         pool(
@@ -117,6 +124,7 @@ def test_strict_retry_on_a_nondeterministic_replica_fails_as_diverged(orch: Star
     assert_slots_free(o.client)
 
 
+@pytest.mark.req("ORCH-0108")
 def test_best_effort_reset_after_tokens_is_not_replayed(orch: StartOrch) -> None:
     o = orch(
         pool(

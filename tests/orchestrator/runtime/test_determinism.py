@@ -1,5 +1,8 @@
 """Strict determinism over HTTP: same (prompt, seed, profile, engine version) → same tokens,
-on either replica and at any concurrency; anything else in the key → different tokens."""
+on either replica and at any concurrency; anything else in the key → different tokens.
+
+Spec: ORCH-0041, ORCH-0044, ORCH-0113, ORCH-0114, ORCH-0115, ORCH-0117.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ def run_strict(client: OrchClient, session_id: str, seed: int, **kwargs: Any) ->
     return result
 
 
+@pytest.mark.req("ORCH-0113", "ORCH-0114")
 def test_strict_is_byte_exact_across_replicas_for_64_seeds(
     client: OrchClient, session_id: str
 ) -> None:
@@ -66,6 +70,7 @@ def test_distinct_seeds_diverge(client: OrchClient, session_id: str) -> None:
     assert len(sequences) >= 60
 
 
+@pytest.mark.req("ORCH-0113", "ORCH-0117")
 def test_sampler_profile_version_is_part_of_the_key(client: OrchClient, session_id: str) -> None:
     v1 = run_strict(client, session_id, 77, sampler_profile_version="v1")
     v2 = run_strict(client, session_id, 77, sampler_profile_version="v2")
@@ -77,6 +82,7 @@ def test_sampler_profile_version_is_part_of_the_key(client: OrchClient, session_
     )
 
 
+@pytest.mark.req("ORCH-0113")
 def test_prompt_is_part_of_the_key(client: OrchClient, session_id: str) -> None:
     a = run_strict(client, session_id, 78, prompt="prompt A")
     b = run_strict(client, session_id, 78, prompt="prompt B")
@@ -84,6 +90,7 @@ def test_prompt_is_part_of_the_key(client: OrchClient, session_id: str) -> None:
     assert tokens_of(run_strict(client, session_id, 78, prompt="prompt A")) == tokens_of(a)
 
 
+@pytest.mark.req("ORCH-0115")
 def test_concurrency_32_equals_serial(client: OrchClient, session_id: str) -> None:
     seeds = list(range(500, 532))
     serial = {seed: tokens_of(run_strict(client, session_id, seed)) for seed in seeds}
@@ -105,6 +112,7 @@ def test_concurrency_32_equals_serial(client: OrchClient, session_id: str) -> No
     assert {replica for _, _, replica in concurrent} == {"r1", "r2"}
 
 
+@pytest.mark.req("ORCH-0041")
 def test_strict_without_seed_is_refused(client: OrchClient, session_id: str) -> None:
     with pytest.raises(OrchError) as info:
         client.submit_task(session_id, PROMPT, determinism="strict")
@@ -112,6 +120,7 @@ def test_strict_without_seed_is_refused(client: OrchClient, session_id: str) -> 
     assert info.value.kind == "INVALID_PARAMS"
 
 
+@pytest.mark.req("ORCH-0044")
 def test_server_picked_seed_reproduces_in_strict_mode(client: OrchClient, session_id: str) -> None:
     admitted = client.submit_task(session_id, PROMPT, max_tokens=MAX_TOKENS)
     first = client.collect_stream(admitted.task_id, reconnect=False)

@@ -1,5 +1,8 @@
 """/metrics after a real workload: promtool-style hygiene, the API.md metric set,
-bounded label cardinality and counters that agree with what was streamed."""
+bounded label cardinality and counters that agree with what was streamed.
+
+Spec: ORCH-0131, ORCH-0132, ORCH-0133, ORCH-0134.
+"""
 
 from __future__ import annotations
 
@@ -155,6 +158,7 @@ def blocked_replica() -> list[dict[str, Any]]:
     return [{"replica_id": "r1", "slots": 1, "token_delay_ms": 2}]
 
 
+@pytest.mark.req("ORCH-0131", "ORCH-0132", "ORCH-0133", "ORCH-0134")
 def test_metrics_after_a_mixed_workload(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
@@ -304,6 +308,7 @@ def test_resumes_count_live_reconnects(
     assert total(families, "orchq_generated_tokens_total") == 10
 
 
+@pytest.mark.req("ORCH-0132")
 def test_two_apps_in_one_process_do_not_clash(
     serve: Callable[..., Any], make_config: Callable[..., Config], tmp_path: Path
 ) -> None:

@@ -4,6 +4,10 @@ A single replica with one slot makes the dispatch order observable: a long
 "blocker" task holds the slot while the others queue up, then the blocker is
 cancelled and the queue drains one task at a time. Each task's ``started_at``
 (millisecond resolution; every task decodes for several ms) gives the order.
+
+Spec: ORCH-0006, ORCH-0043, ORCH-0060, ORCH-0064, ORCH-0067, ORCH-0069, ORCH-0074,
+ORCH-0081, ORCH-0082, ORCH-0088, ORCH-0089, ORCH-0090, ORCH-0096, ORCH-0097, ORCH-0098,
+ORCH-0099.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def raw_events(base_url: str, task_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize(("n_interactive", "n_batch", "share"), [(9, 4, 4), (6, 6, 2), (4, 5, 3)])
+@pytest.mark.req("ORCH-0088", "ORCH-0089", "ORCH-0090")
 def test_fifo_per_lane_and_fairness_budget(
     serve: Callable[..., Any],
     make_config: Callable[..., Config],
@@ -134,6 +139,7 @@ def test_fifo_per_lane_and_fairness_budget(
 # ---------------------------------------------------------------- admission
 
 
+@pytest.mark.req("ORCH-0043", "ORCH-0067")
 def test_queue_positions_at_admission(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
@@ -157,6 +163,16 @@ def test_queue_positions_at_admission(
         wait_terminal(client, [a.task_id for a in admitted[1:]] + [late.task_id])
 
 
+@pytest.mark.req(
+    "ORCH-0064",
+    "ORCH-0069",
+    "ORCH-0082",
+    "ORCH-0088",
+    "ORCH-0096",
+    "ORCH-0097",
+    "ORCH-0098",
+    "ORCH-0099",
+)
 def test_drop_lru_evicts_the_right_task_and_ends_its_stream(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
@@ -226,6 +242,7 @@ def test_drop_lru_evicts_the_right_task_and_ends_its_stream(
         assert dispatch_order(client, survivors) == survivors
 
 
+@pytest.mark.req("ORCH-0064", "ORCH-0074")
 def test_drop_lru_live_stream_reader_sees_the_drop(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
@@ -260,6 +277,7 @@ def _stream_readers_attached(server: Any, task_id: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.req("ORCH-0006", "ORCH-0060", "ORCH-0081")
 def test_every_admitted_task_reaches_exactly_one_terminal_state(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:

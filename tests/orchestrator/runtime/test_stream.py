@@ -3,6 +3,10 @@
 The typed client is deliberately not used: it tolerates things the wire
 contract forbids (it skips duplicates, for one), so these tests look at the
 bytes the server writes.
+
+Spec: ORCH-0063, ORCH-0070, ORCH-0071, ORCH-0072, ORCH-0073, ORCH-0074, ORCH-0075,
+ORCH-0077, ORCH-0078, ORCH-0079, ORCH-0080, ORCH-0081, ORCH-0082, ORCH-0083, ORCH-0084,
+ORCH-0085, ORCH-0086, ORCH-0087, ORCH-0117.
 """
 
 from __future__ import annotations
@@ -150,6 +154,18 @@ def two_replicas(token_delay_ms: float = 0, **keys: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- wire format
 
 
+@pytest.mark.req(
+    "ORCH-0070",
+    "ORCH-0071",
+    "ORCH-0072",
+    "ORCH-0073",
+    "ORCH-0077",
+    "ORCH-0078",
+    "ORCH-0079",
+    "ORCH-0080",
+    "ORCH-0081",
+    "ORCH-0117",
+)
 def test_live_stream_wire_format(client: OrchClient, session_id: str) -> None:
     admitted = client.submit_task(
         session_id, "wire format", max_tokens=16, seed=42, sampler_profile_version="v7"
@@ -163,6 +179,7 @@ def test_live_stream_wire_format(client: OrchClient, session_id: str) -> None:
     assert events[-1].data is not None and events[-1].data["finish_reason"] == "length"
 
 
+@pytest.mark.req("ORCH-0084", "ORCH-0085")
 def test_finished_stream_replays_identically(client: OrchClient, session_id: str) -> None:
     admitted = client.submit_task(session_id, "replay", max_tokens=12, seed=7)
     _, live = read_stream(client.base_url, admitted.task_id)
@@ -174,6 +191,7 @@ def test_finished_stream_replays_identically(client: OrchClient, session_id: str
     assert [b.raw for b in events] == [b.raw for b in events_of(live)]
 
 
+@pytest.mark.req("ORCH-0063", "ORCH-0081", "ORCH-0082", "ORCH-0085")
 def test_cancelled_stream_ends_with_one_error_event(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
@@ -202,6 +220,7 @@ def test_cancelled_stream_ends_with_one_error_event(
         assert [b.raw for b in assert_well_formed(replay)] == [b.raw for b in events]
 
 
+@pytest.mark.req("ORCH-0086", "ORCH-0087")
 def test_pings_keep_an_idle_stream_alive(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
@@ -235,6 +254,7 @@ def test_malformed_last_event_id_is_refused(client: OrchClient, session_id: str)
 
 
 @pytest.mark.parametrize("cut_after", [1, 2, 7])
+@pytest.mark.req("ORCH-0074", "ORCH-0083")
 def test_resume_a_live_stream_without_gap_or_duplicate(
     serve: Callable[..., Any], make_config: Callable[..., Config], cut_after: int
 ) -> None:
@@ -265,6 +285,7 @@ def test_resume_a_live_stream_without_gap_or_duplicate(
     assert [b.raw for b in joined] == [b.raw for b in full_events]
 
 
+@pytest.mark.req("ORCH-0083", "ORCH-0084")
 def test_resume_a_finished_stream_from_every_position(client: OrchClient, session_id: str) -> None:
     admitted = client.submit_task(session_id, "replay all", max_tokens=6, seed=5)
     _, full = read_stream(client.base_url, admitted.task_id)
@@ -295,6 +316,7 @@ def test_resume_a_live_stream_beyond_its_end_ends_with_no_events(
 
 
 @pytest.mark.parametrize("readers", [4])
+@pytest.mark.req("ORCH-0075")
 def test_concurrent_readers_see_identical_streams(
     serve: Callable[..., Any], make_config: Callable[..., Config], readers: int
 ) -> None:

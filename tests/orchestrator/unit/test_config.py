@@ -1,4 +1,7 @@
-"""Config files: the embedded default and one clear line per mistake."""
+"""Config files: the embedded default and one clear line per mistake.
+
+Spec: ORCH-0147, ORCH-0149.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pytest
 from orchestrator.config import Config, ConfigError, load_config, parse_config
 
 
+@pytest.mark.req("ORCH-0147")
 def test_the_embedded_default_is_one_pool_with_two_mock_replicas() -> None:
     config = load_config(None)
     assert [p.pool_id for p in config.pools] == ["default"]
@@ -19,6 +23,7 @@ def test_the_embedded_default_is_one_pool_with_two_mock_replicas() -> None:
     assert config.auth_token is None
 
 
+@pytest.mark.req("ORCH-0149")
 def test_db_flag_overrides_the_config_database(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("database: ./a.db\n", encoding="utf-8")

@@ -1,4 +1,7 @@
-"""The SQLite store: foreign keys, cascades, migrations, purge."""
+"""The SQLite store: foreign keys, cascades, migrations, purge.
+
+Spec: ORCH-0138, ORCH-0139.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +32,14 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "orchq.db")
 
 
+@pytest.mark.req("ORCH-0138")
 def test_foreign_keys_are_enforced(store: Store) -> None:
     assert store.foreign_keys_enabled()
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
         store.insert_task(task(session_id="absent"))
 
 
+@pytest.mark.req("ORCH-0139")
 def test_purging_a_session_cascades_to_tasks_attempts_and_events(store: Store) -> None:
     store.insert_session(session(ended_ms=5_000))
     store.insert_task(task(state="completed"))
