@@ -1,0 +1,136 @@
+"""Conformance: the /metrics contract (spec section 9, ``contracts/metrics.lint.json``).
+
+Each test runs the same small workload (sessions, tasks streamed to the end,
+refused requests) through the public client, scrapes ``/metrics`` before and
+after it, and checks one requirement: the format (ORCH-0131), the promtool
+rules (ORCH-0132), no request input in labels with per-label cardinality
+budgets (ORCH-0133), the declared metric set with types and labels (ORCH-0134,
+ORCH-0136) and the token counter's exact growth (ORCH-0135).
+
+Against ``--orch-url`` the token delta is exact only while no other client
+streams on that server: run the suite on a quiet target. The lint file is the
+repository's, or ``$ORCHQ_METRICS_LINT`` for another implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+import pytest
+
+from harness.metrics import (
+    Exposition,
+    Violation,
+    contract_violations,
+    exposition_violations,
+    format_violations,
+    load_lint,
+    promtool_violations,
+    scrape,
+    token_violations,
+)
+from harness.metrics.workload import WorkloadResult, run_workload
+from harness.plugin.target import ServeFactory, Target
+
+pytestmark = pytest.mark.metrics
+
+LANES: tuple[Literal["interactive", "batch"], ...] = ("interactive", "batch")
+
+
+def _scrape(target: Target) -> Exposition:
+    status, expo = scrape(target.url, target.auth_headers())
+    problems = exposition_violations(status, expo)
+    assert not problems, format_violations(problems)
+    return expo
+
+
+def _after_workload(target: Target) -> tuple[Exposition, WorkloadResult, Exposition]:
+    before = _scrape(target)
+    with target.client() as client:
+        result = run_workload(client)
+    return before, result, _scrape(target)
+
+
+def _check(violations: list[Violation], *reqs: str) -> None:
+    relevant = [v for v in violations if v.req in reqs]
+    assert not relevant, format_violations(relevant)
+
+
+@pytest.mark.req("ORCH-0131", "ORCH-0008")
+def test_metrics_is_prometheus_text_without_auth(orch_target: Target) -> None:
+    status, expo = scrape(orch_target.url)  # deliberately no token: ORCH-0008
+    problems = exposition_violations(status, expo)
+    assert not problems, format_violations(problems)
+
+
+@pytest.mark.req("ORCH-0132")
+def test_promtool_rules_after_a_workload(orch_target: Target) -> None:
+    _, _, after = _after_workload(orch_target)
+    lint = load_lint()
+    _check(promtool_violations(after, lint.prefix) + contract_violations(after, lint), "ORCH-0132")
+
+
+@pytest.mark.req("ORCH-0133")
+def test_no_request_input_in_labels_and_budgets_hold(orch_target: Target) -> None:
+    _, result, after = _after_workload(orch_target)
+    _check(contract_violations(after, load_lint(), result.request_inputs), "ORCH-0133")
+
+
+@pytest.mark.req("ORCH-0134", "ORCH-0136")
+def test_declared_metrics_types_and_labels(orch_target: Target) -> None:
+    _, _, after = _after_workload(orch_target)
+    _check(contract_violations(after, load_lint()), "ORCH-0134", "ORCH-0136")
+
+
+@pytest.mark.req("ORCH-0135")
+def test_generated_tokens_grow_by_the_tokens_streamed(orch_target: Target) -> None:
+    before, result, after = _after_workload(orch_target)
+    assert result.tokens_streamed > 0, "ORCH-0135: the workload streamed no token at all"
+    _check(token_violations(before, after, result.tokens_streamed), "ORCH-0135")
+
+
+@pytest.mark.req("ORCH-0133", "ORCH-0134")
+def test_rejections_and_drops_stay_within_budgets(orch_serve: ServeFactory) -> None:
+    """A configured server whose tiny queues refuse and drop: the kind/state/reason labels
+    appear, and still only with closed-enum values within their budgets."""
+    from orchestrator.client import OrchError
+
+    blocked = [{"replica_id": "r1", "slots": 1, "token_delay_ms": 5}]
+    target = orch_serve(
+        pools=[
+            {"pool_id": "default", "queue_capacity": 1, "replicas": blocked},
+            {
+                "pool_id": "lru",
+                "queue_capacity": 1,
+                "overflow_policy": "drop_lru",
+                "replicas": [{**blocked[0], "replica_id": "r2"}],
+            },
+        ]
+    )
+    inputs: set[str] = set()
+    kinds: list[str] = []
+    admitted_ids: list[str] = []
+    with target.client() as client:
+        sid = client.create_session().session_id
+        inputs.add(sid)
+        for pool in ("default", "lru"):
+            for n, priority in enumerate(LANES * 2):
+                prompt = f"budget {pool} {n}"
+                inputs.add(prompt)
+                try:
+                    admitted = client.submit_task(
+                        sid, prompt, pool=pool, priority=priority, max_tokens=200, seed=777 + n
+                    )
+                except OrchError as exc:
+                    kinds.append(exc.kind)
+                else:
+                    admitted_ids.append(admitted.task_id)
+                    inputs.update({admitted.task_id, str(777 + n)})
+        for task_id in admitted_ids:
+            with contextlib.suppress(OrchError):  # a dropped task is terminal: 409
+                client.cancel_task(task_id)
+    assert "ADMISSION_REJECT" in kinds, f"ORCH-0095: no refusal from the full reject pool: {kinds}"
+    assert "QUEUE_FULL_DROP_LRU" in kinds, f"ORCH-0098: no refusal from the drop_lru pool: {kinds}"
+    after = _scrape(target)
+    _check(contract_violations(after, load_lint(), inputs), "ORCH-0133", "ORCH-0134")

@@ -1,0 +1,109 @@
+"""Deliberately broken orchestrators for the metrics self-tests.
+
+Each mutant is an ASGI layer (``orch_serve(wrap_app=...)``) around the real
+orchestratord that rewrites the body of ``GET /metrics`` and nothing else, so
+the rest of the server stays conformant and the metrics check is the only one
+that can notice. Some mutants feed labels from task IDs: they remember the IDs
+seen in request paths (``/v1/tasks/{id}/stream``), as a careless
+implementation labelling per task would.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+ASGIApp = Callable[..., Any]
+Transform = Callable[[str, list[str]], str]
+
+_TASK_PATH = re.compile(r"^/v1/tasks/([^/]+)")
+
+
+def metrics_rewriter(transform: Transform) -> Callable[[ASGIApp], ASGIApp]:
+    """``wrap_app`` factory: ``transform(body, task_ids_seen)`` replaces the /metrics body."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        seen: list[str] = []
+
+        async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            match = _TASK_PATH.match(scope["path"])
+            if match and match.group(1) not in seen:
+                seen.append(match.group(1))
+            if scope["path"] != "/metrics":
+                await app(scope, receive, send)
+                return
+            start: dict[str, Any] = {}
+            body = bytearray()
+
+            async def capture(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    start.update(message)
+                    return
+                body.extend(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                new = transform(body.decode(), list(seen)).encode()
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(new)).encode()))
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": new})
+
+            await app(scope, receive, capture)
+
+        return mutant
+
+    return wrap
+
+
+def _task_id_label(body: str, task_ids: list[str]) -> str:
+    """A per-task token gauge labelled ``task_id``: the textbook cardinality bomb."""
+    lines = [f'orchq_generated_tokens_total{{engine="mock",pool="default",task_id="{t}"}} 0'
+             for t in task_ids]  # fmt: skip
+    return re.sub(
+        r"(# TYPE orchq_generated_tokens_total counter\n)", lambda m: m.group(1) + "\n".join(
+            lines) + ("\n" if lines else ""), body,
+    )  # fmt: skip
+
+
+def _pool_fed_by_task_ids(body: str, task_ids: list[str]) -> str:
+    """The same leak under an innocent, declared label name: ``pool`` carries task IDs."""
+    extra = "".join(f'orchq_tasks_running{{pool="{t}"}} 0\n' for t in task_ids)
+    return body.replace("# TYPE orchq_tasks_running gauge\n",
+                        "# TYPE orchq_tasks_running gauge\n" + extra)  # fmt: skip
+
+
+def _counter_without_total(body: str, _: list[str]) -> str:
+    return body.replace("orchq_stream_resumes_total", "orchq_stream_resumes")
+
+
+def _missing_help(body: str, _: list[str]) -> str:
+    return re.sub(r"# HELP orchq_replicas [^\n]*\n", "", body)
+
+
+def _token_overcount(body: str, _: list[str]) -> str:
+    """Every streamed token counted twice (as a retry replaying tokens would)."""
+
+    def bump(match: re.Match[str]) -> str:
+        return f"{match.group(1)} {float(match.group(2)) * 2}"
+
+    return re.sub(r"^(orchq_generated_tokens_total\{[^}]*\}) (\S+)$", bump, body, flags=re.M)
+
+
+def _undeclared_metric(body: str, _: list[str]) -> str:
+    return body + "# HELP orchq_cache_entries Entries in a cache.\n" \
+        "# TYPE orchq_cache_entries gauge\norchq_cache_entries 3\n"  # fmt: skip
+
+
+MUTANTS: dict[str, tuple[Transform, str]] = {
+    "task-id-label": (_task_id_label, "ORCH-0133"),
+    "pool-fed-by-task-ids": (_pool_fed_by_task_ids, "ORCH-0133"),
+    "counter-without-total": (_counter_without_total, "ORCH-0132"),
+    "missing-help": (_missing_help, "ORCH-0132"),
+    "token-overcount": (_token_overcount, "ORCH-0135"),
+    "undeclared-metric": (_undeclared_metric, "ORCH-0136"),
+}
+"""name -> (body transform, the ORCH ID the metrics suite must name)."""

@@ -1,0 +1,57 @@
+"""Self-tests: the packaged metrics suite fails on each broken orchestrator, naming the ORCH ID.
+
+Each mutant runs in-process (``orch_serve(wrap_app=...)``) and the conformance
+module is run against it as a user would, with ``--pyargs
+harness.conformance.test_metrics --orch-url URL``; the healthy server passes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.plugin.target import ServeFactory
+from tests.harness.metrics.mutants import MUTANTS, metrics_rewriter
+
+pytest_plugins = ["pytester"]
+
+INDEX = Path(__file__).resolve().parents[3] / "requirements" / "index.yaml"
+
+
+def _run_suite(pytester: pytest.Pytester, url: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\n")
+    return pytester.runpytest_inprocess(
+        "--pyargs",
+        "harness.conformance.test_metrics",
+        "--orch-url",
+        url,
+        "--orch-index",
+        str(INDEX),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-rfs",
+    )
+
+
+def test_healthy_orchestrator_passes_the_metrics_suite(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    target = orch_serve()
+    result = _run_suite(pytester, target.url)
+    # the orch_serve test (a configured server) skips against --orch-url, never passes
+    result.assert_outcomes(passed=5, skipped=1)
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_metrics_suite_catches_the_mutant(
+    name: str, pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    transform, req = MUTANTS[name]
+    target = orch_serve(wrap_app=metrics_rewriter(transform))
+    result = _run_suite(pytester, target.url)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
+    result.stdout.fnmatch_lines([f"*{req}: *"])
