@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from harness.engine.cli import engine_group
 from harness.orchestrator_cli import openapi_group, run_command, serve_command
 from harness.trace.cli import spec_group
 from harness.verify.cli import verify_command
@@ -26,3 +27,4 @@ main.add_command(run_command)
 main.add_command(openapi_group)
 main.add_command(spec_group)
 main.add_command(verify_command)
+main.add_command(engine_group)

@@ -1,0 +1,426 @@
+"""An OpenAI-compatible completions server around one :class:`CompletionModel`.
+
+It speaks the dialect orchestratord's ``openai`` engine expects (see
+``orchestrator/engines/openai.py``), the one llama.cpp server and vLLM share:
+
+- ``POST /v1/completions`` with ``prompt``, ``max_tokens``, ``temperature``,
+  ``top_p``, ``seed`` and ``stream``. Streaming answers are server-sent events:
+  one ``data: {...}`` chunk per generated token with ``choices[0].text`` (the
+  text the token adds) and ``choices[0].token_ids`` (its vocabulary id, so the
+  orchestrator's token ids are the model's), then a chunk with the
+  ``finish_reason`` (``length`` or ``stop``) and ``data: [DONE]``.
+- ``GET /v1/models`` (the orchestrator's warm-up probe) and ``GET /health``,
+  both naming the engine version (model file hash and library versions).
+- When more than ``max_waiting`` requests wait for the model, 429 with
+  ``Retry-After``: the orchestrator then paces or falls back per its routing mode.
+
+The prompt is sent to the model as is, exactly as ``/v1/completions`` does in
+llama.cpp server and vLLM: no chat template is applied. A client that wants the
+instruct model's chat behaviour writes the template into the prompt (the
+real-engine gate does).
+
+Determinism: one request is decoded at a time (an asyncio lock), every model
+call runs on one dedicated thread, and the sampling generator is seeded per
+request, so concurrent requests get the tokens they would get alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from harness.engine.model import CompletionModel, SamplingParams
+
+MAX_SEED = 2**64 - 1
+"""torch generators take 64-bit seeds; OrchQueue seeds go up to 2^63 - 1."""
+
+DEFAULT_MAX_TOKENS = 16
+"""OpenAI's default for ``/v1/completions``."""
+
+
+class BadRequest(Exception):
+    """A request the server refuses with 400 (OpenAI's ``invalid_request_error``)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A validated ``/v1/completions`` request."""
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    stream: bool
+
+
+def _error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    return JSONResponse(body, status_code=status)
+
+
+def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"{name} must be a number", name)
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", name)
+    return float(value)
+
+
+def _integer(body: dict[str, Any], name: str, default: int | None, high: int) -> int | None:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{name} must be an integer", name)
+    if not 0 <= value <= high:
+        raise BadRequest(f"{name} must be between 0 and {high}", name)
+    return value
+
+
+class TextStream:
+    """Turns token ids into the text each one adds, never splitting a UTF-8 character.
+
+    Byte-level BPE tokens can end inside a multi-byte character; decoding such a
+    prefix gives U+FFFD, so that text is held back until the character is whole.
+    Decoding the whole sequence each time (not token by token) keeps spaces and
+    merges exactly as the full decode has them.
+    """
+
+    def __init__(self, decode: Callable[[Sequence[int]], str]) -> None:
+        self._decode = decode
+        self._ids: list[int] = []
+        self._sent = ""
+
+    def push(self, token_id: int) -> str:
+        self._ids.append(token_id)
+        text = self._decode(self._ids)
+        if text.endswith("\ufffd"):
+            return ""
+        return self._take(text)
+
+    def flush(self) -> str:
+        """Whatever is still held back at the end of the completion."""
+        return self._take(self._decode(self._ids)) if self._ids else ""
+
+    def _take(self, text: str) -> str:
+        delta = text[len(self._sent) :]
+        self._sent = text
+        return delta
+
+
+class EngineService:
+    """The server's state: the model, its one decode thread and the request lock."""
+
+    def __init__(self, model: CompletionModel, *, max_waiting: int = 8) -> None:
+        self.model = model
+        self.max_waiting = max_waiting
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orchq-engine")
+        self._lock: asyncio.Lock | None = None
+        self._waiting = 0
+        limit = getattr(model, "context_length", None)
+        self._context_length = limit if isinstance(limit, int) else None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def parse(self, body: Any) -> Completion:
+        """Validate a request body (400 :class:`BadRequest` naming the field otherwise)."""
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        model = body.get("model")
+        if model is not None and model != self.model.model_id:
+            raise BadRequest(f"unknown model {model!r}; this server serves {self.model.model_id!r}")
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1:
+            prompt = prompt[0]
+        if not isinstance(prompt, str) or not prompt:
+            raise BadRequest("prompt must be one non-empty string", "prompt")
+        max_tokens = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 1 << 20)
+        seed = _integer(body, "seed", None, MAX_SEED)
+        params = SamplingParams(
+            max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+            temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+            top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
+            # Without a seed a request is random, as with OpenAI; with one it is reproducible.
+            seed=secrets.randbits(63) if seed is None else seed,
+        )
+        if params.top_p <= 0.0:
+            raise BadRequest("top_p must be greater than 0", "top_p")
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise BadRequest("stream must be a boolean", "stream")
+        ids = list(self.model.encode(prompt))
+        if not ids:
+            raise BadRequest("prompt encodes to no tokens", "prompt")
+        limit = self._context_length
+        if limit is not None and len(ids) + params.max_tokens > limit:
+            raise BadRequest(
+                f"prompt ({len(ids)} tokens) plus max_tokens ({params.max_tokens}) exceeds "
+                f"the context length {limit}",
+                "max_tokens",
+            )
+        return Completion(prompt_ids=ids, params=params, stream=stream)
+
+    def busy(self) -> bool:
+        """Whether a new request would wait behind ``max_waiting`` others (answer 429)."""
+        return self._lock is not None and self._lock.locked() and self._waiting >= self.max_waiting
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the model for one request; waiting requests go in arrival order."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        self._waiting += 1
+        acquired = False
+        try:
+            async with self._lock:
+                self._waiting -= 1
+                acquired = True
+                yield
+        finally:
+            if not acquired:
+                self._waiting -= 1
+
+    async def decode(self, completion: Completion) -> AsyncIterator[tuple[int | None, str]]:
+        """(token id, the text it adds) per generated token, computed on the model thread.
+
+        Call it inside :meth:`turn`. A last ``(None, text)`` carries text held back
+        by :class:`TextStream` when the completion ends inside a character.
+        """
+        loop = asyncio.get_running_loop()
+        iterator = self.model.generate(completion.prompt_ids, completion.params)
+        text = TextStream(self.model.decode)
+        try:
+            while True:
+                step = await loop.run_in_executor(self._executor, _next_token, iterator, text)
+                if step is None:
+                    break
+                yield step
+            rest = await loop.run_in_executor(self._executor, text.flush)
+            if rest:
+                yield None, rest
+        finally:
+            # Queued on the model thread behind any pending step (also when the client
+            # went away mid-step), so it never overlaps the next request's work.
+            self._executor.submit(iterator.close)
+
+
+def _next_token(iterator: Generator[int, None, None], text: TextStream) -> tuple[int, str] | None:
+    try:
+        token_id = next(iterator)
+    except StopIteration:
+        return None
+    return token_id, text.push(token_id)
+
+
+def create_app(model: CompletionModel, *, max_waiting: int = 8) -> Starlette:
+    """The ASGI app serving ``model``."""
+    service = EngineService(model, max_waiting=max_waiting)
+    created = int(time.time())
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": model.model_id, "version": model.version})
+
+    async def models(request: Request) -> Response:
+        entry = {
+            "id": model.model_id,
+            "object": "model",
+            "created": created,
+            "owned_by": "orchq",
+            "version": model.version,
+        }
+        return JSONResponse({"object": "list", "data": [entry]})
+
+    async def completions(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "the body is not valid JSON", "invalid_request_error")
+        try:
+            completion = service.parse(body)
+        except BadRequest as exc:
+            return _error(400, str(exc), "invalid_request_error", exc.param)
+        if service.busy():
+            response = _error(429, "the engine is busy; retry later", "rate_limit_error")
+            response.headers["Retry-After"] = "1"
+            return response
+        meta = {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model.model_id,
+            "system_fingerprint": model.version,
+        }
+        if completion.stream:
+            return StreamingResponse(
+                _stream(service, completion, meta),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            )
+        return JSONResponse(await _whole(service, completion, meta))
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+        ],
+        lifespan=lambda app: _lifespan(service),
+    )
+    app.state.service = service
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(service: EngineService) -> AsyncIterator[None]:
+    yield
+    service.close()
+
+
+def _finish(count: int, max_tokens: int) -> str:
+    return "length" if count >= max_tokens else "stop"
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+async def _stream(
+    service: EngineService, completion: Completion, meta: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    count = 0
+    rest = ""
+    async with service.turn():
+        try:
+            async for token_id, piece in service.decode(completion):
+                if token_id is None:
+                    rest = piece
+                    continue
+                count += 1
+                choice = {"index": 0, "text": piece, "token_ids": [token_id]}
+                choice |= {"logprobs": None, "finish_reason": None}
+                yield _sse({**meta, "choices": [choice]})
+        except Exception as exc:  # the model failed mid-stream: say so in band, like vLLM
+            error = {"message": f"{type(exc).__name__}: {exc}", "type": "server_error"}
+            yield _sse({"error": error})
+            return
+    finish = _finish(count, completion.params.max_tokens)
+    final = {"index": 0, "text": rest, "logprobs": None, "finish_reason": finish}
+    yield _sse({**meta, "choices": [final]})
+    yield _sse("[DONE]")
+
+
+async def _whole(
+    service: EngineService, completion: Completion, meta: dict[str, Any]
+) -> dict[str, Any]:
+    ids: list[int] = []
+    pieces: list[str] = []
+    async with service.turn():
+        async for token_id, piece in service.decode(completion):
+            if token_id is not None:
+                ids.append(token_id)
+            pieces.append(piece)
+    choice = {
+        "index": 0,
+        "text": "".join(pieces),
+        "token_ids": ids,
+        "logprobs": None,
+        "finish_reason": _finish(len(ids), completion.params.max_tokens),
+    }
+    usage = {
+        "prompt_tokens": len(completion.prompt_ids),
+        "completion_tokens": len(ids),
+        "total_tokens": len(completion.prompt_ids) + len(ids),
+    }
+    return {**meta, "choices": [choice], "usage": usage}
+
+
+def _uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+        server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
+    )  # fmt: skip
+
+
+def _bound_port(server: uvicorn.Server) -> int:
+    for listener in server.servers:
+        for sock in listener.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("engine server is not listening")
+
+
+async def serve(
+    app: Starlette,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM; ``on_ready`` receives the base URL once bound."""
+    server = uvicorn.Server(_uvicorn_config(app, host, port))
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no startup event)
+        await asyncio.sleep(0.01)
+    if server.started and on_ready is not None:
+        on_ready(f"http://{host}:{_bound_port(server)}")
+    await serving
+    if not server.started:
+        raise RuntimeError("the engine server failed to start (see the log above)")
+
+
+class EngineThread:
+    """The server on ``127.0.0.1:<ephemeral>`` in a daemon thread (tests, benchmarks)."""
+
+    def __init__(self, model: CompletionModel, *, max_waiting: int = 8) -> None:
+        self.app = create_app(model, max_waiting=max_waiting)
+        self._server = uvicorn.Server(_uvicorn_config(self.app, "127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._run, name="orchq-engine-http", daemon=True)
+        self._error: BaseException | None = None
+        self.url = ""
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+
+    def start(self, timeout: float = 15.0) -> EngineThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the engine server did not start: {self._error!r}")
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{_bound_port(self._server)}"
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> EngineThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
