@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.validators import StrictFloat, StrictInt, Text
+from orchestrator.validators import JsonInt, JsonNumber, Text
 
 MAX_SEED = 2**63 - 1
 MAX_METADATA_DEPTH = 32
@@ -37,7 +37,7 @@ class _Response(BaseModel):
 
 
 class SessionCreate(_Request):
-    ttl_seconds: Annotated[StrictInt, Field(ge=1, le=86_400)] = 600
+    ttl_seconds: Annotated[int, Field(ge=1, le=86_400), JsonInt] = 600
     metadata: dict[Annotated[Text, Field(max_length=256)], Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -47,11 +47,11 @@ class SessionCreate(_Request):
 
 
 class TaskParams(_Request):
-    seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] | None = None
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), JsonInt] | None = None
     sampler_profile_version: Annotated[Text, Field(min_length=1, max_length=64)] = "v1"
     determinism: Determinism = "best_effort"
-    temperature: Annotated[StrictFloat, Field(ge=0.0, le=2.0)] = 1.0
-    top_p: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 1.0
+    temperature: Annotated[float, Field(ge=0.0, le=2.0), JsonNumber] = 1.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0), JsonNumber] = 1.0
 
     @model_validator(mode="after")
     def _strict_needs_seed(self) -> TaskParams:
@@ -65,7 +65,7 @@ class TaskCreate(_Request):
     prompt: Annotated[Text, Field(min_length=1, max_length=32_768)]
     priority: Priority = "interactive"
     pool: Annotated[Text, Field(min_length=1, max_length=64)] = "default"
-    max_tokens: Annotated[StrictInt, Field(ge=1, le=4096)] = 64
+    max_tokens: Annotated[int, Field(ge=1, le=4096), JsonInt] = 64
     params: TaskParams = Field(default_factory=TaskParams)
 
 

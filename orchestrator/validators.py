@@ -41,6 +41,16 @@ def _json_text(value: Any) -> Any:
     return value
 
 
-StrictInt = Annotated[int, BeforeValidator(_json_int)]
-StrictFloat = Annotated[float, BeforeValidator(_json_number)]
+JsonInt = BeforeValidator(_json_int)
+JsonNumber = BeforeValidator(_json_number)
+"""The checks alone, for constrained fields: ``Annotated[int, Field(ge=1), JsonInt]``.
+
+Constraints must come *before* the validator: after it (``Annotated[StrictInt,
+Field(ge=1)]``) pydantic still enforces them but publishes pydantic's own
+``ge``/``le`` keys in the JSON Schema instead of ``minimum``/``maximum``, so the
+OpenAPI document would not declare the bounds.
+"""
+
+StrictInt = Annotated[int, JsonInt]
+StrictFloat = Annotated[float, JsonNumber]
 Text = Annotated[str, BeforeValidator(_json_text)]

@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from orchestrator import __version__
+from orchestrator import schemas as wire
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.fast_admission import FastAdmission
 from orchestrator.api.middleware import EdgeMiddleware
@@ -21,6 +23,25 @@ from orchestrator.runtime import Clock, Orchestrator
 API_TITLE = "OrchQueue v1"
 
 _FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+
+
+def _copy_exact_bounds(target: Any, source: Any) -> None:
+    """Put pydantic's exact numeric bounds back where FastAPI made them floats.
+
+    FastAPI's OpenAPI model types ``minimum``/``maximum`` as ``float``: 86400
+    becomes ``86400.0`` and the seed's 2**63 - 1 becomes 2**63, a bound the
+    server refuses; fuzzers generate exactly such edge values.
+    """
+    if isinstance(target, dict) and isinstance(source, dict):
+        for key, value in source.items():
+            if key in _BOUNDS and isinstance(value, int) and key in target:
+                target[key] = value
+            elif key in target:
+                _copy_exact_bounds(target[key], value)
+    elif isinstance(target, list) and isinstance(source, list) and len(target) == len(source):
+        for item, original in zip(target, source, strict=True):
+            _copy_exact_bounds(item, original)
 
 
 def _without_fastapi_422(app: FastAPI) -> None:
@@ -41,6 +62,11 @@ def _without_fastapi_422(app: FastAPI) -> None:
             schemas = document.get("components", {}).get("schemas", {})
             for name in _FASTAPI_422_SCHEMAS:
                 schemas.pop(name, None)
+            for name, schema in schemas.items():
+                model = getattr(wire, name, None)
+                if isinstance(model, type) and issubclass(model, BaseModel):
+                    ref = "#/components/schemas/{model}"
+                    _copy_exact_bounds(schema, model.model_json_schema(ref_template=ref))
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
