@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from harness.determinism.cli import determinism_group
 from harness.engine.cli import engine_group
 from harness.orchestrator_cli import openapi_group, run_command, serve_command
 from harness.trace.cli import spec_group
@@ -28,3 +29,4 @@ main.add_command(openapi_group)
 main.add_command(spec_group)
 main.add_command(verify_command)
 main.add_command(engine_group)
+main.add_command(determinism_group)

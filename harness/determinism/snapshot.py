@@ -44,6 +44,8 @@ __all__ = [
     "Case",
     "DeterminismSnapshotExtension",
     "describe_drift",
+    "documents_match",
+    "render_document",
     "snapshot_document",
     "snapshot_name",
 ]
@@ -108,6 +110,11 @@ def snapshot_document(
     }
 
 
+def documents_match(a: str | None, b: str | None) -> bool:
+    """Whether two snapshot texts agree on everything but :data:`NOT_COMPARED`."""
+    return a is not None and b is not None and bool(_compared(a) == _compared(b))
+
+
 def _compared(text: SerializableData | None) -> Any:
     """The parsed document without its :data:`NOT_COMPARED` field (or the raw text)."""
     if not isinstance(text, str):
@@ -121,7 +128,8 @@ def _compared(text: SerializableData | None) -> Any:
     return document
 
 
-def _render(document: Any) -> str:
+def render_document(document: Any) -> str:
+    """The byte-stable text of a snapshot document (sorted keys, indent 2, final newline)."""
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -141,7 +149,7 @@ class DeterminismSnapshotExtension(SingleFileSnapshotExtension):
     ) -> SerializedData:
         if not isinstance(data, dict):
             raise TypeError(f"a determinism snapshot is a mapping, got {type(data).__name__}")
-        return _render(data)
+        return render_document(data)
 
     def matches(
         self, *, serialized_data: SerializableData, snapshot_data: SerializableData
@@ -153,8 +161,8 @@ class DeterminismSnapshotExtension(SingleFileSnapshotExtension):
     ) -> Iterator[str]:
         received, stored = _compared(serialized_data), _compared(snapshot_data)
         yield from super().diff_lines(
-            _render(received) if isinstance(received, dict) else serialized_data,
-            _render(stored) if isinstance(stored, dict) else snapshot_data,
+            render_document(received) if isinstance(received, dict) else serialized_data,
+            render_document(stored) if isinstance(stored, dict) else snapshot_data,
         )
 
     @classmethod
@@ -200,7 +208,7 @@ def describe_drift(stored: str | None, document: dict[str, Any], limit: int = 8)
     old = _compared(stored)
     if not isinstance(old, dict):
         return ["the stored snapshot is not a JSON object"]
-    new = _compared(_render(document))
+    new = _compared(render_document(document))
     problems: list[str] = []
     for field in ("engine", "engine_version", "tokens_per_case"):
         if old.get(field) != new.get(field):
