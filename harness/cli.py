@@ -13,6 +13,7 @@ from harness.determinism.cli import determinism_group
 from harness.engine.cli import engine_group
 from harness.orchestrator_cli import openapi_group, run_command, serve_command
 from harness.trace.cli import spec_group
+from harness.trace.trace_cli import trace_group
 from harness.verify.cli import verify_command
 from orchestrator import __version__
 
@@ -28,5 +29,6 @@ main.add_command(run_command)
 main.add_command(openapi_group)
 main.add_command(spec_group)
 main.add_command(verify_command)
+main.add_command(trace_group)
 main.add_command(engine_group)
 main.add_command(determinism_group)

@@ -19,6 +19,20 @@ printed as one line (``nodeid: message``) and the session ends with
 :data:`harness.exitcodes.SPEC_ERROR` (7) before any test runs, so
 ``pytest --collect-only`` catches it in seconds, without a traceback.
 
+States (``verified``, ``failing``, ``flaky``, ``suspect``, ``xfail-only``,
+``skipped-only``, ``untested``) and their precedence are defined in
+:mod:`harness.trace.report`; ``suspect`` compares each requirement's text hash
+with the acceptance lock (``--orch-lock``, default
+``requirements/accepted.lock.yaml``; missing = no suspects), ``flaky`` marks a
+case that passed only after a pytest-rerunfailures ``rerun``. Every failing
+report of a citing test gets an "orchq requirements" section listing each cited
+ID with level and text, so the failure names the requirement it breaks.
+
+Reports: ``--orch-trace PATH`` (JSON ``orchq-trace/2``) and ``--orch-report-dir
+DIR`` (``trace.json``, ``COMPLIANCE.md``, ``report.html``); the OpenAPI
+operations behind each requirement come from ``x-req-id`` in ``--orch-openapi``
+(default ``contracts/openapi/orchqueue.yaml``, skipped when absent).
+
 Under xdist, outcomes travel inside ``report.user_properties`` (which xdist
 serialises) under the key ``requirements``; the controller aggregates, workers
 never write anything. The same key lands in JUnit XML as a property.
@@ -26,9 +40,9 @@ never write anything. The same key lands in JUnit XML as a property.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -36,9 +50,11 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 from harness.exitcodes import OK, SPEC_ERROR, TRACE_VIOLATION
+from harness.trace.report import SCHEMA, STATES, requirement_state
 
 if TYPE_CHECKING:
-    from harness.trace.index import Index, Requirement
+    from harness.trace.index import Index
+    from harness.trace.report import Trace
 
 __all__ = [
     "PROPERTY",
@@ -48,16 +64,14 @@ __all__ = [
     "requirement_state",
 ]
 
-SCHEMA = "orchq-trace/1"
-"""Version tag of the JSON report; bumped on any incompatible change."""
-
 PROPERTY = "requirements"
 """``user_properties`` key carrying the comma-separated IDs an item cites."""
 
-STATES: tuple[str, ...] = ("verified", "failing", "skipped-only", "xfail-only", "untested")
-"""Requirement states this plugin computes (``suspect`` and ``flaky`` are not implemented yet)."""
-
 DEFAULT_INDEX = "requirements/index.yaml"
+DEFAULT_LOCK = "requirements/accepted.lock.yaml"
+DEFAULT_OPENAPI = "contracts/openapi/orchqueue.yaml"
+SECTION = "orchq requirements"
+"""Title of the report section listing a failing test's cited requirements."""
 
 _MARKER_HELP = (
     "req(*ids): the test verifies these requirement IDs of requirements/index.yaml "
@@ -75,6 +89,8 @@ GATE_LEVELS: dict[str, frozenset[str]] = {
 # Outcome precedence when phases disagree: a failure anywhere wins, then the
 # xfail/skip outcomes, and ``passed`` only if nothing else was reported.
 _OUTCOME_RANK = {"passed": 0, "skipped": 1, "xfailed": 2, "xpassed": 3, "failed": 4}
+_RERUN = "rerun"
+"""pytest-rerunfailures' outcome for an attempt that failed and is run again."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,7 +107,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--orch-trace",
         metavar="PATH",
         default=None,
-        help="write the traceability report (JSON, schema orchq-trace/1) to PATH",
+        help=f"write the traceability report (JSON, schema {SCHEMA}) to PATH",
+    )
+    group.addoption(
+        "--orch-report-dir",
+        metavar="DIR",
+        default=None,
+        help="write trace.json, COMPLIANCE.md and report.html (self-contained) into DIR",
+    )
+    group.addoption(
+        "--orch-lock",
+        metavar="PATH",
+        default=None,
+        help=f"acceptance lock written by `orchq trace accept`; requirements whose text hash "
+        f"differs are suspect (default: {DEFAULT_LOCK} under the rootdir; missing = no suspects)",
+    )
+    group.addoption(
+        "--orch-openapi",
+        metavar="PATH",
+        default=None,
+        help=f"OpenAPI document whose operations' x-req-id the reports list (default: "
+        f"{DEFAULT_OPENAPI} under the rootdir, if present)",
     )
     group.addoption(
         "--orch-gate",
@@ -116,9 +152,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _index_path(config: pytest.Config) -> tuple[Path, str]:
     """The index file and how to name it in messages and reports (rootdir-relative POSIX)."""
-    option: str | None = config.getoption("orch_index")
+    return _option_path(config, "orch_index", DEFAULT_INDEX)
+
+
+def _option_path(config: pytest.Config, option_name: str, default: str) -> tuple[Path, str]:
+    """A path option (relative to the invocation dir) or its default under the rootdir."""
+    option: str | None = config.getoption(option_name)
     root = Path(config.rootpath)
-    path = Path(option) if option else root / DEFAULT_INDEX
+    path = Path(option) if option else root / default
     if not path.is_absolute():
         path = Path(config.invocation_params.dir) / path
     try:
@@ -239,6 +280,46 @@ def pytest_collection_modifyitems(
         items[:] = [item for item in items if id(item) not in rejected]
 
 
+# ---------------------------------------------------------------- failure sections
+
+
+def _cited_property(properties: list[tuple[str, object]]) -> tuple[str, ...] | None:
+    for key, value in properties:
+        if key == PROPERTY and isinstance(value, str):
+            return tuple(value.split(","))
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Name the requirements a failing test breaks, inside its failure report.
+
+    The section goes into the ``longrepr`` itself (not ``report.sections``) so it
+    is printed with the traceback even under ``--show-capture=no``, is carried by
+    xdist's report serialisation, and lands in JUnit's failure text.
+    """
+    report = yield
+    if report.failed:
+        ids = _cited_property(item.user_properties)
+        cached: tuple[Index, str] | None = getattr(item.config, "_orchq_index", None)
+        if ids is not None and cached is not None:
+            lines = []
+            for req_id in ids:
+                req = cached[0].get(req_id)
+                if req is not None:
+                    lines.append(f"{req.id} ({req.level}, {req.section}): {req.text}")
+            text = "\n".join(lines)
+            longrepr = report.longrepr
+            add = getattr(longrepr, "addsection", None)
+            if callable(add):
+                add(SECTION, text)
+            else:
+                report.sections.append((SECTION, text))
+    return report
+
+
 # ---------------------------------------------------------------- outcomes
 
 
@@ -255,25 +336,6 @@ def _phase_outcome(report: pytest.TestReport) -> str:
     return str(report.outcome)
 
 
-def requirement_state(outcomes: list[str]) -> str:
-    """The state of one requirement from its citing cases' outcomes.
-
-    ``verified`` needs every case to have passed (DESIGN §4). A mix without
-    failures that is not all-passed cannot be verified; it takes the weakest
-    evidence present: any xfailed/xpassed case makes it ``xfail-only``,
-    otherwise it is ``skipped-only``.
-    """
-    if not outcomes:
-        return "untested"
-    if "failed" in outcomes:
-        return "failing"
-    if all(o == "passed" for o in outcomes):
-        return "verified"
-    if any(o in ("xfailed", "xpassed") for o in outcomes):
-        return "xfail-only"
-    return "skipped-only"
-
-
 @dataclass(eq=False)  # plugins must stay hashable: pluggy keeps them in sets
 class TraceRecorder:
     """Controller-side aggregation of outcomes per test item (xdist-safe).
@@ -287,23 +349,52 @@ class TraceRecorder:
     outcomes: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     """nodeid -> (cited IDs, outcome so far)."""
 
+    reran: set[str] = field(default_factory=set)
+    """nodeids with at least one pytest-rerunfailures ``rerun`` attempt."""
+
     spec_errors: int = 0
     """Collection reports of ours (bad citations, broken index) seen from any process."""
 
     violations: list[str] = field(default_factory=list)
     """Gate violations, one line each, for the terminal summary."""
 
+    _context: tuple[dict[str, str] | None, str, dict[str, list[str]] | None, str] | None = None
+    """(lock, lock shown, operations, openapi shown), loaded once at session start."""
+
     def _gate(self) -> str:
         gate: str = self.config.getoption("orch_gate")
         return gate
 
+    def _active(self) -> bool:
+        """Whether this run reports or gates at all (otherwise nothing is loaded)."""
+        return bool(
+            self.config.getoption("orch_trace")
+            or self.config.getoption("orch_report_dir")
+            or self._gate() != "none"
+        )
+
+    def _load_context(self) -> tuple[dict[str, str] | None, str, dict[str, list[str]] | None, str]:
+        """Index, lock and OpenAPI operations; raises ``TraceFileError`` (one line)."""
+        if self._context is None:
+            from harness.trace.lock import load_lock
+            from harness.trace.openapi import load_operations
+
+            index, _ = _load_index(self.config)
+            lock_path, lock_shown = _option_path(self.config, "orch_lock", DEFAULT_LOCK)
+            api_path, api_shown = _option_path(self.config, "orch_openapi", DEFAULT_OPENAPI)
+            lock = load_lock(lock_path, lock_shown)
+            operations = load_operations(api_path, api_shown, index)
+            self._context = (lock, lock_shown, operations, api_shown)
+        return self._context
+
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """With ``--orch-trace``, a missing index must fail before tests run, not after."""
-        if self.config.getoption("orch_trace") or self._gate() != "none":
+        """When reporting or gating, a missing index, a broken lock or OpenAPI document
+        must fail before tests run, not after."""
+        if self._active():
             from harness.trace.index import TraceFileError
 
             try:
-                _load_index(self.config)
+                self._load_context()
             except TraceFileError as exc:
                 _exit_spec_error(str(exc))
 
@@ -313,55 +404,85 @@ class TraceRecorder:
             self.spec_errors += 1
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Fold each phase into the item's outcome; items citing nothing are ignored."""
-        ids: tuple[str, ...] | None = None
-        for key, value in report.user_properties:
-            if key == PROPERTY and isinstance(value, str):
-                ids = tuple(value.split(","))
+        """Fold each phase into the item's outcome; items citing nothing are ignored.
+
+        A ``rerun`` attempt does not count as an outcome, but is remembered: a
+        case whose final attempt passed after one is ``flaky``.
+        """
+        ids = _cited_property(report.user_properties)
         if ids is None:
             return
         outcome = _phase_outcome(report)
         if outcome not in _OUTCOME_RANK:
-            return  # e.g. pytest-rerunfailures' "rerun": only the final attempt counts
+            if outcome == _RERUN:
+                self.reran.add(report.nodeid)
+            return
         previous = self.outcomes.get(report.nodeid)
         if previous is not None and _OUTCOME_RANK[previous[1]] >= _OUTCOME_RANK[outcome]:
             return
         self.outcomes[report.nodeid] = (ids, outcome)
 
+    def final_outcomes(self) -> dict[str, tuple[tuple[str, ...], str]]:
+        """Outcomes with ``passed``-after-a-rerun turned into ``flaky``."""
+        return {
+            nodeid: (ids, "flaky" if outcome == "passed" and nodeid in self.reran else outcome)
+            for nodeid, (ids, outcome) in self.outcomes.items()
+        }
+
+    def trace(self) -> Trace:
+        """The run's :class:`~harness.trace.report.Trace` (after the context was loaded)."""
+        from harness.trace.report import build_trace
+
+        index, shown = _load_index(self.config)
+        lock, lock_shown, operations, api_shown = self._load_context()
+        return build_trace(
+            index, shown, self.final_outcomes(), lock, lock_shown, operations, api_shown
+        )
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Turn spec errors into exit code SPEC_ERROR; otherwise write the JSON report if asked."""
+        """Turn spec errors into exit code SPEC_ERROR; otherwise gate and write the reports."""
         if self.spec_errors:
             session.exitstatus = SPEC_ERROR
             return
-        target: str | None = self.config.getoption("orch_trace")
-        gate = self._gate()
-        if not target and gate == "none":
+        if not self._active():
             return
-        index, shown = _load_index(self.config)
-        if gate != "none":
-            self._apply_gate(session, index, gate)
-        if not target:
-            return
-        path = Path(target)
-        if not path.is_absolute():
-            path = Path(self.config.invocation_params.dir) / path
-        from harness.trace.index import TraceFileError, write_text_atomic
+        from harness.trace.index import TraceFileError
+        from harness.trace.outputs import REPORT_FILES, write_outputs
 
         try:
-            write_text_atomic(path, render_report(index, shown, self.outcomes), target)
+            trace = self.trace()
+        except TraceFileError as exc:  # only if an input changed during the run
+            sys.stderr.write(f"ERROR: {exc}\n")
+            session.exitstatus = SPEC_ERROR
+            return
+        gate = self._gate()
+        if gate != "none":
+            self._apply_gate(session, trace, gate)
+        targets: list[tuple[str, Path, str]] = []
+        base = Path(self.config.invocation_params.dir)
+        target: str | None = self.config.getoption("orch_trace")
+        if target:
+            targets.append(("json", base / target, target))
+        report_dir: str | None = self.config.getoption("orch_report_dir")
+        if report_dir:
+            for kind, name in REPORT_FILES.items():
+                targets.append((kind, base / report_dir / name, f"{report_dir}/{name}"))
+        try:
+            write_outputs(trace, targets)
         except TraceFileError as exc:
             sys.stderr.write(f"ERROR: {exc}\n")
             session.exitstatus = SPEC_ERROR
 
-    def _apply_gate(self, session: pytest.Session, index: Index, gate: str) -> None:
+    def _apply_gate(self, session: pytest.Session, trace: Trace, gate: str) -> None:
         """Record each gated requirement that is not verified; exit TRACE_VIOLATION if any.
 
-        pytest's own failure codes win: a run whose tests failed keeps exit code 1
-        (the failing requirements are still listed), so CI can tell the two apart.
+        ``suspect`` and ``flaky`` requirements are not verified, so they are refused
+        too. pytest's own failure codes win: a run whose tests failed keeps exit
+        code 1 (the failing requirements are still listed), so CI can tell the two apart.
         """
         levels = GATE_LEVELS[gate]
-        for req, state, _tests in requirement_states(index, self.outcomes):
+        for req, state, _tests in trace.rows():
             if req.level in levels and state != "verified":
                 self.violations.append(f"{req.id} ({req.level}, {req.section}): {state}")
         if self.violations and session.exitstatus == OK:
@@ -378,45 +499,3 @@ class TraceRecorder:
         )
         for line in self.violations:
             terminalreporter.line(f"  {line}")
-
-
-def requirement_states(
-    index: Index, outcomes: dict[str, tuple[tuple[str, ...], str]]
-) -> list[tuple[Requirement, str, list[dict[str, str]]]]:
-    """Every active requirement with its state and its citing tests (sorted by nodeid)."""
-    by_req: dict[str, list[dict[str, str]]] = {}
-    for nodeid, (ids, outcome) in outcomes.items():
-        for req_id in ids:
-            by_req.setdefault(req_id, []).append({"nodeid": nodeid, "outcome": outcome})
-    result = []
-    for req in index.active():  # already in ID-number order
-        tests = sorted(by_req.get(req.id, []), key=lambda t: t["nodeid"])
-        result.append((req, requirement_state([t["outcome"] for t in tests]), tests))
-    return result
-
-
-def render_report(
-    index: Index, shown: str, outcomes: dict[str, tuple[tuple[str, ...], str]]
-) -> str:
-    """The JSON report text: sorted keys and lists, no timestamps, no absolute paths,
-    so equal outcomes give byte-identical files (serial or xdist alike)."""
-    summary = dict.fromkeys(STATES, 0)
-    requirements: list[dict[str, object]] = []
-    for req, state, tests in requirement_states(index, outcomes):
-        summary[state] += 1
-        requirements.append(
-            {
-                "id": req.id,
-                "level": req.level,
-                "section": req.section,
-                "state": state,
-                "tests": tests,
-            }
-        )
-    document = {
-        "index": shown,
-        "requirements": requirements,
-        "schema": SCHEMA,
-        "summary": summary,
-    }
-    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

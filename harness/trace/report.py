@@ -1,0 +1,416 @@
+"""The traceability report model: outcomes -> requirement states -> ``orchq-trace/2`` JSON.
+
+One :class:`Trace` holds everything a report needs: the active requirements of
+the index (with the hash accepted in the lock and the OpenAPI operations behind
+each) and the final outcome of every test that cites at least one of them. The
+plugin builds it from a run, ``orchq trace merge`` from several shards, and
+every renderer (JSON, ``COMPLIANCE.md``, HTML, diff) reads only this model, so
+all of them agree.
+
+Test outcomes, from best to worst (a test seen twice, e.g. in two CI shards,
+keeps the worse one): ``passed``, ``skipped``, ``xfailed``, ``xpassed``,
+``flaky`` (failed, then passed on a rerun), ``failed``.
+
+Requirement states, by precedence (the first rule that applies wins):
+
+1. ``untested``: no test cites it (whatever its text or lock entry: with no
+   coverage there is nothing to be suspicious of);
+2. ``failing``: a citing test failed (setup, call or teardown, strict XPASS);
+3. ``flaky``: none failed, but one passed only on a rerun;
+4. ``suspect``: its text hash differs from the one in the acceptance lock, so
+   the tests were accepted for another wording (see :mod:`harness.trace.lock`);
+5. ``xfail-only``: some citing case xfailed or xpassed, none failed;
+6. ``skipped-only``: some citing case was skipped and the rest passed;
+7. ``verified``: every citing case passed, and the text is as accepted.
+
+Only ``verified`` satisfies the gate. The JSON is canonical (sorted keys, no
+timestamps, no absolute paths), so equal outcomes give byte-identical files,
+serial, under xdist, or merged from shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.trace.index import LEVELS, Index, TraceFileError, is_valid_id
+
+__all__ = [
+    "GOODNESS",
+    "OUTCOMES",
+    "SCHEMA",
+    "STATES",
+    "ReqInfo",
+    "Trace",
+    "build_trace",
+    "index_digest",
+    "merge_traces",
+    "parse_trace",
+    "requirement_state",
+    "worse_outcome",
+]
+
+SCHEMA = "orchq-trace/2"
+"""Version tag of the JSON report (2: texts, hashes, lock, operations, per-test outcomes)."""
+
+OUTCOMES: tuple[str, ...] = ("passed", "skipped", "xfailed", "xpassed", "flaky", "failed")
+"""Final outcomes of one test case, best first."""
+_OUTCOME_RANK = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
+
+STATES: tuple[str, ...] = (
+    "verified",
+    "failing",
+    "flaky",
+    "suspect",
+    "xfail-only",
+    "skipped-only",
+    "untested",
+)
+"""Every requirement state, in the order reports list them."""
+
+GOODNESS: dict[str, int] = {
+    "verified": 0,
+    "suspect": 1,
+    "flaky": 2,
+    "xfail-only": 3,
+    "skipped-only": 4,
+    "untested": 5,
+    "failing": 6,
+}
+"""How good a state is for ``trace diff`` (lower is better): a move up is a regression."""
+
+
+def worse_outcome(a: str, b: str) -> str:
+    """The worse of two outcomes of the same test."""
+    return a if _OUTCOME_RANK[a] >= _OUTCOME_RANK[b] else b
+
+
+def requirement_state(outcomes: Iterable[str], suspect: bool = False) -> str:
+    """The state of one requirement from its citing cases' outcomes (rules in the module doc)."""
+    seen = set(outcomes)
+    if not seen:
+        return "untested"
+    if "failed" in seen:
+        return "failing"
+    if "flaky" in seen:
+        return "flaky"
+    if suspect:
+        return "suspect"
+    if seen == {"passed"}:
+        return "verified"
+    if "xfailed" in seen or "xpassed" in seen:
+        return "xfail-only"
+    return "skipped-only"
+
+
+@dataclass(frozen=True)
+class ReqInfo:
+    """What a report shows of one active requirement, independent of the run."""
+
+    id: str
+    level: str
+    section: str
+    text: str
+    sha256: str
+    accepted: str | None
+    """Hash recorded in the acceptance lock, ``None`` if the lock has no entry (or no lock)."""
+    operations: tuple[str, ...] = ()
+
+    @property
+    def suspect(self) -> bool:
+        return self.accepted is not None and self.accepted != self.sha256
+
+
+@dataclass
+class Trace:
+    """A run's traceability: requirements (by ID number) and cited tests' final outcomes."""
+
+    index: str
+    """Repo-relative path of the index, as shown in reports."""
+    index_sha256: str
+    """Digest of the index content (:func:`index_digest`): shards must agree on it."""
+    lock: str | None
+    openapi: str | None
+    requirements: list[ReqInfo]
+    tests: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    """nodeid -> (cited IDs in number order, final outcome)."""
+
+    def rows(self) -> list[tuple[ReqInfo, str, list[tuple[str, str]]]]:
+        """Every requirement with its state and its ``(nodeid, outcome)`` tests, sorted."""
+        by_req: dict[str, list[tuple[str, str]]] = {r.id: [] for r in self.requirements}
+        for nodeid in sorted(self.tests):
+            ids, outcome = self.tests[nodeid]
+            for req_id in ids:
+                tests = by_req.get(req_id)
+                if tests is not None:
+                    tests.append((nodeid, outcome))
+        return [
+            (req, requirement_state((o for _, o in by_req[req.id]), req.suspect), by_req[req.id])
+            for req in self.requirements
+        ]
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document as plain data (what :meth:`render` serialises)."""
+        states = dict.fromkeys(STATES, 0)
+        by_level = {level: dict.fromkeys(STATES, 0) for level in LEVELS}
+        requirements: list[dict[str, Any]] = []
+        for req, state, tests in self.rows():
+            states[state] += 1
+            by_level[req.level][state] += 1
+            requirements.append(
+                {
+                    "accepted_sha256": req.accepted,
+                    "id": req.id,
+                    "level": req.level,
+                    "operations": list(req.operations),
+                    "section": req.section,
+                    "sha256": req.sha256,
+                    "state": state,
+                    "tests": [{"nodeid": n, "outcome": o} for n, o in tests],
+                    "text": req.text,
+                }
+            )
+        tests_out = [
+            {"nodeid": nodeid, "outcome": self.tests[nodeid][1], "requirements": list(ids)}
+            for nodeid in sorted(self.tests)
+            for ids in (self.tests[nodeid][0],)
+        ]
+        return {
+            "index": self.index,
+            "index_sha256": self.index_sha256,
+            "lock": self.lock,
+            "openapi": self.openapi,
+            "requirements": requirements,
+            "schema": SCHEMA,
+            "summary": {"by_level": by_level, "states": states},
+            "tests": tests_out,
+        }
+
+    def render(self) -> str:
+        """Canonical JSON text of :meth:`document`."""
+        return json.dumps(self.document(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _id_order(req_id: str) -> tuple[int, str]:
+    return (len(req_id), req_id)
+
+
+def index_digest(index: Index) -> str:
+    """SHA-256 over every requirement's ID, level, section, status and text hash.
+
+    Two runs built on the same index get the same digest, so ``trace merge`` can
+    refuse shards built from different specs.
+    """
+    h = hashlib.sha256()
+    for req in index.requirements.values():
+        h.update(f"{req.id}\0{req.level}\0{req.section}\0{req.status}\0{req.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def build_trace(
+    index: Index,
+    index_shown: str,
+    tests: Mapping[str, tuple[tuple[str, ...], str]],
+    lock: Mapping[str, str] | None = None,
+    lock_shown: str | None = None,
+    operations: Mapping[str, list[str]] | None = None,
+    openapi_shown: str | None = None,
+) -> Trace:
+    """A :class:`Trace` of the index's active requirements and the given final outcomes."""
+    accepted = lock or {}
+    ops = operations or {}
+    reqs = [
+        ReqInfo(
+            r.id, r.level, r.section, r.text, r.sha256, accepted.get(r.id), tuple(ops.get(r.id, ()))
+        )
+        for r in index.active()
+    ]
+    return Trace(
+        index=index_shown,
+        index_sha256=index_digest(index),
+        lock=lock_shown if lock is not None else None,
+        openapi=openapi_shown if operations is not None else None,
+        requirements=reqs,
+        tests=dict(tests),
+    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+class _Bad(Exception):
+    pass
+
+
+_KIND_NAMES: dict[Any, str] = {str: "a string", list: "a list", dict: "an object"}
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _Bad(f"{where} must be {_KIND_NAMES.get(kind, 'of another type')}")
+    return value
+
+
+def _keys(value: Any, keys: set[str], where: str) -> Mapping[str, Any]:
+    mapping: Mapping[str, Any] = _expect(value, dict, where)
+    if set(mapping) != keys:
+        missing = sorted(keys - set(mapping))
+        extra = sorted(set(mapping) - keys)
+        what = f"missing key {missing[0]!r}" if missing else f"unknown key {extra[0]!r}"
+        raise _Bad(f"{where}: {what}")
+    return mapping
+
+
+_TOP_KEYS = {
+    "index",
+    "index_sha256",
+    "lock",
+    "openapi",
+    "requirements",
+    "schema",
+    "summary",
+    "tests",
+}
+_REQ_KEYS = {
+    "accepted_sha256",
+    "id",
+    "level",
+    "operations",
+    "section",
+    "sha256",
+    "state",
+    "tests",
+    "text",
+}
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    return None if value is None else str(_expect(value, str, where))
+
+
+def _trace_from_data(data: Any) -> Trace:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        got = data.get("schema") if isinstance(data, dict) else None
+        raise _Bad(f"schema must be {SCHEMA!r} (got {got!r})")
+    top = _keys(data, _TOP_KEYS, "the top level")
+    reqs: list[ReqInfo] = []
+    seen: set[str] = set()
+    for pos, entry in enumerate(_expect(top["requirements"], list, "requirements")):
+        where = f"requirements[{pos}]"
+        r = _keys(entry, _REQ_KEYS, where)
+        req_id = _expect(r["id"], str, f"{where}.id")
+        if not is_valid_id(req_id) or req_id in seen:
+            raise _Bad(f"{where}.id: malformed or duplicate requirement ID {req_id!r}")
+        seen.add(req_id)
+        if r["level"] not in LEVELS:
+            raise _Bad(f"{where}.level must be one of {', '.join(LEVELS)}")
+        ops = _expect(r["operations"], list, f"{where}.operations")
+        reqs.append(
+            ReqInfo(
+                req_id,
+                r["level"],
+                _expect(r["section"], str, f"{where}.section"),
+                _expect(r["text"], str, f"{where}.text"),
+                _expect(r["sha256"], str, f"{where}.sha256"),
+                _optional_str(r["accepted_sha256"], f"{where}.accepted_sha256"),
+                tuple(_expect(o, str, f"{where}.operations[]") for o in ops),
+            )
+        )
+    if [r.id for r in reqs] != sorted(seen, key=_id_order):
+        raise _Bad("requirements must be in ID order")
+    tests: dict[str, tuple[tuple[str, ...], str]] = {}
+    for pos, entry in enumerate(_expect(top["tests"], list, "tests")):
+        where = f"tests[{pos}]"
+        t = _keys(entry, {"nodeid", "outcome", "requirements"}, where)
+        nodeid = _expect(t["nodeid"], str, f"{where}.nodeid")
+        outcome = t["outcome"]
+        if outcome not in _OUTCOME_RANK:
+            raise _Bad(f"{where}.outcome must be one of {', '.join(OUTCOMES)}")
+        ids = _expect(t["requirements"], list, f"{where}.requirements")
+        for req_id in ids:
+            if req_id not in seen:
+                raise _Bad(f"{where}.requirements: {req_id!r} is not a requirement of this trace")
+        if nodeid in tests:
+            raise _Bad(f"{where}: duplicate nodeid {nodeid!r}")
+        tests[nodeid] = (tuple(ids), outcome)
+    return Trace(
+        index=_expect(top["index"], str, "index"),
+        index_sha256=_expect(top["index_sha256"], str, "index_sha256"),
+        lock=_optional_str(top["lock"], "lock"),
+        openapi=_optional_str(top["openapi"], "openapi"),
+        requirements=reqs,
+        tests=tests,
+    )
+
+
+def parse_trace(text: str, display: str) -> Trace:
+    """Validate trace JSON into a :class:`Trace`; raise :class:`TraceFileError` (one line).
+
+    Besides types, the derived fields (states, per-requirement tests, summary)
+    must be exactly what the tests imply: a hand-edited or truncated report is
+    refused rather than silently re-interpreted.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        msg = getattr(exc, "msg", str(exc))
+        raise TraceFileError(display, f"malformed trace: not JSON ({msg})", line) from None
+    try:
+        trace = _trace_from_data(data)
+    except _Bad as exc:
+        raise TraceFileError(display, f"malformed trace: {exc}") from None
+    if trace.document() != data:
+        raise TraceFileError(
+            display,
+            "malformed trace: states, tests or summary do not follow from its tests "
+            "(edited by hand?)",
+        )
+    return trace
+
+
+def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
+    """Merge CI shards: the union of tests, the worse outcome for a test seen twice.
+
+    Every shard must come from the same index, lock and OpenAPI document;
+    otherwise the merged states would mix two specs, so it is refused with a
+    :class:`TraceFileError` naming the first shard that differs.
+    """
+    if not traces:
+        raise ValueError("nothing to merge")
+    first_name, first = traces[0]
+    merged = Trace(
+        first.index, first.index_sha256, first.lock, first.openapi, first.requirements, {}
+    )
+    for name, trace in traces:
+        if trace.index_sha256 != first.index_sha256:
+            raise TraceFileError(
+                name,
+                f"built from a different requirements index than {first_name} "
+                f"(index_sha256 {trace.index_sha256[:12]} vs {first.index_sha256[:12]})",
+            )
+        if trace.requirements != first.requirements:
+            diff = next(
+                (
+                    a.id
+                    for a, b in zip(trace.requirements, first.requirements, strict=False)
+                    if a != b
+                ),
+                "?",
+            )
+            raise TraceFileError(
+                name,
+                f"requirement {diff} differs from {first_name} "
+                "(another acceptance lock or OpenAPI document?)",
+            )
+        for nodeid, (ids, outcome) in trace.tests.items():
+            previous = merged.tests.get(nodeid)
+            if previous is None:
+                merged.tests[nodeid] = (ids, outcome)
+                continue
+            union = tuple(sorted(set(previous[0]) | set(ids), key=_id_order))
+            merged.tests[nodeid] = (union, worse_outcome(previous[1], outcome))
+    return merged
