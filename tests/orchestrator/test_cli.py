@@ -1,6 +1,6 @@
 """The orchestrator's commands as a user runs them: real processes, exit codes, one-line errors.
 
-Spec: ORCH-0148.
+Spec: ORCH-0148, ORCH-0150.
 """
 
 from __future__ import annotations
@@ -99,3 +99,13 @@ def test_openapi_regen_check_detects_a_stale_document(tmp_path: Path) -> None:
     assert_one_line_error(
         orchq("openapi", "regen", "--check", "--output", str(target)), exitcodes.STALE, "is stale"
     )
+
+
+@pytest.mark.req("ORCH-0150")
+def test_serve_listens_on_loopback_port_8080_by_default() -> None:
+    from harness.orchestrator_cli import serve_command
+
+    defaults = {param.name: param.default for param in serve_command.params}
+    assert (defaults["host"], defaults["port"]) == ("127.0.0.1", 8080), defaults
+    help_text = orchq("serve", "--help").stdout
+    assert "127.0.0.1" in help_text and "8080" in help_text

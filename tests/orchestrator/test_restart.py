@@ -2,6 +2,9 @@
 
 Spec: ORCH-0045, ORCH-0060, ORCH-0116, ORCH-0137, ORCH-0140, ORCH-0141, ORCH-0142,
 ORCH-0144.
+
+Spec: ORCH-0045, ORCH-0060, ORCH-0116, ORCH-0137, ORCH-0140, ORCH-0141, ORCH-0142,
+ORCH-0143, ORCH-0144, ORCH-0145, ORCH-0146.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -159,3 +163,68 @@ def test_kill_9_ends_a_best_effort_task_that_already_streamed_with_worker_reset(
     assert final.error is not None and final.error.kind == "WORKER_RESET"
     assert result.error is not None and result.error.kind == "WORKER_RESET"
     assert [a.error_kind for a in final.attempts] == ["WORKER_RESET"]
+
+
+def raw_stream(url: str, task_id: str) -> str:
+    response = httpx.get(f"{url}/v1/tasks/{task_id}/stream", timeout=30)
+    assert response.status_code == 200
+    return response.text
+
+
+@pytest.mark.req("ORCH-0143", "ORCH-0145", "ORCH-0146")
+def test_kill_9_keeps_finished_tasks_and_sessions_and_exhausts_a_task_without_attempts(
+    tmp_path: Path, processes: list[ServeProcess]
+) -> None:
+    config = tmp_path / "one-attempt.yaml"
+    one_attempt = {
+        "pool_id": "default",
+        "max_attempts": 1,
+        "replicas": [{"replica_id": "r1", "slots": 1, "token_delay_ms": 40}],
+    }
+    config.write_text(yaml.safe_dump({"pools": [one_attempt]}), encoding="utf-8")
+    db = tmp_path / "orchq.db"
+    first = ServeProcess(config, db)
+    processes.append(first)
+    with OrchClient(first.url) as client:
+        session = client.create_session(ttl_seconds=900)
+        sid = session.session_id
+        done = client.submit_task(sid, "done", max_tokens=3, seed=1, determinism="strict").task_id
+        wait_until(lambda: client.get_task(done).state == "completed", timeout=10)
+        cancelled = client.submit_task(sid, "cancelled", max_tokens=400).task_id
+        wait_until(lambda: client.get_task(cancelled).tokens_out >= 1, timeout=10)
+        client.cancel_task(cancelled)
+        running = client.submit_task(
+            sid, "no attempt left", max_tokens=40, seed=2, determinism="strict"
+        ).task_id
+        wait_until(lambda: client.get_task(running).tokens_out >= 2, timeout=10)
+        before = {t: client.get_task(t) for t in (done, cancelled)}
+        streams = {t: raw_stream(first.url, t) for t in (done, cancelled)}
+        expires_at = client.get_session(sid).expires_at
+    first.kill9()
+
+    second = ServeProcess(config, db)
+    processes.append(second)
+    with OrchClient(second.url) as client:
+        result = client.collect_stream(running)
+        exhausted = client.get_task(running)
+        after = {t: client.get_task(t) for t in (done, cancelled)}
+        assert client.get_session(sid).expires_at == expires_at, (
+            "ORCH-0146: a restart changed the session's expires_at"
+        )
+    assert exhausted.state == "failed", f"ORCH-0143: {exhausted.state}"
+    assert exhausted.error is not None and exhausted.error.kind == "REPLICA_EXHAUSTED", (
+        f"ORCH-0143: a running task with no attempt left must end REPLICA_EXHAUSTED: "
+        f"{exhausted.error}"
+    )
+    assert result.error is not None and result.error.kind == "REPLICA_EXHAUSTED"
+    assert len(exhausted.attempts) == 1
+    for task_id in (done, cancelled):
+        keep = ("state", "error", "tokens_out", "finish_reason", "finished_at", "attempts")
+        assert after[task_id].model_dump(include=set(keep)) == before[task_id].model_dump(
+            include=set(keep)
+        ), f"ORCH-0145: task {task_id} changed across a restart"
+        assert raw_stream(second.url, task_id) == streams[task_id], (
+            f"ORCH-0145: the replay of {task_id} changed across a restart"
+        )
+    assert after[done].state == "completed"
+    assert after[cancelled].state == "cancelled"

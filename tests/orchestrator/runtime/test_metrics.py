@@ -1,7 +1,7 @@
 """/metrics after a real workload: promtool-style hygiene, the API.md metric set,
 bounded label cardinality and counters that agree with what was streamed.
 
-Spec: ORCH-0131, ORCH-0132, ORCH-0133, ORCH-0134.
+Spec: ORCH-0131, ORCH-0132, ORCH-0133, ORCH-0134, ORCH-0135, ORCH-0136.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def blocked_replica() -> list[dict[str, Any]]:
     return [{"replica_id": "r1", "slots": 1, "token_delay_ms": 2}]
 
 
-@pytest.mark.req("ORCH-0131", "ORCH-0132", "ORCH-0133", "ORCH-0134")
+@pytest.mark.req("ORCH-0131", "ORCH-0132", "ORCH-0133", "ORCH-0134", "ORCH-0136")
 def test_metrics_after_a_mixed_workload(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
@@ -352,3 +352,32 @@ def test_hygiene_check_catches_bad_expositions(exposition: str) -> None:
     """Negative control: the checker used above is not vacuous."""
     with pytest.raises(AssertionError):
         check_hygiene(exposition, list(text_string_to_metric_families(exposition)))
+
+
+@pytest.mark.req("ORCH-0135")
+def test_generated_tokens_count_a_strict_retry_replay_once(
+    serve: Callable[..., Any], make_config: Callable[..., Config]
+) -> None:
+    """r1 dies after 3 tokens; the retry on r2 generates tokens 0-2 again but only streams 3+."""
+    replicas = [{"replica_id": "r1", "faults": {"fail_after_tokens": 3}}, {"replica_id": "r2"}]
+    server = serve(make_config(pools=[pool("default", replicas=replicas, max_attempts=2)]))
+    streamed = 0
+    retried = 0
+    with OrchClient(server.url) as client:
+        sid = client.create_session().session_id
+        for n in range(4):  # routing rotates: some tasks start on r1 and are retried
+            task_id = client.submit_task(
+                sid, f"replayed {n}", max_tokens=8, seed=n, determinism="strict"
+            ).task_id
+            body = stream_body(server.url, task_id)
+            assert "event: end" in body
+            streamed += token_events(body)
+            retried += len(client.get_task(task_id).attempts) > 1
+    assert retried, "no task was retried: the replay path was not exercised"
+    assert streamed == 4 * 8
+    _, families = scrape(server.url)
+    counted = total(families, "orchq_generated_tokens_total")
+    assert counted == streamed, (
+        f"ORCH-0135: orchq_generated_tokens_total is {counted}, but {streamed} tokens were "
+        f"streamed ({retried} strict retries regenerated tokens already sent)"
+    )

@@ -7,6 +7,10 @@ bytes the server writes.
 Spec: ORCH-0063, ORCH-0070, ORCH-0071, ORCH-0072, ORCH-0073, ORCH-0074, ORCH-0075,
 ORCH-0077, ORCH-0078, ORCH-0079, ORCH-0080, ORCH-0081, ORCH-0082, ORCH-0083, ORCH-0084,
 ORCH-0085, ORCH-0086, ORCH-0087, ORCH-0117.
+
+Spec: ORCH-0063, ORCH-0070, ORCH-0071, ORCH-0072, ORCH-0073, ORCH-0074, ORCH-0075,
+ORCH-0076, ORCH-0077, ORCH-0078, ORCH-0079, ORCH-0080, ORCH-0081, ORCH-0082, ORCH-0083,
+ORCH-0084, ORCH-0085, ORCH-0086, ORCH-0087, ORCH-0117.
 """
 
 from __future__ import annotations
@@ -335,3 +339,38 @@ def test_concurrent_readers_see_identical_streams(
             streams = list(executor.map(read, range(readers)))
     assert len(streams[0]) == 1 + 40 + 1
     assert all(s == streams[0] for s in streams[1:])
+
+
+EVENT_FIELDS = {
+    "started": {"task_id", "replica_id", "engine", "engine_version", "seed",
+                "sampler_profile_version"},
+    "token": {"index", "text", "token_id"},
+    "end": {"tokens_out", "finish_reason", "seed"},
+    "error": {"kind", "message", "retriable"},
+}  # fmt: skip
+"""The table of spec section 5.2: exactly these fields, no more, no fewer."""
+
+
+@pytest.mark.req("ORCH-0076")
+def test_every_event_holds_exactly_the_fields_of_its_kind(
+    serve: Callable[..., Any], make_config: Callable[..., Config]
+) -> None:
+    server = serve(make_config(pools=[two_replicas(token_delay_ms=10)]))
+    with OrchClient(server.url) as client:
+        sid = client.create_session().session_id
+        completed = client.submit_task(sid, "fields", max_tokens=5, seed=1).task_id
+        cancelled = client.submit_task(sid, "fields too", max_tokens=500).task_id
+        wait_until(lambda: client.get_task(cancelled).tokens_out >= 2)
+        client.cancel_task(cancelled)
+        wait_until(lambda: client.get_task(completed).state == "completed")
+        seen: set[str] = set()
+        for task_id in (completed, cancelled):
+            _, blocks = read_stream(server.url, task_id)
+            for event in assert_well_formed(blocks):
+                assert event.data is not None
+                assert set(event.data) == EVENT_FIELDS[event.event], (
+                    f"ORCH-0076: {event.event} event of {task_id} has fields "
+                    f"{sorted(event.data)}, the spec lists {sorted(EVENT_FIELDS[event.event])}"
+                )
+                seen.add(event.event)
+    assert seen == set(EVENT_FIELDS)
