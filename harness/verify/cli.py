@@ -19,10 +19,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from harness import exitcodes
+from harness.verify.gate import OUTSIDE, REMOTE_UNVERIFIABLE, judge
 from harness.verify.progress import SuiteProgress
 from harness.verify.runner import ALL_SUITES, DEFAULT_SUITES, RunPlan, pytest_args, run_pytest
 
-_STATE_ORDER = ("verified", "failing", "flaky", "suspect", "skipped-only", "xfail-only", "untested")
+_STATE_ORDER = (
+    "verified",
+    "failing",
+    "flaky",
+    "suspect",
+    "skipped-only",
+    "xfail-only",
+    "untested",
+    REMOTE_UNVERIFIABLE,
+    OUTSIDE,
+)
 _LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
 
 
@@ -92,8 +103,7 @@ def verify_command(
     if plan.trace_json.exists():
         plan.trace_json.unlink()  # never report a previous run's results as this one's
     code, progress = _run_with_display(console, plan)
-    _summarise(console, plan, progress, code)
-    sys.exit(code)
+    sys.exit(_summarise(console, plan, progress, code))
 
 
 def _run_with_display(console: Console, plan: RunPlan) -> tuple[int, SuiteProgress]:
@@ -131,19 +141,26 @@ def _load_trace(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _summarise(console: Console, plan: RunPlan, progress: SuiteProgress, code: int) -> None:
+def _summarise(console: Console, plan: RunPlan, progress: SuiteProgress, code: int) -> int:
+    """Print the tables; return the command's exit code."""
     trace = _load_trace(plan.trace_json)
     if trace is None:
         console.print(
             f"[red]orchq: the run produced no traceability report (pytest exit {code}); "
             f"see {plan.log}"
         )
-        return
+        return code if code != exitcodes.OK else exitcodes.SPEC_ERROR
     requirements: list[dict[str, Any]] = trace.get("requirements", [])
+    judgement = judge(
+        requirements, progress.skip_reasons, gate=plan.gate, live=plan.target is not None
+    )
+    if code == exitcodes.OK and judgement.violations:
+        code = exitcodes.TRACE_VIOLATION
     by_state: dict[str, dict[str, int]] = {}
     for req in requirements:
-        by_state.setdefault(req["state"], {}).setdefault(req["level"], 0)
-        by_state[req["state"]][req["level"]] += 1
+        category = judgement.category[req["id"]]
+        by_state.setdefault(category, {}).setdefault(req["level"], 0)
+        by_state[category][req["level"]] += 1
     table = Table(title="Requirements by state")
     table.add_column("state")
     for level in _LEVELS:
@@ -155,6 +172,11 @@ def _summarise(console: Console, plan: RunPlan, progress: SuiteProgress, code: i
     console.print(table)
 
     failing = [r for r in requirements if r["state"] in ("failing", "flaky")]
+    unverified = [r for r in judgement.violations if r not in failing]
+    if unverified:
+        console.print(f"[red]Gate '{plan.gate}': not verified by a passing conformance test:")
+        for req in unverified:
+            console.print(f"  {req['id']} ({req['level']}): {req['state']}")
     if failing:
         detail = Table(title="Failing requirements")
         detail.add_column("requirement")
@@ -185,3 +207,4 @@ def _summarise(console: Console, plan: RunPlan, progress: SuiteProgress, code: i
         exitcodes.SPEC_ERROR: "[red]spec or configuration error",
     }.get(code, f"[red]pytest exit {code}")
     console.print(f"orchq verify: {verdict} (exit {code})")
+    return code

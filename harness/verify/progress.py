@@ -52,6 +52,8 @@ class SuiteProgress:
     failed: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     failures: dict[str, FailedTest] = field(default_factory=dict)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
+    """nodeid -> why it was skipped (``Skipped: `` prefix removed)."""
     _outcome: dict[str, str] = field(default_factory=dict)
 
     def _collected(self, nodeids: Sequence[str]) -> None:
@@ -81,6 +83,9 @@ class SuiteProgress:
             self._outcome[report.nodeid] = outcome
             if outcome in ("failed", "error") and report.nodeid not in self.failures:
                 self.failures[report.nodeid] = FailedTest(report.nodeid, _first_line(report))
+        if report.skipped and isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+            self.skip_reasons.setdefault(report.nodeid, reason)
         if report.when != "teardown":
             return
         suite = suite_of(report.nodeid)

@@ -1,0 +1,51 @@
+"""The verify gate: judged over the conformance suite's scope, never lenient inside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.plugin.target import LIVE_TARGET_SKIP
+from harness.verify.gate import OUTSIDE, REMOTE_UNVERIFIABLE, judge
+
+
+def _req(req_id: str, level: str, state: str, *nodeids: str) -> dict[str, Any]:
+    outcome = {"verified": "passed", "failing": "failed", "skipped-only": "skipped"}.get(
+        state, "passed"
+    )
+    return {
+        "id": req_id,
+        "level": level,
+        "state": state,
+        "tests": [{"nodeid": n, "outcome": outcome} for n in nodeids],
+    }
+
+
+REQS = [
+    _req("ORCH-0001", "MUST", "verified", "a"),
+    _req("ORCH-0002", "MUST", "untested"),
+    _req("ORCH-0003", "MUST", "skipped-only", "b"),
+    _req("ORCH-0004", "SHOULD", "failing", "c"),
+    _req("ORCH-0005", "MUST", "xfail-only", "d"),
+]
+
+
+def test_requirements_no_conformance_test_cites_are_outside_not_violations() -> None:
+    judgement = judge(REQS, {}, gate="must", live=False)
+    assert judgement.category["ORCH-0002"] == OUTSIDE
+    assert [r["id"] for r in judgement.violations] == ["ORCH-0003", "ORCH-0005"]
+
+
+def test_live_only_skips_are_not_verifiable_live_but_other_skips_violate() -> None:
+    live = judge(REQS, {"b": LIVE_TARGET_SKIP}, gate="must", live=True)
+    assert live.category["ORCH-0003"] == REMOTE_UNVERIFIABLE
+    assert [r["id"] for r in live.violations] == ["ORCH-0005"]
+    other = judge(REQS, {"b": "some other reason"}, gate="must", live=True)
+    assert "ORCH-0003" in [r["id"] for r in other.violations]
+    in_process = judge(REQS, {"b": LIVE_TARGET_SKIP}, gate="must", live=False)
+    assert "ORCH-0003" in [r["id"] for r in in_process.violations]
+
+
+def test_gate_levels() -> None:
+    assert judge(REQS, {}, gate="none", live=False).violations == []
+    should = judge(REQS, {}, gate="should", live=False)
+    assert [r["id"] for r in should.violations] == ["ORCH-0003", "ORCH-0004", "ORCH-0005"]
