@@ -1,41 +1,59 @@
 """Shared tools of the fault tests: a raw stream reader, stream checks, a scripted engine.
 
-The scripted engine is the strict scripted-response pattern that seeds/000 asks
-for: every replica has a queue of outcomes; a call with nothing left fails
-loudly (naming the test) and is recorded, and the ``scripted`` fixture in
-conftest.py fails the test at teardown on leftover outcomes, extra calls or
-calls still in flight. A leaked retry can therefore never consume a response
-meant for something else without a test going red.
+The scripted engine is the harness's strict one (:mod:`harness.plugin.scriptbook`):
+every replica has a queue of outcomes; a call with nothing left fails loudly
+(naming the test) and is recorded, and the ``scripted`` fixture in conftest.py
+fails the test at teardown on leftover outcomes, extra calls or calls still in
+flight. A leaked retry can therefore never consume a response meant for
+something else without a test going red. Here it only gains a ``serve`` on
+the fault tests' own server fixture.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
-from orchestrator.client import OrchClient
-from orchestrator.config import Config, ReplicaConfig
-from orchestrator.engines.base import (
-    Engine,
-    EngineRateLimited,
-    EngineReset,
-    EngineUnavailable,
-    GenerationRequest,
-    Token,
+from harness.plugin.scriptbook import (
+    Call,
+    Outcome,
+    ScriptedEngine,
+    ScriptExhausted,
+    rate_limited,
+    reset_after,
+    stall,
+    tokens,
+    unavailable,
 )
+from harness.plugin.scriptbook import ScriptBook as HarnessScriptBook
+from orchestrator.client import OrchClient
+from orchestrator.config import Config
+from orchestrator.engines.base import GenerationRequest, Token
 from orchestrator.engines.mock import request_key, token_at
 from orchestrator.schemas import Task
 from orchestrator.server import ServerThread
 from tests.support import wait_until
+
+__all__ = [
+    "Call",
+    "Orch",
+    "Outcome",
+    "RawEvent",
+    "Run",
+    "ScriptBook",
+    "ScriptExhausted",
+    "ScriptedEngine",
+    "rate_limited",
+    "reset_after",
+    "stall",
+    "tokens",
+    "unavailable",
+]
 
 TERMINAL_EVENTS = frozenset({"end", "error"})
 
@@ -164,79 +182,12 @@ def attempt_rows(task: Task) -> list[tuple[int, str, str, str | None]]:
 # ---------------------------------------------------------------- scripted engine
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one ``generate`` call of a scripted replica does."""
-
-    kind: Literal["tokens", "rate_limited", "reset", "unavailable"]
-    count: int = 0
-    """Tokens produced (``tokens``: in total; ``reset``: before the reset)."""
-    retry_after_s: float = 0.0
-    token_delay_s: float = 0.0
-
-    def __str__(self) -> str:
-        if self.kind == "rate_limited":
-            return f"429(retry_after={self.retry_after_s}s)"
-        if self.kind == "tokens" and self.count < 0:
-            return "tokens(all)"
-        return f"{self.kind}({self.count})"
-
-
-def tokens(count: int | None = None, *, token_delay_s: float = 0.0) -> Outcome:
-    """Stream the request's deterministic tokens (all of ``max_tokens`` when count is None)."""
-    return Outcome("tokens", count=-1 if count is None else count, token_delay_s=token_delay_s)
-
-
-def rate_limited(retry_after_s: float) -> Outcome:
-    return Outcome("rate_limited", retry_after_s=retry_after_s)
-
-
-def reset_after(count: int) -> Outcome:
-    return Outcome("reset", count=count)
-
-
-def unavailable() -> Outcome:
-    return Outcome("unavailable")
-
-
-@dataclass(frozen=True)
-class Call:
-    replica_id: str
-    outcome: Outcome | None
-    """None for a call that found the script empty."""
-    at: float
-    seed: int
-
-
-class ScriptExhausted(AssertionError):
-    pass
-
-
 @dataclass
-class ScriptBook:
-    """Per-replica outcome queues for one test; thread-safe (engines run on the server loop)."""
+class ScriptBook(HarnessScriptBook):
+    """The harness's strict scripted engine, started through the fault tests' ``serve``."""
 
-    test_name: str
-    scripts: dict[str, deque[Outcome]] = field(default_factory=dict)
-    calls: list[Call] = field(default_factory=list)
-    extra_calls: list[str] = field(default_factory=list)
-    active: int = 0
     servers: list[ServerThread] = field(default_factory=list)
-    unreachable: set[str] = field(default_factory=set)
-    """Replicas whose warm-up (and health probe) fails with EngineUnavailable."""
-    probes: list[tuple[str, float]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _serve: Callable[..., ServerThread] | None = field(default=None, repr=False)
-
-    def script(self, replica_id: str, *outcomes: Outcome) -> ScriptBook:
-        with self._lock:
-            self.scripts.setdefault(replica_id, deque()).extend(outcomes)
-        return self
-
-    def factory(self, replica: ReplicaConfig) -> Engine:
-        with self._lock:
-            self.scripts.setdefault(replica.replica_id, deque())
-        return ScriptedEngine(self, replica.replica_id)
 
     def serve(self, config: Config) -> ServerThread:
         """Start orchestratord with every replica scripted by this book."""
@@ -244,90 +195,6 @@ class ScriptBook:
         server = self._serve(config, engine_factory=self.factory)
         self.servers.append(server)
         return server
-
-    def take(self, replica_id: str, seed: int) -> Outcome:
-        with self._lock:
-            queue = self.scripts.setdefault(replica_id, deque())
-            number = sum(1 for c in self.calls if c.replica_id == replica_id) + 1
-            if not queue:
-                message = (
-                    f"[{self.test_name}] scripted engine {replica_id!r} has no outcome left "
-                    f"for call #{number} (calls so far: {self.call_log()})"
-                )
-                self.extra_calls.append(message)
-                self.calls.append(Call(replica_id, None, time.monotonic(), seed))
-                raise ScriptExhausted(message)
-            outcome = queue.popleft()
-            self.calls.append(Call(replica_id, outcome, time.monotonic(), seed))
-            return outcome
-
-    def call_log(self) -> list[tuple[str, str]]:
-        return [(c.replica_id, str(c.outcome)) for c in self.calls]
-
-    def leftovers(self) -> dict[str, list[str]]:
-        with self._lock:
-            return {rid: [str(o) for o in q] for rid, q in self.scripts.items() if q}
-
-    def verify(self) -> None:
-        """The leak guard: no call in flight, no extra call, no outcome left unconsumed."""
-        problems = []
-        if self.active:
-            problems.append(f"{self.active} engine call(s) still in flight")
-        problems.extend(self.extra_calls)
-        leftovers = self.leftovers()
-        if leftovers:
-            problems.append(f"unconsumed scripted outcomes: {leftovers}")
-        assert not problems, f"[{self.test_name}] scripted engine leak: " + "; ".join(problems)
-
-
-class ScriptedEngine:
-    """An Engine whose every ``generate`` call follows the next scripted outcome."""
-
-    def __init__(self, book: ScriptBook, replica_id: str) -> None:
-        self._book = book
-        self._replica_id = replica_id
-
-    @property
-    def name(self) -> str:
-        return "scripted"
-
-    @property
-    def version(self) -> str:
-        return "scripted-1"
-
-    async def warmup(self) -> None:
-        book = self._book
-        with book._lock:
-            book.probes.append((self._replica_id, time.monotonic()))
-            down = self._replica_id in book.unreachable
-        if down:
-            raise EngineUnavailable(f"scripted: {self._replica_id} unreachable")
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Token]:
-        book = self._book
-        with book._lock:
-            book.active += 1
-        try:
-            outcome = book.take(self._replica_id, request.seed)
-            if outcome.kind == "rate_limited":
-                raise EngineRateLimited(
-                    f"scripted 429 from {self._replica_id}", retry_after_s=outcome.retry_after_s
-                )
-            if outcome.kind == "unavailable":
-                raise EngineUnavailable(f"scripted: {self._replica_id} unreachable")
-            key = request_key(request)
-            count = request.max_tokens if outcome.count < 0 else outcome.count
-            for index in range(min(count, request.max_tokens)):
-                await asyncio.sleep(outcome.token_delay_s)
-                yield token_at(key, index)
-            if outcome.kind == "reset":
-                raise EngineReset(f"scripted reset of {self._replica_id} after {count} tokens")
-        finally:
-            with book._lock:
-                book.active -= 1
-
-    async def aclose(self) -> None:
-        return None
 
 
 @dataclass(frozen=True)
