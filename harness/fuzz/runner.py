@@ -1,0 +1,130 @@
+"""Stateless and stateful fuzz runs of the committed contract against a target URL.
+
+The committed document is loaded from disk (``from_path``) and every request
+goes over real HTTP to the target's base URL, so the same run certifies the
+in-process orchestratord and any server at ``--orch-url``. Runs are bounded
+(``examples``) and reproducible (derandomized unless ``explore``); shrinking is off because every
+shrink step is a request: a failure still comes with its exact curl line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from hypothesis import strategies as st
+from schemathesis import Case, GenerationMode, Response
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from harness.fuzz.checks import operation_id, validate
+from harness.fuzz.contract import contract_path
+
+REQUEST_TIMEOUT_S = 30.0
+MAX_STREAM_EVENTS = 4200
+"""Read whole streams (max_tokens 4096 + started + end); Schemathesis stops at 20 by default."""
+
+
+@dataclass
+class FuzzTarget:
+    """Where requests go: base URL, extra headers (auth), one keep-alive session.
+
+    ``seen`` counts (operationId, status) pairs: what a run actually reached.
+    """
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    session: requests.Session = field(default_factory=requests.Session)
+    seen: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    @property
+    def cases(self) -> int:
+        return sum(self.seen.values())
+
+    def record(self, case: Case[Any], response: Response) -> None:
+        self.seen[(operation_id(case), response.status_code)] += 1
+
+    def call(self, case: Case[Any]) -> Response:
+        response = case.call(**self.call_kwargs())
+        self.record(case, response)
+        return response
+
+    def call_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.url,
+            "headers": dict(self.headers),
+            "session": self.session,
+            "timeout": REQUEST_TIMEOUT_S,
+        }
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def load_contract(path: Path | None = None) -> OpenApiSchema:
+    """The contract (:func:`contract_path`) with readable reports (no redaction of ``*token*``)."""
+    schema = schemathesis.openapi.from_path(str(contract_path(path)))
+    assert isinstance(schema, OpenApiSchema)
+    schema.config.output.sanitization.update(enabled=False)
+    schema.config.max_stream_events = MAX_STREAM_EVENTS
+    return schema
+
+
+def operation_ids(schema: OpenApiSchema) -> list[str]:
+    """Every operationId of the contract, in document order; an invalid operation raises."""
+    out = []
+    for result in schema.get_all_operations():
+        if not isinstance(result, Ok):
+            raise ValueError(f"invalid operation in the contract: {result.err()}")
+        out.append(str(result.ok().definition.raw["operationId"]))
+    return out
+
+
+def fuzz_settings(
+    examples: int, *, explore: bool = False, steps: int | None = None
+) -> hypothesis.settings:
+    """Bounded, no shrinking, no example database; the same cases every run unless ``explore``."""
+    kwargs: dict[str, Any] = {}
+    if steps is not None:
+        kwargs["stateful_step_count"] = steps
+    return hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=not explore,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+        **kwargs,
+    )
+
+
+def fuzz_operation(
+    schema: OpenApiSchema, operation_id: str, target: FuzzTarget, *, examples: int, explore: bool
+) -> int:
+    """Fuzz one operation with valid and invalid inputs; returns the number of cases sent.
+
+    Raises ``AssertionError`` (with ORCH IDs and a curl line) on the first
+    failing case.
+    """
+    operation = schema.find_operation_by_id(operation_id)
+    cases = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+    before = target.cases
+
+    @fuzz_settings(examples, explore=explore)
+    @hypothesis.given(case=cases)
+    def run(case: Case[Any]) -> None:
+        __tracebackhide__ = True
+        validate(case, target.call(case), **target.call_kwargs())
+
+    run()
+    return target.cases - before

@@ -1,0 +1,139 @@
+"""The stream format of ORCH section 5, checked on the raw ``text/event-stream`` body.
+
+Schemathesis can only say a stream is a string; these checks read it the way an
+EventSource does (WHATWG framing) and name the requirement each problem breaks.
+Standard library only, so the checks are cheap to reuse outside fuzzing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "started": frozenset(
+        {"task_id", "replica_id", "engine", "engine_version", "seed", "sampler_profile_version"}
+    ),
+    "token": frozenset({"index", "text", "token_id"}),
+    "end": frozenset({"tokens_out", "finish_reason", "seed"}),
+    "error": frozenset({"kind", "message", "retriable"}),
+}
+"""ORCH-0076: the data fields of each event (spec table 5.2)."""
+
+TERMINAL = frozenset({"end", "error"})
+
+
+@dataclass
+class Event:
+    """One dispatched event: its field lines as sent (a field may repeat)."""
+
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedStream:
+    retry_lines: int
+    retry_before_first_event: bool
+    events: list[Event]
+
+
+def parse(body: str) -> ParsedStream:
+    """Split ``body`` into events; comments (``:``) are dropped, ``retry:`` counted."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    events: list[Event] = []
+    current = Event()
+    retry_lines = 0
+    retry_before = False
+    for line in lines:
+        if line == "":
+            if current.fields:
+                events.append(current)
+                current = Event()
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "retry":
+            retry_lines += 1
+            retry_before = retry_before or (not events and not current.fields)
+            continue
+        current.fields.setdefault(name, []).append(value)
+    if current.fields:
+        events.append(current)
+    return ParsedStream(retry_lines, retry_before, events)
+
+
+def stream_problems(body: str, *, after: int = 0, complete: bool = True) -> list[str]:
+    """Every way ``body`` breaks the stream format, each prefixed with its ORCH ID.
+
+    ``after`` is the ``Last-Event-ID`` the request sent: the first event must
+    then be ``after + 1``, and a resume past the end may legitimately be empty.
+    ``complete=False`` says the reader stopped early: the closing event is not
+    checked then, everything before it is.
+    """
+    parsed = parse(body)
+    problems: list[str] = []
+    if parsed.retry_lines != 1 or not parsed.retry_before_first_event:
+        problems.append(
+            f"ORCH-0073: `retry:` must come once, before any event; got {parsed.retry_lines} "
+            f"retry line(s){'' if parsed.retry_before_first_event else ', not first'}"
+        )
+    names: list[str] = []
+    expected_id = after + 1
+    for position, event in enumerate(parsed.events, start=1):
+        where = f"event #{position}"
+        for name in ("id", "event", "data"):
+            count = len(event.fields.get(name, []))
+            if count != 1:
+                problems.append(f"ORCH-0071: {where} has {count} `{name}:` line(s), expected 1")
+        unknown = sorted(set(event.fields) - {"id", "event", "data"})
+        if unknown:
+            problems.append(f"ORCH-0071: {where} has unexpected field(s) {unknown}")
+        ids = event.fields.get("id", [])
+        if ids:
+            if ids[0].isdigit() and int(ids[0]) == expected_id:
+                expected_id += 1
+            else:
+                problems.append(
+                    f"ORCH-0072: {where} has id {ids[0]!r}, expected {expected_id} "
+                    "(ids 1, 2, 3 ... without gap or repetition)"
+                )
+                if ids[0].isdigit():
+                    expected_id = int(ids[0]) + 1
+        kinds = event.fields.get("event", [])
+        kind = kinds[0] if kinds else ""
+        names.append(kind)
+        if kind not in EVENT_FIELDS:
+            problems.append(
+                f"ORCH-0071: {where} has event {kind!r}, not one of {sorted(EVENT_FIELDS)}"
+            )
+        datas = event.fields.get("data", [])
+        if datas:
+            problems.extend(_data_problems(where, kind, datas[0]))
+    terminals = [i for i, name in enumerate(names) if name in TERMINAL]
+    if not complete or (not names and after > 0):
+        return problems
+    if len(terminals) != 1 or terminals[0] != len(names) - 1:
+        problems.append(
+            "ORCH-0081: exactly one `end` or `error` event must close the stream as its last "
+            f"event; events were {names}"
+        )
+    return problems
+
+
+def _data_problems(where: str, kind: str, data: str) -> list[str]:
+    try:
+        value: Any = json.loads(data)
+    except ValueError:
+        return [f"ORCH-0071: {where} `data:` is not JSON: {data[:120]!r}"]
+    if not isinstance(value, dict):
+        return [f"ORCH-0071: {where} `data:` is not a JSON object: {data[:120]!r}"]
+    expected = EVENT_FIELDS.get(kind)
+    if expected is not None and set(value) != expected:
+        return [
+            f"ORCH-0076: {where} ({kind}) data has fields {sorted(value)}, "
+            f"expected {sorted(expected)}"
+        ]
+    return []
