@@ -34,6 +34,8 @@ _STATE_ORDER = (
     REMOTE_UNVERIFIABLE,
     OUTSIDE,
 )
+_FIRST_LINE_MAX = 160
+"""Longest failure line shown in the table; pytest.log has the whole message."""
 _LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
 
 
@@ -179,16 +181,17 @@ def _summarise(console: Console, plan: RunPlan, progress: SuiteProgress, code: i
             console.print(f"  {req['id']} ({req['level']}): {req['state']}")
     if failing:
         detail = Table(title="Failing requirements")
-        detail.add_column("requirement")
-        detail.add_column("test")
+        detail.add_column("requirement", no_wrap=True)
+        detail.add_column("test", overflow="fold")
         detail.add_column("first line of the failure")
         for req in failing:
             bad = [t for t in req.get("tests", []) if t.get("outcome") == "failed"]
             nodeid = bad[0]["nodeid"] if bad else req["tests"][0]["nodeid"]
             first = progress.failures.get(nodeid)
-            detail.add_row(
-                f"{req['id']} ({req['level']})", nodeid, first.first_line if first else ""
-            )
+            line = first.first_line if first else ""
+            if len(line) > _FIRST_LINE_MAX:
+                line = line[: _FIRST_LINE_MAX - 1] + "…"
+            detail.add_row(f"{req['id']} ({req['level']})", nodeid, line)
         console.print(detail)
     elif progress.failures:
         console.print("[red]Failing tests (citing no requirement):")
