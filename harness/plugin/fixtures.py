@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXCLUSIVE_MARKER",
     "Dispatched",
+    "Factories",
     "MakeAttempt",
     "MakeSession",
     "MakeTask",
@@ -284,11 +285,23 @@ MakeAttempt = Callable[..., Dispatched]
 
 
 @dataclass
-class _Made:
-    """The client the factories share and what they created (deleted at teardown)."""
+class Factories:
+    """The API factories on one client; :meth:`cleanup` deletes every session they made.
+
+    The ``make_*`` fixtures are these on ``orch_target``; build one yourself for
+    another target (``Factories(orch_serve(...).client())``).
+    """
 
     client: OrchClient
     sessions: list[str] = field(default_factory=list)
+
+    def cleanup(self) -> None:
+        """Delete the sessions made here, newest first (their unfinished tasks are cancelled)."""
+        from orchestrator.client import OrchClientError
+
+        while self.sessions:
+            with contextlib.suppress(OrchClientError):
+                self.client.delete_session(self.sessions.pop())
 
     def session(self, ttl_seconds: int = 600, metadata: dict[str, Any] | None = None) -> Any:
         created = self.client.create_session(ttl_seconds=ttl_seconds, metadata=metadata)
@@ -328,19 +341,15 @@ class _Made:
 
 
 @pytest.fixture
-def _orch_made(orch_target: Target) -> Iterator[_Made]:
-    from orchestrator.client import OrchClientError
-
+def _orch_made(orch_target: Target) -> Iterator[Factories]:
     with orch_target.client() as client:
-        made = _Made(client)
+        made = Factories(client)
         yield made
-        for session_id in reversed(made.sessions):
-            with contextlib.suppress(OrchClientError):
-                client.delete_session(session_id)
+        made.cleanup()
 
 
 @pytest.fixture
-def make_session(_orch_made: _Made) -> MakeSession:
+def make_session(_orch_made: Factories) -> MakeSession:
     """``make_session(ttl_seconds=600, metadata=None) -> SessionCreated``, over the API.
 
     Every session is deleted at teardown (its unfinished tasks end ``cancelled``).
@@ -349,7 +358,7 @@ def make_session(_orch_made: _Made) -> MakeSession:
 
 
 @pytest.fixture
-def make_task(_orch_made: _Made) -> MakeTask:
+def make_task(_orch_made: Factories) -> MakeTask:
     """``make_task(prompt="hello", *, session_id=None, **submit_task_kwargs) -> TaskAdmitted``.
 
     Without ``session_id`` a new session is created first (parents first);
@@ -359,7 +368,7 @@ def make_task(_orch_made: _Made) -> MakeTask:
 
 
 @pytest.fixture
-def make_attempt(_orch_made: _Made) -> MakeAttempt:
+def make_attempt(_orch_made: Factories) -> MakeAttempt:
     """``make_attempt(prompt="hello", *, session_id=None, timeout=10.0, **kw) -> Dispatched``.
 
     Admits a task (creating its session unless given) and polls
