@@ -3,6 +3,9 @@
 Every test runs twice, once through :class:`OrchClient` and once through
 :class:`AsyncOrchClient`, via the small :class:`Api` facade: the two clients share
 their request building and decoding, so the same expectations must hold for both.
+
+Spec: none. The spec binds servers; this is the client's own contract, tested
+against a fake server.
 """
 
 from __future__ import annotations

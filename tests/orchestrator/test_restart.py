@@ -1,9 +1,6 @@
 """Crash recovery: ``kill -9`` a real ``orchq serve`` and restart it on the same database.
 
 Spec: ORCH-0045, ORCH-0060, ORCH-0116, ORCH-0137, ORCH-0140, ORCH-0141, ORCH-0142,
-ORCH-0144.
-
-Spec: ORCH-0045, ORCH-0060, ORCH-0116, ORCH-0137, ORCH-0140, ORCH-0141, ORCH-0142,
 ORCH-0143, ORCH-0144, ORCH-0145, ORCH-0146.
 """
 

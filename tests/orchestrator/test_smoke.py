@@ -1,3 +1,8 @@
+"""Smoke test: one strict task streams to its end on the embedded default.
+
+Spec: none. The requirements it touches are cited by the focused tests.
+"""
+
 from orchestrator.client import OrchClient
 from tests.support import run_task
 

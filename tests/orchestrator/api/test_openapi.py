@@ -1,4 +1,8 @@
-"""The committed OpenAPI document: up to date, and declaring exactly what the server answers."""
+"""The committed OpenAPI document: up to date, and declaring exactly what the server answers.
+
+Spec: none. The document is a contract artefact; the behaviour it declares is
+cited by the tests that exercise it.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ The IDs are declared where the routes are (``openapi_extra`` in
 by ``orchq openapi regen`` (exit 7, one line): these tests prove the committed
 document passes and that the validation really refuses an unknown, deleted,
 malformed, unsorted or missing ID.
+
+Spec: none. The x-req-id links to the spec are checked, not a requirement of it.
 """
 
 from __future__ import annotations

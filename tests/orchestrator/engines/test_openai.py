@@ -4,6 +4,9 @@ respx mocks the HTTP edge we do not own (llama.cpp server, vLLM). A few tests
 use a raw socket server instead, where respx cannot show the behaviour: a
 connection cut inside chunked encoding, and whether the engine really closes
 the connection on cancellation and truncation.
+
+Spec: none. The engine's HTTP client in isolation; the server behaviour it feeds
+(retries, rate limits, timeouts) is cited in faults/test_openai_runtime.py.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ is set up before the server and torn down after it, so a replica's health
 probe can never reach the real network.
 
 Spec: ORCH-0044, ORCH-0102, ORCH-0103, ORCH-0104, ORCH-0106, ORCH-0108, ORCH-0109,
-ORCH-0110, ORCH-0111, ORCH-0112, ORCH-0117.
+ORCH-0110, ORCH-0111, ORCH-0112.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def start(router: respx.MockRouter, orch: Callable[..., Orch]) -> Callable[..., 
     return orch
 
 
-@pytest.mark.req("ORCH-0044", "ORCH-0117")
+@pytest.mark.req("ORCH-0044")
 def test_tokens_flow_to_the_stream_with_the_seed_sent_to_the_engine(
     router: respx.MockRouter, start: Callable[..., Orch]
 ) -> None:

@@ -2,6 +2,8 @@
 
 If these pass, a test using the ``scripted`` fixture cannot leave an outcome
 unconsumed, consume one too many, or leave a call running, without failing.
+
+Spec: none. Test infrastructure (the guard of the routing and cancellation tests).
 """
 
 from __future__ import annotations

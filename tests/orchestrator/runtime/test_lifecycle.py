@@ -1,7 +1,7 @@
 """Task lifecycle over real HTTP: legal state changes only, terminal state durable before the
 closing event, replica slots respected, and no task left queued next to a free slot.
 
-Spec: ORCH-0059, ORCH-0060, ORCH-0065, ORCH-0092, ORCH-0093.
+Spec: ORCH-0045, ORCH-0059, ORCH-0060, ORCH-0065, ORCH-0092, ORCH-0093.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -104,9 +105,11 @@ def test_tasks_change_state_only_along_the_allowed_paths(
 
 
 def _terminal_rows(db_path: str, task_id: str) -> tuple[str, str | None]:
+    """The task's stored state and error, read from the SQLite file by another connection."""
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
         row = db.execute("SELECT state, error FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-    assert row is not None
+    if row is None:
+        return "absent", None
     return row[0], row[1]
 
 
@@ -224,3 +227,27 @@ def test_no_task_stays_queued_while_a_ready_replica_has_a_free_slot(
         assert client.get_pool("default").queue_depth.interactive == 0
         for task_id in (second.task_id, third):
             client.cancel_task(task_id)
+
+
+@pytest.mark.req("ORCH-0045")
+def test_an_admitted_task_is_in_the_database_when_the_202_arrives(
+    serve: ServeFactory, make_config: ConfigFactory, db_path: str
+) -> None:
+    """Read the SQLite file itself, from another connection, right after each 202.
+
+    Admissions arriving together share one commit (group commit); each one, fired
+    concurrently, must still be committed before its own 202.
+    """
+    server = serve(make_config())
+    with OrchClient(server.url) as client:
+        sid = client.create_session().session_id
+
+        def admit_and_look(n: int) -> tuple[str, bool]:
+            task_id = client.submit_task(sid, f"durable {n}", max_tokens=2).task_id
+            state, _ = _terminal_rows(db_path, task_id)
+            return task_id, state in {"queued", "running", "completed"}
+
+        with ThreadPoolExecutor(8) as executor:
+            outcomes = list(executor.map(admit_and_look, range(32)))
+    missing = [task_id for task_id, stored in outcomes if not stored]
+    assert not missing, f"ORCH-0045: answered 202 before committing tasks {missing}"

@@ -43,6 +43,22 @@ REQUIRED = {
     "orchq_stream_resumes_total": "counter",
     "orchq_build_info": "gauge",
 }
+REQUIRED_LABELS = {
+    "orchq_tasks_admitted_total": {"pool", "priority"},
+    "orchq_tasks_rejected_total": {"pool", "priority", "kind"},
+    "orchq_tasks_dropped_total": {"pool", "priority"},
+    "orchq_tasks_finished_total": {"pool", "priority", "state", "reason"},
+    "orchq_queue_depth": {"pool", "priority"},
+    "orchq_tasks_running": {"pool"},
+    "orchq_replicas": {"pool", "state"},
+    "orchq_generated_tokens_total": {"pool", "engine"},
+    "orchq_queue_wait_seconds": {"pool", "priority"},
+    "orchq_time_to_first_token_seconds": {"pool"},
+    "orchq_inter_token_latency_seconds": {"pool"},
+    "orchq_stream_resumes_total": {"pool"},
+    "orchq_build_info": {"version"},
+}
+"""The labels the spec's metric table (section 9) gives each metric, at least."""
 
 
 # ---------------------------------------------------------------- helpers
@@ -246,6 +262,16 @@ def test_metrics_after_a_mixed_workload(
     for name, kind in REQUIRED.items():
         family = name.removesuffix("_total") if kind == "counter" else name
         assert present.get(family) == kind, (name, present.get(family))
+
+    # ... and at least the spec's labels on every sample
+    for name, labels in REQUIRED_LABELS.items():
+        family_name = name.removesuffix("_total") if REQUIRED[name] == "counter" else name
+        (family,) = [f for f in after if f.name == family_name]
+        assert family.samples, f"ORCH-0134: {name} has no sample after the workload"
+        for s in family.samples:
+            assert set(s.labels) >= labels, (
+                f"ORCH-0134: {s.name} has labels {sorted(s.labels)}, needs {sorted(labels)}"
+            )
 
     # cardinality: nothing fed by request input appears as a label value
     forbidden = {*task_ids, *session_ids, *map(str, seeds), *prompts}

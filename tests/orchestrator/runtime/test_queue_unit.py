@@ -5,6 +5,9 @@ implementation: two FIFO lists, a fairness rule stated as "after N-1
 interactive dispatches in a row while batch work waited, the next dispatch is
 batch", and the drop_lru victim rule "oldest task of the lowest priority not
 above the newcomer's".
+
+Spec: ORCH-0043, ORCH-0088, ORCH-0089, ORCH-0090, ORCH-0094, ORCH-0096, ORCH-0098,
+ORCH-0099.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def test_batch_share_every_below_two_is_refused(share: int) -> None:
         PoolQueue(4, "reject", share)
 
 
+@pytest.mark.req("ORCH-0088")
 def test_fifo_within_each_lane() -> None:
     queue = PoolQueue(100, "reject", 1000)
     for i in range(5):
@@ -60,6 +64,7 @@ def test_fifo_within_each_lane() -> None:
     assert drain(queue) == [f"b{i}" for i in range(5)]
 
 
+@pytest.mark.req("ORCH-0089")
 def test_interactive_goes_first_when_budget_not_spent() -> None:
     queue = PoolQueue(100, "reject", 4)
     queue.admit("b0", "batch")
@@ -68,6 +73,7 @@ def test_interactive_goes_first_when_budget_not_spent() -> None:
     assert drain(queue) == ["i0", "i1", "b0"]
 
 
+@pytest.mark.req("ORCH-0089", "ORCH-0090")
 def test_fairness_budget_exact_pattern() -> None:
     queue = PoolQueue(100, "reject", 4)
     for i in range(8):
@@ -82,6 +88,7 @@ def test_fairness_budget_exact_pattern() -> None:
 
 
 @pytest.mark.parametrize("share", [2, 3, 5])
+@pytest.mark.req("ORCH-0090")
 def test_at_least_one_batch_in_every_window_while_both_wait(share: int) -> None:
     queue = PoolQueue(1000, "reject", share)
     for i in range(40):
@@ -100,6 +107,7 @@ def test_at_least_one_batch_in_every_window_while_both_wait(share: int) -> None:
     assert sum(t.startswith("b") for t in order) == len(order) // share
 
 
+@pytest.mark.req("ORCH-0089")
 def test_streak_resets_when_batch_lane_is_empty() -> None:
     queue = PoolQueue(100, "reject", 3)
     for i in range(4):
@@ -111,6 +119,7 @@ def test_streak_resets_when_batch_lane_is_empty() -> None:
     assert [queue.pop(), queue.pop(), queue.pop()] == ["i2", "i3", "b0"]
 
 
+@pytest.mark.req("ORCH-0043")
 def test_positions_count_tasks_ahead_in_the_same_lane() -> None:
     queue = PoolQueue(100, "reject", 4)
     assert queue.admit("i0", "interactive").position == 0
@@ -124,6 +133,7 @@ def test_positions_count_tasks_ahead_in_the_same_lane() -> None:
     assert queue.admit("b2", "batch").position == 1
 
 
+@pytest.mark.req("ORCH-0094")
 def test_reject_policy_refuses_at_capacity_and_keeps_the_queue() -> None:
     queue = PoolQueue(2, "reject", 4)
     queue.admit("b0", "batch")
@@ -140,6 +150,7 @@ def test_reject_policy_refuses_at_capacity_and_keeps_the_queue() -> None:
     assert queue.admit("i1", "interactive").evicted is None
 
 
+@pytest.mark.req("ORCH-0096")
 def test_drop_lru_interactive_newcomer_evicts_oldest_batch_first() -> None:
     queue = PoolQueue(3, "drop_lru", 4)
     queue.admit("i0", "interactive")
@@ -153,6 +164,7 @@ def test_drop_lru_interactive_newcomer_evicts_oldest_batch_first() -> None:
     assert len(queue) == 3
 
 
+@pytest.mark.req("ORCH-0096")
 def test_drop_lru_interactive_newcomer_evicts_oldest_interactive_when_no_batch() -> None:
     queue = PoolQueue(2, "drop_lru", 4)
     queue.admit("i0", "interactive")
@@ -163,6 +175,7 @@ def test_drop_lru_interactive_newcomer_evicts_oldest_interactive_when_no_batch()
     assert queue.lane("interactive") == ["i1", "i2"]
 
 
+@pytest.mark.req("ORCH-0096", "ORCH-0099")
 def test_drop_lru_batch_newcomer_evicts_oldest_batch() -> None:
     queue = PoolQueue(3, "drop_lru", 4)
     queue.admit("b0", "batch")
@@ -175,6 +188,7 @@ def test_drop_lru_batch_newcomer_evicts_oldest_batch() -> None:
     assert queue.lane("interactive") == ["i0"]
 
 
+@pytest.mark.req("ORCH-0098", "ORCH-0099")
 def test_drop_lru_batch_newcomer_into_all_interactive_is_refused() -> None:
     queue = PoolQueue(2, "drop_lru", 4)
     queue.admit("i0", "interactive")

@@ -1,4 +1,7 @@
-"""The mock engine: tokens are a pure function of the request, faults break that on purpose."""
+"""The mock engine: tokens are a pure function of the request, faults break that on purpose.
+
+Spec: ORCH-0113, ORCH-0114.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ def texts(engine: MockEngine, request: GenerationRequest = BASE) -> list[str]:
 
 @settings(max_examples=50, deadline=None)
 @given(prompt=st.text(min_size=1, max_size=50), seed=st.integers(0, 2**63 - 1))
+@pytest.mark.req("ORCH-0113", "ORCH-0114")
 def test_tokens_depend_only_on_the_request_not_the_replica(prompt: str, seed: int) -> None:
     request = replace(BASE, prompt=prompt, seed=seed)
     assert texts(MockEngine("r1"), request) == texts(MockEngine("other", token_delay_ms=0), request)
