@@ -134,3 +134,35 @@ def test_rejections_and_drops_stay_within_budgets(orch_serve: ServeFactory) -> N
     assert "QUEUE_FULL_DROP_LRU" in kinds, f"ORCH-0098: no refusal from the drop_lru pool: {kinds}"
     after = _scrape(target)
     _check(contract_violations(after, load_lint(), inputs), "ORCH-0133", "ORCH-0134")
+
+
+@pytest.mark.req("ORCH-0135")
+def test_generated_tokens_count_a_retried_token_once(orch_serve: ServeFactory) -> None:
+    """A replica dies mid-decode and a strict task is retried on the other one: the tokens
+    it regenerates were already streamed, so the counter must not count them again."""
+    target = orch_serve(
+        pools=[
+            {
+                "pool_id": "default",
+                "max_attempts": 2,
+                "replicas": [
+                    {"replica_id": "r1", "faults": {"fail_after_tokens": 3}},
+                    {"replica_id": "r2"},
+                ],
+            }
+        ]
+    )
+    before = _scrape(target)
+    streamed = retried = 0
+    with target.client() as client:
+        sid = client.create_session().session_id
+        for n in range(4):
+            task_id = client.submit_task(
+                sid, f"retry {n}", max_tokens=8, seed=4242 + n, determinism="strict"
+            ).task_id
+            stream = client.collect_stream(task_id)
+            assert stream.ok, f"ORCH-0135 setup: strict task {task_id} did not complete"
+            streamed += len(stream.tokens)
+            retried += len(client.get_task(task_id).attempts) > 1
+    assert retried, "ORCH-0135 setup: no task was retried, the check would be vacuous"
+    _check(token_violations(before, _scrape(target), streamed), "ORCH-0135")
