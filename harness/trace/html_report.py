@@ -11,6 +11,7 @@ Filtering sets the ``hidden`` attribute on rows that do not match.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from harness.trace.index import LEVELS
@@ -55,6 +56,14 @@ _JS = """
   fromHash();
 })();
 """
+
+
+_SPECIAL = re.compile(r"[&<>\"']")
+
+
+def _escape(text: str) -> str:
+    """:func:`html.escape`, skipped for the common text without any special character."""
+    return escape(text) if _SPECIAL.search(text) else text
 
 
 def _select(name: str, values: list[str]) -> str:

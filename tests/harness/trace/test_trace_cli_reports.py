@@ -62,7 +62,8 @@ _BAD_TRACES = {
     "wrong type": (None, "tests[0].nodeid must be a string"),
     "bad outcome": (None, "tests[0].outcome must be one of"),
     "missing key": (None, "requirements[0]: missing key 'text'"),
-    "edited state": (None, "do not follow from its tests"),
+    "edited state": (None, "ORCH-0002: state or tests do not follow"),
+    "edited summary": (None, "summary does not follow"),
     "unknown ID": (None, "is not a requirement of this trace"),
 }
 
@@ -80,6 +81,8 @@ def _mutate(case: str, data: dict[str, object]) -> None:
         del reqs[0]["text"]
     elif case == "edited state":
         reqs[1]["state"] = "verified"
+    elif case == "edited summary":
+        data["summary"]["states"]["verified"] = 9  # type: ignore[index]
     elif case == "unknown ID":
         tests[0]["requirements"] = ["ORCH-0042"]
 
