@@ -164,14 +164,19 @@ def test_a_replica_never_runs_more_attempts_than_its_slots(
     serve: ServeFactory, make_config: ConfigFactory
 ) -> None:
     replicas = [
-        {"replica_id": "r1", "slots": 2, "token_delay_ms": 5},
-        {"replica_id": "r2", "slots": 1, "token_delay_ms": 5},
+        {"replica_id": "r1", "slots": 2, "token_delay_ms": 20},
+        {"replica_id": "r2", "slots": 1, "token_delay_ms": 20},
     ]
     slots = {"r1": 2, "r2": 1}
     server = serve(make_config(pools=[pool("default", replicas=replicas)]))
     with OrchClient(server.url) as client:
         sid = client.create_session().session_id
-        ids = [client.submit_task(sid, f"slot {n}", max_tokens=8).task_id for n in range(12)]
+        with ThreadPoolExecutor(6) as executor:  # a burst, so every slot is wanted at once
+            ids = list(
+                executor.map(
+                    lambda n: client.submit_task(sid, f"slot {n}", max_tokens=8).task_id, range(12)
+                )
+            )
         peak = dict.fromkeys(slots, 0)
 
         def sample() -> bool:
