@@ -1,11 +1,11 @@
 """Schemathesis checks for OrchQueue v1, and ORCH IDs on every failure.
 
-Built-in checks (no 5xx, status codes, content types, response schemas and
-headers, negative data refused) run next to ours (:mod:`harness.fuzz.wire`,
-:mod:`harness.fuzz.sse`). :func:`validate` runs the set that fits a response
-and turns Schemathesis' failure group into one ``AssertionError`` whose every
-line starts with the ORCH IDs of the broken requirement, followed by a curl
-line that reproduces the request.
+Built-in checks (status codes, content types, response schemas and
+headers, negative data refused) run next to ours (no 500 or undeclared 5xx,
+:mod:`harness.fuzz.wire`, :mod:`harness.fuzz.sse`). :func:`validate` runs
+the set that fits a response and turns Schemathesis' failure group into one
+``AssertionError`` whose every line starts with the ORCH IDs of the broken
+requirement, followed by a curl line that reproduces the request.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemathesis import Case, CheckContext, Response
-from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.checks import CheckFunction
 from schemathesis.core.failures import (
     AcceptedNegativeData,
     CustomFailure,
@@ -54,6 +54,22 @@ def operation_id(case: Case[Any]) -> str:
     return str(case.operation.definition.raw.get("operationId", case.operation.label))
 
 
+def orchq_no_server_error(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """ORCH-0017: no 500, and no 5xx the operation does not declare.
+
+    Schemathesis' own ``not_a_server_error`` flags every 5xx, but a 503
+    ``POOL_UNREADY`` from a warming pool is the contract working, not a crash.
+    """
+    status = response.status_code
+    declared = {str(code) for code in case.operation.definition.raw.get("responses", {})}
+    if status == 500 or (status > 500 and str(status) not in declared):
+        raise AssertionError(
+            f"ORCH-0017: {operation_id(case)} answered {status}: no 5xx may be caused by what "
+            f"the request contains; body: {response.content[:300]!r}"
+        )
+    return None
+
+
 def orchq_wire(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """X-Request-Id, the error envelope and kinds, backpressure headers (ORCH 2.1-2.3)."""
     problems = [
@@ -90,14 +106,13 @@ def orchq_stream(ctx: CheckContext, response: Response, case: Case[Any]) -> bool
 
 
 BUILTIN_CHECKS: tuple[CheckFunction, ...] = (
-    not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
     response_headers_conformance,
     negative_data_rejection,
 )
-OUR_CHECKS: tuple[CheckFunction, ...] = (orchq_wire, orchq_stream)
+OUR_CHECKS: tuple[CheckFunction, ...] = (orchq_no_server_error, orchq_wire, orchq_stream)
 
 
 def checks_for(case: Case[Any], response: Response) -> list[CheckFunction]:
@@ -108,9 +123,9 @@ def checks_for(case: Case[Any], response: Response) -> list[CheckFunction]:
     return chosen
 
 
-def failure_ids(failure: Failure, operation: str) -> str:
+def failure_ids(failure: Failure, operation: str, status: int) -> str:
     """The ORCH IDs a Schemathesis failure breaks ('' when its message already names them)."""
-    shape = req.RESPONSE_SHAPES.get(operation, ())
+    shape = req.RESPONSE_SHAPES.get(operation, ()) if status < 400 else req.ENVELOPE
     if isinstance(failure, CustomFailure):
         return ""
     if isinstance(failure, ServerError):
@@ -118,7 +133,7 @@ def failure_ids(failure: Failure, operation: str) -> str:
     if isinstance(failure, AcceptedNegativeData):
         return req.ids(req.INVALID_REFUSED)
     if isinstance(failure, UndefinedStatusCode):
-        return req.ids(req.STATUS_CODES, shape)
+        return req.ids(req.STATUS_CODES)
     if isinstance(failure, MissingHeaders) or (
         isinstance(failure, JsonSchemaError) and "header" in failure.title.lower()
     ):
@@ -130,12 +145,12 @@ def failure_ids(failure: Failure, operation: str) -> str:
     return req.ids(shape or req.ENVELOPE)
 
 
-def describe(group: FailureGroup, case: Case[Any]) -> str:
+def describe(group: FailureGroup, case: Case[Any], status: int) -> str:
     """One line per failure, each led by its ORCH IDs, then Schemathesis' own report."""
     operation = operation_id(case)
     lines = []
     for failure in group.exceptions:
-        ids = failure_ids(failure, operation)
+        ids = failure_ids(failure, operation, status)
         text = f"{failure.title}: {failure.message}".strip()
         lines.append(f"{ids}: {operation}: {text}" if ids else f"{operation}: {text}")
     return "\n".join(lines) + "\n\n" + str(group.message)
@@ -149,4 +164,4 @@ def validate(case: Case[Any], response: Response, **transport: Any) -> None:
             response, checks=checks_for(case, response), transport_kwargs=transport or None
         )
     except FailureGroup as group:
-        raise AssertionError(describe(group, case)) from None
+        raise AssertionError(describe(group, case, response.status_code)) from None

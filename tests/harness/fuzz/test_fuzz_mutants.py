@@ -1,0 +1,64 @@
+"""Self-tests: the packaged fuzz suite fails on each broken orchestrator, naming the ORCH ID.
+
+Each mutant (:mod:`tests.harness.fuzz.mutants`) runs in-process under
+``orch_serve(wrap_app=...)``; the conformance module is run against it the
+way a user would, ``--pyargs harness.conformance.test_fuzz --orch-url URL``,
+selecting the test whose checks the mutant breaks. The same selections pass
+on the unmodified orchestratord.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.plugin.target import ServeFactory
+from tests.harness.fuzz.mutants import MUTANTS, WARMING_POOL
+
+pytest_plugins = ["pytester"]
+
+INDEX = Path(__file__).resolve().parents[3] / "requirements" / "index.yaml"
+
+
+def _run_suite(pytester: pytest.Pytester, url: str, selection: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\n")
+    return pytester.runpytest_inprocess(
+        "--pyargs",
+        "harness.conformance.test_fuzz",
+        "--orch-url",
+        url,
+        "--orch-index",
+        str(INDEX),
+        "-k",
+        selection,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-rf",
+    )
+
+
+@pytest.mark.slow
+def test_healthy_orchestrator_passes_what_the_mutants_break(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    selection = "createTask or readyz or getTask or test_linked_workflow_meets_contract"
+    result = _run_suite(pytester, orch_serve().url, selection)
+    result.assert_outcomes(passed=4)
+    warming = _run_suite(pytester, orch_serve(pools=WARMING_POOL).url, "readyz or createTask")
+    warming.assert_outcomes(passed=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_fuzz_suite_catches_the_mutant(
+    name: str, pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    wrap, config, selection, req = MUTANTS[name]
+    target = orch_serve(wrap_app=wrap, **config)
+    result = _run_suite(pytester, target.url, selection)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
+    result.stdout.fnmatch_lines([f"*{req}: *"])
