@@ -8,6 +8,7 @@ after all inputs were read, so a failed command leaves no half-written file.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -52,6 +53,14 @@ def _project_root() -> Path:
         if (candidate / DEFAULT_INDEX).is_file():
             return candidate
     return cwd
+
+
+def _relative(path: Path) -> Path:
+    """A default path as the user would type it from the working directory."""
+    try:
+        return Path(os.path.relpath(path))
+    except ValueError:  # another drive on Windows
+        return path
 
 
 @click.group("trace", context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,8 +145,8 @@ def accept_command(index: Path | None, lock: Path | None, trace_file: Path | Non
     Entries of requirements no longer in the spec are dropped.
     """
     root = _project_root()
-    index_path = index if index is not None else root / DEFAULT_INDEX
-    lock_path = lock if lock is not None else root / DEFAULT_LOCK
+    index_path = index if index is not None else _relative(root / DEFAULT_INDEX)
+    lock_path = lock if lock is not None else _relative(root / DEFAULT_LOCK)
     try:
         idx = load_index(index_path, str(index_path))
         previous = load_lock(lock_path, str(lock_path)) or {}
