@@ -362,11 +362,17 @@ class ServedScriptBook(ScriptBook):
     targets: list[Target] = field(default_factory=list)
     _request: pytest.FixtureRequest | None = field(default=None, repr=False)
 
-    def serve(self, **config_overrides: Any) -> Target:
-        """``orch_serve(engine_factory=self.factory, **config_overrides)``: a started target."""
+    def serve(self, *, replace_engines: bool = True, **config_overrides: Any) -> Target:
+        """``orch_serve(engine_factory=self.factory, **config_overrides)``: a started target.
+
+        ``replace_engines=False`` keeps the configured engines (an ``openai``
+        replica whose HTTP API this book answers through :meth:`mock_openai`).
+        """
         assert self._request is not None, "serve() needs the scripted_engine fixture"
         orch_serve: ServeFactory = self._request.getfixturevalue("orch_serve")
-        target = orch_serve(engine_factory=self.factory, **config_overrides)
+        if replace_engines:
+            config_overrides["engine_factory"] = self.factory
+        target = orch_serve(**config_overrides)
         self.targets.append(target)
         return target
 
