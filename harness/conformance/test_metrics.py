@@ -57,9 +57,18 @@ def _check(violations: list[Violation], *reqs: str) -> None:
     assert not relevant, format_violations(relevant)
 
 
-@pytest.mark.req("ORCH-0131", "ORCH-0008")
-def test_metrics_is_prometheus_text_without_auth(orch_target: Target) -> None:
-    status, expo = scrape(orch_target.url)  # deliberately no token: ORCH-0008
+@pytest.mark.req("ORCH-0131")
+def test_metrics_is_prometheus_text(orch_target: Target) -> None:
+    status, expo = scrape(orch_target.url, orch_target.auth_headers())
+    problems = exposition_violations(status, expo)
+    assert not problems, format_violations(problems)
+
+
+@pytest.mark.req("ORCH-0008")
+def test_metrics_need_no_token_when_one_is_configured(orch_serve: ServeFactory) -> None:
+    target = orch_serve(auth_token="metrics-s3cret")
+    status, expo = scrape(target.url)  # deliberately without the token
+    assert status == 200, f"ORCH-0008: /metrics answered {status} without a token"
     problems = exposition_violations(status, expo)
     assert not problems, format_violations(problems)
 
