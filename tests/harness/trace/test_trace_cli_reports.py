@@ -293,3 +293,14 @@ def test_lock_text_is_canonical_and_quotes_digit_hashes() -> None:
     assert f'ORCH-0002: "{"1" * 64}"' in text
     assert parse_lock(text, "l") == accepted
     assert parse_lock(render_lock({}), "l") == {}
+
+
+def test_trace_group_is_mounted_on_orchq() -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    result = CliRunner().invoke(main, ["trace", "--help"])
+    assert result.exit_code == 0
+    for command in ("accept", "diff", "merge", "report"):
+        assert command in result.output
