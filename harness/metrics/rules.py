@@ -24,7 +24,7 @@ _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _TYPE_WORDS = ("counter", "gauge", "histogram", "summary")
 _NON_BASE_UNITS = (
     "milliseconds", "millisecond", "microseconds", "nanoseconds", "minutes", "hours", "days",
-    "ms", "us", "ns", "msec", "usec", "sec", "secs", "min", "mins", "kilobytes", "megabytes",
+    "ms", "us", "ns", "msec", "usec", "sec", "secs", "kilobytes", "megabytes",
     "gigabytes", "kb", "mb", "gb", "percent", "celsius", "fahrenheit",
 )  # fmt: skip
 _DURATION_WORDS = ("latency", "duration", "wait", "time", "elapsed", "age")
