@@ -21,6 +21,7 @@ def test_the_embedded_default_is_one_pool_with_two_mock_replicas() -> None:
     assert (pool.queue_capacity, pool.overflow_policy, pool.max_attempts) == (1024, "reject", 2)
     assert (pool.batch_share_every, pool.decode_timeout_ms) == (4, 30000)
     assert config.auth_token is None
+    assert config.database == "./orchq.db", "ORCH-0147: the default database is a SQLite file"
 
 
 @pytest.mark.req("ORCH-0149")
