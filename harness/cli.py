@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from harness.contract.cli import pact_group
 from harness.determinism.cli import determinism_group
 from harness.engine.cli import engine_group
 from harness.orchestrator_cli import openapi_group, run_command, serve_command
@@ -32,3 +33,4 @@ main.add_command(verify_command)
 main.add_command(trace_group)
 main.add_command(engine_group)
 main.add_command(determinism_group)
+main.add_command(pact_group)

@@ -1,0 +1,10 @@
+"""Pact contracts between our client (``orchq-client``) and OrchQueue v1 (``orchestratord``).
+
+One table (:mod:`harness.contract.interactions`) states every interaction once, with
+the ORCH IDs it pins. The consumer tests (``tests/harness/contract``) record it by
+driving :class:`orchestrator.client.OrchClient` against the Pact mock server; the
+provider verification (``harness/conformance/test_contract.py``) replays the
+recorded pact against any OrchQueue v1 server with the provider states of
+:mod:`harness.contract.states`; :mod:`harness.contract.pactfiles` keeps the
+committed ``contracts/pacts/`` byte-stable and ``orchq pact regen --check`` current.
+"""

@@ -1,0 +1,115 @@
+"""``orchq pact regen [--check]``: regenerate the committed pacts from the consumer tests.
+
+The consumer tests are the only writer of a pact: this command runs them in a
+subprocess (so the FFI's global state and a test failure stay out of this
+process) into a fresh temporary directory, normalises what they wrote
+(:func:`harness.contract.pactfiles.normalise`) and then either replaces
+``contracts/pacts/`` atomically, file by file, or with ``--check`` compares and
+exits :data:`harness.exitcodes.STALE` naming each stale file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from harness import exitcodes
+from harness.contract.pactfiles import normalise, stale_files, write_atomic
+from harness.contract.plugin import committed_pact_dir
+
+CONSUMER_TESTS = Path("tests") / "harness" / "contract" / "test_consumer.py"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"orchq pact: {message}", err=True)
+    sys.exit(code)
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def run_consumer_tests(root: Path, out_dir: Path) -> None:
+    """Run the consumer tests of the checkout at ``root``, writing pacts into ``out_dir``."""
+    tests = root / CONSUMER_TESTS
+    if not tests.is_file():
+        _fail(f"needs a source checkout: {tests} not found", exitcodes.USAGE)
+    env = {**os.environ, "PACT_DO_NOT_TRACK": "true"}
+    env.pop("ORCHQ_PACT_DIR", None)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(tests),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--orch-pact-dir",
+        str(out_dir),
+    ]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stdout.strip().splitlines() or ["no output"])[-1]
+        _fail(
+            f"consumer tests failed (pytest exit {done.returncode}: {last}); "
+            f"run `pytest {CONSUMER_TESTS.as_posix()}` to see why",
+            exitcodes.TESTS_FAILED,
+        )
+    if not any(out_dir.glob("*.json")):
+        _fail("consumer tests wrote no pact file", exitcodes.TESTS_FAILED)
+
+
+@click.group("pact")
+def pact_group() -> None:
+    """Pact contracts between orchq's client and OrchQueue v1 servers."""
+
+
+@pact_group.command("regen")
+@click.option("--check", is_flag=True, help="Exit 1 naming each stale pact file; write nothing.")
+@click.option(
+    "--pacts",
+    "pacts_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of committed pacts (default: contracts/pacts of this checkout).",
+)
+def regen_command(check: bool, pacts_dir: Path | None) -> None:
+    """Regenerate contracts/pacts/ by running the consumer pact tests."""
+    committed = pacts_dir or committed_pact_dir()
+    root = committed_pact_dir().parents[1]
+    with tempfile.TemporaryDirectory(prefix="orchq-pacts-") as tmp:
+        out_dir = Path(tmp)
+        run_consumer_tests(root, out_dir)
+        for generated in sorted(out_dir.glob("*.json")):
+            normalise(generated)
+        stale = stale_files(out_dir, committed)
+        if check:
+            for name in stale:
+                click.echo(
+                    f"{_display(committed / name, root)} is stale: run `orchq pact regen`",
+                    err=True,
+                )
+            if stale:
+                sys.exit(exitcodes.STALE)
+            click.echo(f"{_display(committed, root)}: pacts are current")
+            return
+        fresh = {p.name for p in out_dir.glob("*.json")}
+        for name in stale:
+            target = committed / name
+            if name in fresh:
+                write_atomic(target, (out_dir / name).read_text(encoding="utf-8"))
+                click.echo(f"wrote {_display(target, root)}")
+            else:
+                target.unlink()
+                click.echo(f"removed {_display(target, root)}")
+        if not stale:
+            click.echo(f"{_display(committed, root)}: pacts already current")

@@ -1,0 +1,577 @@
+"""Every interaction of the ``orchq-client`` -> ``orchestratord`` pact, stated once.
+
+The table is data, so the consumer tests (which record it by driving our client
+against the Pact mock server), the provider verification (which replays it
+against a real server) and ``orchq pact regen`` cannot drift apart. Each
+:class:`Spec` carries the ORCH IDs its provider verification certifies, so a
+failed replay names the broken requirement.
+
+IDs the server makes up (session and task IDs) are injected from the provider
+state: the example path ``/v1/sessions/sess_1`` carries a ``ProviderState``
+generator ``/v1/sessions/${session_id}``, which the verifier fills from the JSON
+the state handler answers (:mod:`harness.contract.states`).
+
+Text bodies (the SSE stream) are pinned by raw regex matching rules, all of
+which must match (``combine: AND``): a ``match.regex`` as a text body would be
+serialised literally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pact import Pact, generate, match
+from pact.match.matcher import AbstractMatcher, GenericMatcher
+
+__all__ = [
+    "CONSUMER",
+    "INTERACTIONS",
+    "PACT_FILE",
+    "PROVIDER",
+    "Spec",
+    "add_interaction",
+    "by_description",
+]
+
+CONSUMER = "orchq-client"
+PROVIDER = "orchestratord"
+PACT_FILE = f"{CONSUMER}-{PROVIDER}.json"
+
+RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+DIGITS = r"^\d+$"
+EXAMPLE_CREATED = "2026-01-01T00:00:00.000Z"
+EXAMPLE_EXPIRES = "2026-01-01T00:10:00.000Z"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One HTTP interaction: the request our client sends and the answer it relies on.
+
+    ``states`` are provider state names (see :data:`harness.contract.states.STATES`);
+    ``path_expr`` is the provider-state expression that rebuilds ``path`` from the
+    state's values. ``sse_rules`` are regexes the whole text body must match.
+    """
+
+    description: str
+    req: tuple[str, ...]
+    method: str
+    path: str
+    status: int
+    states: tuple[str, ...] = ()
+    path_expr: str | None = None
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    request_body: Any = None
+    response_headers: Mapping[str, Any] = field(default_factory=dict)
+    response_body: Any = None
+    sse_body: str | None = None
+    sse_rules: tuple[str, ...] = ()
+
+
+def _from_state(example: str, expression: str) -> AbstractMatcher[str]:
+    """A request value the verifier takes from the provider state (``${name}``)."""
+    return GenericMatcher("type", value=example, generator=generate.provider_state(expression))
+
+
+def _stamp(example: str = EXAMPLE_CREATED) -> AbstractMatcher[str]:
+    return match.regex(example, regex=RFC3339_UTC)
+
+
+def _error(kind: str, *, retriable: bool, message: str) -> dict[str, Any]:
+    """The error envelope (ORCH-0014): exact kind and retriable, any message and request id."""
+    return {
+        "error": {
+            "kind": kind,
+            "message": match.str(message),
+            "retriable": retriable,
+            "request_id": match.str("req_1"),
+        }
+    }
+
+
+_BACKPRESSURE = {
+    "Retry-After": match.regex("1", regex=DIGITS),
+    "X-Backoff-Ms": match.regex("1100", regex=DIGITS),
+}
+_SESSION_PATH = "/v1/sessions/${session_id}"
+_TASK_PATH = "/v1/tasks/${task_id}"
+
+
+def _task_request(
+    session_id: Any,
+    *,
+    pool: str = "default",
+    priority: str = "interactive",
+    prompt: str = "hello",
+    seed: int | None = 7,
+    determinism: str = "strict",
+) -> dict[str, Any]:
+    """Exactly the body ``OrchClient.submit_task`` sends (the full ``params`` object)."""
+    params: dict[str, Any] = {} if seed is None else {"seed": seed}
+    params |= {
+        "sampler_profile_version": "v1",
+        "determinism": determinism,
+        "temperature": 1.0,
+        "top_p": 1.0,
+    }
+    return {
+        "session_id": session_id,
+        "prompt": prompt,
+        "priority": priority,
+        "pool": pool,
+        "max_tokens": 2,
+        "params": params,
+    }
+
+
+def _state_session() -> AbstractMatcher[str]:
+    return _from_state("sess_1", "${session_id}")
+
+
+def _admitted(seed: Any) -> dict[str, Any]:
+    return {
+        "task_id": match.str("task_1"),
+        "session_id": match.str("sess_1"),
+        "state": "queued",
+        "priority": "interactive",
+        "pool": "default",
+        "queue_position": match.int(0),
+        "seed": seed,
+        "stream_url": match.regex("/v1/tasks/task_1/stream", regex=r"^/v1/tasks/[^/]+/stream$"),
+    }
+
+
+_SESSION_CREATED: dict[str, Any] = {
+    "session_id": match.str("sess_1"),
+    "ttl_seconds": 600,
+    "created_at": _stamp(),
+    "expires_at": _stamp(EXAMPLE_EXPIRES),
+    "metadata": {"user": "alice"},
+}
+
+_SESSION_INFO: dict[str, Any] = {
+    "session_id": match.str("sess_1"),
+    "ttl_seconds": 600,
+    "created_at": _stamp(),
+    "expires_at": _stamp(EXAMPLE_EXPIRES),
+    "metadata": {},
+    "ttl_remaining_ms": match.int(599_000),
+    "tasks": {"queued": match.int(0), "running": match.int(0), "terminal": match.int(0)},
+}
+
+
+def _task_body(
+    *, state: str, finish_reason: Any, error: Any, attempt_state: str, attempt_error: Any
+) -> dict[str, Any]:
+    return {
+        "task_id": match.str("task_1"),
+        "session_id": match.str("sess_1"),
+        "state": state,
+        "priority": "interactive",
+        "pool": "default",
+        "max_tokens": 2,
+        "params": {
+            "seed": 7,
+            "sampler_profile_version": "v1",
+            "determinism": "strict",
+            "temperature": match.number(1.0),
+            "top_p": match.number(1.0),
+        },
+        "replica_id": match.str("r1"),
+        "engine": match.str("mock"),
+        "engine_version": match.str("mock-1"),
+        "tokens_out": match.int(2),
+        "finish_reason": finish_reason,
+        "error": error,
+        "attempts": match.each_like(
+            {
+                "attempt": match.int(1),
+                "replica_id": match.str("r1"),
+                "state": attempt_state,
+                "error_kind": attempt_error,
+                "started_at": _stamp(),
+                "finished_at": _stamp(),
+            },
+            min=1,
+        ),
+        "created_at": _stamp(),
+        "started_at": _stamp(),
+        "finished_at": _stamp(),
+    }
+
+
+_POOL = {
+    "pool_id": match.str("default"),
+    "ready": match.bool(True),
+    "queue_capacity": match.int(1024),
+    "queue_depth": {"interactive": match.int(0), "batch": match.int(0)},
+    "overflow_policy": match.regex("reject", regex=r"^(reject|drop_lru)$"),
+    "max_attempts": match.int(2),
+    "batch_share_every": match.int(4),
+    "decode_timeout_ms": match.int(30000),
+    "replicas": match.each_like(
+        {
+            "replica_id": match.str("r1"),
+            "engine": match.str("mock"),
+            "engine_version": match.str("mock-1"),
+            "state": match.regex("ready", regex=r"^(warming|ready|draining|down)$"),
+            "in_flight": match.int(0),
+            "slots": match.int(4),
+        },
+        min=1,
+    ),
+}
+
+_SSE_EVENT = r"data: \{[^\n]*\}\n\n"
+_SSE_HEAD = r"^retry: \d+\n\n(: [^\n]*\n\n)*"
+_STREAM_EXAMPLE = (
+    "retry: 3000\n\n"
+    "id: 1\nevent: started\n"
+    'data: {"task_id":"task_1","replica_id":"r1","engine":"mock","engine_version":"mock-1",'
+    '"seed":7,"sampler_profile_version":"v1"}\n\n'
+    'id: 2\nevent: token\ndata: {"index":0,"text":" mursha","token_id":238}\n\n'
+    'id: 3\nevent: token\ndata: {"index":1,"text":" zori","token_id":150}\n\n'
+    'id: 4\nevent: end\ndata: {"tokens_out":2,"finish_reason":"length","seed":7}\n\n'
+)
+_RESUMED_EXAMPLE = (
+    "retry: 3000\n\n"
+    'id: 3\nevent: token\ndata: {"index":1,"text":" zori","token_id":150}\n\n'
+    'id: 4\nevent: end\ndata: {"tokens_out":2,"finish_reason":"length","seed":7}\n\n'
+)
+_SSE_TYPE = {"Content-Type": match.regex("text/event-stream", regex=r"^text/event-stream(;.*)?$")}
+
+INTERACTIONS: tuple[Spec, ...] = (
+    # ---- sessions
+    Spec(
+        "create a session with metadata",
+        ("ORCH-0025", "ORCH-0026", "ORCH-0005"),
+        "POST",
+        "/v1/sessions",
+        201,
+        request_body={"ttl_seconds": 600, "metadata": {"user": "alice"}},
+        response_body=_SESSION_CREATED,
+    ),
+    Spec(
+        "create a session with an out-of-range ttl",
+        ("ORCH-0025", "ORCH-0002", "ORCH-0014"),
+        "POST",
+        "/v1/sessions",
+        400,
+        request_body={"ttl_seconds": 0},
+        response_body=_error("INVALID_PARAMS", retriable=False, message="ttl_seconds: too low"),
+    ),
+    Spec(
+        "get a session",
+        ("ORCH-0027", "ORCH-0029"),
+        "GET",
+        "/v1/sessions/sess_1",
+        200,
+        states=("a session exists",),
+        path_expr=_SESSION_PATH,
+        response_body=_SESSION_INFO,
+    ),
+    Spec(
+        "delete a session",
+        ("ORCH-0033",),
+        "DELETE",
+        "/v1/sessions/sess_1",
+        204,
+        states=("a session exists",),
+        path_expr=_SESSION_PATH,
+    ),
+    Spec(
+        "get a deleted session",
+        ("ORCH-0033", "ORCH-0030"),
+        "GET",
+        "/v1/sessions/sess_1",
+        404,
+        states=("a deleted session exists",),
+        path_expr=_SESSION_PATH,
+        response_body=_error("NOT_FOUND", retriable=False, message="session not found"),
+    ),
+    Spec(
+        "get an unknown session",
+        ("ORCH-0030", "ORCH-0014", "ORCH-0019"),
+        "GET",
+        "/v1/sessions/sess_unknown",
+        404,
+        response_body=_error("NOT_FOUND", retriable=False, message="session not found"),
+    ),
+    Spec(
+        "get an expired session",
+        ("ORCH-0031",),
+        "GET",
+        "/v1/sessions/sess_1",
+        410,
+        states=("an expired session exists",),
+        path_expr=_SESSION_PATH,
+        response_body=_error("SESSION_EXPIRED", retriable=False, message="session expired"),
+    ),
+    # ---- task admission and the determinism knobs
+    Spec(
+        "submit a strict task with a seed",
+        ("ORCH-0042", "ORCH-0044", "ORCH-0040"),
+        "POST",
+        "/v1/tasks",
+        202,
+        states=("a session exists",),
+        request_body=_task_request(_state_session()),
+        response_headers={
+            "Location": match.regex("/v1/tasks/task_1", regex=r"^/v1/tasks/[^/]+$"),
+        },
+        response_body=_admitted(7),
+    ),
+    Spec(
+        "submit a best-effort task without a seed",
+        ("ORCH-0042", "ORCH-0044"),
+        "POST",
+        "/v1/tasks",
+        202,
+        states=("a session exists",),
+        request_body=_task_request(_state_session(), seed=None, determinism="best_effort"),
+        response_headers={
+            "Location": match.regex("/v1/tasks/task_1", regex=r"^/v1/tasks/[^/]+$"),
+        },
+        response_body=_admitted(match.int(1234)),
+    ),
+    Spec(
+        "submit a strict task without a seed",
+        ("ORCH-0041", "ORCH-0014"),
+        "POST",
+        "/v1/tasks",
+        400,
+        states=("a session exists",),
+        request_body=_task_request(_state_session(), seed=None),
+        response_body=_error(
+            "INVALID_PARAMS", retriable=False, message="determinism 'strict' requires a seed"
+        ),
+    ),
+    Spec(
+        "submit a task to an unknown session",
+        ("ORCH-0046",),
+        "POST",
+        "/v1/tasks",
+        404,
+        request_body=_task_request("sess_unknown"),
+        response_body=_error("NOT_FOUND", retriable=False, message="session not found"),
+    ),
+    Spec(
+        "submit a task with a body over the size limit",
+        ("ORCH-0009",),
+        "POST",
+        "/v1/tasks",
+        413,
+        states=("a session exists", "the request body limit is 1024 bytes"),
+        request_body=_task_request(_state_session(), prompt="x" * 2048),
+        response_body=_error("PAYLOAD_TOO_LARGE", retriable=False, message="body too large"),
+    ),
+    # ---- backpressure: every 429/503 carries Retry-After and X-Backoff-Ms
+    Spec(
+        "submit a task while the queue of pool default is full",
+        ("ORCH-0095", "ORCH-0021"),
+        "POST",
+        "/v1/tasks",
+        429,
+        states=("the queue of pool default is full",),
+        request_body=_task_request(_state_session()),
+        response_headers=_BACKPRESSURE,
+        response_body=_error("ADMISSION_REJECT", retriable=True, message="queue is full"),
+    ),
+    Spec(
+        "submit a batch task while the drop_lru queue of pool lru holds only interactive tasks",
+        ("ORCH-0098", "ORCH-0099", "ORCH-0021"),
+        "POST",
+        "/v1/tasks",
+        429,
+        states=("the queue of pool lru is full of interactive tasks",),
+        request_body=_task_request(_state_session(), pool="lru", priority="batch"),
+        response_headers=_BACKPRESSURE,
+        response_body=_error("QUEUE_FULL_DROP_LRU", retriable=True, message="nothing evictable"),
+    ),
+    Spec(
+        "submit a task to a pool whose replicas are warming",
+        ("ORCH-0048", "ORCH-0021"),
+        "POST",
+        "/v1/tasks",
+        503,
+        states=("a session exists", "pool warming is still warming"),
+        request_body=_task_request(_state_session(), pool="warming"),
+        response_headers=_BACKPRESSURE,
+        response_body=_error("POOL_UNREADY", retriable=True, message="pool is warming"),
+    ),
+    Spec(
+        "submit a task to a pool with no replica that can become ready",
+        ("ORCH-0049", "ORCH-0021"),
+        "POST",
+        "/v1/tasks",
+        503,
+        states=("a session exists", "pool down has no replica that can become ready"),
+        request_body=_task_request(_state_session(), pool="down"),
+        response_headers=_BACKPRESSURE,
+        response_body=_error("POOL_UNAVAILABLE", retriable=True, message="pool unavailable"),
+    ),
+    # ---- tasks
+    Spec(
+        "get a completed task",
+        ("ORCH-0051", "ORCH-0052", "ORCH-0061", "ORCH-0100"),
+        "GET",
+        "/v1/tasks/task_1",
+        200,
+        states=("a completed task exists",),
+        path_expr=_TASK_PATH,
+        response_body=_task_body(
+            state="completed",
+            finish_reason=match.regex("length", regex=r"^(length|stop)$"),
+            error=None,
+            attempt_state="completed",
+            attempt_error=None,
+        ),
+    ),
+    Spec(
+        "get an unknown task",
+        ("ORCH-0058",),
+        "GET",
+        "/v1/tasks/task_unknown",
+        404,
+        response_body=_error("NOT_FOUND", retriable=False, message="task not found"),
+    ),
+    Spec(
+        "cancel a running task",
+        ("ORCH-0066", "ORCH-0063"),
+        "DELETE",
+        "/v1/tasks/task_1",
+        200,
+        states=("a running task exists",),
+        path_expr=_TASK_PATH,
+        response_body={
+            **_task_body(
+                state="cancelled",
+                finish_reason=None,
+                error={"kind": "CANCELLED", "message": match.str("cancelled"), "retriable": False},
+                attempt_state="cancelled",
+                attempt_error=None,
+            ),
+            "tokens_out": match.int(1),
+        },
+    ),
+    Spec(
+        "cancel a completed task",
+        ("ORCH-0069",),
+        "DELETE",
+        "/v1/tasks/task_1",
+        409,
+        states=("a completed task exists",),
+        path_expr=_TASK_PATH,
+        response_body=_error("CONFLICT", retriable=False, message="task already ended"),
+    ),
+    # ---- the stream
+    Spec(
+        "stream a completed task",
+        ("ORCH-0070", "ORCH-0071", "ORCH-0072", "ORCH-0073", "ORCH-0080", "ORCH-0081", "ORCH-0084"),
+        "GET",
+        "/v1/tasks/task_1/stream",
+        200,
+        states=("a completed task exists",),
+        path_expr=_TASK_PATH + "/stream",
+        request_headers={"Accept": "text/event-stream"},
+        response_headers=_SSE_TYPE,
+        sse_body=_STREAM_EXAMPLE,
+        sse_rules=(
+            _SSE_HEAD
+            + r"id: 1\nevent: started\n"
+            + _SSE_EVENT
+            + r"id: 2\nevent: token\n"
+            + _SSE_EVENT
+            + r"id: 3\nevent: token\n"
+            + _SSE_EVENT
+            + r"id: 4\nevent: end\n"
+            + _SSE_EVENT
+            + "$",
+            r'[\s\S]*event: started\ndata: \{[^\n]*"seed": ?7[,}][\s\S]*',
+            r'[\s\S]*event: token\ndata: \{[^\n]*"index": ?0[,}][\s\S]*',
+            r'[\s\S]*event: token\ndata: \{[^\n]*"token_id": ?\d+[,}][\s\S]*',
+            r'[\s\S]*event: end\ndata: \{[^\n]*"tokens_out": ?2[,}][\s\S]*',
+            r'[\s\S]*event: end\ndata: \{[^\n]*"seed": ?7[,}][\s\S]*',
+        ),
+    ),
+    Spec(
+        "resume the stream of a completed task after event 2",
+        ("ORCH-0083", "ORCH-0084"),
+        "GET",
+        "/v1/tasks/task_1/stream",
+        200,
+        states=("a completed task exists",),
+        path_expr=_TASK_PATH + "/stream",
+        request_headers={"Accept": "text/event-stream", "Last-Event-ID": "2"},
+        response_headers=_SSE_TYPE,
+        sse_body=_RESUMED_EXAMPLE,
+        sse_rules=(
+            _SSE_HEAD
+            + r"id: 3\nevent: token\n"
+            + _SSE_EVENT
+            + r"id: 4\nevent: end\n"
+            + _SSE_EVENT
+            + "$",
+            r'[\s\S]*event: token\ndata: \{[^\n]*"index": ?1[,}][\s\S]*',
+        ),
+    ),
+    # ---- auth, pools, health
+    Spec(
+        "list pools with a wrong token",
+        ("ORCH-0007",),
+        "GET",
+        "/v1/pools",
+        401,
+        states=("an API token is required",),
+        request_headers={"Authorization": "Bearer wrong-token"},
+        response_body=_error("UNAUTHORIZED", retriable=False, message="missing or wrong token"),
+    ),
+    Spec(
+        "list pools",
+        ("ORCH-0119", "ORCH-0120", "ORCH-0121"),
+        "GET",
+        "/v1/pools",
+        200,
+        response_body={"pools": match.each_like(_POOL, min=1)},
+    ),
+    Spec(
+        "check health",
+        ("ORCH-0129",),
+        "GET",
+        "/healthz",
+        200,
+        response_body={"status": "ok"},
+    ),
+)
+
+
+def by_description() -> dict[str, Spec]:
+    """The table keyed by description (descriptions are unique)."""
+    return {spec.description: spec for spec in INTERACTIONS}
+
+
+def add_interaction(pact: Pact, spec: Spec) -> None:
+    """Declare ``spec`` on ``pact`` (before ``pact.serve()``: a served Pact is locked)."""
+    interaction = pact.upon_receiving(spec.description)
+    for state in spec.states:
+        interaction.given(state)
+    path: str | AbstractMatcher[Any] = spec.path
+    if spec.path_expr is not None:
+        path = _from_state(spec.path, spec.path_expr)
+    interaction.with_request(spec.method, path)
+    for name, value in spec.request_headers.items():
+        interaction.with_header(name, value, part="Request")
+    if spec.request_body is not None:
+        interaction.with_body(spec.request_body, content_type="application/json", part="Request")
+    interaction.will_respond_with(spec.status)
+    for name, value in spec.response_headers.items():
+        interaction.with_header(name, value, part="Response")
+    if spec.response_body is not None:
+        interaction.with_body(spec.response_body, content_type="application/json", part="Response")
+    if spec.sse_body is not None:
+        interaction.with_body(spec.sse_body, content_type="text/event-stream", part="Response")
+        matchers = [{"match": "regex", "regex": rx} for rx in spec.sse_rules]
+        interaction.with_matching_rules(
+            {"body": {"$": {"combine": "AND", "matchers": matchers}}}, part="Response"
+        )

@@ -1,0 +1,124 @@
+"""Replay one pact interaction against a real server with the pact FFI verifier.
+
+Each interaction is verified on its own (a one-interaction copy of the pact
+file), so a failure is reported with exactly the ORCH IDs that interaction
+certifies, and the provider states it needs are set up by
+:class:`~harness.contract.states.StateServer` through the public API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.contract.interactions import PROVIDER, Spec
+from harness.contract.pactfiles import single_interaction_pact
+from harness.contract.states import state_server
+from orchestrator.client import OrchClient
+
+__all__ = ["Outcome", "verify_spec"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict on one interaction; ``message`` names its ORCH IDs when it failed."""
+
+    ok: bool
+    message: str
+
+
+def _slug(description: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", description.lower()).strip("-")
+
+
+def _mismatches(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for error in results.get("errors", []):
+        mismatch = error.get("mismatch", error)
+        if isinstance(mismatch, dict) and "mismatches" in mismatch:
+            for item in mismatch["mismatches"]:
+                if isinstance(item, dict):
+                    where = item.get("path") or item.get("key") or item.get("type", "")
+                    text = item.get("mismatch") or json.dumps(item, sort_keys=True)
+                    lines.append(f"{where}: {text}")
+                else:
+                    lines.append(str(item))
+        elif isinstance(mismatch, dict) and "message" in mismatch:
+            lines.append(str(mismatch["message"]))
+        else:
+            lines.append(json.dumps(mismatch, sort_keys=True))
+    return lines
+
+
+def verify_spec(
+    spec: Spec,
+    pact_file: Path,
+    work_dir: Path,
+    url: str,
+    *,
+    token: str | None = None,
+    client_factory: Callable[[], OrchClient] | None = None,
+) -> Outcome:
+    """Verify ``spec`` (as recorded in ``pact_file``) against the server at ``url``.
+
+    ``token`` is sent on every replayed request (a live target with auth);
+    ``client_factory`` builds the public-API clients the provider states use.
+    """
+    os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
+    from pact import Verifier
+
+    ids = ", ".join(spec.req)
+    single = work_dir / f"{_slug(spec.description)}.json"
+    if not single_interaction_pact(pact_file, spec.description, single):
+        return Outcome(
+            False,
+            f"{ids}: interaction {spec.description!r} is missing from {pact_file}; "
+            "run `orchq pact regen`",
+        )
+    host = urlsplit(url).hostname or "127.0.0.1"
+
+    def factory() -> OrchClient:
+        return OrchClient(url, token=token)
+
+    with state_server(client_factory or factory) as states:
+        verifier = (
+            Verifier(PROVIDER, host=host)
+            .add_transport(url=url)
+            .add_source(single)
+            .set_request_timeout(10_000)
+        )
+        if spec.states:
+            verifier.state_handler(states.url, teardown=True, body=True)
+        if token is not None:
+            verifier.add_custom_header("Authorization", f"Bearer {token}")
+        try:
+            verifier.verify()
+            failed = False
+        except RuntimeError:
+            failed = True
+        results = verifier.results
+        state_errors = list(states.errors)
+    if not failed and results.get("result") is True and not state_errors:
+        return Outcome(True, f"{ids}: {spec.description!r} verified")
+    details = _mismatches(results) + [f"provider state failed: {e}" for e in state_errors]
+    if not details:
+        output = _ANSI.sub("", "\n".join(str(line) for line in results.get("output", [])))
+        details = [output.strip() or "the verifier reported a failure without details"]
+    body = "\n  ".join(_clip(line) for line in details)
+    return Outcome(
+        False, f"{ids}: the provider broke pact interaction {spec.description!r}:\n  {body}"
+    )
+
+
+def _clip(line: str, limit: int = 400) -> str:
+    """One mismatch, shortened: a stream body would otherwise flood the report."""
+    line = line.replace("\n", "\\n")
+    return line if len(line) <= limit else line[: limit - 3] + "..."

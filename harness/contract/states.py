@@ -1,0 +1,285 @@
+"""Provider states of the pact, built through the public API of the server under test.
+
+The verifier POSTs ``{"state", "params", "action"}`` to a small loopback HTTP
+server (:class:`StateServer`); setup answers a JSON object of the IDs it made
+(``session_id``, ``task_id``), which the verifier injects into the interaction's
+``ProviderState`` generators. The URL form is used rather than pact-python's
+dict of functions because that one cannot return values, and it is faster.
+
+Every state belongs to a *server group*. ``default`` states only need an
+OrchQueue v1 server and its public API, so they are verifiable against any
+``--orch-url``. ``constrained`` and ``auth`` states need a server configured in
+a particular way (a tiny queue with a stalled replica, a warming pool, a 1 KiB
+body limit, a token): those are verified in-process only, on the configurations
+of :data:`GROUP_CONFIGS`, and reported as not verifiable against a live target.
+The state handlers of those groups check that the server really is in the
+stated condition, so a misconfiguration fails the state, not the contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from orchestrator.client import OrchClient, OrchError
+
+__all__ = [
+    "GROUP_CONFIGS",
+    "LIVE_GROUPS",
+    "STATES",
+    "StateServer",
+    "group_of",
+    "state_server",
+]
+
+Values = dict[str, Any]
+Setup = Callable[[OrchClient, "Scratch"], Values]
+
+LIVE_GROUPS = frozenset({"default"})
+"""Groups whose states the public API of any server can set up."""
+
+_STALLED_REPLICA: dict[str, Any] = {
+    "replica_id": "r1",
+    "slots": 1,
+    "faults": {"stall_after_tokens": 1},
+}
+GROUP_CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "constrained": {
+        "max_body_bytes": 1024,
+        "pools": [
+            {
+                "pool_id": "default",
+                "queue_capacity": 1,
+                "overflow_policy": "reject",
+                "decode_timeout_ms": 600_000,
+                "replicas": [_STALLED_REPLICA],
+            },
+            {
+                "pool_id": "lru",
+                "queue_capacity": 1,
+                "overflow_policy": "drop_lru",
+                "decode_timeout_ms": 600_000,
+                "replicas": [_STALLED_REPLICA],
+            },
+            {"pool_id": "warming", "replicas": [{"replica_id": "w1", "warmup_ms": 3_600_000}]},
+            {
+                "pool_id": "down",
+                "replicas": [{"replica_id": "d1", "faults": {"unavailable": True}}],
+            },
+        ],
+    },
+    "auth": {"auth_token": "contract-token"},
+}
+"""``orch_serve`` overrides of each in-process server group."""
+
+_WAIT_S = 5.0
+_POLL_S = 0.01
+
+
+@dataclass
+class Scratch:
+    """What a setup created, so teardown can remove it from a live server."""
+
+    sessions: list[str] = field(default_factory=list)
+
+
+def _wait(what: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + _WAIT_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"provider state not reached within {_WAIT_S:.0f} s: {what}")
+        time.sleep(_POLL_S)
+
+
+def _session(client: OrchClient, scratch: Scratch, ttl_seconds: int = 600) -> str:
+    session_id = client.create_session(ttl_seconds=ttl_seconds).session_id
+    scratch.sessions.append(session_id)
+    return session_id
+
+
+def _a_session(client: OrchClient, scratch: Scratch) -> Values:
+    return {"session_id": _session(client, scratch)}
+
+
+def _a_deleted_session(client: OrchClient, scratch: Scratch) -> Values:
+    session_id = client.create_session().session_id
+    client.delete_session(session_id)
+    return {"session_id": session_id}
+
+
+def _an_expired_session(client: OrchClient, scratch: Scratch) -> Values:
+    session_id = _session(client, scratch, ttl_seconds=1)
+
+    def expired() -> bool:
+        try:
+            client.get_session(session_id)
+        except OrchError as exc:
+            if exc.kind == "SESSION_EXPIRED":
+                return True
+            raise
+        return False
+
+    time.sleep(1.0)  # the shortest TTL the API allows
+    _wait(f"session {session_id} expired", expired)
+    return {"session_id": session_id}
+
+
+def _a_completed_task(client: OrchClient, scratch: Scratch) -> Values:
+    session_id = _session(client, scratch)
+    task_id = client.submit_task(
+        session_id, "hello", max_tokens=2, seed=7, determinism="strict"
+    ).task_id
+    _wait(f"task {task_id} completed", lambda: client.get_task(task_id).state == "completed")
+    return {"session_id": session_id, "task_id": task_id}
+
+
+def _a_running_task(client: OrchClient, scratch: Scratch) -> Values:
+    session_id = _session(client, scratch)
+    task_id = client.submit_task(
+        session_id, "hello", max_tokens=2, seed=7, determinism="strict"
+    ).task_id
+    # The stalled replica has sent one token: the task runs until cancelled.
+    _wait(f"task {task_id} running", lambda: client.get_task(task_id).tokens_out == 1)
+    return {"session_id": session_id, "task_id": task_id}
+
+
+def _full_queue(pool: str) -> Setup:
+    def setup(client: OrchClient, scratch: Scratch) -> Values:
+        session_id = _session(client, scratch)
+        running = client.submit_task(session_id, "hello", pool=pool, seed=7, determinism="strict")
+        _wait(
+            f"task {running.task_id} running",
+            lambda: client.get_task(running.task_id).state == "running",
+        )
+        client.submit_task(session_id, "hello", pool=pool, seed=7, determinism="strict")
+        depth = client.get_pool(pool).queue_depth
+        if depth.interactive + depth.batch != 1:
+            raise RuntimeError(f"pool {pool!r} should hold exactly one queued task, has {depth}")
+        return {"session_id": session_id}
+
+    return setup
+
+
+def _pool_check(pool: str, replica_state: str) -> Setup:
+    def setup(client: OrchClient, scratch: Scratch) -> Values:
+        states = {replica.state for replica in client.get_pool(pool).replicas}
+        if states != {replica_state}:
+            raise RuntimeError(f"pool {pool!r} replicas should all be {replica_state}: {states}")
+        return {}
+
+    return setup
+
+
+def _nothing(client: OrchClient, scratch: Scratch) -> Values:
+    """A condition the server group's configuration provides (checked by its interaction)."""
+    return {}
+
+
+STATES: dict[str, tuple[str, Setup]] = {
+    "a session exists": ("default", _a_session),
+    "a deleted session exists": ("default", _a_deleted_session),
+    "an expired session exists": ("default", _an_expired_session),
+    "a completed task exists": ("default", _a_completed_task),
+    "a running task exists": ("constrained", _a_running_task),
+    "the queue of pool default is full": ("constrained", _full_queue("default")),
+    "the queue of pool lru is full of interactive tasks": ("constrained", _full_queue("lru")),
+    "pool warming is still warming": ("constrained", _pool_check("warming", "warming")),
+    "pool down has no replica that can become ready": (
+        "constrained",
+        _pool_check("down", "down"),
+    ),
+    "the request body limit is 1024 bytes": ("constrained", _nothing),
+    "an API token is required": ("auth", _nothing),
+}
+"""Provider state name -> (server group, setup through the public API)."""
+
+
+def group_of(states: tuple[str, ...]) -> str:
+    """The server group an interaction needs: the one non-default group among its states."""
+    groups = {STATES[state][0] for state in states} - {"default"}
+    if len(groups) > 1:
+        raise ValueError(f"states {states} need incompatible servers: {sorted(groups)}")
+    return groups.pop() if groups else "default"
+
+
+class StateServer:
+    """A loopback HTTP endpoint the pact verifier calls to set up and tear down states."""
+
+    def __init__(self, client_factory: Callable[[], OrchClient]) -> None:
+        self._client_factory = client_factory
+        self._scratch: dict[str, Scratch] = {}
+        self.errors: list[str] = []
+        handler = self._handler_class()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_port}/_pact/state"
+
+    def start(self) -> StateServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def change(self, request: Mapping[str, Any]) -> Values:
+        """Apply one state change request; answer the values to inject."""
+        state = str(request.get("state", ""))
+        action = str(request.get("action", "setup"))
+        if state not in STATES:
+            raise KeyError(f"unknown provider state {state!r}")
+        with self._client_factory() as client:
+            if action == "teardown":
+                for session_id in self._scratch.pop(state, Scratch()).sessions:
+                    with contextlib.suppress(OrchError):  # already ended or expired
+                        client.delete_session(session_id)
+                return {}
+            scratch = self._scratch.setdefault(state, Scratch())
+            return STATES[state][1](client, scratch)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    values = owner.change(json.loads(self.rfile.read(length) or b"{}"))
+                    status, body = 200, json.dumps(values).encode()
+                except Exception as exc:  # reported to the verifier and to the test
+                    owner.errors.append(f"{type(exc).__name__}: {exc}")
+                    status, body = 500, json.dumps({"error": str(exc)}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # the verifier reports; keep test output clean
+
+        return Handler
+
+
+@contextmanager
+def state_server(client_factory: Callable[[], OrchClient]) -> Iterator[StateServer]:
+    """A started :class:`StateServer`, stopped on exit."""
+    server = StateServer(client_factory).start()
+    try:
+        yield server
+    finally:
+        server.stop()

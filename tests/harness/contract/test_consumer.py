@@ -1,0 +1,309 @@
+"""Consumer side of the pact: our client against the Pact mock server, one test per interaction.
+
+Each test declares one interaction of :data:`harness.contract.interactions.INTERACTIONS`
+on a fresh Pact (a served Pact is locked), drives ``OrchClient`` (and for a few,
+``AsyncOrchClient``) against the mock server, asserts what the client made of
+the answer, and merges the interaction into ``--orch-pact-dir``. The mock server
+fails the test if the client's request differs from the recorded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.contract.interactions import CONSUMER, INTERACTIONS, PROVIDER, Spec, add_interaction
+from harness.contract.pactfiles import write_with_retry
+from orchestrator.client import AsyncOrchClient, OrchClient, OrchError
+
+os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
+
+pytestmark = pytest.mark.contract
+
+Exercise = Callable[[str], None]
+
+
+def _raises(kind: str, status: int, call: Callable[[], object]) -> OrchError:
+    with pytest.raises(OrchError) as info:
+        call()
+    assert (info.value.kind, info.value.status) == (kind, status), info.value
+    return info.value
+
+
+def _backpressure(error: OrchError) -> None:
+    assert error.retriable
+    assert error.retry_after == 1, "client lost Retry-After"
+    assert error.backoff_ms == 1100, "client lost X-Backoff-Ms"
+
+
+def create_session(url: str) -> None:
+    with OrchClient(url) as client:
+        created = client.create_session(ttl_seconds=600, metadata={"user": "alice"})
+    assert created.session_id == "sess_1"
+    assert created.metadata == {"user": "alice"}
+
+
+def create_session_bad_ttl(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises("INVALID_PARAMS", 400, lambda: client.create_session(ttl_seconds=0))
+
+
+def get_session(url: str) -> None:
+    with OrchClient(url) as client:
+        info = client.get_session("sess_1")
+    assert info.ttl_remaining_ms == 599_000
+    assert (info.tasks.queued, info.tasks.running, info.tasks.terminal) == (0, 0, 0)
+
+
+def delete_session(url: str) -> None:
+    with OrchClient(url) as client:
+        assert client.delete_session("sess_1") is None
+
+
+def get_deleted_session(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises("NOT_FOUND", 404, lambda: client.get_session("sess_1"))
+
+
+def get_unknown_session(url: str) -> None:
+    with OrchClient(url) as client:
+        error = _raises("NOT_FOUND", 404, lambda: client.get_session("sess_unknown"))
+    assert error.request_id == "req_1"
+    assert not error.retriable
+
+
+def get_expired_session(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises("SESSION_EXPIRED", 410, lambda: client.get_session("sess_1"))
+
+
+def submit_strict(url: str) -> None:
+    with OrchClient(url) as client:
+        admitted = client.submit_task("sess_1", "hello", max_tokens=2, seed=7, determinism="strict")
+    assert (admitted.task_id, admitted.seed, admitted.state) == ("task_1", 7, "queued")
+    assert admitted.stream_url == "/v1/tasks/task_1/stream"
+
+
+def submit_best_effort(url: str) -> None:
+    with OrchClient(url) as client:
+        admitted = client.submit_task("sess_1", "hello", max_tokens=2)
+    assert admitted.seed == 1234, "the server-chosen seed must reach the caller"
+
+
+def submit_strict_without_seed(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises(
+            "INVALID_PARAMS",
+            400,
+            lambda: client.submit_task("sess_1", "hello", max_tokens=2, determinism="strict"),
+        )
+
+
+def submit_unknown_session(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises(
+            "NOT_FOUND",
+            404,
+            lambda: client.submit_task(
+                "sess_unknown", "hello", max_tokens=2, seed=7, determinism="strict"
+            ),
+        )
+
+
+def submit_too_large(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises(
+            "PAYLOAD_TOO_LARGE",
+            413,
+            lambda: client.submit_task(
+                "sess_1", "x" * 2048, max_tokens=2, seed=7, determinism="strict"
+            ),
+        )
+
+
+def _submit(url: str, **kwargs: object) -> Callable[[], object]:
+    def call() -> object:
+        with OrchClient(url) as client:
+            return client.submit_task(
+                "sess_1",
+                "hello",
+                max_tokens=2,
+                seed=7,
+                determinism="strict",
+                **kwargs,  # type: ignore[arg-type]
+            )
+
+    return call
+
+
+def submit_queue_full(url: str) -> None:
+    _backpressure(_raises("ADMISSION_REJECT", 429, _submit(url)))
+
+
+def submit_drop_lru_full(url: str) -> None:
+    _backpressure(_raises("QUEUE_FULL_DROP_LRU", 429, _submit(url, pool="lru", priority="batch")))
+
+
+def submit_pool_unready(url: str) -> None:
+    _backpressure(_raises("POOL_UNREADY", 503, _submit(url, pool="warming")))
+
+
+def submit_pool_unavailable(url: str) -> None:
+    _backpressure(_raises("POOL_UNAVAILABLE", 503, _submit(url, pool="down")))
+
+
+def get_completed_task(url: str) -> None:
+    with OrchClient(url) as client:
+        task = client.get_task("task_1")
+    assert (task.state, task.finish_reason, task.error) == ("completed", "length", None)
+    assert task.params.seed == 7
+    assert [a.attempt for a in task.attempts] == [1]
+
+
+def get_unknown_task(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises("NOT_FOUND", 404, lambda: client.get_task("task_unknown"))
+
+
+def cancel_running_task(url: str) -> None:
+    with OrchClient(url) as client:
+        task = client.cancel_task("task_1")
+    assert task.state == "cancelled"
+    assert task.error is not None and task.error.kind == "CANCELLED"
+
+
+def cancel_completed_task(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises("CONFLICT", 409, lambda: client.cancel_task("task_1"))
+
+
+def stream_completed_task(url: str) -> None:
+    with OrchClient(url) as client:
+        result = client.collect_stream("task_1", reconnect=False)
+    assert [e.id for e in result.events] == [1, 2, 3, 4]
+    assert result.started is not None and result.started.seed == 7
+    assert result.texts == [" mursha", " zori"]
+    assert result.end is not None and result.end.tokens_out == 2
+
+
+def resume_stream(url: str) -> None:
+    with OrchClient(url) as client:
+        result = client.collect_stream("task_1", last_event_id=2, reconnect=False)
+    assert [e.id for e in result.events] == [3, 4]
+    assert [t.index for t in result.tokens] == [1]
+
+
+def wrong_token(url: str) -> None:
+    with OrchClient(url, token="wrong-token") as client:
+        _raises("UNAUTHORIZED", 401, client.list_pools)
+
+
+def list_pools(url: str) -> None:
+    with OrchClient(url) as client:
+        pools = client.list_pools()
+    assert [p.pool_id for p in pools] == ["default"]
+    assert pools[0].replicas[0].state == "ready"
+
+
+def health(url: str) -> None:
+    with OrchClient(url) as client:
+        assert client.health().status == "ok"
+
+
+EXERCISES: dict[str, Exercise] = {
+    "create a session with metadata": create_session,
+    "create a session with an out-of-range ttl": create_session_bad_ttl,
+    "get a session": get_session,
+    "delete a session": delete_session,
+    "get a deleted session": get_deleted_session,
+    "get an unknown session": get_unknown_session,
+    "get an expired session": get_expired_session,
+    "submit a strict task with a seed": submit_strict,
+    "submit a best-effort task without a seed": submit_best_effort,
+    "submit a strict task without a seed": submit_strict_without_seed,
+    "submit a task to an unknown session": submit_unknown_session,
+    "submit a task with a body over the size limit": submit_too_large,
+    "submit a task while the queue of pool default is full": submit_queue_full,
+    "submit a batch task while the drop_lru queue of pool lru holds only interactive tasks": (
+        submit_drop_lru_full
+    ),
+    "submit a task to a pool whose replicas are warming": submit_pool_unready,
+    "submit a task to a pool with no replica that can become ready": submit_pool_unavailable,
+    "get a completed task": get_completed_task,
+    "get an unknown task": get_unknown_task,
+    "cancel a running task": cancel_running_task,
+    "cancel a completed task": cancel_completed_task,
+    "stream a completed task": stream_completed_task,
+    "resume the stream of a completed task after event 2": resume_stream,
+    "list pools with a wrong token": wrong_token,
+    "list pools": list_pools,
+    "check health": health,
+}
+
+
+async def _async_submit(url: str) -> None:
+    async with AsyncOrchClient(url) as client:
+        admitted = await client.submit_task(
+            "sess_1", "hello", max_tokens=2, seed=7, determinism="strict"
+        )
+    assert (admitted.task_id, admitted.seed) == ("task_1", 7)
+
+
+async def _async_stream(url: str) -> None:
+    async with AsyncOrchClient(url) as client:
+        result = await client.collect_stream("task_1", reconnect=False)
+    assert [e.id for e in result.events] == [1, 2, 3, 4]
+    assert result.end is not None and result.end.seed == 7
+
+
+async def _async_queue_full(url: str) -> None:
+    async with AsyncOrchClient(url) as client:
+        with pytest.raises(OrchError) as info:
+            await client.submit_task("sess_1", "hello", max_tokens=2, seed=7, determinism="strict")
+    assert info.value.kind == "ADMISSION_REJECT"
+    _backpressure(info.value)
+
+
+ASYNC_EXERCISES: dict[str, Callable[[str], object]] = {
+    "submit a strict task with a seed": _async_submit,
+    "stream a completed task": _async_stream,
+    "submit a task while the queue of pool default is full": _async_queue_full,
+}
+
+
+def record(spec: Spec, exercise: Exercise, pact_dir: Path) -> None:
+    """Serve ``spec`` on a fresh Pact, run ``exercise`` on it, merge the pact into ``pact_dir``."""
+    from pact import Pact
+
+    pact = Pact(CONSUMER, PROVIDER)
+    add_interaction(pact, spec)
+    with pact.serve(addr="127.0.0.1") as server:
+        exercise(str(server.url))
+    write_with_retry(pact, pact_dir)
+
+
+def _by_description(description: str) -> Spec:
+    return next(spec for spec in INTERACTIONS if spec.description == description)
+
+
+def test_every_interaction_has_an_exercise() -> None:
+    assert sorted(EXERCISES) == sorted(spec.description for spec in INTERACTIONS)
+
+
+@pytest.mark.parametrize("spec", INTERACTIONS, ids=lambda spec: spec.description)
+def test_sync_client(spec: Spec, orch_pact_dir: Path) -> None:
+    record(spec, EXERCISES[spec.description], orch_pact_dir)
+
+
+@pytest.mark.parametrize("description", sorted(ASYNC_EXERCISES))
+def test_async_client(description: str, orch_pact_dir: Path) -> None:
+    coroutine = ASYNC_EXERCISES[description]
+
+    def run(url: str) -> None:
+        asyncio.run(coroutine(url))  # type: ignore[arg-type]
+
+    record(_by_description(description), run, orch_pact_dir)
