@@ -22,9 +22,12 @@ _RANK = {"passed": 0, "skipped": 1, "xfailed": 1, "failed": 2, "error": 3}
 
 
 def suite_of(nodeid: str) -> str:
-    """``harness/conformance/test_fuzz.py::test_x[...]`` -> ``fuzz``."""
+    """``harness/conformance/test_fuzz.py::test_x[...]`` -> ``fuzz``.
+
+    A suite may span modules: ``test_contract_http.py`` belongs to ``contract``.
+    """
     name = PurePosixPath(nodeid.split("::", 1)[0]).stem
-    return name.removeprefix("test_")
+    return name.removeprefix("test_").split("_", 1)[0]
 
 
 @dataclass(frozen=True)

@@ -49,3 +49,11 @@ def test_gate_levels() -> None:
     assert judge(REQS, {}, gate="none", live=False).violations == []
     should = judge(REQS, {}, gate="should", live=False)
     assert [r["id"] for r in should.violations] == ["ORCH-0003", "ORCH-0004", "ORCH-0005"]
+
+
+def test_suite_of_module_names() -> None:
+    from harness.verify.progress import suite_of
+
+    assert suite_of("harness/conformance/test_fuzz.py::test_x[a-b]") == "fuzz"
+    assert suite_of("harness/conformance/test_contract_http.py::T::test_y") == "contract"
+    assert suite_of("harness/conformance/test_e2e.py::test_haiku") == "e2e"
