@@ -88,8 +88,10 @@ def test_linked_workflow_meets_contract(
         explore=orch_fuzz_options.explore,
     )
     reached = sorted(f"{op} {status}" for op, status in fuzz_target.seen)
+    hint = "raise --orch-fuzz-scenarios / --orch-fuzz-steps"
+    if {status for _, status in fuzz_target.seen} == {401}:
+        hint = "every answer was 401 UNAUTHORIZED: give the target's --orch-token"
     assert fuzz_target.seen[("streamTask", 200)] > 0, (
         "ORCH-0070/ORCH-0071/ORCH-0072/ORCH-0073/ORCH-0081: the linked run never opened a task "
-        f"stream, so the stream format is unchecked; reached: {reached} "
-        "(raise --orch-fuzz-scenarios / --orch-fuzz-steps)"
+        f"stream, so the stream format is unchecked; reached: {reached} ({hint})"
     )
