@@ -1,0 +1,107 @@
+"""Self-tests: the provider verification fails, naming the ORCH ID, on a provider that drifted.
+
+The conformance module is run as a user would (``--pyargs
+harness.conformance.test_contract --orch-url``) against a mutant orchestratord;
+mutants of the configured groups, which ``--orch-url`` cannot reach, are checked
+through :func:`harness.contract.provider.verify_spec` on the same server setup
+the conformance test uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.contract.interactions import PACT_FILE, by_description
+from harness.contract.plugin import committed_pact_dir
+from harness.contract.provider import verify_spec
+from harness.contract.states import GROUP_CONFIGS
+from harness.plugin.target import ServeFactory
+from tests.harness.contract.pact_mutants import drop_headers_mutant, json_body_mutant, rename_field
+
+pytest_plugins = ["pytester"]
+
+pytestmark = pytest.mark.contract
+
+PACT = committed_pact_dir() / PACT_FILE
+
+
+def _run_conformance(pytester: pytest.Pytester, url: str, keyword: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "--pyargs",
+        "harness.conformance.test_contract",
+        "--orch-url",
+        url,
+        "--orch-pact-file",
+        str(PACT),
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        keyword,
+        "-rs",
+    )
+
+
+@pytest.mark.slow
+def test_renamed_queue_position_fails_orch_0042(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    mutant = json_body_mutant("POST", "/v1/tasks", rename_field("queue_position", "position"))
+    target = orch_serve(wrap_app=mutant)
+    result = _run_conformance(pytester, target.url, "strict and not without")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "ORCH-0042" in output, "ORCH-0042: a 202 without queue_position must fail, naming it"
+    assert "queue_position" in output
+
+
+@pytest.mark.slow
+def test_live_target_reports_configured_states_not_verifiable(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    target = orch_serve()
+    result = _run_conformance(pytester, target.url, "list and pools")
+    # "list pools" needs only the public API; the wrong-token case needs a server with a token.
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*NOT VERIFIABLE against --orch-url*list pools with a wrong token*"]
+    )
+
+
+def test_dropped_retry_after_fails_orch_0021(orch_serve: ServeFactory, tmp_path: Path) -> None:
+    spec = by_description()["submit a task while the queue of pool default is full"]
+    target = orch_serve(wrap_app=drop_headers_mutant("Retry-After"), **GROUP_CONFIGS["constrained"])
+    outcome = verify_spec(spec, PACT, tmp_path, target.url, client_factory=target.client)
+    assert not outcome.ok, "ORCH-0021: a 429 without Retry-After passed the pact"
+    assert "ORCH-0021" in outcome.message
+    assert "Retry-After" in outcome.message
+
+
+def test_renamed_stream_url_fails_orch_0042(orch_serve: ServeFactory, tmp_path: Path) -> None:
+    spec = by_description()["submit a best-effort task without a seed"]
+    mutant = json_body_mutant("POST", "/v1/tasks", rename_field("stream_url", "events_url"))
+    target = orch_serve(wrap_app=mutant)
+    outcome = verify_spec(spec, PACT, tmp_path, target.url, client_factory=target.client)
+    assert not outcome.ok, "ORCH-0042: a 202 without stream_url passed the pact"
+    assert "ORCH-0042" in outcome.message and "stream_url" in outcome.message
+
+
+def test_the_unmodified_server_honours_the_same_interactions(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    """The control: without the mutation the same checks pass, so the failures above are real."""
+    spec = by_description()["submit a task while the queue of pool default is full"]
+    target = orch_serve(**GROUP_CONFIGS["constrained"])
+    outcome = verify_spec(spec, PACT, tmp_path, target.url, client_factory=target.client)
+    assert outcome.ok, outcome.message
+
+
+def test_missing_interaction_is_named(orch_serve: ServeFactory, tmp_path: Path) -> None:
+    spec = by_description()["check health"]
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"consumer": {"name": "c"}, "provider": {"name": "p"}, "interactions": []}')
+    target = orch_serve()
+    outcome = verify_spec(spec, empty, tmp_path, target.url)
+    assert not outcome.ok
+    assert "ORCH-0129" in outcome.message and "orchq pact regen" in outcome.message
