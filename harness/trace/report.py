@@ -182,7 +182,7 @@ class Trace:
                     "section": req.section,
                     "sha256": req.sha256,
                     "state": state,
-                    "tests": [n for n, _ in tests],
+                    "tests": [{"nodeid": n, "outcome": o} for n, o in tests],
                     "text": req.text,
                 }
             )
@@ -369,7 +369,8 @@ def _check_derived(trace: Trace, data: dict[str, Any], display: str) -> None:
     for (req, state, tests), entry in zip(trace.rows(), data["requirements"], strict=True):
         summary[state] += 1
         by_level[req.level][state] += 1
-        if entry["state"] != state or entry["tests"] != [n for n, _ in tests]:
+        expected = [{"nodeid": n, "outcome": o} for n, o in tests]
+        if entry["state"] != state or entry["tests"] != expected:
             raise TraceFileError(
                 display,
                 f"malformed trace: {req.id}: state or tests do not follow from the trace's "

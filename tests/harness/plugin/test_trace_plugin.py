@@ -243,9 +243,9 @@ def test_states_and_outcomes_in_the_json_report(project: pytest.Pytester) -> Non
     }
     first = reqs["ORCH-0001"]
     assert first["tests"] == [
-        "test_states.py::test_also_cites_two",
-        "test_states.py::test_verified[1]",
-        "test_states.py::test_verified[2]",
+        {"nodeid": "test_states.py::test_also_cites_two", "outcome": "passed"},
+        {"nodeid": "test_states.py::test_verified[1]", "outcome": "passed"},
+        {"nodeid": "test_states.py::test_verified[2]", "outcome": "passed"},
     ]
     assert (first["level"], first["section"], first["text"]) == (
         "MUST",
@@ -255,12 +255,16 @@ def test_states_and_outcomes_in_the_json_report(project: pytest.Pytester) -> Non
     assert first["sha256"] == text_sha256(first["text"])
     assert (first["accepted_sha256"], first["operations"]) == (None, [])  # no lock, no OpenAPI
     assert reqs["ORCH-0002"]["tests"] == [
-        "test_states.py::test_also_cites_two",
-        "test_states.py::test_one_case_fails[1]",
-        "test_states.py::test_one_case_fails[2]",
+        {"nodeid": "test_states.py::test_also_cites_two", "outcome": "passed"},
+        {"nodeid": "test_states.py::test_one_case_fails[1]", "outcome": "passed"},
+        {"nodeid": "test_states.py::test_one_case_fails[2]", "outcome": "failed"},
     ]
-    assert reqs["ORCH-0007"]["tests"] == ["test_states.py::test_setup_error"]
-    assert reqs["ORCH-0008"]["tests"] == ["test_states.py::test_xpassed"]
+    assert reqs["ORCH-0007"]["tests"] == [
+        {"nodeid": "test_states.py::test_setup_error", "outcome": "failed"}
+    ]
+    assert reqs["ORCH-0008"]["tests"] == [
+        {"nodeid": "test_states.py::test_xpassed", "outcome": "xpassed"}
+    ]
     assert reqs["ORCH-0006"]["tests"] == []
     assert report["summary"]["states"] == {
         "failing": 2,
@@ -308,7 +312,9 @@ def test_strict_xpass_is_failed(project: pytest.Pytester) -> None:
     )
     project.runpytest("--orch-trace", "t.json")
     first = _report(project, "t.json")["requirements"][0]  # type: ignore[index]
-    assert first["tests"] == ["test_strict_xpass_is_failed.py::test_a"]
+    assert first["tests"] == [
+        {"nodeid": "test_strict_xpass_is_failed.py::test_a", "outcome": "failed"}
+    ]
 
 
 def test_class_marker_applies_to_methods(project: pytest.Pytester) -> None:
