@@ -40,6 +40,16 @@ def run_suite(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -
     return pytester.runpytest_inprocess(*argv)
 
 
+def expect(result: pytest.RunResult, **outcomes: int) -> str:
+    """Assert the outcome counts (absent = 0), showing the run's output if they differ."""
+    out = result.stdout.str()
+    got = result.parseoutcomes()
+    kinds = ("passed", "failed", "skipped", "errors", "xfailed", "xpassed")
+    counts = {k: got.get(k, 0) for k in kinds}
+    assert counts == {k: outcomes.get(k, 0) for k in kinds}, out[-4000:]
+    return out
+
+
 def install_snapshot(pytester: pytest.Pytester) -> Path:
     """Copy the committed mock snapshot into the subprocess's snapshot folder."""
     target = pytester.path / SNAPSHOT
@@ -66,7 +76,7 @@ def test_nondeterministic_replica_fails_naming_orch_0114(
         }]
     )  # fmt: skip
     result = run_suite(pytester, "--orch-url", mutant.url, "-k", "byte_exact or concurrency")
-    result.assert_outcomes(failed=2)
+    expect(result, failed=2)
     out = result.stdout.str()
     assert "ORCH-0114: a strict task's tokens must be the same on every replica" in out
     assert "ORCH-0115" in out
@@ -84,7 +94,7 @@ def test_drifted_snapshot_fails_naming_orch_0113(
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     target = orch_serve()
     result = run_suite(pytester, "--orch-url", target.url, "-k", "snapshot")
-    result.assert_outcomes(failed=1)
+    expect(result, failed=1)
     out = result.stdout.str()
     assert "ORCH-0113: the strict tokens of mock@mock-1 drifted from the snapshot" in out
     assert f"seed {case['seed']} (profile {case['sampler_profile_version']}" in out
@@ -97,12 +107,12 @@ def test_missing_snapshot_fails_and_update_records_it_byte_stably(
 ) -> None:
     target = orch_serve()
     missing = run_suite(pytester, "--orch-url", target.url, "-k", "snapshot")
-    missing.assert_outcomes(failed=1)
+    expect(missing, failed=1)
     assert "no snapshot stored yet" in missing.stdout.str()
     assert "--snapshot-update" in missing.stdout.str()
 
     updated = run_suite(pytester, "--orch-url", target.url, "-k", "snapshot", "--snapshot-update")
-    updated.assert_outcomes(passed=1)
+    expect(updated, passed=1)
     written = (pytester.path / SNAPSHOT).read_bytes()
     compared = json.loads(written)
     committed = json.loads((REPO / SNAPSHOT).read_bytes())
@@ -115,13 +125,29 @@ def test_missing_snapshot_fails_and_update_records_it_byte_stably(
     slow = json.dumps(document, indent=2, sort_keys=True) + "\n"
     (pytester.path / SNAPSHOT).write_text(slow, encoding="utf-8")
     again = run_suite(pytester, "--orch-url", target.url, "-k", "snapshot", "--snapshot-update")
-    again.assert_outcomes(passed=1)
+    expect(again, passed=1)
     assert (pytester.path / SNAPSHOT).read_text(encoding="utf-8") == slow
 
 
 @pytest.mark.slow
-def test_healthy_default_passes_in_process_under_xdist(pytester: pytest.Pytester) -> None:
+def test_healthy_default_passes_in_process_with_snapshot_under_xdist(
+    pytester: pytest.Pytester,
+) -> None:
     install_snapshot(pytester)
-    result = run_suite(pytester, "-n", "2", subprocess=True)
-    result.assert_outcomes(passed=9)
+    result = run_suite(
+        pytester, "-n", "2", "-k", "byte_exact or restart or snapshot", subprocess=True
+    )
+    expect(result, passed=3)
     assert "1 snapshot passed" in result.stdout.str()
+
+
+def test_healthy_live_target_passes_and_in_process_checks_skip(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    install_snapshot(pytester)
+    target = orch_serve()
+    result = run_suite(pytester, "--orch-url", target.url, "-rs")
+    expect(result, passed=7, skipped=2)
+    out = result.stdout.str()
+    assert out.count("not available against a live target (--orch-url)") == 2
+    assert "1 snapshot passed" in out
