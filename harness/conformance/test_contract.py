@@ -78,6 +78,7 @@ def test_provider_honours_interaction(
     if group in LIVE_GROUPS:
         target: Target = request.getfixturevalue("orch_target")
         token = target.token
+        state_token = token
     else:
         if live:
             pytest.skip(
@@ -86,12 +87,8 @@ def test_provider_honours_interaction(
             )
         target = request.getfixturevalue("orch_serve")(**GROUP_CONFIGS[group])
         token = None  # the interaction states its own Authorization header
+        state_token = target.token
     outcome = verify_spec(
-        spec,
-        contract_pact_file,
-        tmp_path,
-        target.url,
-        token=token,
-        client_factory=lambda: target.client(),
+        spec, contract_pact_file, tmp_path, target.url, token=token, state_token=state_token
     )
     assert outcome.ok, outcome.message

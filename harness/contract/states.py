@@ -215,6 +215,7 @@ class StateServer:
 
     def __init__(self, client_factory: Callable[[], OrchClient]) -> None:
         self._client_factory = client_factory
+        self._client: OrchClient | None = None
         self._scratch: dict[str, Scratch] = {}
         self.errors: list[str] = []
         handler = self._handler_class()
@@ -235,6 +236,8 @@ class StateServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+        if self._client is not None:
+            self._client.close()
 
     def change(self, request: Mapping[str, Any]) -> Values:
         """Apply one state change request; answer the values to inject."""
@@ -242,14 +245,18 @@ class StateServer:
         action = str(request.get("action", "setup"))
         if state not in STATES:
             raise KeyError(f"unknown provider state {state!r}")
-        with self._client_factory() as client:
-            if action == "teardown":
-                for session_id in self._scratch.pop(state, Scratch()).sessions:
-                    with contextlib.suppress(OrchError):  # already ended or expired
-                        client.delete_session(session_id)
-                return {}
-            scratch = self._scratch.setdefault(state, Scratch())
-            return STATES[state][1](client, scratch)
+        if self._client is None:
+            # One client for all changes: building an httpx client (its TLS context)
+            # costs more than the state change itself.
+            self._client = self._client_factory()
+        client = self._client
+        if action == "teardown":
+            for session_id in self._scratch.pop(state, Scratch()).sessions:
+                with contextlib.suppress(OrchError):  # already ended or expired
+                    client.delete_session(session_id)
+            return {}
+        scratch = self._scratch.setdefault(state, Scratch())
+        return STATES[state][1](client, scratch)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self

@@ -72,7 +72,7 @@ def test_live_target_reports_configured_states_not_verifiable(
 def test_dropped_retry_after_fails_orch_0021(orch_serve: ServeFactory, tmp_path: Path) -> None:
     spec = by_description()["submit a task while the queue of pool default is full"]
     target = orch_serve(wrap_app=drop_headers_mutant("Retry-After"), **GROUP_CONFIGS["constrained"])
-    outcome = verify_spec(spec, PACT, tmp_path, target.url, client_factory=target.client)
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0021: a 429 without Retry-After passed the pact"
     assert "ORCH-0021" in outcome.message
     assert "Retry-After" in outcome.message
@@ -82,7 +82,7 @@ def test_renamed_stream_url_fails_orch_0042(orch_serve: ServeFactory, tmp_path: 
     spec = by_description()["submit a best-effort task without a seed"]
     mutant = json_body_mutant("POST", "/v1/tasks", rename_field("stream_url", "events_url"))
     target = orch_serve(wrap_app=mutant)
-    outcome = verify_spec(spec, PACT, tmp_path, target.url, client_factory=target.client)
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0042: a 202 without stream_url passed the pact"
     assert "ORCH-0042" in outcome.message and "stream_url" in outcome.message
 
@@ -93,7 +93,7 @@ def test_the_unmodified_server_honours_the_same_interactions(
     """The control: without the mutation the same checks pass, so the failures above are real."""
     spec = by_description()["submit a task while the queue of pool default is full"]
     target = orch_serve(**GROUP_CONFIGS["constrained"])
-    outcome = verify_spec(spec, PACT, tmp_path, target.url, client_factory=target.client)
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert outcome.ok, outcome.message
 
 
