@@ -43,9 +43,10 @@ FAIL_MARKER = "[fail after 2]"
 class FakeModel:
     """Seeded, byte-level, with optional per-token delay and a decode-overlap detector."""
 
-    def __init__(self, *, delay_s: float = 0.0, salt: str = "") -> None:
+    def __init__(self, *, delay_s: float = 0.0, salt: str = "", use_seed: bool = True) -> None:
         self.delay_s = delay_s
         self.salt = salt
+        self.use_seed = use_seed
         self.context_length = 4096
         self.active = 0
         self.max_active = 0
@@ -70,7 +71,8 @@ class FakeModel:
         self, prompt_ids: Sequence[int], params: SamplingParams
     ) -> Generator[int, None, None]:
         prompt = self.decode(prompt_ids)
-        key = f"{self.salt}|{params.seed}|{params.temperature}|{params.top_p}|{prompt}"
+        seed = params.seed if self.use_seed else 0
+        key = f"{self.salt}|{seed}|{params.temperature}|{params.top_p}|{prompt}"
         rng = random.Random(key)
         with self._guard:
             self.active += 1
@@ -104,3 +106,8 @@ def make_fake(threads: int) -> FakeModel:
 def make_nondeterministic(threads: int) -> FakeModel:
     """A broken engine: every process samples differently (its pid salts the seed)."""
     return FakeModel(delay_s=0.002, salt=f"{os.getpid()}-{time.monotonic_ns()}")
+
+
+def make_seedless(threads: int) -> FakeModel:
+    """A broken engine: it ignores the request's seed (every seed samples alike)."""
+    return FakeModel(delay_s=0.002, use_seed=False)
