@@ -93,6 +93,18 @@ def retry_after_dropped(app: ASGIApp) -> ASGIApp:
     return _rewrite_start(app, change)
 
 
+def retry_after_inconsistent(app: ASGIApp) -> ASGIApp:
+    """429 and 503 answers say ``Retry-After: 7`` whatever ``X-Backoff-Ms`` says (ORCH-0023)."""
+
+    def change(start: dict[str, Any]) -> None:
+        if start["status"] in (429, 503):
+            start["headers"] = [
+                (k, b"7" if k.lower() == b"retry-after" else v) for k, v in start["headers"]
+            ]
+
+    return _rewrite_start(app, change)
+
+
 def envelope_dropped(app: ASGIApp) -> ASGIApp:
     """404 answers become FastAPI's bare ``{"detail": "Not Found"}`` (ORCH-0014)."""
 
@@ -149,6 +161,10 @@ MUTANTS: dict[str, tuple[Wrap, dict[str, Any], str, str]] = {
     "503 without Retry-After": (
         retry_after_dropped, {"pools": WARMING_POOL}, "test_operation_meets_contract and readyz",
         "ORCH-0021",
+    ),
+    "Retry-After not derived from X-Backoff-Ms": (
+        retry_after_inconsistent, {"pools": WARMING_POOL},
+        "test_operation_meets_contract and readyz", "ORCH-0023",
     ),
     "404 without the error envelope": (
         envelope_dropped, {}, "test_operation_meets_contract and getTask", "ORCH-0014",
