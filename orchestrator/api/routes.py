@@ -70,6 +70,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # ORCH IDs of the spec it implements; `orchq openapi regen` refuses the document
 # when an ID is unknown, deleted or missing, so the contract and the spec stay linked.
 
+
 def _links(parameter: str, expression: str, *operations: str) -> dict[str, Any]:
     """OpenAPI links passing ``expression`` as ``parameter`` to each operation.
 
