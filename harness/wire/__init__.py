@@ -1,0 +1,28 @@
+"""Shared code of the HTTP conformance checks (``harness/conformance/test_contract_*``).
+
+Raw HTTP on purpose: the typed client validates and reconnects, which would hide
+exactly the wire details these checks certify (headers, envelopes, ``id:`` lines,
+``Last-Event-ID`` resumes). Standard library + httpx only.
+"""
+
+from harness.wire.http import (
+    TERMINAL_STATES,
+    Wire,
+    error_problems,
+    expect,
+    expect_error,
+    parse_rfc3339,
+)
+from harness.wire.stream import SseCapture, SseEvent, read_stream
+
+__all__ = [
+    "TERMINAL_STATES",
+    "SseCapture",
+    "SseEvent",
+    "Wire",
+    "error_problems",
+    "expect",
+    "expect_error",
+    "parse_rfc3339",
+    "read_stream",
+]
