@@ -1,5 +1,9 @@
 """Provider states of the pact, built through the public API of the server under test.
 
+Setups use the session-first factories of :mod:`harness.plugin.fixtures`
+(:class:`~harness.plugin.fixtures.Factories`: parents first, every session they
+made deleted at teardown) on a client of the target.
+
 The verifier POSTs ``{"state", "params", "action"}`` to a small loopback HTTP
 server (:class:`StateServer`); setup answers a JSON object of the IDs it made
 (``session_id``, ``task_id``), which the verifier injects into the interaction's
@@ -18,17 +22,17 @@ stated condition, so a misconfiguration fails the state, not the contract.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from harness.plugin.fixtures import Factories
 from orchestrator.client import OrchClient, OrchError
+from orchestrator.schemas import TaskAdmitted
 
 __all__ = [
     "GROUP_CONFIGS",
@@ -40,7 +44,7 @@ __all__ = [
 ]
 
 Values = dict[str, Any]
-Setup = Callable[[OrchClient, "Scratch"], Values]
+Setup = Callable[[Factories], Values]
 
 LIVE_GROUPS = frozenset({"default"})
 """Groups whose states the public API of any server can set up."""
@@ -84,13 +88,6 @@ _WAIT_S = 5.0
 _POLL_S = 0.01
 
 
-@dataclass
-class Scratch:
-    """What a setup created, so teardown can remove it from a live server."""
-
-    sessions: list[str] = field(default_factory=list)
-
-
 def _wait(what: str, check: Callable[[], bool]) -> None:
     deadline = time.monotonic() + _WAIT_S
     while not check():
@@ -99,28 +96,27 @@ def _wait(what: str, check: Callable[[], bool]) -> None:
         time.sleep(_POLL_S)
 
 
-def _session(client: OrchClient, scratch: Scratch, ttl_seconds: int = 600) -> str:
-    session_id = client.create_session(ttl_seconds=ttl_seconds).session_id
-    scratch.sessions.append(session_id)
-    return session_id
+def _strict_task(made: Factories, **kwargs: Any) -> TaskAdmitted:
+    task: TaskAdmitted = made.task("hello", max_tokens=2, seed=7, determinism="strict", **kwargs)
+    return task
 
 
-def _a_session(client: OrchClient, scratch: Scratch) -> Values:
-    return {"session_id": _session(client, scratch)}
+def _a_session(made: Factories) -> Values:
+    return {"session_id": made.session().session_id}
 
 
-def _a_deleted_session(client: OrchClient, scratch: Scratch) -> Values:
-    session_id = client.create_session().session_id
-    client.delete_session(session_id)
+def _a_deleted_session(made: Factories) -> Values:
+    session_id = made.session().session_id
+    made.client.delete_session(session_id)
     return {"session_id": session_id}
 
 
-def _an_expired_session(client: OrchClient, scratch: Scratch) -> Values:
-    session_id = _session(client, scratch, ttl_seconds=1)
+def _an_expired_session(made: Factories) -> Values:
+    session_id = made.session(ttl_seconds=1).session_id
 
     def expired() -> bool:
         try:
-            client.get_session(session_id)
+            made.client.get_session(session_id)
         except OrchError as exc:
             if exc.kind == "SESSION_EXPIRED":
                 return True
@@ -132,35 +128,31 @@ def _an_expired_session(client: OrchClient, scratch: Scratch) -> Values:
     return {"session_id": session_id}
 
 
-def _a_completed_task(client: OrchClient, scratch: Scratch) -> Values:
-    session_id = _session(client, scratch)
-    task_id = client.submit_task(
-        session_id, "hello", max_tokens=2, seed=7, determinism="strict"
-    ).task_id
-    _wait(f"task {task_id} completed", lambda: client.get_task(task_id).state == "completed")
-    return {"session_id": session_id, "task_id": task_id}
+def _a_completed_task(made: Factories) -> Values:
+    admitted = _strict_task(made)
+    task_id = admitted.task_id
+    _wait(f"task {task_id} completed", lambda: made.client.get_task(task_id).state == "completed")
+    return {"session_id": admitted.session_id, "task_id": task_id}
 
 
-def _a_running_task(client: OrchClient, scratch: Scratch) -> Values:
-    session_id = _session(client, scratch)
-    task_id = client.submit_task(
-        session_id, "hello", max_tokens=2, seed=7, determinism="strict"
-    ).task_id
+def _a_running_task(made: Factories) -> Values:
+    admitted = _strict_task(made)
+    task_id = admitted.task_id
     # The stalled replica has sent one token: the task runs until cancelled.
-    _wait(f"task {task_id} running", lambda: client.get_task(task_id).tokens_out == 1)
-    return {"session_id": session_id, "task_id": task_id}
+    _wait(f"task {task_id} running", lambda: made.client.get_task(task_id).tokens_out == 1)
+    return {"session_id": admitted.session_id, "task_id": task_id}
 
 
 def _full_queue(pool: str) -> Setup:
-    def setup(client: OrchClient, scratch: Scratch) -> Values:
-        session_id = _session(client, scratch)
-        running = client.submit_task(session_id, "hello", pool=pool, seed=7, determinism="strict")
+    def setup(made: Factories) -> Values:
+        session_id = made.session().session_id
+        running = _strict_task(made, session_id=session_id, pool=pool)
         _wait(
             f"task {running.task_id} running",
-            lambda: client.get_task(running.task_id).state == "running",
+            lambda: made.client.get_task(running.task_id).state == "running",
         )
-        client.submit_task(session_id, "hello", pool=pool, seed=7, determinism="strict")
-        depth = client.get_pool(pool).queue_depth
+        _strict_task(made, session_id=session_id, pool=pool)
+        depth = made.client.get_pool(pool).queue_depth
         if depth.interactive + depth.batch != 1:
             raise RuntimeError(f"pool {pool!r} should hold exactly one queued task, has {depth}")
         return {"session_id": session_id}
@@ -169,8 +161,8 @@ def _full_queue(pool: str) -> Setup:
 
 
 def _pool_check(pool: str, replica_state: str) -> Setup:
-    def setup(client: OrchClient, scratch: Scratch) -> Values:
-        states = {replica.state for replica in client.get_pool(pool).replicas}
+    def setup(made: Factories) -> Values:
+        states = {replica.state for replica in made.client.get_pool(pool).replicas}
         if states != {replica_state}:
             raise RuntimeError(f"pool {pool!r} replicas should all be {replica_state}: {states}")
         return {}
@@ -178,7 +170,7 @@ def _pool_check(pool: str, replica_state: str) -> Setup:
     return setup
 
 
-def _nothing(client: OrchClient, scratch: Scratch) -> Values:
+def _nothing(made: Factories) -> Values:
     """A condition the server group's configuration provides (checked by its interaction)."""
     return {}
 
@@ -216,7 +208,7 @@ class StateServer:
     def __init__(self, client_factory: Callable[[], OrchClient]) -> None:
         self._client_factory = client_factory
         self._client: OrchClient | None = None
-        self._scratch: dict[str, Scratch] = {}
+        self._made: dict[str, Factories] = {}
         self.errors: list[str] = []
         handler = self._handler_class()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -249,14 +241,13 @@ class StateServer:
             # One client for all changes: building an httpx client (its TLS context)
             # costs more than the state change itself.
             self._client = self._client_factory()
-        client = self._client
         if action == "teardown":
-            for session_id in self._scratch.pop(state, Scratch()).sessions:
-                with contextlib.suppress(OrchError):  # already ended or expired
-                    client.delete_session(session_id)
+            made = self._made.pop(state, None)
+            if made is not None:
+                made.cleanup()  # deletes the sessions this state made, newest first
             return {}
-        scratch = self._scratch.setdefault(state, Scratch())
-        return STATES[state][1](client, scratch)
+        made = self._made.setdefault(state, Factories(self._client))
+        return STATES[state][1](made)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self
