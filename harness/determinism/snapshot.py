@@ -17,17 +17,25 @@ says the snapshot differs (a token drifted, a case was added) or it is missing,
 and then the timing of that run is stored with it. ``--snapshot-update``
 rewrites drifted snapshots; writes go to a temporary file and are renamed, so
 an interrupted run never leaves half a snapshot.
+
+Unused-snapshot detection skips the engine-keyed files (``<test>[engine@version]
+.json``): a run sees only the engine its target serves, so it cannot tell
+whether another engine's snapshot is obsolete, and must neither fail on it nor
+delete it under ``--snapshot-update``. Other stray files in the folder are still
+reported (and removed by ``--snapshot-update``) as syrupy does.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from syrupy.data import SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from harness.determinism.probe import Output
@@ -55,6 +63,8 @@ SNAPSHOT_ROOT = "snapshots"
 NOT_COMPARED = "timing"
 """The one top-level field of a snapshot document that comparisons ignore."""
 SNAPSHOT_TOKENS = 32
+_ENGINE_KEYED = re.compile(r"[A-Za-z_][\w.]*\[[^\[\]@]+@[^\[\]]+\]\.json")
+"""File names of engine-keyed snapshots: ``test_name[engine@engine_version].json``."""
 
 Case = tuple[str, int, str]
 """``(prompt, seed, sampler_profile_version)`` of one pinned completion."""
@@ -164,6 +174,18 @@ class DeterminismSnapshotExtension(SingleFileSnapshotExtension):
             render_document(received) if isinstance(received, dict) else serialized_data,
             render_document(stored) if isinstance(stored, dict) else snapshot_data,
         )
+
+    def discover_snapshots(
+        self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None
+    ) -> SnapshotCollections:
+        """Syrupy's discovery minus the engine-keyed files (see the module docstring)."""
+        kept = SnapshotCollections()
+        for collection in super().discover_snapshots(
+            test_location=test_location, ignore_extensions=ignore_extensions
+        ):
+            if not _ENGINE_KEYED.fullmatch(Path(collection.location).name):
+                kept.add(collection)
+        return kept
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:

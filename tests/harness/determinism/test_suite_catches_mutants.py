@@ -144,10 +144,30 @@ def test_healthy_default_passes_in_process_with_snapshot_under_xdist(
 def test_healthy_live_target_passes_and_in_process_checks_skip(
     pytester: pytest.Pytester, orch_serve: ServeFactory
 ) -> None:
-    install_snapshot(pytester)
+    mine = install_snapshot(pytester)
+    # Another engine's snapshot: this run cannot judge it, so it is neither unused nor deleted.
+    other = mine.with_name("test_tokens_match_the_engine_snapshot[openai@smollm2-abc].json")
+    other.write_text('{"engine": "openai"}\n', encoding="utf-8")
     target = orch_serve()
     result = run_suite(pytester, "--orch-url", target.url, "-rs")
     expect(result, passed=7, skipped=2)
+    assert result.ret == 0
     out = result.stdout.str()
     assert out.count("not available against a live target (--orch-url)") == 2
-    assert "1 snapshot passed" in out
+    assert "1 snapshot passed" in out and "unused" not in out
+    updated = run_suite(pytester, "--orch-url", target.url, "--snapshot-update")
+    expect(updated, passed=7, skipped=2)
+    assert other.exists()
+
+
+def test_a_stray_file_in_the_snapshot_folder_is_still_reported_unused(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    mine = install_snapshot(pytester)
+    stray = mine.with_name("test_deleted_long_ago.json")
+    stray.write_text("{}\n", encoding="utf-8")
+    target = orch_serve()
+    result = run_suite(pytester, "--orch-url", target.url)
+    expect(result, passed=7, skipped=2)
+    assert result.ret == 1
+    assert "1 snapshot unused" in result.stdout.str()
