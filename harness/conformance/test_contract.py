@@ -35,23 +35,12 @@ def _param(spec: Spec) -> object:
     return pytest.param(spec, id=spec.description, marks=pytest.mark.req(*spec.req))
 
 
-def _build_pact(directory: Path) -> Path:
-    from pact import Pact
-
-    from harness.contract.interactions import CONSUMER, PROVIDER, add_interaction
-
-    pact = Pact(CONSUMER, PROVIDER)
-    for spec in INTERACTIONS:
-        add_interaction(pact, spec)
-    pact.write_file(directory, overwrite=True)
-    return directory / PACT_FILE
-
-
 @pytest.fixture(scope="session")
 def contract_pact_file(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The pact file the provider must honour."""
+    from harness.contract.pactfiles import build_from_table
     from harness.contract.plugin import committed_pact_dir, pact_file_option
 
     os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
@@ -63,7 +52,7 @@ def contract_pact_file(
     committed = committed_pact_dir() / PACT_FILE
     if committed.is_file():
         return committed
-    return _build_pact(tmp_path_factory.mktemp("pact-table"))
+    return build_from_table(tmp_path_factory.mktemp("pact-table"))
 
 
 @pytest.mark.parametrize("spec", [_param(spec) for spec in INTERACTIONS])

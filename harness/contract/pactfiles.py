@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pact import Pact
 
 __all__ = [
+    "build_from_table",
     "dumps",
     "load",
     "normalise",
@@ -130,3 +131,28 @@ def single_interaction_pact(source: Path, description: str, target: Path) -> boo
         return False
     write_atomic(target, dumps({**data, "interactions": chosen}))
     return True
+
+
+def build_from_table(directory: Path) -> Path:
+    """Write the pact of the whole interaction table into ``directory``, without a mock server.
+
+    The consumer tests record exactly this (they declare the same specs), so it
+    stands in for the committed pact where there is no checkout.
+    """
+    from pact import Pact
+
+    from harness.contract.interactions import (
+        CONSUMER,
+        INTERACTIONS,
+        PACT_FILE,
+        PROVIDER,
+        add_interaction,
+    )
+
+    pact = Pact(CONSUMER, PROVIDER)
+    for spec in INTERACTIONS:
+        add_interaction(pact, spec)
+    pact.write_file(directory, overwrite=True)
+    path = directory / PACT_FILE
+    normalise(path)
+    return path

@@ -9,6 +9,7 @@ import pytest
 
 from harness.contract.interactions import INTERACTIONS, PACT_FILE
 from harness.contract.pactfiles import (
+    build_from_table,
     dumps,
     load,
     normalise,
@@ -88,3 +89,9 @@ def test_table_cites_known_ids_and_known_states() -> None:
 def test_incompatible_states_are_refused() -> None:
     with pytest.raises(ValueError, match="incompatible"):
         group_of(("an API token is required", "a running task exists"))
+
+
+def test_the_table_builds_the_committed_pact(tmp_path: Path) -> None:
+    """A fast stand-in for ``orchq pact regen --check``: the table and the file agree."""
+    built = build_from_table(tmp_path)
+    assert built.read_bytes() == COMMITTED.read_bytes(), "run `orchq pact regen`"
