@@ -50,6 +50,7 @@ class SseCapture:
     lines: list[str] = field(default_factory=list)
     events: list[SseEvent] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+    retries: list[str] = field(default_factory=list)
     closed_by_server: bool = False
     after: int = 0
 
@@ -110,7 +111,10 @@ def read_stream(
                 capture.comments.append(line)
             else:
                 name, _, value = line.partition(":")
-                fields.setdefault(name, value.removeprefix(" "))
+                if name == "retry":
+                    capture.retries.append(value.removeprefix(" "))
+                else:
+                    fields.setdefault(name, value.removeprefix(" "))
             if time.monotonic() > deadline:
                 stopped = True
                 break
