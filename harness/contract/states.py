@@ -84,7 +84,7 @@ GROUP_CONFIGS: dict[str, dict[str, Any]] = {
 }
 """``orch_serve`` overrides of each in-process server group."""
 
-_WAIT_S = 5.0
+_WAIT_S = 15.0
 _POLL_S = 0.01
 
 
