@@ -89,3 +89,29 @@ def drop_headers_mutant(*names: str) -> Callable[[App], App]:
         return mutant
 
     return wrap
+
+
+def stream_text_mutant(
+    pattern: str, replacement: str | Callable[[re.Match[str]], str]
+) -> Callable[[App], App]:
+    """Rewrite every chunk of task streams (``GET /v1/tasks/{id}/stream``) with a regex."""
+    rx = re.compile(pattern)
+    stream_path = re.compile(r"/v1/tasks/[^/]+/stream")
+
+    def wrap(app: App) -> App:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or not stream_path.fullmatch(scope["path"]):
+                await app(scope, receive, send)
+                return
+
+            async def rewrite(message: Message) -> None:
+                if message["type"] == "http.response.body" and message.get("body"):
+                    text = rx.sub(replacement, message["body"].decode())
+                    message = {**message, "body": text.encode()}
+                await send(message)
+
+            await app(scope, receive, rewrite)
+
+        return mutant
+
+    return wrap

@@ -18,7 +18,12 @@ from harness.contract.plugin import committed_pact_dir
 from harness.contract.provider import verify_spec
 from harness.contract.states import GROUP_CONFIGS
 from harness.plugin.target import ServeFactory
-from tests.harness.contract.pact_mutants import drop_headers_mutant, json_body_mutant, rename_field
+from tests.harness.contract.pact_mutants import (
+    drop_headers_mutant,
+    json_body_mutant,
+    rename_field,
+    stream_text_mutant,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -105,3 +110,22 @@ def test_missing_interaction_is_named(orch_serve: ServeFactory, tmp_path: Path) 
     outcome = verify_spec(spec, empty, tmp_path, target.url)
     assert not outcome.ok
     assert "ORCH-0129" in outcome.message and "orchq pact regen" in outcome.message
+
+
+def test_stream_without_retry_line_fails_orch_0073(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    spec = by_description()["stream a completed task"]
+    target = orch_serve(wrap_app=stream_text_mutant(r"retry: \d+\n\n", ""))
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert not outcome.ok, "ORCH-0073: a stream without its retry: line passed the pact"
+    assert "ORCH-0073" in outcome.message
+
+
+def test_stream_ids_from_zero_fail_orch_0072(orch_serve: ServeFactory, tmp_path: Path) -> None:
+    spec = by_description()["stream a completed task"]
+    renumber = stream_text_mutant(r"id: (\d+)\n", lambda m: f"id: {int(m.group(1)) - 1}\n")
+    target = orch_serve(wrap_app=renumber)
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert not outcome.ok, "ORCH-0072: event ids 0, 1, 2 ... passed the pact"
+    assert "ORCH-0072" in outcome.message
