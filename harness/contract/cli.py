@@ -113,3 +113,15 @@ def regen_command(check: bool, pacts_dir: Path | None) -> None:
                 click.echo(f"removed {_display(target, root)}")
         if not stale:
             click.echo(f"{_display(committed, root)}: pacts already current")
+
+
+@pact_group.command("list")
+def list_command() -> None:
+    """Print every pact interaction with its server group and the ORCH IDs it certifies."""
+    from harness.contract.interactions import INTERACTIONS
+    from harness.contract.states import LIVE_GROUPS, group_of
+
+    for spec in INTERACTIONS:
+        group = group_of(spec.states)
+        where = "any target" if group in LIVE_GROUPS else f"in-process only ({group})"
+        click.echo(f"{spec.description}\t{where}\t{' '.join(spec.req)}")

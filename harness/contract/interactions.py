@@ -292,10 +292,11 @@ INTERACTIONS: tuple[Spec, ...] = (
     ),
     Spec(
         "get an unknown session",
-        ("ORCH-0030", "ORCH-0014", "ORCH-0019"),
+        ("ORCH-0030", "ORCH-0014", "ORCH-0019", "ORCH-0004"),
         "GET",
         "/v1/sessions/sess_unknown",
         404,
+        response_headers={"X-Request-Id": match.regex("req_1", regex=r"^\S+$")},
         response_body=_error("NOT_FOUND", retriable=False, message="session not found"),
     ),
     Spec(
