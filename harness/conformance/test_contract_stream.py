@@ -102,12 +102,12 @@ def test_last_event_id_resumes_without_gap_or_duplicate(wire: Wire) -> None:
     total = len(full.events)
     for after in (0, 1, 3, total - 1, total):
         resumed = read_stream(wire, task_id, last_event_id=after)
-        _format_ok(resumed, f"resume after Last-Event-ID {after}")
         expect(
             [e.key() for e in resumed.events] == [e.key() for e in full.events[after:]],
             f"ORCH-0083: Last-Event-ID {after} must continue with event {after + 1}, no "
             f"duplicate, no gap; got ids {resumed.ids} of 1..{total}",
         )
+        _format_ok(resumed, f"resume after Last-Event-ID {after}")
 
 
 @pytest.mark.req("ORCH-0083", "ORCH-0074", "ORCH-0072")

@@ -1,0 +1,74 @@
+"""Self-tests: the HTTP conformance modules fail on each broken orchestrator, naming the ORCH ID.
+
+Each mutant (:mod:`tests.harness.wire.wire_mutants`) runs in-process under
+``orch_serve(wrap_app=...)``; the conformance module is run against it the way
+a user would (``--pyargs harness.conformance.test_contract_http --orch-url URL``),
+in-process (a subprocess costs ~5 s of imports per run here), selecting the
+check the mutant breaks. The unmodified
+orchestratord passes the same modules over ``--orch-url`` (the checks that need
+a configured server skip there, with the standard reason, and must not pass);
+in-process, the project's own run of ``harness/conformance`` passes them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.plugin.target import LIVE_TARGET_SKIP, ServeFactory
+from tests.harness.wire.wire_mutants import MUTANTS
+
+pytest_plugins = ["pytester"]
+
+INDEX = Path(__file__).resolve().parents[3] / "requirements" / "index.yaml"
+HEALTHY_OVER_URL = {
+    "test_contract_http": {"passed": 14, "skipped": 6},
+    "test_contract_stream": {"passed": 2, "skipped": 3},
+    "test_contract_queue": {"skipped": 8},
+}
+"""module -> its outcomes against a healthy live target: configured-server checks skip."""
+
+
+def _run(pytester: pytest.Pytester, url: str, module: str, *args: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\n")
+    return pytester.runpytest_inprocess(
+        "--pyargs",
+        f"harness.conformance.{module}",
+        "--orch-url",
+        url,
+        "--orch-index",
+        str(INDEX),
+        "-p",
+        "no:cacheprovider",
+        "-rfs",
+        *args,
+    )
+
+
+@pytest.mark.slow
+def test_healthy_orchestrator_passes_over_orch_url(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    url = orch_serve().url
+    for module, expected in HEALTHY_OVER_URL.items():
+        result = _run(pytester, url, module)
+        outcomes = result.parseoutcomes()
+        outcomes.pop("warnings", None)
+        assert outcomes == expected, (
+            f"{module} against a healthy orchestratord over --orch-url: {outcomes}, expected "
+            f"{expected}\n" + result.stdout.str()[-3000:]
+        )
+        result.stdout.fnmatch_lines([f"*{LIVE_TARGET_SKIP[:60]}*"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_contract_http_catches_the_mutant(
+    name: str, pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    wrap, module, selection, req = MUTANTS[name]
+    result = _run(pytester, orch_serve(wrap_app=wrap).url, module, "-k", selection)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
+    result.stdout.fnmatch_lines([f"*{req}: *"])

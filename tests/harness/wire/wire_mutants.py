@@ -1,0 +1,136 @@
+"""Deliberately broken orchestrators for the self-tests of the HTTP conformance checks.
+
+Each mutant is an ASGI layer (``orch_serve(wrap_app=...)``) around the real
+orchestratord that breaks exactly one requirement on the wire and leaves the
+rest intact, so the conformance check of that requirement must be the one to fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+ASGIApp = Callable[..., Any]
+Wrap = Callable[[ASGIApp], ASGIApp]
+
+
+def request_id_not_echoed(app: ASGIApp) -> ASGIApp:
+    """Every response gets a server-made ``X-Request-Id``, ignoring the client's (ORCH-0004)."""
+    counter = itertools.count(1)
+
+    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def rewrite(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", f"req_mutant_{next(counter)}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, rewrite)
+
+    return mutant
+
+
+def resume_repeats_last_event(app: ASGIApp) -> ASGIApp:
+    """``Last-Event-ID: n`` resumes at n instead of n + 1: one duplicate event (ORCH-0083)."""
+
+    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/stream"):
+            headers = []
+            for key, value in scope["headers"]:
+                if key.lower() == b"last-event-id" and value.isdigit() and int(value) > 0:
+                    value = str(int(value) - 1).encode()
+                headers.append((key, value))
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return mutant
+
+
+def _rewrite_response(
+    app: ASGIApp,
+    applies: Callable[[dict[str, Any]], bool],
+    change: Callable[[int, bytes], tuple[int, bytes]],
+) -> ASGIApp:
+    """Buffer the responses ``applies`` selects and replace (status, body) by ``change``."""
+
+    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not applies(scope):
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = b""
+
+        async def collect(message: dict[str, Any]) -> None:
+            nonlocal body
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            status, new_body = change(start["status"], body)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(new_body)).encode()))
+            await send({**start, "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": new_body})
+
+        await app(scope, receive, collect)
+
+    return mutant
+
+
+def cancel_of_ended_task_is_200(app: ASGIApp) -> ASGIApp:
+    """``DELETE`` of an ended task answers 200 with the task instead of 409 (ORCH-0069)."""
+
+    def applies(scope: dict[str, Any]) -> bool:
+        path: str = scope["path"]
+        return scope["method"] == "DELETE" and path.startswith("/v1/tasks/")
+
+    def change(status: int, body: bytes) -> tuple[int, bytes]:
+        return (200, b'{"state": "completed"}') if status == 409 else (status, body)
+
+    return _rewrite_response(app, applies, change)
+
+
+def session_without_expires_at(app: ASGIApp) -> ASGIApp:
+    """The 201 of ``POST /v1/sessions`` lacks ``expires_at`` (ORCH-0026)."""
+
+    def applies(scope: dict[str, Any]) -> bool:
+        return (scope["method"], scope["path"]) == ("POST", "/v1/sessions")
+
+    def change(status: int, body: bytes) -> tuple[int, bytes]:
+        if status != 201:
+            return status, body
+        document = json.loads(body)
+        document.pop("expires_at", None)
+        return status, json.dumps(document).encode()
+
+    return _rewrite_response(app, applies, change)
+
+
+MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
+    "X-Request-Id not echoed": (
+        request_id_not_echoed, "test_contract_http", "test_request_id_is_echoed_or_generated",
+        "ORCH-0004",
+    ),
+    "resume repeats the last event": (
+        resume_repeats_last_event, "test_contract_stream",
+        "test_last_event_id_resumes_without_gap_or_duplicate", "ORCH-0083",
+    ),
+    "DELETE of an ended task answers 200": (
+        cancel_of_ended_task_is_200, "test_contract_http",
+        "test_cancelling_a_completed_task_is_409", "ORCH-0069",
+    ),
+    "201 without expires_at": (
+        session_without_expires_at, "test_contract_http",
+        "test_session_fields_and_ttl_arithmetic", "ORCH-0026",
+    ),
+}  # fmt: skip
+"""name -> (wrap_app, conformance module, ``-k`` test, ORCH ID it breaks)."""
