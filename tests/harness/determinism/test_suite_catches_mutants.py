@@ -26,6 +26,15 @@ SNAPSHOT = Path(
 MODULE = "harness.conformance.test_determinism"
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner runs must not inherit ``PYTEST_XDIST_WORKER`` from an outer ``-n 2`` worker:
+    syrupy reads it from the environment and, believing itself a worker, skips its
+    report and the unused-snapshot check."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def run_suite(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
     """The conformance module rooted at ``pytester.path`` (in-process unless ``subprocess``)."""
     pytester.makefile(".ini", pytest="[pytest]\n")
