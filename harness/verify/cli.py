@@ -102,8 +102,8 @@ def verify_command(
         plan.report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"cannot create {plan.report_dir}: {exc.strerror}", exitcodes.USAGE)
-    if plan.trace_json.exists():
-        plan.trace_json.unlink()  # never report a previous run's results as this one's
+    for stale in (plan.trace_json, plan.compliance_md, plan.html, plan.junit_xml):
+        stale.unlink(missing_ok=True)  # never show a previous run's results as this one's
     code, progress = _run_with_display(console, plan)
     sys.exit(_summarise(console, plan, progress, code))
 
@@ -199,8 +199,13 @@ def _summarise(console: Console, plan: RunPlan, progress: SuiteProgress, code: i
             console.print(f"  {failure.nodeid}: {failure.first_line}")
 
     console.print("Reports:")
-    for label, path in (("JSON", plan.trace_json), ("JUnit XML", plan.junit_xml),
-                        ("pytest log", plan.log)):  # fmt: skip
+    for label, path in (
+        ("JSON", plan.trace_json),
+        ("Markdown", plan.compliance_md),
+        ("HTML", plan.html),
+        ("JUnit XML", plan.junit_xml),
+        ("pytest log", plan.log),
+    ):
         if path.exists():
             console.print(f"  {label:<12} {path}")
     verdict = {

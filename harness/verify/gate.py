@@ -22,7 +22,7 @@ from harness.plugin.trace import GATE_LEVELS
 
 __all__ = ["OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
 
-OUTSIDE = "outside the suite"
+OUTSIDE = "not in the suites run"
 REMOTE_UNVERIFIABLE = "not verifiable live"
 
 

@@ -41,6 +41,14 @@ class RunPlan:
         return self.report_dir / "trace.json"
 
     @property
+    def compliance_md(self) -> Path:
+        return self.report_dir / "COMPLIANCE.md"
+
+    @property
+    def html(self) -> Path:
+        return self.report_dir / "report.html"
+
+    @property
     def junit_xml(self) -> Path:
         return self.report_dir / "junit.xml"
 
@@ -62,8 +70,8 @@ def pytest_args(plan: RunPlan) -> list[str]:
         "no:cacheprovider",
         "--orch-index",
         str(root / "requirements" / "index.yaml"),
-        "--orch-trace",
-        str(plan.trace_json),
+        "--orch-report-dir",
+        str(plan.report_dir),
         "--orch-gate",
         "none",  # judged by harness.verify.gate over the suite's scope
         "--junitxml",
