@@ -157,14 +157,16 @@ def test_healthy_live_target_passes_and_in_process_checks_skip(
     # Another engine's snapshot: this run cannot judge it, so it is neither unused nor deleted.
     other = mine.with_name("test_tokens_match_the_engine_snapshot[openai@smollm2-abc].json")
     other.write_text('{"engine": "openai"}\n', encoding="utf-8")
-    target = orch_serve()
-    result = run_suite(pytester, "--orch-url", target.url, "-rs")
+    target = orch_serve(auth_token="det-token")  # every check, raw SSE reads too, sends it
+    result = run_suite(pytester, "--orch-url", target.url, "--orch-token", "det-token", "-rs")
     expect(result, passed=7, skipped=2)
     assert result.ret == 0
     out = result.stdout.str()
     assert out.count("not available against a live target (--orch-url)") == 2
     assert "1 snapshot passed" in out and "unused" not in out
-    updated = run_suite(pytester, "--orch-url", target.url, "--snapshot-update")
+    updated = run_suite(
+        pytester, "--orch-url", target.url, "--orch-token", "det-token", "--snapshot-update"
+    )
     expect(updated, passed=7, skipped=2)
     assert other.exists()
 
