@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.plugin.target import LIVE_TARGET_SKIP, ServeFactory
-from tests.harness.wire.wire_mutants import MUTANTS
+from tests.harness.wire.wire_mutants import IN_PROCESS_MUTANTS, MUTANTS, Wrap
 
 pytest_plugins = ["pytester"]
 
@@ -69,6 +69,49 @@ def test_contract_http_catches_the_mutant(
 ) -> None:
     wrap, module, selection, req = MUTANTS[name]
     result = _run(pytester, orch_serve(wrap_app=wrap).url, module, "-k", selection)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
+    result.stdout.fnmatch_lines([f"*{req}: *"])
+
+
+def _run_in_process(pytester: pytest.Pytester, module: str, *args: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\n")
+    return pytester.runpytest_inprocess(
+        "--pyargs",
+        f"harness.conformance.{module}",
+        "--orch-index",
+        str(INDEX),
+        "-p",
+        "no:cacheprovider",
+        "-rfs",
+        *args,
+    )
+
+
+def _wrap_every_server(monkeypatch: pytest.MonkeyPatch, wrap: Wrap) -> None:
+    """Every orchestratord the inner run starts (its own ``orch_serve``) is the mutant."""
+    import orchestrator.server
+
+    original = orchestrator.server.ServerThread
+
+    class MutantServer(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["wrap_app"] = wrap
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(orchestrator.server, "ServerThread", MutantServer)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(IN_PROCESS_MUTANTS))
+def test_configured_server_checks_catch_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrap, module, selection, req = IN_PROCESS_MUTANTS[name]
+    healthy = _run_in_process(pytester, module, "-k", selection)
+    healthy.assert_outcomes(passed=1)
+    _wrap_every_server(monkeypatch, wrap)
+    result = _run_in_process(pytester, module, "-k", selection)
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
     result.stdout.fnmatch_lines([f"*{req}: *"])

@@ -134,3 +134,79 @@ MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
     ),
 }  # fmt: skip
 """name -> (wrap_app, conformance module, ``-k`` test, ORCH ID it breaks)."""
+
+
+def backoff_without_jitter(app: ASGIApp) -> ASGIApp:
+    """Every 429 says ``X-Backoff-Ms: 1000`` (``Retry-After: 1``) exactly: no jitter (ORCH-0022)."""
+
+    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def rewrite(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 429:
+                dropped = (b"x-backoff-ms", b"retry-after")
+                headers = [(k, v) for k, v in message["headers"] if k.lower() not in dropped]
+                headers += [(b"x-backoff-ms", b"1000"), (b"retry-after", b"1")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, rewrite if scope["type"] == "http" else send)
+
+    return mutant
+
+
+def stream_without_pings(app: ASGIApp) -> ASGIApp:
+    """Idle streams stay silent: every ``: ping`` comment is removed (ORCH-0086)."""
+
+    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/stream"):
+            await app(scope, receive, send)
+            return
+
+        async def rewrite(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                body: bytes = message.get("body", b"")
+                kept = b"".join(
+                    line for line in body.splitlines(keepends=True) if not line.startswith(b":")
+                )
+                if kept != body:
+                    message = {**message, "body": kept}
+            await send(message)
+
+        await app(scope, receive, rewrite)
+
+    return mutant
+
+
+def queue_depth_always_zero(app: ASGIApp) -> ASGIApp:
+    """Pools report an empty queue whatever waits in it (ORCH-0123)."""
+
+    def applies(scope: dict[str, Any]) -> bool:
+        path: str = scope["path"]
+        return scope["method"] == "GET" and path.startswith("/v1/pools")
+
+    def change(status: int, body: bytes) -> tuple[int, bytes]:
+        if status != 200:
+            return status, body
+        document = json.loads(body)
+        for pool in document.get("pools", [document]):
+            pool["queue_depth"] = {"interactive": 0, "batch": 0}
+        return status, json.dumps(document).encode()
+
+    return _rewrite_response(app, applies, change)
+
+
+IN_PROCESS_MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
+    "429 without jitter": (
+        backoff_without_jitter, "test_contract_http",
+        "test_full_queue_429_carries_jittered_backoff", "ORCH-0022",
+    ),
+    "no pings on an idle stream": (
+        stream_without_pings, "test_contract_stream",
+        "test_idle_stream_pings_without_ids_then_closes_on_cancel", "ORCH-0086",
+    ),
+    "queue_depth always zero": (
+        queue_depth_always_zero, "test_contract_http",
+        "test_queued_and_running_tasks_then_cancel", "ORCH-0123",
+    ),
+}  # fmt: skip
+"""Mutants of checks that configure their own server (``orch_serve``), which skip against
+``--orch-url``: they run in-process with every server of the run wrapped."""
