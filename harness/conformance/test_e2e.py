@@ -155,8 +155,10 @@ def engines(
         replicas = []
         for process, log in started:
             url = _ready_url(process, log)
-            model_id = httpx.get(f"{url}/v1/models", timeout=10).json()["data"][0]["id"]
-            replicas.append(EngineProcess(process, url, str(model_id), log))
+            ids = [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10).json()["data"]]
+            # The pinned name (model@hash) puts the model file's hash into engine_version.
+            pinned = [name for name in ids if "@" in name]
+            replicas.append(EngineProcess(process, url, str((pinned or ids)[0]), log))
         yield replicas
     finally:
         for process, _ in started:

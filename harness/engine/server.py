@@ -128,6 +128,22 @@ class TextStream:
         return delta
 
 
+def model_names(model: CompletionModel) -> list[str]:
+    """The names a client may send as ``model``: the plain id, then ``id@pin`` if pinned.
+
+    A model with a ``pin`` attribute (SmolLM2: the first 12 hex digits of its file's
+    SHA-256) also answers to ``id@pin``. orchestratord's ``openai`` engine reports
+    ``openai:<model>`` as its engine version, so configuring the pinned name puts the
+    model hash into every task's ``engine_version``, and a replica serving another
+    file refuses the request instead of producing other tokens under that version.
+    """
+    pin = getattr(model, "pin", None)
+    names = [model.model_id]
+    if isinstance(pin, str) and pin:
+        names.append(f"{model.model_id}@{pin}")
+    return names
+
+
 class EngineService:
     """The server's state: the model, its one decode thread and the request lock."""
 
@@ -137,6 +153,7 @@ class EngineService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orchq-engine")
         self._lock: asyncio.Lock | None = None
         self._waiting = 0
+        self.names = model_names(model)
         limit = getattr(model, "context_length", None)
         self._context_length = limit if isinstance(limit, int) else None
 
@@ -148,8 +165,9 @@ class EngineService:
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         model = body.get("model")
-        if model is not None and model != self.model.model_id:
-            raise BadRequest(f"unknown model {model!r}; this server serves {self.model.model_id!r}")
+        if model is not None and model not in self.names:
+            served = " or ".join(repr(name) for name in self.names)
+            raise BadRequest(f"unknown model {model!r}; this server serves {served}", "model")
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
             prompt = prompt[0]
@@ -242,14 +260,17 @@ def create_app(model: CompletionModel, *, max_waiting: int = 8) -> Starlette:
         return JSONResponse({"status": "ok", "model": model.model_id, "version": model.version})
 
     async def models(request: Request) -> Response:
-        entry = {
-            "id": model.model_id,
-            "object": "model",
-            "created": created,
-            "owned_by": "orchq",
-            "version": model.version,
-        }
-        return JSONResponse({"object": "list", "data": [entry]})
+        entries = [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "orchq",
+                "version": model.version,
+            }
+            for name in service.names
+        ]
+        return JSONResponse({"object": "list", "data": entries})
 
     async def completions(request: Request) -> Response:
         try:

@@ -102,6 +102,8 @@ class SmolLM2:
         self._model = model
         self._torch = torch
         self.sha256 = sha256
+        self.pin = sha256[:12]
+        """``smollm2@<pin>`` names exactly this model file (see ``server.model_names``)."""
         self._version = version
         vocab = tokenizer.get_vocab()
         self.stop_ids = frozenset(vocab[name] for name in STOP_TOKENS if name in vocab)

@@ -48,6 +48,7 @@ class FakeModel:
         self.salt = salt
         self.use_seed = use_seed
         self.context_length = 4096
+        self.pin = "f00d"
         self.active = 0
         self.max_active = 0
         self._guard = threading.Lock()

@@ -34,7 +34,7 @@ def openai_pool(engines: list[EngineThread], **keys: Any) -> dict[str, Any]:
             "replica_id": f"e{i + 1}",
             "engine": "openai",
             "base_url": e.url,
-            "model": "fake",
+            "model": "fake@f00d",
             "slots": 1,
         }
         for i, e in enumerate(engines)
@@ -90,7 +90,9 @@ def test_strict_tasks_stream_the_engines_tokens_identically_on_both_replicas(
         if text
     ]
     assert next(iter(streams)) == tuple(direct)
-    assert results[0].started is not None and results[0].started.engine == "openai"
+    started = results[0].started
+    assert started is not None and started.engine == "openai"
+    assert started.engine_version == "openai:fake@f00d"  # the pinned name carries the hash
     # Finish reasons come from the orchestrator's own count against max_tokens: when
     # merged characters made fewer tokens than the engine's 12, that count says "stop".
     end = results[0].end

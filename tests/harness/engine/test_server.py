@@ -56,8 +56,8 @@ def streamed_tokens(payloads: list[Any]) -> list[tuple[int, str]]:
 
 def test_models_and_health_name_the_engine_version(engine: EngineThread) -> None:
     models = httpx.get(f"{engine.url}/v1/models").json()
-    assert models["data"][0]["id"] == "fake"
-    assert models["data"][0]["version"] == "fake-1"
+    assert [m["id"] for m in models["data"]] == ["fake", "fake@f00d"]
+    assert {m["version"] for m in models["data"]} == {"fake-1"}
     assert httpx.get(f"{engine.url}/health").json() == {
         "status": "ok",
         "model": "fake",
@@ -185,6 +185,11 @@ def test_bad_requests_get_400_naming_the_field(
 
 def test_unknown_model_and_bad_json_get_400(engine: EngineThread) -> None:
     assert completion(engine.url, model="gpt-9").status_code == 400
+    wrong_pin = completion(engine.url, model="fake@beef")
+    assert wrong_pin.status_code == 400
+    assert wrong_pin.json()["error"]["param"] == "model"
+    assert completion(engine.url, model="fake@f00d", max_tokens=1).status_code == 200
+    assert completion(engine.url, model="fake", max_tokens=1).status_code == 200
     raw = httpx.post(f"{engine.url}/v1/completions", content=b"{not json")
     assert raw.status_code == 400
 
