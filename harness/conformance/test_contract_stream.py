@@ -176,7 +176,7 @@ def test_idle_stream_pings_without_ids_then_closes_on_cancel(orch_serve: ServeFa
 
         def cancel_after_pings() -> None:
             with Wire(target.url, target.auth_headers()) as other:
-                threading.Event().wait(0.4)
+                threading.Event().wait(0.8)
                 other.http.delete(f"/v1/tasks/{waiting}")
 
         canceller = threading.Thread(target=cancel_after_pings)
