@@ -84,6 +84,20 @@ class PoolQueue:
         """Re-queue a recovered task at the back of its lane, ignoring capacity."""
         self._lanes[priority][task_id] = None
 
+    @property
+    def interactive_streak(self) -> int:
+        """Interactive dispatches in a row while batch work waited (resets on a batch dispatch)."""
+        return self._interactive_streak
+
+    def restore_streak(self, streak: int) -> None:
+        """Resume the fairness window of a previous process (recovery only).
+
+        Values above N-1 are clamped: ``pop`` only asks whether N-1 is reached.
+        """
+        if streak < 0:
+            raise ValueError("a fairness streak cannot be negative")
+        self._interactive_streak = min(streak, self.batch_share_every - 1)
+
     def _evict_for(self, priority: Priority) -> str | None:
         # The oldest task of the lowest priority not above the newcomer's.
         allowed = PRIORITIES[PRIORITIES.index(priority) :]

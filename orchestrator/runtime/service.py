@@ -32,7 +32,7 @@ from orchestrator.engines import (
 from orchestrator.engines.base import finish_reason
 from orchestrator.errors import ApiError, ErrorKind, task_error
 from orchestrator.metrics import Metrics, PoolSnapshot
-from orchestrator.queue import QueueFull
+from orchestrator.queue import PastDispatch, QueueFull, derive_streak
 from orchestrator.runtime.channel import TaskChannel
 from orchestrator.runtime.clock import Clock, rfc3339
 from orchestrator.runtime.event_writer import EventWriter
@@ -225,7 +225,21 @@ class Orchestrator:
     # ------------------------------------------------------------ recovery
 
     def _recover(self) -> None:
-        """Resume every task that was queued or running when the process last stopped."""
+        """Resume every task that was queued or running when the process last stopped.
+
+        Each pool's fairness streak is derived from the persisted dispatches
+        first, so the batch share window continues across the restart
+        (ORCH-0090 with ORCH-0140; reasoning in ``orchestrator.queue.fairness``).
+        """
+        for configured in self.pools.values():
+            every = configured.queue.batch_share_every
+            past = [
+                PastDispatch(
+                    "batch" if row.priority == "batch" else "interactive", row.batch_waiting
+                )
+                for row in self.store.recent_dispatches(configured.pool_id, every - 1)
+            ]
+            configured.queue.restore_streak(derive_streak(past, every))
         for row in self.store.live_tasks():
             events = self.store.events(row.task_id)
             lt = self._live_task(row, events)

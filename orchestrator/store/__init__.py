@@ -2,6 +2,7 @@
 
 from orchestrator.store.db import (
     AttemptRow,
+    DispatchRow,
     EventRow,
     SessionRow,
     Store,
@@ -9,4 +10,4 @@ from orchestrator.store.db import (
     TaskRow,
 )
 
-__all__ = ["AttemptRow", "EventRow", "SessionRow", "Store", "StoreError", "TaskRow"]
+__all__ = ["AttemptRow", "DispatchRow", "EventRow", "SessionRow", "Store", "StoreError", "TaskRow"]

@@ -71,6 +71,17 @@ class AttemptRow:
 
 
 @dataclass(frozen=True)
+class DispatchRow:
+    """A queue dispatch: the first attempt of a task, for the fairness streak at recovery."""
+
+    task_id: str
+    priority: str
+    started_ms: int
+    batch_waiting: bool
+    """A batch task of the same pool was queued at ``started_ms``."""
+
+
+@dataclass(frozen=True)
 class EventRow:
     seq: int
     event: str
@@ -330,6 +341,41 @@ class Store:
             (task_id,),
         ).fetchall()
         return [AttemptRow(*row) for row in rows]
+
+    def recent_dispatches(self, pool_id: str, limit: int) -> list[DispatchRow]:
+        """The pool's last ``limit`` queue dispatches, newest first (restart recovery only).
+
+        A queue dispatch is a first attempt (retries never go through the queue).
+        Order is attempt start order; within one millisecond interactive counts
+        as the later one and batch as the earlier one, and a batch task admitted
+        in the same millisecond counts as waiting: ties lean towards a longer
+        streak (see ``orchestrator.queue.fairness`` for why). A batch task left
+        the queue at its first attempt, else at its end (cancelled, dropped),
+        else it is still queued. Full scans, once per pool at startup; nothing
+        is added to the dispatch path.
+        """
+        rows = self._db.execute(
+            "SELECT t.task_id, t.priority, a.started_ms FROM attempts a "
+            "JOIN tasks t ON t.task_id = a.task_id "
+            "WHERE a.attempt = 1 AND t.pool_id = ? "
+            "ORDER BY a.started_ms DESC, t.priority = 'interactive' DESC, t.admit_seq DESC "
+            "LIMIT ?",
+            (pool_id, limit),
+        ).fetchall()
+        out: list[DispatchRow] = []
+        for task_id, priority, started_ms in rows:
+            waiting = priority == "interactive" and bool(
+                self._db.execute(
+                    "SELECT EXISTS (SELECT 1 FROM tasks b LEFT JOIN attempts f "
+                    "ON f.task_id = b.task_id AND f.attempt = 1 "
+                    "WHERE b.pool_id = ? AND b.priority = 'batch' AND b.created_ms <= ? "
+                    "AND CASE WHEN f.started_ms IS NOT NULL THEN f.started_ms > ? "
+                    "WHEN b.finished_ms IS NOT NULL THEN b.finished_ms >= ? ELSE 1 END)",
+                    (pool_id, started_ms, started_ms, started_ms),
+                ).fetchone()[0]
+            )
+            out.append(DispatchRow(task_id, priority, started_ms, waiting))
+        return out
 
     # ------------------------------------------------------------ events
 
