@@ -16,9 +16,9 @@ SQLite store (foreign keys ON) whose ``make_*`` insert rows parents-first
 through the store's own API.
 
 **Persisted settings.** Every test whose fixture closure includes
-``orch_target`` (``orch_client`` and the ``make_*`` fixtures do) reads the
-routing ``fallback_mode`` before it runs and restores it afterwards (``PUT
-/v1/admin/routing``). Restoring is not enough against ONE shared live target
+``orch_target`` (``orch_client`` and the ``make_*`` fixtures do) against a
+shared target reads the routing ``fallback_mode`` before it runs and restores
+it afterwards (``PUT /v1/admin/routing``). Restoring is not enough against ONE shared live target
 under xdist: tests of other workers run *concurrently* and would see the
 change while it lasts. So, against ``--orch-url``, every test holds an
 inter-process lock keyed by the target URL (a file in the run's shared temp
@@ -33,8 +33,9 @@ chose lock + blame over only re-reading at teardown because re-reading alone
 names the culprit but still lets the innocent test fail; over exclusivity for
 every test because that would serialise the whole suite against a live target.
 A turnstile lock keeps exclusive waiters from being starved by a stream of
-shared holders. In-process targets have a private database per test, so they
-need (and take) no lock; their setting is still restored.
+shared holders. An in-process target is a private server and database made
+for one test and discarded after it: nothing it persists can reach another
+test, so the guard costs it nothing (no lock, no extra requests).
 
 ``--orch-guards=off`` turns these guards (and the leak guard) off, to show what
 they prevent.
@@ -206,22 +207,21 @@ def _wait_for_mode(client: OrchClient, mode: str, timeout: float) -> str | None:
 def _orch_persisted_settings(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """Read ``fallback_mode`` before, restore it after; lock and blame on a live target."""
+    """On a shared target: lock, read ``fallback_mode`` before, restore it after, blame."""
     if "orch_target" not in request.fixturenames or not guards_enabled(request.config):
         yield
         return
     target: Target = request.getfixturevalue("orch_target")
-    live = not target.in_process
+    if target.in_process:
+        yield  # a private server and database made for this test: nothing outlives it
+        return
     exclusive = request.node.get_closest_marker(EXCLUSIVE_MARKER) is not None
-    lock = (
-        TargetLock(_lock_directory(request.config, tmp_path_factory), target.url) if live else None
-    )
+    lock = TargetLock(_lock_directory(request.config, tmp_path_factory), target.url)
     with target.client(timeout=10.0) as client:
-        if lock is not None:
-            lock.acquire(exclusive=exclusive)
+        lock.acquire(exclusive=exclusive)
         try:
             before = _read_mode(client)
-            if lock is not None and before is not None:
+            if before is not None:
                 baseline = lock.baseline("fallback_mode", before)
                 if before != baseline and not exclusive:
                     # A test elsewhere leaked it and has not reached its teardown yet.
@@ -240,7 +240,7 @@ def _orch_persisted_settings(
             after = _read_mode(client)
             if before is not None and after is not None and after != before:
                 _write_mode(client, before)
-                if live and not exclusive:
+                if not exclusive:
                     pytest.fail(
                         f"orchq: {request.node.nodeid} changed the target's persisted routing "
                         f"fallback_mode from {before!r} to {after!r} and left it so "
@@ -250,8 +250,7 @@ def _orch_persisted_settings(
                         pytrace=False,
                     )
         finally:
-            if lock is not None:
-                lock.release()
+            lock.release()
 
 
 # ---------------------------------------------------------------- API factories

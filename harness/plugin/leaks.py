@@ -243,7 +243,8 @@ def _collect_leaks(snapshot: _Snapshot) -> list[str]:
     if tracker is not None:
         if _trackers and _trackers[-1] is tracker:
             _trackers.pop()
-        gc.collect()  # an abandoned generator is finalised (and closed) here, not leaked
+        if tracker.open:
+            gc.collect()  # an abandoned generator is finalised (and closed) here, not leaked
         streams = list(tracker.open.values())
         for stream in streams:
             with contextlib.suppress(Exception):
