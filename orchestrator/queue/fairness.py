@@ -6,7 +6,8 @@ restart must not start a fresh window, or up to 2(N-1) interactive dispatches
 in a row could happen while batch work waits (ORCH-0090 read across the
 restart, with the queue restored per ORCH-0140). The streak is therefore
 derived at recovery from rows the dispatch path writes anyway: the first
-attempt of every task (see :meth:`orchestrator.store.Store.recent_dispatches`).
+attempt of every task, whose stamp ``tasks.started_ms`` carries (see
+:meth:`orchestrator.store.Store.recent_dispatches`).
 
 Why the derivation is exact, and which way it leans where it cannot be:
 

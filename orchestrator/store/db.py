@@ -345,37 +345,48 @@ class Store:
     def recent_dispatches(self, pool_id: str, limit: int) -> list[DispatchRow]:
         """The pool's last ``limit`` queue dispatches, newest first (restart recovery only).
 
-        A queue dispatch is a first attempt (retries never go through the queue).
-        Order is attempt start order; within one millisecond interactive counts
-        as the later one and batch as the earlier one, and a batch task admitted
-        in the same millisecond counts as waiting: ties lean towards a longer
-        streak (see ``orchestrator.queue.fairness`` for why). A batch task left
-        the queue at its first attempt, else at its end (cancelled, dropped),
-        else it is still queued. Full scans, once per pool at startup; nothing
-        is added to the dispatch path.
+        A queue dispatch is a task's first attempt (retries never go through the
+        queue); ``tasks.started_ms`` is written with that attempt and carries its
+        start stamp, so the tasks table alone answers. Order is attempt start
+        order; within one millisecond interactive counts as the later one and
+        batch as the earlier one, and a batch task admitted in the same
+        millisecond counts as waiting: ties lean towards a longer streak (see
+        ``orchestrator.queue.fairness`` for why). A batch task left the queue
+        when it started, else when it ended (cancelled, dropped), else it is
+        still queued. Two scans of the tasks table, once per pool at startup;
+        nothing is added to the dispatch path.
         """
         rows = self._db.execute(
-            "SELECT t.task_id, t.priority, a.started_ms FROM attempts a "
-            "JOIN tasks t ON t.task_id = a.task_id "
-            "WHERE a.attempt = 1 AND t.pool_id = ? "
-            "ORDER BY a.started_ms DESC, t.priority = 'interactive' DESC, t.admit_seq DESC "
-            "LIMIT ?",
+            "SELECT task_id, priority, started_ms FROM tasks "
+            "WHERE pool_id = ? AND started_ms IS NOT NULL "
+            "ORDER BY started_ms DESC, priority = 'interactive' DESC, admit_seq DESC LIMIT ?",
             (pool_id, limit),
         ).fetchall()
-        out: list[DispatchRow] = []
-        for task_id, priority, started_ms in rows:
-            waiting = priority == "interactive" and bool(
-                self._db.execute(
-                    "SELECT EXISTS (SELECT 1 FROM tasks b LEFT JOIN attempts f "
-                    "ON f.task_id = b.task_id AND f.attempt = 1 "
-                    "WHERE b.pool_id = ? AND b.priority = 'batch' AND b.created_ms <= ? "
-                    "AND CASE WHEN f.started_ms IS NOT NULL THEN f.started_ms > ? "
-                    "WHEN b.finished_ms IS NOT NULL THEN b.finished_ms >= ? ELSE 1 END)",
-                    (pool_id, started_ms, started_ms, started_ms),
-                ).fetchone()[0]
-            )
-            out.append(DispatchRow(task_id, priority, started_ms, waiting))
-        return out
+        if not rows:
+            return []
+        newest, oldest = rows[0][2], rows[-1][2]
+        spans: list[tuple[int, int | None, int | None]] = self._db.execute(
+            "SELECT created_ms, started_ms, finished_ms FROM tasks "
+            "WHERE pool_id = ? AND priority = 'batch' AND created_ms <= ? "
+            "AND COALESCE(started_ms, finished_ms, ?) >= ?",
+            (pool_id, newest, newest, oldest),
+        ).fetchall()
+
+        def batch_waiting(at: int) -> bool:
+            for created, started, finished in spans:
+                if created > at:
+                    continue
+                if started is not None:
+                    if started > at:
+                        return True
+                elif finished is None or finished >= at:
+                    return True
+            return False
+
+        return [
+            DispatchRow(task_id, priority, at, priority == "interactive" and batch_waiting(at))
+            for task_id, priority, at in rows
+        ]
 
     # ------------------------------------------------------------ events
 

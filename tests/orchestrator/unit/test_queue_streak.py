@@ -112,7 +112,8 @@ class Recorder:
     def start(self, task_id: str, attempt: int) -> None:
         now = self.tick()
         self.store.insert_attempt(AttemptRow(task_id, attempt, "r1", "running", None, now, None))
-        self.store.update_task(task_id, state="running")
+        if attempt == 1:  # as the runtime does: started_ms is the first attempt's stamp
+            self.store.update_task(task_id, state="running", started_ms=now)
 
     def cancel_queued(self, index: int) -> None:
         queued = self.queue.lane("interactive") + self.queue.lane("batch")
@@ -201,6 +202,7 @@ def test_millisecond_ties_lean_towards_the_longer_streak(tmp_path: Path) -> None
     # first is not recorded, so t1 counts as the later one, with b4 still waiting.
     for task_id in ("t3", "t1"):
         store.insert_attempt(AttemptRow(task_id, 1, "r1", "running", None, rec.now, None))
+        store.update_task(task_id, state="running", started_ms=rec.now)
     rows = store.recent_dispatches("default", 3)
     assert [(r.task_id, r.batch_waiting) for r in rows] == [("t1", True), ("t3", False)]
     assert rec.derived() == 1
@@ -208,7 +210,8 @@ def test_millisecond_ties_lean_towards_the_longer_streak(tmp_path: Path) -> None
     store2 = Store(tmp_path / "ties2.db")
     rec2 = Recorder(store2, 4)
     rec2.admit(INT)
-    store2.insert_attempt(AttemptRow("t1", 1, "r1", "running", None, rec2.now + 1, None))
+    rec2.start("t1", 1)
+    rec2.now -= 1
     rec2.admit(BAT)  # created_ms == the attempt's started_ms
     assert rec2.derived() == 1
     store.close()
