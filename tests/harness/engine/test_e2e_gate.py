@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.conformance import test_e2e as gate
+from harness.engine.server import EngineThread
+from tests.harness.engine.fakes import FakeModel
 
 pytest_plugins = ["pytester"]
 
@@ -19,10 +21,21 @@ FAKES = "tests.harness.engine.fakes"
 
 
 def run_gate(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, model: str | None, *args: str
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    model: str | None,
+    *args: str,
+    urls: str = "",
 ) -> pytest.RunResult:
+    """The gate in a subprocess: skipped (``None``), on fake engines it starts, or on
+    running engines (``"external"`` with ``urls``)."""
+    monkeypatch.delenv("ORCHQ_E2E_ENGINE_URLS", raising=False)
+    monkeypatch.delenv("ORCHQ_E2E_ENGINE_MODEL", raising=False)
     if model is None:
         monkeypatch.delenv("ORCHQ_REAL_ENGINE", raising=False)
+    elif model == "external":
+        monkeypatch.setenv("ORCHQ_REAL_ENGINE", "1")
+        monkeypatch.setenv("ORCHQ_E2E_ENGINE_URLS", urls)
     else:
         monkeypatch.setenv("ORCHQ_REAL_ENGINE", "1")
         monkeypatch.setenv("ORCHQ_E2E_MODEL", f"{FAKES}:{model}")
@@ -78,6 +91,26 @@ def test_gate_fails_clearly_when_the_engine_cannot_start(
     result = run_gate(pytester, monkeypatch, "no_such_factory", "-k", "byte_exact")
     result.assert_outcomes(errors=1, deselected=1)
     result.stdout.fnmatch_lines(["*did not start: orchq engine: cannot load model factory*"])
+
+
+@pytest.mark.slow
+def test_gate_runs_against_already_running_engines_given_by_url(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with EngineThread(FakeModel()) as one, EngineThread(FakeModel()) as two:
+        urls = f"{one.url},{two.url}"
+        result = run_gate(pytester, monkeypatch, "external", "-k", "byte_exact", urls=urls)
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_gate_refuses_a_single_engine_url(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_gate(
+        pytester, monkeypatch, "external", "-k", "byte_exact", urls="http://127.0.0.1:9"
+    )
+    result.assert_outcomes(errors=1, deselected=1)
+    result.stdout.fnmatch_lines(["*ORCHQ_E2E_ENGINE_URLS needs 2 URLs*"])
 
 
 def test_anti_cheat_finds_the_nonce_in_fixture_folders(tmp_path: Path) -> None:
