@@ -9,7 +9,7 @@ asserts that, so a routing change shows up as a clear failure, not a leak.
 
 Spec: ORCH-0049, ORCH-0055, ORCH-0100, ORCH-0101, ORCH-0102, ORCH-0103, ORCH-0104,
 ORCH-0105, ORCH-0106, ORCH-0107, ORCH-0109, ORCH-0110, ORCH-0122, ORCH-0125, ORCH-0127,
-ORCH-0128.
+ORCH-0128, ORCH-0151.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def connect(scripted: ScriptBook) -> Iterator[Callable[[Config], Orch]]:
 # ---------------------------------------------------------------- aggressive_fallback
 
 
-@pytest.mark.req("ORCH-0100", "ORCH-0109")
+@pytest.mark.req("ORCH-0100", "ORCH-0109", "ORCH-0151")
 def test_aggressive_fallback_moves_to_another_replica_at_once(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -101,7 +101,7 @@ def test_aggressive_fallback_moves_to_another_replica_at_once(
     assert_slots_free(o.client)
 
 
-@pytest.mark.req("ORCH-0101", "ORCH-0102", "ORCH-0109")
+@pytest.mark.req("ORCH-0101", "ORCH-0102", "ORCH-0109", "ORCH-0151")
 def test_aggressive_fallback_with_every_replica_limited_exhausts(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
@@ -257,7 +257,7 @@ def test_strict_retry_that_stops_where_the_reset_happened_completes(
 # ---------------------------------------------------------------- down replicas
 
 
-@pytest.mark.req("ORCH-0103", "ORCH-0122")
+@pytest.mark.req("ORCH-0103", "ORCH-0122", "ORCH-0151")
 def test_unreachable_replica_is_taken_out_of_rotation(
     scripted: ScriptBook, connect: Callable[[Config], Orch], two_replicas: Callable[..., Config]
 ) -> None:
