@@ -1,0 +1,96 @@
+"""The conformance suite's wall time: serial vs ``-n 2``, per suite, and ``orchq verify`` cold.
+
+    .venv/bin/python -m bench.bench_conformance [--rounds 3] [--only suite,verify]
+
+``suite``: ``pytest --pyargs harness.conformance`` in-process (every test on
+its own orchestratord), serially and with ``-n 2``, alternating per round; the
+JUnit XML of each run gives the time per suite (sum of its test cases' times,
+so under ``-n 2`` it is CPU-side work, not wall). ``verify``: ``orchq verify``
+from a cold start of the command to its last line, the README's main job.
+Each run is a fresh process; the medians over the rounds are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+from bench._common import ROOT, code_note, fmt, log, machine_note, median, table
+from harness.verify.progress import suite_of
+
+
+def _suite_times(junit: Path) -> dict[str, float]:
+    times: dict[str, float] = defaultdict(float)
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        module = case.get("classname", "").split(".")
+        name = next((m for m in module if m.startswith("test_")), "?")
+        times[suite_of(f"{name}.py")] += float(case.get("time", "0"))
+    return dict(times)
+
+
+def run_suite(workers: int, workdir: Path) -> tuple[float, dict[str, float], int]:
+    junit = workdir / f"junit-n{workers}.xml"
+    args = [sys.executable, "-m", "pytest", "--pyargs", "harness.conformance", "-q",
+            "-p", "no:cacheprovider", "--junitxml", str(junit), "-n", str(workers)]  # fmt: skip
+    began = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    return wall, _suite_times(junit), proc.returncode
+
+
+def run_verify(workdir: Path) -> tuple[float, int]:
+    args = [sys.executable, "-m", "harness", "verify", "--report-dir", str(workdir / "verify")]
+    began = time.perf_counter()
+    proc = subprocess.run(args, cwd=workdir, capture_output=True, text=True)
+    return time.perf_counter() - began, proc.returncode
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="suite,verify")
+    options = parser.parse_args(argv)
+    only = set(options.only.split(","))
+    print(f"machine: {machine_note()}; {code_note()}")
+    walls: dict[str, list[float]] = defaultdict(list)
+    per_suite: dict[int, dict[str, list[float]]] = {0: defaultdict(list), 2: defaultdict(list)}
+    codes: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="orchq-bench-conf-") as tmp:
+        workdir = Path(tmp)
+        for round_no in range(1, options.rounds + 1):
+            if "suite" in only:
+                for workers in (0, 2) if round_no % 2 else (2, 0):
+                    wall, suites, code = run_suite(workers, workdir)
+                    log(f"round {round_no}: suite -n {workers}: {wall:.1f} s (exit {code})")
+                    walls[f"pytest -n {workers}"].append(wall)
+                    codes.append(code)
+                    for suite, seconds in suites.items():
+                        per_suite[workers][suite].append(seconds)
+            if "verify" in only:
+                wall, code = run_verify(workdir)
+                log(f"round {round_no}: orchq verify: {wall:.1f} s (exit {code})")
+                walls["orchq verify (cold)"].append(wall)
+                codes.append(code)
+    rows = [[name, fmt(median(values)), " / ".join(fmt(v) for v in values)]
+            for name, values in walls.items()]  # fmt: skip
+    print(table(["run", "median wall s", "rounds"], rows))
+    if "suite" in only:
+        suites = sorted(set(per_suite[0]) | set(per_suite[2]))
+        print()
+        print(table(
+            ["suite", "serial: sum of test times s", "-n 2: sum of test times s"],
+            [[s, fmt(median(per_suite[0][s])), fmt(median(per_suite[2][s]))] for s in suites],
+        ))  # fmt: skip
+    if any(codes):
+        print(f"NOTE: some runs did not exit 0: {codes}")
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
