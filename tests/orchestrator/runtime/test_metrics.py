@@ -19,6 +19,7 @@ from prometheus_client.samples import Sample
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.config import Config
 from orchestrator.schemas import TERMINAL_STATES
+from tests.orchestrator.runtime.gated_engine import Gate
 from tests.support import config_with, pool, wait_until
 
 NAME = re.compile(r"^orchq_[a-z0-9_]+$")
@@ -314,8 +315,10 @@ def test_metrics_after_a_mixed_workload(
 def test_resumes_count_live_reconnects(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
-    replicas = [{"replica_id": "r1", "token_delay_ms": 15}]
-    server = serve(make_config(pools=[pool("default", replicas=replicas)]))
+    # The engine holds before token 2 until the gate opens: the task is provably
+    # still running when the client reconnects (a token delay only made it likely).
+    gate = Gate(hold_before=2)
+    server = serve(make_config(pools=[pool("default", replicas=1)]), engine_factory=gate.factory)
     with OrchClient(server.url) as client:
         sid = client.create_session().session_id
         task_id = client.submit_task(sid, "live resume", max_tokens=10).task_id
@@ -326,7 +329,9 @@ def test_resumes_count_live_reconnects(
                     seen = int(line.removeprefix("id: "))
                     if seen == 3:
                         break
+        wait_until(gate.reached.is_set)
         assert client.get_task(task_id).state == "running"
+        gate.open()
         rest = stream_body(server.url, task_id, last_event_id=seen)
         assert token_events(rest) == 10 - 2  # started + 2 tokens were seen
     _, families = scrape(server.url)

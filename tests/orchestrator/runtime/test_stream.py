@@ -24,6 +24,7 @@ import pytest
 
 from orchestrator.client import OrchClient
 from orchestrator.config import Config
+from tests.orchestrator.runtime.gated_engine import Gate
 from tests.support import pool, wait_until
 
 RETRY_MS = 3000  # the config default, sse_retry_ms
@@ -224,15 +225,29 @@ def test_cancelled_stream_ends_with_one_error_event(
 def test_pings_keep_an_idle_stream_alive(
     serve: Callable[..., Any], make_config: Callable[..., Config]
 ) -> None:
-    server = serve(make_config(sse_ping_interval_ms=50, pools=[two_replicas(token_delay_ms=300)]))
+    # The engine holds before its first token until the client has seen three
+    # pings: the stream is provably idle however loaded the machine is.
+    gate = Gate(hold_before=0)
+    server = serve(
+        make_config(sse_ping_interval_ms=50, pools=[two_replicas()]), engine_factory=gate.factory
+    )
     with OrchClient(server.url) as client:
         sid = client.create_session().session_id
         admitted = client.submit_task(sid, "slow", max_tokens=2, seed=3)
-        _, blocks = read_stream(server.url, admitted.task_id)
+        body = ""
+        with httpx.stream(
+            "GET", f"{server.url}/v1/tasks/{admitted.task_id}/stream", timeout=30
+        ) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_text():
+                body += chunk
+                if body.count(": ping\n") >= 3:
+                    gate.open()
+        blocks = parse_stream(body)
     events = assert_well_formed(blocks)
     assert_event_payloads(events, admitted.task_id, 3, "v1")
     comments = [b for b in blocks if b.kind == "comment"]
-    assert comments, "no ping on a stream idle for 300 ms with a 50 ms ping interval"
+    assert comments, "no ping on an idle stream with a 50 ms ping interval"
     assert all(b.value == ": ping" for b in comments)
     # pings come between events (the stream is idle before the first token)
     assert blocks[1].kind == "comment"
