@@ -6,78 +6,27 @@ ORCH-0143, ORCH-0144, ORCH-0145, ORCH-0146.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from orchestrator.client import OrchClient
 from orchestrator.engines.base import GenerationRequest
 from orchestrator.engines.mock import request_key, token_at
+from tests.orchestrator.serve_process import ServeProcess, single_slot_config
 from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 
-
-class ServeProcess:
-    """``orchq serve --port 0`` as a child process; the bound URL is read from its stdout."""
-
-    def __init__(self, config: Path, db: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "serve", "--port", "0",
-             "--config", str(config), "--db", str(db)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "serving OrchQueue v1 on " not in line:
-            self.proc.kill()
-            raise AssertionError(f"orchq serve did not start: {line!r}")
-        self.url = line.split(" on ", 1)[1].split()[0]
-
-    def kill9(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+StartProcess = Callable[[Path, Path], ServeProcess]
 
 
 @pytest.fixture
 def crash_config(tmp_path: Path) -> Path:
     """One pool, one replica with a single slot and slow tokens: tasks queue up."""
-    path = tmp_path / "orchq.yaml"
-    config: dict[str, Any] = {
-        "pools": [
-            {
-                "pool_id": "default",
-                "max_attempts": 3,
-                "replicas": [{"replica_id": "r1", "slots": 1, "token_delay_ms": 40}],
-            }
-        ]
-    }
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ServeProcess]]:
-    started: list[ServeProcess] = []
-    yield started
-    for process in started:
-        process.stop()
+    return single_slot_config(tmp_path / "orchq.yaml", max_attempts=3)
 
 
 def expected_texts(prompt: str, seed: int, max_tokens: int) -> list[str]:
@@ -89,11 +38,10 @@ def expected_texts(prompt: str, seed: int, max_tokens: int) -> list[str]:
     "ORCH-0045", "ORCH-0060", "ORCH-0116", "ORCH-0137", "ORCH-0140", "ORCH-0141", "ORCH-0144"
 )
 def test_kill_9_loses_no_task_and_strict_streams_continue_exactly(
-    crash_config: Path, tmp_path: Path, processes: list[ServeProcess]
+    crash_config: Path, tmp_path: Path, serve_process: StartProcess
 ) -> None:
     db = tmp_path / "orchq.db"
-    first = ServeProcess(crash_config, db)
-    processes.append(first)
+    first = serve_process(crash_config, db)
     with OrchClient(first.url) as client:
         session = client.create_session().session_id
         running = client.submit_task(
@@ -114,8 +62,7 @@ def test_kill_9_loses_no_task_and_strict_streams_continue_exactly(
         wait_until(lambda: client.get_task(running).tokens_out >= 8, timeout=10)
     first.kill9()
 
-    second = ServeProcess(crash_config, db)
-    processes.append(second)
+    second = serve_process(crash_config, db)
     with OrchClient(second.url) as client:
         resumed = list(client.stream(running, last_event_id=seen[-1]))
         full = client.collect_stream(running)
@@ -140,19 +87,17 @@ def test_kill_9_loses_no_task_and_strict_streams_continue_exactly(
 
 @pytest.mark.req("ORCH-0142")
 def test_kill_9_ends_a_best_effort_task_that_already_streamed_with_worker_reset(
-    crash_config: Path, tmp_path: Path, processes: list[ServeProcess]
+    crash_config: Path, tmp_path: Path, serve_process: StartProcess
 ) -> None:
     db = tmp_path / "orchq.db"
-    first = ServeProcess(crash_config, db)
-    processes.append(first)
+    first = serve_process(crash_config, db)
     with OrchClient(first.url) as client:
         session = client.create_session().session_id
         task = client.submit_task(session, "fragile", max_tokens=40).task_id
         wait_until(lambda: client.get_task(task).tokens_out >= 1, timeout=10)
     first.kill9()
 
-    second = ServeProcess(crash_config, db)
-    processes.append(second)
+    second = serve_process(crash_config, db)
     with OrchClient(second.url) as client:
         result = client.collect_stream(task)
         final = client.get_task(task)
@@ -170,18 +115,11 @@ def raw_stream(url: str, task_id: str) -> str:
 
 @pytest.mark.req("ORCH-0143", "ORCH-0145", "ORCH-0146")
 def test_kill_9_keeps_finished_tasks_and_sessions_and_exhausts_a_task_without_attempts(
-    tmp_path: Path, processes: list[ServeProcess]
+    tmp_path: Path, serve_process: StartProcess
 ) -> None:
-    config = tmp_path / "one-attempt.yaml"
-    one_attempt = {
-        "pool_id": "default",
-        "max_attempts": 1,
-        "replicas": [{"replica_id": "r1", "slots": 1, "token_delay_ms": 40}],
-    }
-    config.write_text(yaml.safe_dump({"pools": [one_attempt]}), encoding="utf-8")
+    config = single_slot_config(tmp_path / "one-attempt.yaml", max_attempts=1)
     db = tmp_path / "orchq.db"
-    first = ServeProcess(config, db)
-    processes.append(first)
+    first = serve_process(config, db)
     with OrchClient(first.url) as client:
         session = client.create_session(ttl_seconds=900)
         sid = session.session_id
@@ -199,8 +137,7 @@ def test_kill_9_keeps_finished_tasks_and_sessions_and_exhausts_a_task_without_at
         expires_at = client.get_session(sid).expires_at
     first.kill9()
 
-    second = ServeProcess(config, db)
-    processes.append(second)
+    second = serve_process(config, db)
     with OrchClient(second.url) as client:
         result = client.collect_stream(running)
         exhausted = client.get_task(running)

@@ -13,16 +13,14 @@ Spec: ORCH-0089, ORCH-0090, ORCH-0140.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from orchestrator.client import OrchClient
 from orchestrator.schemas import Task
-from tests.orchestrator.test_restart import ServeProcess
+from tests.orchestrator.serve_process import ServeProcess, single_slot_config
 from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
@@ -34,27 +32,7 @@ K = 2
 
 @pytest.fixture
 def fair_config(tmp_path: Path) -> Path:
-    path = tmp_path / "orchq.yaml"
-    config: dict[str, Any] = {
-        "pools": [
-            {
-                "pool_id": "default",
-                "batch_share_every": N,
-                "max_attempts": 3,
-                "replicas": [{"replica_id": "r1", "slots": 1, "token_delay_ms": 40}],
-            }
-        ]
-    }
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ServeProcess]]:
-    started: list[ServeProcess] = []
-    yield started
-    for process in started:
-        process.stop()
+    return single_slot_config(tmp_path / "orchq.yaml", batch_share_every=N, max_attempts=3)
 
 
 def first_start(task: Task) -> str:
@@ -81,11 +59,10 @@ def longest_window(tasks: list[Task]) -> int:
 
 @pytest.mark.req("ORCH-0089", "ORCH-0090", "ORCH-0140")
 def test_kill_9_mid_window_keeps_the_batch_share(
-    fair_config: Path, tmp_path: Path, processes: list[ServeProcess]
+    fair_config: Path, tmp_path: Path, serve_process: Callable[[Path, Path], ServeProcess]
 ) -> None:
     db = tmp_path / "orchq.db"
-    first = ServeProcess(fair_config, db)
-    processes.append(first)
+    first = serve_process(fair_config, db)
     with OrchClient(first.url) as client:
         session = client.create_session().session_id
 
@@ -103,8 +80,7 @@ def test_kill_9_mid_window_keeps_the_batch_share(
         wait_until(lambda: client.get_task(inter[K]).tokens_out >= 1, timeout=30)
     first.kill9()
 
-    second = ServeProcess(fair_config, db)
-    processes.append(second)
+    second = serve_process(fair_config, db)
     with OrchClient(second.url) as client:
         for task_id in [*inter, batch]:
             client.collect_stream(task_id)
