@@ -60,7 +60,7 @@ def test_provider_honours_interaction(
     spec: Spec, request: pytest.FixtureRequest, contract_pact_file: Path, tmp_path: Path
 ) -> None:
     from harness.contract.provider import verify_spec
-    from harness.plugin.target import Target
+    from harness.plugin.target import NOT_VERIFIABLE_LIVE, Target
 
     group = group_of(spec.states)
     live = request.config.getoption("orch_url", None)
@@ -71,7 +71,7 @@ def test_provider_honours_interaction(
     else:
         if live:
             pytest.skip(
-                f"NOT VERIFIABLE against --orch-url: interaction {spec.description!r} "
+                f"{NOT_VERIFIABLE_LIVE}: interaction {spec.description!r} "
                 f"({', '.join(spec.req)}) needs {_GROUP_NEEDS[group]}"
             )
         target = request.getfixturevalue("orch_serve")(**GROUP_CONFIGS[group])

@@ -24,12 +24,13 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from harness.plugin.target import NOT_VERIFIABLE_LIVE
 from harness.properties import QueueFactory, machine_settings, queue_machine
 
 pytestmark = pytest.mark.properties
 
 IN_PROCESS_ONLY = (
-    "the queue properties drive an in-process queue implementation "
+    f"{NOT_VERIFIABLE_LIVE}: the queue properties drive an in-process queue implementation "
     "(orchestrator.queue.PoolQueue); a live target (--orch-url) exposes no queue to drive"
 )
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIVE_TARGET_SKIP",
+    "NOT_VERIFIABLE_LIVE",
     "SUITE_MARKERS",
     "ServeFactory",
     "Target",
@@ -50,10 +51,15 @@ SUITE_MARKERS: dict[str, str] = {
 }
 """The suite markers, registered with their ``--markers`` help text."""
 
-LIVE_TARGET_SKIP = (
-    "needs an in-process orchestratord it can configure; not available against a live "
-    "target (--orch-url)"
-)
+NOT_VERIFIABLE_LIVE = "NOT VERIFIABLE against --orch-url"
+"""Prefix of every skip reason meaning "this check needs a server the harness configures".
+
+``orchq verify --target`` recognises it: a requirement whose citing tests were
+all skipped this way is reported as not verifiable live, neither passed nor
+violated.
+"""
+
+LIVE_TARGET_SKIP = f"{NOT_VERIFIABLE_LIVE}: needs an in-process orchestratord it can configure"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.plugin.target import LIVE_TARGET_SKIP
+from harness.plugin.target import NOT_VERIFIABLE_LIVE
 from harness.plugin.trace import GATE_LEVELS
 
 __all__ = ["OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
@@ -53,7 +53,9 @@ def judge(
         if (
             live
             and state == "skipped-only"
-            and all(skip_reasons.get(t["nodeid"], "") == LIVE_TARGET_SKIP for t in tests)
+            and all(
+                skip_reasons.get(t["nodeid"], "").startswith(NOT_VERIFIABLE_LIVE) for t in tests
+            )
         ):
             category[req["id"]] = REMOTE_UNVERIFIABLE
             continue

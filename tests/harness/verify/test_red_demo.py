@@ -100,3 +100,25 @@ def test_healthy_server_passes_the_same_run(healthy_server: str, tmp_path: Path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Failing requirements" not in result.stdout
     assert "orchq verify: conformant (exit 0)" in result.stdout
+
+
+def test_whole_conformance_suite_passes_against_a_separately_started_orchq_serve(
+    healthy_server: str,
+) -> None:
+    """Every suite with ``--orch-url``: configured-server checks skip with the standard reason."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "harness.conformance", "-q", "-rs",
+         "-p", "no:cacheprovider", "--orch-url", healthy_server],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    summary = out.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary), summary
+    assert "failed" not in summary and "error" not in summary, summary
+    skip_lines = [line for line in out.splitlines() if line.startswith("SKIPPED")]
+    assert skip_lines, "in-process-only checks must be reported as skipped against --orch-url"
+    from harness.plugin.target import NOT_VERIFIABLE_LIVE
+
+    unexplained = [line for line in skip_lines if NOT_VERIFIABLE_LIVE not in line]
+    assert not unexplained, "\n".join(unexplained)
