@@ -10,55 +10,32 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+from tests.harness.mutantkit import (
+    App,
+    Headers,
+    Wrap,
+    matching,
+    rewrite_chunks,
+    rewrite_headers,
+    rewrite_response,
+    without,
+)
 
 
-def json_body_mutant(
-    method: str, path: str, transform: Callable[[Any], Any]
-) -> Callable[[App], App]:
+def json_body_mutant(method: str, path: str, transform: Callable[[Any], Any]) -> Wrap:
     """Rewrite the JSON body of ``method`` on paths fully matching ``path``."""
-    pattern = re.compile(path)
+    applies = matching(method, path)
+
+    def change(status: int, body: bytes) -> tuple[int, bytes]:
+        with contextlib.suppress(ValueError):
+            body = json.dumps(transform(json.loads(body))).encode()
+        return status, body
 
     def wrap(app: App) -> App:
-        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-            if (
-                scope["type"] != "http"
-                or scope["method"] != method
-                or not pattern.fullmatch(scope["path"])
-            ):
-                await app(scope, receive, send)
-                return
-            start: Message = {}
-            chunks: list[bytes] = []
-
-            async def capture(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    start.update(message)
-                    return
-                if message["type"] != "http.response.body":
-                    await send(message)
-                    return
-                chunks.append(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                body = b"".join(chunks)
-                with contextlib.suppress(ValueError):
-                    body = json.dumps(transform(json.loads(body))).encode()
-                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**start, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-
-            await app(scope, receive, capture)
-
-        return mutant
+        return rewrite_response(app, change, applies)
 
     return wrap
 
@@ -72,46 +49,27 @@ def rename_field(old: str, new: str) -> Callable[[Any], Any]:
     return transform
 
 
-def drop_headers_mutant(*names: str) -> Callable[[App], App]:
+def drop_headers_mutant(*names: str) -> Wrap:
     """Remove response headers (e.g. ``Retry-After``) from every answer."""
-    dropped = {name.lower().encode() for name in names}
+    dropped = tuple(name.lower().encode() for name in names)
+
+    def change(status: int, headers: Headers) -> Headers:
+        return without(headers, *dropped)
 
     def wrap(app: App) -> App:
-        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-            async def filtered(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    headers = [(k, v) for k, v in message["headers"] if k.lower() not in dropped]
-                    message = {**message, "headers": headers}
-                await send(message)
-
-            await app(scope, receive, filtered)
-
-        return mutant
+        return rewrite_headers(app, change)
 
     return wrap
 
 
-def stream_text_mutant(
-    pattern: str, replacement: str | Callable[[re.Match[str]], str]
-) -> Callable[[App], App]:
+def stream_text_mutant(pattern: str, replacement: str | Callable[[re.Match[str]], str]) -> Wrap:
     """Rewrite every chunk of task streams (``GET /v1/tasks/{id}/stream``) with a regex."""
     rx = re.compile(pattern)
-    stream_path = re.compile(r"/v1/tasks/[^/]+/stream")
+
+    def change(chunk: bytes) -> bytes:
+        return rx.sub(replacement, chunk.decode()).encode() if chunk else chunk
 
     def wrap(app: App) -> App:
-        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or not stream_path.fullmatch(scope["path"]):
-                await app(scope, receive, send)
-                return
-
-            async def rewrite(message: Message) -> None:
-                if message["type"] == "http.response.body" and message.get("body"):
-                    text = rx.sub(replacement, message["body"].decode())
-                    message = {**message, "body": text.encode()}
-                await send(message)
-
-            await app(scope, receive, rewrite)
-
-        return mutant
+        return rewrite_chunks(app, change, matching(path="/v1/tasks/[^/]+/stream"))
 
     return wrap

@@ -24,6 +24,7 @@ from tests.harness.contract.pact_mutants import (
     rename_field,
     stream_text_mutant,
 )
+from tests.harness.mutantkit import run_conformance
 
 pytest_plugins = ["pytester"]
 
@@ -33,19 +34,10 @@ PACT = committed_pact_dir() / PACT_FILE
 
 
 def _run_conformance(pytester: pytest.Pytester, url: str, keyword: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        "--pyargs",
-        "harness.conformance.test_contract",
-        "--orch-url",
-        url,
-        "--orch-pact-file",
-        str(PACT),
-        "-p",
-        "no:cacheprovider",
-        "-k",
-        keyword,
-        "-rs",
-    )
+    return run_conformance(
+        pytester, "test_contract", "--orch-pact-file", str(PACT), "-k", keyword, "-rs",
+        url=url, subprocess=True,
+    )  # fmt: skip
 
 
 @pytest.mark.slow

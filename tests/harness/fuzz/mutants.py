@@ -8,34 +8,41 @@ rest conformant, so only the check of that requirement can notice.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-ASGIApp = Callable[..., Any]
-Wrap = Callable[[ASGIApp], ASGIApp]
+from tests.harness.mutantkit import (
+    App,
+    Headers,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    Wrap,
+    matching,
+    request_header,
+    respond,
+    rewrite_chunks,
+    rewrite_headers,
+    rewrite_response,
+    without,
+)
 
 PRIORITIES = ("interactive", "batch")
 
 
-def _header(scope: dict[str, Any], name: bytes) -> bytes:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value)
-    return b""
-
-
-def server_error_on_bad_priority(app: ASGIApp) -> ASGIApp:
+def server_error_on_bad_priority(app: App) -> App:
     """``POST /v1/tasks`` with an invalid ``priority`` crashes: 500 ``INTERNAL`` (ORCH-0017).
 
     The 500 itself is well formed (envelope, X-Request-Id), so only the
     "no 5xx because of the request" check can see it.
     """
+    create_task = matching("POST", "/v1/tasks")
 
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or (scope["method"], scope["path"]) != ("POST", "/v1/tasks"):
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not create_task(scope):
             await app(scope, receive, send)
             return
-        messages = []
+        messages: list[Message] = []
         body = b""
         while True:
             message = await receive()
@@ -51,18 +58,15 @@ def server_error_on_bad_priority(app: ASGIApp) -> ASGIApp:
             isinstance(document, dict) and document.get("priority", PRIORITIES[0]) not in PRIORITIES
         )
         if bad:
-            request_id = _header(scope, b"x-request-id") or b"req_mutant"
+            request_id = request_header(scope, b"x-request-id") or b"req_mutant"
             error = {"kind": "INTERNAL", "message": "priority lookup crashed",
                      "retriable": True, "request_id": request_id.decode("latin-1")}  # fmt: skip
             payload = json.dumps({"error": error}).encode()
-            await send({"type": "http.response.start", "status": 500, "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"x-request-id", request_id)]})  # fmt: skip
-            await send({"type": "http.response.body", "body": payload})
+            headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id)]
+            await respond(send, 500, headers, payload)
             return
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
 
         await app(scope, replay, send)
@@ -70,84 +74,42 @@ def server_error_on_bad_priority(app: ASGIApp) -> ASGIApp:
     return mutant
 
 
-def _rewrite_start(app: ASGIApp, change: Callable[[dict[str, Any]], None]) -> ASGIApp:
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                change(message)
-            await send(message)
-
-        await app(scope, receive, rewrite if scope["type"] == "http" else send)
-
-    return mutant
-
-
-def retry_after_dropped(app: ASGIApp) -> ASGIApp:
+def retry_after_dropped(app: App) -> App:
     """429 and 503 answers lose their ``Retry-After`` header (ORCH-0021)."""
 
-    def change(start: dict[str, Any]) -> None:
-        if start["status"] in (429, 503):
-            start["headers"] = [(k, v) for k, v in start["headers"] if k.lower() != b"retry-after"]
+    def change(status: int, headers: Headers) -> Headers:
+        return without(headers, b"retry-after") if status in (429, 503) else headers
 
-    return _rewrite_start(app, change)
+    return rewrite_headers(app, change)
 
 
-def retry_after_inconsistent(app: ASGIApp) -> ASGIApp:
+def retry_after_inconsistent(app: App) -> App:
     """429 and 503 answers say ``Retry-After: 7`` whatever ``X-Backoff-Ms`` says (ORCH-0023)."""
 
-    def change(start: dict[str, Any]) -> None:
-        if start["status"] in (429, 503):
-            start["headers"] = [
-                (k, b"7" if k.lower() == b"retry-after" else v) for k, v in start["headers"]
-            ]
+    def change(status: int, headers: Headers) -> Headers:
+        if status not in (429, 503):
+            return headers
+        return [(k, b"7" if k.lower() == b"retry-after" else v) for k, v in headers]
 
-    return _rewrite_start(app, change)
+    return rewrite_headers(app, change)
 
 
-def envelope_dropped(app: ASGIApp) -> ASGIApp:
+def envelope_dropped(app: App) -> App:
     """404 answers become FastAPI's bare ``{"detail": "Not Found"}`` (ORCH-0014)."""
 
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        status: list[int] = []
+    def change(status: int, body: bytes) -> tuple[int, bytes]:
+        return status, b'{"detail":"Not Found"}'
 
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-                if message["status"] == 404:
-                    payload = b'{"detail":"Not Found"}'
-                    headers = [(k, v) for k, v in message["headers"]
-                               if k.lower() != b"content-length"]  # fmt: skip
-                    headers.append((b"content-length", str(len(payload)).encode()))
-                    await send({**message, "headers": headers})
-                    await send({"type": "http.response.body", "body": payload})
-                    return
-            elif status and status[0] == 404:
-                return
-            await send(message)
-
-        await app(scope, receive, rewrite if scope["type"] == "http" else send)
-
-    return mutant
+    return rewrite_response(app, change, statuses=frozenset({404}))
 
 
-def sse_duplicate_id(app: ASGIApp) -> ASGIApp:
+def sse_duplicate_id(app: App) -> App:
     """The second event of every stream repeats id 1 (ORCH-0072)."""
 
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/stream"):
-            await app(scope, receive, send)
-            return
+    def change(chunk: bytes) -> bytes:
+        return chunk.replace(b"id: 2\n", b"id: 1\n")
 
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                body = message.get("body", b"")
-                message = {**message, "body": body.replace(b"id: 2\n", b"id: 1\n")}
-            await send(message)
-
-        await app(scope, receive, rewrite)
-
-    return mutant
+    return rewrite_chunks(app, change, matching(path=".*/stream"))
 
 
 WARMING_POOL = [{"pool_id": "default", "replicas": [{"replica_id": "r1", "warmup_ms": 3_600_000}]}]

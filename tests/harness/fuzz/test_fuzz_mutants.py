@@ -9,34 +9,18 @@ on the unmodified orchestratord.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from harness.plugin.target import ServeFactory
 from tests.harness.fuzz.mutants import MUTANTS, WARMING_POOL
+from tests.harness.mutantkit import assert_caught, run_conformance
 
 pytest_plugins = ["pytester"]
 
-INDEX = Path(__file__).resolve().parents[3] / "requirements" / "index.yaml"
-
 
 def _run_suite(pytester: pytest.Pytester, url: str, selection: str) -> pytest.RunResult:
-    pytester.makeini("[pytest]\n")
-    return pytester.runpytest_inprocess(
-        "--pyargs",
-        "harness.conformance.test_fuzz",
-        "--orch-url",
-        url,
-        "--orch-index",
-        str(INDEX),
-        "-k",
-        selection,
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-rf",
+    return run_conformance(
+        pytester, "test_fuzz", "-k", selection, "-p", "no:randomly", "-rf", url=url
     )
 
 
@@ -58,7 +42,4 @@ def test_fuzz_suite_catches_the_mutant(
 ) -> None:
     wrap, config, selection, req = MUTANTS[name]
     target = orch_serve(wrap_app=wrap, **config)
-    result = _run_suite(pytester, target.url, selection)
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) >= 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
-    result.stdout.fnmatch_lines([f"*{req}: *"])
+    assert_caught(_run_suite(pytester, target.url, selection), req, name)

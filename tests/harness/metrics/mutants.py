@@ -12,47 +12,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
-ASGIApp = Callable[..., Any]
+from tests.harness.mutantkit import App, Receive, Scope, Send, Wrap, matching, rewrite_response
+
 Transform = Callable[[str, list[str]], str]
 
 _TASK_PATH = re.compile(r"^/v1/tasks/([^/]+)")
 
 
-def metrics_rewriter(transform: Transform) -> Callable[[ASGIApp], ASGIApp]:
+def metrics_rewriter(transform: Transform) -> Wrap:
     """``wrap_app`` factory: ``transform(body, task_ids_seen)`` replaces the /metrics body."""
 
-    def wrap(app: ASGIApp) -> ASGIApp:
+    def wrap(app: App) -> App:
         seen: list[str] = []
 
-        async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            match = _TASK_PATH.match(scope["path"])
-            if match and match.group(1) not in seen:
-                seen.append(match.group(1))
-            if scope["path"] != "/metrics":
-                await app(scope, receive, send)
-                return
-            start: dict[str, Any] = {}
-            body = bytearray()
+        def change(status: int, body: bytes) -> tuple[int, bytes]:
+            return status, transform(body.decode(), list(seen)).encode()
 
-            async def capture(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.start":
-                    start.update(message)
-                    return
-                body.extend(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                new = transform(body.decode(), list(seen)).encode()
-                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(new)).encode()))
-                await send({**start, "headers": headers})
-                await send({"type": "http.response.body", "body": new})
+        rewritten = rewrite_response(app, change, matching(path="/metrics"))
 
-            await app(scope, receive, capture)
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                match = _TASK_PATH.match(scope["path"])
+                if match and match.group(1) not in seen:
+                    seen.append(match.group(1))
+            await rewritten(scope, receive, send)
 
         return mutant
 

@@ -7,33 +7,17 @@ harness.conformance.test_metrics --orch-url URL``; the healthy server passes.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from harness.plugin.target import ServeFactory
 from tests.harness.metrics.mutants import MUTANTS, metrics_rewriter
+from tests.harness.mutantkit import assert_caught, run_conformance
 
 pytest_plugins = ["pytester"]
 
-INDEX = Path(__file__).resolve().parents[3] / "requirements" / "index.yaml"
-
 
 def _run_suite(pytester: pytest.Pytester, url: str) -> pytest.RunResult:
-    pytester.makeini("[pytest]\n")
-    return pytester.runpytest_inprocess(
-        "--pyargs",
-        "harness.conformance.test_metrics",
-        "--orch-url",
-        url,
-        "--orch-index",
-        str(INDEX),
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-rfs",
-    )
+    return run_conformance(pytester, "test_metrics", "-p", "no:randomly", "-rfs", url=url)
 
 
 def test_healthy_orchestrator_passes_the_metrics_suite(
@@ -51,7 +35,4 @@ def test_metrics_suite_catches_the_mutant(
 ) -> None:
     transform, req = MUTANTS[name]
     target = orch_serve(wrap_app=metrics_rewriter(transform))
-    result = _run_suite(pytester, target.url)
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) >= 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
-    result.stdout.fnmatch_lines([f"*{req}: *"])
+    assert_caught(_run_suite(pytester, target.url), req, name)

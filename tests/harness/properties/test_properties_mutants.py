@@ -11,15 +11,13 @@ that the mutant is caught with the right ORCH ID, not the smallest example).
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 
+from tests.harness.mutantkit import INDEX
 from tests.harness.properties.mutants import MUTANTS
 
 pytest_plugins = ["pytester"]
-
-INDEX = Path(__file__).resolve().parents[3] / "requirements" / "index.yaml"
 
 
 def _run_against(

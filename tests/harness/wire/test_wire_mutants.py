@@ -12,16 +12,14 @@ in-process, the project's own run of ``harness/conformance`` passes them all.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from harness.plugin.target import LIVE_TARGET_SKIP, ServeFactory
-from tests.harness.wire.wire_mutants import IN_PROCESS_MUTANTS, MUTANTS, Wrap
+from tests.harness.mutantkit import Wrap, assert_caught, run_conformance
+from tests.harness.wire.wire_mutants import IN_PROCESS_MUTANTS, MUTANTS
 
 pytest_plugins = ["pytester"]
 
-INDEX = Path(__file__).resolve().parents[3] / "requirements" / "index.yaml"
 HEALTHY_OVER_URL = {
     "test_contract_http": {"passed": 15, "skipped": 6},
     "test_contract_stream": {"passed": 2, "skipped": 3},
@@ -31,19 +29,7 @@ HEALTHY_OVER_URL = {
 
 
 def _run(pytester: pytest.Pytester, url: str, module: str, *args: str) -> pytest.RunResult:
-    pytester.makeini("[pytest]\n")
-    return pytester.runpytest_inprocess(
-        "--pyargs",
-        f"harness.conformance.{module}",
-        "--orch-url",
-        url,
-        "--orch-index",
-        str(INDEX),
-        "-p",
-        "no:cacheprovider",
-        "-rfs",
-        *args,
-    )
+    return run_conformance(pytester, module, "-rfs", *args, url=url)
 
 
 @pytest.mark.slow
@@ -69,23 +55,11 @@ def test_contract_http_catches_the_mutant(
 ) -> None:
     wrap, module, selection, req = MUTANTS[name]
     result = _run(pytester, orch_serve(wrap_app=wrap).url, module, "-k", selection)
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) == 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
-    result.stdout.fnmatch_lines([f"*{req}: *"])
+    assert_caught(result, req, name, failed=1)
 
 
 def _run_in_process(pytester: pytest.Pytester, module: str, *args: str) -> pytest.RunResult:
-    pytester.makeini("[pytest]\n")
-    return pytester.runpytest_inprocess(
-        "--pyargs",
-        f"harness.conformance.{module}",
-        "--orch-index",
-        str(INDEX),
-        "-p",
-        "no:cacheprovider",
-        "-rfs",
-        *args,
-    )
+    return run_conformance(pytester, module, "-rfs", *args)
 
 
 def _wrap_every_server(monkeypatch: pytest.MonkeyPatch, wrap: Wrap) -> None:
@@ -112,6 +86,4 @@ def test_configured_server_checks_catch_the_mutant(
     healthy.assert_outcomes(passed=1)
     _wrap_every_server(monkeypatch, wrap)
     result = _run_in_process(pytester, module, "-k", selection)
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) == 1, f"{req}: mutant {name!r} was not caught: {outcomes}"
-    result.stdout.fnmatch_lines([f"*{req}: *"])
+    assert_caught(result, req, name, failed=1)

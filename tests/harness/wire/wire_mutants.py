@@ -9,38 +9,37 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
-from typing import Any
 
-ASGIApp = Callable[..., Any]
-Wrap = Callable[[ASGIApp], ASGIApp]
+from tests.harness.mutantkit import (
+    App,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    Wrap,
+    matching,
+    rewrite_chunks,
+    rewrite_headers,
+    rewrite_response,
+    without,
+)
 
 
-def request_id_not_echoed(app: ASGIApp) -> ASGIApp:
+def request_id_not_echoed(app: App) -> App:
     """Every response gets a server-made ``X-Request-Id``, ignoring the client's (ORCH-0004)."""
     counter = itertools.count(1)
 
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
+    def change(status: int, headers: Headers) -> Headers:
+        return [*without(headers, b"x-request-id"),
+                (b"x-request-id", f"req_mutant_{next(counter)}".encode())]  # fmt: skip
 
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"]
-                headers.append((b"x-request-id", f"req_mutant_{next(counter)}".encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await app(scope, receive, rewrite)
-
-    return mutant
+    return rewrite_headers(app, change)
 
 
-def resume_repeats_last_event(app: ASGIApp) -> ASGIApp:
+def resume_repeats_last_event(app: App) -> App:
     """``Last-Event-ID: n`` resumes at n instead of n + 1: one duplicate event (ORCH-0083)."""
 
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].endswith("/stream"):
             headers = []
             for key, value in scope["headers"]:
@@ -53,57 +52,17 @@ def resume_repeats_last_event(app: ASGIApp) -> ASGIApp:
     return mutant
 
 
-def _rewrite_response(
-    app: ASGIApp,
-    applies: Callable[[dict[str, Any]], bool],
-    change: Callable[[int, bytes], tuple[int, bytes]],
-) -> ASGIApp:
-    """Buffer the responses ``applies`` selects and replace (status, body) by ``change``."""
-
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not applies(scope):
-            await app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-        body = b""
-
-        async def collect(message: dict[str, Any]) -> None:
-            nonlocal body
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            body += message.get("body", b"")
-            if message.get("more_body"):
-                return
-            status, new_body = change(start["status"], body)
-            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(new_body)).encode()))
-            await send({**start, "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": new_body})
-
-        await app(scope, receive, collect)
-
-    return mutant
-
-
-def cancel_of_ended_task_is_200(app: ASGIApp) -> ASGIApp:
+def cancel_of_ended_task_is_200(app: App) -> App:
     """``DELETE`` of an ended task answers 200 with the task instead of 409 (ORCH-0069)."""
-
-    def applies(scope: dict[str, Any]) -> bool:
-        path: str = scope["path"]
-        return scope["method"] == "DELETE" and path.startswith("/v1/tasks/")
 
     def change(status: int, body: bytes) -> tuple[int, bytes]:
         return (200, b'{"state": "completed"}') if status == 409 else (status, body)
 
-    return _rewrite_response(app, applies, change)
+    return rewrite_response(app, change, matching("DELETE", "/v1/tasks/.*"))
 
 
-def session_without_expires_at(app: ASGIApp) -> ASGIApp:
+def session_without_expires_at(app: App) -> App:
     """The 201 of ``POST /v1/sessions`` lacks ``expires_at`` (ORCH-0026)."""
-
-    def applies(scope: dict[str, Any]) -> bool:
-        return (scope["method"], scope["path"]) == ("POST", "/v1/sessions")
 
     def change(status: int, body: bytes) -> tuple[int, bytes]:
         if status != 201:
@@ -112,7 +71,7 @@ def session_without_expires_at(app: ASGIApp) -> ASGIApp:
         document.pop("expires_at", None)
         return status, json.dumps(document).encode()
 
-    return _rewrite_response(app, applies, change)
+    return rewrite_response(app, change, matching("POST", "/v1/sessions"))
 
 
 MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
@@ -136,52 +95,31 @@ MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
 """name -> (wrap_app, conformance module, ``-k`` test, ORCH ID it breaks)."""
 
 
-def backoff_without_jitter(app: ASGIApp) -> ASGIApp:
+def backoff_without_jitter(app: App) -> App:
     """Every 429 says ``X-Backoff-Ms: 1000`` (``Retry-After: 1``) exactly: no jitter (ORCH-0022)."""
 
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 429:
-                dropped = (b"x-backoff-ms", b"retry-after")
-                headers = [(k, v) for k, v in message["headers"] if k.lower() not in dropped]
-                headers += [(b"x-backoff-ms", b"1000"), (b"retry-after", b"1")]
-                message = {**message, "headers": headers}
-            await send(message)
+    def change(status: int, headers: Headers) -> Headers:
+        if status != 429:
+            return headers
+        return [*without(headers, b"x-backoff-ms", b"retry-after"),
+                (b"x-backoff-ms", b"1000"), (b"retry-after", b"1")]  # fmt: skip
 
-        await app(scope, receive, rewrite if scope["type"] == "http" else send)
-
-    return mutant
+    return rewrite_headers(app, change)
 
 
-def stream_without_pings(app: ASGIApp) -> ASGIApp:
+def stream_without_pings(app: App) -> App:
     """Idle streams stay silent: every ``: ping`` comment is removed (ORCH-0086)."""
 
-    async def mutant(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/stream"):
-            await app(scope, receive, send)
-            return
+    def change(chunk: bytes) -> bytes:
+        return b"".join(
+            line for line in chunk.splitlines(keepends=True) if not line.startswith(b":")
+        )
 
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                body: bytes = message.get("body", b"")
-                kept = b"".join(
-                    line for line in body.splitlines(keepends=True) if not line.startswith(b":")
-                )
-                if kept != body:
-                    message = {**message, "body": kept}
-            await send(message)
-
-        await app(scope, receive, rewrite)
-
-    return mutant
+    return rewrite_chunks(app, change, matching(path=".*/stream"))
 
 
-def queue_depth_always_zero(app: ASGIApp) -> ASGIApp:
+def queue_depth_always_zero(app: App) -> App:
     """Pools report an empty queue whatever waits in it (ORCH-0123)."""
-
-    def applies(scope: dict[str, Any]) -> bool:
-        path: str = scope["path"]
-        return scope["method"] == "GET" and path.startswith("/v1/pools")
 
     def change(status: int, body: bytes) -> tuple[int, bytes]:
         if status != 200:
@@ -191,7 +129,7 @@ def queue_depth_always_zero(app: ASGIApp) -> ASGIApp:
             pool["queue_depth"] = {"interactive": 0, "batch": 0}
         return status, json.dumps(document).encode()
 
-    return _rewrite_response(app, applies, change)
+    return rewrite_response(app, change, matching("GET", "/v1/pools.*"))
 
 
 IN_PROCESS_MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
