@@ -79,7 +79,7 @@ NOT_RUN_HERE: dict[tuple[str, str], str] = {
     (
         "docs/real-engine.md",
         "orchq determinism run --target $ORCHQ_URL --seeds 4 --tokens 8 --replicas 1 "
-        "--concurrency 2",
+        '--concurrency 2 --prompt "Write a haiku about queues"',
     ): NEEDS_THE_MODEL,
     ("docs/real-engine.md", "ORCHQ_REAL_ENGINE=1 pytest --pyargs harness.conformance -m e2e"): (
         NEEDS_THE_MODEL
