@@ -7,7 +7,8 @@ flags, say): a requirement no conformance test cites is reported as *outside
 the suite*, not as a violation. Against ``--target``, tests that need an
 in-process orchestratord are skipped; a requirement whose every citing test
 was skipped for that reason is *not verifiable against a live target* and is
-listed, never counted as passed nor as a violation. Everything else follows
+listed, never counted as passed nor as a violation; one whose other citing
+tests ran is judged on those alone. Everything else follows
 the plugin's states: a gated requirement that is not ``verified`` refuses the run.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.plugin.target import NOT_VERIFIABLE_LIVE
-from harness.plugin.trace import GATE_LEVELS
+from harness.plugin.trace import GATE_LEVELS, requirement_state
 
 __all__ = ["OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
 
@@ -50,15 +51,21 @@ def judge(
         if not tests:
             category[req["id"]] = OUTSIDE
             continue
-        if (
-            live
-            and state == "skipped-only"
-            and all(
-                skip_reasons.get(t["nodeid"], "").startswith(NOT_VERIFIABLE_LIVE) for t in tests
-            )
-        ):
-            category[req["id"]] = REMOTE_UNVERIFIABLE
-            continue
+        if live:
+            runnable = [
+                t
+                for t in tests
+                if not (
+                    t.get("outcome") == "skipped"
+                    and skip_reasons.get(t["nodeid"], "").startswith(NOT_VERIFIABLE_LIVE)
+                )
+            ]
+            if not runnable:
+                category[req["id"]] = REMOTE_UNVERIFIABLE
+                continue
+            if len(runnable) < len(tests) and state == "skipped-only":
+                # The plugin saw skips; judged on the tests a live target can run.
+                state = requirement_state([str(t["outcome"]) for t in runnable])
         category[req["id"]] = state
         if req["level"] in levels and state != "verified":
             violations.append(dict(req))

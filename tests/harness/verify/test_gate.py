@@ -57,3 +57,23 @@ def test_suite_of_module_names() -> None:
     assert suite_of("harness/conformance/test_fuzz.py::test_x[a-b]") == "fuzz"
     assert suite_of("harness/conformance/test_contract_http.py::T::test_y") == "contract"
     assert suite_of("harness/conformance/test_e2e.py::test_haiku") == "e2e"
+
+
+def test_live_target_judges_a_requirement_on_the_tests_it_can_run() -> None:
+    mixed = {
+        "id": "ORCH-0009",
+        "level": "MUST",
+        "state": "skipped-only",
+        "tests": [
+            {"nodeid": "ran", "outcome": "passed"},
+            {"nodeid": "configured", "outcome": "skipped"},
+        ],
+    }
+    other_skip = {**mixed, "id": "ORCH-0010"}
+    reasons = {"configured": LIVE_TARGET_SKIP}
+    live = judge([mixed], reasons, gate="must", live=True)
+    assert live.category["ORCH-0009"] == "verified"
+    assert live.violations == []
+    # In-process, the same skip is a real gap; live, a skip for another reason is one too.
+    assert judge([mixed], reasons, gate="must", live=False).violations
+    assert judge([other_skip], {"configured": "flaky network"}, gate="must", live=True).violations
