@@ -103,10 +103,18 @@ def run_command(
 ) -> None:
     """Admit one task and stream its tokens to stdout.
 
+    Exit 0 when the task completed, 1 when it was refused or failed, 2 when
+    the server cannot be used (unreachable, wrong token, not OrchQueue v1).
     Without --url this starts orchestratord for the run (real HTTP on an
     ephemeral loopback port, a temporary database) and stops it afterwards.
     """
-    from orchestrator.client import OrchClient, OrchClientError
+    from orchestrator.client import (
+        OrchClient,
+        OrchClientError,
+        OrchError,
+        OrchProtocolError,
+        OrchUnreachable,
+    )
     from orchestrator.server import ServerThread
 
     determinism = (
@@ -143,7 +151,16 @@ def run_command(
                     outcome = event
             click.echo()
         except OrchClientError as exc:
-            _fail(str(exc).splitlines()[0], exitcodes.TESTS_FAILED)
+            # Like `orchq verify --target`: a server we cannot talk to (unreachable,
+            # refusing our credentials, not OrchQueue v1) is a usage problem (2);
+            # a server that answered and refused or failed the task is 1.
+            unusable = isinstance(exc, OrchUnreachable | OrchProtocolError) or (
+                isinstance(exc, OrchError) and exc.status == 401
+            )
+            _fail(
+                str(exc).splitlines()[0],
+                exitcodes.USAGE if unusable else exitcodes.TESTS_FAILED,
+            )
         where = (
             f"replica {started['replica_id']} ({started['engine']} {started['engine_version']})"
             if started

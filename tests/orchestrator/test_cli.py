@@ -74,7 +74,7 @@ def test_run_streams_a_task_on_the_embedded_default() -> None:
 
 def test_run_reports_an_unreachable_server_in_one_line() -> None:
     result = orchq("run", "hi", "--url", "http://127.0.0.1:9")
-    assert_one_line_error(result, exitcodes.TESTS_FAILED, "cannot reach orchestrator")
+    assert_one_line_error(result, exitcodes.USAGE, "cannot reach orchestrator")
 
 
 def test_run_strict_needs_a_seed() -> None:
