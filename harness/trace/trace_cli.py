@@ -106,6 +106,38 @@ def merge_command(traces: tuple[Path, ...], output: Path) -> None:
     click.echo(f"{output}: merged {len(traces)} trace(s), {len(merged.tests)} test case(s)")
 
 
+@trace_group.command("gate")
+@click.argument("trace_file", metavar="TRACE.json", type=_FILE)
+@click.option(
+    "--level", "gate", type=click.Choice(["must", "should"]), default="must", show_default=True,
+    help="must: MUST and MUST NOT; should: also SHOULD and SHOULD NOT.",
+)  # fmt: skip
+def gate_command(trace_file: Path, gate: str) -> None:
+    """Apply the traceability gate to a trace, e.g. one merged from CI shards.
+
+    Exit 6 naming every gated requirement that is not verified, as
+    ``pytest --orch-gate`` does for a single run; exit 0 otherwise.
+    """
+    from harness.plugin.trace import GATE_LEVELS
+
+    levels = GATE_LEVELS[gate]
+    violations = [
+        f"{req.id} ({req.level}, {req.section}): {state}"
+        for req, state, _tests in _load(trace_file).rows()
+        if req.level in levels and state != "verified"
+    ]
+    if violations:
+        click.echo(
+            f"{trace_file}: gate '{gate}' refused: {len(violations)} requirement(s) not verified "
+            "by a passing test:",
+            err=True,
+        )
+        for line in violations:
+            click.echo(f"  {line}", err=True)
+        raise click.exceptions.Exit(exitcodes.TRACE_VIOLATION)
+    click.echo(f"{trace_file}: gate '{gate}' passed")
+
+
 @trace_group.command("diff")
 @click.argument("base", metavar="BASE.json", type=_FILE)
 @click.argument("head", metavar="HEAD.json", type=_FILE)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.exitcodes import SPEC_ERROR
+from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
 from harness.trace.lock import parse_lock, render_lock
 from harness.trace.report import Trace, merge_traces, parse_trace
 from tests.harness.trace.report_helpers import run_trace, synthetic_trace
@@ -29,7 +29,7 @@ def trace_file(tmp_path: Path) -> Path:
     return _write(tmp_path / "t.json", synthetic_trace(_OUTCOMES))
 
 
-@pytest.mark.parametrize("command", [[], ["report"], ["merge"], ["diff"], ["accept"]])
+@pytest.mark.parametrize("command", [[], ["report"], ["merge"], ["diff"], ["accept"], ["gate"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = run_trace(*command, "--help")
     assert result.exit_code == 0
@@ -293,6 +293,29 @@ def test_lock_text_is_canonical_and_quotes_digit_hashes() -> None:
     assert f'ORCH-0002: "{"1" * 64}"' in text
     assert parse_lock(text, "l") == accepted
     assert parse_lock(render_lock({}), "l") == {}
+
+
+def test_gate_of_a_trace_names_each_unverified_requirement(trace_file: Path) -> None:
+    must = run_trace("gate", str(trace_file))
+    assert must.exit_code == TRACE_VIOLATION, must.output
+    assert "ORCH-0002 (MUST, 2 <More> & | more): failing" in must.output
+    assert "ORCH-0003" not in must.output  # a SHOULD: not gated at --level must
+    should = run_trace("gate", str(trace_file), "--level", "should")
+    assert should.exit_code == TRACE_VIOLATION
+    assert "ORCH-0003 (SHOULD" in should.output
+
+
+def test_gate_passes_a_merged_trace_whose_gated_requirements_are_verified(
+    tmp_path: Path,
+) -> None:
+    shard_a = _write(tmp_path / "a.json", synthetic_trace({"a.py::t": (("ORCH-0001",), "passed")}))
+    shard_b = _write(tmp_path / "b.json", synthetic_trace({"b.py::t": (("ORCH-0002",), "passed")}))
+    merged = tmp_path / "merged.json"
+    assert run_trace("merge", str(shard_a), str(shard_b), "-o", str(merged)).exit_code == 0
+    assert run_trace("gate", str(shard_a)).exit_code == TRACE_VIOLATION  # ORCH-0002 untested
+    result = run_trace("gate", str(merged))
+    assert result.exit_code == 0, result.output
+    assert "gate 'must' passed" in result.output
 
 
 def test_trace_group_is_mounted_on_orchq() -> None:
