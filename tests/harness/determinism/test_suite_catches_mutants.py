@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin.target import ServeFactory
+from harness.plugin.target import LIVE_TARGET_SKIP, ServeFactory
 from orchestrator.config import ReplicaConfig
 from orchestrator.engines import build_engine
 from orchestrator.engines.base import Engine, GenerationRequest, Token
@@ -205,7 +205,7 @@ def test_healthy_live_target_passes_and_in_process_checks_skip(
     expect(result, passed=7, skipped=2)
     assert result.ret == 0
     out = result.stdout.str()
-    assert out.count("not available against a live target (--orch-url)") == 2
+    assert out.count(LIVE_TARGET_SKIP) == 2
     assert "1 snapshot passed" in out and "unused" not in out
     updated = run_suite(
         pytester, "--orch-url", target.url, "--orch-token", "det-token", "--snapshot-update"
