@@ -36,6 +36,25 @@ def _load(config_path: str | None, db: str | None) -> Config:
         _fail(f"bad config: {exc}", exitcodes.USAGE)
 
 
+def start_embedded(stack: ExitStack, config_path: str | None, prefix: str) -> str:
+    """Start orchestratord for one command on a temporary database; return its URL.
+
+    The server and its directory live as long as ``stack``. A config that does
+    not load, or a server that does not start, ends the command with one line
+    and exit 2.
+    """
+    from orchestrator.server import ServerThread
+
+    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
+    config = _load(config_path, str(Path(workdir) / "orchq.db"))
+    try:
+        server = stack.enter_context(ServerThread(config))
+    except RuntimeError as exc:
+        _fail(str(exc), exitcodes.USAGE)
+    click.echo(f"orchq: embedded orchestratord on {server.url}", err=True)
+    return server.url
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -115,7 +134,6 @@ def run_command(
         OrchProtocolError,
         OrchUnreachable,
     )
-    from orchestrator.server import ServerThread
 
     determinism = (
         "strict" if (strict if strict is not None else seed is not None) else "best_effort"
@@ -124,14 +142,7 @@ def run_command(
         _fail("--strict needs --seed", exitcodes.USAGE)
     with ExitStack() as stack:
         if url is None:
-            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="orchq-run-"))
-            config = _load(config_path, str(Path(workdir) / "orchq.db"))
-            try:
-                server = stack.enter_context(ServerThread(config))
-            except RuntimeError as exc:
-                _fail(str(exc), exitcodes.TESTS_FAILED)
-            url = server.url
-            click.echo(f"orchq: embedded orchestratord on {url}", err=True)
+            url = start_embedded(stack, config_path, "orchq-run-")
         try:
             client = stack.enter_context(OrchClient(url, token=token))
             session = client.create_session(ttl_seconds=600)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import NoReturn
@@ -102,22 +101,14 @@ def run_command(
     target: str | None, token: str | None, config_path: str | None, snapshot_path: Path | None,
 ) -> None:  # fmt: skip
     """Run every seed in strict mode on several replicas; exit 1 unless each gives one output."""
-    from harness.orchestrator_cli import _load
+    from harness.orchestrator_cli import start_embedded
     from orchestrator.client import OrchClientError, OrchError, OrchUnreachable
-    from orchestrator.server import ServerThread
 
     out = Console()
     err = Console(stderr=True)
     with ExitStack() as stack:
         if target is None:
-            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="orchq-det-"))
-            config = _load(config_path, str(Path(workdir) / "orchq.db"))
-            try:
-                server = stack.enter_context(ServerThread(config))
-            except RuntimeError as exc:
-                _fail(str(exc), exitcodes.USAGE)
-            target = server.url
-            err.print(f"orchq: embedded orchestratord on {target}")
+            target = start_embedded(stack, config_path, "orchq-det-")
         try:
             result, snapshot = asyncio.run(
                 _probe(target, token, err, seeds=seeds, replicas=replicas, tokens=tokens,
