@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         "--config",
         default=CONFIG,
         help="orchestratord config under bench/configs/ (admission-paced.yaml: replicas at "
-        "20 ms/token instead of zero delay).",
+        "20 ms/token instead of zero delay; admission-busy.yaml: every slot held by a long "
+        "generation, so admission is measured alone).",
     )
     args = parser.parse_args(argv)
     result = bench(

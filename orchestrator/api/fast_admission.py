@@ -25,13 +25,20 @@ from orchestrator.schemas import TaskCreate
 ADMISSION_PATH = "/v1/tasks"
 
 
+def is_admission(scope: Scope) -> bool:
+    """Whether ``scope`` is a ``POST /v1/tasks`` request."""
+    return bool(
+        scope["type"] == "http" and scope["path"] == ADMISSION_PATH and scope["method"] == "POST"
+    )
+
+
 class FastAdmission:
     def __init__(self, app: ASGIApp, *, orchestrator: Orchestrator) -> None:
         self.app = app
         self._orchestrator = orchestrator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != ADMISSION_PATH or scope["method"] != "POST":
+        if not is_admission(scope):
             await self.app(scope, receive, send)
             return
         body = b""

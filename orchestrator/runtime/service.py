@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import secrets
 import time
 from collections import OrderedDict
@@ -136,6 +137,9 @@ class Orchestrator:
         self._store: Store | None = None
         self._writer: EventWriter | None = None
         self._admit_seq = 0
+        # Server-chosen seeds are returned to the client, not secret: a PRNG seeded
+        # from the OS spares admission a getrandom() call per task.
+        self._seeds = random.Random(secrets.randbits(128))
         self._sessions: OrderedDict[str, SessionRow] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
@@ -380,7 +384,7 @@ class Orchestrator:
                 backoff_ms=ADMISSION_BACKOFF_MS,
             ) from None
         params = body.params
-        seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SERVER_SEED)
+        seed = params.seed if params.seed is not None else self._seeds.randrange(MAX_SERVER_SEED)
         self._admit_seq += 1
         now = self.clock.now_ms()
         row = TaskRow(
@@ -552,29 +556,55 @@ class Orchestrator:
         for name, value in fields.items():
             setattr(row, name, value)
 
-        failure = await self._decode(lt, pool, replica)
-        outcome = "completed" if failure is None else "failed"
-        self.metrics.attempts.labels(pool.pool_id, replica.replica_id, outcome).inc()
-        lt.attempt_open = None
-        if failure is None:
-            reason = finish_reason(len(lt.sent), row.max_tokens)
-            self._finish(lt, "completed", finish_reason=reason, attempt=(number, "completed", None))
-            return None
-        self.store.finish_attempt(
-            row.task_id, number, "failed", failure.attempt_kind, self.clock.now_ms()
-        )
-        if failure.attempt_kind == ENGINE_UNAVAILABLE:
-            pool.mark_down(replica)
-        return failure
-
-    async def _decode(self, lt: LiveTask, pool: Pool, replica: Replica) -> _Failure | None:
-        rid = replica.replica_id
         tokens = replica.engine.generate(lt.request).__aiter__()
+        try:
+            failure = await self._decode(lt, pool, replica, tokens)
+            outcome = "completed" if failure is None else "failed"
+            self.metrics.attempts.labels(pool.pool_id, replica.replica_id, outcome).inc()
+            lt.attempt_open = None
+            if failure is None:
+                reason = finish_reason(len(lt.sent), row.max_tokens)
+                self._finish(
+                    lt, "completed", finish_reason=reason, attempt=(number, "completed", None)
+                )
+                return None
+            kind, now = failure.attempt_kind, self.clock.now_ms()
+            self.writer.flush(
+                also=lambda: self.store.finish_attempt(row.task_id, number, "failed", kind, now)
+            )
+            if failure.attempt_kind == ENGINE_UNAVAILABLE:
+                pool.mark_down(replica)
+            return failure
+        finally:
+            # Only now may this task yield to the loop again: everything a reader
+            # can see of this attempt is committed by _finish or the flush above.
+            aclose = getattr(tokens, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    async def _decode(
+        self, lt: LiveTask, pool: Pool, replica: Replica, tokens: AsyncIterator[Token]
+    ) -> _Failure | None:
+        """Stream one attempt's tokens; returns without yielding after the last one.
+
+        The first token sent is committed before this coroutine next awaits the
+        engine; after the last one the caller commits the rest with the outcome,
+        so a one-token task costs one commit, not two.
+        """
+        rid = replica.replica_id
         meters = _AttemptMeters(self.metrics, pool.pool_id, replica.engine.name)
         watchdog = DecodeWatchdog(pool.config.decode_timeout_ms / 1000)
         index = 0
+        first_token_durable = bool(lt.sent)
         try:
             while index < lt.request.max_tokens:
+                if not first_token_durable and lt.sent:
+                    # Readers only run when this task awaits: the first token is
+                    # durable before any of them sees it, so after a crash recovery
+                    # knows tokens went out (a best_effort task is then not replayed).
+                    self.writer.flush()
+                    first_token_durable = True
                 try:
                     token = await anext(tokens)
                     watchdog.progress()
@@ -623,10 +653,6 @@ class Orchestrator:
             return None
         finally:
             watchdog.close()
-            aclose = getattr(tokens, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
 
     def _emit(self, lt: LiveTask, event: str, data: dict[str, Any]) -> None:
         payload = _dumps(data)
@@ -652,10 +678,6 @@ class Orchestrator:
             )
         self._emit(lt, "token", {"index": index, "text": token.text, "token_id": token.token_id})
         lt.sent.append(Token(index, token.text, token.token_id))
-        if len(lt.sent) == 1:
-            # Durable before any reader sees it: after a crash, recovery must know
-            # that tokens went out (a best_effort task then cannot be replayed).
-            self.writer.flush()
         now = time.monotonic()
         if lt.last_token_at is None:
             meters.time_to_first_token.observe(now - lt.admitted_at)
