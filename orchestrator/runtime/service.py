@@ -547,7 +547,9 @@ class Orchestrator:
         }
         if row.started_ms is None:
             fields["started_ms"] = now
-        with self.store.transaction():
+        # Nothing of this attempt is visible before its first event, which commits
+        # first: the start joins the admission group instead of splitting it.
+        with self.store.grouped():
             self.store.insert_attempt(
                 AttemptRow(row.task_id, number, replica.replica_id, "running", None, now, None)
             )

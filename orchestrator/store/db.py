@@ -112,6 +112,7 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._group: list[asyncio.Future[None]] | None = None
+            self._joined = False
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -139,7 +140,16 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.settle()
+        """Run the body atomically and commit it before returning.
+
+        With an admission group open, the body joins it and the group commits
+        now: one commit for both instead of the group's and then the body's.
+        """
+        if self._group is not None:
+            with self.grouped():
+                yield
+            self.settle()
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -162,19 +172,42 @@ class Store:
         202 only after the future resolves, so an acknowledged task is durable.
         Only admissions ever join a group: every other write settles it first.
         """
-        loop = asyncio.get_running_loop()
+        group = self._open_group()
+        self._insert_task(row)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        group.append(done)
+        return done
+
+    def _open_group(self) -> list[asyncio.Future[None]]:
         if self._group is None:
             self._db.execute("BEGIN IMMEDIATE")
             self._group = []
-            loop.call_soon(self.settle)
-        self._insert_task(row)
-        done: asyncio.Future[None] = loop.create_future()
-        self._group.append(done)
-        return done
+            asyncio.get_running_loop().call_soon(self.settle)
+        return self._group
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Writes that join the open admission group, atomically (a savepoint).
+
+        For state no reader can see before this loop turn ends: it commits with
+        the turn's admissions instead of forcing their group to commit early and
+        then paying a commit of its own.
+        """
+        self._open_group()
+        self._db.execute("SAVEPOINT grouped")
+        self._joined = True
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO grouped")
+            raise
+        finally:
+            self._joined = False
+            self._db.execute("RELEASE grouped")
 
     def settle(self) -> None:
         """Commit the open admission group, if any, and resolve its futures."""
-        if self._group is None:
+        if self._group is None or self._joined:
             return
         waiting, self._group = self._group, None
         try:
