@@ -36,18 +36,20 @@ class EventWriter:
         elif len(self._pending) == 1:
             self._wakeup.set()
 
-    def flush(self, also: Callable[[], None] | None = None) -> None:
+    def flush(self, also: Callable[[], None] | None = None, *, grouped: bool = False) -> None:
         """Write pending events, and run ``also`` in the same transaction.
 
         A task's terminal event and its terminal state are committed together,
         so a crash can never leave an ``end`` event on a task that recovery
         would run again, nor a finished task whose stream lacks its end.
+        ``grouped``: join the open admission group instead of committing now
+        (publish what it makes true with :meth:`Store.after_commit` from ``also``).
         """
         if not self._pending and also is None:
             return
         batch, self._pending = self._pending, []
         try:
-            with self._store.transaction():
+            with self._store.grouped() if grouped else self._store.transaction():
                 self._store.insert_events(batch)
                 if also is not None:
                     also()

@@ -110,7 +110,7 @@ class StreamSource:
         channel, seq = self.channel, after
         while True:
             if channel.last_seq > seq:
-                batch = channel.events[seq:]
+                batch = channel.events[seq : channel.last_seq]
                 seq = channel.last_seq
                 yield batch
             elif channel.closed:
@@ -567,17 +567,25 @@ class Orchestrator:
             if failure is None:
                 reason = finish_reason(len(lt.sent), row.max_tokens)
                 self._finish(
-                    lt, "completed", finish_reason=reason, attempt=(number, "completed", None)
+                    lt,
+                    "completed",
+                    finish_reason=reason,
+                    attempt=(number, "completed", None),
+                    grouped=True,
                 )
                 return None
             kind, now = failure.attempt_kind, self.clock.now_ms()
             self.writer.flush(
                 also=lambda: self.store.finish_attempt(row.task_id, number, "failed", kind, now)
             )
+            if lt.channel.held:
+                lt.channel.release()
             if failure.attempt_kind == ENGINE_UNAVAILABLE:
                 pool.mark_down(replica)
             return failure
         finally:
+            if lt.channel.held and not lt.finished:  # an unexpected exception: don't hide events
+                self._make_held_events_durable(lt)
             # Only now may this task yield to the loop again: everything a reader
             # can see of this attempt is committed by _finish or the flush above.
             aclose = getattr(tokens, "aclose", None)
@@ -602,10 +610,7 @@ class Orchestrator:
         try:
             while index < lt.request.max_tokens:
                 if not first_token_durable and lt.sent:
-                    # Readers only run when this task awaits: the first token is
-                    # durable before any of them sees it, so after a crash recovery
-                    # knows tokens went out (a best_effort task is then not replayed).
-                    self.writer.flush()
+                    self._make_held_events_durable(lt)
                     first_token_durable = True
                 try:
                     token = await anext(tokens)
@@ -656,6 +661,12 @@ class Orchestrator:
         finally:
             watchdog.close()
 
+    def _make_held_events_durable(self, lt: LiveTask) -> None:
+        """Commit pending events now and show the held ones to readers."""
+        self.writer.flush()
+        if lt.channel.held:
+            lt.channel.release()
+
     def _emit(self, lt: LiveTask, event: str, data: dict[str, Any]) -> None:
         payload = _dumps(data)
         row = lt.channel.append(event, payload)
@@ -664,6 +675,11 @@ class Orchestrator:
     def _emit_token(
         self, lt: LiveTask, replica: Replica, meters: _AttemptMeters, index: int, token: Token
     ) -> None:
+        if not lt.sent:
+            # Durable before any reader sees it: after a crash, recovery must know
+            # that tokens went out (a best_effort task then cannot be replayed).
+            # Released by the commit that persists it (see _decode, _finish).
+            lt.channel.hold()
         if not lt.started_sent:
             lt.started_sent = True
             self._emit(
@@ -698,12 +714,20 @@ class Orchestrator:
         error: dict[str, Any] | None = None,
         finish_reason: str | None = None,
         attempt: tuple[int, str, str | None] | None = None,
+        grouped: bool = False,
     ) -> None:
-        """Move a live task to its one terminal state: events, row and attempt in one commit."""
+        """Move a live task to its one terminal state: events, row and attempt in one commit.
+
+        ``grouped``: the commit is the open admission group's, at the end of this
+        loop turn; until it lands the task stays live and its stream held, so
+        nobody sees the outcome before it is durable. Callers that report the
+        outcome at once (cancellation) commit now.
+        """
         if lt.finished:
             return
         lt.finished = True
         row = lt.row
+        lt.channel.hold()
         if state == "completed":
             assert finish_reason is not None
             self._emit(
@@ -731,13 +755,25 @@ class Orchestrator:
             if attempt is not None:
                 self.store.finish_attempt(row.task_id, attempt[0], attempt[1], attempt[2], now)
 
-        self.writer.flush(also=persist)
-        row.state, row.tokens_out, row.finish_reason = state, len(lt.sent), finish_reason
-        row.error, row.finished_ms = error, now
-        lt.channel.close()
-        self.live.pop(row.task_id, None)
-        reason = finish_reason if error is None else str(error["kind"])
-        self.metrics.tasks_finished.labels(row.pool_id, row.priority, state, reason).inc()
+        def publish() -> None:
+            row.state, row.tokens_out, row.finish_reason = state, len(lt.sent), finish_reason
+            row.error, row.finished_ms = error, now
+            lt.channel.close()
+            lt.channel.release()
+            self.live.pop(row.task_id, None)
+            reason = finish_reason if error is None else str(error["kind"])
+            self.metrics.tasks_finished.labels(row.pool_id, row.priority, state, reason).inc()
+
+        if grouped:
+
+            def persist_and_publish() -> None:
+                persist()
+                self.store.after_commit(publish)
+
+            self.writer.flush(also=persist_and_publish, grouped=True)
+        else:
+            self.writer.flush(also=persist)
+            publish()
 
     def _cancel(self, lt: LiveTask, why: str) -> None:
         pool = self.pools.get(lt.row.pool_id)
@@ -749,6 +785,9 @@ class Orchestrator:
 
     def cancel_task(self, task_id: str) -> dict[str, Any]:
         lt = self.live.get(task_id)
+        if lt is not None and lt.finished:
+            self.store.settle()  # its outcome is in the open group: land it, then answer 409
+            lt = self.live.get(task_id)
         if lt is None:
             row = self.store.get_task(task_id)
             if row is None:

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.store.migrations import MIGRATIONS
+
+log = logging.getLogger("orchestrator.store")
 
 
 class StoreError(Exception):
@@ -113,6 +116,7 @@ class Store:
         try:
             self._group: list[asyncio.Future[None]] | None = None
             self._joined = False
+            self._after_commit: list[Callable[[], None]] = []
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -170,7 +174,8 @@ class Store:
         Admissions that arrive in the same event-loop turn share one commit (a
         commit per insert was most of an admission's cost). The caller answers
         202 only after the future resolves, so an acknowledged task is durable.
-        Only admissions ever join a group: every other write settles it first.
+        Writes that no reader sees before they commit join it too (see
+        :meth:`grouped`); every other write settles it first.
         """
         group = self._open_group()
         self._insert_task(row)
@@ -184,6 +189,16 @@ class Store:
             self._group = []
             asyncio.get_running_loop().call_soon(self.settle)
         return self._group
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the open group has committed (or failed to).
+
+        What a write made true is published from here: a reader never sees it
+        before it is durable. Must be called inside :meth:`grouped`.
+        """
+        if self._group is None or not self._joined:
+            raise RuntimeError("Store.after_commit() outside Store.grouped()")
+        self._after_commit.append(callback)
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
@@ -210,6 +225,7 @@ class Store:
         if self._group is None or self._joined:
             return
         waiting, self._group = self._group, None
+        published, self._after_commit = self._after_commit, []
         try:
             self._db.execute("COMMIT")
         except BaseException as exc:
@@ -218,10 +234,22 @@ class Store:
             for future in waiting:
                 if not future.done():
                     future.set_exception(StoreError(f"{self.path}: commit failed: {exc}"))
+            # The runtime's state moves on regardless: a task left neither live nor
+            # finished would hang its readers; recovery reconciles after a restart.
+            self._publish(published)
             raise
         for future in waiting:
             if not future.done():
                 future.set_result(None)
+        self._publish(published)
+
+    @staticmethod
+    def _publish(callbacks: list[Callable[[], None]]) -> None:
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("publishing a committed write failed")
 
     def foreign_keys_enabled(self) -> bool:
         return bool(self._db.execute("PRAGMA foreign_keys").fetchone()[0])
