@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.config import Config, ReplicaConfig
@@ -89,9 +89,9 @@ class _AttemptMeters:
     """The labelled metric children one attempt updates per token, resolved once."""
 
     def __init__(self, metrics: Metrics, pool_id: str, engine: str) -> None:
-        self.generated_tokens = metrics.generated_tokens.labels(pool_id, engine)
-        self.time_to_first_token = metrics.time_to_first_token.labels(pool_id)
-        self.inter_token_latency = metrics.inter_token_latency.labels(pool_id)
+        self.generated_tokens = metrics.child(metrics.generated_tokens, pool_id, engine)
+        self.time_to_first_token = metrics.child(metrics.time_to_first_token, pool_id)
+        self.inter_token_latency = metrics.child(metrics.inter_token_latency, pool_id)
 
 
 class StreamSource:
@@ -141,6 +141,8 @@ class Orchestrator:
         # from the OS spares admission a getrandom() call per task.
         self._seeds = random.Random(secrets.randbits(128))
         self._sessions: OrderedDict[str, SessionRow] = OrderedDict()
+        self._unrecorded: dict[str, LiveTask] = {}
+        """Running tasks whose attempt start is not written yet (see _write_pending_start)."""
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
 
@@ -345,6 +347,8 @@ class Orchestrator:
             raise ApiError(ErrorKind.SESSION_EXPIRED, f"session {session_id!r} has expired")
         view = self._session_view(row)
         view["ttl_remaining_ms"] = max(0, row.expires_ms - self.clock.now_ms())
+        for lt in [lt for lt in self._unrecorded.values() if lt.row.session_id == session_id]:
+            self._write_pending_start(lt)
         view["tasks"] = self.store.session_task_counts(session_id)
         return view
 
@@ -376,7 +380,9 @@ class Orchestrator:
                 if exc.policy == "reject"
                 else ErrorKind.QUEUE_FULL_DROP_LRU
             )
-            self.metrics.tasks_rejected.labels(pool.pool_id, body.priority, kind.value).inc()
+            self.metrics.child(
+                self.metrics.tasks_rejected, pool.pool_id, body.priority, kind.value
+            ).inc()
             raise ApiError(
                 kind,
                 f"queue of pool {pool.pool_id!r} is full "
@@ -433,7 +439,7 @@ class Orchestrator:
             if lt.runner is not None:
                 lt.runner.cancel()
             raise
-        self.metrics.tasks_admitted.labels(pool.pool_id, body.priority).inc()
+        self.metrics.child(self.metrics.tasks_admitted, pool.pool_id, body.priority).inc()
         return {
             "task_id": task_id,
             "session_id": session.session_id,
@@ -454,12 +460,12 @@ class Orchestrator:
             kind = ErrorKind.POOL_UNAVAILABLE
             message = f"pool {pool.pool_id!r} has no healthy replica"
             backoff = UNAVAILABLE_BACKOFF_MS
-        self.metrics.tasks_rejected.labels(pool.pool_id, priority, kind.value).inc()
+        self.metrics.child(self.metrics.tasks_rejected, pool.pool_id, priority, kind.value).inc()
         raise ApiError(kind, message, backoff_ms=backoff)
 
     def _drop(self, task_id: str) -> None:
         lt = self.live[task_id]
-        self.metrics.tasks_dropped.labels(lt.row.pool_id, lt.row.priority).inc()
+        self.metrics.child(self.metrics.tasks_dropped, lt.row.pool_id, lt.row.priority).inc()
         self._finish(
             lt,
             "dropped",
@@ -475,7 +481,7 @@ class Orchestrator:
         def dispatch(task_id: str, replica: Replica) -> None:
             pool = self.pools[pool_id]
             lt = self.live[task_id]
-            self.metrics.queue_wait.labels(pool_id, lt.row.priority).observe(
+            self.metrics.child(self.metrics.queue_wait, pool_id, lt.row.priority).observe(
                 time.monotonic() - lt.admitted_at
             )
             self._start_runner(lt, pool, replica)
@@ -547,13 +553,11 @@ class Orchestrator:
         }
         if row.started_ms is None:
             fields["started_ms"] = now
-        # Nothing of this attempt is visible before its first event, which commits
-        # first: the start joins the admission group instead of splitting it.
-        with self.store.grouped():
-            self.store.insert_attempt(
-                AttemptRow(row.task_id, number, replica.replica_id, "running", None, now, None)
-            )
-            self.store.update_task(row.task_id, **fields)
+        lt.pending_start = (
+            AttemptRow(row.task_id, number, replica.replica_id, "running", None, now, None),
+            fields,
+        )
+        self._unrecorded[row.task_id] = lt
         lt.attempt_open = number
         for name, value in fields.items():
             setattr(row, name, value)
@@ -562,7 +566,9 @@ class Orchestrator:
         try:
             failure = await self._decode(lt, pool, replica, tokens)
             outcome = "completed" if failure is None else "failed"
-            self.metrics.attempts.labels(pool.pool_id, replica.replica_id, outcome).inc()
+            self.metrics.child(
+                self.metrics.attempts, pool.pool_id, replica.replica_id, outcome
+            ).inc()
             lt.attempt_open = None
             if failure is None:
                 reason = finish_reason(len(lt.sent), row.max_tokens)
@@ -575,6 +581,7 @@ class Orchestrator:
                 )
                 return None
             kind, now = failure.attempt_kind, self.clock.now_ms()
+            self._write_pending_start(lt)
             self.writer.flush(
                 also=lambda: self.store.finish_attempt(row.task_id, number, "failed", kind, now)
             )
@@ -584,6 +591,7 @@ class Orchestrator:
                 pool.mark_down(replica)
             return failure
         finally:
+            self._write_pending_start(lt)
             if lt.channel.held and not lt.finished:  # an unexpected exception: don't hide events
                 self._make_held_events_durable(lt)
             # Only now may this task yield to the loop again: everything a reader
@@ -610,6 +618,7 @@ class Orchestrator:
         try:
             while index < lt.request.max_tokens:
                 if not first_token_durable and lt.sent:
+                    self._write_pending_start(lt)
                     self._make_held_events_durable(lt)
                     first_token_durable = True
                 try:
@@ -660,6 +669,29 @@ class Orchestrator:
             return None
         finally:
             watchdog.close()
+
+    def _write_pending_start(self, lt: LiveTask) -> None:
+        """Record the attempt's start, in the open admission group.
+
+        Stream readers see nothing of an attempt before its first event, so the
+        start is written with that event's commit, or with the outcome (one row
+        write each, not two) if the attempt ends first, or before a read of the
+        task or its session. A crash before any of these finds the task still
+        queued, and it runs again: it sent nothing.
+        """
+        if lt.pending_start is None:
+            return
+        attempt, fields = lt.pending_start
+        lt.pending_start = None
+        self._unrecorded.pop(attempt.task_id, None)
+        with self.store.grouped():
+            self.store.insert_attempt(attempt)
+            self.store.update_task(attempt.task_id, **fields)
+
+    def _recorded_attempts(self, lt: LiveTask | None, task_id: str) -> list[AttemptRow]:
+        if lt is not None:
+            self._write_pending_start(lt)
+        return self.store.attempts(task_id)
 
     def _make_held_events_durable(self, lt: LiveTask) -> None:
         """Commit pending events now and show the held ones to readers."""
@@ -743,16 +775,28 @@ class Orchestrator:
             attempt = (lt.attempt_open, "cancelled" if state == "cancelled" else "failed", None)
         lt.attempt_open = None
 
+        started, lt.pending_start = lt.pending_start, None
+        self._unrecorded.pop(row.task_id, None)
+
         def persist() -> None:
-            self.store.update_task(
-                row.task_id,
-                state=state,
-                tokens_out=len(lt.sent),
-                finish_reason=finish_reason,
-                error=error,
-                finished_ms=now,
-            )
-            if attempt is not None:
+            attempt_done = False
+            outcome = {
+                "state": state,
+                "tokens_out": len(lt.sent),
+                "finish_reason": finish_reason,
+                "error": error,
+                "finished_ms": now,
+            }
+            if started is not None:  # the attempt began in this very step: one write each
+                begun, fields = started
+                if attempt is not None and attempt[0] == begun.attempt:
+                    begun = replace(begun, state=attempt[1], error_kind=attempt[2], finished_ms=now)
+                    attempt_done = True
+                self.store.insert_attempt(begun)
+                self.store.update_task(row.task_id, **{**fields, **outcome})
+            else:
+                self.store.update_task(row.task_id, **outcome)
+            if attempt is not None and not attempt_done:
                 self.store.finish_attempt(row.task_id, attempt[0], attempt[1], attempt[2], now)
 
         def publish() -> None:
@@ -761,8 +805,10 @@ class Orchestrator:
             lt.channel.close()
             lt.channel.release()
             self.live.pop(row.task_id, None)
-            reason = finish_reason if error is None else str(error["kind"])
-            self.metrics.tasks_finished.labels(row.pool_id, row.priority, state, reason).inc()
+            reason = str(finish_reason) if error is None else str(error["kind"])
+            self.metrics.child(
+                self.metrics.tasks_finished, row.pool_id, row.priority, state, reason
+            ).inc()
 
         if grouped:
 
@@ -815,7 +861,7 @@ class Orchestrator:
                 "started_at": rfc3339(a.started_ms),
                 "finished_at": rfc3339(a.finished_ms),
             }
-            for a in self.store.attempts(task_id)
+            for a in self._recorded_attempts(lt, task_id)
         ]
         return {
             "task_id": row.task_id,
@@ -849,7 +895,7 @@ class Orchestrator:
             source = StreamSource(None, self.store.events(task_id, after))
             pool_id = row.pool_id
         if after > 0:
-            self.metrics.stream_resumes.labels(pool_id).inc()
+            self.metrics.child(self.metrics.stream_resumes, pool_id).inc()
         return source
 
     def pool_view(self, pool_id: str) -> dict[str, Any]:

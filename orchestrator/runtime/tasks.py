@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.engines import GenerationRequest, Token
 from orchestrator.runtime.channel import TaskChannel
-from orchestrator.store import TaskRow
+from orchestrator.store import AttemptRow, TaskRow
 
 if TYPE_CHECKING:
     from orchestrator.runtime.pool import Replica
@@ -32,6 +32,9 @@ class LiveTask:
     admitted_at: float = field(default_factory=time.monotonic)
     last_token_at: float | None = None
     finished: bool = False
+    pending_start: tuple[AttemptRow, dict[str, Any]] | None = None
+    """The attempt start not written yet: the step that began it writes it before
+    it first awaits, or together with the outcome when it ends without awaiting."""
 
     @property
     def task_id(self) -> str:

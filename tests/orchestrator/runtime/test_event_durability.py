@@ -105,3 +105,31 @@ def test_a_one_token_task_commits_its_events_with_its_end(
     assert len(commits) == 2, (
         f"expected 2 commits (admission, then the attempt), saw {len(commits)}"
     )
+
+
+@pytest.mark.req("ORCH-0059")
+def test_a_running_task_shows_its_attempt_before_the_engine_answers(
+    serve: ServeFactory, make_config: ConfigFactory
+) -> None:
+    """The attempt's start is written lazily; reads of the task and its session still see it."""
+    gate = Gate(hold_before=0)  # the engine holds before its first token
+    replica = {"replica_id": "r1", "token_delay_ms": 0}
+    server = serve(
+        make_config(pools=[pool("default", replicas=[replica])]), engine_factory=gate.factory
+    )
+    with OrchClient(server.url) as client:
+        sid = client.create_session().session_id
+        task_id = client.submit_task(sid, "held before its first token", max_tokens=2).task_id
+        try:
+            assert gate.reached.wait(10), "the engine never started"
+            task = client.get_task(task_id)
+            assert task.state == "running"
+            assert [(a.attempt, a.replica_id, a.state) for a in task.attempts] == [
+                (1, "r1", "running")
+            ]
+            counts = client.get_session(sid).tasks
+            assert (counts.queued, counts.running) == (0, 1), counts
+        finally:
+            gate.open()
+        wait_until(lambda: client.get_task(task_id).state == "completed")
+        assert [a.state for a in client.get_task(task_id).attempts] == ["completed"]
