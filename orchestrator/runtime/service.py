@@ -582,11 +582,9 @@ class Orchestrator:
                 return None
             kind, now = failure.attempt_kind, self.clock.now_ms()
             self._write_pending_start(lt)
-            self.writer.flush(
-                also=lambda: self.store.finish_attempt(row.task_id, number, "failed", kind, now)
+            self._make_held_events_durable(
+                lt, also=lambda: self.store.finish_attempt(row.task_id, number, "failed", kind, now)
             )
-            if lt.channel.held:
-                lt.channel.release()
             if failure.attempt_kind == ENGINE_UNAVAILABLE:
                 pool.mark_down(replica)
             return failure
@@ -693,9 +691,11 @@ class Orchestrator:
             self._write_pending_start(lt)
         return self.store.attempts(task_id)
 
-    def _make_held_events_durable(self, lt: LiveTask) -> None:
-        """Commit pending events now and show the held ones to readers."""
-        self.writer.flush()
+    def _make_held_events_durable(
+        self, lt: LiveTask, also: Callable[[], None] | None = None
+    ) -> None:
+        """Commit pending events (and ``also``) now, then show the held ones to readers."""
+        self.writer.flush(also=also)
         if lt.channel.held:
             lt.channel.release()
 
