@@ -294,12 +294,7 @@ class PageRun:
                 f"{command.where}: `{text}` exited {done.returncode}, the page says "
                 f"{command.expected_exit}; its output:\n{_tail(output)}"
             )
-        missing = matches_output(command.output, output)
-        if missing is not None:
-            raise DocError(
-                f"{command.where}: `{text}` did not print the line the page shows:\n"
-                f"  {missing}\nits output:\n{_tail(output)}"
-            )
+        _expect_output(command, text, output)
         return output
 
     def _start(self, command: Command) -> str:
@@ -340,12 +335,7 @@ class PageRun:
             time.sleep(0.1)
         self.placeholders[BACKGROUND[kind]] = found.group(0)
         self.transcript.append(f"$ {text} &\n{output}")
-        missing = matches_output(command.output, output)
-        if missing is not None:
-            raise DocError(
-                f"{command.where}: `{text}` did not print the line the page shows:\n"
-                f"  {missing}\nits output:\n{_tail(output)}"
-            )
+        _expect_output(command, text, output)
         return output
 
     def close(self) -> None:
@@ -395,3 +385,13 @@ def iter_workflow_commands(workflow: Mapping[str, object]) -> Iterator[tuple[str
                 line = line.strip()
                 if line.startswith(("orchq ", "pytest ")):
                     yield str(job_name), line
+
+
+def _expect_output(command: Command, text: str, output: str) -> None:
+    """Raise unless ``output`` holds every line the page shows for ``command``."""
+    missing = matches_output(command.output, output)
+    if missing is not None:
+        raise DocError(
+            f"{command.where}: `{text}` did not print the line the page shows:\n"
+            f"  {missing}\nits output:\n{_tail(output)}"
+        )
