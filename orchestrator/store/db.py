@@ -99,6 +99,37 @@ _TASK_COLUMNS = (
 )
 
 
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_encode_sorted = json.JSONEncoder(sort_keys=True).encode
+
+
+def _task_values(row: TaskRow) -> tuple[Any, ...]:
+    return (
+        row.task_id,
+        row.session_id,
+        row.admit_seq,
+        row.pool_id,
+        row.priority,
+        row.prompt,
+        row.max_tokens,
+        _encode_sorted(row.params),
+        row.seed,
+        row.state,
+        row.replica_id,
+        row.engine,
+        row.engine_version,
+        row.tokens_out,
+        row.finish_reason,
+        None if row.error is None else _encode_sorted(row.error),
+        row.created_ms,
+        row.started_ms,
+        row.finished_ms,
+    )
+
+
 def _task(row: tuple[Any, ...]) -> TaskRow:
     values = list(row)
     values[7] = json.loads(values[7])
@@ -117,7 +148,10 @@ class Store:
             self._group: list[asyncio.Future[None]] | None = None
             self._joined = False
             self._after_commit: list[Callable[[], None]] = []
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._pending_tasks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+            self._connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -127,6 +161,13 @@ class Store:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
 
     # ------------------------------------------------------------ plumbing
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, once the group's pending admissions are in: all statements see them."""
+        if self._pending_tasks:
+            self._insert_pending_tasks()
+        return self._connection
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -178,10 +219,34 @@ class Store:
         :meth:`grouped`); every other write settles it first.
         """
         group = self._open_group()
-        self._insert_task(row)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_tasks.append((_task_values(row), done))
         group.append(done)
         return done
+
+    def _insert_pending_tasks(self) -> None:
+        """Insert the group's pending admissions, in order, before any other statement runs.
+
+        One ``executemany`` per loop turn instead of an ``execute`` between
+        every two admissions: interleaved with the rest of a request, each
+        insert ran with SQLite's working set evicted from the CPU caches and
+        cost about three times as much (bench/RESULTS.md). A row that fails on
+        its own fails only its own admission.
+        """
+        pending, self._pending_tasks = self._pending_tasks, []
+        connection = self._connection
+        connection.execute("SAVEPOINT admissions")
+        try:
+            connection.executemany(_INSERT_TASK, [values for values, _ in pending])
+        except sqlite3.Error:
+            connection.execute("ROLLBACK TO admissions")
+            for values, done in pending:
+                try:
+                    connection.execute(_INSERT_TASK, values)
+                except sqlite3.Error as exc:
+                    done.set_exception(StoreError(f"{self.path}: admission failed: {exc}"))
+        finally:
+            connection.execute("RELEASE admissions")
 
     def _open_group(self) -> list[asyncio.Future[None]]:
         if self._group is None:
@@ -319,31 +384,7 @@ class Store:
         self._insert_task(row)
 
     def _insert_task(self, row: TaskRow) -> None:
-        self._db.execute(
-            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.task_id,
-                row.session_id,
-                row.admit_seq,
-                row.pool_id,
-                row.priority,
-                row.prompt,
-                row.max_tokens,
-                json.dumps(row.params, sort_keys=True),
-                row.seed,
-                row.state,
-                row.replica_id,
-                row.engine,
-                row.engine_version,
-                row.tokens_out,
-                row.finish_reason,
-                None if row.error is None else json.dumps(row.error, sort_keys=True),
-                row.created_ms,
-                row.started_ms,
-                row.finished_ms,
-            ),
-        )
+        self._db.execute(_INSERT_TASK, _task_values(row))
 
     def get_task(self, task_id: str) -> TaskRow | None:
         row = self._db.execute(

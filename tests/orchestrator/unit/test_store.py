@@ -5,6 +5,7 @@ Spec: ORCH-0138, ORCH-0139.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -109,3 +110,46 @@ def test_settings_are_upserted(store: Store) -> None:
     store.put_setting("x", "1")
     store.put_setting("x", "2")
     assert store.get_setting("x") == "2"
+
+
+def _committed_task_ids(store: Store) -> set[str]:
+    """What another connection sees: only committed rows."""
+    with sqlite3.connect(store.path) as reader:
+        return {row[0] for row in reader.execute("SELECT task_id FROM tasks")}
+
+
+@pytest.mark.req("ORCH-0138")
+def test_grouped_admissions_are_seen_by_every_statement_before_they_commit(
+    store: Store,
+) -> None:
+    store.insert_session(session())
+
+    async def admit_two() -> None:
+        first = store.insert_task_grouped(task("t1", seq=1))
+        second = store.insert_task_grouped(task("t2", seq=2))
+        # Not yet committed, but this connection's next statement sees both.
+        assert [row.task_id for row in store.live_tasks()] == ["t1", "t2"]
+        assert _committed_task_ids(store) == set()
+        await asyncio.gather(first, second)
+        assert _committed_task_ids(store) == {"t1", "t2"}
+
+    asyncio.run(admit_two())
+
+
+@pytest.mark.req("ORCH-0138")
+def test_an_admission_that_fails_in_its_group_fails_alone(store: Store) -> None:
+    store.insert_session(session())
+
+    async def admit_three() -> list[BaseException | None]:
+        futures = [
+            store.insert_task_grouped(task("t1", seq=1)),
+            store.insert_task_grouped(task("t-orphan", "absent", seq=2)),
+            store.insert_task_grouped(task("t3", seq=3)),
+        ]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        return [outcome if isinstance(outcome, BaseException) else None for outcome in outcomes]
+
+    first, orphan, third = asyncio.run(admit_three())
+    assert first is None and third is None
+    assert isinstance(orphan, StoreError) and "FOREIGN KEY" in str(orphan)
+    assert _committed_task_ids(store) == {"t1", "t3"}
