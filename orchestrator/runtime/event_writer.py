@@ -42,12 +42,22 @@ class EventWriter:
         A task's terminal event and its terminal state are committed together,
         so a crash can never leave an ``end`` event on a task that recovery
         would run again, nor a finished task whose stream lacks its end.
-        ``grouped``: join the open admission group instead of committing now
-        (publish what it makes true with :meth:`Store.after_commit` from ``also``).
+        ``grouped``: a write deferred into the open admission group (see
+        :meth:`Store.defer`) instead of a commit now; publish what it makes true
+        with :meth:`Store.after_commit`.
         """
         if not self._pending and also is None:
             return
         batch, self._pending = self._pending, []
+        if grouped:
+
+            def write() -> None:
+                self._store.insert_events(batch)
+                if also is not None:
+                    also()
+
+            self._store.defer(write)
+            return
         try:
             with self._store.grouped() if grouped else self._store.transaction():
                 self._store.insert_events(batch)

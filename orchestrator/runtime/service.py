@@ -811,12 +811,8 @@ class Orchestrator:
             ).inc()
 
         if grouped:
-
-            def persist_and_publish() -> None:
-                persist()
-                self.store.after_commit(publish)
-
-            self.writer.flush(also=persist_and_publish, grouped=True)
+            self.writer.flush(also=persist, grouped=True)
+            self.store.after_commit(publish)
         else:
             self.writer.flush(also=persist)
             publish()

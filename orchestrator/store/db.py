@@ -149,6 +149,7 @@ class Store:
             self._joined = False
             self._after_commit: list[Callable[[], None]] = []
             self._pending_tasks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+            self._deferred: list[Callable[[], None]] = []
             self._connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
@@ -164,9 +165,9 @@ class Store:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        """The connection, once the group's pending admissions are in: all statements see them."""
-        if self._pending_tasks:
-            self._insert_pending_tasks()
+        """The connection, once the group's pending writes are in: all statements see them."""
+        if self._pending_tasks or self._deferred:
+            self._write_pending()
         return self._connection
 
     def _migrate(self) -> None:
@@ -248,6 +249,31 @@ class Store:
         finally:
             connection.execute("RELEASE admissions")
 
+    def defer(self, write: Callable[[], None]) -> None:
+        """Run ``write`` in the open admission group, as :meth:`grouped` would, but later.
+
+        Deferred writes run back to back just before the group's next
+        statement, whatever it is, so every statement still sees them and
+        their order is kept; run together they cost about half as much as
+        interleaved with the rest of the loop turn (bench/RESULTS.md). A write
+        that fails is rolled back and logged, like a group whose commit fails:
+        its :meth:`after_commit` callbacks still run.
+        """
+        self._open_group()
+        self._deferred.append(write)
+
+    def _write_pending(self) -> None:
+        if self._pending_tasks:
+            self._insert_pending_tasks()
+        while self._deferred:
+            writes, self._deferred = self._deferred, []
+            for write in writes:
+                try:
+                    with self.grouped():
+                        write()
+                except Exception:
+                    log.exception("a deferred write failed and was rolled back")
+
     def _open_group(self) -> list[asyncio.Future[None]]:
         if self._group is None:
             self._db.execute("BEGIN IMMEDIATE")
@@ -259,10 +285,11 @@ class Store:
         """Run ``callback`` once the open group has committed (or failed to).
 
         What a write made true is published from here: a reader never sees it
-        before it is durable. Must be called inside :meth:`grouped`.
+        before it is durable. Must be called inside :meth:`grouped`, or after
+        :meth:`defer` in the same loop turn.
         """
-        if self._group is None or not self._joined:
-            raise RuntimeError("Store.after_commit() outside Store.grouped()")
+        if self._group is None:
+            raise RuntimeError("Store.after_commit() with no admission group open")
         self._after_commit.append(callback)
 
     @contextmanager
@@ -275,27 +302,34 @@ class Store:
         """
         self._open_group()
         self._db.execute("SAVEPOINT grouped")
-        self._joined = True
+        joined, self._joined = self._joined, True
         try:
             yield
         except BaseException:
             self._db.execute("ROLLBACK TO grouped")
             raise
         finally:
-            self._joined = False
+            self._joined = joined
             self._db.execute("RELEASE grouped")
 
     def settle(self) -> None:
         """Commit the open admission group, if any, and resolve its futures."""
         if self._group is None or self._joined:
             return
+        pending_failed: BaseException | None = None
+        try:
+            self._write_pending()  # while the group is still open: they join it
+        except BaseException as exc:
+            pending_failed = exc
         waiting, self._group = self._group, None
         published, self._after_commit = self._after_commit, []
         try:
-            self._db.execute("COMMIT")
+            if pending_failed is not None:
+                raise pending_failed
+            self._connection.execute("COMMIT")
         except BaseException as exc:
             with suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
+                self._connection.execute("ROLLBACK")
             for future in waiting:
                 if not future.done():
                     future.set_exception(StoreError(f"{self.path}: commit failed: {exc}"))

@@ -153,3 +153,54 @@ def test_an_admission_that_fails_in_its_group_fails_alone(store: Store) -> None:
     assert first is None and third is None
     assert isinstance(orphan, StoreError) and "FOREIGN KEY" in str(orphan)
     assert _committed_task_ids(store) == {"t1", "t3"}
+
+
+def test_deferred_writes_are_seen_by_the_next_statement_and_commit_with_the_group(
+    store: Store,
+) -> None:
+    store.insert_session(session())
+    store.insert_task(task("t1"))
+    published: list[str] = []
+
+    async def finish_in_the_group() -> None:
+        admitted = store.insert_task_grouped(task("t2", seq=2))
+        store.defer(lambda: store.update_task("t1", state="completed"))
+        store.after_commit(lambda: published.append("t1 completed"))
+        row = store.get_task("t1")  # the deferred write runs before this read
+        assert row is not None and row.state == "completed"
+        assert published == []  # not before the commit
+        await admitted
+        assert published == ["t1 completed"]
+
+    asyncio.run(finish_in_the_group())
+    with sqlite3.connect(store.path) as reader:
+        assert reader.execute("SELECT state FROM tasks WHERE task_id = 't1'").fetchone() == (
+            "completed",
+        )
+
+
+def test_a_failing_deferred_write_is_rolled_back_alone_and_still_publishes(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.insert_session(session())
+    store.insert_task(task("t1"))
+    store.insert_task(task("t2", seq=2))
+    published: list[str] = []
+
+    def half_then_fail() -> None:
+        store.update_task("t1", state="completed")
+        store.insert_task(task("t-orphan", "absent", seq=3))  # FOREIGN KEY fails
+
+    async def finish_two() -> None:
+        admitted = store.insert_task_grouped(task("t3", seq=4))
+        store.defer(half_then_fail)
+        store.after_commit(lambda: published.append("t1"))
+        store.defer(lambda: store.update_task("t2", state="completed"))
+        await admitted
+
+    asyncio.run(finish_two())
+    assert published == ["t1"]
+    assert "deferred write failed" in caplog.text
+    with sqlite3.connect(store.path) as reader:
+        states = dict(reader.execute("SELECT task_id, state FROM tasks"))
+    assert states == {"t1": "queued", "t2": "completed", "t3": "queued"}
