@@ -59,7 +59,7 @@ class EventWriter:
             self._store.defer(write)
             return
         try:
-            with self._store.grouped() if grouped else self._store.transaction():
+            with self._store.transaction():
                 self._store.insert_events(batch)
                 if also is not None:
                     also()

@@ -254,8 +254,8 @@ class Store:
 
         Deferred writes run back to back just before the group's next
         statement, whatever it is, so every statement still sees them and
-        their order is kept; run together they cost about half as much as
-        interleaved with the rest of the loop turn (bench/RESULTS.md). A write
+        their order is kept; run together they cost less than interleaved with
+        the rest of the loop turn (bench/RESULTS.md). A write
         that fails is rolled back and logged, like a group whose commit fails:
         its :meth:`after_commit` callbacks still run.
         """
@@ -330,6 +330,9 @@ class Store:
         except BaseException as exc:
             with suppress(sqlite3.Error):
                 self._connection.execute("ROLLBACK")
+            # Whatever was still pending belonged to the failed group: it must not
+            # run later in another one (its admissions are failed just below).
+            self._pending_tasks, self._deferred = [], []
             for future in waiting:
                 if not future.done():
                     future.set_exception(StoreError(f"{self.path}: commit failed: {exc}"))
