@@ -581,7 +581,6 @@ class Orchestrator:
                 )
                 return None
             kind, now = failure.attempt_kind, self.clock.now_ms()
-            self._write_pending_start(lt)
             self._make_held_events_durable(
                 lt, also=lambda: self.store.finish_attempt(row.task_id, number, "failed", kind, now)
             )
@@ -616,7 +615,6 @@ class Orchestrator:
         try:
             while index < lt.request.max_tokens:
                 if not first_token_durable and lt.sent:
-                    self._write_pending_start(lt)
                     self._make_held_events_durable(lt)
                     first_token_durable = True
                 try:
@@ -694,7 +692,8 @@ class Orchestrator:
     def _make_held_events_durable(
         self, lt: LiveTask, also: Callable[[], None] | None = None
     ) -> None:
-        """Commit pending events (and ``also``) now, then show the held ones to readers."""
+        """Commit the attempt's start, pending events (and ``also``) now, then show held events."""
+        self._write_pending_start(lt)
         self.writer.flush(also=also)
         if lt.channel.held:
             lt.channel.release()

@@ -231,7 +231,7 @@ class Store:
         One ``executemany`` per loop turn instead of an ``execute`` between
         every two admissions: interleaved with the rest of a request, each
         insert ran with SQLite's working set evicted from the CPU caches and
-        cost about three times as much (bench/RESULTS.md). A row that fails on
+        cost about 1.6 times as much (bench/RESULTS.md). A row that fails on
         its own fails only its own admission.
         """
         pending, self._pending_tasks = self._pending_tasks, []
