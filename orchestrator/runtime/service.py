@@ -162,6 +162,7 @@ class Orchestrator:
 
     async def start(self) -> None:
         self._store = Store(self.config.database)
+        self._store.checkpoint_in_background()
         self._writer = EventWriter(self._store)
         self._writer.start()
         persisted = self.store.get_setting(FALLBACK_MODE_KEY)

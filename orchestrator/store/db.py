@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
 from orchestrator.store.migrations import MIGRATIONS
 
 log = logging.getLogger("orchestrator.store")
@@ -150,6 +151,7 @@ class Store:
             self._after_commit: list[Callable[[], None]] = []
             self._pending_tasks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
             self._deferred: list[Callable[[], None]] = []
+            self._checkpointer: WalCheckpointer | None = None
             self._connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
@@ -203,10 +205,40 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self._committed()
 
     def close(self) -> None:
         self.settle()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         self._db.close()
+
+    def checkpoint_in_background(self, threshold_frames: int = DEFAULT_THRESHOLD_FRAMES) -> None:
+        """Copy the WAL into the database file from a thread, not inside commits.
+
+        See :mod:`orchestrator.store.checkpoint`. The runtime turns this on for
+        the life of a server; a store used on its own keeps SQLite's automatic
+        checkpoints. No-op for an in-memory database or when already on.
+        """
+        if self.path == ":memory:" or self._checkpointer is not None:
+            return
+        try:
+            checkpointer = WalCheckpointer(self.path, threshold_frames=threshold_frames)
+        except sqlite3.Error as exc:
+            log.warning("%s: WAL checkpoints stay in commits: %s", self.path, exc)
+            return
+        self.settle()
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = checkpointer
+
+    @property
+    def checkpointing_in_background(self) -> bool:
+        return self._checkpointer is not None
+
+    def _committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.finish(self._connection)
 
     # ------------------------------------------------------------ group commit
 
@@ -344,6 +376,7 @@ class Store:
             if not future.done():
                 future.set_result(None)
         self._publish(published)
+        self._committed()
 
     @staticmethod
     def _publish(callbacks: list[Callable[[], None]]) -> None:
