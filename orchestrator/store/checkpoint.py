@@ -8,15 +8,15 @@ a checkpoint. Every request in flight waits for it, several times a second
 
 :class:`WalCheckpointer` moves the bulk of that work to a thread with a
 connection of its own (sqlite3 releases the GIL while a statement runs): once
-the log holds more than ``threshold_frames`` pages not yet copied, the thread
-copies it into the database file. That alone would let the log grow without bound under load: the
-log starts over only when a writer begins a transaction with every frame
-already copied, and a writer that commits every few milliseconds never leaves
-the thread that window. So the loop finishes the job (:meth:`finish`): right
-after a commit, with no transaction open, it copies the few frames committed
-since, and its next write starts the log from the beginning. That costs the
-loop one small checkpoint per ``threshold_frames`` pages of log instead of one
-large one per ``wal_autocheckpoint`` pages.
+the log holds ``threshold_frames`` pages not yet copied, the thread copies them
+into the database file. That alone would let the log grow without bound under
+load: the log starts over only when a writer begins a transaction with every
+frame already copied, and a writer that commits every few milliseconds never
+leaves the thread that window. So the loop finishes the job (:meth:`finish`):
+right after a commit, with no transaction open, it copies the few frames
+committed since, and its next write starts the log from the beginning. The
+loop pays one small checkpoint per ``threshold_frames`` pages of log instead
+of a large one per ``wal_autocheckpoint`` pages.
 
 The thread learns how much is waiting from the wal-index header in the
 ``-shm`` file (``mxFrame`` and the checkpoint's ``nBackfill``, at the offsets

@@ -2,7 +2,9 @@
 
 One connection, used only from the event loop thread: every statement is
 short, and keeping them on the loop avoids a thread hop per request (measured
-cheaper than a worker thread at this size). Foreign keys are on, WAL with
+cheaper than a worker thread at this size). The one long operation, copying
+the WAL back into the database file, runs on a second connection in a thread
+(:mod:`orchestrator.store.checkpoint`). Foreign keys are on, WAL with
 ``synchronous=NORMAL``: a committed admission survives a process crash, which
 is what "nothing is lost" requires; the OS crash window of NORMAL is accepted.
 Stream events are written in batches by :class:`EventWriter`.

@@ -1,0 +1,116 @@
+"""Paired A/B of admission between this tree and another commit.
+
+    .venv/bin/python -m bench.ab_admission --against REV [--rounds 10] [--config admission.yaml]
+
+On this shared machine the throughput the host gives a process changes by
+20 % from one 10 s run to the next, which swamps a 2 ms change of p99 when
+two 3-round medians taken minutes apart are compared. This benchmark runs the
+two versions back to back in each round (alternating which goes first) and
+reports the per-round differences and their median: paired figures, not two
+independent medians. ``REV`` is checked out into a temporary git worktree;
+both versions run as ``orchq serve`` from this venv, each with its own tree
+first on ``PYTHONPATH``. The workload is bench_admission's (wrk -t1 -c64,
+2 s warm-up, then the measured run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import bench_admission
+from bench._common import ROOT, WrkResult, ensure_wrk, fmt, log, median, run_wrk, running, table
+
+
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="orchq-ab-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), rev],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True
+            )
+
+
+def one_run(tree: Path, config: str, duration_s: int) -> WrkResult:
+    with running("orchq", config, {"PYTHONPATH": str(tree)}) as server:
+        session_id = bench_admission._session(server.url)
+        script = bench_admission.SCRIPT
+        run_wrk(server.url, script, [session_id], threads=1, connections=64, duration_s=2)
+        return run_wrk(
+            server.url, script, [session_id], threads=1, connections=64, duration_s=duration_s
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--against", required=True, help="the other commit (any git revision)")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--config", default=bench_admission.CONFIG)
+    args = parser.parse_args(argv)
+    ensure_wrk()
+    results: list[dict[str, WrkResult]] = []
+    with worktree(args.against) as other:
+        sides = {"this tree": ROOT, args.against: other}
+        for round_no in range(1, args.rounds + 1):
+            order = list(sides) if round_no % 2 else list(sides)[::-1]
+            pair = {}
+            for name in order:
+                pair[name] = result = one_run(sides[name], args.config, args.duration)
+                log(
+                    f"ab round {round_no} {name}: {result.rps:,.0f} req/s, "
+                    f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
+                )
+            results.append(pair)
+    this, that = "this tree", args.against
+    rows = [
+        [
+            i,
+            fmt(pair[this].rps, 0),
+            fmt(pair[that].rps, 0),
+            f"{pair[this].rps / pair[that].rps:.3f}",
+            fmt(pair[this].p99_ms, 2),
+            fmt(pair[that].p99_ms, 2),
+            f"{pair[this].p99_ms - pair[that].p99_ms:+.2f}",
+        ]
+        for i, pair in enumerate(results, start=1)
+    ]
+    print(
+        table(
+            [
+                "round",
+                f"{this} req/s",
+                f"{that} req/s",
+                "ratio",
+                f"{this} p99 ms",
+                f"{that} p99 ms",
+                "p99 difference",
+            ],
+            rows,
+        )
+    )
+    ratios = [pair[this].rps / pair[that].rps for pair in results]
+    differences = [pair[this].p99_ms - pair[that].p99_ms for pair in results]
+    better = sum(d < 0 for d in differences)
+    print(
+        f"\nmedian req/s ratio {median(ratios):.3f}; median p99 difference "
+        f"{median(differences):+.2f} ms; p99 lower in {better} of {len(results)} rounds "
+        f"(config {args.config})"
+    )
+
+
+if __name__ == "__main__":
+    main()
