@@ -26,7 +26,6 @@ from orchestrator.engines import (
     EngineError,
     EngineRateLimited,
     EngineUnavailable,
-    GenerationRequest,
     Token,
     build_engine,
 )
@@ -280,24 +279,7 @@ class Orchestrator:
                 self._start_runner(lt, pool, None)
 
     def _live_task(self, row: TaskRow, events: list[EventRow] | None = None) -> LiveTask:
-        params = row.params
-        request = GenerationRequest(
-            prompt=row.prompt,
-            seed=row.seed,
-            max_tokens=row.max_tokens,
-            temperature=params["temperature"],
-            top_p=params["top_p"],
-            sampler_profile_version=params["sampler_profile_version"],
-            determinism=params["determinism"],
-        )
-        lt = LiveTask(row=row, channel=TaskChannel(events), request=request)
-        for event in events or []:
-            if event.event == "started":
-                lt.started_sent = True
-            elif event.event == "token":
-                data = json.loads(event.data)
-                lt.sent.append(Token(data["index"], data["text"], data["token_id"]))
-        return lt
+        return LiveTask.resumed(row, events) if events else LiveTask(row=row)
 
     # ------------------------------------------------------------ sessions
 
