@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import bench_admission
-from bench._common import ROOT, WrkResult, ensure_wrk, fmt, log, median, run_wrk, running, table
+from bench._common import ROOT, WrkResult, ensure_wrk, fmt, log, median, table
 
 
 @contextlib.contextmanager
@@ -44,14 +44,17 @@ def worktree(rev: str) -> Iterator[Path]:
             )
 
 
-def one_run(tree: Path, config: str, duration_s: int) -> WrkResult:
-    with running("orchq", config, {"PYTHONPATH": str(tree)}) as server:
-        session_id = bench_admission._session(server.url)
-        script = bench_admission.SCRIPT
-        run_wrk(server.url, script, [session_id], threads=1, connections=64, duration_s=2)
-        return run_wrk(
-            server.url, script, [session_id], threads=1, connections=64, duration_s=duration_s
-        )
+def one_run(tree: Path, round_no: int, config: str, duration_s: int) -> WrkResult:
+    run = bench_admission.one_run(
+        "orchq",
+        round_no,
+        duration_s=duration_s,
+        connections=64,
+        warmup_s=2,
+        config=config,
+        extra_env={"PYTHONPATH": str(tree)},
+    )
+    return run.wrk
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,11 +72,8 @@ def main(argv: list[str] | None = None) -> None:
             order = list(sides) if round_no % 2 else list(sides)[::-1]
             pair = {}
             for name in order:
-                pair[name] = result = one_run(sides[name], args.config, args.duration)
-                log(
-                    f"ab round {round_no} {name}: {result.rps:,.0f} req/s, "
-                    f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
-                )
+                log(f"ab round {round_no}: {name}")
+                pair[name] = one_run(sides[name], round_no, args.config, args.duration)
             results.append(pair)
     this, that = "this tree", args.against
     rows = [

@@ -79,8 +79,9 @@ def one_run(
     connections: int,
     warmup_s: int,
     config: str = CONFIG,
+    extra_env: dict[str, str] | None = None,
 ) -> AdmissionRun:
-    with running(kind, config) as server:
+    with running(kind, config, extra_env) as server:
         session_id = _session(server.url)
         if warmup_s > 0:
             run_wrk(
