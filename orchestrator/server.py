@@ -1,8 +1,11 @@
 """Running orchestratord under uvicorn: in the foreground, or in a thread.
 
-``ServerThread`` serves real HTTP on an ephemeral loopback port from a
-background thread with its own event loop. The embedded ``orchq run`` and the
-test fixtures use it, so tests exercise the same stack as production.
+``run`` serves in the foreground on the loop :mod:`orchestrator.listeners`
+picks (uvloop when installed). ``ServerThread`` serves real HTTP on an
+ephemeral loopback port from a background thread with an event loop of the
+same kind. The embedded ``orchq run`` and the test fixtures use it, so tests
+exercise the same stack as production; it listens on one socket, as nothing
+there opens a burst of connections.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import uvicorn
 from orchestrator.api import create_app
 from orchestrator.config import Config, ReplicaConfig
 from orchestrator.engines import Engine, build_engine
+from orchestrator.listeners import listening_sockets, loop_factory, spreads_accepts
 from orchestrator.runtime import Clock
 
 
@@ -55,7 +59,10 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM; ``on_ready`` receives the base URL once bound."""
     server = uvicorn.Server(_uvicorn_config(create_app(config), host, port, access_log))
-    serving = asyncio.create_task(server.serve())
+    sockets = None
+    if spreads_accepts(asyncio.get_running_loop()):
+        sockets = listening_sockets(host, port)
+    serving = asyncio.create_task(server.serve(sockets=sockets))
     # Queued tasks are many small long-lived objects: full collections over them
     # stalled admissions by 60-190 ms (bench/RESULTS.md), so the older
     # generations are collected rarely and what was alive at start-up never
@@ -71,6 +78,19 @@ async def serve(
     await serving
     if not server.started:
         raise RuntimeError("orchestratord failed to start (see the log above)")
+
+
+def run(
+    config: Config,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    access_log: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """:func:`serve` on a new event loop of the kind :func:`loop_factory` picks."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(config, host=host, port=port, access_log=access_log, on_ready=on_ready))
 
 
 class ServerThread:
@@ -98,7 +118,7 @@ class ServerThread:
 
     def _run(self) -> None:
         try:
-            self.loop = asyncio.new_event_loop()
+            self.loop = loop_factory()()
             self.loop.run_until_complete(self._server.serve())
         except BaseException as exc:  # reported to the starting thread
             self._error = exc

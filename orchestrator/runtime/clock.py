@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -24,6 +25,18 @@ class ManualClock(Clock):
 
     def advance(self, ms: int) -> None:
         self._now += ms
+
+
+async def sleep_at_least(seconds: float) -> None:
+    """``asyncio.sleep`` that never returns before ``seconds`` have passed.
+
+    uvloop's timers have millisecond resolution and fire up to ~1 ms before
+    the delay asked for; a wait such as an engine's Retry-After is a lower
+    bound, so whatever is left is slept again.
+    """
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline, no event)
+        await asyncio.sleep(remaining)
 
 
 def rfc3339(ms: int | None) -> str | None:

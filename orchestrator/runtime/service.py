@@ -34,7 +34,7 @@ from orchestrator.errors import ApiError, ErrorKind, task_error
 from orchestrator.metrics import Metrics, PoolSnapshot
 from orchestrator.queue import PastDispatch, QueueFull, derive_streak
 from orchestrator.runtime.channel import TaskChannel
-from orchestrator.runtime.clock import Clock, rfc3339
+from orchestrator.runtime.clock import Clock, rfc3339, sleep_at_least
 from orchestrator.runtime.event_writer import EventWriter
 from orchestrator.runtime.pool import Pool, Replica
 from orchestrator.runtime.tasks import LiveTask
@@ -499,7 +499,7 @@ class Orchestrator:
                 return
             self._release(lt, pool)
             if failure.retry_after_s is not None and self.fallback_mode == "intelligent_pacing":
-                await asyncio.sleep(failure.retry_after_s)
+                await sleep_at_least(failure.retry_after_s)
                 avoid, prefer = set(), replica.replica_id
             else:
                 avoid.add(replica.replica_id)
