@@ -5,9 +5,9 @@ temporary database; the benchmark driver (this process) is the client, except
 for the admission benchmark where ``wrk`` is. The baseline runs under
 ``uvicorn --loop uvloop --http httptools --workers 1 --no-access-log``;
 ``orchq serve`` builds its uvicorn server with the same http (httptools, via
-"auto"), one process and no access log, but on whatever loop ``asyncio.run``
-gives it (the stdlib loop). ``orchq+uvloop`` is the same command on uvloop
-(bench/_serve_diag.py), a diagnostic contender, like the other DIAG_KINDS.
+"auto"), one process and no access log, on uvloop too (orchestrator/listeners.py).
+``orchq+asyncio`` is the same command on the stdlib loop (bench/_serve_diag.py),
+a diagnostic contender, like the other DIAG_KINDS.
 """
 
 from __future__ import annotations
@@ -118,11 +118,11 @@ def orchq_server(
 
 
 DIAG_KINDS = {
-    "orchq+uvloop": {"ORCHQ_DIAG_LOOP": "uvloop"},
+    "orchq+asyncio": {"ORCHQ_DIAG_LOOP": "asyncio"},
     "orchq+gclog": {"ORCHQ_DIAG_GC_LOG": "1"},
     "orchq+nogc": {"ORCHQ_DIAG_NO_GC": "1", "ORCHQ_DIAG_GC_LOG": "1"},
-    "orchq+uvloop+gclog": {"ORCHQ_DIAG_LOOP": "uvloop", "ORCHQ_DIAG_GC_LOG": "1"},
-    "orchq+uvloop+nogc": {"ORCHQ_DIAG_LOOP": "uvloop", "ORCHQ_DIAG_NO_GC": "1"},
+    "orchq+asyncio+gclog": {"ORCHQ_DIAG_LOOP": "asyncio", "ORCHQ_DIAG_GC_LOG": "1"},
+    "orchq+asyncio+nogc": {"ORCHQ_DIAG_LOOP": "asyncio", "ORCHQ_DIAG_NO_GC": "1"},
 }
 """Diagnostic variants of ``orchq serve`` (bench/_serve_diag.py), by benchmark kind name."""
 

@@ -4,10 +4,9 @@
 
 Environment:
 
-- ``ORCHQ_DIAG_LOOP=uvloop``: run on uvloop. ``orchq serve`` runs
-  ``asyncio.run(serve(...))``, which builds a stdlib event loop (uvicorn's
-  ``loop="auto"`` only applies in ``uvicorn.run`` / ``Server.run``); this sets
-  uvloop's event-loop policy first, then runs the very same click command.
+- ``ORCHQ_DIAG_LOOP=asyncio``: run on the stdlib event loop instead of the
+  uvloop one ``orchq serve`` picks (``orchestrator.listeners.loop_factory``),
+  with uvicorn's own single listening socket, then the very same click command.
 - ``ORCHQ_DIAG_NO_GC=1``: ``gc.disable()`` (attribution of tail latency only).
 - ``ORCHQ_DIAG_GC_LOG=1``: print ``GC gen<N> <ms> ms`` for every collection
   over 20 ms.
@@ -40,10 +39,10 @@ def _gc_log(phase: str, info: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    if os.environ.get("ORCHQ_DIAG_LOOP") == "uvloop":
-        import uvloop
+    if os.environ.get("ORCHQ_DIAG_LOOP") == "asyncio":
+        import orchestrator.server
 
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        orchestrator.server.loop_factory = lambda: asyncio.new_event_loop
     if os.environ.get("ORCHQ_DIAG_NO_GC"):
         gc.disable()
     if os.environ.get("ORCHQ_DIAG_GC_LOG"):

@@ -176,12 +176,12 @@ def _variants(kind: str) -> list[tuple[str, str]]:
 
 
 def bench(
-    rounds: int = 3, single_reps: int = 3, agg_reps: int = 1, with_uvloop: bool = False
+    rounds: int = 3, single_reps: int = 3, agg_reps: int = 1, with_stdlib_loop: bool = False
 ) -> dict[str, Any]:
-    """``with_uvloop`` adds ``orchq+uvloop`` (bench/_serve_diag.py) as a diagnostic contender."""
+    """``with_stdlib_loop`` adds ``orchq+asyncio`` (bench/_serve_diag.py): a diagnostic."""
     single: dict[str, list[float]] = {}
     aggregate: dict[str, list[float]] = {}
-    kinds = ["baseline", "orchq", *(["orchq+uvloop"] if with_uvloop else [])]
+    kinds = ["baseline", "orchq", *(["orchq+asyncio"] if with_stdlib_loop else [])]
     for round_no in range(1, rounds + 1):
         order = kinds if round_no % 2 else kinds[::-1]
         for kind in order:
@@ -291,10 +291,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single-reps", type=int, default=3)
     parser.add_argument("--agg-reps", type=int, default=1)
-    parser.add_argument("--with-uvloop", action="store_true", help="Add orchq on uvloop.")
+    parser.add_argument(
+        "--with-stdlib-loop", action="store_true", help="Add orchq on the stdlib asyncio loop."
+    )
     parser.add_argument("--json", default=None, help="Also write the results here.")
     args = parser.parse_args(argv)
-    result = bench(args.rounds, args.single_reps, args.agg_reps, args.with_uvloop)
+    result = bench(args.rounds, args.single_reps, args.agg_reps, args.with_stdlib_loop)
     print(render(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

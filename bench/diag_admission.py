@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.diag_admission [--rounds 1] [--config admission.yaml]
 
 The admission workload of bench/bench_admission.py (wrk -t1 -c64, 2 s warm-up,
-then 10 s) against ``orchq serve`` variants from bench/_serve_diag.py: stdlib
-loop or uvloop, GC on (every pause over 20 ms logged) or off. GC off is not a
-proposal; it shows how much of the tail the collector causes while queued
-tasks pile up (the replicas are slower than admission). Not a target check.
+then 10 s) against ``orchq serve`` variants from bench/_serve_diag.py: uvloop
+(what ``orchq serve`` runs on) or the stdlib loop, GC on (every pause over
+20 ms logged) or off. GC off is not a proposal; it shows how much of the tail
+the collector causes while queued tasks pile up (the replicas are slower than
+admission). Not a target check.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 from bench import bench_admission
 from bench._common import WRK_DIR, ensure_wrk, fmt, log, median, run_wrk, running, table
 
-KINDS = ("orchq+gclog", "orchq+nogc", "orchq+uvloop+gclog", "orchq+uvloop+nogc")
+KINDS = ("orchq+gclog", "orchq+nogc", "orchq+asyncio+gclog", "orchq+asyncio+nogc")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,10 +1,10 @@
 """Profile orchestratord under one benchmark workload with py-spy (sampling, out of process).
 
     .venv/bin/pip install py-spy        # once; not a project dependency
-    .venv/bin/python -m bench.profile_server admission [--uvloop] [--seconds 10]
-    .venv/bin/python -m bench.profile_server stream-single|stream-aggregate [--uvloop]
+    .venv/bin/python -m bench.profile_server admission [--stdlib-loop] [--seconds 10]
+    .venv/bin/python -m bench.profile_server stream-single|stream-aggregate [--stdlib-loop]
 
-Starts ``orchq serve`` (or the uvloop launcher) as a subprocess, attaches
+Starts ``orchq serve`` (or, on the stdlib loop, bench/_serve_diag.py) as a subprocess, attaches
 ``py-spy record --format raw`` to it, drives the workload from this process
 (wrk for admission), then prints the functions with the most samples: self
 time and inclusive time, as a percentage of the server's busy samples. The raw
@@ -90,7 +90,9 @@ def fold(path: Path, top: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workload", choices=["admission", "stream-single", "stream-aggregate"])
-    parser.add_argument("--uvloop", action="store_true", help="Profile the uvloop launcher.")
+    parser.add_argument(
+        "--stdlib-loop", action="store_true", help="Profile orchq on the stdlib asyncio loop."
+    )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration (admission).")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second.")
     parser.add_argument("--top", type=int, default=35)
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    kind = "orchq+uvloop" if args.uvloop else "orchq"
+    kind = "orchq+asyncio" if args.stdlib_loop else "orchq"
     config = bench_admission.CONFIG if args.workload == "admission" else bench_stream.CONFIG
     config = args.config or config
     out_dir = BENCH_DIR / "out"

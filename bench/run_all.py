@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="admission,stream,determinism")
     parser.add_argument("--duration", type=int, default=10, help="wrk seconds per run.")
     parser.add_argument(
-        "--with-uvloop",
+        "--with-stdlib-loop",
         action="store_true",
-        help="Add orchq on uvloop (bench/_serve_diag.py) as a diagnostic contender.",
+        help="Add orchq on the stdlib asyncio loop (bench/_serve_diag.py), a diagnostic contender.",
     )
     args = parser.parse_args(argv)
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -38,14 +38,16 @@ def main(argv: list[str] | None = None) -> None:
     sections: list[str] = []
     if "admission" in wanted:
         results["admission"] = bench_admission.bench(
-            rounds=args.rounds, duration_s=args.duration, with_uvloop=args.with_uvloop
+            rounds=args.rounds, duration_s=args.duration, with_stdlib_loop=args.with_stdlib_loop
         )
         sections.append(
             "## Admission (POST /v1/tasks, wrk -t1 -c64 -d"
             f"{args.duration}s)\n\n" + bench_admission.render(results["admission"])
         )
     if "stream" in wanted:
-        results["stream"] = bench_stream.bench(rounds=args.rounds, with_uvloop=args.with_uvloop)
+        results["stream"] = bench_stream.bench(
+            rounds=args.rounds, with_stdlib_loop=args.with_stdlib_loop
+        )
         sections.append(
             "## Streaming, zero token delay\n\n" + bench_stream.render(results["stream"])
         )
