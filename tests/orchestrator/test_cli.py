@@ -5,6 +5,7 @@ Spec: ORCH-0148, ORCH-0150.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,16 @@ def test_serve_refuses_an_unusable_database(tmp_path: Path) -> None:
     bogus.write_bytes(b"garbage" * 200)
     result = orchq("serve", "--db", str(bogus), "--port", "0")
     assert_one_line_error(result, exitcodes.USAGE, "cannot open database")
+
+
+def test_serve_refuses_an_address_in_use_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = orchq("serve", "--port", str(port), "--db", str(tmp_path / "orchq.db"))
+    assert_one_line_error(result, exitcodes.USAGE, f"cannot listen on 127.0.0.1:{port}")
+    assert "in use" in result.stderr
 
 
 def test_run_streams_a_task_on_the_embedded_default() -> None:
