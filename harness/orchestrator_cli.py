@@ -70,7 +70,7 @@ def serve_command(
     host: str, port: int, db: str | None, config_path: str | None, access_log: bool
 ) -> None:
     """Run orchestratord, the OrchQueue v1 reference orchestrator."""
-    from orchestrator.server import run
+    from orchestrator.server import run, serve
 
     config = _load(config_path, db)
     try:
@@ -83,7 +83,7 @@ def serve_command(
         click.echo(f"orchq: serving OrchQueue v1 on {url} (database {config.database}; {pools})")
 
     try:
-        run(config, host=host, port=port, access_log=access_log, on_ready=ready)
+        run(serve(config, host=host, port=port, access_log=access_log, on_ready=ready))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", exitcodes.USAGE)
     except RuntimeError as exc:

@@ -1,6 +1,6 @@
 """Running orchestratord under uvicorn: in the foreground, or in a thread.
 
-``run`` serves in the foreground on the loop :mod:`orchestrator.listeners`
+``run(serve(...))`` serves in the foreground on the loop :mod:`orchestrator.listeners`
 picks (uvloop when installed). ``ServerThread`` serves real HTTP on an
 ephemeral loopback port from a background thread with an event loop of the
 same kind. The embedded ``orchq run`` and the test fixtures use it, so tests
@@ -15,7 +15,7 @@ import contextlib
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -80,17 +80,10 @@ async def serve(
         raise RuntimeError("orchestratord failed to start (see the log above)")
 
 
-def run(
-    config: Config,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    access_log: bool = False,
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
-    """:func:`serve` on a new event loop of the kind :func:`loop_factory` picks."""
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` (e.g. :func:`serve`) on a new loop of the kind :func:`loop_factory` picks."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(config, host=host, port=port, access_log=access_log, on_ready=on_ready))
+        runner.run(main)
 
 
 class ServerThread:
