@@ -94,7 +94,13 @@ def test_nondeterministic_replica_fails_naming_orch_0114(
     assert "ORCH-0114: a strict task's tokens must be the same on every replica" in out
     assert "ORCH-0115" in out
     assert "unique outputs per seed:" in out  # the per-seed table is printed on failure
-    assert re.search(r"^E?\s*r1\s+yes\s+\d+\s+\d+\s+[1-9]", out, re.M), "r1 is shown drifting"
+    row = re.search(r"^E?\s*r1\s+yes\s+(\d+)\s+(\d+)\s+(\d+)", out, re.M)
+    assert row, "r1 has a row in the per-replica table"
+    runs, seeds, drifting = map(int, row.groups())
+    # Whether r1 runs a seed twice depends on scheduling (a sweep that spreads
+    # every seed once over each replica is fine); when it did, it drifted.
+    if runs > seeds:
+        assert drifting > 0, "r1 ran seeds twice and is not shown drifting"
 
 
 def test_drifted_snapshot_fails_naming_orch_0113(
