@@ -33,8 +33,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 CONFIGS = BENCH_DIR / "configs"
 WRK_DIR = BENCH_DIR / "wrk"
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+# Both contenders run on the interpreter that runs the benchmark (and its venv's
+# orchq): a run from another venv measures that interpreter, for both alike.
+PYTHON = sys.executable
+VENV_BIN = Path(PYTHON).parent
 ORCHQ = str(VENV_BIN / "orchq") if (VENV_BIN / "orchq").exists() else "orchq"
 
 _URL = re.compile(r"(?:serving OrchQueue v1 on|Uvicorn running on) (http://127\.0\.0\.1:\d+)")
@@ -106,11 +108,24 @@ class Server:
 
 
 def orchq_server(
-    config: str, workdir: Path, extra_env: dict[str, str] | None = None, *, diag: bool = False
+    config: str,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    diag: bool = False,
+    python: str | None = None,
 ) -> Server:
-    """``orchq serve``; with ``diag`` the same command via bench/_serve_diag.py (``extra_env``)."""
+    """``orchq serve``; with ``diag`` the same command via bench/_serve_diag.py (``extra_env``).
+
+    ``python``: run it on that interpreter (``python -m harness serve``) instead of this venv's.
+    """
     db = workdir / "orchq.db"
-    launcher = [PYTHON, "-m", "bench._serve_diag"] if diag else [ORCHQ, "serve"]
+    if diag:
+        launcher = [python or PYTHON, "-m", "bench._serve_diag"]
+    elif python is not None:
+        launcher = [python, "-m", "harness", "serve"]
+    else:
+        launcher = [ORCHQ, "serve"]
     argv = [*launcher, "--host", "127.0.0.1", "--port", "0", "--db", str(db)]
     argv += ["--config", str(CONFIGS / config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
@@ -160,20 +175,25 @@ def baseline_server(workdir: Path, extra_env: dict[str, str] | None = None) -> S
 
 @contextlib.contextmanager
 def running(
-    kind: str, config: str = "", extra_env: dict[str, str] | None = None
+    kind: str,
+    config: str = "",
+    extra_env: dict[str, str] | None = None,
+    *,
+    python: str | None = None,
 ) -> Iterator[Server]:
     """A fresh server on a fresh temp database.
 
     ``kind``: ``orchq`` (``orchq serve`` with ``config``), a diagnostic variant
-    from :data:`DIAG_KINDS` or ``baseline`` (bench/baseline_app.py).
+    from :data:`DIAG_KINDS` or ``baseline`` (bench/baseline_app.py). ``python``:
+    the orchq kinds run on that interpreter instead of this one.
     """
     with tempfile.TemporaryDirectory(prefix=f"orchq-bench-{kind.replace('+', '-')}-") as tmp:
         workdir = Path(tmp)
         if kind in DIAG_KINDS:
             env = {**DIAG_KINDS[kind], **(extra_env or {})}
-            server = orchq_server(config, workdir, env, diag=True)
+            server = orchq_server(config, workdir, env, diag=True, python=python)
         elif kind == "orchq":
-            server = orchq_server(config, workdir, extra_env)
+            server = orchq_server(config, workdir, extra_env, python=python)
         elif kind == "baseline":
             server = baseline_server(workdir, extra_env)
         else:
@@ -315,6 +335,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _interpreter() -> str:
+    path = Path(PYTHON)
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
+
+
 def machine_note() -> str:
     import platform
 
@@ -327,7 +352,7 @@ def machine_note() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}, load average before the run {load}"
+        f"Python {platform.python_version()} ({_interpreter()}), load average before the run {load}"
     )
 
 

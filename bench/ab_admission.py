@@ -1,6 +1,7 @@
-"""Paired A/B of admission between this tree and another commit.
+"""Paired A/B of admission between this tree and another commit, or another interpreter.
 
     .venv/bin/python -m bench.ab_admission --against REV [--rounds 10] [--config admission.yaml]
+    .venv/bin/python -m bench.ab_admission --against-python /tmp/v/bin/python [--rounds 10]
 
 On this shared machine the throughput the host gives a process changes by
 20 % from one 10 s run to the next, which swamps a 2 ms change of p99 when
@@ -9,8 +10,10 @@ two versions back to back in each round (alternating which goes first) and
 reports the per-round differences and their median: paired figures, not two
 independent medians. ``REV`` is checked out into a temporary git worktree;
 both versions run as ``orchq serve`` from this venv, each with its own tree
-first on ``PYTHONPATH``. The workload is bench_admission's (wrk -t1 -c64,
-2 s warm-up, then the measured run).
+first on ``PYTHONPATH``. With ``--against-python`` the other side is this
+tree served by that interpreter (a venv where this project's dependencies are
+installed, e.g. ``pip install -e .``). The workload is bench_admission's
+(wrk -t1 -c64, 2 s warm-up, then the measured run).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import bench_admission
@@ -44,7 +48,15 @@ def worktree(rev: str) -> Iterator[Path]:
             )
 
 
-def one_run(tree: Path, round_no: int, config: str, duration_s: int) -> WrkResult:
+@dataclass(frozen=True)
+class Side:
+    """One contender: a source tree, served by this interpreter or by ``python``."""
+
+    tree: Path
+    python: str | None = None
+
+
+def one_run(side: Side, round_no: int, config: str, duration_s: int) -> WrkResult:
     run = bench_admission.one_run(
         "orchq",
         round_no,
@@ -52,22 +64,37 @@ def one_run(tree: Path, round_no: int, config: str, duration_s: int) -> WrkResul
         connections=64,
         warmup_s=2,
         config=config,
-        extra_env={"PYTHONPATH": str(tree)},
+        extra_env={"PYTHONPATH": str(side.tree)},
+        python=side.python,
     )
     return run.wrk
 
 
+@contextlib.contextmanager
+def other_side(args: argparse.Namespace) -> Iterator[tuple[str, Side]]:
+    if args.against_python is not None:
+        python = Path(args.against_python)
+        if not python.is_file():
+            raise SystemExit(f"ab_admission: no interpreter at {python}")
+        yield args.against_python, Side(ROOT, args.against_python)
+        return
+    with worktree(args.against) as tree:
+        yield args.against, Side(tree)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--against", required=True, help="the other commit (any git revision)")
+    against = parser.add_mutually_exclusive_group(required=True)
+    against.add_argument("--against", help="the other commit (any git revision)")
+    against.add_argument("--against-python", help="the other interpreter (this tree, served by it)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--config", default=bench_admission.CONFIG)
     args = parser.parse_args(argv)
     ensure_wrk()
     results: list[dict[str, WrkResult]] = []
-    with worktree(args.against) as other:
-        sides = {"this tree": ROOT, args.against: other}
+    with other_side(args) as (that, other):
+        sides = {"this tree": Side(ROOT), that: other}
         for round_no in range(1, args.rounds + 1):
             order = list(sides) if round_no % 2 else list(sides)[::-1]
             pair = {}
@@ -75,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"ab round {round_no}: {name}")
                 pair[name] = one_run(sides[name], round_no, args.config, args.duration)
             results.append(pair)
-    this, that = "this tree", args.against
+    this = "this tree"
     rows = [
         [
             i,

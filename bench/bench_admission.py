@@ -80,8 +80,9 @@ def one_run(
     warmup_s: int,
     config: str = CONFIG,
     extra_env: dict[str, str] | None = None,
+    python: str | None = None,
 ) -> AdmissionRun:
-    with running(kind, config, extra_env) as server:
+    with running(kind, config, extra_env, python=python) as server:
         session_id = _session(server.url)
         if warmup_s > 0:
             run_wrk(
