@@ -15,6 +15,8 @@ interleaved over several rounds; medians in microseconds per admitted task.
 - ``without rowid``: the tasks table keyed by ``task_id`` directly (one
   B-tree fewer per insert).
 - ``no secondary indexes``: attribution only (the indexes are needed).
+- ``batch 64, v1 CHECKs (IN lists)``: schema v1, whose CHECK constraints made
+  SQLite build an ephemeral index per insert (migration 2 rewrote them).
 - ``baseline row``: bench/baseline_app.py's one-table insert.
 """
 
@@ -73,7 +75,7 @@ def _store(workdir: Path, name: str, schema_edit: Callable[[str], str] | None = 
         # Build the edited schema first; Store then finds it at the current version.
         db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        for statement in schema_edit(MIGRATIONS[0]).split(";"):
+        for statement in schema_edit("\n".join(MIGRATIONS)).split(";"):
             if statement.strip():
                 db.execute(statement)
         db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
@@ -150,26 +152,25 @@ def bench(prefill: int, inserts: int, rounds: int) -> dict[str, list[float]]:
             workdir,
             "norowid",
             lambda s: s.replace(
-                "    );\n    CREATE INDEX tasks_by_session",
-                "    ) WITHOUT ROWID;\n    CREATE INDEX tasks_by_session",
-                1,
+                "    );\n    INSERT INTO tasks_v2", "    ) WITHOUT ROWID;\n    INSERT INTO tasks_v2"
             ),
         )
         no_index = _store(
             workdir,
             "noindex",
-            lambda s: (
-                s.replace("admit_seq      INTEGER NOT NULL UNIQUE", "admit_seq INTEGER")
-                .replace("CREATE INDEX tasks_by_session ON tasks(session_id, state);", "")
-                .replace(
-                    "CREATE INDEX tasks_live ON tasks(state, admit_seq) WHERE state IN "
-                    "('queued', 'running');",
-                    "",
-                )
+            lambda s: s.replace(
+                "CREATE INDEX tasks_by_session ON tasks(session_id, state);", ""
+            ).replace(
+                "CREATE INDEX tasks_live ON tasks(state, admit_seq) WHERE state IN "
+                "('queued', 'running');",
+                "",
             ),
         )
+        # Schema v1 alone: its CHECK constraints were IN lists (see migration 2).
+        in_lists = _store(workdir, "inlists", lambda _: MIGRATIONS[0])
         seqs = {
             "store.insert_task (now)": _prefill(plain, prefill, False),
+            "batch 64, v1 CHECKs (IN lists)": _prefill(in_lists, prefill, False),
             "ordered ids": _prefill(ordered, prefill, True),
             "without rowid": _prefill(no_rowid, prefill, False),
             "no secondary indexes": _prefill(no_index, prefill, False),
@@ -178,6 +179,7 @@ def bench(prefill: int, inserts: int, rounds: int) -> dict[str, list[float]]:
             "store.insert_task (now)": (plain, 1, False),
             "batch 8": (plain, 8, False),
             "batch 64": (plain, 64, False),
+            "batch 64, v1 CHECKs (IN lists)": (in_lists, 64, False),
             "ordered ids": (ordered, 1, True),
             "without rowid": (no_rowid, 1, False),
             "no secondary indexes": (no_index, 1, False),

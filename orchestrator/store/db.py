@@ -181,12 +181,28 @@ class Store:
                 f"{self.path}: database schema v{version} is newer than this build "
                 f"(v{len(MIGRATIONS)})"
             )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={number}")
+        if version == len(MIGRATIONS):
+            return
+        # A migration may rebuild a table (SQLite cannot alter a constraint), and
+        # dropping the old one with foreign keys enforced would cascade into its
+        # children. So they are off while migrating (the pragma is a no-op inside a
+        # transaction) and checked before each step commits.
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                with self.transaction():
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    broken = self._db.execute("PRAGMA foreign_key_check").fetchone()
+                    if broken is not None:
+                        raise StoreError(
+                            f"{self.path}: migration to schema v{number} would break "
+                            f"a foreign key of table {broken[0]!r}"
+                        )
+                    self._db.execute(f"PRAGMA user_version={number}")
+        finally:
+            self._db.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -59,4 +59,66 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: tasks and attempts again, their CHECK constraints written as equalities.
+    # SQLite evaluated `state IN (<constants>)` by building an ephemeral index on
+    # every INSERT (and every UPDATE of an attempt's state): about 5 of a task
+    # insert's 13 microseconds (bench/RESULTS.md). A constraint cannot be altered,
+    # so the tables are rebuilt (foreign keys are off while migrating, see
+    # Store._migrate).
+    """
+    CREATE TABLE tasks_v2 (
+        task_id        TEXT PRIMARY KEY,
+        session_id     TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+        admit_seq      INTEGER NOT NULL,
+        pool_id        TEXT NOT NULL,
+        priority       TEXT NOT NULL CHECK (priority = 'interactive' OR priority = 'batch'),
+        prompt         TEXT NOT NULL,
+        max_tokens     INTEGER NOT NULL,
+        params         TEXT NOT NULL,
+        seed           INTEGER NOT NULL,
+        state          TEXT NOT NULL CHECK (
+                         state = 'queued' OR state = 'running' OR state = 'completed'
+                         OR state = 'failed' OR state = 'cancelled' OR state = 'dropped'),
+        replica_id     TEXT,
+        engine         TEXT,
+        engine_version TEXT,
+        tokens_out     INTEGER NOT NULL DEFAULT 0,
+        finish_reason  TEXT,
+        error          TEXT,
+        created_ms     INTEGER NOT NULL,
+        started_ms     INTEGER,
+        finished_ms    INTEGER
+    );
+    INSERT INTO tasks_v2 (
+        task_id, session_id, admit_seq, pool_id, priority, prompt, max_tokens, params,
+        seed, state, replica_id, engine, engine_version, tokens_out, finish_reason,
+        error, created_ms, started_ms, finished_ms)
+    SELECT
+        task_id, session_id, admit_seq, pool_id, priority, prompt, max_tokens, params,
+        seed, state, replica_id, engine, engine_version, tokens_out, finish_reason,
+        error, created_ms, started_ms, finished_ms
+    FROM tasks;
+    DROP TABLE tasks;
+    ALTER TABLE tasks_v2 RENAME TO tasks;
+    CREATE INDEX tasks_by_session ON tasks(session_id, state);
+    CREATE INDEX tasks_live ON tasks(state, admit_seq) WHERE state IN ('queued', 'running');
+    CREATE TABLE attempts_v2 (
+        task_id     TEXT NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,
+        attempt     INTEGER NOT NULL,
+        replica_id  TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (
+                      state = 'running' OR state = 'completed' OR state = 'failed'
+                      OR state = 'cancelled'),
+        error_kind  TEXT,
+        started_ms  INTEGER NOT NULL,
+        finished_ms INTEGER,
+        PRIMARY KEY (task_id, attempt)
+    ) WITHOUT ROWID;
+    INSERT INTO attempts_v2 (
+        task_id, attempt, replica_id, state, error_kind, started_ms, finished_ms)
+    SELECT task_id, attempt, replica_id, state, error_kind, started_ms, finished_ms
+    FROM attempts;
+    DROP TABLE attempts;
+    ALTER TABLE attempts_v2 RENAME TO attempts;
+    """,
 )
