@@ -197,8 +197,8 @@ class Store:
                     broken = self._db.execute("PRAGMA foreign_key_check").fetchone()
                     if broken is not None:
                         raise StoreError(
-                            f"{self.path}: migration to schema v{number} would break "
-                            f"a foreign key of table {broken[0]!r}"
+                            f"{self.path}: migration to schema v{number} refused: a row "
+                            f"of table {broken[0]!r} has no parent {broken[2]!r} row"
                         )
                     self._db.execute(f"PRAGMA user_version={number}")
         finally:
