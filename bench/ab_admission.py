@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ensure_wrk()
     results: list[dict[str, WrkResult]] = []
+    this = "this tree"
     with other_side(args) as (that, other):
-        sides = {"this tree": Side(ROOT), that: other}
+        sides = {this: Side(ROOT), that: other}
         for round_no in range(1, args.rounds + 1):
             order = list(sides) if round_no % 2 else list(sides)[::-1]
             pair = {}
@@ -102,7 +103,6 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"ab round {round_no}: {name}")
                 pair[name] = one_run(sides[name], round_no, args.config, args.duration)
             results.append(pair)
-    this = "this tree"
     rows = [
         [
             i,
