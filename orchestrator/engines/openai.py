@@ -103,14 +103,27 @@ def _first_int(value: Any) -> int | None:
     return None
 
 
+def _is_unicode(text: str) -> bool:
+    """False for text holding an unpaired surrogate, which ``json.loads`` makes of ``"\\ud800"``.
+
+    Such text cannot be stored in SQLite or sent as UTF-8: an engine that sends
+    it is faulty, like one that sends malformed JSON.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _error_message(error: Any) -> str:
-    if isinstance(error, dict):
-        message = error.get("message")
-        if isinstance(message, str):
-            return message[:200]
-    if isinstance(error, str):
-        return error[:200]
-    return json.dumps(error)[:200]
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        message: str = error["message"]
+    elif isinstance(error, str):
+        message = error
+    else:
+        return json.dumps(error)[:200]
+    return message[:200] if _is_unicode(message) else ascii(message)[1:-1][:200]
 
 
 class OpenAIEngine:
@@ -289,6 +302,11 @@ class OpenAIEngine:
         text = choice.get("text")
         if not isinstance(text, str):
             text = ""
+        elif not _is_unicode(text):
+            raise EngineReset(
+                f"replica {self._replica_id}: the text of the chunk after {count} tokens is "
+                f"not valid Unicode (an unpaired surrogate): {ascii(text)[:200]}"
+            )
         token_id = _first_int(choice.get("token_ids"))
         if token_id is None:
             token_id = _first_int(chunk.get("tokens"))

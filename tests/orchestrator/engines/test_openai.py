@@ -504,6 +504,35 @@ async def test_garbage_in_the_stream_is_reset(
     assert len(tokens) == 1
 
 
+async def test_text_with_an_unpaired_surrogate_is_reset(
+    engine: OpenAIEngine, respx_mock: respx.MockRouter
+) -> None:
+    # json.dumps escapes it: the wire carries the six characters \ud800, which
+    # json.loads turns into text that UTF-8 (and so SQLite and the stream) cannot carry.
+    respx_mock.post(COMPLETIONS).mock(
+        side_effect=streaming(sse(chunk(" a"), chunk("x\ud800"), "[DONE]"))
+    )
+
+    tokens, error = await collect_until_error(engine, make_request(), EngineReset)
+
+    assert [t.text for t in tokens] == [" a"]
+    assert "after 1 tokens is not valid Unicode" in str(error)
+    str(error).encode()  # the message itself can be stored and sent
+
+
+async def test_an_error_message_with_an_unpaired_surrogate_is_escaped(
+    engine: OpenAIEngine, respx_mock: respx.MockRouter
+) -> None:
+    respx_mock.post(COMPLETIONS).mock(
+        side_effect=streaming(sse(chunk(" a"), {"error": {"message": "bad \udc80 byte"}}))
+    )
+
+    _, error = await collect_until_error(engine, make_request(), EngineReset)
+
+    assert "bad \\udc80 byte" in str(error)
+    str(error).encode()
+
+
 # --- real sockets: cut connections, cancellation, truncation ---------------------
 
 

@@ -338,6 +338,60 @@ def test_stream_broken_mid_decode_ends_a_best_effort_task(
     assert b.completion_calls == []
 
 
+def sse_tokens_then_chunk(count: int, chunk: dict[str, Any]) -> Callable[..., httpx.Response]:
+    """``count`` tokens of :func:`sse_tokens`, then ``chunk`` (sent escaped, as json.dumps does)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        async def stream() -> AsyncIterator[bytes]:
+            for part in token_chunks(request)[:count]:
+                yield part
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+
+        return event_stream(stream())
+
+    return handler
+
+
+@pytest.mark.req("ORCH-0060", "ORCH-0104", "ORCH-0106")
+def test_a_token_that_is_not_valid_unicode_is_a_reset_and_the_task_still_ends(
+    router: respx.MockRouter, start: Callable[..., Orch]
+) -> None:
+    # An unpaired surrogate cannot be stored or sent as UTF-8: before the engine
+    # refused it, the task's events were rolled back and its stream never ended.
+    choice = {"index": 0, "text": "\ud800", "token_ids": [7], "finish_reason": None}
+    FakeEngine(ENGINE_A, [sse_tokens_then_chunk(2, {"choices": [choice]})]).mount(router)
+    FakeEngine(ENGINE_B, [sse_tokens]).mount(router)
+    o = start(openai_pool(ENGINE_A, ENGINE_B))
+
+    run = o.run("odd bytes", max_tokens=4, seed=5, determinism="strict")
+
+    assert run.kinds == ["started"] + ["token"] * 4 + ["end"], run.terminal
+    assert run.tokens == [(i, fake_text(5, i), 1000 + i) for i in range(4)]
+    assert attempt_rows(run.task) == [
+        (1, "r1", "failed", "WORKER_RESET"),
+        (2, "r2", "completed", None),
+    ]
+    assert_slots_free(o.client)
+
+
+@pytest.mark.req("ORCH-0060", "ORCH-0108")
+def test_an_engine_error_message_that_is_not_valid_unicode_still_ends_the_task(
+    router: respx.MockRouter, start: Callable[..., Orch]
+) -> None:
+    broken = {"error": {"message": "bad \udc80 byte", "type": "server_error"}}
+    FakeEngine(ENGINE_A, [sse_tokens_then_chunk(1, broken)]).mount(router)
+    o = start(openai_pool(ENGINE_A))
+
+    run = o.run("odd error", max_tokens=3, seed=6)
+
+    assert run.kinds == ["started", "token", "error"]
+    assert run.terminal.data["kind"] == "WORKER_RESET"
+    assert "bad \\udc80 byte" in run.terminal.data["message"]
+    task = run.task  # read over HTTP: the stored error is valid JSON text
+    assert (task.state, task.error is not None) == ("failed", True)
+    assert_slots_free(o.client)
+
+
 @pytest.mark.req("ORCH-0111", "ORCH-0112")
 def test_stalled_engine_stream_ends_in_decode_timeout(
     router: respx.MockRouter, start: Callable[..., Orch]
