@@ -11,13 +11,12 @@ this layer is not installed; both call :meth:`Orchestrator.admit`.
 
 from __future__ import annotations
 
-import json
-
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.api.errors import invalid_params
 from orchestrator.api.middleware import send_error
+from orchestrator.compact_json import dumps
 from orchestrator.errors import ApiError
 from orchestrator.runtime import Orchestrator
 from orchestrator.schemas import TaskCreate
@@ -59,7 +58,7 @@ class FastAdmission:
         except ApiError as error:
             await send_error(send, error, request_id, with_request_id=False)
             return
-        payload = json.dumps(view, separators=(",", ":")).encode()
+        payload = dumps(view)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import secrets
@@ -20,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orchestrator.compact_json import dumps_text
 from orchestrator.config import Config, ReplicaConfig
 from orchestrator.engines import (
     Engine,
@@ -68,10 +68,6 @@ class _Failure:
     """Set when no retry may follow, whatever attempts remain."""
     retry_after_s: float | None = None
     """Set for an engine 429."""
-
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-"""Compact JSON for stream events; one encoder, not one per call."""
 
 
 def _new_id(prefix: str) -> str:
@@ -682,7 +678,7 @@ class Orchestrator:
             lt.channel.release()
 
     def _emit(self, lt: LiveTask, event: str, data: dict[str, Any]) -> None:
-        payload = _dumps(data)
+        payload = dumps_text(data)
         row = lt.channel.append(event, payload)
         self.writer.add(lt.row.task_id, row.seq, event, payload)
 

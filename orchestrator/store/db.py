@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.compact_json import dumps_canonical
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
 from orchestrator.store.migrations import MIGRATIONS
 
@@ -106,7 +107,6 @@ _INSERT_TASK = (
     f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES "
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_encode_sorted = json.JSONEncoder(sort_keys=True).encode
 
 
 def _task_values(row: TaskRow) -> tuple[Any, ...]:
@@ -118,7 +118,7 @@ def _task_values(row: TaskRow) -> tuple[Any, ...]:
         row.priority,
         row.prompt,
         row.max_tokens,
-        _encode_sorted(row.params),
+        dumps_canonical(row.params),
         row.seed,
         row.state,
         row.replica_id,
@@ -126,7 +126,7 @@ def _task_values(row: TaskRow) -> tuple[Any, ...]:
         row.engine_version,
         row.tokens_out,
         row.finish_reason,
-        None if row.error is None else _encode_sorted(row.error),
+        None if row.error is None else dumps_canonical(row.error),
         row.created_ms,
         row.started_ms,
         row.finished_ms,
@@ -491,7 +491,7 @@ class Store:
     def update_task(self, task_id: str, **fields: Any) -> None:
         self.settle()
         if "error" in fields and fields["error"] is not None:
-            fields["error"] = json.dumps(fields["error"], sort_keys=True)
+            fields["error"] = dumps_canonical(fields["error"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
         self._db.execute(
             f"UPDATE tasks SET {assignments} WHERE task_id = ?", (*fields.values(), task_id)

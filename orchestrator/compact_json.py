@@ -1,0 +1,62 @@
+"""Compact JSON for the hot paths: admission responses, stream events, stored parameters.
+
+pydantic-core's serializer (a dependency already, through pydantic) encodes
+these small dicts four to seven times faster than the standard library's
+encoder (bench/RESULTS.md, "JSON on the hot paths"), and an admitted one-token
+task encodes five of them. The JSON values are the same: compact separators,
+keys in insertion order, non-ASCII text as UTF-8.
+
+Text that UTF-8 cannot carry (an unpaired surrogate, which ``json.loads``
+makes of an engine's ``"\\ud800"``) is refused by pydantic-core. Such values
+fall back to the standard library with ASCII escapes, so encoding never fails
+and what it returns can always be stored in SQLite and sent on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_json
+
+__all__ = ["dumps", "dumps_canonical", "dumps_text"]
+
+_ascii_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def dumps(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON."""
+    try:
+        return to_json(value)
+    except PydanticSerializationError:
+        return _ascii_dumps(value).encode()
+
+
+def dumps_text(value: Any) -> str:
+    """``value`` as compact JSON text."""
+    try:
+        return to_json(value).decode()
+    except PydanticSerializationError:
+        return str(_ascii_dumps(value))
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _sorted(item) if isinstance(item, _CONTAINERS) else item
+            for key, item in sorted(value.items())
+        }
+    if isinstance(value, list | tuple):
+        return [_sorted(item) if isinstance(item, _CONTAINERS) else item for item in value]
+    return value
+
+
+def dumps_canonical(value: Any) -> str:
+    """``value`` as compact JSON text with the keys of every object sorted.
+
+    For stored JSON columns: equal values are stored as equal text.
+    """
+    return dumps_text(_sorted(value))
