@@ -95,13 +95,13 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 15.0) -> None:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
@@ -208,20 +208,24 @@ def running(
 # ---------------------------------------------------------------- wrk
 
 
-def ensure_wrk() -> str:
-    """The wrk binary; installed from Debian (``apt-get install -y wrk``) if missing."""
-    found = shutil.which("wrk")
+def ensure_debian_tool(name: str) -> str:
+    """The ``name`` binary; installed from Debian (``apt-get install -y name``) if missing."""
+    found = shutil.which(name)
     if found:
         return found
-    log("bench: wrk not found; installing it with apt-get")
-    apt = ["apt-get", "install", "-y", "-q", "wrk"]
+    log(f"bench: {name} not found; installing it with apt-get")
+    apt = ["apt-get", "install", "-y", "-q", name]
     if subprocess.run(apt, capture_output=True, text=True).returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
         subprocess.run(apt, check=True, capture_output=True)
-    found = shutil.which("wrk")
+    found = shutil.which(name)
     if not found:
-        raise RuntimeError("wrk is still missing after apt-get install -y wrk")
+        raise RuntimeError(f"{name} is still missing after apt-get install -y {name}")
     return found
+
+
+def ensure_wrk() -> str:
+    return ensure_debian_tool("wrk")
 
 
 @dataclass
