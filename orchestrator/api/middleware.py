@@ -22,13 +22,39 @@ log = logging.getLogger("orchestrator.api")
 _MAX_REQUEST_ID = 128
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            text: str = value.decode("latin-1")
-            if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable():
-                return text
-            break
+class _EdgeHeaders:
+    """The request headers the edge acts on, read in one pass (the first of each counts)."""
+
+    __slots__ = ("authorization", "chunked", "content_length", "content_type", "request_id")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.request_id: bytes | None = None
+        self.authorization: bytes | None = None
+        self.content_length: bytes | None = None
+        self.content_type: bytes | None = None
+        self.chunked = False
+        for name, value in headers:
+            if name == b"content-length":
+                if self.content_length is None:
+                    self.content_length = value
+            elif name == b"content-type":
+                if self.content_type is None:
+                    self.content_type = value
+            elif name == b"x-request-id":
+                if self.request_id is None:
+                    self.request_id = value
+            elif name == b"authorization":
+                if self.authorization is None:
+                    self.authorization = value
+            elif name == b"transfer-encoding":
+                self.chunked = True
+
+
+def _request_id(supplied: bytes | None) -> str:
+    if supplied is not None:
+        text = supplied.decode("latin-1")
+        if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable():
+            return text
     return f"req_{secrets.token_hex(8)}"
 
 
@@ -65,7 +91,8 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        headers = _EdgeHeaders(scope["headers"])
+        request_id = _request_id(headers.request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         encoded_id = request_id.encode("latin-1")
         started = completed = False
@@ -93,22 +120,21 @@ class EdgeMiddleware:
                 log.exception("unhandled error on %s %s", scope["method"], scope["path"])
                 await send_error(send, ApiError(ErrorKind.INTERNAL, "internal error"), request_id)
 
-        if self._token is not None and scope["path"].startswith("/v1/"):
-            supplied = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-            if not hmac.compare_digest(supplied, self._token):
-                await send_error(
-                    send,
-                    ApiError(ErrorKind.UNAUTHORIZED, "missing or wrong bearer token"),
-                    request_id,
-                )
-                return
+        if (
+            self._token is not None
+            and scope["path"].startswith("/v1/")
+            and not hmac.compare_digest(headers.authorization or b"", self._token)
+        ):
+            await send_error(
+                send, ApiError(ErrorKind.UNAUTHORIZED, "missing or wrong bearer token"), request_id
+            )
+            return
 
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        declared = headers.content_length
         if scope["method"] in ("POST", "PUT", "PATCH") and declared != b"0":
-            content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
-            chunked = any(k == b"transfer-encoding" for k, _ in scope["headers"])
+            content_type = headers.content_type
             refused = None
-            if content_type is None and (declared is not None or chunked):
+            if content_type is None and (declared is not None or headers.chunked):
                 refused = "request body must be application/json, and no Content-Type was given"
             elif content_type is not None and not _is_json(content_type):
                 media = content_type.decode("latin-1").split(";", 1)[0].strip() or "empty"

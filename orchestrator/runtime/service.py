@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.compact_json import dumps_text
@@ -768,7 +768,15 @@ class Orchestrator:
             if started is not None:  # the attempt began in this very step: one write each
                 begun, fields = started
                 if attempt is not None and attempt[0] == begun.attempt:
-                    begun = replace(begun, state=attempt[1], error_kind=attempt[2], finished_ms=now)
+                    begun = AttemptRow(
+                        begun.task_id,
+                        begun.attempt,
+                        begun.replica_id,
+                        attempt[1],
+                        attempt[2],
+                        begun.started_ms,
+                        now,
+                    )
                     attempt_done = True
                 self.store.insert_attempt(begun)
                 self.store.update_task(row.task_id, **{**fields, **outcome})

@@ -107,6 +107,8 @@ _INSERT_TASK = (
     f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES "
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_UPDATE_TASK: dict[tuple[str, ...], str] = {}
+"""``UPDATE tasks`` statements by the columns they set, built once each."""
 
 
 def _task_values(row: TaskRow) -> tuple[Any, ...]:
@@ -492,10 +494,12 @@ class Store:
         self.settle()
         if "error" in fields and fields["error"] is not None:
             fields["error"] = dumps_canonical(fields["error"])
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._db.execute(
-            f"UPDATE tasks SET {assignments} WHERE task_id = ?", (*fields.values(), task_id)
-        )
+        names = tuple(fields)
+        statement = _UPDATE_TASK.get(names)
+        if statement is None:  # field sets come from this package's code: a handful
+            assignments = ", ".join(f"{name} = ?" for name in names)
+            statement = _UPDATE_TASK[names] = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
+        self._db.execute(statement, (*fields.values(), task_id))
 
     # ------------------------------------------------------------ attempts
 
