@@ -12,12 +12,15 @@ wall-clock benchmarks still decide the targets.
 
 Each workload runs per contender with a small and a large count, and reports
 ``(I_large - I_small) / (large - small)``: start-up, imports and shutdown
-cancel out. Some work depends on timing even here (how often the WAL is
-checkpointed, how many requests one group commit holds), and it only ever
-adds instructions, so each count is the least of ``--repeats`` runs; the
-"spread" column is the largest excess of a repeat over that least, as a share
-of it. The contenders are this tree (or ``--this REV``) and ``--against REV``,
-each revision checked out into a temporary git worktree, each tree first on
+cancel out. Both trees are byte-compiled first (compiling a fresh worktree's
+modules on first import would count as ~440M instructions). Some work depends
+on timing even here (how often the WAL is checkpointed, how many requests one
+group commit holds), and it only ever adds instructions, so each count is the
+least of ``--repeats`` runs; the "spread" column is the largest excess of a
+repeat over that least, as a share of it.
+
+The contenders are this tree (or ``--this REV``) and ``--against REV``, each
+revision checked out into a temporary git worktree, each tree first on
 ``PYTHONPATH`` of this interpreter; the drivers are always this tree's.
 
 - ``execution``: bench/_execution_child.py in process: admit N one-token tasks
@@ -115,7 +118,8 @@ def count_admission(tree: Path, requests: int, workdir: Path) -> int:
     """Instructions of ``orchq serve`` (replicas busy) answering ``requests`` admissions."""
     log_file = workdir / f"admission-{requests}.log"
     db = workdir / f"admission-{requests}.db"
-    argv = [*_cachegrind(log_file), PYTHON, "-m", "harness", "serve", "--host", "127.0.0.1"]
+    # -P: the server starts in this repository, whose tree must not come before PYTHONPATH's.
+    argv = [*_cachegrind(log_file), PYTHON, "-P", "-m", "harness", "serve", "--host", "127.0.0.1"]
     argv += ["--port", "0", "--db", str(db), "--config", str(CONFIGS / "admission-busy.yaml")]
     server = Server("orchq-cachegrind", argv, {"PYTHONPATH": str(tree)}, workdir)
     server.start(timeout_s=600)
@@ -145,18 +149,26 @@ def per_unit(
         for _ in range(repeats):
             with tempfile.TemporaryDirectory(prefix="orchq-icount-") as tmp:
                 runs.append(counter(tree, count, Path(tmp)))
+            log(f"ab_instructions:   {count}: {runs[-1]:,} instructions")
         least[count] = min(runs)
         spread = max(spread, (max(runs) - min(runs)) / min(runs))
     return (least[large] - least[small]) / (large - small), spread
 
 
+def _compiled(tree: Path) -> Path:
+    """``tree`` with its bytecode written: compiling a fresh worktree costs ~440M instructions."""
+    packages = [str(tree / name) for name in ("orchestrator", "harness")]
+    subprocess.run([PYTHON, "-m", "compileall", "-q", *packages], check=True)
+    return tree
+
+
 @contextlib.contextmanager
 def _tree(rev: str | None) -> Iterator[Path]:
     if rev is None:
-        yield ROOT
+        yield _compiled(ROOT)
         return
     with worktree(rev) as tree:
-        yield tree
+        yield _compiled(tree)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     workloads = WORKLOADS if args.workload == "both" else (args.workload,)
     this = args.this or "this tree"
     rows = []
-    with _tree(args.this) as mine, worktree(args.against) as other:
+    with _tree(args.this) as mine, _tree(args.against) as other:
         for workload in workloads:
             counter, unit = COUNTERS[workload]
             counts, spreads = {}, {}
