@@ -4,7 +4,8 @@
 
 Run as a script with the tree under test first on ``PYTHONPATH``: it imports
 only orchestratord's public runtime API, never the ``bench`` package, so the
-same driver measures any commit. It waits for the end by polling every 50 ms
+same driver measures any commit. It runs on the event loop ``orchq serve``
+runs on (uvloop, through ``orchestrator.server.run``). It waits for the end by polling every 50 ms
 rather than every millisecond (as bench/bench_execution.py does), so the
 instructions an idle poll costs stay a negligible share of the count.
 """
@@ -22,6 +23,7 @@ import yaml
 from orchestrator.config import parse_config
 from orchestrator.runtime import Orchestrator
 from orchestrator.schemas import SessionCreate, TaskCreate
+from orchestrator.server import run as run_on_server_loop
 
 POLL_S = 0.05
 
@@ -45,4 +47,4 @@ async def run(tasks: int, raw: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     config = yaml.safe_load(Path(sys.argv[2]).read_text(encoding="utf-8"))
-    asyncio.run(run(int(sys.argv[1]), config))
+    run_on_server_loop(run(int(sys.argv[1]), config))
