@@ -98,6 +98,21 @@ def test_401_carries_a_request_id(
     assert assert_error(echoed, 401, "UNAUTHORIZED")["request_id"] == "auth-trace"
 
 
+@pytest.mark.req("ORCH-0004")
+def test_generated_ids_differ_between_servers(
+    serve: ServeFactory, make_config: Callable[..., Config], connect: HttpFactory
+) -> None:
+    # Generated ids are a per-server random prefix and a counter: two servers
+    # (or one restarted) must not hand out the same ids.
+    seen = set()
+    for _ in range(2):
+        http = connect(serve(make_config()))
+        ids = [assert_request_id(http.get("/healthz")) for _ in range(3)]
+        assert len(set(ids)) == 3
+        assert seen.isdisjoint(ids), ids
+        seen.update(ids)
+
+
 @pytest.mark.req("ORCH-0015")
 def test_a_chunked_413_carries_the_request_id(http: httpx.Client) -> None:
     def body() -> object:
