@@ -8,7 +8,6 @@ where Starlette's ``BaseHTTPMiddleware`` costs tens.
 from __future__ import annotations
 
 import hmac
-import itertools
 import json
 import logging
 import secrets
@@ -51,24 +50,12 @@ class _EdgeHeaders:
                 self.chunked = True
 
 
-class _RequestIds:
-    """The client's ``X-Request-Id`` if usable, else a new id unique to this server process.
-
-    Request ids correlate logs and answers; nothing is guarded by them, so a
-    random prefix per process and a counter serve, without a ``getrandom()``
-    system call per request.
-    """
-
-    def __init__(self) -> None:
-        self._prefix = f"req_{secrets.token_hex(4)}"
-        self._counter = itertools.count()
-
-    def __call__(self, supplied: bytes | None) -> str:
-        if supplied is not None:
-            text = supplied.decode("latin-1")
-            if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable():
-                return text
-        return f"{self._prefix}{next(self._counter):08x}"
+def _request_id(supplied: bytes | None) -> str:
+    if supplied is not None:
+        text = supplied.decode("latin-1")
+        if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable():
+            return text
+    return f"req_{secrets.token_hex(8)}"
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -99,14 +86,13 @@ class EdgeMiddleware:
         self.app = app
         self._token = f"Bearer {auth_token}".encode() if auth_token else None
         self._max_body = max_body_bytes
-        self._request_id = _RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = _EdgeHeaders(scope["headers"])
-        request_id = self._request_id(headers.request_id)
+        request_id = _request_id(headers.request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         encoded_id = request_id.encode("latin-1")
         started = completed = False

@@ -102,8 +102,7 @@ def test_401_carries_a_request_id(
 def test_generated_ids_differ_between_servers(
     serve: ServeFactory, make_config: Callable[..., Config], connect: HttpFactory
 ) -> None:
-    # Generated ids are a per-server random prefix and a counter: two servers
-    # (or one restarted) must not hand out the same ids.
+    # Two servers (or one restarted) must not hand out the same ids.
     seen = set()
     for _ in range(2):
         http = connect(serve(make_config()))
