@@ -22,32 +22,18 @@ log = logging.getLogger("orchestrator.api")
 _MAX_REQUEST_ID = 128
 
 
-class _EdgeHeaders:
-    """The request headers the edge acts on, read in one pass (the first of each counts)."""
+_EDGE_HEADERS = frozenset(
+    (b"authorization", b"content-length", b"content-type", b"transfer-encoding", b"x-request-id")
+)
 
-    __slots__ = ("authorization", "chunked", "content_length", "content_type", "request_id")
 
-    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
-        self.request_id: bytes | None = None
-        self.authorization: bytes | None = None
-        self.content_length: bytes | None = None
-        self.content_type: bytes | None = None
-        self.chunked = False
-        for name, value in headers:
-            if name == b"content-length":
-                if self.content_length is None:
-                    self.content_length = value
-            elif name == b"content-type":
-                if self.content_type is None:
-                    self.content_type = value
-            elif name == b"x-request-id":
-                if self.request_id is None:
-                    self.request_id = value
-            elif name == b"authorization":
-                if self.authorization is None:
-                    self.authorization = value
-            elif name == b"transfer-encoding":
-                self.chunked = True
+def _edge_headers(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The request headers the edge acts on, read in one pass; the first of each counts."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in _EDGE_HEADERS and name not in found:
+            found[name] = value
+    return found
 
 
 def _request_id(supplied: bytes | None) -> str:
@@ -91,8 +77,8 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = _EdgeHeaders(scope["headers"])
-        request_id = _request_id(headers.request_id)
+        headers = _edge_headers(scope["headers"])
+        request_id = _request_id(headers.get(b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
         encoded_id = request_id.encode("latin-1")
         started = completed = False
@@ -123,18 +109,18 @@ class EdgeMiddleware:
         if (
             self._token is not None
             and scope["path"].startswith("/v1/")
-            and not hmac.compare_digest(headers.authorization or b"", self._token)
+            and not hmac.compare_digest(headers.get(b"authorization", b""), self._token)
         ):
             await send_error(
                 send, ApiError(ErrorKind.UNAUTHORIZED, "missing or wrong bearer token"), request_id
             )
             return
 
-        declared = headers.content_length
+        declared = headers.get(b"content-length")
         if scope["method"] in ("POST", "PUT", "PATCH") and declared != b"0":
-            content_type = headers.content_type
+            content_type = headers.get(b"content-type")
             refused = None
-            if content_type is None and (declared is not None or headers.chunked):
+            if content_type is None and (declared is not None or b"transfer-encoding" in headers):
                 refused = "request body must be application/json, and no Content-Type was given"
             elif content_type is not None and not _is_json(content_type):
                 media = content_type.decode("latin-1").split(";", 1)[0].strip() or "empty"
