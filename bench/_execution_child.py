@@ -5,9 +5,10 @@
 Run as a script with the tree under test first on ``PYTHONPATH``: it imports
 only orchestratord's public runtime API, never the ``bench`` package, so the
 same driver measures any commit. It runs on the event loop ``orchq serve``
-runs on (uvloop, through ``orchestrator.server.run``). It waits for the end by polling every 50 ms
-rather than every millisecond (as bench/bench_execution.py does), so the
-instructions an idle poll costs stay a negligible share of the count.
+runs on (uvloop, through ``orchestrator.server.run``), and waits for the end
+by polling every 50 ms rather than every millisecond (as
+bench/bench_execution.py does), so the instructions an idle poll costs stay a
+negligible share of the count.
 """
 
 from __future__ import annotations

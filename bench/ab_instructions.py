@@ -28,7 +28,7 @@ revision checked out into a temporary git worktree, each tree first on
   all. Instructions per task: admission, dispatch, decode and persistence,
   without HTTP.
 - ``admission``: ``orchq serve`` under valgrind on admission-busy.yaml (every
-  replica slot held by a task that never ends, so nothing else runs), and N
+  replica slot held by a task whose token takes 60 s, so nothing else runs), and N
   ``POST /v1/tasks`` from this process over 64 keep-alive connections.
   Instructions per admission over HTTP: uvicorn, the edge, validation, the
   queue and the group-committed insert.
