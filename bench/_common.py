@@ -123,7 +123,8 @@ def orchq_server(
     if diag:
         launcher = [python or PYTHON, "-m", "bench._serve_diag"]
     elif python is not None:
-        launcher = [python, "-m", "harness", "serve"]
+        # -P: started in this repository, the server must still import PYTHONPATH's tree first.
+        launcher = [python, "-P", "-m", "harness", "serve"]
     else:
         launcher = [ORCHQ, "serve"]
     argv = [*launcher, "--host", "127.0.0.1", "--port", "0", "--db", str(db)]

@@ -118,7 +118,7 @@ def count_admission(tree: Path, requests: int, workdir: Path) -> int:
     """Instructions of ``orchq serve`` (replicas busy) answering ``requests`` admissions."""
     log_file = workdir / f"admission-{requests}.log"
     db = workdir / f"admission-{requests}.db"
-    # -P: the server starts in this repository, whose tree must not come before PYTHONPATH's.
+    # -P, as in orchq_server: PYTHONPATH's tree, not this repository's, is measured.
     argv = [*_cachegrind(log_file), PYTHON, "-P", "-m", "harness", "serve", "--host", "127.0.0.1"]
     argv += ["--port", "0", "--db", str(db), "--config", str(CONFIGS / "admission-busy.yaml")]
     server = Server("orchq-cachegrind", argv, {"PYTHONPATH": str(tree)}, workdir)
