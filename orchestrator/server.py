@@ -24,6 +24,7 @@ import uvicorn
 from orchestrator.api import create_app
 from orchestrator.config import Config, ReplicaConfig
 from orchestrator.engines import Engine, build_engine
+from orchestrator.http_protocol import HttpProtocol
 from orchestrator.listeners import listening_sockets, loop_factory, spreads_accepts
 from orchestrator.runtime import Clock
 
@@ -31,6 +32,7 @@ from orchestrator.runtime import Clock
 def _uvicorn_config(app: object, host: str, port: int, access_log: bool) -> uvicorn.Config:
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
+        http=HttpProtocol,
         host=host,
         port=port,
         access_log=access_log,
