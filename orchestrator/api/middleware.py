@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import secrets
+import os
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,7 +41,7 @@ def _request_id(supplied: bytes | None) -> str:
         text = supplied.decode("latin-1")
         if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable():
             return text
-    return f"req_{secrets.token_hex(8)}"
+    return f"req_{os.urandom(8).hex()}"  # secrets.token_hex(8), two calls shorter
 
 
 def _is_json(content_type: bytes) -> bool:

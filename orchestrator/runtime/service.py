@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import secrets
 import time
@@ -75,9 +76,10 @@ def _new_id(prefix: str) -> str:
 
     The millisecond prefix makes inserts land at the right edge of the primary
     key B-tree instead of at random pages, which halved the insert cost under a
-    deep queue; 64 random bits keep IDs unguessable.
+    deep queue; 64 random bits keep IDs unguessable (``secrets.token_hex`` is
+    this ``os.urandom`` behind two more Python calls, on every admission).
     """
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{os.urandom(8).hex()}"
 
 
 class _AttemptMeters:

@@ -52,3 +52,33 @@ def test_canonical_sorts_the_keys_of_every_object() -> None:
     assert dumps_canonical(value) == '{"a":null,"b":[{"a":{"x":3,"y":2},"z":1}]}'
     assert dumps_canonical({"z": 1, "a": 2}) == dumps_canonical({"a": 2, "z": 1})
     assert dumps_canonical({"s": "\udc80"}) == '{"s":"\\udc80"}'
+
+
+def _keys_sorted_everywhere(text: str) -> bool:
+    in_order: list[bool] = []
+
+    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        in_order.append(keys == sorted(keys))
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=check)
+    return all(in_order)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *VALUES,
+        {"top_p": 1.0, "seed": 7, "determinism": "strict", "temperature": 0.5},  # flat, unsorted
+        {"z": (2, 1), "a": 1},  # a tuple in a flat-looking object
+        {"z": {"b": 1, "a": 2}, "a": [{"d": 1, "c": 2}]},
+    ],
+)
+def test_canonical_is_the_same_value_with_every_objects_keys_sorted(value: Any) -> None:
+    text = dumps_canonical(value)
+
+    assert json.loads(text) == json.loads(json.dumps(value))
+    assert _keys_sorted_everywhere(text), text
+    shuffled = dict(reversed(list(value.items())))
+    assert dumps_canonical(shuffled) == text
