@@ -38,7 +38,7 @@ from orchestrator.runtime.channel import TaskChannel
 from orchestrator.runtime.clock import Clock, rfc3339, sleep_at_least
 from orchestrator.runtime.event_writer import EventWriter
 from orchestrator.runtime.pool import Pool, Replica
-from orchestrator.runtime.tasks import LiveTask
+from orchestrator.runtime.tasks import LiveTask, LiveTasks
 from orchestrator.runtime.watchdog import DecodeWatchdog
 from orchestrator.schemas import SessionCreate, TaskCreate
 from orchestrator.store import AttemptRow, EventRow, SessionRow, Store, StoreError, TaskRow
@@ -128,7 +128,7 @@ class Orchestrator:
         self.clock = clock or Clock()
         self._engine_factory = engine_factory
         self.pools: dict[str, Pool] = {}
-        self.live: dict[str, LiveTask] = {}
+        self.live = LiveTasks()
         self.metrics = Metrics(self._snapshot)
         self.fallback_mode: str = config.fallback_mode
         self._store: Store | None = None
@@ -186,7 +186,7 @@ class Orchestrator:
             pool.draining = True
             for replica in pool.replicas:
                 replica.state = "draining"
-        runners = [lt.runner for lt in self.live.values() if lt.runner is not None]
+        runners = [lt.runner for lt in self.live.made() if lt.runner is not None]
         for runner in runners:
             runner.cancel()
         for runner in runners:
@@ -198,7 +198,7 @@ class Orchestrator:
                 await task
         for pool in self.pools.values():
             await pool.stop()
-        for lt in self.live.values():
+        for lt in self.live.made():
             lt.channel.close()
         if self._writer is not None:
             await self._writer.stop()
@@ -337,7 +337,7 @@ class Orchestrator:
         self._open_session(session_id)
         self.store.end_session(session_id, self.clock.now_ms())
         self._sessions.pop(session_id, None)
-        for lt in [lt for lt in self.live.values() if lt.row.session_id == session_id]:
+        for lt in self.live.of_session(session_id):
             self._cancel(lt, "session ended")
 
     # ------------------------------------------------------------ admission
@@ -406,8 +406,7 @@ class Orchestrator:
         except Exception:
             pool.queue.remove(task_id)
             raise
-        lt = self._live_task(row)
-        self.live[task_id] = lt
+        self.live.add_queued(row)
         if admission.evicted is not None:
             self._drop(admission.evicted)
         pool.schedule()
@@ -416,8 +415,8 @@ class Orchestrator:
         except StoreError:
             # Never acknowledged, so never admitted: take it back out.
             pool.queue.remove(task_id)
-            self.live.pop(task_id, None)
-            if lt.runner is not None:
+            lt = self.live.pop(task_id)
+            if lt is not None and lt.runner is not None:
                 lt.runner.cancel()
             raise
         self.metrics.child(self.metrics.tasks_admitted, pool.pool_id, body.priority).inc()
@@ -792,7 +791,7 @@ class Orchestrator:
             row.error, row.finished_ms = error, now
             lt.channel.close()
             lt.channel.release()
-            self.live.pop(row.task_id, None)
+            self.live.pop(row.task_id)
             reason = str(finish_reason) if error is None else str(error["kind"])
             self.metrics.child(
                 self.metrics.tasks_finished, row.pool_id, row.priority, state, reason

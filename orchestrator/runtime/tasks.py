@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.engines import GenerationRequest, Token
@@ -96,3 +97,118 @@ class LiveTask:
     @property
     def strict(self) -> bool:
         return self.request.determinism == "strict"
+
+
+_QueuedEntry = tuple[Any, ...]
+"""A queued task, flat: its row values in ``TaskRow`` field order with ``None`` for
+``params``, its admission time, then its parameters' names and values.
+
+Flat, because a young collection untracks a tuple only once everything in it is
+untracked, and it visits a tuple before the tuples only it refers to: an entry
+holding a nested tuple (or any dict) would stay tracked."""
+
+_SESSION_ID, _PARAMS = 1, 7
+"""Where ``session_id`` and ``params`` are in ``TaskRow``'s fields."""
+_FIELDS = len(fields(TaskRow))
+"""The admission time's index in an entry, after the row's fields."""
+
+
+def _queued_entry(row: TaskRow) -> _QueuedEntry:
+    return (
+        row.task_id,
+        row.session_id,
+        row.admit_seq,
+        row.pool_id,
+        row.priority,
+        row.prompt,
+        row.max_tokens,
+        None,
+        row.seed,
+        row.state,
+        row.replica_id,
+        row.engine,
+        row.engine_version,
+        row.tokens_out,
+        row.finish_reason,
+        row.error,
+        row.created_ms,
+        row.started_ms,
+        row.finished_ms,
+        time.monotonic(),
+        *row.params,
+        *row.params.values(),
+    )
+
+
+def _made(entry: _QueuedEntry) -> LiveTask:
+    values = list(entry[:_FIELDS])
+    names_and_values = entry[_FIELDS + 1 :]
+    half = len(names_and_values) // 2
+    values[_PARAMS] = dict(zip(names_and_values[:half], names_and_values[half:], strict=True))
+    return LiveTask(row=TaskRow(*values), admitted_at=entry[_FIELDS])
+
+
+class LiveTasks:
+    """Every live task by id; a queued task is held as one plain tuple until it is needed.
+
+    Under a flood the backlog grows by thousands of tasks a second, and each
+    object the garbage collector tracks is scanned again by every collection
+    of the generation it has reached: with a ``LiveTask`` and a ``TaskRow`` per
+    queued task, a middle-generation collection took 130-180 ms at a backlog
+    of ~90,000 tasks and stalled every request in flight (bench/RESULTS.md,
+    "A backlog the collector does not scan"). A flat tuple of strings,
+    numbers and ``None`` is untracked by the first young collection that sees
+    it, so a task that only waits costs the collector nothing after that. Its
+    ``LiveTask`` is made the first time anything asks for it (dispatch, a
+    read, a stream, a cancel), with the time it was admitted.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, LiveTask | _QueuedEntry] = {}
+
+    def add_queued(self, row: TaskRow) -> None:
+        """A just-admitted task, held compactly while it waits."""
+        self._tasks[row.task_id] = _queued_entry(row)
+
+    def __setitem__(self, task_id: str, lt: LiveTask) -> None:
+        self._tasks[task_id] = lt
+
+    def get(self, task_id: str) -> LiveTask | None:
+        entry = self._tasks.get(task_id)
+        if entry is None or isinstance(entry, LiveTask):
+            return entry
+        lt = _made(entry)
+        self._tasks[task_id] = lt
+        return lt
+
+    def __getitem__(self, task_id: str) -> LiveTask:
+        lt = self.get(task_id)
+        if lt is None:
+            raise KeyError(task_id)
+        return lt
+
+    def pop(self, task_id: str) -> LiveTask | None:
+        """Forget a task; its ``LiveTask`` if one was made (else there is nothing to undo)."""
+        entry = self._tasks.pop(task_id, None)
+        return entry if isinstance(entry, LiveTask) else None
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def made(self) -> Iterator[LiveTask]:
+        """The tasks whose ``LiveTask`` exists: running, read or streamed. A task still
+        held compactly has no runner and no channel, so it has nothing to stop or close."""
+        return (entry for entry in list(self._tasks.values()) if isinstance(entry, LiveTask))
+
+    def of_session(self, session_id: str) -> list[LiveTask]:
+        """The session's live tasks, made only for the tasks that belong to it."""
+        ids = [
+            task_id
+            for task_id, entry in self._tasks.items()
+            if (entry.row.session_id if isinstance(entry, LiveTask) else entry[_SESSION_ID])
+            == session_id
+        ]
+        return [self[task_id] for task_id in ids]

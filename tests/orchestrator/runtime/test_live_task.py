@@ -1,42 +1,115 @@
 """What a queued task holds in memory.
 
-A backlog keeps one LiveTask per queued task alive through every young GC
-collection; the objects it holds set the length of the middle-generation
-pauses (bench/RESULTS.md, "Fewer objects per queued task"). Its stream channel,
-engine request and token list are made on first use, and a recovered task
+Every object the garbage collector tracks that a queued task keeps alive is
+scanned again by each collection of the generation it reaches, so a backlog's
+objects set the length of the collector's pauses (bench/RESULTS.md, "Fewer
+objects per queued task" and "A backlog the collector does not scan"). A task
+that only waits is one flat tuple, untracked by the first young collection; its
+LiveTask is made when something asks for it. A LiveTask makes its stream
+channel, engine request and token list on first use, and a recovered task
 resumes its stream from the persisted events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 
-from orchestrator.config import parse_config
+from orchestrator.config import Config, parse_config
 from orchestrator.runtime import Orchestrator
-from orchestrator.runtime.tasks import LiveTask
+from orchestrator.runtime.tasks import LiveTask, LiveTasks
 from orchestrator.schemas import SessionCreate, TaskCreate
-from orchestrator.store import EventRow
+from orchestrator.store import EventRow, TaskRow
 from tests.orchestrator.unit.test_store import task
 
 SLOW = {"engine": "mock", "token_delay_ms": 60_000}
 
 
-def test_a_queued_task_makes_its_channel_request_and_tokens_only_when_used(
-    tmp_path: Path,
-) -> None:
-    config = parse_config(
+def _busy_config(tmp_path: Path) -> Config:
+    return parse_config(
         {
             "database": str(tmp_path / "orchq.db"),
             "pools": [
                 {
                     "pool_id": "default",
+                    "queue_capacity": 10_000,
                     "replicas": [{"replica_id": "r1", **SLOW}, {"replica_id": "r2", **SLOW}],
                 }
             ],
         }
     )
+
+
+def test_a_queued_task_is_made_with_its_row_and_admission_time() -> None:
+    row = TaskRow(
+        "task_1", "sess_1", 7, "default", "batch", "a prompt", 16,
+        {"seed": 3, "determinism": "strict", "temperature": 0.5, "top_p": 0.9}, 3, "queued",
+        None, None, None, 0, None, None, 1_000, None, None,
+    )  # fmt: skip
+    live = LiveTasks()
+    before = time.monotonic()
+    live.add_queued(row)
+    after = time.monotonic()
+    time.sleep(0.02)
+
+    lt = live["task_1"]
+
+    assert lt.row == row and lt.row is not row
+    assert before <= lt.admitted_at <= after  # when it was admitted, not when it was made
+    assert live.get("task_1") is lt  # made once
+    assert "task_1" in live and len(live) == 1
+    assert live.pop("task_1") is lt and live.get("task_1") is None
+
+
+def test_a_session_s_tasks_are_found_whether_made_or_not() -> None:
+    live = LiveTasks()
+    for task_id, session_id in [("a", "s1"), ("b", "s2"), ("c", "s1")]:
+        live.add_queued(replace(task(), task_id=task_id, session_id=session_id))
+    made = live["c"]
+
+    assert [lt.row.task_id for lt in live.of_session("s1")] == ["a", "c"]
+    assert live.of_session("s1")[1] is made
+    assert [lt.row.task_id for lt in live.made()] == ["a", "c"]  # b still waits as a tuple
+    assert live.pop("b") is None  # nothing was made for it
+
+
+def test_a_backlog_holds_nothing_the_collector_tracks(tmp_path: Path) -> None:
+    async def run() -> float:
+        orchestrator = Orchestrator(_busy_config(tmp_path))
+        await orchestrator.start()
+        try:
+            session = orchestrator.create_session(SessionCreate())["session_id"]
+            body = TaskCreate(session_id=session, prompt="p", max_tokens=2)
+            for _ in range(20):  # fill the 8 slots, warm every code path up
+                await orchestrator.admit(body)
+            await asyncio.sleep(0)
+            gc.collect()
+            tracked = len(gc.get_objects())
+            backlog = 2_000
+            for _ in range(backlog // 100):
+                await asyncio.gather(*(orchestrator.admit(body) for _ in range(100)))
+            await asyncio.sleep(0)
+            gc.collect(0)  # one young collection, as under load
+            return (len(gc.get_objects()) - tracked) / backlog
+        finally:
+            await orchestrator.stop()
+
+    gc.disable()  # only the explicit collections above
+    try:
+        per_task = asyncio.run(run())
+    finally:
+        gc.enable()
+    assert per_task < 0.05, f"{per_task:.2f} tracked objects per queued task"
+
+
+def test_a_queued_task_makes_its_channel_request_and_tokens_only_when_used(
+    tmp_path: Path,
+) -> None:
+    config = _busy_config(tmp_path)
 
     async def run() -> list[tuple[bool, bool, bool]]:
         orchestrator = Orchestrator(config)
