@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import marshal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -99,76 +100,73 @@ class LiveTask:
         return self.request.determinism == "strict"
 
 
-_QueuedEntry = tuple[Any, ...]
-"""A queued task, flat: its row values in ``TaskRow`` field order with ``None`` for
-``params``, its admission time, then its parameters' names and values.
-
-Flat, because a young collection untracks a tuple only once everything in it is
-untracked, and it visits a tuple before the tuples only it refers to: an entry
-holding a nested tuple (or any dict) would stay tracked."""
-
-_SESSION_ID, _PARAMS = 1, 7
-"""Where ``session_id`` and ``params`` are in ``TaskRow``'s fields."""
-_FIELDS = len(fields(TaskRow))
-"""The admission time's index in an entry, after the row's fields."""
+_QUEUED_FIELDS = len(fields(TaskRow))
+"""An entry holds the row's fields in order, then the admission time."""
 
 
-def _queued_entry(row: TaskRow) -> _QueuedEntry:
-    return (
-        row.task_id,
-        row.session_id,
-        row.admit_seq,
-        row.pool_id,
-        row.priority,
-        row.prompt,
-        row.max_tokens,
-        None,
-        row.seed,
-        row.state,
-        row.replica_id,
-        row.engine,
-        row.engine_version,
-        row.tokens_out,
-        row.finish_reason,
-        row.error,
-        row.created_ms,
-        row.started_ms,
-        row.finished_ms,
-        time.monotonic(),
-        *row.params,
-        *row.params.values(),
+def _queued_entry(row: TaskRow) -> bytes:
+    """The row and its admission time, as bytes: an object the collector never tracks.
+
+    A tuple of the same values is tracked from birth until a collection
+    untracks it, so every young collection would still scan the tasks
+    admitted since the last one (under a flood, most of what it scans).
+    ``marshal`` encodes these plain values in about a microsecond, and only
+    within this process (its format is not a storage format).
+    """
+    return marshal.dumps(
+        (
+            row.task_id,
+            row.session_id,
+            row.admit_seq,
+            row.pool_id,
+            row.priority,
+            row.prompt,
+            row.max_tokens,
+            row.params,
+            row.seed,
+            row.state,
+            row.replica_id,
+            row.engine,
+            row.engine_version,
+            row.tokens_out,
+            row.finish_reason,
+            row.error,
+            row.created_ms,
+            row.started_ms,
+            row.finished_ms,
+            time.monotonic(),
+        )
     )
 
 
-def _made(entry: _QueuedEntry) -> LiveTask:
-    values = list(entry[:_FIELDS])
-    names_and_values = entry[_FIELDS + 1 :]
-    half = len(names_and_values) // 2
-    values[_PARAMS] = dict(zip(names_and_values[:half], names_and_values[half:], strict=True))
-    return LiveTask(row=TaskRow(*values), admitted_at=entry[_FIELDS])
+def _made(entry: bytes) -> LiveTask:
+    values = marshal.loads(entry)
+    return LiveTask(row=TaskRow(*values[:_QUEUED_FIELDS]), admitted_at=values[_QUEUED_FIELDS])
 
 
 class LiveTasks:
-    """Every live task by id; a queued task is held as one plain tuple until it is needed.
+    """Every live task by id; a queued task is held as bytes until it is needed.
 
     Under a flood the backlog grows by thousands of tasks a second, and each
     object the garbage collector tracks is scanned again by every collection
     of the generation it has reached: with a ``LiveTask`` and a ``TaskRow`` per
     queued task, a middle-generation collection took 130-180 ms at a backlog
     of ~90,000 tasks and stalled every request in flight (bench/RESULTS.md,
-    "A backlog the collector does not scan"). A flat tuple of strings,
-    numbers and ``None`` is untracked by the first young collection that sees
-    it, so a task that only waits costs the collector nothing after that. Its
-    ``LiveTask`` is made the first time anything asks for it (dispatch, a
-    read, a stream, a cancel), with the time it was admitted.
+    "A backlog the collector does not scan"). A task that only waits is held
+    as bytes, which the collector never tracks, and its ``LiveTask`` is made
+    the first time anything asks for it (dispatch, a read, a stream, a
+    cancel), with the time it was admitted.
     """
 
     def __init__(self) -> None:
-        self._tasks: dict[str, LiveTask | _QueuedEntry] = {}
+        self._tasks: dict[str, LiveTask | bytes] = {}
 
     def add_queued(self, row: TaskRow) -> None:
         """A just-admitted task, held compactly while it waits."""
-        self._tasks[row.task_id] = _queued_entry(row)
+        try:
+            self._tasks[row.task_id] = _queued_entry(row)
+        except ValueError:  # a value marshal cannot encode: keep the task as it is
+            self._tasks[row.task_id] = LiveTask(row=row)
 
     def __setitem__(self, task_id: str, lt: LiveTask) -> None:
         self._tasks[task_id] = lt
@@ -204,11 +202,17 @@ class LiveTasks:
         return (entry for entry in list(self._tasks.values()) if isinstance(entry, LiveTask))
 
     def of_session(self, session_id: str) -> list[LiveTask]:
-        """The session's live tasks, made only for the tasks that belong to it."""
-        ids = [
-            task_id
-            for task_id, entry in self._tasks.items()
-            if (entry.row.session_id if isinstance(entry, LiveTask) else entry[_SESSION_ID])
-            == session_id
-        ]
-        return [self[task_id] for task_id in ids]
+        """The session's live tasks, making only theirs.
+
+        marshal writes a string's UTF-8 bytes as they are, so an entry that does
+        not contain them is another session's; one that does is decoded to be sure.
+        """
+        needle = session_id.encode("utf-8", "surrogatepass")
+        found = []
+        for task_id, entry in list(self._tasks.items()):
+            if isinstance(entry, LiveTask):
+                if entry.row.session_id == session_id:
+                    found.append(entry)
+            elif needle in entry and (lt := self[task_id]).row.session_id == session_id:
+                found.append(lt)
+        return found
