@@ -65,12 +65,14 @@ async def serve(
     if spreads_accepts(asyncio.get_running_loop()):
         sockets = listening_sockets(host, port)
     serving = asyncio.create_task(server.serve(sockets=sockets))
-    # Queued tasks are many small long-lived objects: full collections over them
-    # stalled admissions by 60-190 ms (bench/RESULTS.md), so the older
-    # generations are collected rarely and what was alive at start-up never
-    # again. A young collection scans every object allocated since the last
-    # one, and under a backlog nearly all of them survive: its pause grows with
-    # the first threshold (12 ms at 50,000, 2.5 ms at 10,000, same total work).
+    # A queued task is held as bytes the collector never tracks
+    # (runtime.tasks.LiveTasks); before, a backlog of tracked objects made
+    # collections of the older generations stall admissions by 55-190 ms
+    # (bench/RESULTS.md). Those generations are still collected rarely, since a
+    # task read or streamed while it waits becomes tracked again, and what was
+    # alive at start-up never. The young threshold is the one measured with a
+    # tracked backlog (2.5 ms pauses at 10,000); with none, young collections
+    # find little alive and rarely take over a millisecond.
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
     while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no startup event)

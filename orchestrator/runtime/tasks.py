@@ -113,30 +113,7 @@ def _queued_entry(row: TaskRow) -> bytes:
     ``marshal`` encodes these plain values in about a microsecond, and only
     within this process (its format is not a storage format).
     """
-    return marshal.dumps(
-        (
-            row.task_id,
-            row.session_id,
-            row.admit_seq,
-            row.pool_id,
-            row.priority,
-            row.prompt,
-            row.max_tokens,
-            row.params,
-            row.seed,
-            row.state,
-            row.replica_id,
-            row.engine,
-            row.engine_version,
-            row.tokens_out,
-            row.finish_reason,
-            row.error,
-            row.created_ms,
-            row.started_ms,
-            row.finished_ms,
-            time.monotonic(),
-        )
-    )
+    return marshal.dumps((*row.values(), time.monotonic()))
 
 
 def _made(entry: bytes) -> LiveTask:

@@ -65,6 +65,34 @@ class TaskRow:
     started_ms: int | None
     finished_ms: int | None
 
+    def values(self) -> tuple[Any, ...]:
+        """The fields in declaration order: ``dataclasses.astuple`` without its deep copy."""
+        return (
+            self.task_id,
+            self.session_id,
+            self.admit_seq,
+            self.pool_id,
+            self.priority,
+            self.prompt,
+            self.max_tokens,
+            self.params,
+            self.seed,
+            self.state,
+            self.replica_id,
+            self.engine,
+            self.engine_version,
+            self.tokens_out,
+            self.finish_reason,
+            self.error,
+            self.created_ms,
+            self.started_ms,
+            self.finished_ms,
+        )
+
+
+_PARAMS, _ERROR = 7, 15
+"""Where the JSON columns are in ``TaskRow.values()`` and in a ``tasks`` row."""
+
 
 @dataclass
 class AttemptRow:
@@ -112,33 +140,21 @@ _UPDATE_TASK: dict[tuple[str, ...], str] = {}
 
 
 def _task_values(row: TaskRow) -> tuple[Any, ...]:
+    values = row.values()
+    error = None if row.error is None else dumps_canonical(row.error)
     return (
-        row.task_id,
-        row.session_id,
-        row.admit_seq,
-        row.pool_id,
-        row.priority,
-        row.prompt,
-        row.max_tokens,
+        *values[:_PARAMS],
         dumps_canonical(row.params),
-        row.seed,
-        row.state,
-        row.replica_id,
-        row.engine,
-        row.engine_version,
-        row.tokens_out,
-        row.finish_reason,
-        None if row.error is None else dumps_canonical(row.error),
-        row.created_ms,
-        row.started_ms,
-        row.finished_ms,
+        *values[_PARAMS + 1 : _ERROR],
+        error,
+        *values[_ERROR + 1 :],
     )
 
 
 def _task(row: tuple[Any, ...]) -> TaskRow:
     values = list(row)
-    values[7] = json.loads(values[7])
-    values[15] = json.loads(values[15]) if values[15] is not None else None
+    values[_PARAMS] = json.loads(values[_PARAMS])
+    values[_ERROR] = json.loads(values[_ERROR]) if values[_ERROR] is not None else None
     return TaskRow(*values)
 
 

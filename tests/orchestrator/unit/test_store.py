@@ -6,6 +6,7 @@ Spec: ORCH-0138, ORCH-0139.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -204,3 +205,8 @@ def test_a_failing_deferred_write_is_rolled_back_alone_and_still_publishes(
     with sqlite3.connect(store.path) as reader:
         states = dict(reader.execute("SELECT task_id, state FROM tasks"))
     assert states == {"t1": "queued", "t2": "completed", "t3": "queued"}
+
+
+def test_a_task_row_s_values_are_its_fields_in_order() -> None:
+    row = TaskRow(*(f"value {n}" for n in range(len(dataclasses.fields(TaskRow)))))
+    assert row.values() == dataclasses.astuple(row)
