@@ -7,8 +7,8 @@ socket at once when nothing is buffered, so every response cost two
 ``write()`` system calls and two TCP segments. Over loopback a segment's
 whole trip (the sender's TCP stack, the receiver's softirq, waking the
 client) runs in the sending call: a profile of the admission benchmark put
-16 % of the server's CPU under those writes (bench/RESULTS.md, "One write per
-response").
+16 % of the server's CPU under those writes (bench/RESULTS.md, "A backlog the
+collector does not scan", under "One write per response").
 
 :class:`HttpProtocol` gives uvicorn's connection a :class:`HeadHoldingTransport`
 that keeps a response's head until the next write, the body's, and sends the

@@ -67,7 +67,7 @@ async def serve(
     serving = asyncio.create_task(server.serve(sockets=sockets))
     # A queued task is held as bytes the collector never tracks
     # (runtime.tasks.LiveTasks); before, a backlog of tracked objects made
-    # collections of the older generations stall admissions by 55-190 ms
+    # collections of the older generations stall admissions by 55-300 ms
     # (bench/RESULTS.md). Those generations are still collected rarely, since a
     # task read or streamed while it waits becomes tracked again, and what was
     # alive at start-up never. The young threshold is the one measured with a

@@ -127,12 +127,12 @@ class LiveTasks:
     Under a flood the backlog grows by thousands of tasks a second, and each
     object the garbage collector tracks is scanned again by every collection
     of the generation it has reached: with a ``LiveTask`` and a ``TaskRow`` per
-    queued task, a middle-generation collection took 130-180 ms at a backlog
-    of ~90,000 tasks and stalled every request in flight (bench/RESULTS.md,
-    "A backlog the collector does not scan"). A task that only waits is held
-    as bytes, which the collector never tracks, and its ``LiveTask`` is made
-    the first time anything asks for it (dispatch, a read, a stream, a
-    cancel), with the time it was admitted.
+    queued task, a middle-generation collection took 55-300 ms under the
+    admission benchmark's backlog and stalled every request in flight
+    (bench/RESULTS.md, "A backlog the collector does not scan"). A task that
+    only waits is held as bytes, which the collector never tracks, and its
+    ``LiveTask`` is made the first time anything asks for it (dispatch, a
+    read, a stream, a cancel), with the time it was admitted.
     """
 
     def __init__(self) -> None:
@@ -174,8 +174,10 @@ class LiveTasks:
         return len(self._tasks)
 
     def made(self) -> Iterator[LiveTask]:
-        """The tasks whose ``LiveTask`` exists: running, read or streamed. A task still
-        held compactly has no runner and no channel, so it has nothing to stop or close."""
+        """The tasks whose ``LiveTask`` exists: running, read or streamed.
+
+        A task still held as bytes has no runner and no channel: nothing to stop or close.
+        """
         return (entry for entry in list(self._tasks.values()) if isinstance(entry, LiveTask))
 
     def of_session(self, session_id: str) -> list[LiveTask]:
