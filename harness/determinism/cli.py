@@ -5,8 +5,9 @@ ephemeral loopback port, a temporary database, the config loader of ``orchq
 run``) and stops it afterwards. Exit codes (:mod:`harness.exitcodes`): 0 when
 every seed gave exactly one output on the required replicas and distinct seeds
 diverged (>= 15/16 of them); 1 on any divergence, missing replica coverage or a
-task that did not complete; 2 for a bad command line, a bad config or a target
-that cannot be reached or refuses us (one line, never a traceback).
+task that did not complete or sent no ``started``; 2 for a bad command line, a
+bad config or a target that cannot be reached or refuses us (one line, never a
+traceback).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def run_command(
         except OrchUnreachable as exc:
             _fail(str(exc), exitcodes.USAGE)
         except ProbeError as exc:
-            _fail(f"a strict task did not complete: {exc}", exitcodes.TESTS_FAILED)
+            _fail(f"a strict task could not be counted: {exc}", exitcodes.TESTS_FAILED)
         except OrchError as exc:
             _fail(f"{target} refused the probe: {str(exc).splitlines()[0]}", exitcodes.USAGE)
         except OrchClientError as exc:

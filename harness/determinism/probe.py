@@ -115,9 +115,16 @@ async def run_strict(
     except OrchError as exc:
         raise ProbeError(f"seed {seed}: admission refused: {exc}") from exc
     result = await client.collect_stream(admitted.task_id, reconnect=False)
-    if result.error is not None or result.started is None:
-        what = f"{result.error.kind}: {result.error.message}" if result.error else "no started"
-        raise ProbeError(f"seed {seed}: task {admitted.task_id} did not complete ({what})")
+    if result.error is not None:
+        raise ProbeError(
+            f"seed {seed}: task {admitted.task_id} did not complete "
+            f"({result.error.kind}: {result.error.message})"
+        )
+    if result.started is None:
+        raise ProbeError(
+            f"seed {seed}: task {admitted.task_id} ended without its `started` event "
+            "(ORCH-0077: once per task), so the replica that ran it is unknown"
+        )
     started = result.started
     return Output(
         seed=seed,
@@ -273,10 +280,16 @@ class Sweep:
         """The negative control: distinct seeds must diverge, or the probe is blind."""
         if self.distinct_outputs >= self.min_distinct:
             return []
+        empty = [row.seed for row in self.rows if row.outputs and not row.outputs[0].tokens]
+        why = (
+            f"{len(empty)} seed(s) gave no token at all ({_seeds(empty)}): the engine stops "
+            "at once on this prompt, so there is nothing to compare; use a --prompt it continues"
+            if empty
+            else "the seed does not reach the engine, so the byte-exact check cannot see drift"
+        )
         return [
             f"control for ORCH-0113 failed: {len(self.rows)} distinct seeds gave only "
-            f"{self.distinct_outputs} distinct outputs (need >= {self.min_distinct}): the seed "
-            "does not reach the engine, so the byte-exact check cannot see drift"
+            f"{self.distinct_outputs} distinct outputs (need >= {self.min_distinct}): {why}"
         ]
 
     @property

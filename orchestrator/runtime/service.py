@@ -551,6 +551,9 @@ class Orchestrator:
             ).inc()
             lt.attempt_open = None
             if failure is None:
+                if not lt.started_sent:  # the engine stopped at once: `started` goes with `end`
+                    lt.channel.hold()  # and, like it, is seen only once committed
+                    self._emit_started(lt, replica)
                 reason = finish_reason(len(lt.sent), row.max_tokens)
                 self._finish(
                     lt,
@@ -683,6 +686,27 @@ class Orchestrator:
         row = lt.channel.append(event, payload)
         self.writer.add(lt.row.task_id, row.seq, event, payload)
 
+    def _emit_started(self, lt: LiveTask, replica: Replica) -> None:
+        """The task's one ``started`` event (ORCH-0077); callers check ``lt.started_sent``.
+
+        Sent just before the first token, or just before ``end`` when an engine
+        stops at once: a task that completed ran on a replica, and clients such as
+        the determinism probe learn which one, and its seed, from this event.
+        """
+        lt.started_sent = True
+        self._emit(
+            lt,
+            "started",
+            {
+                "task_id": lt.row.task_id,
+                "replica_id": replica.replica_id,
+                "engine": replica.engine.name,
+                "engine_version": replica.engine.version,
+                "seed": lt.row.seed,
+                "sampler_profile_version": lt.request.sampler_profile_version,
+            },
+        )
+
     def _emit_token(
         self, lt: LiveTask, replica: Replica, meters: _AttemptMeters, index: int, token: Token
     ) -> None:
@@ -692,19 +716,7 @@ class Orchestrator:
             # Released by the commit that persists it (see _decode, _finish).
             lt.channel.hold()
         if not lt.started_sent:
-            lt.started_sent = True
-            self._emit(
-                lt,
-                "started",
-                {
-                    "task_id": lt.row.task_id,
-                    "replica_id": replica.replica_id,
-                    "engine": replica.engine.name,
-                    "engine_version": replica.engine.version,
-                    "seed": lt.row.seed,
-                    "sampler_profile_version": lt.request.sampler_profile_version,
-                },
-            )
+            self._emit_started(lt, replica)
         self._emit(lt, "token", {"index": index, "text": token.text, "token_id": token.token_id})
         lt.sent.append(Token(index, token.text, token.token_id))
         now = time.monotonic()

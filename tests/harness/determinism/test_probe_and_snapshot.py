@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from types import SimpleNamespace
+from typing import Any, cast
 
-from harness.determinism.probe import Output, SeedRow, Sweep, TokenSeq, diverging_seeds
+import pytest
+
+from harness.determinism.probe import (
+    Output,
+    ProbeError,
+    SeedRow,
+    Sweep,
+    TokenSeq,
+    diverging_seeds,
+    run_strict,
+)
 from harness.determinism.snapshot import (
     DeterminismSnapshotExtension,
     describe_drift,
@@ -12,6 +25,8 @@ from harness.determinism.snapshot import (
     render_document,
     snapshot_document,
 )
+from orchestrator.client import AsyncOrchClient, StreamResult
+from orchestrator.schemas import EndData
 
 
 def out(seed: int, replica: str, tokens: TokenSeq, seconds: float = 0.01) -> Output:
@@ -55,6 +70,35 @@ def test_control_needs_15_of_16_distinct_seeds() -> None:
     same = {s: [out(s, "r1", toks(1)), out(s, "r2", toks(1))] for s in range(64)}
     assert sweep_of(same).control_problems()[0].startswith("control for ORCH-0113")
     assert not sweep_of(same).ok
+
+
+def test_control_names_seeds_that_gave_no_token_rather_than_blaming_the_seed() -> None:
+    rows = {s: [out(s, "r1", toks(s)), out(s, "r2", toks(s))] for s in range(64)}
+    blind = sweep_of(rows | {s: [out(s, "r1", ()), out(s, "r2", ())] for s in range(8)})
+    [problem] = blind.control_problems()
+    assert "57 distinct outputs" in problem, problem
+    assert "8 seed(s) gave no token at all (0, 1, 2, 3, 4, 5, 6, 7)" in problem, problem
+    assert "--prompt" in problem and "does not reach the engine" not in problem, problem
+
+
+class _EndsWithoutStarted:
+    """A client whose server completes a task but never sends its ``started`` event."""
+
+    async def submit_task(self, session_id: str, prompt: str, **_: Any) -> SimpleNamespace:
+        return SimpleNamespace(task_id="task_x")
+
+    async def collect_stream(self, task_id: str, **_: Any) -> StreamResult:
+        end = EndData(tokens_out=0, finish_reason="stop", seed=5)
+        return StreamResult(task_id, None, [], end, None, 1, [])
+
+
+def test_a_completed_task_without_started_is_named_as_breaking_orch_0077() -> None:
+    client = cast(AsyncOrchClient, _EndsWithoutStarted())
+    with pytest.raises(ProbeError) as caught:
+        asyncio.run(run_strict(client, "sess_x", 5))
+    message = str(caught.value)
+    assert "seed 5: task task_x ended without its `started` event" in message, message
+    assert "ORCH-0077" in message, message
 
 
 def test_diverging_seeds_compares_by_seed() -> None:

@@ -106,8 +106,9 @@ def read_stream(base_url: str, task_id: str, *, timeout: float = 30.0) -> list[R
 def check_stream(events: list[RawEvent]) -> RawEvent:
     """The stream invariants every task must keep, whatever went wrong; returns the terminal.
 
-    Ids 1..n without gap or repeat; at most one ``started``, before any token;
-    token indices 0..k-1 without gap or repeat; exactly one terminal event, last.
+    Ids 1..n without gap or repeat; at most one ``started``, before any token, and
+    exactly one if the task completed; token indices 0..k-1 without gap or repeat;
+    exactly one terminal event, last.
     """
     assert events, "empty stream"
     assert [e.id for e in events] == list(range(1, len(events) + 1)), [e.id for e in events]
@@ -116,6 +117,8 @@ def check_stream(events: list[RawEvent]) -> RawEvent:
     assert events[-1] is terminals[0], f"events after the terminal one: {events}"
     started = [i for i, e in enumerate(events) if e.event == "started"]
     assert len(started) <= 1, f"several started events: {started}"
+    if terminals[0].event == "end":
+        assert started, f"a completed task without its started event: {events}"
     token_positions = [i for i, e in enumerate(events) if e.event == "token"]
     if token_positions:
         assert started and started[0] < token_positions[0], "token before started"

@@ -29,6 +29,7 @@ from tests.orchestrator.faults.faultkit import (
     Orch,
     assert_slots_free,
     attempt_rows,
+    read_stream,
     replica_states,
 )
 from tests.support import pool, wait_until
@@ -90,6 +91,18 @@ def sse_tokens_then(count: int, failure: str) -> Callable[[httpx.Request], httpx
         return event_stream(stream())
 
     return handler
+
+
+def stops_at_once(request: httpx.Request) -> httpx.Response:
+    """The model ends the completion before its first token: a finish chunk with no text."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        choice = {"index": 0, "text": "", "finish_reason": "stop"}
+        chunk = {"id": "cmpl-1", "object": "text_completion", "model": MODEL, "choices": [choice]}
+        yield f"data: {json.dumps(chunk)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    return event_stream(stream())
 
 
 def too_many_requests(retry_after: str) -> httpx.Response:
@@ -296,6 +309,31 @@ def test_unreachable_engine_marks_the_replica_down_and_the_task_moves_on(
     assert len(a.completion_calls) == 1
     assert len(b.completion_calls) == 3
     assert_slots_free(o.client)
+
+
+@pytest.mark.req("ORCH-0077", "ORCH-0079", "ORCH-0085")
+def test_a_task_the_engine_ends_before_any_token_still_has_its_started_event(
+    router: respx.MockRouter, start: Callable[..., Orch]
+) -> None:
+    FakeEngine(ENGINE_A, [stops_at_once]).mount(router)
+    o = start(openai_pool(ENGINE_A))
+
+    run = o.run("say nothing", max_tokens=8, seed=77, determinism="strict")
+
+    assert run.kinds == ["started", "end"]
+    assert run.events[0].data == {
+        "task_id": run.task_id,
+        "replica_id": "r1",
+        "engine": "openai",
+        "engine_version": f"openai:{MODEL}",
+        "seed": 77,
+        "sampler_profile_version": "v1",
+    }
+    assert run.terminal.data == {"tokens_out": 0, "finish_reason": "stop", "seed": 77}
+    assert (run.task.state, run.task.tokens_out) == ("completed", 0)
+    assert attempt_rows(run.task) == [(1, "r1", "completed", None)]
+    # The finished task replays the same two events from the database.
+    assert read_stream(o.url, run.task_id) == run.events
 
 
 @pytest.mark.req("ORCH-0104", "ORCH-0106")
