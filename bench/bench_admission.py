@@ -1,12 +1,15 @@
 """Admission throughput: ``POST /v1/tasks`` under wrk, orchestratord against a bare baseline.
 
     .venv/bin/python -m bench.bench_admission [--rounds 3] [--duration 10] [--connections 64]
+        [--neighbours 2]
 
 Each round starts both servers fresh (temporary databases), one after the
 other, alternating which goes first, and runs ``wrk -t1 -c64 -d10s --latency``
 with bench/wrk/post_task.lua against each, after a short warm-up run. The
 baseline (bench/baseline_app.py) decodes the JSON and does one SQLite insert.
 Targets: orchestratord >= 60 % of the baseline's req/s, p99 <= 25 ms.
+``--neighbours N`` runs everything beside N CPU-bound processes: the host at
+its slowest, on demand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import httpx
 from bench._common import (
     WRK_DIR,
     WrkResult,
+    busy_neighbours,
     ensure_wrk,
     fmt,
     log,
@@ -119,24 +123,29 @@ def bench(
     warmup_s: int = 2,
     with_stdlib_loop: bool = False,
     config: str = CONFIG,
+    neighbours: int = 0,
 ) -> dict[str, Any]:
-    """``with_stdlib_loop`` adds ``orchq+asyncio`` (bench/_serve_diag.py): a diagnostic."""
+    """``with_stdlib_loop`` adds ``orchq+asyncio`` (bench/_serve_diag.py): a diagnostic.
+
+    ``neighbours``: CPU-bound processes running beside every round (a loaded host).
+    """
     ensure_wrk()
     runs: list[AdmissionRun] = []
     kinds = ["baseline", "orchq", *(["orchq+asyncio"] if with_stdlib_loop else [])]
-    for round_no in range(1, rounds + 1):
-        order = kinds if round_no % 2 else kinds[::-1]
-        for kind in order:
-            runs.append(
-                one_run(
-                    kind,
-                    round_no,
-                    duration_s=duration_s,
-                    connections=connections,
-                    warmup_s=warmup_s,
-                    config=config,
+    with busy_neighbours(neighbours):
+        for round_no in range(1, rounds + 1):
+            order = kinds if round_no % 2 else kinds[::-1]
+            for kind in order:
+                runs.append(
+                    one_run(
+                        kind,
+                        round_no,
+                        duration_s=duration_s,
+                        connections=connections,
+                        warmup_s=warmup_s,
+                        config=config,
+                    )
                 )
-            )
     ours = [r for r in runs if r.server == "orchq"]
     base = [r for r in runs if r.server == "baseline"]
     per_round_ratio = [
@@ -169,6 +178,7 @@ def bench(
             "connections": connections,
             "threads": 1,
             "warmup_s": warmup_s,
+            "neighbours": neighbours,
         },
         "runs": [
             {**asdict(r), "wrk": {k: v for k, v in asdict(r.wrk).items() if k != "raw"}}
@@ -234,6 +244,12 @@ def render(result: dict[str, Any]) -> str:
             ],
         ),
     ]
+    if result["params"].get("neighbours"):
+        out += [
+            "",
+            f"Both servers ran beside {result['params']['neighbours']} CPU-bound neighbour "
+            "process(es) (`--neighbours`): a loaded host.",
+        ]
     if "stdlib_loop_rps" in s:
         out += [
             "",
@@ -255,6 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--with-stdlib-loop", action="store_true", help="Add orchq on the stdlib asyncio loop."
     )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="Run beside this many CPU-bound processes (2 on this 2-core host: its slow end).",
+    )
     parser.add_argument("--json", default=None, help="Also write the results here.")
     parser.add_argument(
         "--config",
@@ -271,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         args.warmup,
         args.with_stdlib_loop,
         args.config,
+        args.neighbours,
     )
     print(render(result))
     if args.json:
