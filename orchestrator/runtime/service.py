@@ -552,7 +552,6 @@ class Orchestrator:
             lt.attempt_open = None
             if failure is None:
                 if not lt.started_sent:  # the engine stopped at once: `started` goes with `end`
-                    lt.channel.hold()  # and, like it, is seen only once committed
                     self._emit_started(lt, replica)
                 reason = finish_reason(len(lt.sent), row.max_tokens)
                 self._finish(
@@ -691,8 +690,11 @@ class Orchestrator:
 
         Sent just before the first token, or just before ``end`` when an engine
         stops at once: a task that completed ran on a replica, and clients such as
-        the determinism probe learn which one, and its seed, from this event.
+        the determinism probe learn which one, and its seed, from this event. Like
+        what follows it, readers see it only once it is committed (the channel is
+        held; released by the commit that persists it).
         """
+        lt.channel.hold()
         lt.started_sent = True
         self._emit(
             lt,
