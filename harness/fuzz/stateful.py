@@ -45,7 +45,7 @@ def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMac
         ) -> None:
             __tracebackhide__ = True
             target.record(case, response)
-            validate(case, response, **kwargs)
+            validate(case, response, recorder=self.recorder, **kwargs)
 
     return OrchQueueMachine
 
