@@ -268,6 +268,7 @@ async def cancel_task(request: Request, task_id: str) -> JSONResponse:
             "ORCH-0086",
             "ORCH-0087",
             "ORCH-0117",
+            "ORCH-0200",
         ]
     },
     tags=["tasks"],
