@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import schemathesis
 
 from harness.fuzz import config
+from harness.fuzz.contract import contract_path
 from harness.fuzz.runner import load_contract
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,3 +42,22 @@ def test_the_contract_is_fuzzed_with_the_committed_expectations() -> None:
     statuses = schema.config.checks_config_for(operation=create_task)
     assert "410" in statuses.positive_data_acceptance.expected_statuses
     assert "503" in statuses.not_a_server_error.expected_statuses
+
+
+@pytest.mark.parametrize(("checks_option", "exception_holds"), [(None, True), (["all"], False)])
+def test_the_exception_holds_unless_the_command_line_names_the_checks(
+    checks_option: list[str] | None, exception_holds: bool
+) -> None:
+    """What ``st run`` does with ``--checks``: the command line outranks the file.
+
+    So the documented command has no ``--checks`` (the file enables every check
+    itself), and ``--checks all`` would turn the one exception back on.
+    """
+    loaded = config.schemathesis_config()
+    loaded.projects.override.checks.update(included_check_names=checks_option)
+    schema = schemathesis.openapi.from_path(contract_path(), config=loaded)
+    get_task = schema.find_operation_by_id("getTask")
+    enabled = schema.config.checks_config_for(operation=get_task, phase="stateful")
+    assert enabled.use_after_free.enabled is not exception_holds
+    get_session = schema.find_operation_by_id("getSession")
+    assert schema.config.checks_config_for(operation=get_session).use_after_free.enabled
