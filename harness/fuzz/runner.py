@@ -34,13 +34,15 @@ REQUEST_TIMEOUT_S = 30.0
 class FuzzTarget:
     """Where requests go: base URL, extra headers (auth), one keep-alive session.
 
-    ``seen`` counts (operationId, status) pairs: what a run actually reached.
+    ``seen`` counts (operationId, status) pairs: what a run actually reached;
+    ``failures`` keeps the check failures a stateful run saw, in order.
     """
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
     seen: Counter[tuple[str, int]] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
 
     @property
     def cases(self) -> int:
