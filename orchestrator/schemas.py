@@ -46,7 +46,16 @@ class SessionCreate(_Request):
         return self
 
 
+STRICT_NEEDS_SEED: dict[str, Any] = {
+    "if": {"required": ["determinism"], "properties": {"determinism": {"const": "strict"}}},
+    "then": {"required": ["seed"], "properties": {"seed": {"type": "integer"}}},
+}
+"""ORCH-0041 in JSON Schema: ``strict`` needs an integer ``seed`` (declared on ``TaskParams``)."""
+
+
 class TaskParams(_Request):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=STRICT_NEEDS_SEED)
+
     seed: Annotated[int, Field(ge=0, le=MAX_SEED), JsonInt] | None = None
     sampler_profile_version: Annotated[Text, Field(min_length=1, max_length=64)] = "v1"
     determinism: Determinism = "best_effort"

@@ -1,11 +1,11 @@
 """Schemathesis checks for OrchQueue v1, and ORCH IDs on every failure.
 
-Built-in checks (status codes, content types, response schemas and
-headers, negative data refused) run next to ours (no 500 or undeclared 5xx,
-:mod:`harness.fuzz.wire`, :mod:`harness.fuzz.sse`). :func:`validate` runs
-the set that fits a response and turns Schemathesis' failure group into one
-``AssertionError`` whose every line starts with the ORCH IDs of the broken
-requirement, followed by a curl line that reproduces the request.
+Schemathesis's built-in checks, as the project's ``schemathesis.toml`` enables
+and configures them (:mod:`harness.fuzz.config`, the same set ``st run`` uses),
+run next to ours (:mod:`harness.fuzz.wire`, :mod:`harness.fuzz.sse`).
+:func:`validate` turns Schemathesis' failure group into one ``AssertionError``
+whose every line starts with the ORCH IDs of the broken requirement, followed
+by a curl line that reproduces the request.
 """
 
 from __future__ import annotations
@@ -22,20 +22,19 @@ from schemathesis.core.failures import (
     MalformedJson,
     ServerError,
 )
+from schemathesis.engine.recorder import ScenarioRecorder
 from schemathesis.openapi.checks import (
+    AllowHeaderMismatch,
+    EnsureResourceAvailability,
     JsonSchemaError,
     MalformedMediaType,
     MissingContentType,
     MissingHeaders,
+    RejectedPositiveData,
     UndefinedContentType,
     UndefinedStatusCode,
-)
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
+    UnsupportedMethodResponse,
+    UseAfterFree,
 )
 
 from harness.fuzz import requirements as req
@@ -54,22 +53,6 @@ def operation_id(case: Case[Any]) -> str:
     return str(case.operation.definition.raw.get("operationId", case.operation.label))
 
 
-def orchq_no_server_error(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
-    """ORCH-0017: no 500, and no 5xx the operation does not declare.
-
-    Schemathesis' own ``not_a_server_error`` flags every 5xx, but a 503
-    ``POOL_UNREADY`` from a warming pool is the contract working, not a crash.
-    """
-    status = response.status_code
-    declared = {str(code) for code in case.operation.definition.raw.get("responses", {})}
-    if status == 500 or (status > 500 and str(status) not in declared):
-        raise AssertionError(
-            f"ORCH-0017: {operation_id(case)} answered {status}: no 5xx may be caused by what "
-            f"the request contains; body: {response.content[:300]!r}"
-        )
-    return None
-
-
 def orchq_wire(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """X-Request-Id, the error envelope and kinds, backpressure headers (ORCH 2.1-2.3)."""
     problems = [
@@ -86,7 +69,7 @@ def last_event_id(case: Case[Any]) -> int:
     """The ``Last-Event-ID`` a stream request sent (0 when absent or not a number)."""
     values = header({k: [str(v)] for k, v in (case.headers or {}).items()}, "Last-Event-ID")
     text = values[0].strip() if values else ""
-    return int(text) if text.isdigit() else 0
+    return int(text) if text.isascii() and text.isdigit() else 0
 
 
 def orchq_stream(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
@@ -105,33 +88,28 @@ def orchq_stream(ctx: CheckContext, response: Response, case: Case[Any]) -> bool
     return None
 
 
-BUILTIN_CHECKS: tuple[CheckFunction, ...] = (
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-    negative_data_rejection,
-)
-OUR_CHECKS: tuple[CheckFunction, ...] = (orchq_no_server_error, orchq_wire, orchq_stream)
-
-
-def checks_for(case: Case[Any], response: Response) -> list[CheckFunction]:
-    """Every check, except the JSON schema one on a stream (a stream is not a JSON document)."""
-    chosen = [*BUILTIN_CHECKS, *OUR_CHECKS]
-    if operation_id(case) == STREAM_OPERATION and response.status_code == 200:
-        chosen.remove(response_schema_conformance)
-    return chosen
+OUR_CHECKS: tuple[CheckFunction, ...] = (orchq_wire, orchq_stream)
+"""Run next to the built-in checks that the project's configuration enables."""
 
 
 def failure_ids(failure: Failure, operation: str, status: int) -> str:
     """The ORCH IDs a Schemathesis failure breaks ('' when its message already names them)."""
-    shape = req.RESPONSE_SHAPES.get(operation, ()) if status < 400 else req.ENVELOPE
+    success = req.RESPONSE_SHAPES.get(operation, ())
+    shape = success if status < 400 else req.ENVELOPE
     if isinstance(failure, CustomFailure):
         return ""
     if isinstance(failure, ServerError):
         return req.ids(req.NO_SERVER_ERROR)
     if isinstance(failure, AcceptedNegativeData):
         return req.ids(req.INVALID_REFUSED)
+    if isinstance(failure, RejectedPositiveData | EnsureResourceAvailability):
+        return req.ids(success or req.STATUS_CODES)
+    if isinstance(failure, UseAfterFree):
+        return req.ids(req.ENDED_SESSION_GONE)
+    if isinstance(failure, UnsupportedMethodResponse | AllowHeaderMismatch):
+        return req.ids(req.METHODS)
+    if operation == STREAM_OPERATION and status == 200 and isinstance(failure, JsonSchemaError):
+        return req.ids(req.STREAM, req.STREAM_DATA)
     if isinstance(failure, UndefinedStatusCode):
         return req.ids(req.STATUS_CODES)
     if isinstance(failure, MissingHeaders) or (
@@ -156,12 +134,27 @@ def describe(group: FailureGroup, case: Case[Any], status: int) -> str:
     return "\n".join(lines) + "\n\n" + str(group.message)
 
 
-def validate(case: Case[Any], response: Response, **transport: Any) -> None:
-    """Run every fitting check on ``response``; raise ``AssertionError`` naming ORCH IDs."""
+def validate(
+    case: Case[Any],
+    response: Response,
+    *,
+    recorder: ScenarioRecorder | None = None,
+    **transport: Any,
+) -> None:
+    """Run every check on ``response``; raise ``AssertionError`` naming ORCH IDs.
+
+    The built-in checks are those the project's configuration enables for the
+    operation, with its expected statuses (exactly what ``st run`` runs), plus
+    :data:`OUR_CHECKS`. ``recorder`` holds a stateful scenario's earlier steps,
+    which the stateful checks (a read after a ``DELETE``) look up.
+    """
     __tracebackhide__ = True
     try:
         case.validate_response(
-            response, checks=checks_for(case, response), transport_kwargs=transport or None
+            response,
+            additional_checks=list(OUR_CHECKS),
+            transport_kwargs=transport or None,
+            recorder=recorder,
         )
     except FailureGroup as group:
         raise AssertionError(describe(group, case, response.status_code)) from None

@@ -36,6 +36,12 @@ STREAM = ("ORCH-0070", "ORCH-0071", "ORCH-0072", "ORCH-0073", "ORCH-0081")
 STREAM_DATA = ("ORCH-0076",)
 """Each event's data holds exactly the fields of its event."""
 
+METHODS = ("ORCH-0011", "ORCH-0012")
+"""An unsupported method answers 405 METHOD_NOT_ALLOWED with an ``Allow`` header."""
+
+ENDED_SESSION_GONE = ("ORCH-0033",)
+"""After ``DELETE /v1/sessions/{id}``, the session answers 404 (the one delete that removes)."""
+
 RESPONSE_SHAPES: dict[str, tuple[str, ...]] = {
     "createSession": ("ORCH-0026",),
     "getSession": ("ORCH-0027",),

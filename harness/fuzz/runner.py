@@ -19,29 +19,30 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
-from schemathesis import Case, GenerationMode, Response
+from schemathesis import APIOperation, Case, GenerationMode, Response
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from harness.fuzz.checks import operation_id, validate
+from harness.fuzz.config import schemathesis_config
 from harness.fuzz.contract import contract_path
 
 REQUEST_TIMEOUT_S = 30.0
-MAX_STREAM_EVENTS = 4200
-"""Read whole streams (max_tokens 4096 + started + end); Schemathesis stops at 20 by default."""
 
 
 @dataclass
 class FuzzTarget:
     """Where requests go: base URL, extra headers (auth), one keep-alive session.
 
-    ``seen`` counts (operationId, status) pairs: what a run actually reached.
+    ``seen`` counts (operationId, status) pairs: what a run actually reached;
+    ``failures`` keeps the check failures a stateful run saw, in order.
     """
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
     seen: Counter[tuple[str, int]] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
 
     @property
     def cases(self) -> int:
@@ -68,11 +69,13 @@ class FuzzTarget:
 
 
 def load_contract(path: Path | None = None) -> OpenApiSchema:
-    """The contract (:func:`contract_path`) with readable reports (no redaction of ``*token*``)."""
-    schema = schemathesis.openapi.from_path(str(contract_path(path)))
+    """The contract (:func:`contract_path`) with the project's expectations (``schemathesis.toml``).
+
+    Checks, expected statuses, stream length and report sanitisation all come
+    from the committed configuration, the same one ``st run`` reads.
+    """
+    schema = schemathesis.openapi.from_path(str(contract_path(path)), config=schemathesis_config())
     assert isinstance(schema, OpenApiSchema)
-    schema.config.output.sanitization.update(enabled=False)
-    schema.config.max_stream_events = MAX_STREAM_EVENTS
     return schema
 
 
@@ -105,20 +108,43 @@ def fuzz_settings(
     )
 
 
+def coverage_cases(
+    schema: OpenApiSchema, operation: APIOperation[Any, Any, Any, Any]
+) -> list[Case[Any]]:
+    """Schemathesis's coverage phase for ``operation``: boundary and invalid values, in order.
+
+    The same deterministic cases ``st run --phases coverage`` sends (each enum's
+    outsiders, each bound's neighbours, missing required fields, unexpected
+    methods); none when the project's configuration disables the phase.
+    """
+    if not schema.config.phases_for(operation=operation).coverage.enabled:
+        return []
+    generation = schema.config.generation_for(operation=operation, phase="coverage")
+    return list(
+        schema.iter_coverage_cases(
+            operation, generation_modes=generation.modes, generation_config=generation
+        )
+    )
+
+
 def fuzz_operation(
     schema: OpenApiSchema, operation_id: str, target: FuzzTarget, *, examples: int, explore: bool
 ) -> int:
-    """Fuzz one operation with valid and invalid inputs; returns the number of cases sent.
+    """Fuzz one operation: its coverage cases, then random valid and invalid inputs.
+
+    Returns the number of cases sent.
 
     Raises ``AssertionError`` (with ORCH IDs and a curl line) on the first
     failing case.
     """
     operation = schema.find_operation_by_id(operation_id)
+    before = target.cases
+    for case in coverage_cases(schema, operation):
+        validate(case, target.call(case), **target.call_kwargs())
     cases = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
     )
-    before = target.cases
 
     @fuzz_settings(examples, explore=explore)
     @hypothesis.given(case=cases)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis.errors import Flaky, FlakyFailure
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.checks import CheckFunction
 from schemathesis.generation.stateful.state_machine import APIStateMachine
@@ -45,7 +46,11 @@ def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMac
         ) -> None:
             __tracebackhide__ = True
             target.record(case, response)
-            validate(case, response, **kwargs)
+            try:
+                validate(case, response, recorder=self.recorder, **kwargs)
+            except AssertionError as failure:
+                target.failures.append(str(failure))
+                raise
 
     return OrchQueueMachine
 
@@ -53,8 +58,22 @@ def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMac
 def run_stateful(
     schema: OpenApiSchema, target: FuzzTarget, *, scenarios: int, steps: int, explore: bool
 ) -> int:
-    """Run ``scenarios`` sequences of up to ``steps`` linked calls; returns calls sent."""
+    """Run ``scenarios`` sequences of up to ``steps`` linked calls; returns calls sent.
+
+    Hypothesis replays a failing scenario to report it, but a live server has
+    moved on (new IDs, a task that has finished meanwhile), so the replay can
+    take other links and Hypothesis calls the run flaky. The failure seen
+    first is then the one raised: it happened, with its ORCH IDs and curl line.
+    """
     machine = state_machine(schema, target)
     before = target.cases
-    machine.run(settings=fuzz_settings(scenarios, explore=explore, steps=steps))
+    try:
+        machine.run(settings=fuzz_settings(scenarios, explore=explore, steps=steps))
+    except (Flaky, FlakyFailure) as flaky:
+        if not target.failures:
+            raise
+        raise AssertionError(
+            f"{target.failures[0]}\n\n(the server answered the replay of this scenario "
+            f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})"
+        ) from None
     return target.cases - before

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator import __version__
-from orchestrator import schemas as wire
+from orchestrator.api.contract import install_openapi
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.fast_admission import FastAdmission, is_admission
 from orchestrator.api.middleware import EdgeMiddleware
@@ -21,55 +19,6 @@ from orchestrator.engines import Engine, build_engine
 from orchestrator.runtime import Clock, Orchestrator
 
 API_TITLE = "OrchQueue v1"
-
-_FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
-_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
-
-
-def _copy_exact_bounds(target: Any, source: Any) -> None:
-    """Put pydantic's exact numeric bounds back where FastAPI made them floats.
-
-    FastAPI's OpenAPI model types ``minimum``/``maximum`` as ``float``: 86400
-    becomes ``86400.0`` and the seed's 2**63 - 1 becomes 2**63, a bound the
-    server refuses; fuzzers generate exactly such edge values.
-    """
-    if isinstance(target, dict) and isinstance(source, dict):
-        for key, value in source.items():
-            if key in _BOUNDS and isinstance(value, int) and key in target:
-                target[key] = value
-            elif key in target:
-                _copy_exact_bounds(target[key], value)
-    elif isinstance(target, list) and isinstance(source, list) and len(target) == len(source):
-        for item, original in zip(target, source, strict=True):
-            _copy_exact_bounds(item, original)
-
-
-def _without_fastapi_422(app: FastAPI) -> None:
-    """Keep FastAPI's default 422 out of the OpenAPI document.
-
-    The server never answers 422: validation errors are 400 ``INVALID_PARAMS`` in
-    the OrchQueue envelope (see ``errors.py``), which every operation declares.
-    """
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        fresh = app.openapi_schema is None
-        document = generate()
-        if fresh:
-            for operations in document.get("paths", {}).values():
-                for operation in operations.values():
-                    operation.get("responses", {}).pop("422", None)
-            schemas = document.get("components", {}).get("schemas", {})
-            for name in _FASTAPI_422_SCHEMAS:
-                schemas.pop(name, None)
-            for name, schema in schemas.items():
-                model = getattr(wire, name, None)
-                if isinstance(model, type) and issubclass(model, BaseModel):
-                    ref = "#/components/schemas/{model}"
-                    _copy_exact_bounds(schema, model.model_json_schema(ref_template=ref))
-        return document
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _OrchqApp(FastAPI):
@@ -133,7 +82,7 @@ def create_app(
     app.state.orchestrator = orchestrator
     app.include_router(router)
     install_error_handlers(app)
-    _without_fastapi_422(app)
+    install_openapi(app)
     app.wrap_edge = lambda inner: EdgeMiddleware(
         FastAdmission(inner, orchestrator=orchestrator),
         auth_token=config.auth_token,

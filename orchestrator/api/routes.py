@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from orchestrator.api.contract import SSE_MEDIA_TYPE, stream_content
 from orchestrator.api.sse import event_stream, parse_last_event_id
 from orchestrator.errors import ApiError, ErrorKind
 from orchestrator.runtime import Orchestrator
@@ -236,8 +237,10 @@ async def cancel_task(request: Request, task_id: str) -> JSONResponse:
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": "Server-sent events: started, token, end, error.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Server-sent events: a `retry:` field first, then `started`, "
+            "`token` ... and one closing `end` or `error`, each with `id:`, `event:` and a "
+            "JSON `data:` line.",
+            "content": {SSE_MEDIA_TYPE: stream_content()},
             **_STREAM_LINKS,
         },
         **_errors(*_V1, 400, 404),
@@ -265,6 +268,7 @@ async def cancel_task(request: Request, task_id: str) -> JSONResponse:
             "ORCH-0086",
             "ORCH-0087",
             "ORCH-0117",
+            "ORCH-0200",
         ]
     },
     tags=["tasks"],
@@ -288,7 +292,7 @@ async def stream_task(
             retry_ms=config.sse_retry_ms,
             ping_s=config.sse_ping_interval_ms / 1000,
         ),
-        media_type="text/event-stream",
+        media_type=SSE_MEDIA_TYPE,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 

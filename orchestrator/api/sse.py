@@ -9,6 +9,9 @@ from orchestrator.store import EventRow
 
 PING = ": ping\n\n"
 
+LAST_EVENT_ID_PATTERN = "^[0-9]{0,18}$"
+"""What ``Last-Event-ID`` may hold (ORCH-0200): empty, or up to 18 ASCII digits (fits int64)."""
+
 
 def frame(event: EventRow) -> str:
     return f"id: {event.seq}\nevent: {event.event}\ndata: {event.data}\n\n"
@@ -35,6 +38,6 @@ def parse_last_event_id(value: str | None) -> int | None:
     if value is None or value.strip() == "":
         return 0
     text = value.strip()
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return None
     return int(text)

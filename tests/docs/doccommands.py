@@ -55,6 +55,7 @@ BACKGROUND: dict[str, str] = {
 PLACEHOLDER = re.compile(r"\$(ORCHQ_URL|ORCHQ_ENGINE_URL)\b")
 IGNORED_COPY = {
     ".git",
+    ".schemathesis",
     ".venv",
     ".mypy_cache",
     ".ruff_cache",

@@ -8,6 +8,7 @@ rest conformant, so only the check of that requirement can notice.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tests.harness.mutantkit import (
@@ -30,12 +31,10 @@ from tests.harness.mutantkit import (
 PRIORITIES = ("interactive", "batch")
 
 
-def server_error_on_bad_priority(app: App) -> App:
-    """``POST /v1/tasks`` with an invalid ``priority`` crashes: 500 ``INTERNAL`` (ORCH-0017).
-
-    The 500 itself is well formed (envelope, X-Request-Id), so only the
-    "no 5xx because of the request" check can see it.
-    """
+def _answer_error_when(
+    app: App, refuse: Callable[[Any], bool], status: int, error: dict[str, Any]
+) -> App:
+    """``POST /v1/tasks`` whose JSON body satisfies ``refuse`` gets ``error`` (well formed)."""
     create_task = matching("POST", "/v1/tasks")
 
     async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,16 +53,11 @@ def server_error_on_bad_priority(app: App) -> App:
             document = json.loads(body)
         except ValueError:
             document = None
-        bad = (
-            isinstance(document, dict) and document.get("priority", PRIORITIES[0]) not in PRIORITIES
-        )
-        if bad:
+        if refuse(document):
             request_id = request_header(scope, b"x-request-id") or b"req_mutant"
-            error = {"kind": "INTERNAL", "message": "priority lookup crashed",
-                     "retriable": True, "request_id": request_id.decode("latin-1")}  # fmt: skip
-            payload = json.dumps({"error": error}).encode()
+            envelope = {"error": {**error, "request_id": request_id.decode("latin-1")}}
             headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id)]
-            await respond(send, 500, headers, payload)
+            await respond(send, status, headers, json.dumps(envelope).encode())
             return
 
         async def replay() -> Message:
@@ -72,6 +66,35 @@ def server_error_on_bad_priority(app: App) -> App:
         await app(scope, replay, send)
 
     return mutant
+
+
+def server_error_on_bad_priority(app: App) -> App:
+    """``POST /v1/tasks`` with an invalid ``priority`` crashes: 500 ``INTERNAL`` (ORCH-0017).
+
+    The 500 itself is well formed (envelope, X-Request-Id), so only the
+    "no 5xx because of the request" check can see it.
+    """
+
+    def bad(document: Any) -> bool:
+        return isinstance(document, dict) and document.get("priority", "batch") not in PRIORITIES
+
+    error = {"kind": "INTERNAL", "message": "priority lookup crashed", "retriable": True}
+    return _answer_error_when(app, bad, 500, error)
+
+
+def explicit_best_effort_refused(app: App) -> App:
+    """A valid task naming ``"determinism": "best_effort"`` gets 400 ``INVALID_PARAMS``.
+
+    Well formed and a declared status, so only the check that valid input is
+    accepted (Schemathesis's ``positive_data_acceptance``) can see it (ORCH-0042).
+    """
+
+    def named(document: Any) -> bool:
+        params = document.get("params") if isinstance(document, dict) else None
+        return isinstance(params, dict) and params.get("determinism") == "best_effort"
+
+    error = {"kind": "INVALID_PARAMS", "message": "params.determinism: refused", "retriable": False}
+    return _answer_error_when(app, named, 400, error)
 
 
 def retry_after_dropped(app: App) -> App:
@@ -119,6 +142,10 @@ MUTANTS: dict[str, tuple[Wrap, dict[str, Any], str, str]] = {
     "500 on an invalid priority": (
         server_error_on_bad_priority, {}, "test_operation_meets_contract and createTask",
         "ORCH-0017",
+    ),
+    "valid best_effort task refused with 400": (
+        explicit_best_effort_refused, {}, "test_operation_meets_contract and createTask",
+        "ORCH-0042",
     ),
     "503 without Retry-After": (
         retry_after_dropped, {"pools": WARMING_POOL}, "test_operation_meets_contract and readyz",

@@ -1,0 +1,175 @@
+"""What the OpenAPI document states beyond what FastAPI derives from the routes.
+
+FastAPI writes the paths and the request and response models; this module
+finishes the document so that a standard tool reading it (Schemathesis's
+``st run``) expects exactly what the server does:
+
+- no FastAPI 422 (validation errors are 400 ``INVALID_PARAMS``, declared by
+  every operation) and pydantic's exact integer bounds;
+- the task stream as OpenAPI 3.2 describes ``text/event-stream``: each event
+  (``itemSchema``) with its name, id and JSON ``data`` (``contentMediaType``
+  and ``contentSchema``), selected by a discriminator on ``event``, and the
+  whole stream (``schema``) with at most one closing event (ORCH section 5);
+- the ``Last-Event-ID`` header with the pattern the server accepts (ORCH-0200).
+
+Invariant: the document is a function of the code alone (no clock, no
+database), so ``orchq openapi regen --check`` can compare it byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from orchestrator import schemas as wire
+from orchestrator.api.sse import LAST_EVENT_ID_PATTERN
+
+OPENAPI_VERSION = "3.2.0"
+"""3.2 is the first OpenAPI version that describes the events of a stream (``itemSchema``)."""
+
+STREAM_OPERATION = "streamTask"
+SSE_MEDIA_TYPE = "text/event-stream"
+EVENT_ID_PATTERN = "^[1-9][0-9]*$"
+"""Event ids are the task's sequence numbers 1, 2, 3 ... (ORCH-0072)."""
+
+_REF = "#/components/schemas/{model}"
+_FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+_TERMINAL_EVENTS = ("end", "error")
+
+
+def event_schema_name(event: str) -> str:
+    """``started`` -> ``StartedEvent``: the component describing one event of the stream."""
+    return f"{event.capitalize()}Event"
+
+
+def _event_schema(event: str, data_model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"The `{event}` event (ORCH-0071, ORCH-0076).",
+        "additionalProperties": False,
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+            "event": {"const": event},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": _REF.format(model=data_model.__name__)},
+            },
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    }
+
+
+def _stream_schemas() -> dict[str, dict[str, Any]]:
+    """Components of the stream: each event's ``data``, each event, and any event."""
+    schemas: dict[str, dict[str, Any]] = {}
+    events = wire.STREAM_EVENT_MODELS
+    for event, model in events.items():
+        data = model.model_json_schema(ref_template=_REF)
+        data.pop("$defs", None)
+        schemas[model.__name__] = data
+        schemas[event_schema_name(event)] = _event_schema(event, model)
+    names = {event: _REF.format(model=event_schema_name(event)) for event in events}
+    schemas["StreamEvent"] = {
+        "description": "One event of a task stream: `started`, `token`, then `end` or `error`.",
+        "oneOf": [{"$ref": ref} for ref in names.values()],
+        "discriminator": {"propertyName": "event", "mapping": names},
+    }
+    return schemas
+
+
+def stream_content() -> dict[str, Any]:
+    """The ``text/event-stream`` media type of the stream's 200 response.
+
+    Its ``$ref`` targets are added to the components by :func:`install_openapi`.
+    """
+    closing = {"required": ["event"], "properties": {"event": {"enum": list(_TERMINAL_EVENTS)}}}
+    return {
+        "itemSchema": {"$ref": _REF.format(model="StreamEvent")},
+        "schema": {
+            "type": "array",
+            "description": "The events of one response in order; at most one `end` or `error`, "
+            "which closes the stream (ORCH-0081).",
+            "items": {"$ref": _REF.format(model="StreamEvent")},
+            "contains": closing,
+            "minContains": 0,
+            "maxContains": 1,
+        },
+    }
+
+
+def _last_event_id_schema() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "pattern": LAST_EVENT_ID_PATTERN,
+        "description": "The id of the last event the client received; the stream continues "
+        "with the next one (ORCH-0083). Empty is the same as absent (ORCH-0200).",
+    }
+
+
+def _describe_stream(document: dict[str, Any]) -> None:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if operation.get("operationId") != STREAM_OPERATION:
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and parameter.get("name") == "Last-Event-ID":
+                    parameter["schema"] = _last_event_id_schema()
+    document.setdefault("components", {}).setdefault("schemas", {}).update(_stream_schemas())
+
+
+def _copy_exact_bounds(target: Any, source: Any) -> None:
+    """Put pydantic's exact numeric bounds back where FastAPI made them floats.
+
+    FastAPI's OpenAPI model types ``minimum``/``maximum`` as ``float``: 86400
+    becomes ``86400.0`` and the seed's 2**63 - 1 becomes 2**63, a bound the
+    server refuses; fuzzers generate exactly such edge values.
+    """
+    if isinstance(target, dict) and isinstance(source, dict):
+        for key, value in source.items():
+            if key in _BOUNDS and isinstance(value, int) and key in target:
+                target[key] = value
+            elif key in target:
+                _copy_exact_bounds(target[key], value)
+    elif isinstance(target, list) and isinstance(source, list) and len(target) == len(source):
+        for item, original in zip(target, source, strict=True):
+            _copy_exact_bounds(item, original)
+
+
+def _without_fastapi_422(document: dict[str, Any]) -> None:
+    """Keep FastAPI's default 422 out: the server answers 400 ``INVALID_PARAMS`` instead."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in _FASTAPI_422_SCHEMAS:
+        schemas.pop(name, None)
+
+
+def _exact_bounds(document: dict[str, Any]) -> None:
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        model = getattr(wire, name, None)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            _copy_exact_bounds(schema, model.model_json_schema(ref_template=_REF))
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` (and ``/openapi.json``) return the finished document."""
+    # 3.2 only adds to 3.1 (what FastAPI writes), so the version is all that changes.
+    app.openapi_version = OPENAPI_VERSION
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        document = generate()
+        if fresh:
+            _without_fastapi_422(document)
+            _exact_bounds(document)
+            _describe_stream(document)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
