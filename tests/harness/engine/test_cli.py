@@ -88,3 +88,52 @@ def test_serve_subprocess_prints_its_url_and_answers() -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_mock_engine_subprocess_with_a_fault_file(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("rules:\n  - replica: r1\n    faults: {stop_after_tokens: 2}\n")
+    command = [
+        sys.executable, "-m", "harness", "engine", "serve", "--model", "mock", "--port", "0",
+        "--faults", str(faults), "--token-delay-ms", "1",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("orchq engine: serving mock on http://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        assert f"version mock-1; fault rules and request ledger under {url}/orchq/" in line
+        body = {"prompt": "hi", "max_tokens": 5, "seed": 1}
+        stopped = httpx.post(f"{url}/replicas/r1/v1/completions", json=body, timeout=10).json()
+        assert len(stopped["choices"][0]["token_ids"]) == 2
+        whole = httpx.post(f"{url}/v1/completions", json=body, timeout=10).json()
+        assert len(whole["choices"][0]["token_ids"]) == 5
+        rules = httpx.get(f"{url}/orchq/faults", timeout=10).json()["rules"]
+        assert [r["faults"] for r in rules] == [{"token_delay_ms": 1.0}, {"stop_after_tokens": 2}]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("rules: [{faults: {die_after_tokens: -2}}]", "rules[0].faults.die_after_tokens"),
+        ("rules: [", "not YAML or JSON"),
+        (None, "cannot read the fault file"),
+    ],
+)
+def test_bad_fault_file_is_one_line_and_exit_2(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "faults.yaml"
+    if content is not None:
+        path.write_text(content)
+    result = run_cli("--model", "mock", "--port", "0", "--faults", str(path))
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert message in result.output

@@ -1,0 +1,145 @@
+"""The harness's handle on a running engine server: fault rules in, generated tokens out.
+
+:class:`EngineControl` talks to the server's ``/orchq/`` endpoints over HTTP
+only, so it works the same whether the engine runs in this process
+(:class:`~harness.engine.server.EngineThread`) or as a separate ``orchq engine
+serve --model mock`` process beside any target. :meth:`EngineControl.replica_url`
+gives the ``base_url`` of one replica as an orchestrator's configuration names
+it; :func:`engine_pool` writes a whole pool of such replicas (the keys of spec
+section 11).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from harness.engine.mock import MOCK_MODEL
+
+__all__ = ["EngineControl", "EngineRequest", "engine_pool"]
+
+FINISHED_STATES = frozenset({"refused", "completed", "died", "disconnected"})
+"""Ledger states of a request the engine no longer works on."""
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One completion request as the engine's ledger records it."""
+
+    number: int
+    replica: str | None
+    prompt: str
+    seed: int | None
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stream: bool
+    faults: dict[str, Any]
+    status: int
+    state: str
+    generated: int
+    finish_reason: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+def rule(
+    faults: dict[str, Any] | None = None,
+    *,
+    replica: str | None = None,
+    prompt_contains: str | None = None,
+    times: int | None = None,
+) -> dict[str, Any]:
+    """One fault rule as the server takes it (see :mod:`harness.engine.faults`)."""
+    return {
+        "faults": dict(faults or {}),
+        "replica": replica,
+        "prompt_contains": prompt_contains,
+        "times": times,
+    }
+
+
+class EngineControl:
+    """Fault rules and the request ledger of the engine server at ``url``."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EngineControl:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def replica_url(self, replica_id: str) -> str:
+        """The ``base_url`` under which the engine is replica ``replica_id``."""
+        return f"{self.url}/replicas/{replica_id}"
+
+    def reset(self) -> None:
+        """No fault rules, an empty ledger."""
+        self._http.post("/orchq/reset").raise_for_status()
+
+    def set_faults(self, rules: Iterable[dict[str, Any]]) -> None:
+        """Replace the fault rules (build each with :func:`rule`)."""
+        self._http.put("/orchq/faults", json={"rules": list(rules)}).raise_for_status()
+
+    def requests(self, prompt_contains: str | None = None) -> list[EngineRequest]:
+        """The completion requests received, oldest first, optionally those of some prompts."""
+        params = {} if prompt_contains is None else {"prompt_contains": prompt_contains}
+        response = self._http.get("/orchq/requests", params=params)
+        response.raise_for_status()
+        return [EngineRequest(**item) for item in response.json()["requests"]]
+
+    def generated(self, prompt_contains: str) -> int:
+        """Tokens generated, over every request whose prompt contains ``prompt_contains``."""
+        return sum(r.generated for r in self.requests(prompt_contains))
+
+    def wait_finished(self, prompt_contains: str, timeout: float) -> list[EngineRequest]:
+        """The prompt's requests once none is in progress, or as they are after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.requests(prompt_contains)
+            if all(r.finished for r in found) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+
+def engine_pool(
+    engine: EngineControl,
+    pool_id: str = "default",
+    replicas: Iterable[str] = ("r1", "r2"),
+    *,
+    slots: int = 1,
+    **keys: Any,
+) -> dict[str, Any]:
+    """A pool of ``openai`` replicas served by ``engine``, each under its own replica prefix."""
+    return {
+        "pool_id": pool_id,
+        "replicas": [
+            {
+                "replica_id": replica,
+                "engine": "openai",
+                "base_url": engine.replica_url(replica),
+                "model": MOCK_MODEL,
+                "slots": slots,
+            }
+            for replica in replicas
+        ],
+        **keys,
+    }
