@@ -12,6 +12,7 @@ section 11).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,7 +22,7 @@ import httpx
 
 from harness.engine.mock import MOCK_MODEL
 
-__all__ = ["EngineControl", "EngineRequest", "engine_pool"]
+__all__ = ["EngineControl", "EngineRequest", "engine_pool", "rule", "unique_tag"]
 
 FINISHED_STATES = frozenset({"refused", "completed", "died", "disconnected"})
 """Ledger states of a request the engine no longer works on."""
@@ -48,6 +49,11 @@ class EngineRequest:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+
+def unique_tag(what: str = "engine check") -> str:
+    """A prompt fragment only one test carries: its fault rules and ledger queries select it."""
+    return f"[{what} {uuid.uuid4().hex[:12]}]"
 
 
 def rule(
