@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 
 from tests.harness.mutantkit import (
     App,
@@ -18,6 +19,8 @@ from tests.harness.mutantkit import (
     Send,
     Wrap,
     matching,
+    request_header,
+    respond,
     rewrite_chunks,
     rewrite_headers,
     rewrite_response,
@@ -148,3 +151,55 @@ IN_PROCESS_MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
 }  # fmt: skip
 """Mutants of checks that configure their own server (``orch_serve``), which skip against
 ``--orch-url``: they run in-process with every server of the run wrapped."""
+
+
+def auth_skipped_on_stream(token: str) -> Wrap:
+    """The stream route is mounted outside the bearer check: it serves anyone (ORCH-0007)."""
+    credentials = f"Bearer {token}".encode()
+
+    def wrap(app: App) -> App:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"].endswith("/stream"):
+                headers = without(list(scope["headers"]), b"authorization")
+                scope = {**scope, "headers": [*headers, (b"authorization", credentials)]}
+            await app(scope, receive, send)
+
+        return mutant
+
+    return wrap
+
+
+def readyz_checks_a_presented_token(token: str) -> Wrap:
+    """``/readyz`` refuses a request whose Authorization header is wrong (ORCH-0008)."""
+    credentials = f"Bearer {token}".encode()
+    error = {"kind": "UNAUTHORIZED", "message": "wrong bearer token", "retriable": False,
+             "request_id": "req_mutant"}  # fmt: skip
+    body = json.dumps({"error": error}).encode()
+
+    def wrap(app: App) -> App:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            presented = request_header(scope, b"authorization") if scope["type"] == "http" else b""
+            if (
+                scope["type"] == "http"
+                and scope["path"] == "/readyz"
+                and presented not in (b"", credentials)
+            ):
+                headers = [(b"content-type", b"application/json"), (b"x-request-id", b"req_mutant")]
+                await respond(send, 401, headers, body)
+                return
+            await app(scope, receive, send)
+
+        return mutant
+
+    return wrap
+
+
+AUTH_MUTANTS: dict[str, tuple[Callable[[str], Wrap], str, str]] = {
+    "bearer check skipped on the stream route": (
+        auth_skipped_on_stream, "test_every_v1_operation_refuses", "ORCH-0007",
+    ),
+    "readyz refuses a wrong token": (
+        readyz_checks_a_presented_token, "test_open_routes_stay_open", "ORCH-0008",
+    ),
+}  # fmt: skip
+"""name -> (``wrap_app`` factory taking the configured token, ``-k`` test, ORCH ID)."""
