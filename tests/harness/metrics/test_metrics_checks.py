@@ -177,9 +177,31 @@ def test_token_counter_must_grow_by_exactly_the_streamed_tokens() -> None:
         ),
         (
             lambda d: d["metrics"]["orchq_replicas"]["labels"].update(
-                task_id={"budget": 1, "required": False}
+                task_id={"budget": 1, "required": False, "values_from": "pool_id"}
             ),
             "forbidden labels ['task_id']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["state"].pop("values"),
+            "needs exactly one of ['pattern', 'values', 'values_from']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["state"].update(pattern=".*"),
+            "needs exactly one of ['pattern', 'values', 'values_from']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["state"]["values"].reverse(),
+            "values: sorted, unique",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["pool"].update(
+                values_from="task_id"
+            ),
+            "values_from must be one of ['pool_id', 'replica_id']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_build_info"]["labels"]["version"].update(pattern="("),
+            "pattern: missing \\), unterminated subpattern",
         ),
     ],
 )
