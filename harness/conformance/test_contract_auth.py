@@ -27,7 +27,7 @@ import pytest
 
 from harness.fuzz.contract import contract_path, operations
 from harness.plugin.target import NOT_VERIFIABLE_LIVE, ServeFactory, Target, live_url
-from harness.wire import Wire, error_problems, expect
+from harness.wire import Wire, error_kind, error_problems, expect
 
 pytestmark = pytest.mark.contract
 
@@ -77,16 +77,6 @@ def _call(wire: Wire, method: str, path: str, headers: dict[str, str]) -> httpx.
     return wire.http.request(method, concrete, headers=headers)
 
 
-def _kind(response: httpx.Response) -> str | None:
-    try:
-        document = response.json()
-    except ValueError:
-        return None
-    error = document.get("error") if isinstance(document, dict) else None
-    kind = error.get("kind") if isinstance(error, dict) else None
-    return kind if isinstance(kind, str) else None
-
-
 @pytest.mark.req("ORCH-0007", "ORCH-0014", "ORCH-0019")
 def test_every_v1_operation_refuses_a_missing_or_wrong_bearer_token(token_target: Target) -> None:
     assert token_target.token is not None
@@ -98,7 +88,7 @@ def test_every_v1_operation_refuses_a_missing_or_wrong_bearer_token(token_target
             for how, headers in refused_headers(token_target.token).items():
                 response = _call(anonymous, method, path, headers)
                 what = f"{operation_id} ({method} {response.request.url.path}) with {how}"
-                kind = _kind(response)
+                kind = error_kind(response)
                 if response.status_code != 401 or kind != "UNAUTHORIZED":
                     failures.append(
                         f"ORCH-0007: {what} must answer 401 UNAUTHORIZED while a token is "

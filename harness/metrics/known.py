@@ -35,7 +35,7 @@ from typing import Any
 
 from harness.engine.control import EngineControl, engine_pool, rule, unique_tag
 from harness.metrics.truth import Span, Truth
-from harness.wire import Wire, expect, read_stream
+from harness.wire import Wire, error_kind, expect, read_stream
 
 __all__ = ["TOKEN_DELAY_MS", "KnownWorkload"]
 
@@ -98,7 +98,7 @@ class _Run:
         body = {"session_id": self.session, "prompt": f"{self.tag} refused", "pool": pool,
                 "priority": priority, "max_tokens": 2}  # fmt: skip
         response = self.wire.post_json("/v1/tasks", body)
-        got = _kind(response)
+        got = error_kind(response)
         expect(
             response.status_code in (429, 503) and got == kind,
             f"{REFUSAL_REQ[kind]}: the metrics workload needs this admission to pool {pool!r} "
@@ -124,15 +124,6 @@ class _Run:
         sent = time.monotonic()
         self.wire.http.delete(f"/v1/tasks/{task.task_id}")
         return sent
-
-
-def _kind(response: Any) -> str | None:
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return None
-    kind = error.get("kind") if isinstance(error, dict) else None
-    return kind if isinstance(kind, str) else None
 
 
 def _wait_replica(wire: Wire, pool: str, state: str, timeout: float = 10.0) -> None:

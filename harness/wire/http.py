@@ -39,6 +39,17 @@ def expect(ok: object, message: str) -> None:
         raise AssertionError(message)
 
 
+def error_kind(response: httpx.Response) -> str | None:
+    """The ``error.kind`` of an envelope, or None for any other body."""
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    kind = error.get("kind") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def error_problems(response: httpx.Response) -> list[str]:
     """Every section-2 rule the response breaks (envelope, kind table, backpressure headers)."""
     headers = _headers(response)
