@@ -7,17 +7,14 @@ so a target the harness starts from a config file gets exactly the same one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from harness.engine.control import EngineControl, engine_pool
+from harness.engine.control import EngineControl, ServeOnEngine, engine_pool
 from harness.plugin.target import ServeFactory
 from harness.wire import Wire
-
-ServeOnEngine = Callable[..., Wire]
-"""``serve_on_engine(pool_keys=None, replicas=("r1", "r2"), slots=1, **config) -> Wire``."""
 
 
 @pytest.fixture

@@ -23,8 +23,13 @@ from typing import Any
 
 import pytest
 
-from harness.conformance.conftest import ServeOnEngine
-from harness.engine.control import EngineControl, EngineRequest, rule, unique_tag
+from harness.engine.control import (
+    EngineControl,
+    EngineRequest,
+    ServeOnEngine,
+    rule,
+    unique_tag,
+)
 from harness.engine.mock import expected_tokens
 from harness.wire import Wire, expect, parse_rfc3339, read_stream
 
@@ -157,6 +162,40 @@ def test_engine_dying_on_every_attempt_ends_replica_exhausted(
         f"ORCH-0101: a task with no token sent is retried (ORCH-0104) up to max_attempts (3) "
         f"and no further; the engine got {len(calls)} request(s), the task lists "
         f"{len(task['attempts'])} attempt(s)",
+    )
+
+
+@pytest.mark.req("ORCH-0151", "ORCH-0104", "ORCH-0105")
+def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
+    serve_on_engine: ServeOnEngine, orch_engine: EngineControl
+) -> None:
+    tag = unique_tag()
+    # the task's first request, whichever replica gets it, meets an engine that answers 503
+    orch_engine.set_faults([rule({"unavailable": True}, prompt_contains=tag, times=1)])
+    wire = serve_on_engine({"max_attempts": 2})
+    prompt = f"{tag} refused once"
+    task_id = str(wire.admit(prompt=prompt, max_tokens=4, params={"seed": 6})["task_id"])
+    task = wire.wait_terminal(task_id)
+    attempts = task["attempts"]
+    expect(
+        task["state"] == "completed" and len(attempts) == 2,
+        f"ORCH-0104: a task whose engine refused it before any token is retried and completes; "
+        f"got {task['state']!r} {task.get('error')} with attempts {attempts}",
+    )
+    expect(
+        attempts[0]["error_kind"] == "ENGINE_UNAVAILABLE",
+        f"ORCH-0151: the attempt the engine refused has error_kind ENGINE_UNAVAILABLE; got "
+        f"{attempts[0]}",
+    )
+    expect(
+        attempts[0]["replica_id"] != attempts[1]["replica_id"],
+        f"ORCH-0105: the retry should go to the other (ready) replica; got {attempts}",
+    )
+    calls = engine_calls(orch_engine, tag)
+    expect(
+        [call.status for call in calls] == [503, 200] and calls[1].generated == 4,
+        f"ORCH-0104: the engine must see the refused request, then the retry that generates "
+        f"the task's 4 tokens; it saw {[(c.replica, c.status, c.generated) for c in calls]}",
     )
 
 

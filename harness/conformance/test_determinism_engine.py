@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness.conformance.conftest import ServeOnEngine
-from harness.engine.control import EngineControl, unique_tag
+from harness.engine.control import EngineControl, ServeOnEngine, unique_tag
 from harness.engine.mock import expected_tokens
 from harness.wire import expect, read_stream
 

@@ -13,16 +13,30 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from harness.engine.mock import MOCK_MODEL
 
-__all__ = ["EngineControl", "EngineRequest", "engine_pool", "rule", "unique_tag"]
+if TYPE_CHECKING:
+    from harness.wire import Wire
+
+__all__ = [
+    "EngineControl",
+    "EngineRequest",
+    "ServeOnEngine",
+    "engine_pool",
+    "rule",
+    "unique_tag",
+]
+
+ServeOnEngine = Callable[..., "Wire"]
+"""The ``serve_on_engine`` fixture of the conformance suite:
+``serve_on_engine(pool_keys=None, replicas=("r1", "r2"), slots=1, **config) -> Wire``."""
 
 FINISHED_STATES = frozenset({"refused", "completed", "died", "disconnected"})
 """Ledger states of a request the engine no longer works on."""

@@ -15,7 +15,14 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from orchestrator.engines import Engine, EngineRateLimited, GenerationRequest, Token
+from orchestrator.engines import (
+    Engine,
+    EngineRateLimited,
+    EngineReset,
+    EngineUnavailable,
+    GenerationRequest,
+    Token,
+)
 
 
 class _Delegating:
@@ -99,6 +106,18 @@ class IgnoresRetryAfter(_Delegating):
             raise EngineRateLimited(str(exc), retry_after_s=exc.retry_after_s / 1000) from exc
 
 
+class EveryFailureIsAReset(_Delegating):
+    """An engine that refused the request is reported like one that died mid-stream:
+    attempts say ``WORKER_RESET`` where ORCH-0151 names ``ENGINE_UNAVAILABLE``."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Token]:
+        try:
+            async for token in self.inner.generate(request):
+                yield token
+        except EngineUnavailable as exc:
+            raise EngineReset(str(exc)) from exc
+
+
 def one_attempt_too_many(config: Any) -> Any:
     """Every pool makes ``max_attempts + 1`` attempts (an off-by-one): ORCH-0101."""
     pools = [pool.model_copy(update={"max_attempts": pool.max_attempts + 1})
@@ -122,6 +141,10 @@ MUTANTS: dict[str, tuple[dict[str, Any], str, str, str]] = {
     "the engine's Retry-After read as milliseconds": (
         {"wrap_engine": IgnoresRetryAfter}, "test_contract_engine",
         "test_engine_429_in_intelligent_pacing", "ORCH-0110",
+    ),
+    "an engine's refusal reported as a reset": (
+        {"wrap_engine": EveryFailureIsAReset}, "test_contract_engine",
+        "test_engine_refusing_a_request", "ORCH-0151",
     ),
     "one attempt more than max_attempts": (
         {"change_config": one_attempt_too_many}, "test_contract_engine",

@@ -16,7 +16,7 @@ from tests.harness.mutantkit import assert_caught, mutate_every_server, run_conf
 
 pytest_plugins = ["pytester"]
 
-HEALTHY = {"test_contract_engine": 7, "test_determinism_engine": 1}
+HEALTHY = {"test_contract_engine": 8, "test_determinism_engine": 1}
 """module -> its checks, all passing against the healthy orchestratord."""
 
 
