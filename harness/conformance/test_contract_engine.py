@@ -18,6 +18,7 @@ harness configures (``orch_serve``) and skip against ``--orch-url``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,11 +26,11 @@ import pytest
 
 from harness.engine.control import (
     EngineControl,
-    EngineRequest,
     ServeOnEngine,
     rule,
     unique_tag,
 )
+from harness.engine.faults import RequestRecord
 from harness.engine.mock import expected_tokens
 from harness.wire import Wire, expect, parse_rfc3339, read_stream
 
@@ -37,6 +38,41 @@ pytestmark = pytest.mark.contract
 
 SLOW_TOKEN_MS = 30
 """Decode speed of a task the test acts on while it runs."""
+
+
+@dataclass(frozen=True)
+class Faulty:
+    """One task run through an engine that suffers ``faults`` for it."""
+
+    wire: Wire
+    tag: str
+    prompt: str
+    task_id: str
+    task: dict[str, Any]
+    """The task once terminal."""
+
+
+def faulty_task(
+    serve_on_engine: ServeOnEngine,
+    engine: EngineControl,
+    faults: dict[str, Any],
+    pool_keys: dict[str, Any],
+    *,
+    times: int | None = None,
+    replicas: tuple[str, ...] = ("r1", "r2"),
+    config: dict[str, Any] | None = None,
+    max_tokens: int = 6,
+    **params: Any,
+) -> Faulty:
+    """Set ``faults`` for a fresh prompt, start a target (top-level ``config`` keys too), run
+    one task with these ``params`` to its end."""
+    tag = unique_tag()
+    engine.set_faults([rule(faults, prompt_contains=tag, times=times)])
+    wire = serve_on_engine(pool_keys, replicas=replicas, **(config or {}))
+    prompt = f"{tag} task"
+    admitted = wire.admit(prompt=prompt, max_tokens=max_tokens, params=params)
+    task_id = str(admitted["task_id"])
+    return Faulty(wire, tag, prompt, task_id, wire.wait_terminal(task_id, timeout=25))
 
 
 def stream_of(wire: Wire, task_id: str, kind: str, req: str) -> list[tuple[str, int]]:
@@ -61,7 +97,7 @@ def task_error(task: dict[str, Any], kind: str, req: str) -> None:
     )
 
 
-def engine_calls(engine: EngineControl, tag: str) -> list[EngineRequest]:
+def engine_calls(engine: EngineControl, tag: str) -> list[RequestRecord]:
     """The tag's engine requests once the engine serves none of them any more."""
     return engine.wait_finished(tag, timeout=10.0)
 
@@ -78,20 +114,16 @@ def _ms(stamp: Any) -> float:
 def test_engine_dying_after_tokens_fails_a_best_effort_task_with_worker_reset(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    tag = unique_tag()
-    orch_engine.set_faults([rule({"die_after_tokens": 3}, prompt_contains=tag)])
-    wire = serve_on_engine({"max_attempts": 2})
-    task_id = str(
-        wire.admit(prompt=f"{tag} best effort", max_tokens=12, params={"seed": 5})["task_id"]
-    )
-    task = wire.wait_terminal(task_id)
+    run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 3},
+                      {"max_attempts": 2}, max_tokens=12, seed=5)  # fmt: skip
+    task = run.task
     task_error(task, "WORKER_RESET", "ORCH-0108")
-    tokens = stream_of(wire, task_id, "WORKER_RESET", "ORCH-0082")
+    tokens = stream_of(run.wire, run.task_id, "WORKER_RESET", "ORCH-0082")
     expect(
-        tokens == expected_tokens(f"{tag} best effort", 5, 12)[:3],
+        tokens == expected_tokens(run.prompt, 5, 12)[:3],
         f"ORCH-0108: the task streams the 3 tokens its engine generated before dying; got {tokens}",
     )
-    calls = engine_calls(orch_engine, tag)
+    calls = engine_calls(orch_engine, run.tag)
     expect(
         len(calls) == 1 and len(task["attempts"]) == 1,
         f"ORCH-0108: a best_effort task that already streamed is not retried; the engine got "
@@ -149,14 +181,12 @@ def test_strict_task_outlives_a_dying_engine_with_the_known_tokens(
 def test_engine_dying_on_every_attempt_ends_replica_exhausted(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    tag = unique_tag()
-    orch_engine.set_faults([rule({"die_after_tokens": 0}, prompt_contains=tag)])
-    wire = serve_on_engine({"max_attempts": 3}, replicas=("r1", "r2", "r3"))
-    task_id = str(wire.admit(prompt=f"{tag} doomed", max_tokens=6, params={"seed": 1})["task_id"])
-    task = wire.wait_terminal(task_id)
+    run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 0},
+                      {"max_attempts": 3}, replicas=("r1", "r2", "r3"), seed=1)  # fmt: skip
+    task = run.task
     task_error(task, "REPLICA_EXHAUSTED", "ORCH-0102")
-    stream_of(wire, task_id, "REPLICA_EXHAUSTED", "ORCH-0082")
-    calls = engine_calls(orch_engine, tag)
+    stream_of(run.wire, run.task_id, "REPLICA_EXHAUSTED", "ORCH-0082")
+    calls = engine_calls(orch_engine, run.tag)
     expect(
         len(calls) == 3 and len(task["attempts"]) == 3,
         f"ORCH-0101: a task with no token sent is retried (ORCH-0104) up to max_attempts (3) "
@@ -169,13 +199,10 @@ def test_engine_dying_on_every_attempt_ends_replica_exhausted(
 def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    tag = unique_tag()
     # the task's first request, whichever replica gets it, meets an engine that answers 503
-    orch_engine.set_faults([rule({"unavailable": True}, prompt_contains=tag, times=1)])
-    wire = serve_on_engine({"max_attempts": 2})
-    prompt = f"{tag} refused once"
-    task_id = str(wire.admit(prompt=prompt, max_tokens=4, params={"seed": 6})["task_id"])
-    task = wire.wait_terminal(task_id)
+    run = faulty_task(serve_on_engine, orch_engine, {"unavailable": True}, {"max_attempts": 2},
+                      times=1, max_tokens=4, seed=6)  # fmt: skip
+    task = run.task
     attempts = task["attempts"]
     expect(
         task["state"] == "completed" and len(attempts) == 2,
@@ -191,7 +218,7 @@ def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
         attempts[0]["replica_id"] != attempts[1]["replica_id"],
         f"ORCH-0105: the retry should go to the other (ready) replica; got {attempts}",
     )
-    calls = engine_calls(orch_engine, tag)
+    calls = engine_calls(orch_engine, run.tag)
     expect(
         [call.status for call in calls] == [503, 200] and calls[1].generated == 4,
         f"ORCH-0104: the engine must see the refused request, then the retry that generates "
@@ -206,14 +233,13 @@ def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
 def test_hanging_engine_ends_decode_timeout_without_retry_and_is_hung_up_on(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    tag = unique_tag()
-    orch_engine.set_faults([rule({"hang_after_tokens": 2}, prompt_contains=tag)])
-    wire = serve_on_engine({"max_attempts": 2, "decode_timeout_ms": 300})
-    task_id = str(wire.admit(prompt=f"{tag} stalls", max_tokens=8, params={"seed": 3})["task_id"])
-    task = wire.wait_terminal(task_id)
+    pool_keys = {"max_attempts": 2, "decode_timeout_ms": 300}
+    faults = {"hang_after_tokens": 2}
+    run = faulty_task(serve_on_engine, orch_engine, faults, pool_keys, max_tokens=8, seed=3)
+    task = run.task
     task_error(task, "DECODE_TIMEOUT", "ORCH-0111")
-    stream_of(wire, task_id, "DECODE_TIMEOUT", "ORCH-0082")
-    calls = engine_calls(orch_engine, tag)
+    stream_of(run.wire, run.task_id, "DECODE_TIMEOUT", "ORCH-0082")
+    calls = engine_calls(orch_engine, run.tag)
     expect(
         len(calls) == 1 and len(task["attempts"]) == 1,
         f"ORCH-0112: no retry after a decode timeout; the engine got {len(calls)} request(s), "
@@ -229,20 +255,21 @@ def test_hanging_engine_ends_decode_timeout_without_retry_and_is_hung_up_on(
 # ---------------------------------------------------------------- 7.3 engine rate limits
 
 
-@pytest.mark.req("ORCH-0109", "ORCH-0151")
-def test_engine_429_in_aggressive_fallback_switches_replica_at_once(
-    serve_on_engine: ServeOnEngine, orch_engine: EngineControl
-) -> None:
-    tag = unique_tag()
-    # the first request of the task, on whichever replica, is refused for 30 s
-    orch_engine.set_faults([rule({"rate_limit_retry_after_s": 30}, prompt_contains=tag, times=1)])
-    wire = serve_on_engine({"max_attempts": 2}, fallback_mode="aggressive_fallback")
-    task_id = str(wire.admit(prompt=f"{tag} limited", max_tokens=3, params={"seed": 4})["task_id"])
-    task = wire.wait_terminal(task_id, timeout=25)
-    attempts = task["attempts"]
+def _rate_limited_once(
+    serve_on_engine: ServeOnEngine, engine: EngineControl, mode: str, retry_after_s: int, req: str
+) -> tuple[list[dict[str, Any]], float]:
+    """A task whose first engine request, on whichever replica, gets a 429 with
+    ``Retry-After: retry_after_s``: its two attempts, and the gap between them in ms."""
+    faults = {"rate_limit_retry_after_s": retry_after_s}
+    pool_keys = {"max_attempts": 2}
+    config = {"fallback_mode": mode}
+    task = faulty_task(
+        serve_on_engine, engine, faults, pool_keys, times=1, config=config, seed=4
+    ).task
+    attempts: list[dict[str, Any]] = task["attempts"]
     expect(
         task["state"] == "completed" and len(attempts) == 2,
-        f"ORCH-0109: after an engine 429 the task moves to the other replica and completes; got "
+        f"{req}: after one engine 429 in {mode} the task is attempted again and completes; got "
         f"{task['state']!r} with attempts {attempts}",
     )
     expect(
@@ -250,7 +277,16 @@ def test_engine_429_in_aggressive_fallback_switches_replica_at_once(
         "ORCH-0151: the rate-limited attempt's error_kind is ENGINE_RATE_LIMITED; got "
         f"{attempts[0]}",
     )
-    gap_ms = _ms(attempts[1]["started_at"]) - _ms(attempts[0]["finished_at"])
+    return attempts, _ms(attempts[1]["started_at"]) - _ms(attempts[0]["finished_at"])
+
+
+@pytest.mark.req("ORCH-0109", "ORCH-0151")
+def test_engine_429_in_aggressive_fallback_switches_replica_at_once(
+    serve_on_engine: ServeOnEngine, orch_engine: EngineControl
+) -> None:
+    attempts, gap_ms = _rate_limited_once(
+        serve_on_engine, orch_engine, "aggressive_fallback", 30, "ORCH-0109"
+    )
     expect(
         attempts[1]["replica_id"] != attempts[0]["replica_id"] and gap_ms < 29_000,
         f"ORCH-0109: in aggressive_fallback the next attempt starts at once on another replica, "
@@ -258,22 +294,13 @@ def test_engine_429_in_aggressive_fallback_switches_replica_at_once(
     )
 
 
-@pytest.mark.req("ORCH-0110")
+@pytest.mark.req("ORCH-0110", "ORCH-0151")
 def test_engine_429_in_intelligent_pacing_waits_the_engines_retry_after(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    tag = unique_tag()
-    orch_engine.set_faults([rule({"rate_limit_retry_after_s": 1}, prompt_contains=tag, times=1)])
-    wire = serve_on_engine({"max_attempts": 2}, fallback_mode="intelligent_pacing")
-    task_id = str(wire.admit(prompt=f"{tag} paced", max_tokens=3, params={"seed": 2})["task_id"])
-    task = wire.wait_terminal(task_id, timeout=25)
-    attempts = task["attempts"]
-    expect(
-        task["state"] == "completed" and len(attempts) == 2,
-        f"ORCH-0110: after one engine 429 the task is attempted again and completes; got "
-        f"{task['state']!r} with attempts {attempts}",
+    _, gap_ms = _rate_limited_once(
+        serve_on_engine, orch_engine, "intelligent_pacing", 1, "ORCH-0110"
     )
-    gap_ms = _ms(attempts[1]["started_at"]) - _ms(attempts[0]["finished_at"])
     expect(
         gap_ms >= 990,
         f"ORCH-0110: in intelligent_pacing the next attempt waits at least the engine's "

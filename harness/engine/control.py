@@ -14,12 +14,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from harness.engine.faults import FaultRule, RequestRecord
 from harness.engine.mock import MOCK_MODEL
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EngineControl",
-    "EngineRequest",
     "ServeOnEngine",
     "engine_pool",
     "rule",
@@ -37,32 +36,6 @@ __all__ = [
 ServeOnEngine = Callable[..., "Wire"]
 """The ``serve_on_engine`` fixture of the conformance suite:
 ``serve_on_engine(pool_keys=None, replicas=("r1", "r2"), slots=1, **config) -> Wire``."""
-
-FINISHED_STATES = frozenset({"refused", "completed", "died", "disconnected"})
-"""Ledger states of a request the engine no longer works on."""
-
-
-@dataclass(frozen=True)
-class EngineRequest:
-    """One completion request as the engine's ledger records it."""
-
-    number: int
-    replica: str | None
-    prompt: str
-    seed: int | None
-    max_tokens: int
-    temperature: float
-    top_p: float
-    stream: bool
-    faults: dict[str, Any]
-    status: int
-    state: str
-    generated: int
-    finish_reason: str | None
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED_STATES
 
 
 def unique_tag(what: str = "engine check") -> str:
@@ -78,12 +51,7 @@ def rule(
     times: int | None = None,
 ) -> dict[str, Any]:
     """One fault rule as the server takes it (see :mod:`harness.engine.faults`)."""
-    return {
-        "faults": dict(faults or {}),
-        "replica": replica,
-        "prompt_contains": prompt_contains,
-        "times": times,
-    }
+    return FaultRule(dict(faults or {}), replica, prompt_contains, times).to_json()
 
 
 class EngineControl:
@@ -119,18 +87,18 @@ class EngineControl:
         """Replace the fault rules (build each with :func:`rule`)."""
         self._http.put("/orchq/faults", json={"rules": list(rules)}).raise_for_status()
 
-    def requests(self, prompt_contains: str | None = None) -> list[EngineRequest]:
+    def requests(self, prompt_contains: str | None = None) -> list[RequestRecord]:
         """The completion requests received, oldest first, optionally those of some prompts."""
         params = {} if prompt_contains is None else {"prompt_contains": prompt_contains}
         response = self._http.get("/orchq/requests", params=params)
         response.raise_for_status()
-        return [EngineRequest(**item) for item in response.json()["requests"]]
+        return [RequestRecord(**item) for item in response.json()["requests"]]
 
     def generated(self, prompt_contains: str) -> int:
         """Tokens generated, over every request whose prompt contains ``prompt_contains``."""
         return sum(r.generated for r in self.requests(prompt_contains))
 
-    def wait_finished(self, prompt_contains: str, timeout: float) -> list[EngineRequest]:
+    def wait_finished(self, prompt_contains: str, timeout: float) -> list[RequestRecord]:
         """The prompt's requests once none is in progress, or as they are after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while True:

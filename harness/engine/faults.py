@@ -39,6 +39,8 @@ LEDGER_LIMIT = 100_000
 """Requests the ledger keeps; older ones are forgotten first (a long-running engine stays small)."""
 
 RequestState = Literal["refused", "running", "hanging", "completed", "died", "disconnected"]
+FINISHED_STATES = frozenset({"refused", "completed", "died", "disconnected"})
+"""States of a request the engine no longer works on."""
 
 
 class FaultError(ValueError):
@@ -196,7 +198,7 @@ class FaultBook:
 
 @dataclass
 class RequestRecord:
-    """One completion request as the engine saw it."""
+    """One completion request as the engine saw it (and as ``GET /orchq/requests`` lists it)."""
 
     number: int
     """1 for the engine's first request, then 2, 3, ..."""
@@ -214,6 +216,10 @@ class RequestRecord:
     generated: int = 0
     """Tokens the engine generated for it (sent, or on their way when it ended)."""
     finish_reason: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

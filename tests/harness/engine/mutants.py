@@ -17,6 +17,7 @@ from typing import Any
 
 from orchestrator.engines import (
     Engine,
+    EngineError,
     EngineRateLimited,
     EngineReset,
     EngineUnavailable,
@@ -95,27 +96,35 @@ class TruncatedSeed(_Delegating):
         return self.inner.generate(dataclasses.replace(request, seed=request.seed & 0xFFFF_FFFF))
 
 
-class IgnoresRetryAfter(_Delegating):
-    """The engine's ``Retry-After`` is lost on the way (read as milliseconds): ORCH-0110."""
+class _TranslatingErrors(_Delegating):
+    """Tokens pass through; an engine error is replaced by :meth:`translate`'s."""
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Token]:
         try:
             async for token in self.inner.generate(request):
                 yield token
-        except EngineRateLimited as exc:
-            raise EngineRateLimited(str(exc), retry_after_s=exc.retry_after_s / 1000) from exc
+        except EngineError as exc:
+            raise self.translate(exc) from exc
+
+    def translate(self, exc: EngineError) -> EngineError:
+        return exc
 
 
-class EveryFailureIsAReset(_Delegating):
+class IgnoresRetryAfter(_TranslatingErrors):
+    """The engine's ``Retry-After`` is lost on the way (read as milliseconds): ORCH-0110."""
+
+    def translate(self, exc: EngineError) -> EngineError:
+        if isinstance(exc, EngineRateLimited):
+            return EngineRateLimited(str(exc), retry_after_s=exc.retry_after_s / 1000)
+        return exc
+
+
+class EveryFailureIsAReset(_TranslatingErrors):
     """An engine that refused the request is reported like one that died mid-stream:
     attempts say ``WORKER_RESET`` where ORCH-0151 names ``ENGINE_UNAVAILABLE``."""
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Token]:
-        try:
-            async for token in self.inner.generate(request):
-                yield token
-        except EngineUnavailable as exc:
-            raise EngineReset(str(exc)) from exc
+    def translate(self, exc: EngineError) -> EngineError:
+        return EngineReset(str(exc)) if isinstance(exc, EngineUnavailable) else exc
 
 
 def one_attempt_too_many(config: Any) -> Any:
