@@ -2,16 +2,18 @@
 
 ``KnownWorkload(engine)`` sets the engine's fault rules first (its replicas'
 warm-up probes meet them as the target starts); the target then runs the
-configuration of :meth:`KnownWorkload.config` (spec section 11 keys): four
+configuration of :meth:`KnownWorkload.config` (spec section 11 keys): five
 pools whose ``openai`` replicas are served by the harness's engine, which makes
 the outcomes happen on purpose and spaces every token by :data:`TOKEN_DELAY_MS`:
 
 - ``main`` (replicas ``m1``, ``m2``, one slot each, a queue of 2, ``reject``):
   a task completed by length, one stopped by the engine (``stop``), one whose
   engine dies after streaming (``WORKER_RESET``), one whose engine dies on every
-  attempt (``REPLICA_EXHAUSTED``), one whose engine hangs (``DECODE_TIMEOUT``),
-  running and queued tasks cancelled, a full queue's ``ADMISSION_REJECT``, and a
-  resumed stream;
+  attempt (``REPLICA_EXHAUSTED``), running and queued tasks cancelled, a full
+  queue's ``ADMISSION_REJECT``, and a resumed stream;
+- ``stall`` (``t1``, a decode timeout of 500 ms): a task whose engine hangs
+  (``DECODE_TIMEOUT``), alone in its pool so that no other task can time out
+  on a loaded machine;
 - ``lru`` (``l1``, one slot, a queue of 1, ``drop_lru``): an eviction
   (``dropped``) and a refusal with nothing evictable (``QUEUE_FULL_DROP_LRU``);
 - ``down`` (``d1``, whose engine refuses everything): ``POOL_UNAVAILABLE``;
@@ -162,8 +164,8 @@ class KnownWorkload:
         engine = self.engine
         return {
             "pools": [
-                engine_pool(engine, "main", ("m1", "m2"), queue_capacity=2, max_attempts=2,
-                            decode_timeout_ms=500),
+                engine_pool(engine, "main", ("m1", "m2"), queue_capacity=2, max_attempts=2),
+                engine_pool(engine, "stall", ("t1",), decode_timeout_ms=500),
                 engine_pool(engine, "lru", ("l1",), queue_capacity=1, overflow_policy="drop_lru"),
                 engine_pool(engine, "down", ("d1",)),
                 engine_pool(engine, "warming", ("w1",)),
@@ -179,6 +181,7 @@ class KnownWorkload:
         state.refuse("down", "batch", "POOL_UNAVAILABLE")
         _wait_replica(wire, "main", "ready")
         _wait_replica(wire, "lru", "ready")
+        _wait_replica(wire, "stall", "ready")
         _finished_outcomes(state)
         _queue_outcomes(state)
         _lru_outcomes(state)
@@ -187,14 +190,14 @@ class KnownWorkload:
 
 def _finished_outcomes(state: _Run) -> None:
     """One task per completion reason and engine-side error kind, then a resumed stream."""
-    for what, priority, tokens, design in (
-        ("length", "interactive", 4, ("completed", "length")),
-        ("stop", "batch", 6, ("completed", "stop")),
-        ("reset", "interactive", 6, ("failed", "WORKER_RESET")),
-        ("exhausted", "batch", 6, ("failed", "REPLICA_EXHAUSTED")),
-        ("timeout", "interactive", 6, ("failed", "DECODE_TIMEOUT")),
+    for pool, what, priority, tokens, design in (
+        ("main", "length", "interactive", 4, ("completed", "length")),
+        ("main", "stop", "batch", 6, ("completed", "stop")),
+        ("main", "reset", "interactive", 6, ("failed", "WORKER_RESET")),
+        ("main", "exhausted", "batch", 6, ("failed", "REPLICA_EXHAUSTED")),
+        ("stall", "timeout", "interactive", 6, ("failed", "DECODE_TIMEOUT")),
     ):
-        state.finish(state.admit("main", priority, what, tokens, design))
+        state.finish(state.admit(pool, priority, what, tokens, design))
     resumed = read_stream(state.wire, state.tasks[0].task_id, last_event_id=1)
     expect(
         resumed.status == 200, f"ORCH-0083: a resumed stream must answer 200; got {resumed.status}"

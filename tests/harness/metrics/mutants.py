@@ -93,7 +93,7 @@ def _finished_skips_dropped(body: str, _: list[str]) -> str:
 _MESSAGES = {
     "CANCELLED": "cancelled by the client",
     "QUEUE_FULL_DROP_LRU": "evicted from a full queue (overflow policy drop_lru)",
-    "DECODE_TIMEOUT": "replica m1 sent no token within 500 ms",
+    "DECODE_TIMEOUT": "replica t1 sent no token within 500 ms",
 }
 
 
