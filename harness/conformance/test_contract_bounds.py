@@ -175,8 +175,9 @@ def test_request_bounds_accept_their_value_and_refuse_one_past(wire: Wire, req: 
             wire.sessions.append(str(response.json()["session_id"]))
         got_kind = error_kind(response)
         if response.status_code != edge.status or (edge.kind and got_kind != edge.kind):
+            want = f"{edge.status} {edge.kind}" if edge.kind else str(edge.status)
             failures.append(
-                f"{req}: {edge.what} must answer {edge.status} {edge.kind or ''}; got "
+                f"{req}: {edge.what} must answer {want}; got "
                 f"{response.status_code} {got_kind or response.text[:160]}"
             )
         elif response.status_code >= 400 and (problems := error_problems(response)):
