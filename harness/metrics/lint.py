@@ -1,17 +1,20 @@
 """Load ``contracts/metrics.lint.json``: the declared metric set with label budgets.
 
-The lint file is the contract's data, this module its typed view. It is
-validated strictly on load (unknown keys, wrong types and unsorted lists are
-errors) because a typo in a budget would otherwise silently loosen the check.
-The path defaults to the repository's ``contracts/metrics.lint.json``; the
-environment variable ``ORCHQ_METRICS_LINT`` points the conformance suite at
-another implementation's declaration.
+The lint file is the contract's data, this module its typed view. Every label
+declares the closed set its values come from (ORCH-0242): a list, the configured
+pool or replica IDs, or (for build metadata) a pattern. It is validated strictly
+on load (unknown keys, wrong types and unsorted lists are errors) because a typo
+in a budget would otherwise silently loosen the check. The path defaults to the
+repository's ``contracts/metrics.lint.json``; the environment variable
+``ORCHQ_METRICS_LINT`` points the conformance suite at another implementation's
+declaration.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ __all__ = [
 DEFAULT_LINT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "metrics.lint.json"
 LINT_ENV = "ORCHQ_METRICS_LINT"
 METRIC_TYPES = frozenset({"counter", "gauge", "histogram", "summary"})
+CONFIGURED_IDS = frozenset({"pool_id", "replica_id"})
+"""What ``values_from`` may name: the target's configured IDs, as ``GET /v1/pools`` lists them."""
 
 
 class LintError(ValueError):
@@ -44,6 +49,27 @@ class LabelSpec:
     """Most distinct values this label may take on one metric."""
     required: bool
     """The spec's table lists this label (ORCH-0134: at least these labels)."""
+    values: frozenset[str] | None = None
+    """The closed set of values (ORCH-0242), when it is fixed."""
+    values_from: str | None = None
+    """Or: the values are the target's configured IDs of this kind (``pool_id``, ``replica_id``)."""
+    pattern: str | None = None
+    """Or: build metadata, a full-match regex (with a budget of 1)."""
+
+    def allows(self, value: str, configured: dict[str, frozenset[str]]) -> bool:
+        """Whether ``value`` is in the label's closed set; ``configured`` maps kind to IDs."""
+        if self.values is not None:
+            return value in self.values
+        if self.values_from is not None:
+            return value in configured.get(self.values_from, frozenset())
+        return self.pattern is not None and re.fullmatch(self.pattern, value) is not None
+
+    def describe(self) -> str:
+        if self.values is not None:
+            return f"one of {sorted(self.values)}"
+        if self.values_from is not None:
+            return f"a configured {self.values_from}"
+        return f"a value matching {self.pattern!r}"
 
 
 @dataclass(frozen=True)
@@ -87,7 +113,30 @@ def _keys(obj: Any, source: str, where: str, required: set[str], optional: set[s
 
 
 def _label(obj: Any, source: str, where: str) -> LabelSpec:
-    _keys(obj, source, where, {"budget", "required"}, set())
+    closed = {"values", "values_from", "pattern"}
+    _keys(obj, source, where, {"budget", "required"}, closed)
+    given = sorted(closed & set(obj))
+    _require(
+        len(given) == 1, source, where, f"needs exactly one of {sorted(closed)} (its closed set)"
+    )
+    values = obj.get("values")
+    if values is not None:
+        _require(
+            isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values),
+            source, where, "values must be a non-empty list of strings",
+        )  # fmt: skip
+        _require(values == sorted(set(values)), source, where, "values: sorted, unique")
+    values_from = obj.get("values_from")
+    if values_from is not None:
+        _require(values_from in CONFIGURED_IDS, source, where,
+                 f"values_from must be one of {sorted(CONFIGURED_IDS)}")  # fmt: skip
+    pattern = obj.get("pattern")
+    if pattern is not None:
+        _require(isinstance(pattern, str), source, where, "pattern must be a string")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise LintError(f"{source}: {where}: pattern: {exc}") from None
     budget, required = obj["budget"], obj["required"]
     _require(
         isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1,
@@ -96,7 +145,13 @@ def _label(obj: Any, source: str, where: str) -> LabelSpec:
         "budget must be an integer >= 1",
     )
     _require(isinstance(required, bool), source, where, "required must be a boolean")
-    return LabelSpec(budget=budget, required=required)
+    return LabelSpec(
+        budget=budget,
+        required=required,
+        values=frozenset(values) if values is not None else None,
+        values_from=values_from,
+        pattern=pattern,
+    )
 
 
 def _metric(name: str, obj: Any, source: str) -> MetricSpec:

@@ -59,6 +59,8 @@ import pytest
 from harness.plugin.target import LIVE_TARGET_SKIP, Target, live_url
 
 if TYPE_CHECKING:
+    from harness.engine.control import EngineControl
+    from harness.engine.server import EngineThread
     from orchestrator.client import OrchClient
     from orchestrator.schemas import Attempt, SessionCreated, Task, TaskAdmitted
     from orchestrator.store.db import AttemptRow, SessionRow, Store, TaskRow
@@ -376,6 +378,37 @@ def make_attempt(_orch_made: Factories) -> MakeAttempt:
     task ends, or is still undispatched after ``timeout`` seconds.
     """
     return _orch_made.attempt
+
+
+# ---------------------------------------------------------------- the harness's engine
+
+
+@pytest.fixture(scope="session")
+def _orch_engine_server() -> Iterator[EngineThread]:
+    from harness.engine.mock import MockModel
+    from harness.engine.server import EngineThread
+
+    with EngineThread(MockModel()) as server:
+        yield server
+
+
+@pytest.fixture
+def orch_engine(_orch_engine_server: EngineThread) -> Iterator[EngineControl]:
+    """The harness's own engine: ``orchq engine serve --model mock``, no fault rule, empty ledger.
+
+    An OpenAI-compatible server with orchestratord's deterministic token function;
+    point a target's ``openai`` replicas at it
+    (``orch_serve(pools=[engine_pool(orch_engine)])``), set fault rules per replica
+    or prompt (``orch_engine.set_faults([...])``) and read what it generated
+    (``orch_engine.requests(...)``). One server per process (an in-process thread,
+    started once), its rules and ledger cleared before and after each test.
+    """
+    from harness.engine.control import EngineControl
+
+    with EngineControl(_orch_engine_server.url) as control:
+        control.reset()
+        yield control
+        control.reset()
 
 
 # ---------------------------------------------------------------- store level

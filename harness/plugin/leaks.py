@@ -52,6 +52,7 @@ HARNESS_FIXTURES = frozenset(
         "make_attempt",
         "orch_db",
         "scripted_engine",
+        "orch_engine",
     }
 )
 TEST_RUNNER_MODULES = ("_pytest", "pytest_rerunfailures", "xdist", "execnet")

@@ -62,6 +62,7 @@ __all__ = [
     "count_levels",
     "diff_indexes",
     "extract",
+    "limit_without_value",
     "lint",
     "parse_spec",
     "run_ids",
@@ -619,6 +620,42 @@ def parse_spec(text: str, path: str = "specs/orchestrator-spec.md") -> ParsedSpe
 
 # ---------------------------------------------------------------- lint
 
+_LIMIT = re.compile(
+    r"(?<!\bthat )(?<!\bthis )(?<!\bsame )"
+    r"\b(?:limits?|maximum|minimum|at most|at least|up to|no more than|no longer than"
+    r"|(?:longer|shorter|larger|smaller|more|fewer|greater|less) than|exceed(?:s|ing)?"
+    r"|too (?:large|long|many|big)|bounds?)\b",
+    re.IGNORECASE,
+)
+"""Words that name a limit; after "that", "this" or "the same" they refer back to one named."""
+_LIMIT_VALUE = re.compile(
+    r"\d|`[^`]+`|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|once|twice|table"
+    r"|listed|given there)\b",
+    re.IGNORECASE,
+)
+"""What states a limit's value: a number, a named key or field, or a table or list giving it."""
+_LIMIT_WINDOW_WORDS = 8
+_CLAUSE_END = re.compile(
+    r"[;.]\s|,\s(?!\d)|\b(?:with|and|or|when|if|unless|while|then|MUST|SHOULD|MAY)\b"
+)
+"""Where the phrase after a limit word ends: its value must come before."""
+
+
+def limit_without_value(text: str) -> str | None:
+    """The limit phrase of a normative sentence that does not say what the limit is, or None.
+
+    A limit word must be followed, within a few words and before the clause ends,
+    by its value: a number, an inline-code key or field (``queue_capacity``), a
+    requirement ID whose sentence states it, or the table that lists it. "longer
+    than the limit", "at most the maximum" say nothing an implementer could test.
+    """
+    for match in _LIMIT.finditer(text):
+        clause = _CLAUSE_END.split(text[match.end() :], maxsplit=1)[0]
+        window = " ".join(clause.split()[:_LIMIT_WINDOW_WORDS])
+        if not _LIMIT_VALUE.search(_ID_LIKE.sub("`id`", window)):
+            return match.group(0)
+    return None
+
 
 def lint(
     parsed: ParsedSpec,
@@ -658,6 +695,17 @@ def lint(
                         "cannot be reused; remove the marker and run `orchq spec ids`",
                     )
                 )
+    for req in parsed.requirements:
+        phrase = limit_without_value(req.text)
+        if phrase is not None:
+            errors.append(
+                LintError(
+                    parsed.path,
+                    req.line,
+                    f"{req.id} names a limit ({phrase!r}) without its value: state the number, "
+                    "or the configuration key or field that sets it",
+                )
+            )
     seen: set[_Ref] = set()
     for ref in parsed.references:
         if ref.id in defined or ref in seen:

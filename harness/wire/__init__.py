@@ -8,6 +8,7 @@ exactly the wire details these checks certify (headers, envelopes, ``id:`` lines
 from harness.wire.http import (
     TERMINAL_STATES,
     Wire,
+    error_kind,
     error_problems,
     expect,
     expect_error,
@@ -20,6 +21,7 @@ __all__ = [
     "SseCapture",
     "SseEvent",
     "Wire",
+    "error_kind",
     "error_problems",
     "expect",
     "expect_error",

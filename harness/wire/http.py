@@ -22,6 +22,8 @@ import httpx
 from harness.fuzz.wire import backpressure_problems, envelope_problems
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled", "dropped"})
+READY_TIMEOUT_S = 15.0
+"""How long a freshly started target may take to report every pool ready."""
 
 
 def _headers(response: httpx.Response) -> dict[str, list[str]]:
@@ -35,6 +37,17 @@ def expect(ok: object, message: str) -> None:
     """``assert`` that survives ``python -O``: conformance verdicts must never vanish."""
     if not ok:
         raise AssertionError(message)
+
+
+def error_kind(response: httpx.Response) -> str | None:
+    """The ``error.kind`` of an envelope, or None for any other body."""
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    kind = error.get("kind") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def error_problems(response: httpx.Response) -> list[str]:
@@ -105,6 +118,17 @@ class Wire:
             except httpx.HTTPError:
                 break
         self.http.close()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Until ``/readyz`` answers 200 (every pool has a ready replica), or fail."""
+        deadline = time.monotonic() + timeout
+        while (status := self.http.get("/readyz").status_code) != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"ORCH-0130: /readyz still answers {status} {timeout:.0f} s after the start "
+                    "although every replica can become ready"
+                )
+            time.sleep(0.02)
 
     def post_json(
         self, path: str, body: Any, *, headers: Mapping[str, str] | None = None

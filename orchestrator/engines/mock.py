@@ -6,6 +6,10 @@ request, counter = token index). Nothing about the replica, the batch, timing
 or the process enters, which is exactly the strict-determinism contract. The
 fault knobs break that contract (or the replica) on purpose, so the harness
 can be shown to catch each fault.
+
+:func:`request_key` and :func:`token_at` are the token function itself and a
+public interface: the harness's mock engine server (``orchq engine serve
+--model mock``) serves the same tokens over HTTP and predicts them.
 """
 
 from __future__ import annotations

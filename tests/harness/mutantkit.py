@@ -14,7 +14,11 @@ exists once:
 
 :func:`run_conformance` runs a packaged conformance module against a target
 the way a user would (``--pyargs harness.conformance.<module> --orch-url URL``)
-and :func:`assert_caught` asserts it failed naming the broken ORCH ID.
+and :func:`assert_caught` asserts it failed naming the broken ORCH ID. Checks
+that configure their own server (``orch_serve``) skip against a URL; for them
+:func:`mutate_every_server` makes every orchestratord an in-process inner run
+starts the mutant: an ASGI layer, an engine wrapper (what the replicas do with
+their engines) or a configuration change.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 Wrap = Callable[[App], App]
 Headers = list[tuple[bytes, bytes]]
 Applies = Callable[[Scope], bool]
+EngineWrap = Callable[[Any], Any]
+"""``wrap(engine) -> engine``: a replica's engine as a broken orchestrator would drive it."""
+ConfigChange = Callable[[Any], Any]
+"""``change(config) -> config``: the configuration a broken orchestrator would really run."""
 
 INDEX = Path(__file__).resolve().parents[2] / "requirements" / "index.yaml"
 """The project's requirement index, passed to inner runs as ``--orch-index``."""
@@ -194,3 +202,30 @@ def assert_caught(
     caught = count == failed if failed is not None else count >= 1
     assert caught, f"{req}: mutant {name!r} was not caught: {outcomes}"
     result.stdout.fnmatch_lines([f"*{req}: *"])
+
+
+def mutate_every_server(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    wrap_app: Wrap | None = None,
+    wrap_engine: EngineWrap | None = None,
+    change_config: ConfigChange | None = None,
+) -> None:
+    """Every orchestratord started from now on (an inner run's ``orch_serve``) is the mutant."""
+    import orchestrator.server
+    from orchestrator.engines import build_engine
+
+    original = orchestrator.server.ServerThread
+
+    class MutantServer(original):  # type: ignore[misc, valid-type]
+        def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+            if wrap_app is not None:
+                kwargs["wrap_app"] = wrap_app
+            if wrap_engine is not None:
+                build = kwargs.get("engine_factory", build_engine)
+                kwargs["engine_factory"] = lambda replica: wrap_engine(build(replica))
+            if change_config is not None:
+                config = change_config(config)
+            super().__init__(config, *args, **kwargs)
+
+    monkeypatch.setattr(orchestrator.server, "ServerThread", MutantServer)

@@ -82,6 +82,60 @@ def _undeclared_metric(body: str, _: list[str]) -> str:
         "# TYPE orchq_cache_entries gauge\norchq_cache_entries 3\n"  # fmt: skip
 
 
+def _finished_skips_dropped(body: str, _: list[str]) -> str:
+    """Tasks evicted by ``drop_lru`` are never counted as finished (ORCH-0240)."""
+    return "".join(
+        line for line in body.splitlines(keepends=True)
+        if not (line.startswith("orchq_tasks_finished_total{") and 'state="dropped"' in line)
+    )  # fmt: skip
+
+
+_MESSAGES = {
+    "CANCELLED": "cancelled by the client",
+    "QUEUE_FULL_DROP_LRU": "evicted from a full queue (overflow policy drop_lru)",
+    "DECODE_TIMEOUT": "replica t1 sent no token within 500 ms",
+}
+
+
+def _reason_is_the_message(body: str, _: list[str]) -> str:
+    """``reason`` carries the task's error message, free text, instead of its kind (ORCH-0242)."""
+    lines = []
+    for line in body.splitlines(keepends=True):
+        if line.startswith("orchq_tasks_finished_total{"):
+            for kind, message in _MESSAGES.items():
+                line = line.replace(f'reason="{kind}"', f'reason="{message}"')
+        lines.append(line)
+    return "".join(lines)
+
+
+def _first_token_in_milliseconds(body: str, _: list[str]) -> str:
+    """Time to first token observed in milliseconds under a ``_seconds`` name (ORCH-0241).
+
+    Every observation is 1000 times larger: the sum grows 1000-fold and each bucket
+    ``le`` holds what the seconds histogram held at ``le / 1000`` (its largest bound
+    not above that).
+    """
+    name = "orchq_time_to_first_token_seconds"
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for match in re.finditer(rf'^{name}_bucket\{{(.*?)le="([^"]+)"(.*?)\}} (\S+)$', body, re.M):
+        series = match.group(1) + match.group(3)
+        buckets.setdefault(series, []).append((float(match.group(2)), float(match.group(4))))
+
+    def shifted(match: re.Match[str]) -> str:
+        series, le = match.group(1) + match.group(3), float(match.group(2))
+        below = [count for bound, count in buckets[series] if bound <= le / 1000]
+        value = float(match.group(4)) if le == float("inf") else (max(below) if below else 0.0)
+        return f'{name}_bucket{{{match.group(1)}le="{match.group(2)}"{match.group(3)}}} {value}'
+
+    body = re.sub(rf'^{name}_bucket\{{(.*?)le="([^"]+)"(.*?)\}} (\S+)$', shifted, body, flags=re.M)
+    return re.sub(
+        rf"^({name}_sum\{{[^}}]*\}}) (\S+)$",
+        lambda m: f"{m.group(1)} {float(m.group(2)) * 1000}",
+        body,
+        flags=re.M,
+    )
+
+
 MUTANTS: dict[str, tuple[Transform, str]] = {
     "task-id-label": (_task_id_label, "ORCH-0133"),
     "pool-fed-by-task-ids": (_pool_fed_by_task_ids, "ORCH-0133"),
@@ -91,3 +145,11 @@ MUTANTS: dict[str, tuple[Transform, str]] = {
     "undeclared-metric": (_undeclared_metric, "ORCH-0136"),
 }
 """name -> (body transform, the ORCH ID the metrics suite must name)."""
+
+
+TRUTH_MUTANTS: dict[str, tuple[Transform, str]] = {
+    "finished counter skips dropped tasks": (_finished_skips_dropped, "ORCH-0240"),
+    "reason label fed with the error message": (_reason_is_the_message, "ORCH-0242"),
+    "time to first token in milliseconds": (_first_token_in_milliseconds, "ORCH-0241"),
+}
+"""name -> (body transform, ORCH ID): caught by the ground-truth check on a configured server."""

@@ -15,14 +15,17 @@ import pytest
 
 from harness.metrics import (
     LintError,
+    configured_ids,
     contract_violations,
     exposition_violations,
+    label_value_violations,
     load_lint,
     parse_exposition,
     promtool_violations,
     token_violations,
 )
 from harness.metrics.lint import DEFAULT_LINT_PATH, canonical_json, parse_lint
+from harness.metrics.truth import Span, Truth, truth_violations
 from orchestrator.metrics import Metrics, PoolSnapshot
 
 
@@ -177,9 +180,31 @@ def test_token_counter_must_grow_by_exactly_the_streamed_tokens() -> None:
         ),
         (
             lambda d: d["metrics"]["orchq_replicas"]["labels"].update(
-                task_id={"budget": 1, "required": False}
+                task_id={"budget": 1, "required": False, "values_from": "pool_id"}
             ),
             "forbidden labels ['task_id']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["state"].pop("values"),
+            "needs exactly one of ['pattern', 'values', 'values_from']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["state"].update(pattern=".*"),
+            "needs exactly one of ['pattern', 'values', 'values_from']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["state"]["values"].reverse(),
+            "values: sorted, unique",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_replicas"]["labels"]["pool"].update(
+                values_from="task_id"
+            ),
+            "values_from must be one of ['pool_id', 'replica_id']",
+        ),
+        (
+            lambda d: d["metrics"]["orchq_build_info"]["labels"]["version"].update(pattern="("),
+            "pattern: missing \\), unterminated subpattern",
         ),
     ],
 )
@@ -188,3 +213,68 @@ def test_a_malformed_lint_file_is_refused(mutate: Any, needle: str) -> None:
     mutate(data)
     with pytest.raises(LintError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         parse_lint(data)
+
+
+def _truth_of_healthy_page(pools: int = 2) -> Truth:
+    """What :func:`_healthy_page` counted, as a workload would know it."""
+    truth = Truth()
+    for i in range(pools):
+        pool = f"p{i}"
+        truth.count("orchq_tasks_admitted_total", pool=pool, priority="interactive")
+        truth.count("orchq_tasks_rejected_total", pool=pool, priority="batch",
+                    kind="ADMISSION_REJECT")  # fmt: skip
+        truth.count("orchq_tasks_dropped_total", pool=pool, priority="batch")
+        truth.count("orchq_tasks_finished_total", pool=pool, priority="interactive",
+                    state="completed", reason="length")  # fmt: skip
+        truth.count("orchq_generated_tokens_total", 7, pool=pool, engine="mock")
+        truth.count("orchq_stream_resumes_total", pool=pool)
+        truth.observe("orchq_queue_wait_seconds", Span.one(0.005, 0.05), pool=pool,
+                      priority="interactive")  # fmt: skip
+        truth.observe("orchq_time_to_first_token_seconds", Span.one(0.02, 0.03), pool=pool)
+        truth.observe("orchq_inter_token_latency_seconds", Span(1, 0.0, 0.01), pool=pool)
+    return truth
+
+
+def test_ground_truth_holds_for_what_was_counted() -> None:
+    empty = parse_exposition(_healthy_page(0))
+    after = parse_exposition(_healthy_page())
+    assert truth_violations(empty, after, _truth_of_healthy_page(), load_lint()) == []
+
+
+def test_ground_truth_names_a_missing_count_and_a_histogram_in_another_unit() -> None:
+    truth = _truth_of_healthy_page()
+    truth.count("orchq_tasks_finished_total", pool="p0", priority="batch", state="dropped",
+                reason="QUEUE_FULL_DROP_LRU")  # fmt: skip
+    truth.observe("orchq_time_to_first_token_seconds", Span.one(20.0, 30.0), pool="p1")
+    empty = parse_exposition(_healthy_page(0))
+    messages = [str(v) for v in truth_violations(empty, parse_exposition(_healthy_page()),
+                                                 truth, load_lint())]  # fmt: skip
+    assert messages == [
+        'ORCH-0240: orchq_tasks_finished_total{pool="p0",priority="batch",reason='
+        '"QUEUE_FULL_DROP_LRU",state="dropped"} grew by 0; the workload\'s known outcomes '
+        "make it 1",
+        'ORCH-0241: orchq_time_to_first_token_seconds{pool="p1"} made 1 observations; the '
+        "workload's known events make 2",
+    ]
+    seconds = _truth_of_healthy_page()
+    seconds.histograms["orchq_time_to_first_token_seconds"][(("pool", "p1"),)] = [
+        Span.one(20.0, 30.0)  # what a page observing 0.02 "seconds" for 20 s would show
+    ]
+    found = truth_violations(empty, parse_exposition(_healthy_page()), seconds, load_lint())
+    assert [v.req for v in found] == ["ORCH-0241", "ORCH-0241"]
+    assert "sum to 0.02 s, but the harness measured these durations between 20 s and 30 s" in (
+        found[0].message
+    )
+    assert "bucket le=0.05 holds 1 new observations, but by the durations" in found[1].message
+
+
+def test_label_values_outside_their_closed_set_are_named() -> None:
+    page = _healthy_page().replace('reason="length"', 'reason="task ran out of tokens"')
+    ids = configured_ids({"pools": [{"pool_id": "p0", "replicas": [{"replica_id": "r1"}]}]})
+    messages = sorted({str(v) for v in label_value_violations(parse_exposition(page),
+                                                                load_lint(), ids)})  # fmt: skip
+    assert any("reason='task ran out of tokens' is not in its closed set" in m for m in messages)
+    assert any("label pool='p1' is not in its closed set (a configured pool_id" in m
+               for m in messages)  # fmt: skip
+    assert all(m.startswith("ORCH-0242: ") for m in messages)
+    assert label_value_violations(parse_exposition(_healthy_page(1)), load_lint(), ids) == []

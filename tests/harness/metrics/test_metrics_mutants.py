@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from harness.plugin.target import ServeFactory
-from tests.harness.metrics.mutants import MUTANTS, metrics_rewriter
-from tests.harness.mutantkit import assert_caught, run_conformance
+from tests.harness.metrics.mutants import MUTANTS, TRUTH_MUTANTS, metrics_rewriter
+from tests.harness.mutantkit import assert_caught, mutate_every_server, run_conformance
 
 pytest_plugins = ["pytester"]
 
@@ -26,7 +26,7 @@ def test_healthy_orchestrator_passes_the_metrics_suite(
     target = orch_serve()
     result = _run_suite(pytester, target.url)
     # the orch_serve tests (configured servers) skip against --orch-url, never pass
-    result.assert_outcomes(passed=5, skipped=3)
+    result.assert_outcomes(passed=6, skipped=4)
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
@@ -36,3 +36,22 @@ def test_metrics_suite_catches_the_mutant(
     transform, req = MUTANTS[name]
     target = orch_serve(wrap_app=metrics_rewriter(transform))
     assert_caught(_run_suite(pytester, target.url), req, name)
+
+
+TRUTH_CHECK = "test_metrics_equal_the_truth"
+
+
+def test_healthy_orchestrator_passes_the_ground_truth_check(pytester: pytest.Pytester) -> None:
+    result = run_conformance(pytester, "test_metrics", "-rfs", "-k", TRUTH_CHECK)
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TRUTH_MUTANTS))
+def test_ground_truth_check_catches_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transform, req = TRUTH_MUTANTS[name]
+    mutate_every_server(monkeypatch, wrap_app=metrics_rewriter(transform))
+    result = run_conformance(pytester, "test_metrics", "-rfs", "-k", TRUTH_CHECK)
+    assert_caught(result, req, name, failed=1)

@@ -240,3 +240,28 @@ def test_lint_error_leaves_an_existing_index_untouched(project: Project) -> None
         "extract",
         [f"{project.spec}:4: normative sentence (MUST) has no ID; run `orchq spec ids`"],
     )
+
+
+@pytest.mark.parametrize("command", ["extract", "ids"])
+def test_limit_without_its_value(project: Project, command: str) -> None:
+    project.write_spec(
+        "# Spec",
+        "",
+        f"- {marker(1)}The server MUST refuse a prompt longer than the limit with 400 "
+        "`INVALID_PARAMS`.",
+        f"- {marker(2)}The server MUST refuse a prompt longer than 32,768 characters.",
+        f"- {marker(3)}A pool MUST NOT queue more than its `queue_capacity`.",
+        f"- {marker(4)}A reply MUST take at most the maximum wait.",
+        f"- {marker(5)}Each retry MUST count against that limit.",
+        f"- {marker(6)}The server MUST wait at least the time ORCH-0002 gives.",
+    )
+    _assert_spec_error(
+        project,
+        command,
+        [
+            f"{project.spec}:3: ORCH-0001 names a limit ('longer than') without its value: "
+            "state the number, or the configuration key or field that sets it",
+            f"{project.spec}:6: ORCH-0004 names a limit ('at most') without its value: "
+            "state the number, or the configuration key or field that sets it",
+        ],
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from harness.plugin.target import LIVE_TARGET_SKIP, ServeFactory
-from tests.harness.mutantkit import Wrap, assert_caught, run_conformance
+from tests.harness.mutantkit import assert_caught, mutate_every_server, run_conformance
 from tests.harness.wire.wire_mutants import IN_PROCESS_MUTANTS, MUTANTS
 
 pytest_plugins = ["pytester"]
@@ -62,20 +62,6 @@ def _run_in_process(pytester: pytest.Pytester, module: str, *args: str) -> pytes
     return run_conformance(pytester, module, "-rfs", *args)
 
 
-def _wrap_every_server(monkeypatch: pytest.MonkeyPatch, wrap: Wrap) -> None:
-    """Every orchestratord the inner run starts (its own ``orch_serve``) is the mutant."""
-    import orchestrator.server
-
-    original = orchestrator.server.ServerThread
-
-    class MutantServer(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            kwargs["wrap_app"] = wrap
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(orchestrator.server, "ServerThread", MutantServer)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(IN_PROCESS_MUTANTS))
 def test_configured_server_checks_catch_the_mutant(
@@ -84,6 +70,6 @@ def test_configured_server_checks_catch_the_mutant(
     wrap, module, selection, req = IN_PROCESS_MUTANTS[name]
     healthy = _run_in_process(pytester, module, "-k", selection)
     healthy.assert_outcomes(passed=1)
-    _wrap_every_server(monkeypatch, wrap)
+    mutate_every_server(monkeypatch, wrap_app=wrap)
     result = _run_in_process(pytester, module, "-k", selection)
     assert_caught(result, req, name, failed=1)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 
 from tests.harness.mutantkit import (
     App,
     Headers,
+    Message,
     Receive,
     Scope,
     Send,
     Wrap,
     matching,
+    request_header,
+    respond,
     rewrite_chunks,
     rewrite_headers,
     rewrite_response,
@@ -148,3 +152,152 @@ IN_PROCESS_MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
 }  # fmt: skip
 """Mutants of checks that configure their own server (``orch_serve``), which skip against
 ``--orch-url``: they run in-process with every server of the run wrapped."""
+
+
+def auth_skipped_on_stream(token: str) -> Wrap:
+    """The stream route is mounted outside the bearer check: it serves anyone (ORCH-0007)."""
+    credentials = f"Bearer {token}".encode()
+
+    def wrap(app: App) -> App:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"].endswith("/stream"):
+                headers = without(list(scope["headers"]), b"authorization")
+                scope = {**scope, "headers": [*headers, (b"authorization", credentials)]}
+            await app(scope, receive, send)
+
+        return mutant
+
+    return wrap
+
+
+def readyz_checks_a_presented_token(token: str) -> Wrap:
+    """``/readyz`` refuses a request whose Authorization header is wrong (ORCH-0008)."""
+    credentials = f"Bearer {token}".encode()
+    error = {"kind": "UNAUTHORIZED", "message": "wrong bearer token", "retriable": False,
+             "request_id": "req_mutant"}  # fmt: skip
+    body = json.dumps({"error": error}).encode()
+
+    def wrap(app: App) -> App:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            presented = request_header(scope, b"authorization") if scope["type"] == "http" else b""
+            if (
+                scope["type"] == "http"
+                and scope["path"] == "/readyz"
+                and presented not in (b"", credentials)
+            ):
+                headers = [(b"content-type", b"application/json"), (b"x-request-id", b"req_mutant")]
+                await respond(send, 401, headers, body)
+                return
+            await app(scope, receive, send)
+
+        return mutant
+
+    return wrap
+
+
+AUTH_MUTANTS: dict[str, tuple[Callable[[str], Wrap], str, str]] = {
+    "bearer check skipped on the stream route": (
+        auth_skipped_on_stream, "test_every_v1_operation_refuses", "ORCH-0007",
+    ),
+    "readyz refuses a wrong token": (
+        readyz_checks_a_presented_token, "test_open_routes_stay_open", "ORCH-0008",
+    ),
+}  # fmt: skip
+"""name -> (``wrap_app`` factory taking the configured token, ``-k`` test, ORCH ID)."""
+
+
+def _refuse_long_prompts(limit: int) -> Wrap:
+    """``POST /v1/tasks`` refuses prompts over ``limit`` characters: a bound below the spec's."""
+
+    def wrap(app: App) -> App:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or (scope["method"], scope["path"]) != ("POST", "/v1/tasks"):
+                await app(scope, receive, send)
+                return
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            try:
+                prompt = json.loads(body).get("prompt")
+            except (ValueError, AttributeError):
+                prompt = None
+            if isinstance(prompt, str) and len(prompt) > limit:
+                error = {"kind": "INVALID_PARAMS", "retriable": False, "request_id": "req_mutant",
+                         "message": f"prompt: at most {limit} characters"}  # fmt: skip
+                headers = [(b"content-type", b"application/json"), (b"x-request-id", b"req_mutant")]
+                await respond(send, 400, headers, json.dumps({"error": error}).encode())
+                return
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await app(scope, replay, send)
+
+        return mutant
+
+    return wrap
+
+
+def backoff_in_seconds(app: App) -> App:
+    """The suggested wait is written in seconds (1, meant as "one second") where milliseconds
+    are due; the jitter is still added in milliseconds, so ``X-Backoff-Ms`` is 1..251 and
+    ``Retry-After`` 1, consistent with each other (ORCH-0022/0023 hold; ORCH-0244 does not)."""
+
+    def change(status: int, headers: Headers) -> Headers:
+        if status not in (429, 503):
+            return headers
+        jitter = int(dict(headers).get(b"x-backoff-ms", b"1000")) % 1000
+        return [*without(headers, b"x-backoff-ms", b"retry-after"),
+                (b"x-backoff-ms", str(1 + jitter).encode()), (b"retry-after", b"1")]  # fmt: skip
+
+    return rewrite_headers(app, change)
+
+
+def retry_advice_in_seconds(app: App) -> App:
+    """The stream's ``retry:`` line advises seconds: ``retry: 3`` (ORCH-0249)."""
+
+    def change(chunk: bytes) -> bytes:
+        return chunk.replace(b"retry: 3000\n", b"retry: 3\n")
+
+    return rewrite_chunks(app, change, matching(path=".*/stream"))
+
+
+def request_id_cut_at_64(app: App) -> App:
+    """An ``X-Request-Id`` over 64 characters is replaced (ORCH-0243: 128 must be echoed)."""
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(request_header(scope, b"x-request-id")) > 64:
+            headers = without(list(scope["headers"]), b"x-request-id")
+            scope = {**scope, "headers": [*headers, (b"x-request-id", b"req_mutant_own")]}
+        await app(scope, receive, send)
+
+    return mutant
+
+
+BOUND_MUTANTS: dict[str, tuple[Wrap, str, str]] = {
+    "prompts limited to 16,384 characters": (
+        _refuse_long_prompts(16_384), "test_request_bounds_accept", "ORCH-0038",
+    ),
+    "retry: advice in seconds": (
+        retry_advice_in_seconds, "test_retry_advice_is_the_default", "ORCH-0249",
+    ),
+    "X-Request-Id echoed up to 64 characters only": (
+        request_id_cut_at_64, "test_request_id_of_128", "ORCH-0243",
+    ),
+}  # fmt: skip
+"""name -> (wrap_app, ``-k`` test of ``test_contract_bounds``, ORCH ID): checks over --orch-url."""
+
+CONFIGURED_BOUND_MUTANTS: dict[str, tuple[Wrap, str, str]] = {
+    "X-Backoff-Ms in seconds": (
+        backoff_in_seconds, "test_full_queue_refusals_suggest_one_second", "ORCH-0244",
+    ),
+}  # fmt: skip
+"""name -> (wrap_app, ``-k`` test, ORCH ID): checks that configure their own server."""
