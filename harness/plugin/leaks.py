@@ -19,6 +19,11 @@ harness starts are stopped by their fixtures before the check runs, so their
 thread and loop are gone by then. Tasks on a loop run by a thread that
 existed before the test (a session-wide server) are infrastructure too.
 
+Only public APIs: the open loops are found through the garbage collector,
+their tasks with ``asyncio.all_tasks(loop)``, the thread running a loop by
+asking the loop itself (``call_soon_threadsafe``), so it works on every
+supported Python and on uvloop as well as asyncio's own loops.
+
 It applies to tests that use a harness fixture (``--orch-leak-scope=harness``,
 the default) or to every test (``all``). ``@pytest.mark.orch_allow_leaks(reason)``
 opts a test out; ``--orch-guards=off`` turns it (and the settings guard) off.
@@ -27,6 +32,7 @@ opts a test out; ``--orch-guards=off`` turns it (and the settings guard) off.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import sys
@@ -55,7 +61,10 @@ HARNESS_FIXTURES = frozenset(
     }
 )
 TEST_RUNNER_MODULES = ("_pytest", "pytest_rerunfailures", "xdist", "execnet")
-"""Threads of the test runner's own plugins (a nested pytester run starts some) are not leaks."""
+"""Thread classes of the test runner's own plugins (a nested pytester run starts some) are not
+leaks."""
+LOOP_ANSWER_S = 1.0
+"""How long a running loop gets to say which thread runs it."""
 THREAD_GRACE_S = 2.0
 """How long new threads get to finish after teardown before they count as leaked."""
 
@@ -172,11 +181,51 @@ def _uninstall_stream_tracking() -> None:
 # ---------------------------------------------------------------- snapshot and check
 
 
+def _loop_classes() -> set[type]:
+    """Every event loop class defined so far (asyncio's, uvloop's, a test's own)."""
+    found: set[type] = set()
+    pending: list[type] = [asyncio.AbstractEventLoop]
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found.add(cls)
+            pending.extend(cls.__subclasses__())
+    return found
+
+
+def _open_loops() -> list[asyncio.AbstractEventLoop]:
+    """Every event loop object that is not closed, whichever thread runs it (if any).
+
+    asyncio has no registry of loops, and ``asyncio.all_tasks`` needs one: the
+    leaked task's loop is exactly the one the guard does not hold. Instances of
+    a Python class refer to their class, so the collector's referrers of the
+    loop classes are the loops (asyncio's selector loops and ``uvloop.Loop``
+    alike), found in one pass of the collector's C traversal.
+    """
+    classes = _loop_classes()
+    return [
+        obj
+        for obj in gc.get_referrers(*classes)
+        if type(obj) in classes and not obj.is_closed()
+    ]
+
+
 def _pending_tasks() -> list[asyncio.Task[Any]]:
-    # asyncio keeps every task of every loop in this weak set (3.11); all_tasks()
-    # needs a loop, and the leaked task's loop is exactly the one we do not have.
-    everything: list[asyncio.Task[Any]] = list(asyncio.tasks._all_tasks)  # type: ignore[attr-defined]
-    return [task for task in everything if not task.done()]
+    """Pending tasks of every open loop (``asyncio.all_tasks`` per loop)."""
+    pending: list[asyncio.Task[Any]] = []
+    for loop in _open_loops():
+        pending.extend(task for task in asyncio.all_tasks(loop) if not task.done())
+    return pending
+
+
+def _running_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread | None:
+    """The thread running ``loop``, asked on the loop itself (``None`` if it does not answer)."""
+    answer: concurrent.futures.Future[threading.Thread] = concurrent.futures.Future()
+    try:
+        loop.call_soon_threadsafe(lambda: answer.set_result(threading.current_thread()))
+        return answer.result(timeout=LOOP_ANSWER_S)
+    except (RuntimeError, TimeoutError):  # closed meanwhile, or too busy to tell
+        return None
 
 
 @dataclass
@@ -269,16 +318,17 @@ def _collect_leaks(snapshot: _Snapshot) -> list[str]:
             + ", ".join(f"{t.name!r}{' (daemon)' if t.daemon else ''}" for t in alive)
         )
 
-    infrastructure = {t.ident for t in snapshot.threads}
     tasks = []
+    runners: dict[int, threading.Thread | None] = {}
     for task in _pending_tasks():
         if task in snapshot.tasks:
             continue
         loop = task.get_loop()
-        if loop.is_closed():
-            continue  # can never run again: garbage, not a leak
-        if loop.is_running() and getattr(loop, "_thread_id", None) in infrastructure:
-            continue  # a loop of a server that outlives this test (session fixture)
+        if loop.is_running():
+            if id(loop) not in runners:
+                runners[id(loop)] = _running_thread(loop)
+            if runners[id(loop)] in snapshot.threads:
+                continue  # a loop of a server that outlives this test (session fixture)
         tasks.append(task)
         with contextlib.suppress(RuntimeError):
             if loop.is_running():
@@ -295,9 +345,7 @@ def _collect_leaks(snapshot: _Snapshot) -> list[str]:
 
 
 def _runner_thread(thread: threading.Thread) -> bool:
-    target = getattr(thread, "_target", None)
-    module = getattr(target, "__module__", None) or ""
-    return module.split(".")[0] in TEST_RUNNER_MODULES
+    return type(thread).__module__.split(".")[0] in TEST_RUNNER_MODULES
 
 
 def _describe(task: asyncio.Task[Any]) -> str:
