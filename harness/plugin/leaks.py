@@ -45,6 +45,9 @@ from typing import Any
 
 import pytest
 
+from harness.plugin.persisted import GUARDS, guards_enabled
+from harness.plugin.settings import Setting, add, orchq_session
+
 __all__ = ["ALLOW_MARKER", "HARNESS_FIXTURES", "StreamTracker"]
 
 ALLOW_MARKER = "orch_allow_leaks"
@@ -53,11 +56,11 @@ HARNESS_FIXTURES = frozenset(
         "orch_target",
         "orch_serve",
         "orch_client",
-        "make_session",
-        "make_task",
-        "make_attempt",
+        "orch_make_session",
+        "orch_make_task",
+        "orch_make_attempt",
         "orch_db",
-        "scripted_engine",
+        "orch_scripted_engine",
     }
 )
 TEST_RUNNER_MODULES = ("_pytest", "pytest_rerunfailures", "xdist", "execnet")
@@ -71,29 +74,37 @@ THREAD_GRACE_S = 2.0
 _snapshot_key = pytest.StashKey["_Snapshot"]()
 
 
+LEAK_SCOPE = Setting(
+    "leak_scope", "tests the leak guard checks: those using an orchq fixture (default) or all"
+)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("orchq target")
-    group.addoption(
-        "--orch-guards",
-        choices=("on", "off"),
-        default="on",
-        help="the orchq leak guard and persisted-settings guard (default on; off reproduces "
-        "the leaks they prevent)",
-    )
-    group.addoption(
-        "--orch-leak-scope",
-        choices=("harness", "all"),
-        default="harness",
-        help="tests the leak guard checks: those using an orchq fixture (default) or all",
-    )
+    add(parser, "orchq target", GUARDS, choices=("on", "off"))
+    add(parser, "orchq target", LEAK_SCOPE, choices=("harness", "all"))
 
 
+_threads_at_configure = pytest.StashKey["set[threading.Thread]"]()
+_session_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+"""Threads a pytest session started while configuring or unconfiguring, still alive after it:
+a nested ``pytester`` run's plugins (pytest-rerunfailures' crash server, xdist) are the test
+runner's, not the test's."""
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_threads_at_configure] = set(threading.enumerate())
     config.addinivalue_line(
         "markers",
         f"{ALLOW_MARKER}(reason): the orchq leak guard does not check this test "
         "(pending asyncio tasks, threads, open client streams)",
     )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before = config.stash.get(_threads_at_configure, set())
+    _session_threads.update(t for t in threading.enumerate() if t not in before)
 
 
 # ---------------------------------------------------------------- stream tracking
@@ -204,9 +215,7 @@ def _open_loops() -> list[asyncio.AbstractEventLoop]:
     """
     classes = _loop_classes()
     return [
-        obj
-        for obj in gc.get_referrers(*classes)
-        if type(obj) in classes and not obj.is_closed()
+        obj for obj in gc.get_referrers(*classes) if type(obj) in classes and not obj.is_closed()
     ]
 
 
@@ -237,11 +246,11 @@ class _Snapshot:
 
 def _guarded(item: pytest.Item) -> bool:
     config = item.config
-    if config.getoption("orch_guards", "on") == "off":
+    if not guards_enabled(config):
         return False
     if item.get_closest_marker(ALLOW_MARKER) is not None:
         return False
-    if config.getoption("orch_leak_scope", "harness") == "all":
+    if orchq_session(config).value(LEAK_SCOPE) == "all":
         return True
     names = getattr(item, "fixturenames", ())
     return any(name in HARNESS_FIXTURES for name in names)
@@ -345,7 +354,9 @@ def _collect_leaks(snapshot: _Snapshot) -> list[str]:
 
 
 def _runner_thread(thread: threading.Thread) -> bool:
-    return type(thread).__module__.split(".")[0] in TEST_RUNNER_MODULES
+    return (
+        thread in _session_threads or type(thread).__module__.split(".")[0] in TEST_RUNNER_MODULES
+    )
 
 
 def _describe(task: asyncio.Task[Any]) -> str:

@@ -117,8 +117,7 @@ class IdScheme:
     def malformed(self, token: str) -> str:
         """The message for a token that looks like an ID but is not well-formed."""
         return (
-            f"malformed ID '{token}': expected {self.prefix}- and four digits, "
-            f"e.g. {self.example}"
+            f"malformed ID '{token}': expected {self.prefix}- and four digits, e.g. {self.example}"
         )
 
 

@@ -63,7 +63,7 @@ def judge(
             if not runnable:
                 category[req["id"]] = REMOTE_UNVERIFIABLE
                 continue
-            if len(runnable) < len(tests) and state == "skipped-only":
+            if len(runnable) < len(tests) and state in ("skipped", "partly-skipped"):
                 # The plugin saw skips; judged on the tests a live target can run.
                 state = requirement_state([str(t["outcome"]) for t in runnable])
         category[req["id"]] = state
