@@ -27,3 +27,13 @@ SUITE_MARKERS: dict[str, str] = {
 
 DEFAULT_SUITES: tuple[str, ...] = ("contract", "fuzz", "properties", "determinism", "metrics")
 """The suites ``orchq verify`` runs unless told otherwise (``e2e`` needs a real model)."""
+
+NOT_VERIFIABLE_LIVE = "NOT VERIFIABLE against --orch-url"
+"""Prefix of every skip reason meaning "this check needs a server the harness configures".
+
+``orchq verify --target`` recognises it: a requirement whose citing tests were
+all skipped this way is reported as not verifiable live, neither passed nor
+violated.
+"""
+
+LIVE_TARGET_SKIP = f"{NOT_VERIFIABLE_LIVE}: needs an in-process orchestratord it can configure"

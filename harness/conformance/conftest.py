@@ -16,4 +16,5 @@ from harness.properties.profile import register_profile
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in SUITE_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
     register_profile()

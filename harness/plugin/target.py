@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.conformance import LIVE_TARGET_SKIP, NOT_VERIFIABLE_LIVE
 from harness.plugin.persisted import guarded
 from harness.plugin.settings import Setting, add, orchq_session
 
@@ -52,16 +53,6 @@ URL = Setting(
     env=TARGET_ENV,
 )
 TOKEN = Setting("token", "bearer token for --orch-url", env="ORCHQ_TOKEN")
-
-NOT_VERIFIABLE_LIVE = "NOT VERIFIABLE against --orch-url"
-"""Prefix of every skip reason meaning "this check needs a server the harness configures".
-
-``orchq verify --target`` recognises it: a requirement whose citing tests were
-all skipped this way is reported as not verifiable live, neither passed nor
-violated.
-"""
-
-LIVE_TARGET_SKIP = f"{NOT_VERIFIABLE_LIVE}: needs an in-process orchestratord it can configure"
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ import pytest
 
 from harness.exitcodes import OK, SPEC_ERROR, TRACE_VIOLATION
 from harness.plugin.settings import Setting, add, orchq_session
-from harness.trace.report import SCHEMA, STATES, requirement_state
+from harness.trace.report import GATE_LEVELS, SCHEMA, STATES, requirement_state
 
 if TYPE_CHECKING:
     from harness.project import Project
@@ -76,12 +76,6 @@ PROPERTY = "requirements"
 SECTION = "orchq requirements"
 """Title of the report section listing a failing test's cited requirements."""
 
-GATE_LEVELS: dict[str, frozenset[str]] = {
-    "none": frozenset(),
-    "must": frozenset({"MUST", "MUST NOT"}),
-    "should": frozenset({"MUST", "MUST NOT", "SHOULD", "SHOULD NOT"}),
-}
-"""Which requirement levels each ``--orch-gate`` value requires to be ``verified``."""
 
 INDEX = Setting(
     "index",

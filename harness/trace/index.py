@@ -40,6 +40,7 @@ __all__ = [
     "TraceFileError",
     "format_id",
     "id_number",
+    "is_any_id",
     "is_valid_id",
     "load_index",
     "load_index_if_exists",
@@ -125,6 +126,15 @@ ORCH = IdScheme()
 """The default scheme, OrchQueue's ``ORCH-NNNN``."""
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+_ANY_SCHEME = re.compile(r"[A-Z][A-Z0-9]{0,15}-(?:(?!0000)\d{4}|[1-9]\d{4,})")
+
+
+def is_any_id(value: str) -> bool:
+    """A well-formed ID of any prefix (``LEDGER-0001``): for files that only refer to the
+    IDs of an index (lock, ``x-req-id``), which decides whether each exists."""
+    return _ANY_SCHEME.fullmatch(value) is not None
 
 
 def is_valid_id(value: str, scheme: IdScheme = ORCH) -> bool:

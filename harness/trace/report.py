@@ -48,6 +48,7 @@ DEFAULT_TITLE = "OrchQueue v1"
 
 __all__ = [
     "DEFAULT_TITLE",
+    "GATE_LEVELS",
     "GOODNESS",
     "OUTCOMES",
     "SCHEMA",
@@ -96,6 +97,15 @@ GOODNESS: dict[str, int] = {
     "failing": 7,
 }
 """How good a state is for ``trace diff`` (lower is better): a move up is a regression."""
+
+
+GATE_LEVELS: dict[str, frozenset[str]] = {
+    "none": frozenset(),
+    "must": frozenset({"MUST", "MUST NOT"}),
+    "should": frozenset({"MUST", "MUST NOT", "SHOULD", "SHOULD NOT"}),
+}
+"""Which requirement levels each gate value (``--orch-gate``, ``orchq verify --gate``,
+``orchq trace gate --level``) requires to be ``verified``."""
 
 
 def worse_outcome(a: str, b: str) -> str:

@@ -46,8 +46,6 @@ from harness.trace.index import (
 )
 
 __all__ = [
-    "DEFAULT_INDEX",
-    "DEFAULT_SPEC",
     "Extraction",
     "IdAssignment",
     "LintError",
@@ -61,14 +59,14 @@ __all__ = [
     "count_levels",
     "diff_indexes",
     "extract",
+    "index_root",
     "lint",
     "parse_spec",
+    "recorded_spec",
     "run_ids",
     "spec_reference",
 ]
 
-DEFAULT_SPEC = Path("specs/orchestrator-spec.md")
-DEFAULT_INDEX = Path("requirements/index.yaml")
 
 KEYWORD_LIST = "MUST, MUST NOT, SHOULD, SHOULD NOT, MAY"
 _RANK = {"MUST": 0, "MUST NOT": 0, "SHOULD": 1, "SHOULD NOT": 1, "MAY": 2}
@@ -767,20 +765,25 @@ def build_index(parsed: ParsedSpec, previous: Index | None, spec: str) -> Index:
     return Index.from_requirements(spec, reqs.values())
 
 
-def spec_reference(spec_path: Path, index_path: Path) -> str:
-    """The spec's path as recorded in the index: POSIX, relative to the repository root.
-
-    The root is the nearest ancestor of the index holding ``pyproject.toml`` or
-    ``.git`` (else the index directory's parent, the ``requirements/`` layout), so
-    the value does not depend on the directory the command was run from.
-    """
+def index_root(index_path: Path) -> Path:
+    """The directory the index's ``spec:`` is relative to: the nearest ancestor of the
+    index holding ``pyproject.toml`` or ``.git`` (else the index directory's parent, the
+    ``requirements/`` layout), so the value does not depend on where a command runs."""
     index_dir = index_path.resolve().parent
-    root = index_dir.parent
     for candidate in (index_dir, *index_dir.parents):
         if (candidate / "pyproject.toml").exists() or (candidate / ".git").exists():
-            root = candidate
-            break
-    return Path(os.path.relpath(spec_path.resolve(), root)).as_posix()
+            return candidate
+    return index_dir.parent
+
+
+def spec_reference(spec_path: Path, index_path: Path) -> str:
+    """The spec's path as recorded in the index: POSIX, relative to :func:`index_root`."""
+    return Path(os.path.relpath(spec_path.resolve(), index_root(index_path))).as_posix()
+
+
+def recorded_spec(index_path: Path, index: Index) -> Path:
+    """The spec an existing index was extracted from (its ``spec:``, see :func:`index_root`)."""
+    return index_root(index_path) / index.spec
 
 
 def diff_indexes(old: Index | None, new: Index) -> list[str]:

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.plugin.target import NOT_VERIFIABLE_LIVE
-from harness.plugin.trace import GATE_LEVELS, requirement_state
+from harness.conformance import NOT_VERIFIABLE_LIVE
+from harness.trace.report import GATE_LEVELS, requirement_state
 
 __all__ = ["OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
 

@@ -74,7 +74,7 @@ NOT_RUN_HERE: dict[tuple[str, str], str] = {
     ): NEEDS_THE_MODEL,
     (
         "docs/real-engine.md",
-        'orchq run "Write a haiku about queues" --url $ORCHQ_URL --seed 7 --max-tokens 16',
+        'orchq run "Write a haiku about queues" --target $ORCHQ_URL --seed 7 --max-tokens 16',
     ): NEEDS_THE_MODEL,
     (
         "docs/real-engine.md",
