@@ -47,6 +47,7 @@ EXPECTED_PAGES = {
     "docs/ci.md",
     "docs/spec-author.md",
     "docs/real-engine.md",
+    "docs/trace-format.md",
     "docs/troubleshooting.md",
 }
 REAL_ENGINE = os.environ.get("ORCHQ_REAL_ENGINE") == "1"
