@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syrupy.data import SnapshotCollections
-from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+from syrupy.extensions.json import JSONSnapshotExtension
 
 from harness.determinism.probe import Output
 
@@ -143,11 +143,9 @@ def render_document(document: Any) -> str:
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-class DeterminismSnapshotExtension(SingleFileSnapshotExtension):
-    """Single-file JSON snapshots in orchq's ``snapshots/``; timing is not compared."""
-
-    _write_mode = WriteMode.TEXT
-    file_extension = "json"
+class DeterminismSnapshotExtension(JSONSnapshotExtension):
+    """Single-file JSON snapshots (syrupy's public JSON extension: text files, ``.json``)
+    in orchq's ``snapshots/``, with our own canonical rendering; timing is not compared."""
 
     def serialize(
         self,
