@@ -7,7 +7,7 @@ without the plugin does not pay for unknown-marker warnings instead). Three
 variants run side by side, interleaved round by round so machine load hits
 them alike:
 
-* ``without``: ``-p no:orchq_trace`` (the plugin is not loaded at all);
+* ``without``: ``-p no:harness.plugin.trace`` (the plugin is not loaded at all);
 * ``with``: the plugin loaded, citations validated, outcomes recorded;
 * ``with+reports``: also ``--orch-report-dir`` (trace.json, COMPLIANCE.md, HTML).
 
@@ -35,7 +35,7 @@ from harness.trace.index import Index, Requirement, normalise_text, render_index
 
 BUDGET = 0.03
 _VARIANTS: dict[str, list[str]] = {
-    "without": ["-p", "no:orchq_trace"],
+    "without": ["-p", "no:harness.plugin.trace"],
     "with": [],
     "with+reports": ["--orch-report-dir", "out"],
 }
@@ -51,7 +51,10 @@ def make_project(root: Path, tests: int, requirements: int = 100, per_file: int 
     index = root / "requirements" / "index.yaml"
     index.parent.mkdir(parents=True)
     index.write_text(render_index(Index.from_requirements("spec.md", reqs)), encoding="utf-8")
-    (root / "pytest.ini").write_text("[pytest]\nmarkers =\n    req: cited IDs\n", encoding="utf-8")
+    (root / "pytest.ini").write_text(
+        "[pytest]\norchq_index = requirements/index.yaml\nmarkers =\n    req: cited IDs\n",
+        encoding="utf-8",
+    )
     for f in range(0, tests, per_file):
         body = ["import pytest\n"]
         for t in range(f, min(f + per_file, tests)):
