@@ -290,27 +290,34 @@ def read_text_file(path: Path, display: str | None = None, what: str = "file") -
         ) from None
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: put it straight back)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def write_text_atomic(path: Path, text: str, display: str | None = None) -> None:
     """Replace ``path`` with ``text`` all at once (temp file in the same directory + rename).
 
     A reader, a crash or a full disk can never observe a half-written index or
-    spec; an existing file keeps its permission bits.
+    spec; an existing file keeps its permission bits, a new one gets those of any new
+    file (``0o666`` less the umask), not the private bits of a temporary file.
     """
     shown = display if display is not None else str(path)
     tmp_name: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            mode: int | None = path.stat().st_mode & 0o7777
+            mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = None
+            mode = 0o666 & ~_umask()  # what open() would have given a new file
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp_name, mode)
+        os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
         tmp_name = None
     except OSError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,11 @@ def pytest_args(plan: RunPlan) -> list[str]:
     return args
 
 
+HYPOTHESIS_STORAGE = "HYPOTHESIS_STORAGE_DIRECTORY"
+"""Where Hypothesis keeps its caches (``./.hypothesis`` by default): a temporary folder for
+the run, so ``orchq verify`` writes nothing outside its report folder."""
+
+
 def run_pytest(args: Sequence[str], plugins: Sequence[object], log: Path) -> int:
     """``pytest.main`` with stdout/stderr written to ``log``; returns pytest's exit code."""
     import pytest
@@ -103,13 +109,18 @@ def run_pytest(args: Sequence[str], plugins: Sequence[object], log: Path) -> int
     # The suite is judged by the gate and the reports; a user's PYTEST_ADDOPTS
     # must not silently deselect or rerun conformance tests.
     saved = os.environ.pop("PYTEST_ADDOPTS", None)
-    try:
-        with (
-            log.open("w", encoding="utf-8") as out,
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(out),
-        ):
-            return int(pytest.main(list(args), plugins=list(plugins)))
-    finally:
-        if saved is not None:
-            os.environ["PYTEST_ADDOPTS"] = saved
+    with contextlib.ExitStack() as stack:
+        if HYPOTHESIS_STORAGE not in os.environ:  # xdist workers inherit it
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="orchq-hypothesis-"))
+            os.environ[HYPOTHESIS_STORAGE] = scratch
+            stack.callback(os.environ.pop, HYPOTHESIS_STORAGE, None)
+        try:
+            with (
+                log.open("w", encoding="utf-8") as out,
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(out),
+            ):
+                return int(pytest.main(list(args), plugins=list(plugins)))
+        finally:
+            if saved is not None:
+                os.environ["PYTEST_ADDOPTS"] = saved
