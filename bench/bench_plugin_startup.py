@@ -21,17 +21,13 @@ Run: ``.venv/bin/python -m bench.bench_plugin_startup [--rounds 15] [--tests 20]
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench._common import fmt, table
+from bench._common import run_pytest_once as run_once
 
 VARIANTS: dict[str, list[str]] = {"-p no:orchq": ["-p", "no:orchq"], "with orchq": []}
 
@@ -62,26 +58,6 @@ def make_project(root: Path, tests: int, per_file: int = 10) -> None:
                 f"def test_{n}(make_session):\n    assert make_session == 'ours'\n"
             )
         (root / f"test_app_{start // per_file:03d}.py").write_text("".join(body), encoding="utf-8")
-
-
-def run_once(root: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall s, child CPU s) of one pytest run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"error: pytest failed ({result.returncode}): {result.stdout[-500:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
 
 
 def bench(rounds: int = 15, tests: int = 20) -> dict[str, Any]:

@@ -22,15 +22,12 @@ Run: ``.venv/bin/python -m bench.bench_trace_plugin [--tests N] [--rounds K]``
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._common import run_pytest_once as run_once
 from harness.trace.index import Index, Requirement, normalise_text, render_index, text_sha256
 
 BUDGET = 0.03
@@ -63,26 +60,6 @@ def make_project(root: Path, tests: int, requirements: int = 100, per_file: int 
                 f"def test_{t}():\n    assert True\n"
             )
         (root / f"test_gen_{f // per_file:03d}.py").write_text("".join(body), encoding="utf-8")
-
-
-def run_once(root: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall s, child CPU s) of one pytest run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"error: pytest failed ({result.returncode}): {result.stdout[-500:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,24 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from harness import exitcodes
+from harness.trace.report import STATES
 from harness.verify.gate import OUTSIDE, REMOTE_UNVERIFIABLE, judge
 from harness.verify.progress import SuiteProgress
 
 __all__ = ["LEVELS", "STATE_ORDER", "VERDICTS", "VerifySummary", "summarise"]
 
 LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
-STATE_ORDER = (
-    "verified",
-    "failing",
-    "flaky",
-    "suspect",
-    "xfail",
-    "partly-skipped",
-    "skipped",
-    "untested",
-    REMOTE_UNVERIFIABLE,
-    OUTSIDE,
-)
+STATE_ORDER = (*STATES, REMOTE_UNVERIFIABLE, OUTSIDE)
 VERDICTS: dict[int, str] = {
     exitcodes.OK: "conformant",
     exitcodes.TESTS_FAILED: "tests failed",
