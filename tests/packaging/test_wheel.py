@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -94,3 +96,35 @@ def test_orchq_verify_passes_in_an_empty_folder(installed: Path, tmp_path: Path)
     assert sorted(p.name for p in folder.iterdir()) == ["orchq-report"], (
         "wrote outside ./orchq-report"
     )
+
+
+def test_orchq_verify_target_checks_a_served_orchestratord(installed: Path, tmp_path: Path) -> None:
+    """``orchq serve`` and ``orchq verify --target`` of the installed package, no checkout."""
+    server = subprocess.Popen(
+        [str(installed / "orchq"), "serve", "--port", "0", "--db", str(tmp_path / "served.db")],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", first)
+        assert url, f"orchq serve printed no URL: {first!r}"
+        folder = tmp_path / "elsewhere"
+        folder.mkdir()
+        done = run(
+            [str(installed / "orchq"), "verify", "--suites", "metrics", "--json"],
+            folder,
+            clean_env(ORCHQ_TARGET=url.group(0)),
+            VERIFY_TIMEOUT_S,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        summary = json.loads(done.stdout)
+        assert summary["target"] == url.group(0) and summary["verdict"] == "conformant"
+        assert (folder / "orchq-report" / "trace.json").is_file()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
