@@ -37,6 +37,7 @@ EXPECTED_STATES = {
     "ORCH-0006": "untested",
     "ORCH-0007": "suspect",
     "ORCH-0008": "verified",
+    "ORCH-0009": "partly-skipped",
 }
 
 
@@ -55,7 +56,7 @@ def run_trace(*args: str) -> Result:
 
 def make_project(pytester: pytest.Pytester, suspect: bool = True, suite: bool = True) -> None:
     """Spec, index, lock and OpenAPI in ``pytester.path`` (the cwd); the states suite if asked."""
-    pytester.makeini("[pytest]\n")
+    pytester.makeini("[pytest]\norchq_index = requirements/index.yaml\n")  # opted in
     spec = pytester.path / SPEC
     spec.parent.mkdir(parents=True, exist_ok=True)
     text = (FIXTURES / "spec.md").read_text(encoding="utf-8")
