@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -341,6 +343,29 @@ def run_wrk(
     if result.requests > 0 and result.p99_ms <= 0:
         raise RuntimeError(f"wrk recorded no latencies:\n{done.stdout}")
     return result
+
+
+# ---------------------------------------------------------------- pytest runs
+
+
+def run_pytest_once(root: Path, extra: list[str]) -> tuple[float, float]:
+    """(wall s, child CPU s) of a fresh ``python -m pytest -q -p no:cacheprovider`` in ``root``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"error: pytest failed ({result.returncode}): {result.stdout[-500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 # ---------------------------------------------------------------- statistics

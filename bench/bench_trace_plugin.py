@@ -7,7 +7,7 @@ without the plugin does not pay for unknown-marker warnings instead). Three
 variants run side by side, interleaved round by round so machine load hits
 them alike:
 
-* ``without``: ``-p no:orchq_trace`` (the plugin is not loaded at all);
+* ``without``: ``-p no:harness.plugin.trace`` (the plugin is not loaded at all);
 * ``with``: the plugin loaded, citations validated, outcomes recorded;
 * ``with+reports``: also ``--orch-report-dir`` (trace.json, COMPLIANCE.md, HTML).
 
@@ -22,20 +22,17 @@ Run: ``.venv/bin/python -m bench.bench_trace_plugin [--tests N] [--rounds K]``
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._common import run_pytest_once as run_once
 from harness.trace.index import Index, Requirement, normalise_text, render_index, text_sha256
 
 BUDGET = 0.03
 _VARIANTS: dict[str, list[str]] = {
-    "without": ["-p", "no:orchq_trace"],
+    "without": ["-p", "no:harness.plugin.trace"],
     "with": [],
     "with+reports": ["--orch-report-dir", "out"],
 }
@@ -51,7 +48,10 @@ def make_project(root: Path, tests: int, requirements: int = 100, per_file: int 
     index = root / "requirements" / "index.yaml"
     index.parent.mkdir(parents=True)
     index.write_text(render_index(Index.from_requirements("spec.md", reqs)), encoding="utf-8")
-    (root / "pytest.ini").write_text("[pytest]\nmarkers =\n    req: cited IDs\n", encoding="utf-8")
+    (root / "pytest.ini").write_text(
+        "[pytest]\norchq_index = requirements/index.yaml\nmarkers =\n    req: cited IDs\n",
+        encoding="utf-8",
+    )
     for f in range(0, tests, per_file):
         body = ["import pytest\n"]
         for t in range(f, min(f + per_file, tests)):
@@ -60,26 +60,6 @@ def make_project(root: Path, tests: int, requirements: int = 100, per_file: int 
                 f"def test_{t}():\n    assert True\n"
             )
         (root / f"test_gen_{f // per_file:03d}.py").write_text("".join(body), encoding="utf-8")
-
-
-def run_once(root: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall s, child CPU s) of one pytest run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"error: pytest failed ({result.returncode}): {result.stdout[-500:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Run every benchmark and print one report (about 3 minutes on 2 cores).
 
-    .venv/bin/python -m bench.run_all [--rounds 3] [--only admission,stream,determinism]
+    .venv/bin/python -m bench.run_all [--rounds 3] [--only admission,stream,determinism,startup]
 
 Servers are subprocesses on 127.0.0.1 with temporary databases; wrk is
 installed with apt-get if missing. Raw results go to bench/out/ (ignored by
@@ -15,14 +15,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import bench_admission, bench_determinism, bench_stream
+from bench import bench_admission, bench_determinism, bench_plugin_startup, bench_stream
 from bench._common import BENCH_DIR, code_note, machine_note
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds per benchmark.")
-    parser.add_argument("--only", default="admission,stream,determinism")
+    parser.add_argument("--only", default="admission,stream,determinism,startup")
     parser.add_argument("--duration", type=int, default=10, help="wrk seconds per run.")
     parser.add_argument(
         "--with-stdlib-loop",
@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> None:
         results["determinism"] = bench_determinism.bench(rounds=args.rounds)
         sections.append(
             "## Strict determinism over HTTP\n\n" + bench_determinism.render(results["determinism"])
+        )
+    if "startup" in wanted:
+        results["startup"] = bench_plugin_startup.bench(rounds=max(args.rounds, 5) * 3)
+        sections.append(
+            "## Start-up cost of the installed plugin in a foreign project\n\n"
+            + bench_plugin_startup.render(results["startup"])
         )
     results["seconds"] = time.perf_counter() - started
 

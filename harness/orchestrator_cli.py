@@ -95,10 +95,11 @@ def serve_command(
 @click.command("run")
 @click.argument("prompt")
 @click.option(
-    "--url", default=None,
-    help="A running OrchQueue v1 server; without it, an embedded orchestratord is started.",
+    "--target", "url", default=None, metavar="URL", envvar="ORCHQ_TARGET",
+    help="A running OrchQueue v1 server (env ORCHQ_TARGET); without it, an embedded "
+         "orchestratord is started.",
 )  # fmt: skip
-@click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --url.")
+@click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target.")
 @click.option("--seed", type=click.IntRange(0), default=None, help="Seed; implies --strict.")
 @click.option(
     "--strict/--best-effort", default=None,
@@ -123,7 +124,7 @@ def run_command(
 
     Exit 0 when the task completed, 1 when it was refused or failed, 2 when
     the server cannot be used (unreachable, wrong token, not OrchQueue v1).
-    Without --url this starts orchestratord for the run (real HTTP on an
+    Without --target this starts orchestratord for the run (real HTTP on an
     ephemeral loopback port, a temporary database) and stops it afterwards.
     """
     from orchestrator.client import (

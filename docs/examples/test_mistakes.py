@@ -32,9 +32,9 @@ def test_leaves_a_stream_open(orch_client: OrchClient) -> None:
     KEPT.append(stream)
 
 
-def test_script_is_one_outcome_short(scripted_engine: ServedScriptBook) -> None:
-    target = scripted_engine.serve(pools=ONE_REPLICA)
-    scripted_engine.script("r1", tokens())
+def test_script_is_one_outcome_short(orch_scripted_engine: ServedScriptBook) -> None:
+    target = orch_scripted_engine.serve(pools=ONE_REPLICA)
+    orch_scripted_engine.script("r1", tokens())
     with target.client() as client:
         session = client.create_session()
         for _ in range(2):

@@ -20,9 +20,9 @@ ONE_REPLICA = [{"pool_id": "default", "max_attempts": 2, "replicas": [{"replica_
 @pytest.mark.determinism
 @pytest.mark.req("ORCH-0113")
 def test_same_seed_gives_the_same_tokens(
-    make_session: MakeSession, orch_client: OrchClient
+    orch_make_session: MakeSession, orch_client: OrchClient
 ) -> None:
-    session = make_session()
+    session = orch_make_session()
     runs = []
     for _ in range(2):
         admitted = orch_client.submit_task(
@@ -36,9 +36,9 @@ def test_same_seed_gives_the_same_tokens(
 @pytest.mark.contract
 @pytest.mark.req("ORCH-0041")
 def test_strict_without_a_seed_is_refused(
-    make_session: MakeSession, orch_client: OrchClient
+    orch_make_session: MakeSession, orch_client: OrchClient
 ) -> None:
-    session = make_session()
+    session = orch_make_session()
     with pytest.raises(OrchError) as refused:
         orch_client.submit_task(session.session_id, "hello", determinism="strict")
     assert (refused.value.status, refused.value.kind) == (400, "INVALID_PARAMS"), (
@@ -47,12 +47,12 @@ def test_strict_without_a_seed_is_refused(
 
 
 @pytest.mark.contract
-def test_a_rate_limited_engine_is_retried(scripted_engine: ServedScriptBook) -> None:
-    target = scripted_engine.serve(pools=ONE_REPLICA)
-    scripted_engine.script("r1", rate_limited(0.0), tokens(3))
+def test_a_rate_limited_engine_is_retried(orch_scripted_engine: ServedScriptBook) -> None:
+    target = orch_scripted_engine.serve(pools=ONE_REPLICA)
+    orch_scripted_engine.script("r1", rate_limited(0.0), tokens(3))
     with target.client() as client:
         session = client.create_session()
         admitted = client.submit_task(session.session_id, "hello", max_tokens=5)
         result = client.collect_stream(admitted.task_id)
     assert len(result.tokens) == 3
-    assert scripted_engine.call_log() == [("r1", "429(retry_after=0.0s)"), ("r1", "tokens(3)")]
+    assert orch_scripted_engine.call_log() == [("r1", "429(retry_after=0.0s)"), ("r1", "tokens(3)")]

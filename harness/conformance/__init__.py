@@ -8,4 +8,32 @@ implementation at a URL::
 One module per suite (``test_contract``, ``test_fuzz``, ``test_properties``,
 ``test_determinism``, ``test_metrics``); every test cites the ORCH IDs it
 verifies with ``@pytest.mark.req`` so failures name the requirement broken.
+The suite markers are registered by this package's ``conftest.py``, only where
+the suite runs; ``conformance.ini`` holds the settings ``orchq verify`` runs it
+with, whatever folder it is started in.
 """
+
+from __future__ import annotations
+
+SUITE_MARKERS: dict[str, str] = {
+    "contract": "Pact consumer/provider contract tests of the OrchQueue v1 API",
+    "fuzz": "Schemathesis fuzzing over the OpenAPI document (contracts/openapi/orchqueue.yaml)",
+    "properties": "Hypothesis properties of the admission queue",
+    "determinism": "seeded determinism: byte-exact streams across replicas, snapshots",
+    "metrics": "the /metrics contract (contracts/metrics.lint.json, promtool rules)",
+    "e2e": "end to end against a real model engine (needs ORCHQ_REAL_ENGINE=1)",
+}
+"""Each suite's marker and its ``--markers`` help text; one marker per conformance test."""
+
+DEFAULT_SUITES: tuple[str, ...] = ("contract", "fuzz", "properties", "determinism", "metrics")
+"""The suites ``orchq verify`` runs unless told otherwise (``e2e`` needs a real model)."""
+
+NOT_VERIFIABLE_LIVE = "NOT VERIFIABLE against --orch-url"
+"""Prefix of every skip reason meaning "this check needs a server the harness configures".
+
+``orchq verify --target`` recognises it: a requirement whose citing tests were
+all skipped this way is reported as not verifiable live, neither passed nor
+violated.
+"""
+
+LIVE_TARGET_SKIP = f"{NOT_VERIFIABLE_LIVE}: needs an in-process orchestratord it can configure"

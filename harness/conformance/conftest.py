@@ -1,4 +1,8 @@
-"""Fixtures the conformance modules share.
+"""The conformance suite's own pytest set-up: its markers, its Hypothesis profile, shared fixtures.
+
+Loaded only when the suite itself is collected (``pytest --pyargs
+harness.conformance``, ``orchq verify``, or a checkout's test run), never into
+an unrelated project's run.
 
 ``serve_on_engine`` starts a target whose replicas are served by the harness's
 own engine (``orch_engine``): a configuration in the keys of spec section 11,
@@ -12,9 +16,18 @@ from typing import Any
 
 import pytest
 
+from harness.conformance import SUITE_MARKERS
 from harness.engine.control import EngineControl, ServeOnEngine, engine_pool
 from harness.plugin.target import ServeFactory
+from harness.properties.profile import register_profile
 from harness.wire import Wire
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in SUITE_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    register_profile()
 
 
 @pytest.fixture

@@ -60,10 +60,10 @@ def test_provider_honours_interaction(
     spec: Spec, request: pytest.FixtureRequest, contract_pact_file: Path, tmp_path: Path
 ) -> None:
     from harness.contract.provider import verify_spec
-    from harness.plugin.target import NOT_VERIFIABLE_LIVE, Target
+    from harness.plugin.target import NOT_VERIFIABLE_LIVE, Target, live_url
 
     group = group_of(spec.states)
-    live = request.config.getoption("orch_url", None)
+    live = live_url(request.config)
     if group in LIVE_GROUPS:
         target: Target = request.getfixturevalue("orch_target")
         token = target.token

@@ -15,7 +15,8 @@ and redefine ``orch_queue_settings`` to skip shrinking).
 It drives the implementation's code directly, so against ``--orch-url`` it
 skips: a live server's queue is not reachable from here.
 
-Deterministic: ``derandomize=True``, no example database, bounded examples.
+Deterministic by default (Hypothesis profile ``orchq``: derandomized, no example
+database, bounded examples); ``--hypothesis-profile`` and ``--hypothesis-seed`` override it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness.plugin.target import NOT_VERIFIABLE_LIVE
+from harness.plugin.target import NOT_VERIFIABLE_LIVE, live_url
 from harness.properties import QueueFactory, machine_settings, queue_machine
+from harness.properties.profile import suite_settings
 
 pytestmark = pytest.mark.properties
 
@@ -38,7 +40,7 @@ IN_PROCESS_ONLY = (
 @pytest.fixture
 def orch_queue_factory(request: pytest.FixtureRequest) -> QueueFactory:
     """The queue under test: ``factory(capacity, overflow_policy, batch_share_every)``."""
-    if request.config.getoption("orch_url", None):
+    if live_url(request.config) is not None:
         pytest.skip(IN_PROCESS_ONLY)
     from orchestrator.queue.admission import PoolQueue
 
@@ -46,9 +48,10 @@ def orch_queue_factory(request: pytest.FixtureRequest) -> QueueFactory:
 
 
 @pytest.fixture
-def orch_queue_settings() -> settings:
-    """Hypothesis settings of the machine: derandomized, bounded, shrinking failures."""
-    return machine_settings()
+def orch_queue_settings(request: pytest.FixtureRequest) -> settings:
+    """Hypothesis settings of the machine: the ``orchq`` profile (derandomized, bounded),
+    or the run's ``--hypothesis-profile``/``--hypothesis-seed``; shrinking failures."""
+    return machine_settings(parent=suite_settings(request.config))
 
 
 @pytest.mark.req(

@@ -19,9 +19,8 @@ from typing import NoReturn
 
 import click
 
-from harness import exitcodes
+from harness import exitcodes, resources
 from harness.contract.pactfiles import normalise, stale_files, write_atomic
-from harness.contract.plugin import committed_pact_dir
 
 CONSUMER_TESTS = Path("tests") / "harness" / "contract" / "test_consumer.py"
 
@@ -44,7 +43,6 @@ def run_consumer_tests(root: Path, out_dir: Path) -> None:
     if not tests.is_file():
         _fail(f"needs a source checkout: {tests} not found", exitcodes.USAGE)
     env = {**os.environ, "PACT_DO_NOT_TRACK": "true"}
-    env.pop("ORCHQ_PACT_DIR", None)
     command = [
         sys.executable,
         "-m",
@@ -84,8 +82,10 @@ def pact_group() -> None:
 )
 def regen_command(check: bool, pacts_dir: Path | None) -> None:
     """Regenerate contracts/pacts/ by running the consumer pact tests."""
-    committed = pacts_dir or committed_pact_dir()
-    root = committed_pact_dir().parents[1]
+    root = resources.checkout()
+    if root is None:
+        _fail("needs a source checkout of orchq (an editable install)", exitcodes.USAGE)
+    committed = pacts_dir or root / resources.PACTS
     with tempfile.TemporaryDirectory(prefix="orchq-pacts-") as tmp:
         out_dir = Path(tmp)
         run_consumer_tests(root, out_dir)

@@ -1,55 +1,57 @@
 """pytest options of the Pact suites: where consumer tests write, which pact the provider replays.
 
-Loaded into every pytest run (entry point ``orchq_contract``), so it imports
-only the standard library and pytest.
+Loaded by the ``orchq`` plugin into every pytest run, so it imports only the
+standard library and pytest.
 
-``--orch-pact-dir`` is cleared once per run, in the xdist controller only (a
-worker has ``workerinput``): the FFI *merges* into existing files, so a stale
-interaction from an earlier run would otherwise survive. Without the option each
-run writes into its own temporary directory and the repository stays clean.
+``--orch-pact-dir`` (ini ``orchq_pact_dir``) is cleared once per run, in the
+xdist controller only (a worker has ``workerinput``): the FFI *merges* into
+existing files, so a stale interaction from an earlier run would otherwise
+survive. Only an explicit option does that: no environment variable can make
+a run delete files. Without it each run writes into its own temporary
+directory and the repository stays clean.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from harness.plugin.settings import Setting, add, orchq_session
+
 __all__ = ["committed_pact_dir", "pact_dir_option", "pact_file_option"]
+
+PACT_DIR = Setting(
+    "pact_dir",
+    "consumer pact tests write their pacts here, cleared at the start of the run "
+    "(default: a temporary directory per run)",
+)
+PACT_FILE = Setting(
+    "pact_file",
+    "pact file the provider verification replays (default: the pact shipped with orchq, "
+    "contracts/pacts/orchq-client-orchestratord.json)",
+    env="ORCHQ_PACT_FILE",
+)
 
 
 def committed_pact_dir() -> Path:
-    """``contracts/pacts/`` of the checkout this package runs from (may not exist)."""
-    return Path(__file__).resolve().parents[2] / "contracts" / "pacts"
+    """The pacts shipped with orchq (``contracts/pacts/``, see :mod:`harness.resources`)."""
+    from harness import resources
+
+    return resources.path(resources.PACTS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("orchq pact")
-    group.addoption(
-        "--orch-pact-dir",
-        metavar="DIR",
-        default=os.environ.get("ORCHQ_PACT_DIR"),
-        help="consumer pact tests write their pacts here, cleared at the start of the run "
-        "(env ORCHQ_PACT_DIR; default: a temporary directory per run)",
-    )
-    group.addoption(
-        "--orch-pact-file",
-        metavar="FILE",
-        default=os.environ.get("ORCHQ_PACT_FILE"),
-        help="pact file the provider verification replays (env ORCHQ_PACT_FILE; default: "
-        "contracts/pacts/orchq-client-orchestratord.json, else built from the interaction table)",
-    )
+    add(parser, "orchq pact", PACT_DIR, metavar="DIR")
+    add(parser, "orchq pact", PACT_FILE, metavar="FILE")
 
 
 def pact_dir_option(config: pytest.Config) -> Path | None:
-    value: str | None = config.getoption("orch_pact_dir", None)
-    return Path(value) if value else None
+    return orchq_session(config).path(PACT_DIR)
 
 
 def pact_file_option(config: pytest.Config) -> Path | None:
-    value: str | None = config.getoption("orch_pact_file", None)
-    return Path(value) if value else None
+    return orchq_session(config).path(PACT_FILE)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -80,7 +80,8 @@ def determinism_group() -> None:
     "--target",
     default=None,
     metavar="URL",
-    help="A running OrchQueue v1 server; without it, an embedded orchestratord.",
+    envvar="ORCHQ_TARGET",
+    help="A running OrchQueue v1 server (env ORCHQ_TARGET); without it, an embedded orchestratord.",
 )
 @click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target.")
 @click.option(

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syrupy.data import SnapshotCollections
-from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+from syrupy.extensions.json import JSONSnapshotExtension
 
 from harness.determinism.probe import Output
 
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 SNAPSHOT_ROOT = "snapshots"
-"""Top-level folder (under the pytest root directory) that holds every snapshot."""
+"""Top-level folder of the repository that holds every snapshot (shipped with orchq)."""
 NOT_COMPARED = "timing"
 """The one top-level field of a snapshot document that comparisons ignore."""
 SNAPSHOT_TOKENS = 32
@@ -143,11 +143,9 @@ def render_document(document: Any) -> str:
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-class DeterminismSnapshotExtension(SingleFileSnapshotExtension):
-    """Single-file JSON snapshots in ``<rootdir>/snapshots/``; timing is not compared."""
-
-    _write_mode = WriteMode.TEXT
-    file_extension = "json"
+class DeterminismSnapshotExtension(JSONSnapshotExtension):
+    """Single-file JSON snapshots (syrupy's public JSON extension: text files, ``.json``)
+    in orchq's ``snapshots/``, with our own canonical rendering; timing is not compared."""
 
     def serialize(
         self,
@@ -189,10 +187,12 @@ class DeterminismSnapshotExtension(SingleFileSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        """``<rootdir>/snapshots/<parent package>/<test module>``, e.g.
-        ``snapshots/conformance/test_determinism`` for the packaged suite, wherever
-        it is installed, so a run from a checkout and ``--pyargs`` agree."""
-        root = Path(test_location.item.config.rootpath) / SNAPSHOT_ROOT
+        """``<snapshot folder>/<parent package>/<test module>``, e.g.
+        ``snapshots/conformance/test_determinism`` for the packaged suite; the folder is
+        ``--orch-snapshot-dir``, else orchq's own (:mod:`harness.determinism.plugin`)."""
+        from harness.determinism.plugin import snapshot_root
+
+        root = snapshot_root(test_location.item.config)
         parent = Path(test_location.filepath).parent.name
         return str(root / parent / test_location.basename)
 

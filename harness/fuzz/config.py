@@ -1,6 +1,6 @@
 """The project's Schemathesis configuration: what both ``st run`` and the fuzz suite accept.
 
-``schemathesis.toml`` (repository root) states what the OpenAPI document alone
+``schemathesis.toml`` (repository root, shipped in the wheel) states what the OpenAPI document alone
 cannot: the statuses that are right for valid input of an operation, a check
 disabled where the spec makes its finding the specified behaviour (each with
 its reason and ORCH ID), and how much of a stream to read. Schemathesis's own
@@ -11,11 +11,9 @@ CLI finds the file from the repository root; the fuzz suite reads it through
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from schemathesis import Config
 
-CONFIG_FILE = Path(__file__).resolve().parents[2] / "schemathesis.toml"
+from harness import resources
 
 
 def schemathesis_config() -> Config:
@@ -24,8 +22,4 @@ def schemathesis_config() -> Config:
     Falling back to Schemathesis's defaults would fuzz with other expectations
     than ``st run`` has, which is the drift this module exists to prevent.
     """
-    if not CONFIG_FILE.is_file():
-        raise FileNotFoundError(
-            f"{CONFIG_FILE}: the project's Schemathesis configuration is missing"
-        )
-    return Config.from_path(CONFIG_FILE)
+    return Config.from_path(resources.path(resources.SCHEMATHESIS_CONFIG))

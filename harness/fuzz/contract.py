@@ -1,39 +1,26 @@
 """Which contract the fuzz suite reads, and its operations, without importing Schemathesis.
 
-The contract is the committed ``contracts/openapi/orchqueue.yaml`` of the
-checkout (or ``--orch-fuzz-contract``). An installed package has no checkout:
-it then renders the document orchestratord generates, which CI proves equal
-to the committed one (``orchq openapi regen --check``).
+The contract is ``contracts/openapi/orchqueue.yaml`` as shipped with orchq
+(:mod:`harness.resources`), or ``--orch-fuzz-contract``.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-COMMITTED = Path(__file__).resolve().parents[2] / "contracts" / "openapi" / "orchqueue.yaml"
-
 
 def contract_path(chosen: Path | None = None) -> Path:
-    """``chosen``, else the committed file, else a rendering of the packaged app's document."""
+    """``chosen``, else the OpenAPI document shipped with orchq."""
     if chosen is not None:
         if not chosen.is_file():
             raise FileNotFoundError(f"{chosen}: no such OpenAPI contract (--orch-fuzz-contract)")
         return chosen
-    if COMMITTED.is_file():
-        return COMMITTED
-    from orchestrator.api.openapi import openapi_document, render
+    from harness import resources
 
-    rendered = Path(tempfile.gettempdir()) / "orchq-fuzz-orchqueue.yaml"
-    text = render(openapi_document())
-    if not rendered.is_file() or rendered.read_text(encoding="utf-8") != text:
-        partial = rendered.with_suffix(f".{id(text)}.tmp")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(rendered)
-    return rendered
+    return resources.path(resources.OPENAPI)
 
 
 def operations(path: Path) -> list[tuple[str, str, str]]:

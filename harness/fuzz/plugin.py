@@ -1,7 +1,10 @@
-"""pytest options of the fuzz suite (entry point ``orchq_fuzz``).
+"""pytest options of the fuzz suite (loaded by the ``orchq`` plugin).
 
 Loaded into every pytest run where orchq is installed, so it imports only the
 standard library and pytest; Schemathesis is imported by the suite itself.
+Each option has an ini twin (``orchq_fuzz_examples``, ...) and an environment
+variable; values are read when the fuzz suite asks for them, so a bad
+``ORCHQ_FUZZ_EXAMPLES`` fails the fuzz tests, never an unrelated run.
 Defaults keep ``harness/conformance/test_fuzz.py`` at about half a minute
 in-process; raise them for a deeper run, e.g. ``--orch-fuzz-examples 500
 --orch-fuzz-explore`` against a staging server.
@@ -9,11 +12,12 @@ in-process; raise them for a deeper run, e.g. ``--orch-fuzz-examples 500
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from harness.plugin.settings import Setting, add, orchq_session
 
 DEFAULT_EXAMPLES = 40
 DEFAULT_SCENARIOS = 40
@@ -31,6 +35,34 @@ class FuzzOptions:
     contract: Path | None
 
 
+EXAMPLES = Setting(
+    "fuzz_examples",
+    f"fuzz cases per operation (default {DEFAULT_EXAMPLES})",
+    env="ORCHQ_FUZZ_EXAMPLES",
+)
+SCENARIOS = Setting(
+    "fuzz_scenarios",
+    f"stateful scenarios along the OpenAPI links (default {DEFAULT_SCENARIOS})",
+    env="ORCHQ_FUZZ_SCENARIOS",
+)
+STEPS = Setting(
+    "fuzz_steps",
+    f"most calls per stateful scenario (default {DEFAULT_STEPS})",
+    env="ORCHQ_FUZZ_STEPS",
+)
+EXPLORE = Setting(
+    "fuzz_explore",
+    "new random cases every run instead of the same reproducible ones (1/true/yes, default off)",
+    env="ORCHQ_FUZZ_EXPLORE",
+)
+CONTRACT = Setting(
+    "fuzz_contract",
+    "the OpenAPI contract to fuzz (default: the one shipped with orchq, "
+    "contracts/openapi/orchqueue.yaml)",
+    env="ORCHQ_FUZZ_CONTRACT",
+)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -38,65 +70,36 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name)
+def _count(config: pytest.Config, setting: Setting, default: int) -> int:
+    text = orchq_session(config).value(setting)
     if text is None:
         return default
     try:
         return _positive_int(text)
     except ValueError:
-        raise pytest.UsageError(f"{name}={text!r}: expected a positive integer") from None
+        raise pytest.UsageError(
+            f"{setting.flag} / {setting.ini} / {setting.env} = {text!r}: expected a positive "
+            "integer"
+        ) from None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("orchq fuzz")
-    group.addoption(
-        "--orch-fuzz-examples",
-        type=_positive_int,
-        default=_env_int("ORCHQ_FUZZ_EXAMPLES", DEFAULT_EXAMPLES),
-        metavar="N",
-        help=f"fuzz cases per operation (env ORCHQ_FUZZ_EXAMPLES, default {DEFAULT_EXAMPLES})",
-    )
-    group.addoption(
-        "--orch-fuzz-scenarios",
-        type=_positive_int,
-        default=_env_int("ORCHQ_FUZZ_SCENARIOS", DEFAULT_SCENARIOS),
-        metavar="N",
-        help="stateful scenarios along the OpenAPI links (env ORCHQ_FUZZ_SCENARIOS, "
-        f"default {DEFAULT_SCENARIOS})",
-    )
-    group.addoption(
-        "--orch-fuzz-steps",
-        type=_positive_int,
-        default=_env_int("ORCHQ_FUZZ_STEPS", DEFAULT_STEPS),
-        metavar="N",
-        help=f"most calls per stateful scenario (env ORCHQ_FUZZ_STEPS, default {DEFAULT_STEPS})",
-    )
-    group.addoption(
-        "--orch-fuzz-explore",
-        action="store_true",
-        default=os.environ.get("ORCHQ_FUZZ_EXPLORE", "") not in ("", "0"),
-        help="new random cases every run instead of the same reproducible ones "
-        "(env ORCHQ_FUZZ_EXPLORE=1)",
-    )
-    group.addoption(
-        "--orch-fuzz-contract",
-        default=os.environ.get("ORCHQ_FUZZ_CONTRACT"),
-        metavar="PATH",
-        help="the OpenAPI contract to fuzz (env ORCHQ_FUZZ_CONTRACT; default the committed "
-        "contracts/openapi/orchqueue.yaml)",
-    )
+    add(parser, "orchq fuzz", EXAMPLES, metavar="N", type=_positive_int)
+    add(parser, "orchq fuzz", SCENARIOS, metavar="N", type=_positive_int)
+    add(parser, "orchq fuzz", STEPS, metavar="N", type=_positive_int)
+    add(parser, "orchq fuzz", EXPLORE, action="store_const", const="1")
+    add(parser, "orchq fuzz", CONTRACT, metavar="PATH")
 
 
 @pytest.fixture
 def orch_fuzz_options(request: pytest.FixtureRequest) -> FuzzOptions:
     """The fuzz options of this run."""
     config = request.config
-    contract = config.getoption("orch_fuzz_contract")
+    settings = orchq_session(config)
     return FuzzOptions(
-        examples=config.getoption("orch_fuzz_examples"),
-        scenarios=config.getoption("orch_fuzz_scenarios"),
-        steps=config.getoption("orch_fuzz_steps"),
-        explore=bool(config.getoption("orch_fuzz_explore")),
-        contract=Path(contract) if contract else None,
+        examples=_count(config, EXAMPLES, DEFAULT_EXAMPLES),
+        scenarios=_count(config, SCENARIOS, DEFAULT_SCENARIOS),
+        steps=_count(config, STEPS, DEFAULT_STEPS),
+        explore=(settings.value(EXPLORE) or "").lower() in ("1", "true", "yes", "on"),
+        contract=settings.path(CONTRACT),
     )

@@ -5,7 +5,7 @@ declares the closed set its values come from (ORCH-0242): a list, the configured
 pool or replica IDs, or (for build metadata) a pattern. It is validated strictly
 on load (unknown keys, wrong types and unsorted lists are errors) because a typo
 in a budget would otherwise silently loosen the check. The path defaults to the
-repository's ``contracts/metrics.lint.json``; the environment variable
+``contracts/metrics.lint.json`` shipped with orchq; the environment variable
 ``ORCHQ_METRICS_LINT`` points the conformance suite at another implementation's
 declaration.
 """
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DEFAULT_LINT_PATH",
     "LINT_ENV",
     "METRIC_TYPES",
     "LabelSpec",
@@ -28,11 +27,11 @@ __all__ = [
     "MetricSpec",
     "MetricsLint",
     "canonical_json",
+    "default_lint_path",
     "load_lint",
     "parse_lint",
 ]
 
-DEFAULT_LINT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "metrics.lint.json"
 LINT_ENV = "ORCHQ_METRICS_LINT"
 METRIC_TYPES = frozenset({"counter", "gauge", "histogram", "summary"})
 CONFIGURED_IDS = frozenset({"pool_id", "replica_id"})
@@ -213,9 +212,16 @@ def parse_lint(data: Any, source: str = "metrics.lint.json") -> MetricsLint:
     )
 
 
+def default_lint_path() -> Path:
+    """The metrics contract shipped with orchq (:mod:`harness.resources`)."""
+    from harness import resources
+
+    return resources.path(resources.METRICS_LINT)
+
+
 def load_lint(path: str | Path | None = None) -> MetricsLint:
-    """The lint file at ``path``, ``$ORCHQ_METRICS_LINT`` or the repository default."""
-    chosen = Path(path or os.environ.get(LINT_ENV) or DEFAULT_LINT_PATH)
+    """The lint file at ``path``, ``$ORCHQ_METRICS_LINT`` or the one shipped with orchq."""
+    chosen = Path(path or os.environ.get(LINT_ENV) or default_lint_path())
     try:
         text = chosen.read_text(encoding="utf-8")
     except OSError as exc:

@@ -19,6 +19,11 @@ harness starts are stopped by their fixtures before the check runs, so their
 thread and loop are gone by then. Tasks on a loop run by a thread that
 existed before the test (a session-wide server) are infrastructure too.
 
+Only public APIs: the open loops are found through the garbage collector,
+their tasks with ``asyncio.all_tasks(loop)``, the thread running a loop by
+asking the loop itself (``call_soon_threadsafe``), so it works on every
+supported Python and on uvloop as well as asyncio's own loops.
+
 It applies to tests that use a harness fixture (``--orch-leak-scope=harness``,
 the default) or to every test (``all``). ``@pytest.mark.orch_allow_leaks(reason)``
 opts a test out; ``--orch-guards=off`` turns it (and the settings guard) off.
@@ -27,6 +32,7 @@ opts a test out; ``--orch-guards=off`` turns it (and the settings guard) off.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import sys
@@ -39,6 +45,9 @@ from typing import Any
 
 import pytest
 
+from harness.plugin.persisted import GUARDS, guards_enabled
+from harness.plugin.settings import Setting, add, orchq_session
+
 __all__ = ["ALLOW_MARKER", "HARNESS_FIXTURES", "StreamTracker"]
 
 ALLOW_MARKER = "orch_allow_leaks"
@@ -47,45 +56,56 @@ HARNESS_FIXTURES = frozenset(
         "orch_target",
         "orch_serve",
         "orch_client",
-        "make_session",
-        "make_task",
-        "make_attempt",
+        "orch_make_session",
+        "orch_make_task",
+        "orch_make_attempt",
         "orch_db",
-        "scripted_engine",
+        "orch_scripted_engine",
         "orch_engine",
     }
 )
 TEST_RUNNER_MODULES = ("_pytest", "pytest_rerunfailures", "xdist", "execnet")
-"""Threads of the test runner's own plugins (a nested pytester run starts some) are not leaks."""
+"""Thread classes of the test runner's own plugins (a nested pytester run starts some) are not
+leaks."""
+LOOP_ANSWER_S = 1.0
+"""How long a running loop gets to say which thread runs it."""
 THREAD_GRACE_S = 2.0
 """How long new threads get to finish after teardown before they count as leaked."""
 
 _snapshot_key = pytest.StashKey["_Snapshot"]()
 
 
+LEAK_SCOPE = Setting(
+    "leak_scope", "tests the leak guard checks: those using an orchq fixture (default) or all"
+)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("orchq target")
-    group.addoption(
-        "--orch-guards",
-        choices=("on", "off"),
-        default="on",
-        help="the orchq leak guard and persisted-settings guard (default on; off reproduces "
-        "the leaks they prevent)",
-    )
-    group.addoption(
-        "--orch-leak-scope",
-        choices=("harness", "all"),
-        default="harness",
-        help="tests the leak guard checks: those using an orchq fixture (default) or all",
-    )
+    add(parser, "orchq target", GUARDS, choices=("on", "off"))
+    add(parser, "orchq target", LEAK_SCOPE, choices=("harness", "all"))
 
 
+_threads_at_configure = pytest.StashKey["set[threading.Thread]"]()
+_session_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+"""Threads a pytest session started while configuring or unconfiguring, still alive after it:
+a nested ``pytester`` run's plugins (pytest-rerunfailures' crash server, xdist) are the test
+runner's, not the test's."""
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_threads_at_configure] = set(threading.enumerate())
     config.addinivalue_line(
         "markers",
         f"{ALLOW_MARKER}(reason): the orchq leak guard does not check this test "
         "(pending asyncio tasks, threads, open client streams)",
     )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before = config.stash.get(_threads_at_configure, set())
+    _session_threads.update(t for t in threading.enumerate() if t not in before)
 
 
 # ---------------------------------------------------------------- stream tracking
@@ -173,11 +193,49 @@ def _uninstall_stream_tracking() -> None:
 # ---------------------------------------------------------------- snapshot and check
 
 
+def _loop_classes() -> set[type]:
+    """Every event loop class defined so far (asyncio's, uvloop's, a test's own)."""
+    found: set[type] = set()
+    pending: list[type] = [asyncio.AbstractEventLoop]
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found.add(cls)
+            pending.extend(cls.__subclasses__())
+    return found
+
+
+def _open_loops() -> list[asyncio.AbstractEventLoop]:
+    """Every event loop object that is not closed, whichever thread runs it (if any).
+
+    asyncio has no registry of loops, and ``asyncio.all_tasks`` needs one: the
+    leaked task's loop is exactly the one the guard does not hold. Instances of
+    a Python class refer to their class, so the collector's referrers of the
+    loop classes are the loops (asyncio's selector loops and ``uvloop.Loop``
+    alike), found in one pass of the collector's C traversal.
+    """
+    classes = _loop_classes()
+    return [
+        obj for obj in gc.get_referrers(*classes) if type(obj) in classes and not obj.is_closed()
+    ]
+
+
 def _pending_tasks() -> list[asyncio.Task[Any]]:
-    # asyncio keeps every task of every loop in this weak set (3.11); all_tasks()
-    # needs a loop, and the leaked task's loop is exactly the one we do not have.
-    everything: list[asyncio.Task[Any]] = list(asyncio.tasks._all_tasks)  # type: ignore[attr-defined]
-    return [task for task in everything if not task.done()]
+    """Pending tasks of every open loop (``asyncio.all_tasks`` per loop)."""
+    pending: list[asyncio.Task[Any]] = []
+    for loop in _open_loops():
+        pending.extend(task for task in asyncio.all_tasks(loop) if not task.done())
+    return pending
+
+
+def _running_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread | None:
+    """The thread running ``loop``, asked on the loop itself (``None`` if it does not answer)."""
+    answer: concurrent.futures.Future[threading.Thread] = concurrent.futures.Future()
+    try:
+        loop.call_soon_threadsafe(lambda: answer.set_result(threading.current_thread()))
+        return answer.result(timeout=LOOP_ANSWER_S)
+    except (RuntimeError, TimeoutError):  # closed meanwhile, or too busy to tell
+        return None
 
 
 @dataclass
@@ -189,11 +247,11 @@ class _Snapshot:
 
 def _guarded(item: pytest.Item) -> bool:
     config = item.config
-    if config.getoption("orch_guards", "on") == "off":
+    if not guards_enabled(config):
         return False
     if item.get_closest_marker(ALLOW_MARKER) is not None:
         return False
-    if config.getoption("orch_leak_scope", "harness") == "all":
+    if orchq_session(config).value(LEAK_SCOPE) == "all":
         return True
     names = getattr(item, "fixturenames", ())
     return any(name in HARNESS_FIXTURES for name in names)
@@ -270,16 +328,17 @@ def _collect_leaks(snapshot: _Snapshot) -> list[str]:
             + ", ".join(f"{t.name!r}{' (daemon)' if t.daemon else ''}" for t in alive)
         )
 
-    infrastructure = {t.ident for t in snapshot.threads}
     tasks = []
+    runners: dict[int, threading.Thread | None] = {}
     for task in _pending_tasks():
         if task in snapshot.tasks:
             continue
         loop = task.get_loop()
-        if loop.is_closed():
-            continue  # can never run again: garbage, not a leak
-        if loop.is_running() and getattr(loop, "_thread_id", None) in infrastructure:
-            continue  # a loop of a server that outlives this test (session fixture)
+        if loop.is_running():
+            if id(loop) not in runners:
+                runners[id(loop)] = _running_thread(loop)
+            if runners[id(loop)] in snapshot.threads:
+                continue  # a loop of a server that outlives this test (session fixture)
         tasks.append(task)
         with contextlib.suppress(RuntimeError):
             if loop.is_running():
@@ -296,9 +355,9 @@ def _collect_leaks(snapshot: _Snapshot) -> list[str]:
 
 
 def _runner_thread(thread: threading.Thread) -> bool:
-    target = getattr(thread, "_target", None)
-    module = getattr(target, "__module__", None) or ""
-    return module.split(".")[0] in TEST_RUNNER_MODULES
+    return (
+        thread in _session_threads or type(thread).__module__.split(".")[0] in TEST_RUNNER_MODULES
+    )
 
 
 def _describe(task: asyncio.Task[Any]) -> str:

@@ -8,7 +8,7 @@ mock responses queued". A :class:`ScriptBook` makes that impossible to miss:
 - every replica has its own queue of :class:`Outcome`; a call with nothing
   left raises :class:`ScriptExhausted` naming the *owning* test and is
   recorded, so the owner's teardown fails too;
-- :meth:`ScriptBook.verify` (run by the ``scripted_engine`` fixture at
+- :meth:`ScriptBook.verify` (run by the ``orch_scripted_engine`` fixture at
   teardown, after the servers stopped) fails the owning test when a call is
   still in flight, a call found the queue empty, or an outcome was never
   consumed.
@@ -357,7 +357,8 @@ class ScriptedEngine:
 
 @dataclass
 class ServedScriptBook(ScriptBook):
-    """A book that starts in-process orchestratord servers on its engines (``scripted_engine``)."""
+    """A book that starts in-process orchestratord servers on its engines
+    (``orch_scripted_engine``)."""
 
     targets: list[Target] = field(default_factory=list)
     _request: pytest.FixtureRequest | None = field(default=None, repr=False)
@@ -368,7 +369,7 @@ class ServedScriptBook(ScriptBook):
         ``replace_engines=False`` keeps the configured engines (an ``openai``
         replica whose HTTP API this book answers through :meth:`mock_openai`).
         """
-        assert self._request is not None, "serve() needs the scripted_engine fixture"
+        assert self._request is not None, "serve() needs the orch_scripted_engine fixture"
         orch_serve: ServeFactory = self._request.getfixturevalue("orch_serve")
         if replace_engines:
             config_overrides["engine_factory"] = self.factory

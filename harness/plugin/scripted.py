@@ -1,4 +1,4 @@
-"""The ``scripted_engine`` fixture: a strict scripted engine owned by one test.
+"""The ``orch_scripted_engine`` fixture: a strict scripted engine owned by one test.
 
 The engine itself is :class:`harness.plugin.scriptbook.ScriptBook` (queues of
 outcomes per replica, failing loudly when exhausted); this plugin module only
@@ -6,7 +6,7 @@ imports the standard library and pytest at start-up, and re-exports the
 scripting API lazily (``from harness.plugin.scripted import ScriptedEngine,
 tokens, rate_limited, ...`` works).
 
-``scripted_engine.serve(**config_overrides)`` starts an in-process
+``orch_scripted_engine.serve(**config_overrides)`` starts an in-process
 orchestratord whose every replica is scripted by the book (through
 ``orch_serve``, so it is skipped against ``--orch-url``); the book can also be
 passed as ``orch_serve(engine_factory=book.factory)`` or mounted on a respx
@@ -55,11 +55,11 @@ def __getattr__(name: str) -> Any:
 
 
 @pytest.fixture
-def scripted_engine(request: pytest.FixtureRequest) -> Iterator[ServedScriptBook]:
+def orch_scripted_engine(request: pytest.FixtureRequest) -> Iterator[ServedScriptBook]:
     """A :class:`~harness.plugin.scriptbook.ServedScriptBook` owned by this test.
 
-    ``scripted_engine.script("r1", rate_limited(2.0), tokens())`` queues
-    outcomes; ``scripted_engine.serve(pools=[...], fallback_mode=...)`` returns a
+    ``orch_scripted_engine.script("r1", rate_limited(2.0), tokens())`` queues
+    outcomes; ``orch_scripted_engine.serve(pools=[...], fallback_mode=...)`` returns a
     started :class:`~harness.plugin.target.Target`. Teardown: stop the servers,
     then :meth:`~harness.plugin.scriptbook.ScriptBook.verify`.
     """

@@ -19,13 +19,16 @@ start the reference server.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from harness.conformance import LIVE_TARGET_SKIP, NOT_VERIFIABLE_LIVE
+from harness.plugin.persisted import guarded
+from harness.plugin.settings import Setting, add, orchq_session
 
 if TYPE_CHECKING:
     from orchestrator.client import AsyncOrchClient, OrchClient
@@ -35,31 +38,21 @@ if TYPE_CHECKING:
 __all__ = [
     "LIVE_TARGET_SKIP",
     "NOT_VERIFIABLE_LIVE",
-    "SUITE_MARKERS",
+    "TARGET_ENV",
     "ServeFactory",
     "Target",
     "config_for",
 ]
 
-SUITE_MARKERS: dict[str, str] = {
-    "contract": "Pact consumer/provider contract tests of the OrchQueue v1 API",
-    "fuzz": "Schemathesis fuzzing over contracts/openapi/orchqueue.yaml",
-    "properties": "Hypothesis properties of the admission queue",
-    "determinism": "seeded determinism: byte-exact streams across replicas, snapshots",
-    "metrics": "the /metrics contract (contracts/metrics.lint.json, promtool rules)",
-    "e2e": "end to end against a real model engine (needs ORCHQ_REAL_ENGINE=1)",
-}
-"""The suite markers, registered with their ``--markers`` help text."""
-
-NOT_VERIFIABLE_LIVE = "NOT VERIFIABLE against --orch-url"
-"""Prefix of every skip reason meaning "this check needs a server the harness configures".
-
-``orchq verify --target`` recognises it: a requirement whose citing tests were
-all skipped this way is reported as not verifiable live, neither passed nor
-violated.
-"""
-
-LIVE_TARGET_SKIP = f"{NOT_VERIFIABLE_LIVE}: needs an in-process orchestratord it can configure"
+TARGET_ENV = "ORCHQ_TARGET"
+"""The environment variable naming the target URL, for pytest and every ``orchq`` command."""
+URL = Setting(
+    "url",
+    "run the orchq suites against this live OrchQueue v1 server instead of an in-process "
+    "orchestratord",
+    env=TARGET_ENV,
+)
+TOKEN = Setting("token", "bearer token for --orch-url", env="ORCHQ_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -116,31 +109,19 @@ def config_for(database: str | Path, **overrides: Any) -> Config:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("orchq target")
-    group.addoption(
-        "--orch-url",
-        metavar="URL",
-        default=os.environ.get("ORCHQ_URL"),
-        help="run the orchq suites against this live OrchQueue v1 server instead of an "
-        "in-process orchestratord (env ORCHQ_URL)",
-    )
-    group.addoption(
-        "--orch-token",
-        metavar="TOKEN",
-        default=os.environ.get("ORCHQ_TOKEN"),
-        help="bearer token for --orch-url (env ORCHQ_TOKEN)",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for name, text in SUITE_MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
+    add(parser, "orchq target", URL, metavar="URL")
+    add(parser, "orchq target", TOKEN, metavar="TOKEN")
 
 
 def live_url(config: pytest.Config) -> str | None:
     """The ``--orch-url`` value without a trailing slash, or ``None`` (in-process)."""
-    url: str | None = config.getoption("orch_url", None)
+    url = orchq_session(config).value(URL)
     return url.rstrip("/") if url else None
+
+
+def live_token(config: pytest.Config) -> str | None:
+    """The ``--orch-token`` value, or ``None``."""
+    return orchq_session(config).value(TOKEN)
 
 
 @pytest.fixture
@@ -175,14 +156,20 @@ def orch_serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
 
 
 @pytest.fixture
-def orch_target(request: pytest.FixtureRequest) -> Target:
-    """The server under test: ``--orch-url`` if given, else a fresh in-process default."""
+def orch_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The server under test: ``--orch-url`` if given, else a fresh in-process default.
+
+    A live target is shared by every test of the run, so the persisted-settings
+    guard (:mod:`harness.plugin.persisted`) wraps the test that uses it.
+    """
     url = live_url(request.config)
-    if url is not None:
-        token: str | None = request.config.getoption("orch_token", None)
-        return Target(url=url, token=token)
-    serve: ServeFactory = request.getfixturevalue("orch_serve")
-    return serve()
+    if url is None:
+        serve: ServeFactory = request.getfixturevalue("orch_serve")
+        yield serve()
+        return
+    target = Target(url=url, token=live_token(request.config))
+    with guarded(request, target):
+        yield target
 
 
 @pytest.fixture

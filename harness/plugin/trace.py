@@ -1,11 +1,14 @@
 """Traceability plugin: ``@pytest.mark.req`` IDs checked at collection, judged by real outcomes.
 
-Registered through the ``pytest11`` entry point, so it is loaded into *every*
-pytest run in an environment where orchq is installed, our own suite included.
-It therefore stays inert unless used: nothing beyond the standard library and
-this module is imported at start-up, and the requirements index is read only
-when a collected item carries ``@pytest.mark.req``, or ``--orch-trace`` or
-``--orch-gate`` is given.
+Loaded by the ``orchq`` plugin into *every* pytest run in an environment
+where orchq is installed, so it acts only where the project opts in: an
+``orchq_index`` ini option (or ``index`` in ``[tool.orchq]``, see
+:mod:`harness.project`), or one of ``--orch-index``, ``--orch-trace``,
+``--orch-report-dir``, ``--orch-gate``. Otherwise it registers no marker and
+reads nothing, and a ``req`` marker of another tool is left alone. When it
+acts, the project's configuration names the ID prefix, the index, the lock,
+the OpenAPI document and the report title; the index is read when a
+collected item carries ``@pytest.mark.req`` or a report or gate is asked for.
 
 The gate (``--orch-gate=must|should``) ends a run whose tests all passed with
 :data:`harness.exitcodes.TRACE_VIOLATION` (6) when a requirement of the gated
@@ -19,19 +22,19 @@ printed as one line (``nodeid: message``) and the session ends with
 :data:`harness.exitcodes.SPEC_ERROR` (7) before any test runs, so
 ``pytest --collect-only`` catches it in seconds, without a traceback.
 
-States (``verified``, ``failing``, ``flaky``, ``suspect``, ``xfail-only``,
-``skipped-only``, ``untested``) and their precedence are defined in
-:mod:`harness.trace.report`; ``suspect`` compares each requirement's text hash
-with the acceptance lock (``--orch-lock``, default
-``requirements/accepted.lock.yaml``; missing = no suspects), ``flaky`` marks a
-case that passed only after a pytest-rerunfailures ``rerun``. Every failing
+States (``verified``, ``failing``, ``flaky``, ``suspect``, ``xfail``,
+``partly-skipped``, ``skipped``, ``untested``) and their precedence are
+defined in :mod:`harness.trace.report`; ``suspect`` compares each
+requirement's text hash with the acceptance lock (``--orch-lock``, default
+the project's ``lock``; missing = no suspects), ``flaky`` marks a case that
+passed only after a pytest-rerunfailures ``rerun``. Every failing
 report of a citing test gets an "orchq requirements" section listing each cited
 ID with level and text, so the failure names the requirement it breaks.
 
-Reports: ``--orch-trace PATH`` (JSON ``orchq-trace/2``) and ``--orch-report-dir
+Reports: ``--orch-trace PATH`` (JSON ``orchq-trace/3``) and ``--orch-report-dir
 DIR`` (``trace.json``, ``COMPLIANCE.md``, ``report.html``); the OpenAPI
 operations behind each requirement come from ``x-req-id`` in ``--orch-openapi``
-(default ``contracts/openapi/orchqueue.yaml``, skipped when absent).
+(default the project's ``openapi``, skipped when absent).
 
 Under xdist, outcomes travel inside ``report.user_properties`` (which xdist
 serialises) under the key ``requirements``; the controller aggregates, workers
@@ -40,7 +43,6 @@ never write anything. The same key lands in JUnit XML as a property.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -50,118 +52,167 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 from harness.exitcodes import OK, SPEC_ERROR, TRACE_VIOLATION
-from harness.trace.report import SCHEMA, STATES, requirement_state
+from harness.plugin.settings import Setting, add, orchq_session
+from harness.trace.report import GATE_LEVELS, SCHEMA, STATES, requirement_state
 
 if TYPE_CHECKING:
+    from harness.project import Project
     from harness.trace.index import Index
     from harness.trace.report import Trace
 
 __all__ = [
+    "GATE_LEVELS",
     "PROPERTY",
     "SCHEMA",
     "STATES",
     "TraceRecorder",
     "requirement_state",
+    "tracing",
 ]
 
 PROPERTY = "requirements"
 """``user_properties`` key carrying the comma-separated IDs an item cites."""
 
-DEFAULT_INDEX = "requirements/index.yaml"
-DEFAULT_LOCK = "requirements/accepted.lock.yaml"
-DEFAULT_OPENAPI = "contracts/openapi/orchqueue.yaml"
 SECTION = "orchq requirements"
 """Title of the report section listing a failing test's cited requirements."""
 
-_MARKER_HELP = (
-    "req(*ids): the test verifies these requirement IDs of requirements/index.yaml "
-    '(e.g. @pytest.mark.req("ORCH-0001", "ORCH-0002")); unknown or deleted IDs '
-    "are a collection error"
+
+INDEX = Setting(
+    "index",
+    "requirements index the @pytest.mark.req IDs must belong to; setting it turns "
+    "traceability on (default: the project's index, requirements/index.yaml)",
 )
+TRACE = Setting("trace", "write the traceability report (JSON, schema " + SCHEMA + ") to PATH")
+REPORT_DIR = Setting(
+    "report_dir", "write trace.json, COMPLIANCE.md and report.html (self-contained) into DIR"
+)
+LOCK = Setting(
+    "lock",
+    "acceptance lock written by `orchq trace accept`; requirements whose text hash differs "
+    "are suspect (default: the project's lock, requirements/accepted.lock.yaml; missing = "
+    "no suspects)",
+)
+OPENAPI = Setting(
+    "openapi",
+    "OpenAPI document whose operations' x-req-id the reports list (default: the project's "
+    "openapi, contracts/openapi/orchqueue.yaml, if present)",
+)
+GATE = Setting(
+    "gate",
+    "fail the run (exit code 6) unless every requirement of these levels is verified by a "
+    "passing test: must = MUST and MUST NOT, should = also SHOULD and SHOULD NOT (default: none)",
+)
+PROJECT_ONLY = (
+    Setting("prefix", "requirement ID prefix of the project (default ORCH)", cli=False),
+    Setting("spec", "the project's normative spec (default specs/orchestrator-spec.md)", cli=False),
+    Setting("title", "the project's name for its spec, heading the reports", cli=False),
+)
+"""Project settings with no command-line flag (see :mod:`harness.project`)."""
 
-GATE_LEVELS: dict[str, frozenset[str]] = {
-    "none": frozenset(),
-    "must": frozenset({"MUST", "MUST NOT"}),
-    "should": frozenset({"MUST", "MUST NOT", "SHOULD", "SHOULD NOT"}),
-}
-"""Which requirement levels each ``--orch-gate`` value requires to be ``verified``."""
-
-# Outcome precedence when phases disagree: a failure anywhere wins, then the
-# xfail/skip outcomes, and ``passed`` only if nothing else was reported.
 _OUTCOME_RANK = {"passed": 0, "skipped": 1, "xfailed": 2, "xpassed": 3, "failed": 4}
+"""Outcome precedence when phases disagree: a failure anywhere wins, then the
+xfail/skip outcomes, and ``passed`` only if nothing else was reported."""
 _RERUN = "rerun"
 """pytest-rerunfailures' outcome for an attempt that failed and is run again."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--orch-index`` and ``--orch-trace`` in their own help group."""
-    group = parser.getgroup("orchq traceability")
-    group.addoption(
-        "--orch-index",
-        metavar="PATH",
-        default=None,
-        help=f"requirements index to resolve @pytest.mark.req IDs (default: {DEFAULT_INDEX} "
-        "under the rootdir)",
-    )
-    group.addoption(
-        "--orch-trace",
-        metavar="PATH",
-        default=None,
-        help=f"write the traceability report (JSON, schema {SCHEMA}) to PATH",
-    )
-    group.addoption(
-        "--orch-report-dir",
-        metavar="DIR",
-        default=None,
-        help="write trace.json, COMPLIANCE.md and report.html (self-contained) into DIR",
-    )
-    group.addoption(
-        "--orch-lock",
-        metavar="PATH",
-        default=None,
-        help=f"acceptance lock written by `orchq trace accept`; requirements whose text hash "
-        f"differs are suspect (default: {DEFAULT_LOCK} under the rootdir; missing = no suspects)",
-    )
-    group.addoption(
-        "--orch-openapi",
-        metavar="PATH",
-        default=None,
-        help=f"OpenAPI document whose operations' x-req-id the reports list (default: "
-        f"{DEFAULT_OPENAPI} under the rootdir, if present)",
-    )
-    group.addoption(
-        "--orch-gate",
-        choices=sorted(GATE_LEVELS),
-        default="none",
-        help="fail the run (exit code 6) unless every requirement of these levels is "
-        "verified by a passing test: must = MUST and MUST NOT, should = also SHOULD "
-        "and SHOULD NOT (default: none)",
-    )
+    """The traceability options (and their ini twins) in their own help group."""
+    group = "orchq traceability"
+    add(parser, group, INDEX, metavar="PATH")
+    add(parser, group, TRACE, metavar="PATH")
+    add(parser, group, REPORT_DIR, metavar="DIR")
+    add(parser, group, LOCK, metavar="PATH")
+    add(parser, group, OPENAPI, metavar="PATH")
+    add(parser, group, GATE, choices=sorted(GATE_LEVELS))
+    for setting in PROJECT_ONLY:
+        add(parser, group, setting)
+
+
+# ---------------------------------------------------------------- the run's trace settings
+
+
+@dataclass
+class Tracing:
+    """What the traceability plugin does in this run (``None`` from :func:`tracing`: nothing)."""
+
+    project: Project | None
+    problem: str | None = None
+    """A broken configuration (one line): the run ends with SPEC_ERROR before tests run."""
+    index: tuple[Index, str] | None = None
+    """The loaded index and how reports name it, once loaded."""
+
+    def marker_help(self) -> str:
+        example = self.project.scheme.example if self.project else "ORCH-0001"
+        index = self.project.get("index") if self.project else "the index"
+        return (
+            f"req(*ids): the test verifies these requirement IDs of {index} "
+            f'(e.g. @pytest.mark.req("{example}")); unknown or deleted IDs are a collection error'
+        )
+
+
+_TRACING = pytest.StashKey["Tracing | None"]()
+
+
+def _wanted(config: pytest.Config) -> bool:
+    """A command-line option that asks for traceability, whatever the project says."""
+    options = (INDEX, TRACE, REPORT_DIR)
+    if any(config.getoption(s.dest, None) for s in options):
+        return True
+    return _gate(config) != "none"
+
+
+def _gate(config: pytest.Config) -> str:
+    return orchq_session(config).value(GATE) or "none"
+
+
+def tracing(config: pytest.Config) -> Tracing | None:
+    """The run's :class:`Tracing`, or ``None`` when the project did not opt in."""
+    if _TRACING in config.stash:
+        return config.stash[_TRACING]
+    from harness.project import ProjectError
+
+    state: Tracing | None
+    try:
+        project = orchq_session(config).project()
+    except ProjectError as exc:
+        state = Tracing(None, str(exc))
+    else:
+        opted_in = project.given("index") or _wanted(config)
+        state = Tracing(project) if opted_in else None
+    if state is not None and state.problem is None and _gate(config) not in GATE_LEVELS:
+        state.problem = f"orchq_gate = {_gate(config)!r}: expected one of {', '.join(GATE_LEVELS)}"
+    config.stash[_TRACING] = state
+    return state
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker (``--strict-markers`` suites need it) and, on the
+    """When tracing: register the marker (``--strict-markers`` suites need it) and, on the
     controller only, the recorder that aggregates outcomes."""
-    config.addinivalue_line("markers", _MARKER_HELP)
+    state = tracing(config)
+    if state is None:
+        return
+    config.addinivalue_line("markers", state.marker_help())
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(TraceRecorder(config), "orchq-trace-recorder")
+        config.pluginmanager.register(TraceRecorder(config, state), "orchq-trace-recorder")
 
 
 # ---------------------------------------------------------------- index
 
 
-def _index_path(config: pytest.Config) -> tuple[Path, str]:
-    """The index file and how to name it in messages and reports (rootdir-relative POSIX)."""
-    return _option_path(config, "orch_index", DEFAULT_INDEX)
+def _option_path(config: pytest.Config, setting: Setting, key: str) -> tuple[Path, str]:
+    """A path setting (or the project's value), and how to name it: rootdir-relative POSIX."""
+    import os
 
-
-def _option_path(config: pytest.Config, option_name: str, default: str) -> tuple[Path, str]:
-    """A path option (relative to the invocation dir) or its default under the rootdir."""
-    option: str | None = config.getoption(option_name)
+    session = orchq_session(config)
+    path = session.path(setting)
+    if path is None:
+        state = config.stash.get(_TRACING, None)
+        project = state.project if state is not None else None
+        if project is None:
+            project = session.project()
+        path = project.path(key)
     root = Path(config.rootpath)
-    path = Path(option) if option else root / default
-    if not path.is_absolute():
-        path = Path(config.invocation_params.dir) / path
     try:
         shown = Path(os.path.relpath(path, root)).as_posix()
     except ValueError:  # another drive on Windows: no relative form exists
@@ -169,17 +220,16 @@ def _option_path(config: pytest.Config, option_name: str, default: str) -> tuple
     return path, shown
 
 
-def _load_index(config: pytest.Config) -> tuple[Index, str]:
+def _load_index(config: pytest.Config, state: Tracing) -> tuple[Index, str]:
     """Load the index once per process; raise ``TraceFileError`` (one line) if it is broken."""
-    cached: tuple[Index, str] | None = getattr(config, "_orchq_index", None)
-    if cached is not None:
-        return cached
-    from harness.trace.index import load_index  # lazily: only when needed
+    if state.index is not None:
+        return state.index
+    from harness.trace.index import ORCH, load_index  # lazily: only when needed
 
-    path, shown = _index_path(config)
-    index = load_index(path, shown)
-    config._orchq_index = (index, shown)  # type: ignore[attr-defined]
-    return index, shown
+    path, shown = _option_path(config, INDEX, "index")
+    scheme = state.project.scheme if state.project is not None else ORCH
+    state.index = (load_index(path, shown, scheme), shown)
+    return state.index
 
 
 def _exit_spec_error(message: str) -> NoReturn:
@@ -202,16 +252,21 @@ def _cited_ids(item: pytest.Item) -> list[object] | None:
     return ids
 
 
-def _check_ids(nodeid: str, ids: list[object], index: Index, shown: str) -> list[str]:
+def _check_ids(
+    nodeid: str, ids: list[object], index: Index, shown: str, project: Project | None
+) -> list[str]:
     """One message per bad ID; an empty ``req()`` is an error too (it cites nothing)."""
-    from harness.trace.index import is_valid_id
+    from harness.trace.index import ORCH
 
+    scheme = project.scheme if project is not None else ORCH
     if not ids:
         return [f"{nodeid}: @pytest.mark.req needs at least one requirement ID"]
     errors: list[str] = []
     for req_id in ids:
-        if not isinstance(req_id, str) or not is_valid_id(req_id):
-            errors.append(f"{nodeid}: malformed requirement ID {req_id!r} (expected ORCH-NNNN)")
+        if not isinstance(req_id, str) or not scheme.is_valid(req_id):
+            errors.append(
+                f"{nodeid}: malformed requirement ID {req_id!r} (expected {scheme.prefix}-NNNN)"
+            )
         elif req_id not in index:
             errors.append(f"{nodeid}: unknown requirement ID {req_id} (not in {shown})")
         elif index.is_tombstone(req_id):
@@ -251,6 +306,13 @@ def pytest_collection_modifyitems(
     bad citations are removed (they also fail collection, see
     :func:`_report_spec_error`).
     """
+    state = tracing(config)
+    if state is None:
+        return  # not opted in: another tool's ``req`` marker is none of our business
+    if state.problem is not None:
+        _report_spec_error(config, "", state.problem)
+        items[:] = []
+        return
     cited: list[tuple[pytest.Item, list[object]]] = []
     for item in items:
         ids = _cited_ids(item)
@@ -261,7 +323,7 @@ def pytest_collection_modifyitems(
     from harness.trace.index import TraceFileError
 
     try:
-        index, shown = _load_index(config)
+        index, shown = _load_index(config, state)
     except TraceFileError as exc:
         _report_spec_error(config, "", str(exc))
         bad = {id(item) for item, _ in cited}
@@ -269,7 +331,7 @@ def pytest_collection_modifyitems(
         return
     rejected: set[int] = set()
     for item, ids in cited:
-        problems = _check_ids(item.nodeid, ids, index, shown)
+        problems = _check_ids(item.nodeid, ids, index, shown, state.project)
         if problems:
             rejected.add(id(item))
             _report_spec_error(config, item.nodeid, "\n".join(problems))
@@ -301,9 +363,10 @@ def pytest_runtest_makereport(
     xdist's report serialisation, and lands in JUnit's failure text.
     """
     report = yield
-    if report.failed:
+    state = tracing(item.config) if report.failed else None
+    if state is not None:
         ids = _cited_property(item.user_properties)
-        cached: tuple[Index, str] | None = getattr(item.config, "_orchq_index", None)
+        cached = state.index
         if ids is not None and cached is not None:
             lines = []
             for req_id in ids:
@@ -346,6 +409,7 @@ class TraceRecorder:
     """
 
     config: pytest.Config
+    state: Tracing
     outcomes: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     """nodeid -> (cited IDs, outcome so far)."""
 
@@ -362,16 +426,12 @@ class TraceRecorder:
     """(lock, lock shown, operations, openapi shown), loaded once at session start."""
 
     def _gate(self) -> str:
-        gate: str = self.config.getoption("orch_gate")
-        return gate
+        return _gate(self.config)
 
     def _active(self) -> bool:
         """Whether this run reports or gates at all (otherwise nothing is loaded)."""
-        return bool(
-            self.config.getoption("orch_trace")
-            or self.config.getoption("orch_report_dir")
-            or self._gate() != "none"
-        )
+        session = orchq_session(self.config)
+        return bool(session.value(TRACE) or session.value(REPORT_DIR) or self._gate() != "none")
 
     def _load_context(self) -> tuple[dict[str, str] | None, str, dict[str, list[str]] | None, str]:
         """Index, lock and OpenAPI operations; raises ``TraceFileError`` (one line)."""
@@ -379,17 +439,19 @@ class TraceRecorder:
             from harness.trace.lock import load_lock
             from harness.trace.openapi import load_operations
 
-            index, _ = _load_index(self.config)
-            lock_path, lock_shown = _option_path(self.config, "orch_lock", DEFAULT_LOCK)
-            api_path, api_shown = _option_path(self.config, "orch_openapi", DEFAULT_OPENAPI)
+            index, _ = _load_index(self.config, self.state)
+            lock_path, lock_shown = _option_path(self.config, LOCK, "lock")
+            api_path, api_shown = _option_path(self.config, OPENAPI, "openapi")
             lock = load_lock(lock_path, lock_shown)
             operations = load_operations(api_path, api_shown, index)
             self._context = (lock, lock_shown, operations, api_shown)
         return self._context
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """When reporting or gating, a missing index, a broken lock or OpenAPI document
-        must fail before tests run, not after."""
+        """A broken configuration, and when reporting or gating, a missing index, a broken
+        lock or OpenAPI document must fail before tests run, not after."""
+        if self.state.problem is not None:
+            _exit_spec_error(self.state.problem)
         if self._active():
             from harness.trace.index import TraceFileError
 
@@ -431,12 +493,22 @@ class TraceRecorder:
 
     def trace(self) -> Trace:
         """The run's :class:`~harness.trace.report.Trace` (after the context was loaded)."""
-        from harness.trace.report import build_trace
+        from harness.trace.index import ORCH
+        from harness.trace.report import DEFAULT_TITLE, build_trace
 
-        index, shown = _load_index(self.config)
+        index, shown = _load_index(self.config, self.state)
         lock, lock_shown, operations, api_shown = self._load_context()
+        project = self.state.project
         return build_trace(
-            index, shown, self.final_outcomes(), lock, lock_shown, operations, api_shown
+            index,
+            shown,
+            self.final_outcomes(),
+            lock,
+            lock_shown,
+            operations,
+            api_shown,
+            title=project.title if project is not None else DEFAULT_TITLE,
+            scheme=project.scheme if project is not None else ORCH,
         )
 
     @pytest.hookimpl(trylast=True)
@@ -460,14 +532,15 @@ class TraceRecorder:
         if gate != "none":
             self._apply_gate(session, trace, gate)
         targets: list[tuple[str, Path, str]] = []
-        base = Path(self.config.invocation_params.dir)
-        target: str | None = self.config.getoption("orch_trace")
-        if target:
-            targets.append(("json", base / target, target))
-        report_dir: str | None = self.config.getoption("orch_report_dir")
-        if report_dir:
+        settings = orchq_session(self.config)
+        target = settings.path(TRACE)
+        if target is not None:
+            targets.append(("json", target, str(settings.value(TRACE))))
+        report_dir = settings.path(REPORT_DIR)
+        if report_dir is not None:
+            shown_dir = str(settings.value(REPORT_DIR)).rstrip("/")
             for kind, name in REPORT_FILES.items():
-                targets.append((kind, base / report_dir / name, f"{report_dir}/{name}"))
+                targets.append((kind, report_dir / name, f"{shown_dir}/{name}"))
         try:
             write_outputs(trace, targets)
         except TraceFileError as exc:
@@ -477,8 +550,8 @@ class TraceRecorder:
     def _apply_gate(self, session: pytest.Session, trace: Trace, gate: str) -> None:
         """Record each gated requirement that is not verified; exit TRACE_VIOLATION if any.
 
-        ``suspect`` and ``flaky`` requirements are not verified, so they are refused
-        too. pytest's own failure codes win: a run whose tests failed keeps exit
+        ``suspect``, ``flaky`` and ``partly-skipped`` requirements are not verified, so
+        they are refused too. pytest's own failure codes win: a run whose tests failed keeps exit
         code 1 (the failing requirements are still listed), so CI can tell the two apart.
         """
         levels = GATE_LEVELS[gate]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 
 from harness.properties.ledger import TERMINAL, Ledger
 from harness.properties.model import PRIORITIES, Policy, Priority, QueueModel
+from harness.properties.profile import suite_settings
 
 __all__ = [
     "QueueFactory",
@@ -55,23 +56,26 @@ QueueFactory = Callable[[int, Policy, int], QueueImpl]
 """``factory(capacity, overflow_policy, batch_share_every)`` -> a new empty queue."""
 
 
-def machine_settings(max_examples: int = 60, steps: int = 40, *, shrink: bool = True) -> settings:
-    """Deterministic and bounded: the same examples on every run, no example database.
+def machine_settings(
+    max_examples: int | None = None,
+    steps: int | None = None,
+    *,
+    shrink: bool = True,
+    parent: settings | None = None,
+) -> settings:
+    """The machine's settings on ``parent`` (default: the ``orchq`` profile, see
+    :mod:`harness.properties.profile`), with ``max_examples``/``steps`` if given.
 
     ``shrink=False`` reports the first failing example as found: self-tests that only
     need to see a mutant caught skip the (costly) search for the smallest example.
     """
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
-    return settings(
-        max_examples=max_examples,
-        phases=phases,
-        stateful_step_count=steps,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        print_blob=False,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
+    bounds: dict[str, Any] = {}
+    if max_examples is not None:
+        bounds["max_examples"] = max_examples
+    if steps is not None:
+        bounds["stateful_step_count"] = steps
+    return settings(parent or suite_settings(), phases=phases, **bounds)
 
 
 def queue_machine(factory: QueueFactory) -> type[RuleBasedStateMachine]:

@@ -1,11 +1,15 @@
-"""``orchq spec``: keep the normative spec and ``requirements/index.yaml`` in step.
+"""``orchq spec``: keep a project's normative spec and its requirements index in step.
 
 ``orchq spec ids`` numbers new normative sentences in the spec; ``orchq spec
-extract`` regenerates the index from it (``--check`` for CI). Problems with the
-inputs are printed one per line on stderr as ``file:line: message`` and end the
-command with :data:`harness.exitcodes.SPEC_ERROR`; a stale index under
-``--check`` exits with :data:`harness.exitcodes.STALE`. Nothing is ever written
-half-way: outputs are replaced atomically, and only after every check passed.
+extract`` regenerates the index from it (``--check`` for CI). The ID prefix and
+the default paths are the project's (:mod:`harness.project`: ``[tool.orchq]``
+or the ``orchq_*`` pytest ini options in the nearest ``pyproject.toml``;
+OrchQueue's otherwise). Given only ``--index``, the spec is the one that index
+records. Problems with the inputs are printed one per line on stderr as
+``file:line: message`` and end the command with
+:data:`harness.exitcodes.SPEC_ERROR`; a stale index under ``--check`` exits
+with :data:`harness.exitcodes.STALE`. Nothing is ever written half-way:
+outputs are replaced atomically, and only after every check passed.
 """
 
 from __future__ import annotations
@@ -20,14 +24,20 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import exitcodes
-from harness.trace.index import Requirement, TraceFileError, write_text_atomic
+from harness.project import DEFAULTS, Project, ProjectError, find_project
+from harness.trace.index import (
+    IdScheme,
+    Requirement,
+    TraceFileError,
+    load_index_if_exists,
+    write_text_atomic,
+)
 from harness.trace.spec import (
-    DEFAULT_INDEX,
-    DEFAULT_SPEC,
     IdAssignment,
     SpecLintError,
     count_levels,
     extract,
+    recorded_spec,
     run_ids,
 )
 
@@ -50,36 +60,33 @@ def _display(path: Path) -> str:
     return rel if not rel.startswith(".." + os.sep + "..") else str(path)
 
 
-def _project_root() -> Path:
-    """Nearest directory at or above the working directory that holds the default spec.
-
-    So ``orchq spec extract`` works from any sub-directory of the repository
-    without options, like ``git`` does; outside a repository it is the cwd.
-    """
-    cwd = Path.cwd()
-    for candidate in (cwd, *cwd.parents):
-        if (candidate / DEFAULT_SPEC).is_file():
-            return candidate
-    return cwd
+def _project() -> Project:
+    try:
+        return find_project(Path.cwd())
+    except ProjectError as exc:
+        _fail([str(exc)])
 
 
-def _paths(spec: Path | None, index: Path | None) -> tuple[Path, str, Path, str]:
-    root: Path | None = None
-    if spec is None or index is None:
-        root = _project_root()
-    if spec is None:
-        assert root is not None
-        spec_path = root / DEFAULT_SPEC
-        spec_shown = _display(spec_path)
-    else:
-        spec_path, spec_shown = spec, str(spec)
-    if index is None:
-        assert root is not None
-        index_path = root / DEFAULT_INDEX
+def _paths(spec: Path | None, index: Path | None) -> tuple[Path, str, Path, str, IdScheme]:
+    """Spec and index (given, else the project's; the spec an explicit index records),
+    how to show them, and the project's ID scheme."""
+    project = _project()
+    index_path, index_shown = (index, str(index)) if index is not None else (None, "")
+    if index_path is None:
+        index_path = project.path("index")
         index_shown = _display(index_path)
-    else:
-        index_path, index_shown = index, str(index)
-    return spec_path, spec_shown, index_path, index_shown
+    if spec is not None:
+        return spec, str(spec), index_path, index_shown, project.scheme
+    if index is not None:
+        try:
+            recorded = load_index_if_exists(index, index_shown, project.scheme)
+        except TraceFileError as exc:
+            _fail([str(exc)])
+        if recorded is not None:
+            spec_path = recorded_spec(index, recorded)
+            return spec_path, _display(spec_path), index_path, index_shown, project.scheme
+    spec_path = project.path("spec")
+    return spec_path, _display(spec_path), index_path, index_shown, project.scheme
 
 
 _SPEC_OPTION = click.option(
@@ -87,14 +94,16 @@ _SPEC_OPTION = click.option(
     "spec",
     type=click.Path(path_type=Path, dir_okay=True, file_okay=True),
     default=None,
-    help=f"The normative Markdown spec. [default: {DEFAULT_SPEC.as_posix()} in the project root]",
+    help="The normative Markdown spec. [default: the project's spec, "
+    f"{DEFAULTS['spec']} unless [tool.orchq] says otherwise; with --index, the spec it records]",
 )
 _INDEX_OPTION = click.option(
     "--index",
     "index",
     type=click.Path(path_type=Path, dir_okay=True, file_okay=True),
     default=None,
-    help=f"The requirements index. [default: {DEFAULT_INDEX.as_posix()} in the project root]",
+    help="The requirements index. [default: the project's index, "
+    f"{DEFAULTS['index']} unless [tool.orchq] says otherwise]",
 )
 
 
@@ -103,8 +112,9 @@ def spec_group() -> None:
     """Requirement IDs in the spec, and the requirements index.
 
     Every normative sentence of the spec (one with MUST, MUST NOT, SHOULD,
-    SHOULD NOT or MAY) carries one ID, e.g. ORCH-0012. Exit codes: 0 success,
-    1 (extract --check) the index is stale, 7 the spec or index is broken.
+    SHOULD NOT or MAY) carries one ID, e.g. ORCH-0012 (the prefix is the project's:
+    prefix in [tool.orchq] of pyproject.toml). Exit codes: 0 success, 1 (extract
+    --check) the index is stale, 7 the spec, the index or the configuration is broken.
     """
 
 
@@ -118,9 +128,11 @@ def ids_command(spec: Path | None, index: Path | None) -> None:
     kept as tombstones in the index, so an ID is never reused. Running it twice
     changes nothing the second time.
     """
-    spec_path, spec_shown, index_path, index_shown = _paths(spec, index)
+    spec_path, spec_shown, index_path, index_shown, scheme = _paths(spec, index)
     try:
-        result = run_ids(spec_path, index_path, spec_display=spec_shown, index_display=index_shown)
+        result = run_ids(
+            spec_path, index_path, spec_display=spec_shown, index_display=index_shown, scheme=scheme
+        )
     except TraceFileError as exc:
         _fail([str(exc)])
     except SpecLintError as exc:
@@ -175,9 +187,11 @@ def extract_command(spec: Path | None, index: Path | None, check: bool) -> None:
     Requirements deleted from the spec stay in the index as tombstones
     (status: deleted). The output is deterministic: a second run is byte-identical.
     """
-    spec_path, spec_shown, index_path, index_shown = _paths(spec, index)
+    spec_path, spec_shown, index_path, index_shown, scheme = _paths(spec, index)
     try:
-        result = extract(spec_path, index_path, spec_display=spec_shown, index_display=index_shown)
+        result = extract(
+            spec_path, index_path, spec_display=spec_shown, index_display=index_shown, scheme=scheme
+        )
     except TraceFileError as exc:
         _fail([str(exc)])
     except SpecLintError as exc:

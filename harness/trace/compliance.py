@@ -30,7 +30,7 @@ def render_compliance(trace: Trace) -> str:
     for req, state, _ in rows:
         counts[state][req.level] += 1
     out = [
-        "# OrchQueue v1 compliance\n\n",
+        f"# {md_escape(trace.title)} compliance\n\n",
         f"Requirements index: `{trace.index}`; {len(rows)} requirement(s), "
         f"{len(trace.tests)} citing test case(s).",
     ]

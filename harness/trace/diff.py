@@ -5,7 +5,7 @@ requirement ID. Reported, each as a table, only when non-empty:
 
 * new and removed requirements;
 * status regressions and improvements, by :data:`harness.trace.report.GOODNESS`
-  (verified best, then suspect, flaky, xfail-only, skipped-only, untested,
+  (verified best, then suspect, flaky, partly-skipped, xfail, skipped, untested,
   failing worst);
 * newly uncovered MUSTs: MUST/MUST NOT requirements untested in head that were
   covered in base, or are new and untested;

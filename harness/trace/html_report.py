@@ -25,7 +25,7 @@ h1{font-size:1.4em}table{border-collapse:collapse;width:100%}
 th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}
 th{background:#f4f4f4}tr[hidden]{display:none}.filters label{margin-right:1em}
 .s-verified{background:#d9f2d9}.s-failing{background:#f8d0d0}.s-flaky{background:#fbe3c4}
-.s-suspect{background:#f7f0b5}.s-xfail-only,.s-skipped-only{background:#e6e6f5}
+.s-suspect{background:#f7f0b5}.s-xfail,.s-skipped,.s-partly-skipped{background:#e6e6f5}
 .s-untested{background:#eee}code{font-size:.9em}ul{margin:0;padding-left:1.2em}
 """
 
@@ -83,9 +83,9 @@ def render_html(trace: Trace) -> str:
         counts[state] += 1
     out = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
-        "<title>OrchQueue v1 traceability</title>",
+        f"<title>{escape(trace.title)} traceability</title>",
         f"<style>{_CSS}</style></head><body>\n",
-        "<h1>OrchQueue v1 traceability</h1>\n",
+        f"<h1>{escape(trace.title)} traceability</h1>\n",
         f"<p>Index <code>{escape(trace.index)}</code>: {len(rows)} requirement(s), "
         f"{len(trace.tests)} citing test case(s). ",
         ", ".join(f"{escape(s)}: {counts[s]}" for s in STATES),

@@ -30,13 +30,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_PREFIX",
     "INDEX_VERSION",
     "LEVELS",
+    "ORCH",
+    "IdScheme",
     "Index",
     "Requirement",
     "TraceFileError",
     "format_id",
     "id_number",
+    "is_any_id",
     "is_valid_id",
     "load_index",
     "load_index_if_exists",
@@ -56,31 +60,96 @@ LEVELS: tuple[str, ...] = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
 
 STATUSES: tuple[str, ...] = ("active", "deleted")
 
-_VALID_ID = re.compile(r"ORCH-(?:(?!0000)\d{4}|[1-9]\d{4,})")
-"""``ORCH-`` and four digits (``ORCH-0001`` .. ``ORCH-9999``), then more digits
-without zero padding (``ORCH-10000``): one spelling per number, so an ID is
-never ambiguous and sorts the same numerically everywhere."""
+DEFAULT_PREFIX = "ORCH"
+_PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,15}")
+
+
+@dataclass(frozen=True)
+class IdScheme:
+    """How a project spells its requirement IDs: ``PREFIX-`` and a number.
+
+    ``PREFIX-`` and four digits (``ORCH-0001`` .. ``ORCH-9999``), then more digits
+    without zero padding (``ORCH-10000``): one spelling per number, so an ID is
+    never ambiguous and sorts the same numerically everywhere. The prefix is
+    project configuration (``prefix`` in ``[tool.orchq]``, default ``ORCH``).
+    """
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.fullmatch(self.prefix):
+            raise ValueError(
+                f"requirement ID prefix {self.prefix!r}: expected an uppercase letter, then up "
+                "to 15 uppercase letters or digits (e.g. ORCH)"
+            )
+        letters = "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in self.prefix)
+        object.__setattr__(
+            self, "_valid", re.compile(re.escape(self.prefix) + r"-(?:(?!0000)\d{4}|[1-9]\d{4,})")
+        )
+        object.__setattr__(self, "like", re.compile(letters + r"[-_]?\d+(?![A-Za-z0-9_])"))
+        object.__setattr__(self, "like_full", re.compile(r"\s*(" + letters + r"[-_]?\d+)\s*"))
+
+    like: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    """Anything that looks like an ID of this scheme, well-formed or not (any case, ``_``)."""
+    like_full: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    """:attr:`like` as a whole string, blanks around it allowed; group 1 is the token."""
+    _valid: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    @property
+    def example(self) -> str:
+        return f"{self.prefix}-0012"
+
+    def is_valid(self, value: str) -> bool:
+        """True for a well-formed ID of this scheme such as ``ORCH-0012``."""
+        return self._valid.fullmatch(value) is not None
+
+    def number(self, value: str) -> int:
+        """The number of a well-formed ID (``ORCH-0012`` -> 12)."""
+        if not self.is_valid(value):
+            raise ValueError(f"malformed requirement ID {value!r}")
+        return int(value[len(self.prefix) + 1 :])
+
+    def format(self, number: int) -> str:
+        """The one canonical spelling of requirement number ``number``."""
+        if number < 1:
+            raise ValueError("requirement numbers start at 1")
+        return f"{self.prefix}-{number:04d}"
+
+    def malformed(self, token: str) -> str:
+        """The message for a token that looks like an ID but is not well-formed."""
+        return (
+            f"malformed ID '{token}': expected {self.prefix}- and four digits, e.g. {self.example}"
+        )
+
+
+ORCH = IdScheme()
+"""The default scheme, OrchQueue's ``ORCH-NNNN``."""
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def is_valid_id(value: str) -> bool:
+_ANY_SCHEME = re.compile(r"[A-Z][A-Z0-9]{0,15}-(?:(?!0000)\d{4}|[1-9]\d{4,})")
+
+
+def is_any_id(value: str) -> bool:
+    """A well-formed ID of any prefix (``LEDGER-0001``): for files that only refer to the
+    IDs of an index (lock, ``x-req-id``), which decides whether each exists."""
+    return _ANY_SCHEME.fullmatch(value) is not None
+
+
+def is_valid_id(value: str, scheme: IdScheme = ORCH) -> bool:
     """True for a well-formed requirement ID such as ``ORCH-0012``."""
-    return _VALID_ID.fullmatch(value) is not None
+    return scheme.is_valid(value)
 
 
-def id_number(value: str) -> int:
+def id_number(value: str, scheme: IdScheme = ORCH) -> int:
     """The number of a well-formed ID (``ORCH-0012`` -> 12)."""
-    if not is_valid_id(value):
-        raise ValueError(f"malformed requirement ID {value!r}")
-    return int(value[5:])
+    return scheme.number(value)
 
 
-def format_id(number: int) -> str:
+def format_id(number: int, scheme: IdScheme = ORCH) -> str:
     """The one canonical spelling of requirement number ``number``."""
-    if number < 1:
-        raise ValueError("requirement numbers start at 1")
-    return f"ORCH-{number:04d}"
+    return scheme.format(number)
 
 
 def normalise_text(text: str) -> str:
@@ -140,7 +209,8 @@ class Requirement:
     @property
     def number(self) -> int:
         """The ID's number; only meaningful for a well-formed ID (all IDs of a loaded index are)."""
-        return int(self.id[5:]) if is_valid_id(self.id) else 0
+        digits = self.id.rpartition("-")[2]
+        return int(digits) if digits.isascii() and digits.isdigit() else 0
 
     @property
     def status(self) -> str:
@@ -220,27 +290,34 @@ def read_text_file(path: Path, display: str | None = None, what: str = "file") -
         ) from None
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: put it straight back)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def write_text_atomic(path: Path, text: str, display: str | None = None) -> None:
     """Replace ``path`` with ``text`` all at once (temp file in the same directory + rename).
 
     A reader, a crash or a full disk can never observe a half-written index or
-    spec; an existing file keeps its permission bits.
+    spec; an existing file keeps its permission bits, a new one gets those of any new
+    file (``0o666`` less the umask), not the private bits of a temporary file.
     """
     shown = display if display is not None else str(path)
     tmp_name: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            mode: int | None = path.stat().st_mode & 0o7777
+            mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = None
+            mode = 0o666 & ~_umask()  # what open() would have given a new file
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp_name, mode)
+        os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
         tmp_name = None
     except OSError as exc:
@@ -251,19 +328,21 @@ def write_text_atomic(path: Path, text: str, display: str | None = None) -> None
                 os.unlink(tmp_name)
 
 
-def load_index(path: str | Path, display: str | None = None) -> Index:
+def load_index(path: str | Path, display: str | None = None, scheme: IdScheme = ORCH) -> Index:
     """Load and validate an index file; raise :class:`TraceFileError` if missing or malformed."""
     file = Path(path)
     shown = display if display is not None else str(file)
-    return parse_index(read_text_file(file, shown, "requirements index"), shown)
+    return parse_index(read_text_file(file, shown, "requirements index"), shown, scheme)
 
 
-def load_index_if_exists(path: str | Path, display: str | None = None) -> Index | None:
+def load_index_if_exists(
+    path: str | Path, display: str | None = None, scheme: IdScheme = ORCH
+) -> Index | None:
     """Like :func:`load_index`, but ``None`` when the file does not exist (first extract)."""
     file = Path(path)
     if not file.exists() and not file.is_symlink():
         return None
-    return load_index(file, display)
+    return load_index(file, display, scheme)
 
 
 # ---------------------------------------------------------------- rendering
@@ -344,7 +423,7 @@ _HEADER = re.compile(
     r"requirements:(?P<empty> \[\])?\n"
 )
 _RECORD = re.compile(
-    r"  - id: (ORCH-[0-9]+)\n"
+    r"  - id: ([A-Z][A-Z0-9]*-[0-9]+)\n"
     r"    level: (MUST|MUST NOT|SHOULD|SHOULD NOT|MAY)\n"
     r"    line: ([1-9][0-9]{0,9})\n"
     r"    section: (\"[^\n]*)\n"
@@ -375,7 +454,7 @@ def _fast_string(raw: str) -> str:
     return value
 
 
-def _fast_index(text: str) -> Index:
+def _fast_index(text: str, scheme: IdScheme = ORCH) -> Index:
     """Read and validate the canonical form written by :func:`render_index`.
 
     One regex match per requirement and plain string checks: this is the hot
@@ -404,7 +483,7 @@ def _fast_index(text: str) -> Index:
             body = _fast_string(body)
             if (
                 req_id in reqs
-                or not is_valid_id(req_id)
+                or not scheme.is_valid(req_id)
                 or sha.isdigit()
                 or not body
                 or sha256(body.encode("utf-8")).hexdigest() != sha
@@ -431,16 +510,21 @@ def _yaml_load(text: str, display: str) -> Any:
         raise TraceFileError(display, f"malformed index: invalid YAML: {problem}", line) from None
 
 
-def parse_index(text: str, display: str = "requirements/index.yaml") -> Index:
-    """Validate index text into an :class:`Index`; raise :class:`TraceFileError` on any problem."""
+def parse_index(
+    text: str, display: str = "requirements/index.yaml", scheme: IdScheme = ORCH
+) -> Index:
+    """Validate index text into an :class:`Index`; raise :class:`TraceFileError` on any problem.
+
+    Every ID must be a well-formed ID of ``scheme`` (the project's prefix).
+    """
     try:
-        return _fast_index(text)
+        return _fast_index(text, scheme)
     except _NotCanonical:
         pass
-    return _index_from_data(_yaml_load(text, display), display)
+    return _index_from_data(_yaml_load(text, display), display, scheme)
 
 
-def _index_from_data(data: Any, display: str) -> Index:
+def _index_from_data(data: Any, display: str, scheme: IdScheme = ORCH) -> Index:
     def bad(message: str) -> TraceFileError:
         return TraceFileError(display, f"malformed index: {message}")
 
@@ -465,7 +549,7 @@ def _index_from_data(data: Any, display: str) -> Index:
         raise bad("requirements must be a list")
     reqs: dict[str, Requirement] = {}
     for pos, entry in enumerate(entries):
-        req = _requirement_from_data(entry, f"requirements[{pos}]", bad)
+        req = _requirement_from_data(entry, f"requirements[{pos}]", bad, scheme)
         if req.id in reqs:
             raise bad(f"requirements[{pos}]: duplicate id {req.id}")
         reqs[req.id] = req
@@ -475,7 +559,7 @@ def _index_from_data(data: Any, display: str) -> Index:
 _ENTRY_KEYS = ("id", "level", "line", "section", "sha256", "status", "text")
 
 
-def _requirement_from_data(entry: Any, where: str, bad: Any) -> Requirement:
+def _requirement_from_data(entry: Any, where: str, bad: Any, scheme: IdScheme) -> Requirement:
     if not isinstance(entry, Mapping):
         raise bad(f"{where} must be a mapping")
     for key in entry:
@@ -486,8 +570,8 @@ def _requirement_from_data(entry: Any, where: str, bad: Any) -> Requirement:
             raise bad(f"{where}: missing key {key!r}")
     req_id, level, line = entry["id"], entry["level"], entry["line"]
     section, sha, status, text = entry["section"], entry["sha256"], entry["status"], entry["text"]
-    if not isinstance(req_id, str) or not is_valid_id(req_id):
-        raise bad(f"{where}: malformed id {req_id!r}")
+    if not isinstance(req_id, str) or not scheme.is_valid(req_id):
+        raise bad(f"{where}: malformed id {req_id!r} (expected {scheme.prefix}-NNNN)")
     where = f"{where} ({req_id})"
     if level not in LEVELS:
         raise bad(f"{where}: level must be one of {', '.join(LEVELS)}")

@@ -23,11 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.trace.index import TraceFileError, is_valid_id, read_text_file, write_text_atomic
+from harness.trace.index import TraceFileError, is_any_id, read_text_file, write_text_atomic
 
-__all__ = ["DEFAULT_LOCK", "LOCK_VERSION", "load_lock", "parse_lock", "render_lock", "write_lock"]
+__all__ = ["LOCK_VERSION", "load_lock", "parse_lock", "render_lock", "write_lock"]
 
-DEFAULT_LOCK = "requirements/accepted.lock.yaml"
 LOCK_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -74,7 +73,7 @@ def parse_lock(text: str, display: str) -> dict[str, str]:
         raise bad("accepted must be a mapping of requirement ID to sha256")
     result: dict[str, str] = {}
     for req_id, sha in accepted.items():
-        if not isinstance(req_id, str) or not is_valid_id(req_id):
+        if not isinstance(req_id, str) or not is_any_id(req_id):
             raise bad(f"malformed requirement ID {req_id!r}")
         if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise bad(f"{req_id}: sha256 must be 64 lowercase hex digits")

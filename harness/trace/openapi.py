@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.trace.index import Index, TraceFileError, is_valid_id, read_text_file
+from harness.trace.index import Index, TraceFileError, is_any_id, read_text_file
 
-__all__ = ["DEFAULT_OPENAPI", "load_operations", "operations_by_requirement"]
+__all__ = ["load_operations", "operations_by_requirement"]
 
-DEFAULT_OPENAPI = "contracts/openapi/orchqueue.yaml"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -47,7 +46,7 @@ def operations_by_requirement(data: Any, index: Index, display: str) -> dict[str
             if not isinstance(ids, list) or not ids:
                 raise bad(f"{name}: x-req-id must be a non-empty list of requirement IDs")
             for req_id in ids:
-                if not isinstance(req_id, str) or not is_valid_id(req_id):
+                if not isinstance(req_id, str) or not is_any_id(req_id):
                     raise bad(f"{name}: malformed requirement ID {req_id!r}")
                 if req_id not in index:
                     raise bad(f"{name}: unknown requirement ID {req_id}")

@@ -1,4 +1,4 @@
-"""The traceability report model: outcomes -> requirement states -> ``orchq-trace/2`` JSON.
+"""The traceability report model: outcomes -> requirement states -> ``orchq-trace/3`` JSON.
 
 One :class:`Trace` holds everything a report needs: the active requirements of
 the index (with the hash accepted in the lock and the OpenAPI operations behind
@@ -19,13 +19,18 @@ Requirement states, by precedence (the first rule that applies wins):
 3. ``flaky``: none failed, but one passed only on a rerun;
 4. ``suspect``: its text hash differs from the one in the acceptance lock, so
    the tests were accepted for another wording (see :mod:`harness.trace.lock`);
-5. ``xfail-only``: some citing case xfailed or xpassed, none failed;
-6. ``skipped-only``: some citing case was skipped and the rest passed;
-7. ``verified``: every citing case passed, and the text is as accepted.
+5. ``xfail``: some citing case is an expected failure (xfailed, or xpassed
+   without ``strict``), none failed;
+6. ``skipped``: every citing case was skipped;
+7. ``partly-skipped``: some citing cases passed, the others were skipped;
+8. ``verified``: every citing case passed, and the text is as accepted.
 
-Only ``verified`` satisfies the gate. The JSON is canonical (sorted keys, no
-timestamps, no absolute paths), so equal outcomes give byte-identical files,
-serial, under xdist, or merged from shards.
+Only ``verified`` satisfies the gate: ``partly-skipped`` (a case that did not
+run verified nothing), ``flaky`` (a pass that needed a rerun proves nothing
+about the next run) and every other state refuse a gated requirement. The
+JSON is canonical (sorted keys, no timestamps, no absolute paths), so equal
+outcomes give byte-identical files, serial, under xdist, or merged from shards.
+Its layout is published as a JSON Schema (:data:`SCHEMA_FILE`, ``docs/trace-format.md``).
 """
 
 from __future__ import annotations
@@ -36,12 +41,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.trace.index import LEVELS, Index, TraceFileError, is_valid_id
+from harness.trace.index import LEVELS, ORCH, IdScheme, Index, TraceFileError
+
+DEFAULT_TITLE = "OrchQueue v1"
+"""The report title of a project that configures none."""
 
 __all__ = [
+    "DEFAULT_TITLE",
+    "GATE_LEVELS",
     "GOODNESS",
     "OUTCOMES",
     "SCHEMA",
+    "SCHEMA_FILE",
     "STATES",
     "ReqInfo",
     "Trace",
@@ -53,8 +64,11 @@ __all__ = [
     "worse_outcome",
 ]
 
-SCHEMA = "orchq-trace/2"
-"""Version tag of the JSON report (2: texts, hashes, lock, operations, per-test outcomes)."""
+SCHEMA = "orchq-trace/3"
+"""Version tag of the JSON report (2: texts, hashes, lock, operations, per-test outcomes;
+3: the project's title and ID prefix, state names ``xfail``/``skipped``/``partly-skipped``)."""
+SCHEMA_FILE = "orchq-trace-3.schema.json"
+"""The JSON Schema of :data:`SCHEMA`, shipped beside this module."""
 
 OUTCOMES: tuple[str, ...] = ("passed", "skipped", "xfailed", "xpassed", "flaky", "failed")
 """Final outcomes of one test case, best first."""
@@ -65,8 +79,9 @@ STATES: tuple[str, ...] = (
     "failing",
     "flaky",
     "suspect",
-    "xfail-only",
-    "skipped-only",
+    "xfail",
+    "partly-skipped",
+    "skipped",
     "untested",
 )
 """Every requirement state, in the order reports list them."""
@@ -75,12 +90,22 @@ GOODNESS: dict[str, int] = {
     "verified": 0,
     "suspect": 1,
     "flaky": 2,
-    "xfail-only": 3,
-    "skipped-only": 4,
-    "untested": 5,
-    "failing": 6,
+    "partly-skipped": 3,
+    "xfail": 4,
+    "skipped": 5,
+    "untested": 6,
+    "failing": 7,
 }
 """How good a state is for ``trace diff`` (lower is better): a move up is a regression."""
+
+
+GATE_LEVELS: dict[str, frozenset[str]] = {
+    "none": frozenset(),
+    "must": frozenset({"MUST", "MUST NOT"}),
+    "should": frozenset({"MUST", "MUST NOT", "SHOULD", "SHOULD NOT"}),
+}
+"""Which requirement levels each gate value (``--orch-gate``, ``orchq verify --gate``,
+``orchq trace gate --level``) requires to be ``verified``."""
 
 
 def worse_outcome(a: str, b: str) -> str:
@@ -102,8 +127,10 @@ def requirement_state(outcomes: Iterable[str], suspect: bool = False) -> str:
     if seen == {"passed"}:
         return "verified"
     if "xfailed" in seen or "xpassed" in seen:
-        return "xfail-only"
-    return "skipped-only"
+        return "xfail"
+    if seen == {"skipped"}:
+        return "skipped"
+    return "partly-skipped"
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,10 @@ class ReqInfo:
 class Trace:
     """A run's traceability: requirements (by ID number) and cited tests' final outcomes."""
 
+    title: str
+    """The project's name for its spec (``title`` of the project configuration)."""
+    prefix: str
+    """The project's requirement ID prefix (``ORCH``)."""
     index: str
     """Repo-relative path of the index, as shown in reports."""
     index_sha256: str
@@ -196,10 +227,12 @@ class Trace:
             "index_sha256": self.index_sha256,
             "lock": self.lock,
             "openapi": self.openapi,
+            "prefix": self.prefix,
             "requirements": requirements,
             "schema": SCHEMA,
             "summary": {"by_level": by_level, "states": states},
             "tests": tests_out,
+            "title": self.title,
         }
 
     def render(self) -> str:
@@ -231,6 +264,9 @@ def build_trace(
     lock_shown: str | None = None,
     operations: Mapping[str, list[str]] | None = None,
     openapi_shown: str | None = None,
+    *,
+    title: str = DEFAULT_TITLE,
+    scheme: IdScheme = ORCH,
 ) -> Trace:
     """A :class:`Trace` of the index's active requirements and the given final outcomes."""
     accepted = lock or {}
@@ -242,6 +278,8 @@ def build_trace(
         for r in index.active()
     ]
     return Trace(
+        title=title,
+        prefix=scheme.prefix,
         index=index_shown,
         index_sha256=index_digest(index),
         lock=lock_shown if lock is not None else None,
@@ -282,10 +320,12 @@ _TOP_KEYS = {
     "index_sha256",
     "lock",
     "openapi",
+    "prefix",
     "requirements",
     "schema",
     "summary",
     "tests",
+    "title",
 }
 _REQ_KEYS = {
     "accepted_sha256",
@@ -307,15 +347,21 @@ def _optional_str(value: Any, where: str) -> str | None:
 def _trace_from_data(data: Any) -> Trace:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         got = data.get("schema") if isinstance(data, dict) else None
-        raise _Bad(f"schema must be {SCHEMA!r} (got {got!r})")
+        older = " (an older orchq's format: run the tests again with this one)"
+        hint = older if isinstance(got, str) and got.startswith("orchq-trace/") else ""
+        raise _Bad(f"schema must be {SCHEMA!r} (got {got!r}){hint}")
     top = _keys(data, _TOP_KEYS, "the top level")
+    try:
+        scheme = IdScheme(_expect(top["prefix"], str, "prefix"))
+    except ValueError as exc:
+        raise _Bad(f"prefix: {exc}") from None
     reqs: list[ReqInfo] = []
     seen: set[str] = set()
     for pos, entry in enumerate(_expect(top["requirements"], list, "requirements")):
         where = f"requirements[{pos}]"
         r = _keys(entry, _REQ_KEYS, where)
         req_id = _expect(r["id"], str, f"{where}.id")
-        if not is_valid_id(req_id) or req_id in seen:
+        if not scheme.is_valid(req_id) or req_id in seen:
             raise _Bad(f"{where}.id: malformed or duplicate requirement ID {req_id!r}")
         seen.add(req_id)
         if r["level"] not in LEVELS:
@@ -353,6 +399,8 @@ def _trace_from_data(data: Any) -> Trace:
             raise _Bad(f"tests[{pos}]: duplicate nodeid {nodeid!r}")
         tests[nodeid] = (tuple(ids), outcome)
     return Trace(
+        title=_expect(top["title"], str, "title"),
+        prefix=scheme.prefix,
         index=_expect(top["index"], str, "index"),
         index_sha256=_expect(top["index_sha256"], str, "index_sha256"),
         lock=_optional_str(top["lock"], "lock"),
@@ -443,5 +491,12 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
             union = tuple(sorted(set(previous[0]) | set(ids), key=_id_order))
             tests[nodeid] = (union, worse_outcome(previous[1], outcome))
     return Trace(
-        first.index, first.index_sha256, first.lock, first.openapi, first.requirements, tests
+        first.title,
+        first.prefix,
+        first.index,
+        first.index_sha256,
+        first.lock,
+        first.openapi,
+        first.requirements,
+        tests,
     )

@@ -32,12 +32,11 @@ from pathlib import Path
 
 from harness.trace.index import (
     LEVELS,
+    ORCH,
+    IdScheme,
     Index,
     Requirement,
     TraceFileError,
-    format_id,
-    id_number,
-    is_valid_id,
     load_index_if_exists,
     normalise_text,
     parse_index,
@@ -47,8 +46,6 @@ from harness.trace.index import (
 )
 
 __all__ = [
-    "DEFAULT_INDEX",
-    "DEFAULT_SPEC",
     "Extraction",
     "IdAssignment",
     "LintError",
@@ -62,15 +59,15 @@ __all__ = [
     "count_levels",
     "diff_indexes",
     "extract",
+    "index_root",
     "limit_without_value",
     "lint",
     "parse_spec",
+    "recorded_spec",
     "run_ids",
     "spec_reference",
 ]
 
-DEFAULT_SPEC = Path("specs/orchestrator-spec.md")
-DEFAULT_INDEX = Path("requirements/index.yaml")
 
 KEYWORD_LIST = "MUST, MUST NOT, SHOULD, SHOULD NOT, MAY"
 _RANK = {"MUST": 0, "MUST NOT": 0, "SHOULD": 1, "SHOULD NOT": 1, "MAY": 2}
@@ -96,10 +93,7 @@ _MARKER = re.compile(
 )
 _SEPARATOR = re.compile(r"[ \t]*(?:\u2014|\u2013|--?|:)(?=\s|$)")
 """What may follow a marker: an em dash (canonical), an en dash, ``-``, ``--`` or ``:``."""
-_ID_LIKE = re.compile(r"[Oo][Rr][Cc][Hh][-_]?\d+(?![A-Za-z0-9_])")
-"""Anything that looks like an ID, well-formed or not (see :func:`_id_tokens`)."""
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-_ID_LIKE_FULL = re.compile(r"\s*([Oo][Rr][Cc][Hh][-_]?\d+)\s*")
 
 
 def canonical_marker(req_id: str) -> str:
@@ -169,13 +163,18 @@ class ParsedSpec:
     """Half markers (bare anchor or bare label) at a sentence start, to be completed."""
     lines: list[str] = field(default_factory=list)
     bom: bool = False
+    scheme: IdScheme = ORCH
+    """The project's ID scheme the spec was parsed with."""
 
     @property
     def defined_ids(self) -> set[str]:
         return {r.id for r in self.requirements}
 
     def highest_number(self) -> int:
-        return max((id_number(r.id) for r in self.requirements if is_valid_id(r.id)), default=0)
+        scheme = self.scheme
+        return max(
+            (scheme.number(r.id) for r in self.requirements if scheme.is_valid(r.id)), default=0
+        )
 
 
 # ---------------------------------------------------------------- parsing
@@ -248,20 +247,23 @@ def _mask_code(text: str) -> str:
     return "".join(out)
 
 
-def _might_matter(text: str) -> bool:
-    """Cheap pre-filter: could ``text`` hold a keyword or an ID (well-formed or not)?"""
-    return "MUST" in text or "SHOULD" in text or "MAY" in text or "rch" in text.lower()
+def _might_matter(text: str, needle: str) -> bool:
+    """Cheap pre-filter: could ``text`` hold a keyword or an ID (well-formed or not)?
+
+    ``needle`` is the ID prefix without its first letter, lowercase (``rch``).
+    """
+    return "MUST" in text or "SHOULD" in text or "MAY" in text or needle in text.lower()
 
 
-def _id_tokens(text: str) -> Iterator[re.Match[str]]:
+def _id_tokens(text: str, scheme: IdScheme, needle: str) -> Iterator[re.Match[str]]:
     """ID-like tokens that stand alone (not the tail of a longer word such as ``XORCH-1``).
 
     The left-boundary test is done here rather than as a regex look-behind,
     which would defeat the regex engine's first-character scan and triple the cost.
     """
-    if "rch" not in text.lower():
+    if needle not in text.lower():
         return
-    for m in _ID_LIKE.finditer(text):
+    for m in scheme.like.finditer(text):
         if m.start() == 0 or text[m.start() - 1] not in _WORD_CHARS:
             yield m
 
@@ -294,14 +296,12 @@ def _level(text: str) -> str | None:
         pos = m.end()
 
 
-def _malformed(token: str) -> str:
-    return f"malformed ID '{token}': expected ORCH- and four digits, e.g. ORCH-0012"
-
-
 class _Parser:
-    def __init__(self, text: str, path: str) -> None:
+    def __init__(self, text: str, path: str, scheme: IdScheme) -> None:
         self.path = path
-        self.result = ParsedSpec(path=path)
+        self.scheme = scheme
+        self.needle = scheme.prefix[1:].lower() or scheme.prefix.lower()
+        self.result = ParsedSpec(path=path, scheme=scheme)
         if text.startswith("\ufeff"):
             self.result.bom = True
             text = text[1:]
@@ -446,7 +446,7 @@ class _Parser:
         self.section = normalise_text(text)
 
     def _check_heading_ids(self, masked: str, lineno: int) -> None:
-        if "rch" not in masked.lower():
+        if self.needle not in masked.lower():
             return
         defs: set[int] = set()
         for m in _MARKER.finditer(masked):
@@ -454,17 +454,17 @@ class _Parser:
             if token is None:
                 continue
             defs.update(range(m.start(), m.end()))
-            if is_valid_id(token):
+            if self.scheme.is_valid(token):
                 self.error(lineno, f"{token} is in a heading; IDs belong to normative sentences")
             else:
-                self.error(lineno, _malformed(token))
-        for m in _id_tokens(masked):
+                self.error(lineno, self.scheme.malformed(token))
+        for m in _id_tokens(masked, self.scheme, self.needle):
             if m.start() in defs:
                 continue
-            if is_valid_id(m.group()):
+            if self.scheme.is_valid(m.group()):
                 self.result.references.append(_Ref(m.group(), lineno))
             else:
-                self.error(lineno, _malformed(m.group()))
+                self.error(lineno, self.scheme.malformed(m.group()))
 
     def _table_row(self, line: str, lineno: int, col: int) -> None:
         pos = 0
@@ -476,7 +476,7 @@ class _Parser:
     def _cell(self, line: str, start: int, end: int, lineno: int, col: int) -> None:
         cell = line[start:end]
         stripped = cell.strip()
-        if not stripped or not _might_matter(stripped):
+        if not stripped or not _might_matter(stripped, self.needle):
             return
         block = _Block()
         block.add(stripped, lineno, col + start + cell.index(stripped))
@@ -489,7 +489,7 @@ class _Parser:
         if block is None:
             return
         text = "".join(block.parts)
-        if not _might_matter(text):
+        if not _might_matter(text, self.needle):
             return
         masked = _mask_code(text)
         for start, end in _sentence_spans(masked):
@@ -498,19 +498,18 @@ class _Parser:
             if start < end:
                 self._sentence(block, text, masked, start, end)
 
-    @staticmethod
-    def _marker_id(m: re.Match[str]) -> str | None:
+    def _marker_id(self, m: re.Match[str]) -> str | None:
         """The ID a marker match defines, or None when the match is not a requirement marker."""
         aid = m.group("aid")
-        if aid is not None:
-            ours = _ID_LIKE_FULL.fullmatch(aid)  # other anchors (sections, notes) are not ours
+        if aid is not None:  # other anchors (sections, notes) are not ours
+            ours = self.scheme.like_full.fullmatch(aid)
         else:
-            ours = _ID_LIKE_FULL.fullmatch(m.group("label"))
+            ours = self.scheme.like_full.fullmatch(m.group("label"))
         return ours.group(1) if ours is not None else None
 
     def _sentence(self, block: _Block, text: str, masked: str, start: int, end: int) -> None:
         sentence = masked[start:end]
-        if not _might_matter(sentence):
+        if not _might_matter(sentence, self.needle):
             return
         defs: list[tuple[str, int, int]] = []  # (id, start, end) relative to the sentence
         for m in _MARKER.finditer(sentence):
@@ -520,23 +519,23 @@ class _Parser:
             line = block.locate(start + m.start())[1]
             alabel = m.group("alabel")
             if m.group("aid") is not None and alabel is not None:
-                label = _ID_LIKE_FULL.fullmatch(alabel)
+                label = self.scheme.like_full.fullmatch(alabel)
                 if label is not None and label.group(1) != token:
                     self.error(line, f"anchor {token} and label {label.group(1)} disagree")
-            if not is_valid_id(token):
-                self.error(line, _malformed(token))
+            if not self.scheme.is_valid(token):
+                self.error(line, self.scheme.malformed(token))
             defs.append((token, m.start(), m.end()))
 
         # Keywords and references are looked for with the markers blanked out.
         rest = sentence
         for _, s, e in defs:
             rest = rest[:s] + " " * (e - s) + rest[e:]
-        for m in _id_tokens(rest):
+        for m in _id_tokens(rest, self.scheme, self.needle):
             line = block.locate(start + m.start())[1]
-            if is_valid_id(m.group()):
+            if self.scheme.is_valid(m.group()):
                 self.result.references.append(_Ref(m.group(), line))
             else:
-                self.error(line, _malformed(m.group()))
+                self.error(line, self.scheme.malformed(m.group()))
         level = _level(rest)
         seg, line, col = block.locate(start)
 
@@ -577,7 +576,7 @@ class _Parser:
                 line=line,
             )
         )
-        if is_valid_id(token):
+        if self.scheme.is_valid(token):
             first = self.first_seen.get(token)
             if first is not None:
                 self.error(line, f"duplicate ID {token} (first defined at line {first})")
@@ -613,9 +612,12 @@ class _Parser:
             self.result.marker_fixes.append(_Edit(line, col, col + stop, canonical))
 
 
-def parse_spec(text: str, path: str = "specs/orchestrator-spec.md") -> ParsedSpec:
-    """Scan spec ``text`` (``path`` is only used in messages) in one linear pass."""
-    return _Parser(text, path).run()
+def parse_spec(
+    text: str, path: str = "specs/orchestrator-spec.md", scheme: IdScheme = ORCH
+) -> ParsedSpec:
+    """Scan spec ``text`` (``path`` is only used in messages) in one linear pass; IDs are
+    those of ``scheme`` (the project's prefix)."""
+    return _Parser(text, path, scheme).run()
 
 
 # ---------------------------------------------------------------- lint
@@ -641,7 +643,7 @@ _CLAUSE_END = re.compile(
 """Where the phrase after a limit word ends: its value must come before."""
 
 
-def limit_without_value(text: str) -> str | None:
+def limit_without_value(text: str, scheme: IdScheme = ORCH) -> str | None:
     """The limit phrase of a normative sentence that does not say what the limit is, or None.
 
     A limit word must be followed, within a few words and before the clause ends,
@@ -652,7 +654,7 @@ def limit_without_value(text: str) -> str | None:
     for match in _LIMIT.finditer(text):
         clause = _CLAUSE_END.split(text[match.end() :], maxsplit=1)[0]
         window = " ".join(clause.split()[:_LIMIT_WINDOW_WORDS])
-        if not _LIMIT_VALUE.search(_ID_LIKE.sub("`id`", window)):
+        if not _LIMIT_VALUE.search(scheme.like.sub("`id`", window)):
             return match.group(0)
     return None
 
@@ -696,7 +698,7 @@ def lint(
                     )
                 )
     for req in parsed.requirements:
-        phrase = limit_without_value(req.text)
+        phrase = limit_without_value(req.text, parsed.scheme)
         if phrase is not None:
             errors.append(
                 LintError(
@@ -757,7 +759,7 @@ def assign_ids(
     completed = [e.replacement.split('"', 2)[1] for e in parsed.marker_fixes]
     assigned: list[str] = []
     for u in parsed.unanchored:
-        req_id = format_id(next_number)
+        req_id = parsed.scheme.format(next_number)
         next_number += 1
         assigned.append(req_id)
         edits.append(_Edit(u.line, u.col, u.col, canonical_marker(req_id)))
@@ -780,16 +782,17 @@ def run_ids(
     *,
     spec_display: str | None = None,
     index_display: str | None = None,
+    scheme: IdScheme = ORCH,
 ) -> IdAssignment:
     """File-level ``orchq spec ids``: assign IDs in place (atomically) when anything changes."""
     spec_shown = spec_display or str(spec_path)
     index_shown = index_display or str(index_path)
     text = read_text_file(spec_path, spec_shown, "spec")
-    index = load_index_if_exists(index_path, index_shown)
-    parsed = parse_spec(text, spec_shown)
+    index = load_index_if_exists(index_path, index_shown, scheme)
+    parsed = parse_spec(text, spec_shown, scheme)
     result = assign_ids(parsed, index, index_path=index_shown)
     if result.changed:
-        check = parse_spec(result.text, spec_shown)
+        check = parse_spec(result.text, spec_shown, scheme)
         problems = lint(check, index, index_path=index_shown)
         if problems:  # pragma: no cover - would be a bug in assign_ids
             raise SpecLintError(problems)
@@ -810,20 +813,25 @@ def build_index(parsed: ParsedSpec, previous: Index | None, spec: str) -> Index:
     return Index.from_requirements(spec, reqs.values())
 
 
-def spec_reference(spec_path: Path, index_path: Path) -> str:
-    """The spec's path as recorded in the index: POSIX, relative to the repository root.
-
-    The root is the nearest ancestor of the index holding ``pyproject.toml`` or
-    ``.git`` (else the index directory's parent, the ``requirements/`` layout), so
-    the value does not depend on the directory the command was run from.
-    """
+def index_root(index_path: Path) -> Path:
+    """The directory the index's ``spec:`` is relative to: the nearest ancestor of the
+    index holding ``pyproject.toml`` or ``.git`` (else the index directory's parent, the
+    ``requirements/`` layout), so the value does not depend on where a command runs."""
     index_dir = index_path.resolve().parent
-    root = index_dir.parent
     for candidate in (index_dir, *index_dir.parents):
         if (candidate / "pyproject.toml").exists() or (candidate / ".git").exists():
-            root = candidate
-            break
-    return Path(os.path.relpath(spec_path.resolve(), root)).as_posix()
+            return candidate
+    return index_dir.parent
+
+
+def spec_reference(spec_path: Path, index_path: Path) -> str:
+    """The spec's path as recorded in the index: POSIX, relative to :func:`index_root`."""
+    return Path(os.path.relpath(spec_path.resolve(), index_root(index_path))).as_posix()
+
+
+def recorded_spec(index_path: Path, index: Index) -> Path:
+    """The spec an existing index was extracted from (its ``spec:``, see :func:`index_root`)."""
+    return index_root(index_path) / index.spec
 
 
 def diff_indexes(old: Index | None, new: Index) -> list[str]:
@@ -833,7 +841,7 @@ def diff_indexes(old: Index | None, new: Index) -> list[str]:
     lines: list[str] = []
     if old.spec != new.spec:
         lines.append(f"spec: {old.spec} -> {new.spec}")
-    ids = sorted(set(old.requirements) | set(new.requirements), key=id_number)
+    ids = sorted(set(old.requirements) | set(new.requirements), key=lambda i: (len(i), i))
     for req_id in ids:
         before, after = old.requirements.get(req_id), new.requirements.get(req_id)
         if before is None:
@@ -876,6 +884,7 @@ def extract(
     *,
     spec_display: str | None = None,
     index_display: str | None = None,
+    scheme: IdScheme = ORCH,
 ) -> Extraction:
     """Read and lint the spec, and build the index it implies; writes nothing.
 
@@ -889,8 +898,8 @@ def extract(
     previous: Index | None = None
     if index_path.exists() or index_path.is_symlink():
         previous_text = read_text_file(index_path, index_shown, "requirements index")
-        previous = parse_index(previous_text, index_shown)
-    parsed = parse_spec(text, spec_shown)
+        previous = parse_index(previous_text, index_shown, scheme)
+    parsed = parse_spec(text, spec_shown, scheme)
     errors = lint(parsed, previous, index_path=index_shown)
     if errors:
         raise SpecLintError(errors)

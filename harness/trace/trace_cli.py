@@ -16,12 +16,12 @@ from typing import NoReturn
 import click
 
 from harness import exitcodes
+from harness.project import ProjectError, find_project
 from harness.trace.diff import render_diff
 from harness.trace.index import TraceFileError, load_index, read_text_file, write_text_atomic
-from harness.trace.lock import DEFAULT_LOCK, load_lock, write_lock
+from harness.trace.lock import load_lock, write_lock
 from harness.trace.outputs import write_outputs
 from harness.trace.report import STATES, Trace, index_digest, merge_traces, parse_trace
-from harness.trace.spec import DEFAULT_INDEX
 
 __all__ = ["trace_group"]
 
@@ -47,14 +47,6 @@ def _summary(trace: Trace) -> str:
     return ", ".join(f"{state} {counts[state]}" for state in STATES)
 
 
-def _project_root() -> Path:
-    cwd = Path.cwd()
-    for candidate in (cwd, *cwd.parents):
-        if (candidate / DEFAULT_INDEX).is_file():
-            return candidate
-    return cwd
-
-
 def _relative(path: Path) -> Path:
     """A default path as the user would type it from the working directory."""
     try:
@@ -67,7 +59,9 @@ def _relative(path: Path) -> Path:
 def trace_group() -> None:
     """Traceability reports: render, merge CI shards, diff for PRs, accept texts.
 
-    Exit codes: 0 success, 7 an input (trace JSON, index, lock) is missing or broken.
+    Exit codes: 0 success, 6 (gate) the gate refused, 7 an input (trace JSON, index,
+    lock, project configuration) is missing or broken. The traces carry the project's
+    title and ID prefix; accept reads the project's index and lock ([tool.orchq]).
     """
 
 
@@ -78,7 +72,7 @@ def trace_group() -> None:
 )
 @click.option("--html", "html", type=_FILE, default=None, help="Write the HTML matrix here.")
 def report_command(trace_file: Path, md: Path | None, html: Path | None) -> None:
-    """Render a trace (orchq-trace/2 JSON) as Markdown and/or self-contained HTML."""
+    """Render a trace (orchq-trace/3 JSON) as Markdown and/or self-contained HTML."""
     trace = _load(trace_file)
     targets = [(k, p, str(p)) for k, p in (("md", md), ("html", html)) if p is not None]
     try:
@@ -118,7 +112,7 @@ def gate_command(trace_file: Path, gate: str) -> None:
     Exit 6 naming every gated requirement that is not verified, as
     ``pytest --orch-gate`` does for a single run; exit 0 otherwise.
     """
-    from harness.plugin.trace import GATE_LEVELS
+    from harness.trace.report import GATE_LEVELS
 
     levels = GATE_LEVELS[gate]
     violations = [
@@ -157,8 +151,8 @@ def diff_command(base: Path, head: Path, output: Path | None) -> None:
 
 
 @trace_group.command("accept")
-@click.option("--index", "index", type=_FILE, default=None, help=f"[default: {DEFAULT_INDEX}]")
-@click.option("--lock", "lock", type=_FILE, default=None, help=f"[default: {DEFAULT_LOCK}]")
+@click.option("--index", "index", type=_FILE, default=None, help="[default: the project's index]")
+@click.option("--lock", "lock", type=_FILE, default=None, help="[default: the project's lock]")
 @click.option(
     "--trace",
     "trace_file",
@@ -176,11 +170,14 @@ def accept_command(index: Path | None, lock: Path | None, trace_file: Path | Non
     previous lock entry, so a changed text without passing tests stays suspect.
     Entries of requirements no longer in the spec are dropped.
     """
-    root = _project_root()
-    index_path = index if index is not None else _relative(root / DEFAULT_INDEX)
-    lock_path = lock if lock is not None else _relative(root / DEFAULT_LOCK)
     try:
-        idx = load_index(index_path, str(index_path))
+        project = find_project(Path.cwd())
+    except ProjectError as exc:
+        _fail(str(exc))
+    index_path = index if index is not None else _relative(project.path("index"))
+    lock_path = lock if lock is not None else _relative(project.path("lock"))
+    try:
+        idx = load_index(index_path, str(index_path), project.scheme)
         previous = load_lock(lock_path, str(lock_path)) or {}
     except TraceFileError as exc:
         _fail(str(exc))

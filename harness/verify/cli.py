@@ -1,42 +1,45 @@
 """``orchq verify``: certify an OrchQueue v1 implementation with the conformance suite.
 
-Exit codes (``harness.exitcodes``): 0 all selected suites passed and the gate
-is satisfied; 1 tests failed; 6 the gate refused the run (a gated requirement
-is not verified); 7 the spec or index is broken; 2 a bad command line or a
-target that cannot be verified (unreachable, wrong token, not OrchQueue v1).
+Exit codes (``harness.exitcodes``; pytest's own pass through): 0 all selected
+suites passed and the gate is satisfied; 1 tests failed; 2 a bad command line
+or a target that cannot be verified (unreachable, wrong token, not OrchQueue
+v1), or pytest was interrupted; 3 pytest internal error; 4 pytest usage error;
+5 no tests collected; 6 the gate refused the run (a gated requirement is not
+verified); 7 the spec, the index or orchq's installation is broken.
+
+What it prints: live progress per suite (bars on a terminal, one line per
+suite step otherwise, so a CI log shows progress as it happens), then the
+requirements by state and what failed. Test ids and failure lines are printed
+verbatim (never read as markup). Errors go to stderr. ``--json`` prints one
+JSON document on stdout instead (the human output then goes to stderr); when
+``GITHUB_STEP_SUMMARY`` names a file, a Markdown summary is appended to it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from harness import exitcodes
-from harness.verify.gate import OUTSIDE, REMOTE_UNVERIFIABLE, judge
+from harness.resources import MissingResource
 from harness.verify.progress import SuiteProgress
 from harness.verify.runner import ALL_SUITES, DEFAULT_SUITES, RunPlan, pytest_args, run_pytest
+from harness.verify.summary import LEVELS, VerifySummary, summarise
 
-_STATE_ORDER = (
-    "verified",
-    "failing",
-    "flaky",
-    "suspect",
-    "skipped-only",
-    "xfail-only",
-    "untested",
-    REMOTE_UNVERIFIABLE,
-    OUTSIDE,
-)
-_FIRST_LINE_MAX = 160
-"""Longest failure line shown in the table; pytest.log has the whole message."""
-_LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
+SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+PROGRESS_EVERY_S = 10.0
+"""Without a terminal: a suite's progress line at most this often (and when it finishes)."""
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -54,10 +57,11 @@ def _suites(value: str) -> tuple[str, ...]:
 
 
 @click.command("verify")
-@click.option("--target", default=None, metavar="URL",
-              help="A live OrchQueue v1 server; without it, in-process orchestratord servers "
-                   "(real HTTP on ephemeral ports) are started for the run.")  # fmt: skip
-@click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target.")
+@click.option("--target", default=None, metavar="URL", envvar="ORCHQ_TARGET",
+              help="A live OrchQueue v1 server (env ORCHQ_TARGET); without it, in-process "
+                   "orchestratord servers (real HTTP on ephemeral ports) are started.")  # fmt: skip
+@click.option("--token", default=None, envvar="ORCHQ_TOKEN",
+              help="Bearer token for --target (env ORCHQ_TOKEN).")  # fmt: skip
 @click.option("--suites", default=",".join(DEFAULT_SUITES), show_default=True,
               help=f"Comma-separated suites out of {', '.join(ALL_SUITES)}.")  # fmt: skip
 @click.option("-n", "workers", type=click.IntRange(0), default=0, show_default=True,
@@ -65,10 +69,12 @@ def _suites(value: str) -> tuple[str, ...]:
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("orchq-report"), show_default=True,
               help="Where the reports (trace.json, COMPLIANCE.md, report.html, "
-                   "junit.xml) and pytest.log go.")  # fmt: skip
+                   "junit.xml) and pytest.log go, relative to the current folder.")  # fmt: skip
 @click.option("--gate", type=click.Choice(["must", "should", "none"]), default="must",
               show_default=True,
               help="Requirement levels that must be verified by a passing test.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary on stdout (the human output goes to stderr).")  # fmt: skip
 def verify_command(
     target: str | None,
     token: str | None,
@@ -76,24 +82,39 @@ def verify_command(
     workers: int,
     report_dir: Path,
     gate: str,
+    as_json: bool,
 ) -> None:
-    """Run the packaged conformance suite and print requirements by state."""
+    """Run the packaged conformance suite and print requirements by state.
+
+    \b
+    Exit codes:
+      0  conformant: every selected suite passed, the gate is satisfied
+      1  tests failed
+      2  bad command line, or a target that cannot be verified
+         (unreachable, wrong token, not OrchQueue v1); pytest: interrupted
+      3  pytest internal error
+      4  pytest usage error
+      5  no tests collected
+      6  the gate refused the run (a gated requirement is not verified)
+      7  the spec, the requirements index or the installation is broken
+    """
     try:
         selected = _suites(suites)
     except click.BadParameter as exc:
         _fail(f"--suites: {exc.message}", exitcodes.USAGE)
-    console = Console(file=sys.stdout)
+    console = Console(file=sys.stderr if as_json else sys.stdout, highlight=False)
     if target is not None:
         from harness.verify.preflight import TargetProblem, check_target
 
         target = target.rstrip("/")
         try:
-            summary = check_target(target, token)
+            found = check_target(target, token)
         except TargetProblem as exc:
             _fail(str(exc), exitcodes.USAGE)
         console.print(
-            f"orchq: verifying {summary.url} (pools {', '.join(summary.pools)}, "
-            f"{summary.replicas} replicas)"
+            f"orchq: verifying {found.url} (pools {', '.join(found.pools)}, "
+            f"{found.replicas} replicas)",
+            markup=False,
         )
     else:
         console.print("orchq: verifying the embedded orchestratord (in-process, real HTTP)")
@@ -104,11 +125,58 @@ def verify_command(
         _fail(f"cannot create {plan.report_dir}: {exc.strerror}", exitcodes.USAGE)
     for stale in (plan.trace_json, plan.compliance_md, plan.html, plan.junit_xml):
         stale.unlink(missing_ok=True)  # never show a previous run's results as this one's
-    code, progress = _run_with_display(console, plan)
-    sys.exit(_summarise(console, plan, progress, code))
+    try:
+        args = pytest_args(plan)
+    except MissingResource as exc:
+        _fail(str(exc), exitcodes.SPEC_ERROR)
+    code, progress = _run_with_display(console, plan, args)
+    summary = summarise(
+        _load_trace(plan.trace_json),
+        progress,
+        code,
+        target=target,
+        gate=gate,
+        reports={
+            "json": plan.trace_json,
+            "markdown": plan.compliance_md,
+            "html": plan.html,
+            "junit": plan.junit_xml,
+            "log": plan.log,
+        },
+    )
+    _print(console, summary, plan)
+    if as_json:
+        click.echo(json.dumps(summary.document(), indent=2, sort_keys=True))
+    _append_job_summary(summary)
+    sys.exit(summary.exit_code)
 
 
-def _run_with_display(console: Console, plan: RunPlan) -> tuple[int, SuiteProgress]:
+def _run_with_display(
+    console: Console, plan: RunPlan, args: list[str]
+) -> tuple[int, SuiteProgress]:
+    if console.is_terminal:
+        return _run_with_bars(console, plan, args)
+    last: dict[str, float] = {}
+
+    def line(suite: str) -> None:
+        done, total = progress.done[suite], progress.totals[suite]
+        now = time.monotonic()
+        if done < total and now - last.get(suite, 0.0) < PROGRESS_EVERY_S and done:
+            return
+        last[suite] = now
+        failed, skipped = progress.failed[suite], progress.skipped[suite]
+        console.print(
+            f"orchq: {suite:<12} {done}/{total}"
+            + (f", {failed} failed" if failed else "")
+            + (f", {skipped} skipped" if skipped else ""),
+            markup=False,
+        )
+
+    progress = SuiteProgress(on_change=line)
+    return run_pytest(args, [progress], plan.log), progress
+
+
+def _run_with_bars(console: Console, plan: RunPlan, args: list[str]) -> tuple[int, SuiteProgress]:
     bars = Progress(
         TextColumn("[bold]{task.fields[suite]:<12}"),
         BarColumn(),
@@ -121,7 +189,8 @@ def _run_with_display(console: Console, plan: RunPlan) -> tuple[int, SuiteProgre
 
     def update(suite: str) -> None:
         if suite not in ids:
-            ids[suite] = bars.add_task("", suite=suite, status="", total=progress.totals[suite])
+            ids[suite] = bars.add_task("", suite=escape(suite), status="",
+                                       total=progress.totals[suite])  # fmt: skip
         failed, skipped = progress.failed[suite], progress.skipped[suite]
         status = "[red]" + f"{failed} failed" if failed else "[green]ok"
         if skipped:
@@ -131,7 +200,7 @@ def _run_with_display(console: Console, plan: RunPlan) -> tuple[int, SuiteProgre
 
     progress = SuiteProgress(on_change=update)
     with bars:
-        code = run_pytest(pytest_args(plan), [progress], plan.log)
+        code = run_pytest(args, [progress], plan.log)
     return code, progress
 
 
@@ -143,76 +212,65 @@ def _load_trace(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _summarise(console: Console, plan: RunPlan, progress: SuiteProgress, code: int) -> int:
-    """Print the tables; return the command's exit code."""
-    trace = _load_trace(plan.trace_json)
-    if trace is None:
-        console.print(
-            f"[red]orchq: the run produced no traceability report (pytest exit {code}); "
-            f"see {plan.log}"
+def _print(console: Console, summary: VerifySummary, plan: RunPlan) -> None:
+    """The human summary: tables of plain text (ids and messages are never markup)."""
+    if not summary.traced:
+        click.echo(
+            f"orchq: the run produced no traceability report (pytest exit {summary.exit_code}"
+            f"); see {plan.log}",
+            err=True,
         )
-        return code if code != exitcodes.OK else exitcodes.SPEC_ERROR
-    requirements: list[dict[str, Any]] = trace.get("requirements", [])
-    judgement = judge(
-        requirements, progress.skip_reasons, gate=plan.gate, live=plan.target is not None
-    )
-    if code == exitcodes.OK and judgement.violations:
-        code = exitcodes.TRACE_VIOLATION
-    by_state: dict[str, dict[str, int]] = {}
-    for req in requirements:
-        category = judgement.category[req["id"]]
-        by_state.setdefault(category, {}).setdefault(req["level"], 0)
-        by_state[category][req["level"]] += 1
-    table = Table(title="Requirements by state")
-    table.add_column("state")
-    for level in _LEVELS:
-        table.add_column(level, justify="right")
-    table.add_column("total", justify="right")
-    for state in sorted(by_state, key=lambda s: (*_STATE_ORDER, s).index(s)):
-        row = by_state[state]
-        table.add_row(state, *(str(row.get(lv, 0)) for lv in _LEVELS), str(sum(row.values())))
-    console.print(table)
-
-    failing = [r for r in requirements if r["state"] in ("failing", "flaky")]
-    unverified = [r for r in judgement.violations if r not in failing]
-    if unverified:
-        console.print(f"[red]Gate '{plan.gate}': not verified by a passing conformance test:")
-        for req in unverified:
-            console.print(f"  {req['id']} ({req['level']}): {req['state']}")
-    if failing:
+    if summary.states:
+        table = Table(title="Requirements by state")
+        table.add_column("state")
+        for level in LEVELS:
+            table.add_column(level, justify="right")
+        table.add_column("total", justify="right")
+        for state, row in summary.states.items():
+            cells = [Text(str(row.get(level, 0))) for level in LEVELS]
+            table.add_row(Text(state), *cells, Text(str(sum(row.values()))))
+        console.print(table)
+    if summary.unverified:
+        console.print(
+            f"Gate '{summary.gate}': not verified by a passing conformance test:",
+            style="red",
+            markup=False,
+        )
+        for req in summary.unverified:
+            console.print(f"  {req['id']} ({req['level']}): {req['state']}", markup=False)
+    if summary.failing:
         detail = Table(title="Failing requirements")
         detail.add_column("requirement", no_wrap=True)
         detail.add_column("test", overflow="fold")
         detail.add_column("first line of the failure")
-        for req in failing:
-            bad = [t for t in req.get("tests", []) if t.get("outcome") == "failed"]
-            nodeid = bad[0]["nodeid"] if bad else req["tests"][0]["nodeid"]
-            first = progress.failures.get(nodeid)
-            line = first.first_line if first else ""
-            if len(line) > _FIRST_LINE_MAX:
-                line = line[: _FIRST_LINE_MAX - 1] + "…"
-            detail.add_row(f"{req['id']} ({req['level']})", nodeid, line)
+        for req in summary.failing:
+            detail.add_row(
+                Text(f"{req['id']} ({req['level']})"), Text(req["test"]), Text(req["failure"])
+            )
         console.print(detail)
-    elif progress.failures:
-        console.print("[red]Failing tests (citing no requirement):")
-        for failure in progress.failures.values():
-            console.print(f"  {failure.nodeid}: {failure.first_line}")
+    if summary.failing_tests:
+        console.print("Failing tests (citing no requirement):", style="red", markup=False)
+        for test in summary.failing_tests:
+            console.print(f"  {test['test']}: {test['failure']}", markup=False)
+    if summary.reports:
+        console.print("Reports:")
+        labels = {"json": "JSON", "markdown": "Markdown", "html": "HTML", "junit": "JUnit XML",
+                  "log": "pytest log"}  # fmt: skip
+        for kind, path in summary.reports.items():
+            console.print(f"  {labels[kind]:<12} {path}", markup=False)
+    style = "green" if summary.exit_code == exitcodes.OK else "red"
+    console.print(
+        f"orchq verify: {summary.verdict} (exit {summary.exit_code})", style=style, markup=False
+    )
 
-    console.print("Reports:")
-    for label, path in (
-        ("JSON", plan.trace_json),
-        ("Markdown", plan.compliance_md),
-        ("HTML", plan.html),
-        ("JUnit XML", plan.junit_xml),
-        ("pytest log", plan.log),
-    ):
-        if path.exists():
-            console.print(f"  {label:<12} {path}")
-    verdict = {
-        exitcodes.OK: "[green]conformant",
-        exitcodes.TESTS_FAILED: "[red]tests failed",
-        exitcodes.TRACE_VIOLATION: f"[red]gate '{plan.gate}' refused the run",
-        exitcodes.SPEC_ERROR: "[red]spec or configuration error",
-    }.get(code, f"[red]pytest exit {code}")
-    console.print(f"orchq verify: {verdict} (exit {code})")
-    return code
+
+def _append_job_summary(summary: VerifySummary) -> None:
+    """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when it names a file."""
+    path = os.environ.get(SUMMARY_ENV, "").strip()
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(summary.markdown())
+    except OSError as exc:
+        click.echo(f"orchq: cannot append to {SUMMARY_ENV}={path}: {exc.strerror}", err=True)

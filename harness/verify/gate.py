@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.plugin.target import NOT_VERIFIABLE_LIVE
-from harness.plugin.trace import GATE_LEVELS, requirement_state
+from harness.conformance import NOT_VERIFIABLE_LIVE
+from harness.trace.report import GATE_LEVELS, requirement_state
 
 __all__ = ["OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
 
@@ -63,7 +63,7 @@ def judge(
             if not runnable:
                 category[req["id"]] = REMOTE_UNVERIFIABLE
                 continue
-            if len(runnable) < len(tests) and state == "skipped-only":
+            if len(runnable) < len(tests) and state in ("skipped", "partly-skipped"):
                 # The plugin saw skips; judged on the tests a live target can run.
                 state = requirement_state([str(t["outcome"]) for t in runnable])
         category[req["id"]] = state

@@ -4,27 +4,30 @@ The conformance suite runs in this process through ``pytest.main`` (xdist
 workers with ``-n``), with pytest's own terminal output diverted to
 ``pytest.log`` in the report directory: the user sees the live display and the
 summary tables, and the full log is one file away.
+
+Everything the run reads is shipped with orchq (:mod:`harness.resources`):
+the suite's own settings (``-c conformance.ini``, so the folder it runs in and
+any pytest configuration there change nothing), the requirements index, the
+acceptance lock and the OpenAPI document. The root directory is the one that
+holds the ``harness`` package, so test ids read ``harness/conformance/...``
+from a checkout and from a wheel alike.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import harness
+from harness import resources
+from harness.conformance import DEFAULT_SUITES, SUITE_MARKERS
 
-__all__ = ["ALL_SUITES", "DEFAULT_SUITES", "RunPlan", "project_root", "pytest_args", "run_pytest"]
+__all__ = ["ALL_SUITES", "DEFAULT_SUITES", "RunPlan", "pytest_args", "run_pytest"]
 
-DEFAULT_SUITES: tuple[str, ...] = ("contract", "fuzz", "properties", "determinism", "metrics")
-ALL_SUITES: tuple[str, ...] = (*DEFAULT_SUITES, "e2e")
-
-
-def project_root() -> Path:
-    """The directory holding ``requirements/index.yaml`` and ``pyproject.toml`` of orchq."""
-    return Path(harness.__file__).resolve().parent.parent
+ALL_SUITES: tuple[str, ...] = tuple(SUITE_MARKERS)
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,23 @@ class RunPlan:
 
 
 def pytest_args(plan: RunPlan) -> list[str]:
-    root = project_root()
+    """The pytest command line of ``plan``; raises :class:`~harness.resources.MissingResource`."""
+    ini = resources.conformance_ini()
     args = [
         "--pyargs",
         "harness.conformance",
         "--rootdir",
-        str(root),
+        str(ini.parents[2]),  # the directory holding the harness package
         "-c",
-        str(root / "pyproject.toml"),
+        str(ini),
         "-p",
         "no:cacheprovider",
         "--orch-index",
-        str(root / "requirements" / "index.yaml"),
+        str(resources.path(resources.INDEX)),
+        "--orch-lock",
+        str(resources.path(resources.LOCK)),
+        "--orch-openapi",
+        str(resources.path(resources.OPENAPI)),
         "--orch-report-dir",
         str(plan.report_dir),
         "--orch-gate",
@@ -88,6 +96,11 @@ def pytest_args(plan: RunPlan) -> list[str]:
     return args
 
 
+HYPOTHESIS_STORAGE = "HYPOTHESIS_STORAGE_DIRECTORY"
+"""Where Hypothesis keeps its caches (``./.hypothesis`` by default): a temporary folder for
+the run, so ``orchq verify`` writes nothing outside its report folder."""
+
+
 def run_pytest(args: Sequence[str], plugins: Sequence[object], log: Path) -> int:
     """``pytest.main`` with stdout/stderr written to ``log``; returns pytest's exit code."""
     import pytest
@@ -96,13 +109,18 @@ def run_pytest(args: Sequence[str], plugins: Sequence[object], log: Path) -> int
     # The suite is judged by the gate and the reports; a user's PYTEST_ADDOPTS
     # must not silently deselect or rerun conformance tests.
     saved = os.environ.pop("PYTEST_ADDOPTS", None)
-    try:
-        with (
-            log.open("w", encoding="utf-8") as out,
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(out),
-        ):
-            return int(pytest.main(list(args), plugins=list(plugins)))
-    finally:
-        if saved is not None:
-            os.environ["PYTEST_ADDOPTS"] = saved
+    with contextlib.ExitStack() as stack:
+        if HYPOTHESIS_STORAGE not in os.environ:  # xdist workers inherit it
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="orchq-hypothesis-"))
+            os.environ[HYPOTHESIS_STORAGE] = scratch
+            stack.callback(os.environ.pop, HYPOTHESIS_STORAGE, None)
+        try:
+            with (
+                log.open("w", encoding="utf-8") as out,
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(out),
+            ):
+                return int(pytest.main(list(args), plugins=list(plugins)))
+        finally:
+            if saved is not None:
+                os.environ["PYTEST_ADDOPTS"] = saved

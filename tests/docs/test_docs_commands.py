@@ -47,6 +47,7 @@ EXPECTED_PAGES = {
     "docs/ci.md",
     "docs/spec-author.md",
     "docs/real-engine.md",
+    "docs/trace-format.md",
     "docs/troubleshooting.md",
 }
 REAL_ENGINE = os.environ.get("ORCHQ_REAL_ENGINE") == "1"
@@ -74,7 +75,7 @@ NOT_RUN_HERE: dict[tuple[str, str], str] = {
     ): NEEDS_THE_MODEL,
     (
         "docs/real-engine.md",
-        'orchq run "Write a haiku about queues" --url $ORCHQ_URL --seed 7 --max-tokens 16',
+        'orchq run "Write a haiku about queues" --target $ORCHQ_URL --seed 7 --max-tokens 16',
     ): NEEDS_THE_MODEL,
     (
         "docs/real-engine.md",

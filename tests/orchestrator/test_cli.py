@@ -84,7 +84,7 @@ def test_run_streams_a_task_on_the_embedded_default() -> None:
 
 
 def test_run_reports_an_unreachable_server_in_one_line() -> None:
-    result = orchq("run", "hi", "--url", "http://127.0.0.1:9")
+    result = orchq("run", "hi", "--target", "http://127.0.0.1:9")
     assert_one_line_error(result, exitcodes.USAGE, "cannot reach orchestrator")
 
 

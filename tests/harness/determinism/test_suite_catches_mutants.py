@@ -46,6 +46,7 @@ def run_suite(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -
         "--pyargs", MODULE, "--rootdir", str(pytester.path),
         "-c", str(pytester.path / "pytest.ini"),
         "--orch-index", str(REPO / "requirements" / "index.yaml"),
+        "--orch-snapshot-dir", str(pytester.path / "snapshots"),
         "-p", "no:cacheprovider", *args,
     ]  # fmt: skip
     if subprocess:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 
+from harness import resources
 from harness.fuzz import config
 from harness.fuzz.contract import contract_path
 from harness.fuzz.runner import load_contract
@@ -19,16 +20,13 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_the_committed_file_is_the_one_read() -> None:
-    assert config.CONFIG_FILE == REPO / "schemathesis.toml"
-    assert config.schemathesis_config().config_path == str(config.CONFIG_FILE)
+    assert resources.path(resources.SCHEMATHESIS_CONFIG) == REPO / "schemathesis.toml"
+    assert config.schemathesis_config().config_path == str(REPO / "schemathesis.toml")
 
 
-def test_a_missing_file_is_an_error_not_the_defaults(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    missing = tmp_path / "schemathesis.toml"
-    monkeypatch.setattr(config, "CONFIG_FILE", missing)
-    with pytest.raises(FileNotFoundError, match=r"schemathesis\.toml"):
+def test_a_missing_file_is_an_error_not_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources, "SCHEMATHESIS_CONFIG", "no-such-schemathesis.toml")
+    with pytest.raises(FileNotFoundError, match=r"no-such-schemathesis\.toml"):
         config.schemathesis_config()
 
 

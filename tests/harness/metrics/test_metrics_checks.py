@@ -24,7 +24,7 @@ from harness.metrics import (
     promtool_violations,
     token_violations,
 )
-from harness.metrics.lint import DEFAULT_LINT_PATH, canonical_json, parse_lint
+from harness.metrics.lint import canonical_json, default_lint_path, parse_lint
 from harness.metrics.truth import Span, Truth, truth_violations
 from orchestrator.metrics import Metrics, PoolSnapshot
 
@@ -55,7 +55,7 @@ def _one(name: str, kind: str, sample: str | None = None, help_text: str = "Doc.
 
 
 def test_the_lint_file_is_canonical_and_loads() -> None:
-    text = DEFAULT_LINT_PATH.read_text(encoding="utf-8")
+    text = default_lint_path().read_text(encoding="utf-8")
     assert text == canonical_json(json.loads(text)), "metrics.lint.json is not sorted/canonical"
     lint = load_lint()
     assert {"task_id", "session_id", "seed", "prompt", "message", "request_id"} <= (
@@ -140,7 +140,7 @@ def test_request_input_in_labels_names_orch_0133(sample: str, needle: str) -> No
 
 
 def test_a_missing_lint_entry_for_an_exposed_metric_fails_naming_orch_0136() -> None:
-    raw: dict[str, Any] = json.loads(DEFAULT_LINT_PATH.read_text(encoding="utf-8"))
+    raw: dict[str, Any] = json.loads(default_lint_path().read_text(encoding="utf-8"))
     trimmed = copy.deepcopy(raw)
     del trimmed["metrics"]["orchq_attempts_total"]
     violations = contract_violations(parse_exposition(_healthy_page()), parse_lint(trimmed))
@@ -209,7 +209,7 @@ def test_token_counter_must_grow_by_exactly_the_streamed_tokens() -> None:
     ],
 )
 def test_a_malformed_lint_file_is_refused(mutate: Any, needle: str) -> None:
-    data = json.loads(DEFAULT_LINT_PATH.read_text(encoding="utf-8"))
+    data = json.loads(default_lint_path().read_text(encoding="utf-8"))
     mutate(data)
     with pytest.raises(LintError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         parse_lint(data)

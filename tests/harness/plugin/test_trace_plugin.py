@@ -88,10 +88,14 @@ def _write_index(directory: Path, name: str = "requirements/index.yaml") -> None
     path.write_text(render_index(Index.from_requirements("spec.md", reqs)), encoding="utf-8")
 
 
+OPTED_IN = "[pytest]\norchq_index = requirements/index.yaml\n"
+"""An ini that pins the rootdir and opts in to traceability."""
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester project with an ini (pins the rootdir) and the fixture index."""
-    pytester.makeini("[pytest]\n")
+    """A pytester project that opts in (ini ``orchq_index``), with the fixture index."""
+    pytester.makeini(OPTED_IN)
     _write_index(pytester.path)
     return pytester
 
@@ -105,6 +109,7 @@ def _report(pytester: pytest.Pytester, name: str) -> dict[str, object]:
 
 
 def test_marker_is_registered_with_help(pytester: pytest.Pytester) -> None:
+    pytester.makeini(OPTED_IN)
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.req(*ids): the test verifies *"])
 
@@ -185,7 +190,7 @@ def test_bad_citation_stops_before_any_test_runs(project: pytest.Pytester) -> No
 
 
 def test_missing_index_is_one_line_spec_error(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\n")
+    pytester.makeini(OPTED_IN)
     pytester.makepyfile('import pytest\n\n@pytest.mark.req("ORCH-0001")\ndef test_a():\n    pass\n')
     result = pytester.runpytest("--collect-only")
     assert result.ret == SPEC_ERROR
@@ -235,11 +240,11 @@ def test_states_and_outcomes_in_the_json_report(project: pytest.Pytester) -> Non
     assert {i: r["state"] for i, r in reqs.items()} == {
         "ORCH-0001": "verified",
         "ORCH-0002": "failing",
-        "ORCH-0004": "skipped-only",
-        "ORCH-0005": "xfail-only",
+        "ORCH-0004": "skipped",
+        "ORCH-0005": "xfail",
         "ORCH-0006": "untested",
         "ORCH-0007": "failing",
-        "ORCH-0008": "xfail-only",
+        "ORCH-0008": "xfail",
     }
     first = reqs["ORCH-0001"]
     assert first["tests"] == [
@@ -269,11 +274,12 @@ def test_states_and_outcomes_in_the_json_report(project: pytest.Pytester) -> Non
     assert report["summary"]["states"] == {
         "failing": 2,
         "flaky": 0,
-        "skipped-only": 1,
+        "partly-skipped": 0,
+        "skipped": 1,
         "suspect": 0,
         "untested": 1,
         "verified": 1,
-        "xfail-only": 2,
+        "xfail": 2,
     }
     assert report["summary"]["by_level"]["MUST"]["failing"] == 2
     tests = {t["nodeid"]: t for t in report["tests"]}  # type: ignore[attr-defined]
@@ -385,11 +391,11 @@ def test_xdist_bad_citation_is_spec_error(project: pytest.Pytester) -> None:
         (["passed", "passed"], "verified"),
         (["passed", "failed"], "failing"),
         (["skipped", "failed"], "failing"),
-        (["skipped"], "skipped-only"),
-        (["skipped", "passed"], "skipped-only"),
-        (["xfailed"], "xfail-only"),
-        (["xpassed", "skipped"], "xfail-only"),
-        (["xfailed", "passed"], "xfail-only"),
+        (["skipped"], "skipped"),
+        (["skipped", "passed"], "partly-skipped"),
+        (["xfailed"], "xfail"),
+        (["xpassed", "skipped"], "xfail"),
+        (["xfailed", "passed"], "xfail"),
         (["flaky", "passed"], "flaky"),
         (["flaky", "failed"], "failing"),
         (["flaky", "skipped"], "flaky"),
@@ -402,9 +408,9 @@ def test_requirement_state(outcomes: list[str], state: str) -> None:
 def test_unknown_phase_outcomes_are_ignored(pytestconfig: pytest.Config) -> None:
     """A plugin's extra outcome (pytest-rerunfailures' ``rerun``) must not crash the
     recorder; only the final attempt's outcome counts, and passing after a rerun is flaky."""
-    from harness.plugin.trace import PROPERTY, TraceRecorder
+    from harness.plugin.trace import PROPERTY, TraceRecorder, Tracing
 
-    recorder = TraceRecorder(pytestconfig)
+    recorder = TraceRecorder(pytestconfig, Tracing(None))
 
     def report(outcome: str) -> pytest.TestReport:
         rep = pytest.TestReport(

@@ -57,8 +57,8 @@ def test_parse_trace_round_trips(trace_file: Path) -> None:
 
 _BAD_TRACES = {
     "not JSON": ("{", "malformed trace: not JSON"),
-    "old schema": ('{"schema": "orchq-trace/1"}', "schema must be 'orchq-trace/2'"),
-    "a list": ("[]", "schema must be 'orchq-trace/2' (got None)"),
+    "old schema": ('{"schema": "orchq-trace/2"}', "an older orchq's format"),
+    "a list": ("[]", "schema must be 'orchq-trace/3' (got None)"),
     "wrong type": (None, "tests[0].nodeid must be a string"),
     "bad outcome": (None, "tests[0].outcome must be one of"),
     "missing key": (None, "requirements[0]: missing key 'text'"),

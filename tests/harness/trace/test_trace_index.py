@@ -206,3 +206,18 @@ def test_index_module_imports_cheaply() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_new_file_gets_the_permissions_of_any_new_file(tmp_path: Path) -> None:
+    """Not the 0600 of the temporary file it is renamed from: reports are shared artefacts."""
+    import os
+    import stat
+
+    from harness.trace.index import write_text_atomic
+
+    mask = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "new.md", "x\n")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "new.md").stat().st_mode) == 0o640

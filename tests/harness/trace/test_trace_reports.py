@@ -45,11 +45,12 @@ def test_one_run_produces_every_state(states: pytest.Pytester) -> None:
     assert report["summary"]["states"] == {
         "failing": 2,
         "flaky": 1,
-        "skipped-only": 1,
+        "partly-skipped": 1,
+        "skipped": 1,
         "suspect": 1,
         "untested": 1,
         "verified": 1,
-        "xfail-only": 1,
+        "xfail": 1,
     }
     outcomes = {t["nodeid"]: t["outcome"] for t in report["tests"]}
     assert outcomes["test_states.py::test_flaky"] == "flaky"
@@ -130,8 +131,13 @@ _GATED = ["ORCH-0001", "ORCH-0002", "ORCH-0003", "ORCH-0004", "ORCH-0006", "ORCH
 _VARIANTS = {
     "failing": ("ORCH-0002", "def test_x():\n    assert False\n"),
     "flaky": ("ORCH-0003", "def test_x(seen=[]):\n    seen.append(1)\n    assert len(seen) > 1\n"),
-    "skipped-only": ("ORCH-0004", "@pytest.mark.skip(reason='later')\ndef test_x():\n    pass\n"),
-    "xfail-only": ("ORCH-0006", "@pytest.mark.xfail(reason='bug')\ndef test_x():\n    assert 0\n"),
+    "skipped": ("ORCH-0004", "@pytest.mark.skip(reason='later')\ndef test_x():\n    pass\n"),
+    "partly-skipped": (
+        "ORCH-0004",
+        "@pytest.mark.parametrize('ok', [True, False])\n"
+        "def test_x(ok):\n    if not ok:\n        pytest.skip('later')\n",
+    ),
+    "xfail": ("ORCH-0006", "@pytest.mark.xfail(reason='bug')\ndef test_x():\n    assert 0\n"),
     "untested": ("ORCH-0006", None),
     "suspect": ("ORCH-0007", "def test_x():\n    pass\n"),
 }

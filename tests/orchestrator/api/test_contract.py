@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from harness.fuzz.config import CONFIG_FILE
+from harness import resources
 from harness.fuzz.contract import contract_path
 from harness.fuzz.runner import load_contract
 from orchestrator.api.contract import event_schema_name
@@ -284,7 +284,8 @@ def test_every_exception_in_the_configuration_gives_its_reason() -> None:
     """Each non-default setting of an operation follows a comment naming the ORCH IDs behind it."""
     reason: list[str] = []
     unexplained = []
-    for line in CONFIG_FILE.read_text(encoding="utf-8").splitlines():
+    text = resources.path(resources.SCHEMATHESIS_CONFIG).read_text(encoding="utf-8")
+    for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
             reason.append(stripped)
