@@ -86,6 +86,7 @@ def test_linked_workflow_meets_contract(
         scenarios=orch_fuzz_options.scenarios,
         steps=orch_fuzz_options.steps,
         explore=orch_fuzz_options.explore,
+        until=("streamTask", 200),
     )
     reached = sorted(f"{op} {status}" for op, status in fuzz_target.seen)
     hint = "raise --orch-fuzz-scenarios / --orch-fuzz-steps"
