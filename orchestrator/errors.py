@@ -31,6 +31,9 @@ class ErrorKind(enum.StrEnum):
     REPLICA_EXHAUSTED = "REPLICA_EXHAUSTED"
     DECODE_TIMEOUT = "DECODE_TIMEOUT"
     CANCELLED = "CANCELLED"
+    HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
+    SERVER_BUSY = "SERVER_BUSY"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ KIND_INFO: dict[ErrorKind, KindInfo] = {
     ErrorKind.REPLICA_EXHAUSTED: KindInfo(503, True),
     ErrorKind.DECODE_TIMEOUT: KindInfo(504, True),
     ErrorKind.CANCELLED: KindInfo(409, False),
+    ErrorKind.HEADERS_TOO_LARGE: KindInfo(431, False),
+    ErrorKind.STORAGE_UNAVAILABLE: KindInfo(503, True),
+    ErrorKind.SERVER_BUSY: KindInfo(503, True),
 }
 
 BACKPRESSURE_STATUSES = frozenset({429, 503})

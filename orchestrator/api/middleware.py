@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator.api.errors import unexpected_error
 from orchestrator.errors import ApiError, ErrorKind
 
 log = logging.getLogger("orchestrator.api")
@@ -98,13 +99,13 @@ class EdgeMiddleware:
             # X-Request-Id and the re-raise would make uvicorn drop the connection.
             try:
                 await self.app(scope, receive, send_with_id)
-            except Exception:
+            except Exception as exc:
                 if completed:
                     return  # an inner layer already answered (and logged) the error
                 if started:
                     raise  # a response cut off midway: only dropping the connection is honest
-                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                await send_error(send, ApiError(ErrorKind.INTERNAL, "internal error"), request_id)
+                error = unexpected_error(exc, scope["method"], scope["path"])
+                await send_error(send, error, request_id)
 
         if (
             self._token is not None
