@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,11 @@ class ApiError(Exception):
         }
         body.update(self.details)
         return {"error": body}
+
+
+def new_request_id() -> str:
+    """An id for a request that brought none (``secrets.token_hex(8)``, two calls shorter)."""
+    return f"req_{os.urandom(8).hex()}"
 
 
 def task_error(kind: ErrorKind, message: str) -> dict[str, Any]:

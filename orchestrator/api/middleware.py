@@ -1,31 +1,47 @@
 """Cross-cutting HTTP concerns as one pure ASGI middleware.
 
-Request ids, bearer auth and the body-size limit apply to every route, so they
-sit in front of routing; a pure ASGI layer costs a few microseconds per request
-where Starlette's ``BaseHTTPMiddleware`` costs tens.
+Request ids, bearer auth, the body-size limit and the connection limits apply
+to every route, so they sit in front of routing; a pure ASGI layer costs a few
+microseconds per request where Starlette's ``BaseHTTPMiddleware`` costs tens.
+
+A body over the limit is answered 413 first and then read to its end and
+dropped (up to ``DRAIN_BYTES`` or ``DRAIN_S``) before the response is
+finished: closing a connection with unread bytes resets it, and a client still
+sending its body would lose the 413 (ORCH-0160).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
-import os
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.api.errors import unexpected_error
-from orchestrator.errors import ApiError, ErrorKind
+from orchestrator.connections import ConnectionGuard
+from orchestrator.errors import ApiError, ErrorKind, new_request_id
+from orchestrator.numerals import ascii_int
 
 log = logging.getLogger("orchestrator.api")
 
 _MAX_REQUEST_ID = 128
-
+DRAIN_BYTES = 64 * 1024 * 1024
+"""How much of a body over the limit is read and dropped after the 413, at most."""
+DRAIN_S = 5.0
+"""For how long, at most."""
+BUSY_BACKOFF_MS = 1000
+"""The suggested wait of a 503 ``SERVER_BUSY`` (connection limit)."""
+OPERATIONAL_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
+"""Answered also at the connection limit (ORCH-0167)."""
 
 _EDGE_HEADERS = frozenset(
     (b"authorization", b"content-length", b"content-type", b"transfer-encoding", b"x-request-id")
 )
+_CLOSE = (b"connection", b"close")
 
 
 def _edge_headers(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -42,7 +58,7 @@ def _request_id(supplied: bytes | None) -> str:
         text = supplied.decode("latin-1")
         if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable():
             return text
-    return f"req_{os.urandom(8).hex()}"  # secrets.token_hex(8), two calls shorter
+    return new_request_id()
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -50,29 +66,42 @@ def _is_json(content_type: bytes) -> bool:
     return media == b"application/json" or media.endswith(b"+json")
 
 
+def _error_head(error: ApiError, body: bytes, request_id: str | None) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
+    if error.kind is ErrorKind.UNAUTHORIZED:
+        headers.append((b"www-authenticate", b'Bearer realm="orchq"'))
+    return headers
+
+
 async def send_error(
     send: Send, error: ApiError, request_id: str, *, with_request_id: bool = True
 ) -> None:
     """Answer ``error`` in the envelope; inner layers leave X-Request-Id to the edge."""
     body = json.dumps(error.envelope(request_id), separators=(",", ":")).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if with_request_id:
-        headers.append((b"x-request-id", request_id.encode("latin-1")))
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
-    if error.kind is ErrorKind.UNAUTHORIZED:
-        headers.append((b"www-authenticate", b'Bearer realm="orchq"'))
+    headers = _error_head(error, body, request_id if with_request_id else None)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, auth_token: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        auth_token: str | None,
+        max_body_bytes: int,
+        connections: ConnectionGuard | None = None,
+    ) -> None:
         self.app = app
         self._token = f"Bearer {auth_token}".encode() if auth_token else None
         self._max_body = max_body_bytes
+        self._connections = connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,14 +112,19 @@ class EdgeMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         encoded_id = request_id.encode("latin-1")
         started = completed = False
+        guard, client = self._connections, scope.get("client")
+        excess = guard is not None and guard.request_started(client)
 
         async def send_with_id(message: Message) -> None:
             nonlocal started, completed
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", encoded_id)]
+                extra = [(b"x-request-id", encoded_id), *((_CLOSE,) if excess else ())]
+                message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 completed = True
+                if guard is not None:
+                    guard.response_finished(client)
             await send(message)
 
         async def call_app(receive: Receive) -> None:
@@ -105,16 +139,24 @@ class EdgeMiddleware:
                 if started:
                     raise  # a response cut off midway: only dropping the connection is honest
                 error = unexpected_error(exc, scope["method"], scope["path"])
-                await send_error(send, error, request_id)
+                await self._answer(send_with_id, error, request_id)
+
+        if excess and scope["path"] not in OPERATIONAL_PATHS:
+            busy = ApiError(
+                ErrorKind.SERVER_BUSY,
+                "the server is at its connection limit; retry after the backoff",
+                backoff_ms=BUSY_BACKOFF_MS,
+            )
+            await self._answer(send_with_id, busy, request_id)
+            return
 
         if (
             self._token is not None
             and scope["path"].startswith("/v1/")
             and not hmac.compare_digest(headers.get(b"authorization", b""), self._token)
         ):
-            await send_error(
-                send, ApiError(ErrorKind.UNAUTHORIZED, "missing or wrong bearer token"), request_id
-            )
+            unauthorized = ApiError(ErrorKind.UNAUTHORIZED, "missing or wrong bearer token")
+            await self._answer(send_with_id, unauthorized, request_id)
             return
 
         declared = headers.get(b"content-length")
@@ -127,17 +169,13 @@ class EdgeMiddleware:
                 media = content_type.decode("latin-1").split(";", 1)[0].strip() or "empty"
                 refused = f"request body must be application/json, not {media}"
             if refused is not None:
-                await send_error(
-                    send, ApiError(ErrorKind.UNSUPPORTED_MEDIA_TYPE, refused), request_id
-                )
+                media_error = ApiError(ErrorKind.UNSUPPORTED_MEDIA_TYPE, refused)
+                await self._answer(send_with_id, media_error, request_id)
                 return
         if declared is not None:
-            try:
-                too_large = int(declared) > self._max_body
-            except ValueError:
-                too_large = False
-            if too_large:
-                await send_error(send, self._too_large(), request_id)
+            size = ascii_int(declared, max_digits=30)
+            if size is not None and size > self._max_body:
+                await self._too_large(send_with_id, receive, request_id)
                 return
             await call_app(receive)
             return
@@ -155,7 +193,9 @@ class EdgeMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body:
-                await send_error(send, self._too_large(), request_id)
+                if not message.get("more_body", False):
+                    receive = _finished
+                await self._too_large(send_with_id, receive, request_id)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -171,5 +211,33 @@ class EdgeMiddleware:
 
         await call_app(replay)
 
-    def _too_large(self) -> ApiError:
-        return ApiError(ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes")
+    @staticmethod
+    async def _answer(send: Send, error: ApiError, request_id: str) -> None:
+        """Answer ``error`` through ``send``, which adds X-Request-Id."""
+        await send_error(send, error, request_id, with_request_id=False)
+
+    async def _too_large(self, send: Send, receive: Receive, request_id: str) -> None:
+        """413 now; then the rest of the body is read and dropped before the response ends."""
+        error = ApiError(
+            ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes"
+        )
+        body = json.dumps(error.envelope(request_id), separators=(",", ":")).encode()
+        headers = _error_head(error, body, None)
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        dropped = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_S):
+                while dropped < DRAIN_BYTES:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break
+                    dropped += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _finished() -> dict[str, Any]:
+    """``receive`` of a request whose body has been read whole."""
+    return {"type": "http.request", "body": b"", "more_body": False}

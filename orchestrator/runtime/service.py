@@ -44,6 +44,7 @@ from orchestrator.runtime.tasks import LiveTask, LiveTasks
 from orchestrator.runtime.watchdog import DecodeWatchdog
 from orchestrator.schemas import SessionCreate, TaskCreate
 from orchestrator.store import AttemptRow, EventRow, SessionRow, Store, StoreError, TaskRow
+from orchestrator.store.lock import DatabaseLock
 
 log = logging.getLogger("orchestrator")
 
@@ -125,8 +126,11 @@ class Orchestrator:
         *,
         clock: Clock | None = None,
         engine_factory: Callable[[ReplicaConfig], Engine] = build_engine,
+        database_lock: DatabaseLock | None = None,
     ) -> None:
         self.config = config
+        self._lock = database_lock or DatabaseLock(config.database)
+        """Held while serving (one server per database); a caller may take it first."""
         self.clock = clock or Clock()
         self._engine_factory = engine_factory
         self.pools: dict[str, Pool] = {}
@@ -162,6 +166,7 @@ class Orchestrator:
         return self._journal
 
     async def start(self) -> None:
+        self._lock.acquire()
         self._store = Store(self.config.database)
         self._store.checkpoint_in_background()
         self._journal = Journal(
@@ -213,6 +218,7 @@ class Orchestrator:
             await self._journal.stop()
         if self._store is not None:
             self._store.close()
+        self._lock.release()
         self.started = False
 
     def _may_dispatch(self) -> bool:

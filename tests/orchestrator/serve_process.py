@@ -4,8 +4,8 @@ Crash-recovery tests (``test_restart.py``, ``runtime/test_fairness_restart.py``)
 need a server in another process: a thread cannot be killed without running
 its shutdown path. The ``serve_process`` fixture (tests/orchestrator/conftest.py)
 starts them and stops whatever is still alive at teardown. Everything the
-process prints after its first line is collected by a thread (``output``), so
-a chatty server (an access log) never blocks on a full pipe.
+process prints but the line naming its URL is kept (``output``); a thread
+reads it, so a chatty server (an access log) never blocks on a full pipe.
 """
 
 from __future__ import annotations
@@ -49,14 +49,16 @@ class ServeProcess:
             preexec_fn=preexec_fn,
         )  # fmt: skip
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "serving OrchQueue v1 on " not in line:
-            self.proc.kill()
-            rest = self.proc.stdout.read()
-            raise AssertionError(f"orchq serve did not start: {line!r} {rest!r}")
-        self.url = line.split(" on ", 1)[1].split()[0]
         self._lines: list[str] = []
         self._lock = threading.Lock()
+        for line in self.proc.stdout:  # warnings may come before the server is up
+            if "serving OrchQueue v1 on " in line:
+                self.url = line.split(" on ", 1)[1].split()[0]
+                break
+            self._lines.append(line.rstrip("\n"))
+        else:
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"orchq serve did not start: {self._lines}")
         threading.Thread(target=self._collect, name="serve-output", daemon=True).start()
 
     @property
@@ -70,7 +72,7 @@ class ServeProcess:
                 self._lines.append(line.rstrip("\n"))
 
     def output(self) -> list[str]:
-        """The lines printed so far after the first one (stdout and stderr)."""
+        """The lines printed so far but the one naming the URL (stdout and stderr)."""
         with self._lock:
             return list(self._lines)
 

@@ -32,7 +32,7 @@ from tests.orchestrator.rawhttp import (
     read_response,
 )
 from tests.orchestrator.serve_process import StartProcess, write_config
-from tests.support import pool
+from tests.support import config_with, pool
 
 ServeFactory = Callable[..., ServerThread]
 ConfigFactory = Callable[..., Config]
@@ -76,7 +76,7 @@ def test_a_request_head_that_trickles_in_is_cut_at_the_header_timeout(
 
 @pytest.mark.req("ORCH-0163", "ORCH-0164")
 def test_an_idle_keep_alive_connection_is_closed(
-    serve: ServeFactory, make_config: ConfigFactory
+    serve: ServeFactory, make_config: ConfigFactory, tmp_path: Path
 ) -> None:
     server = serve(make_config(keep_alive_timeout_s=1, header_timeout_s=30))
     with connect(server.url) as sock:
@@ -88,7 +88,8 @@ def test_an_idle_keep_alive_connection_is_closed(
         )
         assert time.monotonic() - started >= 0.9
     # A second request head that trickles in after a response is cut too.
-    server = serve(make_config(keep_alive_timeout_s=30, header_timeout_s=1))
+    second = config_with(str(tmp_path / "second.db"), keep_alive_timeout_s=30, header_timeout_s=1)
+    server = serve(second)
     with connect(server.url) as sock:
         sock.sendall(get("/healthz"))
         assert read_response(sock).status == 200
