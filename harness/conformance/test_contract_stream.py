@@ -127,7 +127,7 @@ def test_a_last_event_id_that_is_not_ascii_digits_is_invalid_params(
     wire: Wire, value: bytes
 ) -> None:
     task_id = str(wire.admit(max_tokens=2)["task_id"])
-    response = wire.http.get(f"/v1/tasks/{task_id}/stream", headers={"Last-Event-ID": value})
+    response = wire.http.get(f"/v1/tasks/{task_id}/stream", headers=[(b"Last-Event-ID", value)])
     expect_error(
         response, 400, "INVALID_PARAMS", "ORCH-0168", f"Last-Event-ID {value!r} (not a number)"
     )
