@@ -94,6 +94,16 @@ def closed_by_peer(sock: socket.socket, within: float) -> bool:
             return True
 
 
+def assert_envelope(response: RawResponse, status: int, kind: str) -> dict[str, Any]:
+    """``response`` is ``status`` with the error envelope of ``kind``, echoing its request id."""
+    assert response.status == status, (response.status, response.body[:300])
+    assert response.headers.get("content-type") == "application/json", response.headers
+    error: dict[str, Any] = response.json()["error"]
+    assert error["kind"] == kind, error
+    assert error["request_id"] == response.headers["x-request-id"], (error, response.headers)
+    return error
+
+
 def get(path: str, *headers: str) -> bytes:
     """A ``GET`` request for ``path`` with ``headers`` (``"Name: value"``)."""
     lines = [f"GET {path} HTTP/1.1", "Host: test", *headers]

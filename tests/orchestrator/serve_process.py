@@ -15,12 +15,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support import wait_until
 
 
 def serve_argv(config: Path, db: Path, *args: str) -> list[str]:
@@ -78,17 +79,20 @@ class ServeProcess:
 
     def wait_for_output(self, needle: str, timeout: float = 10.0) -> str:
         """The first output line containing ``needle``; fails after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.output():
-                if needle in line:
-                    return line
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"orchq serve printed no line containing {needle!r} within {timeout} s: "
-                    f"{self.output()[-20:]}"
-                )
-            time.sleep(0.05)
+        found: list[str] = []
+
+        def printed() -> bool:
+            found[:] = [line for line in self.output() if needle in line]
+            return bool(found)
+
+        try:
+            wait_until(printed, timeout=timeout, interval=0.05)
+        except AssertionError:
+            raise AssertionError(
+                f"orchq serve printed no line containing {needle!r} within {timeout} s: "
+                f"{self.output()[-20:]}"
+            ) from None
+        return found[0]
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)

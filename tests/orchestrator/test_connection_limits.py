@@ -24,7 +24,7 @@ from orchestrator.client import OrchClient
 from orchestrator.config import Config
 from orchestrator.server import ServerThread
 from tests.orchestrator.rawhttp import (
-    RawResponse,
+    assert_envelope,
     closed_by_peer,
     connect,
     exchange,
@@ -39,14 +39,6 @@ ConfigFactory = Callable[..., Config]
 
 SWEEP_SLACK_S = 2.0
 """How late a timeout may close a connection: the limits are checked about once a second."""
-
-
-def assert_error(response: RawResponse, status: int, kind: str) -> None:
-    assert response.status == status, (response.status, response.body[:300])
-    assert response.headers.get("content-type") == "application/json", response.headers
-    error = response.json()["error"]
-    assert error["kind"] == kind, error
-    assert error["request_id"] == response.headers["x-request-id"]
 
 
 @pytest.mark.req("ORCH-0163")
@@ -109,7 +101,7 @@ def test_a_request_head_over_the_limit_gets_431(
     with connect(server.url) as sock:
         sock.sendall(head + (b"\r\n\r\n" if complete else b""))
         response = read_response(sock)
-        assert_error(response, 431, "HEADERS_TOO_LARGE")
+        assert_envelope(response, 431, "HEADERS_TOO_LARGE")
         assert closed_by_peer(sock, within=5), "ORCH-0165: the connection stayed open"
     fits = get("/healthz", "X-Big: " + "a" * 7000)
     assert exchange(server.url, fits).status == 200
@@ -145,7 +137,7 @@ def test_at_the_connection_limit_requests_get_503_and_health_is_still_answered(
     tasks = _streaming_tasks(server, 8)
     with _open_streams(server, tasks):
         busy = exchange(server.url, get("/v1/pools"))
-        assert_error(busy, 503, "SERVER_BUSY")
+        assert_envelope(busy, 503, "SERVER_BUSY")
         assert busy.headers["retry-after"].isdecimal() and busy.headers["x-backoff-ms"].isdecimal()
         assert busy.headers.get("connection") == "close", busy.headers
         for path in ("/healthz", "/readyz", "/metrics"):

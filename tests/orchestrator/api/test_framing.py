@@ -13,20 +13,16 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.server import ServerThread
-from tests.orchestrator.rawhttp import closed_by_peer, connect, exchange, get, read_response
+from tests.orchestrator.rawhttp import (
+    assert_envelope,
+    closed_by_peer,
+    connect,
+    exchange,
+    get,
+    read_response,
+)
 
 TWO_MIB = 16 * 1024 * 1024
-
-
-def assert_envelope(response: object, status: int, kind: str) -> None:
-    from tests.orchestrator.rawhttp import RawResponse
-
-    assert isinstance(response, RawResponse)
-    assert response.status == status, (response.status, response.body[:300])
-    assert response.headers.get("content-type") == "application/json", response.headers
-    error = response.json()["error"]
-    assert error["kind"] == kind, error
-    assert error["request_id"] == response.headers["x-request-id"], (error, response.headers)
 
 
 UNICODE_DIGITS = {
