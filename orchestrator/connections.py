@@ -7,26 +7,30 @@ sockets to use up the open-file limit, made the server unreachable.
 :class:`ConnectionGuard` adds those limits through uvicorn's public
 ``Config(http=<protocol class>)``: :meth:`ConnectionGuard.protocol` returns a
 class that wraps uvicorn's HTTP protocol (composition, through the
-``asyncio.Protocol`` interface only) and sees every connection and every byte
-before it; the edge middleware tells it when a request reaches the app and when
-its response ends (:meth:`request_started`, :meth:`response_finished`).
+``asyncio.Protocol`` interface only) and sees every byte before it.
 
-A connection *waits* from its start, and from the end of each response, until
-its next request head is complete (a blank line, or the app receiving the
-request). While it waits:
+The guard follows each connection's requests in the byte stream: a head ends
+at its blank line, and a ``Content-Length`` body is skipped byte for byte, so
+it knows where every head starts, pipelined ones included, whatever the app
+is doing meanwhile. A chunked body it does not follow: such a connection is
+closed after its response. Per head:
 
-- its head may take ``header_timeout_s``, then the connection is closed
-  (ORCH-0163); a sweep checks deadlines about once a second;
-- its head may hold ``max_header_bytes``; one byte more is answered 431
-  ``HEADERS_TOO_LARGE`` at once, the rest of what the client sends is read and
-  dropped (up to ``DRAIN_BYTES`` or ``DRAIN_S``) so that the answer is not
+- it may hold ``max_header_bytes``; one byte more is answered 431
+  ``HEADERS_TOO_LARGE`` at once (or, while a response is being sent on the
+  connection, the connection is closed), what the client sends next is read
+  and dropped (up to ``DRAIN_BYTES`` or ``DRAIN_S``) so that the answer is not
   lost to a reset, and the connection is closed (ORCH-0165);
-- it may be closed to make room: at ``max_connections`` open connections, a new
-  one takes the place of the connection that has waited longest. When none
-  waits, the newcomer is an *excess* connection: the edge answers its requests
-  with 503 ``SERVER_BUSY``, except ``/healthz``, ``/readyz`` and ``/metrics``,
-  and closes it after one response (ORCH-0166, ORCH-0167). Excess connections
-  are bounded too (``excess_room``); beyond them a connection is closed at once.
+- a connection that is not busy (the edge middleware tells the guard when a
+  request reaches the app and when its response ends) must complete its next
+  head within ``header_timeout_s`` of opening or of its last response's end,
+  else it is closed (ORCH-0163); a sweep checks deadlines about once a second;
+- at ``max_connections`` open connections, a new one takes the place of the
+  connection that has *waited* longest (not busy, no complete head pending).
+  When none waits, the newcomer is an *excess* connection: the edge answers
+  its requests with 503 ``SERVER_BUSY``, except ``/healthz``, ``/readyz`` and
+  ``/metrics``, and closes it after one response (ORCH-0166, ORCH-0167).
+  Excess connections are bounded too (``excess_room``); beyond them a
+  connection is closed at once.
 
 Connections are matched to requests by the client address (uvicorn's
 ``scope["client"]`` is the transport's peer name), unique per open TCP
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -70,20 +75,37 @@ def excess_room(max_connections: int) -> int:
 
 
 class _Connection:
-    __slots__ = ("deadline", "draining", "excess", "head_bytes", "peer", "tail", "transport",
-                 "waiting")  # fmt: skip
+    __slots__ = ("body_left", "busy", "deadline", "draining", "excess", "head", "opaque", "peer",
+                 "pending", "transport")  # fmt: skip
 
     def __init__(self, transport: asyncio.BaseTransport, peer: Peer | None, excess: bool) -> None:
         self.transport = transport
         self.peer = peer
         self.excess = excess
-        self.waiting = True
-        self.head_bytes = 0
-        self.tail = b""
-        """The last bytes of the head so far: its end may span two reads."""
+        self.busy = False
+        """A request is with the app, or its response is being sent."""
+        self.head = bytearray()
+        """The bytes of the head being received (none between requests)."""
+        self.body_left = 0
+        """Bytes of the current request's body still to come (``Content-Length``)."""
+        self.pending = 0
+        """Complete heads whose requests have not reached the app yet (pipelining)."""
+        self.opaque = False
+        """A chunked body or a protocol upgrade: the guard no longer knows where heads start."""
         self.deadline: float | None = None
         self.draining = 0
         """Bytes still to drop after a 431 (0: not rejected)."""
+
+    @property
+    def waiting(self) -> bool:
+        """Idle: not busy, no complete head waiting for the app, no body on its way."""
+        return not (self.busy or self.pending or self.body_left or self.opaque)
+
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]{1,30})[ \t]*\r", re.I)
+_UNFOLLOWED = re.compile(rb"\r\n(?:transfer-encoding[ \t]*:[^\r]*chunked|upgrade[ \t]*:)", re.I)
+"""A chunked body (its end is not found by counting) or a protocol upgrade (uvicorn
+stops parsing the connection after it)."""
 
 
 def _peer(transport: asyncio.BaseTransport) -> Peer | None:
@@ -193,33 +215,56 @@ class ConnectionGuard:
         return True
 
     def _received(self, connection: _Connection, data: bytes) -> bool:
-        """Account for ``data``; False when it must not reach the HTTP protocol."""
+        """Follow ``data`` through heads and bodies; False when it must not reach HTTP."""
         if connection.draining:
             connection.draining = max(0, connection.draining - len(data))
             if not connection.draining:
                 connection.transport.close()
             return False
-        if not connection.waiting:
-            return True
-        if not connection.head_bytes:
-            data = data.lstrip(b"\r\n")  # blank lines before a request line are no head
-            if not data:
-                return True
-        seen = connection.tail + data
-        end = seen.find(_HEAD_END)
-        if end >= 0:
-            connection.head_bytes += end + len(_HEAD_END) - len(connection.tail)
-        else:
-            connection.head_bytes += len(data)
-            connection.tail = seen[-(len(_HEAD_END) - 1) :]
-        if connection.head_bytes > self.limits.max_header_bytes:
-            self._reject_head(connection)
-            return False
-        if end >= 0:
-            self._stop_waiting(connection)
+        limit = self.limits.max_header_bytes
+        view = memoryview(data)
+        while view and not connection.opaque:
+            if connection.body_left:
+                skipped = min(connection.body_left, len(view))
+                connection.body_left -= skipped
+                view = view[skipped:]
+                continue
+            head = connection.head
+            if not head:  # blank lines before a request line belong to no head
+                blank = 0
+                while blank < len(view) and view[blank] in b"\r\n":
+                    blank += 1
+                view = view[blank:]
+                if not view:
+                    break
+            before = len(head)
+            head += view[: limit + 1 - before]
+            end = head.find(_HEAD_END, max(0, before - len(_HEAD_END) + 1))
+            if end < 0 or end + len(_HEAD_END) > limit:
+                if len(head) > limit:
+                    self._reject_head(connection)
+                    return False
+                break
+            length = end + len(_HEAD_END)
+            view = view[length - before :]
+            self._head_complete(connection, bytes(head[:length]))
         return True
 
+    def _head_complete(self, connection: _Connection, head: bytes) -> None:
+        connection.head = bytearray()
+        connection.pending += 1
+        connection.deadline = None
+        if _UNFOLLOWED.search(head):
+            connection.opaque = True
+            return
+        found = _CONTENT_LENGTH.search(head)
+        connection.body_left = int(found.group(1)) if found else 0
+
     def _reject_head(self, connection: _Connection) -> None:
+        if connection.busy:  # a response is being sent: a 431 cannot be put in the middle
+            self._forget(connection)
+            connection.transport.close()
+            return
         request_id = new_request_id()
         error = ApiError(
             ErrorKind.HEADERS_TOO_LARGE,
@@ -233,9 +278,7 @@ class ConnectionGuard:
         )
         transport = cast(asyncio.Transport, connection.transport)  # uvloop's are not subclasses
         transport.write(head.encode("ascii") + body)
-        if transport.can_write_eof():
-            transport.write_eof()
-        connection.waiting = False
+        connection.head = bytearray()
         connection.draining = DRAIN_BYTES
         connection.deadline = asyncio.get_running_loop().time() + DRAIN_S
         self._arm_sweep()
@@ -252,36 +295,41 @@ class ConnectionGuard:
     # ------------------------------------------------------------ the edge's side
 
     def request_started(self, client: object) -> bool:
-        """A request reached the app: its head is complete. True for an excess connection."""
+        """A request reached the app. True for an excess connection."""
         connection = self._by_peer.get(client) if isinstance(client, tuple) else None
         if connection is None:
             return False
-        self._stop_waiting(connection)
+        connection.busy = True
+        connection.pending = max(0, connection.pending - 1)
+        connection.deadline = None
         return connection.excess
 
-    def response_finished(self, client: object) -> None:
-        """The response's last byte is being sent: the connection waits for a head again."""
+    def response_finished(self, client: object, *, reusable: bool = True) -> None:
+        """The response's last byte is being sent: the connection may wait for a head again.
+
+        ``reusable=False``: the request's body did not end, so what follows on the
+        connection is no request; it is closed once the response is written, as
+        is a connection whose chunked body the guard could not follow.
+        """
         connection = self._by_peer.get(client) if isinstance(client, tuple) else None
         if connection is None or connection.draining:
+            return
+        connection.busy = False
+        if not reusable or connection.opaque:
+            self._forget(connection)
+            asyncio.get_running_loop().call_soon(connection.transport.close)
             return
         if not connection.excess:  # the order is the order of waiting
             self._waiting_order.pop(connection, None)
             self._waiting_order[connection] = None
-        self._start_waiting(connection)
+        if connection.waiting:
+            self._start_waiting(connection)
 
     # ------------------------------------------------------------ deadlines
 
     def _start_waiting(self, connection: _Connection) -> None:
-        connection.waiting = True
-        connection.head_bytes = 0
-        connection.tail = b""
         connection.deadline = asyncio.get_running_loop().time() + self.limits.header_timeout_s
         self._arm_sweep()
-
-    def _stop_waiting(self, connection: _Connection) -> None:
-        connection.waiting = False
-        connection.deadline = None
-        connection.tail = b""
 
     def _arm_sweep(self) -> None:
         if self._sweep is None:

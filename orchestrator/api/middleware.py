@@ -4,10 +4,14 @@ Request ids, bearer auth, the body-size limit and the connection limits apply
 to every route, so they sit in front of routing; a pure ASGI layer costs a few
 microseconds per request where Starlette's ``BaseHTTPMiddleware`` costs tens.
 
-A body over the limit is answered 413 first and then read to its end and
-dropped (up to ``DRAIN_BYTES`` or ``DRAIN_S``) before the response is
-finished: closing a connection with unread bytes resets it, and a client still
-sending its body would lose the 413 (ORCH-0160).
+A response sent before its request's body was read to the end (a 413, a 401
+or 415 answered at the edge, a route that ignores the body) is sent whole and
+then held open while the rest of the body is read and dropped (up to
+``DRAIN_BYTES`` or ``DRAIN_S``): closing a connection with unread bytes resets
+it, and a client still sending its body would lose the answer (ORCH-0160).
+Only then is the response finished, so the connection guard never takes body
+bytes for the next request's head; a body that did not end in time closes the
+connection.
 """
 
 from __future__ import annotations
@@ -114,6 +118,18 @@ class EdgeMiddleware:
         started = completed = False
         guard, client = self._connections, scope.get("client")
         excess = guard is not None and guard.request_started(client)
+        declared = headers.get(b"content-length")
+        body_read = declared in (None, b"0") and b"transfer-encoding" not in headers
+        outer_receive = receive
+
+        async def tracked_receive() -> Message:
+            nonlocal body_read
+            message = await outer_receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read = True
+            return message
+
+        receive = tracked_receive
 
         async def send_with_id(message: Message) -> None:
             nonlocal started, completed
@@ -122,9 +138,14 @@ class EdgeMiddleware:
                 extra = [(b"x-request-id", encoded_id), *((_CLOSE,) if excess else ())]
                 message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                reusable = True
+                if not body_read:  # the answer first, then the rest of the body
+                    await send({**message, "more_body": True})
+                    reusable = await _drain(receive)
+                    message = {"type": "http.response.body", "body": b""}
                 completed = True
                 if guard is not None:
-                    guard.response_finished(client)
+                    guard.response_finished(client, reusable=reusable)
             await send(message)
 
         async def call_app(receive: Receive) -> None:
@@ -159,7 +180,6 @@ class EdgeMiddleware:
             await self._answer(send_with_id, unauthorized, request_id)
             return
 
-        declared = headers.get(b"content-length")
         if scope["method"] in ("POST", "PUT", "PATCH") and declared != b"0":
             content_type = headers.get(b"content-type")
             refused = None
@@ -175,7 +195,7 @@ class EdgeMiddleware:
         if declared is not None:
             size = ascii_int(declared, max_digits=30)
             if size is not None and size > self._max_body:
-                await self._too_large(send_with_id, receive, request_id)
+                await self._answer(send_with_id, self._too_large(), request_id)
                 return
             await call_app(receive)
             return
@@ -193,9 +213,7 @@ class EdgeMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body:
-                if not message.get("more_body", False):
-                    receive = _finished
-                await self._too_large(send_with_id, receive, request_id)
+                await self._answer(send_with_id, self._too_large(), request_id)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -216,28 +234,20 @@ class EdgeMiddleware:
         """Answer ``error`` through ``send``, which adds X-Request-Id."""
         await send_error(send, error, request_id, with_request_id=False)
 
-    async def _too_large(self, send: Send, receive: Receive, request_id: str) -> None:
-        """413 now; then the rest of the body is read and dropped before the response ends."""
-        error = ApiError(
-            ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes"
-        )
-        body = json.dumps(error.envelope(request_id), separators=(",", ":")).encode()
-        headers = _error_head(error, body, None)
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-        dropped = 0
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(DRAIN_S):
-                while dropped < DRAIN_BYTES:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        break
-                    dropped += len(message.get("body", b""))
-                    if not message.get("more_body", False):
-                        break
-        await send({"type": "http.response.body", "body": b""})
+    def _too_large(self) -> ApiError:
+        return ApiError(ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes")
 
 
-async def _finished() -> dict[str, Any]:
-    """``receive`` of a request whose body has been read whole."""
-    return {"type": "http.request", "body": b"", "more_body": False}
+async def _drain(receive: Receive) -> bool:
+    """Read and drop the rest of a request body; False when it did not end in bounds."""
+    dropped = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            while dropped < DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False  # the client went away
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+    return False

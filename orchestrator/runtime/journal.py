@@ -139,8 +139,11 @@ class Journal:
     def _flush(self) -> None:
         self._handle = None
         if self._pending:
-            with contextlib.suppress(StoreError):  # failed() queued it all again, retry scheduled
+            try:
                 self._store.commit()
+            except StoreError as exc:
+                if self._handle is None:  # failed() was not reached: make sure of a retry
+                    self.failed(exc)
 
     async def stop(self) -> None:
         """Commit what is queued (what cannot be written is left to recovery)."""

@@ -417,7 +417,7 @@ class Store:
         try:
             self._open_group()
         except sqlite3.Error as exc:
-            raise self._abandon_group(exc) from exc
+            raise self._abandon_group(exc, self._participant) from exc
         self.settle()
 
     def settle(self) -> None:
