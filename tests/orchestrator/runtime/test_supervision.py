@@ -18,7 +18,7 @@ from orchestrator.config import Config, ReplicaConfig
 from orchestrator.engines import Engine, build_engine
 from orchestrator.engines.base import GenerationRequest, Token
 from orchestrator.server import ServerThread
-from tests.support import pool
+from tests.support import pool, wait_until
 
 ServeFactory = Callable[..., ServerThread]
 ConfigFactory = Callable[..., Config]
@@ -60,6 +60,12 @@ def test_an_unexpected_failure_while_running_fails_the_task_with_internal(
     with OrchClient(server.url) as client:
         sid = client.create_session().session_id
         broken = client.submit_task(sid, "break me", max_tokens=8).task_id
+        try:
+            wait_until(lambda: client.get_task(broken).state != "running", timeout=10)
+        except AssertionError:
+            raise AssertionError(
+                "ORCH-0173: the task stayed running after its runner failed"
+            ) from None
         result = client.collect_stream(broken)
         assert result.error is not None, f"ORCH-0173: the stream ended with {result}"
         assert (result.error.kind, result.error.retriable) == ("INTERNAL", True)
