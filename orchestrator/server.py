@@ -46,6 +46,12 @@ FD_RESERVE = 64 + LISTENERS
 connections are added per replica slot."""
 
 
+def _without_websocket_advice(record: logging.LogRecord) -> bool:
+    """uvicorn's advice to install a WebSocket library, logged for every upgrade request:
+    with ``ws="none"`` an upgrade is answered as a plain request on purpose."""
+    return "WebSocket library" not in record.getMessage()
+
+
 def _uvicorn_config(
     app: object, host: str, port: int, access_log: bool, config: Config, guard: ConnectionGuard
 ) -> uvicorn.Config:
@@ -65,6 +71,9 @@ def _uvicorn_config(
     )
     if access_log:  # uvicorn logs each request at INFO, below the server's log level
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if _without_websocket_advice not in uvicorn_errors.filters:
+        uvicorn_errors.addFilter(_without_websocket_advice)
     return built
 
 
