@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -173,11 +174,15 @@ class Journal:
                 rows.append(write)
                 continue
             if rows:
-                self._store.insert_events(rows)
+                self._insert(rows)
                 rows = []
             self._run(write)
         if rows:
-            self._store.insert_events(rows)
+            self._insert(rows)
+
+    # A write that fails on its own (a bug, not the database) is logged and skipped:
+    # retried with the rest, it would hold back every task's progress, and the
+    # admissions that share its commits, for good.
 
     def _run(self, write: Callable[[], None]) -> None:
         try:
@@ -185,8 +190,16 @@ class Journal:
         except Exception as exc:
             if is_storage_fault(exc):
                 raise
-            # A bug in one write must not hold back every other task's progress.
             log.exception("a journal write failed and was skipped")
+
+    def _insert(self, rows: list[EventRow]) -> None:
+        try:
+            self._store.insert_events(rows)
+        except Exception as exc:
+            if is_storage_fault(exc):
+                raise
+            for row in rows:  # those already in are ignored (INSERT OR IGNORE)
+                self._run(functools.partial(self._store.insert_events, [row]))
 
     def committed(self) -> None:
         batch, self._writing = self._writing, None

@@ -126,3 +126,24 @@ def test_a_write_that_fails_on_its_own_is_logged_and_skipped(
 
     asyncio.run(scenario())
     assert "journal write failed and was skipped" in caplog.text
+
+
+def test_an_event_that_cannot_be_stored_is_skipped_and_the_others_commit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _store(tmp_path)
+
+    async def scenario() -> None:
+        journal = Journal(store)
+        channel = TaskChannel()
+        for seq in (1, 2):
+            channel.append("token", "{}")
+            journal.event(channel, "t1", seq, "token", "{}")
+        journal.event(TaskChannel(), "no-such-task", 1, "token", "{}")  # FOREIGN KEY fails
+        await _turns()
+        assert _stored(store) == [1, 2]
+        assert channel.last_seq == 2
+        assert not journal.failing
+
+    asyncio.run(scenario())
+    assert "journal write failed and was skipped" in caplog.text
