@@ -708,12 +708,6 @@ class Orchestrator:
         for lt in list(self._unrecorded.values()):
             self._write_pending_start(lt)
 
-    def _recorded_attempts(self, lt: LiveTask | None, task_id: str) -> list[AttemptRow]:
-        if lt is not None:
-            self._write_pending_start(lt)
-            self.journal.commit_if_possible()
-        return self.store.attempts(task_id)
-
     def _emit(self, lt: LiveTask, event: str, data: dict[str, Any]) -> None:
         payload = dumps_text(data)
         row = lt.channel.append(event, payload)
@@ -867,6 +861,12 @@ class Orchestrator:
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         lt = self.live.get(task_id)
+        if lt is not None:
+            # What waits in the journal lands first, the attempt's start included; the
+            # commit may finish the task, which then is read like any ended one.
+            self._write_pending_start(lt)
+            self.journal.commit_if_possible()
+            lt = self.live.get(task_id)
         row = lt.row if lt is not None else self.store.get_task(task_id)
         if row is None:
             raise ApiError(ErrorKind.NOT_FOUND, f"task {task_id!r} not found")
@@ -879,7 +879,7 @@ class Orchestrator:
                 "started_at": rfc3339(a.started_ms),
                 "finished_at": rfc3339(a.finished_ms),
             }
-            for a in self._recorded_attempts(lt, task_id)
+            for a in self.store.attempts(task_id)
         ]
         return {
             "task_id": row.task_id,

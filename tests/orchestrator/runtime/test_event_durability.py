@@ -16,6 +16,7 @@ import pytest
 
 from orchestrator.client import OrchClient
 from orchestrator.config import Config
+from orchestrator.runtime.journal import Journal
 from orchestrator.server import ServerThread
 from tests.orchestrator.runtime.gated_engine import Gate
 from tests.support import pool, wait_until
@@ -151,3 +152,22 @@ def test_a_running_task_shows_its_attempt_before_the_engine_answers(
             gate.open()
         wait_until(lambda: client.get_task(task_id).state == "completed")
         assert [a.state for a in client.get_task(task_id).attempts] == ["completed"]
+
+
+@pytest.mark.req("ORCH-0054", "ORCH-0065")
+def test_a_read_that_lands_a_finished_tasks_commit_shows_the_ended_task(
+    serve: ServeFactory,
+    make_config: ConfigFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The journal's own commits are switched off: only the read commits the outcome."""
+    monkeypatch.setattr(Journal, "_schedule", lambda self: None)
+    server = serve(make_config(pools=[pool("default", replicas=[{"replica_id": "r1"}])]))
+    with OrchClient(server.url) as client, httpx.Client(base_url=server.url) as http:
+        sid = client.create_session().session_id
+        task_id = client.submit_task(sid, "two tokens", max_tokens=2).task_id
+        live = server.app.state.orchestrator.live
+        wait_until(lambda: server.call(lambda: live.get(task_id).finished))
+        task = http.get(f"/v1/tasks/{task_id}").json()
+    assert (task["state"], task["tokens_out"]) == ("completed", 2), task
+    assert [a["state"] for a in task["attempts"]] == ["completed"], task
