@@ -1,4 +1,6 @@
-"""``orchq pact regen [--check]``: regenerate the committed pacts from the consumer tests.
+"""``orchq pact``: regenerate the committed pacts, check them against OpenAPI, serve a stub.
+
+``orchq pact regen [--check]`` regenerates the committed pacts from the consumer tests.
 
 The consumer tests are the only writer of a pact: this command runs them in a
 subprocess (so the FFI's global state and a test failure stay out of this
@@ -6,6 +8,10 @@ process) into a fresh temporary directory, normalises what they wrote
 (:func:`harness.contract.pactfiles.normalise`) and then either replaces
 ``contracts/pacts/`` atomically, file by file, or with ``--check`` compares and
 exits :data:`harness.exitcodes.STALE` naming each stale file.
+
+``orchq pact check`` compares pact files with an OpenAPI document
+(:mod:`harness.contract.crosscheck`): one line per finding, exit 1 on any, 2
+on a file it cannot read.
 """
 
 from __future__ import annotations
@@ -125,3 +131,66 @@ def list_command() -> None:
         group = group_of(spec.states)
         where = "any target" if group in LIVE_GROUPS else f"in-process only ({group})"
         click.echo(f"{spec.description}\t{where}\t{' '.join(spec.req)}")
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@pact_group.command("check")
+@click.option(
+    "--pact",
+    "pacts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Pact file to check (repeatable; default: every pact shipped with orchq).",
+)
+@click.option(
+    "--openapi",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="OpenAPI document (default: the one shipped with orchq).",
+)
+def check_command(pacts: tuple[Path, ...], openapi: Path | None) -> None:
+    """Check every pact interaction against the OpenAPI document.
+
+    Path, method and status must be declared for the operation, headers declared
+    and valid, request and response bodies valid against the declared schemas.
+    One line per finding naming the interaction and its requirement IDs. Exit 0
+    when everything agrees, 1 on a finding, 2 when a file cannot be read.
+    """
+    from harness.contract.crosscheck import (
+        UnreadableInput,
+        check_pact,
+        load_openapi,
+        load_pact_file,
+    )
+
+    try:
+        api_path = openapi or resources.path(resources.OPENAPI)
+        chosen = list(pacts) or sorted(resources.path(resources.PACTS).glob("*.json"))
+        if not chosen:
+            raise UnreadableInput(f"{resources.PACTS}: no pact file shipped with orchq")
+        document = load_openapi(api_path)
+        loaded = [(path, load_pact_file(path)) for path in chosen]
+    except (UnreadableInput, resources.MissingResource) as exc:
+        _fail(str(exc), exitcodes.USAGE)
+    findings = 0
+    for path, pact in loaded:
+        report = check_pact(pact, document, _shown(path))
+        for finding in report.findings:
+            click.echo(finding.line())
+        findings += len(report.findings)
+        skipped = f", {len(report.skipped)} non-HTTP skipped" if report.skipped else ""
+        verdict = f"{len(report.findings)} finding(s)" if report.findings else "all agree"
+        click.echo(
+            f"{_shown(path)}: {report.checked} interaction(s) checked against "
+            f"{_shown(api_path)}{skipped}: {verdict}",
+            err=True,
+        )
+    if findings:
+        sys.exit(exitcodes.TESTS_FAILED)

@@ -18,6 +18,7 @@ serialised literally.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "CONSUMER",
     "INTERACTIONS",
     "PACT_FILE",
+    "REQUIREMENTS_COMMENT",
     "PROVIDER",
     "Spec",
     "add_interaction",
@@ -38,6 +40,9 @@ __all__ = [
 CONSUMER = "orchq-client"
 PROVIDER = "orchestratord"
 PACT_FILE = f"{CONSUMER}-{PROVIDER}.json"
+REQUIREMENTS_COMMENT = "requirements"
+"""Key of an interaction's ``comments`` listing the requirement IDs it pins, so a pact file
+names them itself (``orchq pact check`` reads them, from any team's pact)."""
 
 RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 DIGITS = r"^\d+$"
@@ -72,6 +77,20 @@ class Spec:
 def _from_state(example: str, expression: str) -> AbstractMatcher[str]:
     """A request value the verifier takes from the provider state (``${name}``)."""
     return GenericMatcher("type", value=example, generator=generate.provider_state(expression))
+
+
+def _path_from_state(example: str, expression: str) -> AbstractMatcher[str]:
+    """A request path the verifier builds from the provider state.
+
+    The path must still match its own template (``/v1/tasks/{id}/stream``, each ``${name}``
+    one segment): a stub server serving the pact matches requests by it, and a ``type``
+    matcher would let ``GET /v1/pools`` match ``GET /v1/tasks/{id}``.
+    """
+    parts = re.split(r"\$\{[^}]+\}", expression)
+    pattern = "^" + "[^/]+".join(re.escape(part) for part in parts) + "$"
+    return GenericMatcher(
+        "regex", value=example, regex=pattern, generator=generate.provider_state(expression)
+    )
 
 
 def _stamp(example: str = EXAMPLE_CREATED) -> AbstractMatcher[str]:
@@ -557,9 +576,10 @@ def add_interaction(pact: Pact, spec: Spec) -> None:
     interaction = pact.upon_receiving(spec.description)
     for state in spec.states:
         interaction.given(state)
+    interaction.set_comment(REQUIREMENTS_COMMENT, list(spec.req))
     path: str | AbstractMatcher[Any] = spec.path
     if spec.path_expr is not None:
-        path = _from_state(spec.path, spec.path_expr)
+        path = _path_from_state(spec.path, spec.path_expr)
     interaction.with_request(spec.method, path)
     for name, value in spec.request_headers.items():
         interaction.with_header(name, value, part="Request")
