@@ -106,7 +106,8 @@ def _read(path: Path, what: str) -> str:
 def load_openapi(path: Path) -> dict[str, Any]:
     """An OpenAPI document (YAML or JSON); :class:`UnreadableInput` if it is none."""
     try:
-        document = yaml.safe_load(_read(path, "OpenAPI document"))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster
+        document = yaml.load(_read(path, "OpenAPI document"), Loader=loader)
     except yaml.YAMLError as exc:
         raise UnreadableInput(f"{path}: not YAML or JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
