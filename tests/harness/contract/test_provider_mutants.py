@@ -121,3 +121,25 @@ def test_stream_ids_from_zero_fail_orch_0072(orch_serve: ServeFactory, tmp_path:
     outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0072: event ids 0, 1, 2 ... passed the pact"
     assert "ORCH-0072" in outcome.message
+
+
+def test_stream_error_of_another_kind_fails_orch_0108(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    """An engine-side kind is pinned where it appears: the stream's closing error event."""
+    spec = by_description()["stream a task that failed with WORKER_RESET"]
+    mutant = stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"')
+    target = orch_serve(wrap_app=mutant, **GROUP_CONFIGS["faulty"])
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert not outcome.ok, "ORCH-0108: a stream closed by REPLICA_RESET passed the pact"
+    assert "ORCH-0108" in outcome.message
+
+
+def test_internal_stream_is_honoured_on_the_faulty_server(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    """The control for the faulty group: its states really produce the kinds they name."""
+    spec = by_description()["stream a task that failed with INTERNAL"]
+    target = orch_serve(**GROUP_CONFIGS["faulty"])
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert outcome.ok, outcome.message
