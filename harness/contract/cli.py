@@ -11,7 +11,8 @@ exits :data:`harness.exitcodes.STALE` naming each stale file.
 
 ``orchq pact check`` compares pact files with an OpenAPI document
 (:mod:`harness.contract.crosscheck`): one line per finding, exit 1 on any, 2
-on a file it cannot read.
+on a file it cannot read. ``orchq pact stub`` serves a pact with the Pact stub
+server (:mod:`harness.contract.stub`) until interrupted.
 """
 
 from __future__ import annotations
@@ -194,3 +195,57 @@ def check_command(pacts: tuple[Path, ...], openapi: Path | None) -> None:
         )
     if findings:
         sys.exit(exitcodes.TESTS_FAILED)
+
+
+@pact_group.command("stub")
+@click.option(
+    "--pact",
+    "pact_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Pact file to serve (default: the pact shipped with orchq).",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Loopback port; 0 picks a free one.")  # fmt: skip
+@click.option(
+    "--state",
+    default=None,
+    metavar="REGEX",
+    help="Serve only interactions of provider states matching REGEX (and those without one).",
+)
+def stub_command(pact_file: Path | None, port: int, state: str | None) -> None:
+    """Serve a pact with the Pact stub server until interrupted; the first line is its URL.
+
+    Each request gets the response of the interaction it matches. Where several
+    interactions share a request, the header X-Pact-Provider-State: <state> picks one.
+    Develop a client against it, then verify orchestratord with `orchq verify`.
+    """
+    import signal
+
+    from harness.contract.crosscheck import UnreadableInput, load_pact_file
+    from harness.contract.interactions import PACT_FILE
+    from harness.contract.stub import STATE_HEADER, StubError, StubServer
+
+    try:
+        path = pact_file or resources.path(resources.PACTS) / PACT_FILE
+        interactions = len(load_pact_file(path)["interactions"])
+        server = StubServer(path, port=port, state=state).start()
+    except (UnreadableInput, StubError, resources.MissingResource) as exc:
+        _fail(str(exc), exitcodes.USAGE)
+
+    # SIGTERM unwinds like Ctrl-C: stopping from inside the handler would wait for the
+    # child that the interrupted wait() below still holds.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    click.echo(f"orchq pact stub: serving {_shown(path)} at {server.url}", nl=True)
+    click.echo(
+        f"{interactions} interaction(s); where several share a request, send "
+        f"{STATE_HEADER}: <provider state>. Ctrl-C stops it.",
+        err=True,
+    )
+    sys.stdout.flush()
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
