@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.contract
 
-_STRICT = {"max_tokens": 3, "params": {"seed": 7, "determinism": "strict"}}
+_STRICT: dict[str, Any] = {"max_tokens": 3, "params": {"seed": 7, "determinism": "strict"}}
 
 
 @pytest.fixture
