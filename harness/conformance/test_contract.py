@@ -95,6 +95,7 @@ def pact_name(pact: dict[str, object]) -> str:
     return "-".join(str(n) for n in names if n) or "pact"
 
 
+@pytest.mark.evidence("cdc")
 @pytest.mark.parametrize("spec", [_param(spec) for spec in INTERACTIONS])
 def test_provider_honours_interaction(
     spec: Spec, request: pytest.FixtureRequest, contract_pact_file: Path, tmp_path: Path

@@ -107,6 +107,7 @@ def _location(template: str, requirement: str) -> dict[str, Any]:
         }
     }
 
+
 _STREAM_LINKS = _links("task_id", "$request.path.task_id", "getTask", "cancelTask")
 
 _V1 = (401,)

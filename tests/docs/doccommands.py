@@ -12,10 +12,10 @@ nothing writes into the real checkout), through ``bash -c`` with the virtualenv'
 ``bin`` first on ``PATH``. A command ending in `` &`` is a server the page starts in
 the background (``orchq serve``, ``orchq engine serve`` or ``orchq pact stub``): the
 runner starts it, waits for the line naming its URL, and fills the page's placeholder
-(``$ORCHQ_URL``, ``$ORCHQ_ENGINE_URL`` or ``$ORCHQ_STUB_URL``) into the commands that follow, exactly as the page tells the
-reader to do. Placeholders are substituted as text, never exported: pytest reads
-``ORCHQ_URL`` from the environment as ``--orch-url``, which would change what the
-other commands test.
+(``$ORCHQ_URL``, ``$ORCHQ_ENGINE_URL`` or ``$ORCHQ_STUB_URL``) into the commands that
+follow, exactly as the page tells the reader to do. Placeholders are substituted as
+text, never exported: pytest reads ``ORCHQ_URL`` from the environment as
+``--orch-url``, which would change what the other commands test.
 """
 
 from __future__ import annotations
