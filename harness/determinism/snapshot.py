@@ -28,9 +28,7 @@ reported (and removed by ``--snapshot-update``) as syrupy does.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,20 +164,12 @@ class RepositorySnapshotExtension(JSONSnapshotExtension):
         snapshot_collection: SnapshotCollection,
         name_order: dict[str, int] | None = None,
     ) -> None:
-        path = Path(snapshot_collection.location)
+        from harness.trace.index import write_text_atomic
+
         data = next(iter(snapshot_collection)).data
         if not isinstance(data, str):
             raise TypeError(f"can't write a {type(data).__name__} snapshot")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a committed file is not
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(Path(snapshot_collection.location), data)
 
 
 class DeterminismSnapshotExtension(RepositorySnapshotExtension):
