@@ -46,7 +46,7 @@ def test_renamed_queue_position_fails_orch_0042(
 ) -> None:
     mutant = json_body_mutant("POST", "/v1/tasks", rename_field("queue_position", "position"))
     target = orch_serve(wrap_app=mutant)
-    result = _run_conformance(pytester, target.url, "strict and not without")
+    result = _run_conformance(pytester, target.url, "provider_honours and strict and not without")
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
     assert "ORCH-0042" in output, "ORCH-0042: a 202 without queue_position must fail, naming it"
@@ -58,7 +58,7 @@ def test_live_target_reports_configured_states_not_verifiable(
     pytester: pytest.Pytester, orch_serve: ServeFactory
 ) -> None:
     target = orch_serve()
-    result = _run_conformance(pytester, target.url, "list and pools")
+    result = _run_conformance(pytester, target.url, "provider_honours and list and pools")
     # "list pools" needs only the public API; the wrong-token case needs a server with a token.
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(
