@@ -556,7 +556,18 @@ class TraceRecorder:
         index, shown = _load_index(self.config, self.state)
         lock, lock_shown, operations, api_shown = self._load_context()
         project = self.state.project
-        spec_shown = self._shown(project.path("spec")) if project is not None else None
+        index_path, _ = _option_path(self.config, INDEX, "index")
+        # The spec the index was extracted from: its path is relative to the project root,
+        # an ancestor of the index (a checkout's, or the copy shipped inside the wheel).
+        spec_path = next(
+            (
+                folder / index.spec
+                for folder in index_path.resolve().parents
+                if (folder / index.spec).is_file()
+            ),
+            None,
+        )
+        spec_shown = self._shown(spec_path) if spec_path is not None else None
         return build_trace(
             index,
             shown,
