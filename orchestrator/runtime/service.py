@@ -529,6 +529,28 @@ class Orchestrator:
             pool.release(replica)
 
     async def _run(self, lt: LiveTask, pool: Pool, replica: Replica | None) -> None:
+        """Run a task to its terminal state; an unexpected failure ends it ``INTERNAL``.
+
+        Without that last resort a bug (in an engine that breaks its protocol, or
+        here) would leave the task ``running`` and its stream open for ever (ORCH-0060).
+        """
+        try:
+            await self._attempts(lt, pool, replica)
+        except Exception:
+            log.exception("running task %s failed unexpectedly", lt.row.task_id)
+            open_attempt = lt.attempt_open
+            self._finish(
+                lt,
+                "failed",
+                error=task_error(ErrorKind.INTERNAL, "internal error"),
+                attempt=(
+                    None
+                    if open_attempt is None
+                    else (open_attempt, "failed", ErrorKind.INTERNAL.value)
+                ),
+            )
+
+    async def _attempts(self, lt: LiveTask, pool: Pool, replica: Replica | None) -> None:
         avoid: set[str] = set()
         prefer: str | None = None
         while True:
