@@ -1,6 +1,6 @@
 """Benchmark ``orchq trace report`` on a trace of 100,000 test results.
 
-Budget (issue 3): at most 3 s. A trace is generated over a 1,000-requirement
+Budget: at most 3 s. A trace is generated over a 1,000-requirement
 index (mixed levels and outcomes, each test citing one to three requirements,
 some requirements suspect through a lock), written as ``orchq-trace/4`` JSON,
 and the full command path is timed in-process through click (read + validate
