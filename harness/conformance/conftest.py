@@ -37,9 +37,10 @@ def serve_on_engine(
     """Start a target with one pool of ``openai`` replicas on ``orch_engine``; wait until ready.
 
     ``pool_keys`` are further keys of the pool (``max_attempts``, ``decode_timeout_ms``,
-    ...), ``config`` top-level keys (``fallback_mode``). The :class:`Wire` returned is
-    closed (its sessions deleted) at teardown. Skipped against ``--orch-url``, like
-    ``orch_serve``.
+    ...), ``config`` top-level keys (``fallback_mode``). ``token_delay_ms`` slows the
+    pool's replicas down (an engine fault rule per replica), so work holds its slot.
+    The :class:`Wire` returned is closed (its sessions deleted) at teardown. Skipped
+    against ``--orch-url``, like ``orch_serve``.
     """
     wires: list[Wire] = []
 
@@ -47,13 +48,15 @@ def serve_on_engine(
         pool_keys: dict[str, Any] | None = None,
         replicas: tuple[str, ...] = ("r1", "r2"),
         slots: int = 1,
+        token_delay_ms: float | None = None,
         **config: Any,
     ) -> Wire:
+        if token_delay_ms is not None:
+            orch_engine.slow(replicas, token_delay_ms)
         pool = engine_pool(orch_engine, replicas=replicas, slots=slots, **(pool_keys or {}))
         target = orch_serve(pools=[pool], **config)
         wire = Wire(target.url, target.auth_headers())
         wires.append(wire)
-        wire.wait_ready()
         return wire
 
     yield serve

@@ -112,6 +112,8 @@ class Wire:
 
     def close(self) -> None:
         """Delete the sessions made here (their unfinished tasks end) and close the client."""
+        if self.http.is_closed:
+            return
         for session_id in reversed(self.sessions):
             try:
                 self.http.delete(f"/v1/sessions/{session_id}")
