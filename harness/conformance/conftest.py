@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from harness.conformance import SUITE_MARKERS
+from harness.conformance import REFERENCE_CODE, SUITE_MARKERS
 from harness.engine.control import EngineControl, ServeOnEngine, engine_pool
-from harness.plugin.target import ServeFactory
+from harness.plugin.target import ServeFactory, target_mode
 from harness.properties.profile import register_profile
 from harness.wire import Wire
 
@@ -27,7 +27,23 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in SUITE_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers",
+        f"{REFERENCE_CODE}: drives orchestratord's own code in this process rather than the "
+        "target; not run when the harness starts the target (--orch-serve-cmd)",
+    )
     register_profile()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A managed target may be any implementation: checks of orchestratord's own in-process
+    code say nothing about it, so they are deselected (against ``--orch-url`` they skip)."""
+    if target_mode(config) != "managed":
+        return
+    reference = [item for item in items if item.get_closest_marker(REFERENCE_CODE)]
+    if reference:
+        config.hook.pytest_deselected(items=reference)
+        items[:] = [item for item in items if not item.get_closest_marker(REFERENCE_CODE)]
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 Every interaction is verified on its own by the pact FFI verifier over real
 HTTP, with its provider states set up through the public API, and cites the
 ORCH IDs it certifies. Interactions whose states need a specially configured
-server (``constrained``, ``auth`` in :data:`harness.contract.states.GROUP_CONFIGS`)
-run on an in-process orchestratord; against ``--orch-url`` they are skipped as
-NOT VERIFIABLE, never passed.
+server (``constrained``, ``auth``: :func:`harness.contract.states.server_group`)
+run on a target the harness configures (in-process, or started with
+``--orch-serve-cmd``); against ``--orch-url`` they are skipped as NOT
+VERIFIABLE, never passed.
 
 The pact replayed is ``--orch-pact-file``, else the checkout's
 ``contracts/pacts/orchq-client-orchestratord.json``, else one built from the
@@ -20,14 +21,14 @@ from pathlib import Path
 import pytest
 
 from harness.contract.interactions import INTERACTIONS, PACT_FILE, Spec
-from harness.contract.states import GROUP_CONFIGS, LIVE_GROUPS, group_of
+from harness.contract.states import LIVE_GROUPS, group_of, server_group
 
 pytestmark = pytest.mark.contract
 
 _GROUP_NEEDS = {
-    "constrained": "an in-process server with a one-slot queue, a stalled replica, "
+    "constrained": "a server the harness configures with a one-slot queue, a stalled replica, "
     "a warming pool, a down pool and a 1 KiB body limit",
-    "auth": "an in-process server with an API token it chose",
+    "auth": "a server the harness configures with an API token it chose",
 }
 
 
@@ -74,7 +75,10 @@ def test_provider_honours_interaction(
                 f"{NOT_VERIFIABLE_LIVE}: interaction {spec.description!r} "
                 f"({', '.join(spec.req)}) needs {_GROUP_NEEDS[group]}"
             )
-        target = request.getfixturevalue("orch_serve")(**GROUP_CONFIGS[group])
+        engine = request.getfixturevalue("orch_engine")
+        setup = server_group(group, engine)
+        engine.set_faults(setup.faults)
+        target = request.getfixturevalue("orch_serve")(**setup.config, ready=setup.ready)
         token = None  # the interaction states its own Authorization header
         state_token = target.token
     outcome = verify_spec(

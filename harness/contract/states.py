@@ -14,8 +14,9 @@ Every state belongs to a *server group*. ``default`` states only need an
 OrchQueue v1 server and its public API, so they are verifiable against any
 ``--orch-url``. ``constrained`` and ``auth`` states need a server configured in
 a particular way (a tiny queue with a stalled replica, a warming pool, a 1 KiB
-body limit, a token): those are verified in-process only, on the configurations
-of :data:`GROUP_CONFIGS`, and reported as not verifiable against a live target.
+body limit, a token): those are verified on a target the harness configures
+(:func:`server_group`: in-process, or started with ``--orch-serve-cmd``), and reported
+as not verifiable against a live target.
 The state handlers of those groups check that the server really is in the
 stated condition, so a misconfiguration fails the state, not the contract.
 """
@@ -27,19 +28,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
 from harness.plugin.fixtures import Factories
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted
 
 __all__ = [
-    "GROUP_CONFIGS",
+    "GROUPS",
     "LIVE_GROUPS",
     "STATES",
+    "ServerGroup",
     "StateServer",
     "group_of",
+    "server_group",
     "state_server",
 ]
 
@@ -49,40 +54,50 @@ Setup = Callable[[Factories], Values]
 LIVE_GROUPS = frozenset({"default"})
 """Groups whose states the public API of any server can set up."""
 
-_STALLED_REPLICA: dict[str, Any] = {
-    "replica_id": "r1",
-    "slots": 1,
-    "faults": {"stall_after_tokens": 1},
-}
-GROUP_CONFIGS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "constrained": {
-        "max_body_bytes": 1024,
-        "pools": [
-            {
-                "pool_id": "default",
-                "queue_capacity": 1,
-                "overflow_policy": "reject",
-                "decode_timeout_ms": 600_000,
-                "replicas": [_STALLED_REPLICA],
+@dataclass(frozen=True)
+class ServerGroup:
+    """The target a group of states needs: its configuration (spec section 11 keys), the
+    engine's fault rules, and the pools that become ready (``None``: all of them)."""
+
+    config: dict[str, Any]
+    faults: list[dict[str, Any]]
+    ready: tuple[str, ...] | None = None
+
+
+def server_group(group: str, engine: EngineControl | str) -> ServerGroup:
+    """The configuration of a server group, with its replicas on the harness's ``engine``.
+
+    ``constrained``: pools ``default`` (``reject``) and ``lru`` (``drop_lru``) with a
+    one-task queue and a replica that stalls after one token (the engine hangs), a pool
+    ``warming`` still warming up and a pool ``down`` whose engine refuses to serve; a
+    1 KiB body limit. ``auth``: an API token. ``default``: nothing chosen.
+    """
+    if group == "constrained":
+        stalled = {"queue_capacity": 1, "decode_timeout_ms": 600_000}
+        return ServerGroup(
+            config={
+                "max_body_bytes": 1024,
+                "pools": [
+                    engine_pool(engine, "default", ("r1",), overflow_policy="reject", **stalled),
+                    engine_pool(engine, "lru", ("r1",), overflow_policy="drop_lru", **stalled),
+                    {"pool_id": "warming",
+                     "replicas": [engine_replica(engine, "w1", warmup_ms=3_600_000)]},
+                    engine_pool(engine, "down", ("d1",)),
+                ],
             },
-            {
-                "pool_id": "lru",
-                "queue_capacity": 1,
-                "overflow_policy": "drop_lru",
-                "decode_timeout_ms": 600_000,
-                "replicas": [_STALLED_REPLICA],
-            },
-            {"pool_id": "warming", "replicas": [{"replica_id": "w1", "warmup_ms": 3_600_000}]},
-            {
-                "pool_id": "down",
-                "replicas": [{"replica_id": "d1", "faults": {"unavailable": True}}],
-            },
-        ],
-    },
-    "auth": {"auth_token": "contract-token"},
-}
-"""``orch_serve`` overrides of each in-process server group."""
+            faults=[rule({"hang_after_tokens": 1}, replica="r1"),
+                    rule({"unavailable": True}, replica="d1")],
+            ready=("default", "lru"),
+        )  # fmt: skip
+    if group == "auth":
+        return ServerGroup(config={"auth_token": "contract-token"}, faults=[])
+    if group == "default":
+        return ServerGroup(config={}, faults=[])
+    raise KeyError(f"unknown server group {group!r}")
+
+
+GROUPS = ("default", "constrained", "auth")
+"""Every server group a provider state may belong to."""
 
 _WAIT_S = 15.0
 _POLL_S = 0.01

@@ -23,8 +23,9 @@ which a test can kill (SIGKILL), terminate (SIGTERM) and restart on the same
 state: through CMD, or, in-process runs, through ``orchq serve`` of this
 installation (:data:`~harness.managed.command.EMBEDDED_SERVE_CMD`).
 
-Every server a test starts is stopped at its teardown, every process reaped at
-the end of the session at the latest (also after a failure or an interruption).
+Every server a test starts is stopped at its teardown (a process is killed), every
+process reaped at the end of the session at the latest (also after a failure or an
+interruption).
 
 Like every module of this plugin it is loaded into *every* pytest run where
 orchq is installed, so it imports only the standard library and pytest at
@@ -321,10 +322,12 @@ class Launcher:
         return Target(url=url, token=process.token, process=process)
 
     def close(self) -> None:
+        """Stop every target started here. Processes are killed: their state is thrown
+        away, and how an implementation shuts down is not what a teardown checks."""
         for server in reversed(self.threads):
             server.stop()
         for process in reversed(self.processes):
-            process.stop()
+            process.kill()
 
 
 @contextlib.contextmanager
@@ -359,6 +362,7 @@ def orch_serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
     with _launcher(request, tmp_path) as launcher:
         if mode == "managed":
             command = serve_command(request.config)
+            launcher.engine_url()  # started now, not inside the test (it outlives the test)
 
             def start(
                 config: Config | None = None, *, ready: Iterable[str] | None = None, **overrides: Any
@@ -392,6 +396,7 @@ def orch_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
         pytest.skip(LIVE_TARGET_SKIP)
     command = serve_command(request.config)
     with _launcher(request, tmp_path) as launcher:
+        launcher.engine_url()  # started now, not inside the test (it outlives the test)
 
         def start(*, ready: Iterable[str] | None = None, **overrides: Any) -> Target:
             return launcher.process(command, ready, **overrides)

@@ -11,6 +11,13 @@ Test outcomes, from best to worst (a test seen twice, e.g. in two CI shards,
 keeps the worse one): ``passed``, ``skipped``, ``xfailed``, ``xpassed``,
 ``flaky`` (failed, then passed on a rerun), ``failed``.
 
+A failed test whose failure a check blamed on some requirements
+(:mod:`harness.checks`) carries a :class:`Blame`: for those requirements it is
+``failed``; for the others it cites, ``passed`` if their checks had passed
+before the failure, else ``not-reached`` (the failure stopped the test first).
+A ``not-reached`` case counts only when nothing else judges the requirement,
+and then as ``skipped``: the requirement stays as its other tests leave it.
+
 Requirement states, by precedence (the first rule that applies wins):
 
 1. ``untested``: no test cites it (whatever its text or lock entry: with no
@@ -24,6 +31,8 @@ Requirement states, by precedence (the first rule that applies wins):
 6. ``skipped``: every citing case was skipped;
 7. ``partly-skipped``: some citing cases passed, the others were skipped;
 8. ``verified``: every citing case passed, and the text is as accepted.
+
+(the outcomes are each case's outcome *for that requirement*, as above.)
 
 Only ``verified`` satisfies the gate: ``partly-skipped`` (a case that did not
 run verified nothing), ``flaky`` (a pass that needed a rerun proves nothing
@@ -54,6 +63,8 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_FILE",
     "STATES",
+    "NOT_REACHED",
+    "Blame",
     "ReqInfo",
     "Trace",
     "build_trace",
@@ -73,6 +84,9 @@ SCHEMA_FILE = "orchq-trace-3.schema.json"
 OUTCOMES: tuple[str, ...] = ("passed", "skipped", "xfailed", "xpassed", "flaky", "failed")
 """Final outcomes of one test case, best first."""
 _OUTCOME_RANK = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
+
+NOT_REACHED = "not-reached"
+"""A failed case's outcome for a cited requirement whose check the failure came before."""
 
 STATES: tuple[str, ...] = (
     "verified",
@@ -118,6 +132,9 @@ def requirement_state(outcomes: Iterable[str], suspect: bool = False) -> str:
     seen = set(outcomes)
     if not seen:
         return "untested"
+    if NOT_REACHED in seen:
+        seen.discard(NOT_REACHED)
+        seen = seen or {"skipped"}
     if "failed" in seen:
         return "failing"
     if "flaky" in seen:
@@ -151,6 +168,28 @@ class ReqInfo:
         return self.accepted is not None and self.accepted != self.sha256
 
 
+@dataclass(frozen=True)
+class Blame:
+    """A failed test's failure as its checks attributed it (see :mod:`harness.checks`)."""
+
+    failed: tuple[str, ...]
+    """The requirements whose check failed (any ID, cited by the test or not)."""
+    passed: tuple[str, ...] = ()
+    """Cited requirements whose checks had passed before the failure."""
+
+    def outcome(self, req_id: str) -> str:
+        """The failed test's outcome for ``req_id``."""
+        if req_id in self.failed:
+            return "failed"
+        return "passed" if req_id in self.passed else NOT_REACHED
+
+    def merged(self, other: Blame) -> Blame:
+        """Two failed runs of one test (CI shards): blamed on both, passed where both passed."""
+        failed = tuple(sorted(set(self.failed) | set(other.failed), key=_id_order))
+        passed = set(self.passed) & set(other.passed)
+        return Blame(failed, tuple(i for i in sorted(passed, key=_id_order) if i not in failed))
+
+
 @dataclass
 class Trace:
     """A run's traceability: requirements (by ID number) and cited tests' final outcomes."""
@@ -168,6 +207,8 @@ class Trace:
     requirements: list[ReqInfo]
     tests: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     """nodeid -> (cited IDs in number order, final outcome)."""
+    blame: dict[str, Blame] = field(default_factory=dict)
+    """nodeid -> how its failure was attributed, for failed tests whose checks named it."""
 
     _rows: list[tuple[ReqInfo, str, list[tuple[str, str]]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -185,11 +226,18 @@ class Trace:
         tests = self.tests
         for nodeid in sorted(tests):
             ids, outcome = tests[nodeid]
-            entry = (nodeid, outcome)
-            for req_id in ids:
+            blame = self.blame.get(nodeid) if outcome == "failed" else None
+            if blame is None:
+                entry = (nodeid, outcome)
+                for req_id in ids:
+                    cited = by_req.get(req_id)
+                    if cited is not None:
+                        cited.append(entry)
+                continue
+            for req_id in sorted({*ids, *blame.failed}, key=_id_order):
                 cited = by_req.get(req_id)
                 if cited is not None:
-                    cited.append(entry)
+                    cited.append((nodeid, blame.outcome(req_id)))
         self._rows = [
             (req, requirement_state({o for _, o in by_req[req.id]}, req.suspect), by_req[req.id])
             for req in self.requirements
@@ -217,11 +265,15 @@ class Trace:
                     "text": req.text,
                 }
             )
-        tests_out = [
-            {"nodeid": nodeid, "outcome": self.tests[nodeid][1], "requirements": list(ids)}
-            for nodeid in sorted(self.tests)
-            for ids in (self.tests[nodeid][0],)
-        ]
+        tests_out: list[dict[str, Any]] = []
+        for nodeid in sorted(self.tests):
+            ids, outcome = self.tests[nodeid]
+            entry: dict[str, Any] = {"nodeid": nodeid, "outcome": outcome, "requirements": list(ids)}
+            blame = self.blame.get(nodeid)
+            if blame is not None and outcome == "failed":
+                entry["blamed"] = list(blame.failed)
+                entry["checked"] = list(blame.passed)
+            tests_out.append(entry)
         return {
             "index": self.index,
             "index_sha256": self.index_sha256,
@@ -267,6 +319,7 @@ def build_trace(
     *,
     title: str = DEFAULT_TITLE,
     scheme: IdScheme = ORCH,
+    blame: Mapping[str, Blame] | None = None,
 ) -> Trace:
     """A :class:`Trace` of the index's active requirements and the given final outcomes."""
     accepted = lock or {}
@@ -286,6 +339,7 @@ def build_trace(
         openapi=openapi_shown if operations is not None else None,
         requirements=reqs,
         tests=dict(tests),
+        blame=dict(blame or {}),
     )
 
 
@@ -381,11 +435,15 @@ def _trace_from_data(data: Any) -> Trace:
     if [r.id for r in reqs] != sorted(seen, key=_id_order):
         raise _Bad("requirements must be in ID order")
     tests: dict[str, tuple[tuple[str, ...], str]] = {}
+    blames: dict[str, Blame] = {}
     test_keys = {"nodeid", "outcome", "requirements"}
     for pos, entry in enumerate(_expect(top["tests"], list, "tests")):
         # The hot loop of a 100k-test trace: cheap checks first, precise messages on failure.
         if type(entry) is not dict or entry.keys() != test_keys:
-            _keys(entry, test_keys, f"tests[{pos}]")
+            if type(entry) is dict and entry.keys() == test_keys | _BLAME_KEYS:
+                blames[str(entry.get("nodeid"))] = _blame_of(entry, pos, scheme)
+            else:
+                _keys(entry, test_keys, f"tests[{pos}]")
         nodeid, outcome, ids = entry["nodeid"], entry["outcome"], entry["requirements"]
         if type(nodeid) is not str:
             raise _Bad(f"tests[{pos}].nodeid must be a string")
@@ -397,6 +455,8 @@ def _trace_from_data(data: Any) -> Trace:
             raise _Bad(f"tests[{pos}].requirements: {unknown!r} is not a requirement of this trace")
         if nodeid in tests:
             raise _Bad(f"tests[{pos}]: duplicate nodeid {nodeid!r}")
+        if nodeid in blames and outcome != "failed":
+            raise _Bad(f"tests[{pos}]: only a failed test is blamed on requirements")
         tests[nodeid] = (tuple(ids), outcome)
     return Trace(
         title=_expect(top["title"], str, "title"),
@@ -407,7 +467,23 @@ def _trace_from_data(data: Any) -> Trace:
         openapi=_optional_str(top["openapi"], "openapi"),
         requirements=reqs,
         tests=tests,
+        blame=blames,
     )
+
+
+_BLAME_KEYS = {"blamed", "checked"}
+
+
+def _blame_of(entry: Mapping[str, Any], pos: int, scheme: IdScheme) -> Blame:
+    where = f"tests[{pos}]"
+    failed = _expect(entry["blamed"], list, f"{where}.blamed")
+    passed = _expect(entry["checked"], list, f"{where}.checked")
+    for req_id in [*failed, *passed]:
+        if not isinstance(req_id, str) or not scheme.is_valid(req_id):
+            raise _Bad(f"{where}: malformed requirement ID {req_id!r} in blamed/checked")
+    if not failed:
+        raise _Bad(f"{where}.blamed: a blamed test names at least one requirement")
+    return Blame(tuple(failed), tuple(passed))
 
 
 def _check_derived(trace: Trace, data: dict[str, Any], display: str) -> None:
@@ -462,6 +538,7 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
         raise ValueError("nothing to merge")
     first_name, first = traces[0]
     tests: dict[str, tuple[tuple[str, ...], str]] = {}
+    blames: dict[str, Blame | None] = {}
     for name, trace in traces:
         if trace.index_sha256 != first.index_sha256:
             raise TraceFileError(
@@ -484,12 +561,21 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
                 "(another acceptance lock or OpenAPI document?)",
             )
         for nodeid, (ids, outcome) in trace.tests.items():
+            blame = trace.blame.get(nodeid) if outcome == "failed" else None
             previous = tests.get(nodeid)
             if previous is None:
                 tests[nodeid] = (ids, outcome)
+                blames[nodeid] = blame
                 continue
             union = tuple(sorted(set(previous[0]) | set(ids), key=_id_order))
-            tests[nodeid] = (union, worse_outcome(previous[1], outcome))
+            worse = worse_outcome(previous[1], outcome)
+            tests[nodeid] = (union, worse)
+            if outcome == "failed" and previous[1] == "failed":
+                before = blames.get(nodeid)
+                # Both failed: blamed only if both failures were attributed.
+                blames[nodeid] = before.merged(blame) if before and blame else None
+            elif outcome == "failed":
+                blames[nodeid] = blame
     return Trace(
         first.title,
         first.prefix,
@@ -499,4 +585,5 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
         first.openapi,
         first.requirements,
         tests,
+        {nodeid: blame for nodeid, blame in blames.items() if blame is not None},
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from harness.checks import RequirementFailure, expect, leading_ids
 from harness.fuzz.wire import backpressure_problems, envelope_problems
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled", "dropped"})
@@ -31,12 +32,6 @@ def _headers(response: httpx.Response) -> dict[str, list[str]]:
     for key, value in response.headers.multi_items():
         out.setdefault(key, []).append(value)
     return out
-
-
-def expect(ok: object, message: str) -> None:
-    """``assert`` that survives ``python -O``: conformance verdicts must never vanish."""
-    if not ok:
-        raise AssertionError(message)
 
 
 def error_kind(response: httpx.Response) -> str | None:
@@ -99,7 +94,9 @@ class Wire:
 
     def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 30.0):
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, headers=dict(headers or {}), timeout=timeout)
+        self.headers = dict(headers or {})
+        """The headers every request carries (the target's bearer token)."""
+        self.http = httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
         self.sessions: list[str] = []
 
     def __enter__(self) -> Wire:
@@ -126,9 +123,11 @@ class Wire:
         deadline = time.monotonic() + timeout
         while (status := self.http.get("/readyz").status_code) != 200:
             if time.monotonic() > deadline:
-                raise AssertionError(
+                raise RequirementFailure(
                     f"ORCH-0130: /readyz still answers {status} {timeout:.0f} s after the start "
-                    "although every replica can become ready"
+                    "although every replica can become ready",
+                    ["ORCH-0130"],
+                    default=True,
                 )
             time.sleep(0.02)
 
@@ -191,16 +190,22 @@ class Wire:
         what: str,
         timeout: float = 20.0,
     ) -> dict[str, Any]:
-        """Poll the task until ``predicate`` holds; fail naming ``what`` (an ORCH ID first)."""
+        """Poll the task until ``predicate`` holds; fail naming ``what`` (its IDs first).
+
+        The timeout is blamed on the IDs ``what`` starts with, unless the wait happens
+        inside ``orch_check(ID)``: then it is blamed on the requirement being checked.
+        """
         deadline = time.monotonic() + timeout
         while True:
             task = self.task(task_id)
             if predicate(task):
                 return task
             if time.monotonic() > deadline:
-                raise AssertionError(
+                raise RequirementFailure(
                     f"{what}: not reached within {timeout:.0f} s; task {task_id} is "
-                    f"{task.get('state')!r}: {json.dumps(task)[:400]}"
+                    f"{task.get('state')!r}: {json.dumps(task)[:400]}",
+                    leading_ids(what),
+                    default=True,
                 )
             time.sleep(0.01)
 

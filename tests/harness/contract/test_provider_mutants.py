@@ -16,7 +16,8 @@ import pytest
 from harness.contract.interactions import PACT_FILE, by_description
 from harness.contract.plugin import committed_pact_dir
 from harness.contract.provider import verify_spec
-from harness.contract.states import GROUP_CONFIGS
+from harness.contract.states import server_group
+from harness.engine.control import EngineControl
 from harness.plugin.target import ServeFactory
 from tests.harness.contract.pact_mutants import (
     drop_headers_mutant,
@@ -66,10 +67,20 @@ def test_live_target_reports_configured_states_not_verifiable(
     )
 
 
-def test_dropped_retry_after_fails_orch_0021(orch_serve: ServeFactory, tmp_path: Path) -> None:
+def _constrained(
+    orch_serve: ServeFactory, engine: EngineControl, **keywords: object
+) -> str:
+    setup = server_group("constrained", engine)
+    engine.set_faults(setup.faults)
+    return orch_serve(**setup.config, ready=setup.ready, **keywords).url
+
+
+def test_dropped_retry_after_fails_orch_0021(
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
+) -> None:
     spec = by_description()["submit a task while the queue of pool default is full"]
-    target = orch_serve(wrap_app=drop_headers_mutant("Retry-After"), **GROUP_CONFIGS["constrained"])
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    url = _constrained(orch_serve, orch_engine, wrap_app=drop_headers_mutant("Retry-After"))
+    outcome = verify_spec(spec, PACT, tmp_path, url)
     assert not outcome.ok, "ORCH-0021: a 429 without Retry-After passed the pact"
     assert "ORCH-0021" in outcome.message
     assert "Retry-After" in outcome.message
@@ -85,12 +96,11 @@ def test_renamed_stream_url_fails_orch_0042(orch_serve: ServeFactory, tmp_path: 
 
 
 def test_the_unmodified_server_honours_the_same_interactions(
-    orch_serve: ServeFactory, tmp_path: Path
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
 ) -> None:
     """The control: without the mutation the same checks pass, so the failures above are real."""
     spec = by_description()["submit a task while the queue of pool default is full"]
-    target = orch_serve(**GROUP_CONFIGS["constrained"])
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    outcome = verify_spec(spec, PACT, tmp_path, _constrained(orch_serve, orch_engine))
     assert outcome.ok, outcome.message
 
 
