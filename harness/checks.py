@@ -193,7 +193,8 @@ class SoftChecks:
         for requirements, exc in self.failures:
             ids.extend(requirements)
             text = str(exc).strip() or type(exc).__name__
-            lines.append(f"- {', '.join(requirements)}: {text}")
+            named = leading_ids(text)
+            lines.append(f"- {text}" if named else f"- {', '.join(requirements)}: {text}")
         raise RequirementFailure("\n".join(lines), ids) from self.failures[0][1]
 
 

@@ -35,22 +35,6 @@ HOLD_TOKENS = 4096
 # ---------------------------------------------------------------- 6 lanes, fairness, capacity
 
 
-def _running(wire: Wire, task_ids: list[str], timeout: float = 10.0) -> str:
-    """The one task of ``task_ids`` that is running, once exactly one is."""
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {task_id: wire.task(task_id)["state"] for task_id in task_ids}
-        running = [task_id for task_id, state in states.items() if state == "running"]
-        if len(running) == 1:
-            return running[0]
-        expect(
-            time.monotonic() < deadline,
-            f"ORCH-0093: a slot was freed and tasks wait, so exactly one of them must be "
-            f"dispatched to it; after {timeout:.0f} s the states are {sorted(states.values())}",
-        )
-        time.sleep(0.01)
-
-
 @pytest.mark.req("ORCH-0043", "ORCH-0088", "ORCH-0089", "ORCH-0090", "ORCH-0094", "ORCH-0095")
 def test_lanes_dispatch_in_admission_order_with_the_batch_share(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
@@ -98,7 +82,7 @@ def test_lanes_dispatch_in_admission_order_with_the_batch_share(
     taken: list[str] = []
     while queued:
         wire.http.delete(f"/v1/tasks/{running}")
-        running = _running(wire, queued)
+        running = wire.one_running(queued)
         lane = model.expect_dispatch()
         assert lane is not None
         expected = model.lanes[lane][0]

@@ -217,6 +217,24 @@ class Wire:
             timeout,
         )
 
+    def one_running(self, task_ids: list[str], timeout: float = 10.0) -> str:
+        """The one task of ``task_ids`` that runs, once exactly one does (a slot was freed
+        for tasks that hold it until cancelled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = {task_id: self.task(task_id)["state"] for task_id in task_ids}
+            running = [task_id for task_id, state in states.items() if state == "running"]
+            if len(running) == 1:
+                return running[0]
+            if time.monotonic() > deadline:
+                raise RequirementFailure(
+                    f"ORCH-0093: a slot is free and tasks wait, so exactly one of them must run; "
+                    f"after {timeout:.0f} s the states are {sorted(states.values())}",
+                    ["ORCH-0093"],
+                    default=True,
+                )
+            time.sleep(0.01)
+
     def wait_running(self, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
         return self.wait_task(
             task_id,
