@@ -20,6 +20,12 @@ the requirement that says the task must end, not on "every task ends".
 test goes on; at the end of the group one :class:`RequirementFailure` reports
 them all, blamed on each of their IDs.
 
+An exception nobody blamed is still read (:func:`failure_blame`): an
+assertion whose message starts with IDs (``assert ok, "ORCH-0135: ..."``) is
+blamed on them, and a suite can register an *explainer* (:func:`register_explainer`)
+that knows which requirement an exception of its client breaks (a response that
+does not match the schema of its operation).
+
 The pytest plugin (:mod:`harness.plugin.trace`) reads the blame off the
 exception that failed a test and the checks that passed before it, so only the
 blamed requirements become ``failing`` in the trace. Standard library only:
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -41,10 +47,14 @@ __all__ = [
     "blamed",
     "current_record",
     "expect",
+    "failure_blame",
     "leading_ids",
+    "named_ids",
+    "note_passed",
     "orch_check",
     "orch_checks",
     "recording",
+    "register_explainer",
 ]
 
 _BLAME = "orchq_blame"
@@ -61,6 +71,11 @@ def leading_ids(message: str) -> tuple[str, ...]:
     """The requirement IDs a message starts with (``ORCH-0053/ORCH-0056: ...``), or ()."""
     match = _LEADING.match(message)
     return tuple(_ID.findall(match.group(1))) if match else ()
+
+
+def named_ids(message: str) -> tuple[str, ...]:
+    """The IDs each line of a message starts with (one failure per line), in order, once."""
+    return tuple(dict.fromkeys(i for line in message.splitlines() for i in leading_ids(line)))
 
 
 class RequirementFailure(AssertionError):
@@ -128,10 +143,44 @@ def recording() -> Iterator[CheckRecord]:
         _record = previous
 
 
-def _passed(ids: Iterable[str]) -> None:
+def note_passed(ids: Iterable[str]) -> None:
+    """Record that checks of ``ids`` passed in the running test (a check that has no
+    ``expect`` of its own, e.g. every case a fuzzer validated)."""
     record = _record
     if record is not None:
         record.note_passed(ids)
+
+
+_passed = note_passed
+
+Explainer = Callable[[BaseException], "tuple[str, ...] | None"]
+_explainers: list[Explainer] = []
+
+
+def register_explainer(explainer: Explainer) -> None:
+    """Add a function naming the requirements an exception breaks (or None); once each."""
+    if explainer not in _explainers:
+        _explainers.append(explainer)
+
+
+def failure_blame(
+    exc: BaseException, assertions: tuple[type[BaseException], ...] = (AssertionError,)
+) -> tuple[str, ...] | None:
+    """The requirements a test's failure ``exc`` is blamed on, or None (the whole test).
+
+    An explicit blame first; then the registered explainers; then, for an assertion
+    (``assertions``), the IDs its message starts with.
+    """
+    ids = blamed(exc)
+    if ids is not None:
+        return ids
+    for explainer in _explainers:
+        ids = explainer(exc)
+        if ids:
+            return tuple(ids)
+    if isinstance(exc, assertions):
+        return named_ids(str(exc)) or None
+    return None
 
 
 @contextlib.contextmanager
@@ -157,10 +206,11 @@ def orch_check(*ids: str) -> Iterator[None]:
 def expect(ok: object, message: str, *ids: str) -> None:
     """``assert`` that survives ``python -O`` and names the requirement it checks.
 
-    The requirement IDs are ``ids``, or else those the message starts with
-    (``"ORCH-0083: ..."``); a message naming none raises a plain ``AssertionError``.
+    The requirement IDs are ``ids``, or else those the message's lines start with
+    (``"ORCH-0083: ..."``, one failure per line); a message naming none raises a plain
+    ``AssertionError``.
     """
-    requirements = ids or leading_ids(message)
+    requirements = ids or named_ids(message)
     if not ok:
         if requirements:
             raise RequirementFailure(message, requirements)

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
+from harness.checks import register_explainer
 from harness.conformance import REFERENCE_CODE, SUITE_MARKERS
 from harness.engine.control import EngineControl, ServeOnEngine, engine_pool
 from harness.plugin.target import ServeFactory, target_mode
 from harness.properties.profile import register_profile
 from harness.wire import Wire
+from harness.wire.blame import client_blame
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "target; not run when the harness starts the target (--orch-serve-cmd)",
     )
     register_profile()
+    register_explainer(client_blame)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -50,7 +50,7 @@ def test_engine_dying_after_tokens_fails_a_best_effort_task_with_worker_reset(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
     run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 3},
-                      {"max_attempts": 2}, max_tokens=12, seed=5)  # fmt: skip
+                      {"max_attempts": 2}, max_tokens=12, req="ORCH-0108", seed=5)  # fmt: skip
     task = run.task
     task_error(task, "WORKER_RESET", "ORCH-0108")
     tokens = stream_error(run.wire, task, "WORKER_RESET", "ORCH-0082")
@@ -117,7 +117,8 @@ def test_engine_dying_on_every_attempt_ends_replica_exhausted(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
     run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 0},
-                      {"max_attempts": 3}, replicas=("r1", "r2", "r3"), seed=1)  # fmt: skip
+                      {"max_attempts": 3}, replicas=("r1", "r2", "r3"), req="ORCH-0102",
+                      seed=1)  # fmt: skip
     task = run.task
     task_error(task, "REPLICA_EXHAUSTED", "ORCH-0102")
     stream_error(run.wire, task, "REPLICA_EXHAUSTED", "ORCH-0082")
@@ -136,7 +137,7 @@ def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
 ) -> None:
     # the task's first request, whichever replica gets it, meets an engine that answers 503
     run = faulty_task(serve_on_engine, orch_engine, {"unavailable": True}, {"max_attempts": 2},
-                      times=1, max_tokens=4, seed=6)  # fmt: skip
+                      times=1, max_tokens=4, req="ORCH-0104", seed=6)  # fmt: skip
     task = run.task
     attempts = task["attempts"]
     expect(
@@ -170,7 +171,9 @@ def test_hanging_engine_ends_decode_timeout_without_retry_and_is_hung_up_on(
 ) -> None:
     pool_keys = {"max_attempts": 2, "decode_timeout_ms": 300}
     faults = {"hang_after_tokens": 2}
-    run = faulty_task(serve_on_engine, orch_engine, faults, pool_keys, max_tokens=8, seed=3)
+    run = faulty_task(
+        serve_on_engine, orch_engine, faults, pool_keys, max_tokens=8, req="ORCH-0111", seed=3
+    )
     task = run.task
     task_error(task, "DECODE_TIMEOUT", "ORCH-0111")
     stream_error(run.wire, task, "DECODE_TIMEOUT", "ORCH-0082")
@@ -199,7 +202,7 @@ def _rate_limited_once(
     pool_keys = {"max_attempts": 2}
     config = {"fallback_mode": mode}
     task = faulty_task(
-        serve_on_engine, engine, faults, pool_keys, times=1, config=config, seed=4
+        serve_on_engine, engine, faults, pool_keys, times=1, config=config, req=req, seed=4
     ).task
     attempts: list[dict[str, Any]] = task["attempts"]
     expect(

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import orch_check
 from harness.engine.control import EngineControl, ServeOnEngine, engine_pool, rule, unique_tag
 from harness.plugin.target import ServeFactory
 from harness.properties.model import Priority, QueueModel
@@ -82,7 +83,8 @@ def test_lanes_dispatch_in_admission_order_with_the_batch_share(
     taken: list[str] = []
     while queued:
         wire.http.delete(f"/v1/tasks/{running}")
-        running = wire.one_running(queued)
+        with orch_check("ORCH-0093"):
+            running = wire.one_running(queued)
         lane = model.expect_dispatch()
         assert lane is not None
         expected = model.lanes[lane][0]
@@ -114,7 +116,8 @@ def test_evicted_task_ends_dropped_and_its_stream_says_so(serve_on_engine: Serve
     wire.wait_running(holder)
     victim = str(wire.admit(session_id, max_tokens=3, priority="batch")["task_id"])
     newcomer = wire.admit(session_id, max_tokens=3, priority="interactive")
-    task = wire.wait_terminal(victim, timeout=5)
+    with orch_check("ORCH-0096"):  # the victim must be evicted for the newcomer
+        task = wire.wait_terminal(victim, timeout=5)
     expect(
         task["state"] == "dropped",
         f"ORCH-0096/ORCH-0097: the oldest queued batch task is evicted for an interactive "
@@ -194,7 +197,7 @@ def test_strict_retry_that_diverges_ends_worker_reset(
     reproduce the tokens already sent."""
     faults: dict[str, Any] = {"die_after_tokens": 3, "nondeterministic": True}
     run = faulty_task(serve_on_engine, orch_engine, faults, {"max_attempts": 2},
-                      max_tokens=8, seed=9, determinism="strict")  # fmt: skip
+                      max_tokens=8, req="ORCH-0107", seed=9, determinism="strict")  # fmt: skip
     task_error(run.task, "WORKER_RESET", "ORCH-0107")
     stream_error(run.wire, run.task, "WORKER_RESET", "ORCH-0107")
 
@@ -206,7 +209,7 @@ def test_strict_retries_exhausted_repeat_no_token(
     """Every attempt dies after 2 tokens: the retries regenerate them but send none again,
     and the third failure exhausts the task."""
     run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 2},
-                      {"max_attempts": 3}, max_tokens=8, seed=5,
+                      {"max_attempts": 3}, max_tokens=8, req="ORCH-0102", seed=5,
                       determinism="strict")  # fmt: skip
     attempts = run.task["attempts"]
     expect(

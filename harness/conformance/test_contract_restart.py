@@ -59,7 +59,9 @@ def _crash(target: Target, wire: Wire, how: Callable[[], object]) -> Target:
     return target.restart()
 
 
-def _until(wire: Wire, task_id: str, what: str, predicate: Callable[[dict[str, Any]], bool]) -> None:
+def _until(
+    wire: Wire, task_id: str, what: str, predicate: Callable[[dict[str, Any]], bool]
+) -> None:
     wire.wait_task(task_id, predicate, what, timeout=15.0)
 
 
@@ -93,22 +95,23 @@ def _scenario_config(engine: EngineControl) -> dict[str, Any]:
         "fallback_mode": "aggressive_fallback",
         "pools": [
             engine_pool(engine, "queue", ("q1",), max_attempts=3, decode_timeout_ms=600_000),
-            engine_pool(engine, "run", ("a1",), slots=8, max_attempts=2,
-                        decode_timeout_ms=600_000),
+            engine_pool(engine, "run", ("a1",), slots=8, max_attempts=2, decode_timeout_ms=600_000),
             engine_pool(engine, "single", ("x1",), max_attempts=1, decode_timeout_ms=600_000),
         ],
-    }  # fmt: skip
+    }
 
 
 def _before_the_crash(wire: Wire, engine: EngineControl) -> Before:
     tag = unique_tag("restart")
     before = Before(tag)
-    engine.set_faults([
-        rule({"token_delay_ms": SLOW_TOKEN_MS}, prompt_contains=f"{tag} slow"),
-        rule({"hang_after_tokens": 1}, prompt_contains=f"{tag} hold"),
-        rule({"hang_after_tokens": 0}, prompt_contains=f"{tag} untouched", times=1),
-        rule({"die_after_tokens": 2}, prompt_contains=f"{tag} dies"),
-    ])  # fmt: skip
+    engine.set_faults(
+        [
+            rule({"token_delay_ms": SLOW_TOKEN_MS}, prompt_contains=f"{tag} slow"),
+            rule({"hang_after_tokens": 1}, prompt_contains=f"{tag} hold"),
+            rule({"hang_after_tokens": 0}, prompt_contains=f"{tag} untouched", times=1),
+            rule({"die_after_tokens": 2}, prompt_contains=f"{tag} dies"),
+        ]
+    )
     before.session = wire.new_session(ttl_seconds=900)
     session = str(before.session["session_id"])
     before.deleted_session = str(wire.new_session()["session_id"])
@@ -116,11 +119,21 @@ def _before_the_crash(wire: Wire, engine: EngineControl) -> Before:
     expect(deleted.status_code == 204, f"ORCH-0033: DELETE of a session answered {deleted}")
 
     # Terminal tasks: completed, failed, cancelled.
-    done = str(wire.admit(session, prompt=f"{tag} done", pool="run", max_tokens=3,
-                          params={"seed": 1, "determinism": "strict"})["task_id"])  # fmt: skip
+    done = str(
+        wire.admit(
+            session,
+            prompt=f"{tag} done",
+            pool="run",
+            max_tokens=3,
+            params={"seed": 1, "determinism": "strict"},
+        )["task_id"]
+    )
     failed = str(wire.admit(session, prompt=f"{tag} dies", pool="run", max_tokens=8)["task_id"])
-    cancelled = str(wire.admit(session, prompt=f"{tag} slow cancelled", pool="run",
-                               max_tokens=HOLD_TOKENS)["task_id"])  # fmt: skip
+    cancelled = str(
+        wire.admit(session, prompt=f"{tag} slow cancelled", pool="run", max_tokens=HOLD_TOKENS)[
+            "task_id"
+        ]
+    )
     wire.wait_running(cancelled)
     wire.http.delete(f"/v1/tasks/{cancelled}")
     for task_id in (done, failed, cancelled):
@@ -131,33 +144,64 @@ def _before_the_crash(wire: Wire, engine: EngineControl) -> Before:
     expect(put.status_code == 200, f"ORCH-0125: PUT of a routing mode answered {put}")
 
     # The queue pool: a holder on its only slot, then both lanes queued behind it.
-    before.holder = str(wire.admit(session, prompt=f"{tag} hold holder", pool="queue",
-                                   max_tokens=HOLD_TOKENS,
-                                   params={"seed": 2, "determinism": "strict"})["task_id"])  # fmt: skip
+    before.holder = str(
+        wire.admit(
+            session,
+            prompt=f"{tag} hold holder",
+            pool="queue",
+            max_tokens=HOLD_TOKENS,
+            params={"seed": 2, "determinism": "strict"},
+        )["task_id"]
+    )
     wire.wait_running(before.holder)
     for n, priority in enumerate(("interactive", "batch", "interactive", "batch", "interactive")):
-        admitted = wire.admit(session, prompt=f"{tag} hold queued {n}", pool="queue",
-                              priority=priority, max_tokens=HOLD_TOKENS)  # fmt: skip
+        admitted = wire.admit(
+            session,
+            prompt=f"{tag} hold queued {n}",
+            pool="queue",
+            priority=priority,
+            max_tokens=HOLD_TOKENS,
+        )
         before.queued.append((str(admitted["task_id"]), priority))
 
     # Running tasks: strict with tokens sent, best effort with and without tokens sent.
-    before.untouched = str(wire.admit(session, prompt=f"{tag} untouched", pool="run",
-                                      max_tokens=4)["task_id"])  # fmt: skip
-    _until(wire, before.untouched, "ORCH-0100: the task is dispatched",
-           lambda t: t.get("state") == "running" and bool(t.get("attempts")))  # fmt: skip
-    before.streamed = str(wire.admit(session, prompt=f"{tag} slow streamed", pool="run",
-                                     max_tokens=HOLD_TOKENS)["task_id"])  # fmt: skip
+    before.untouched = str(
+        wire.admit(session, prompt=f"{tag} untouched", pool="run", max_tokens=4)["task_id"]
+    )
+    _until(
+        wire,
+        before.untouched,
+        "ORCH-0100: the task is dispatched",
+        lambda t: t.get("state") == "running" and bool(t.get("attempts")),
+    )
+    before.streamed = str(
+        wire.admit(session, prompt=f"{tag} slow streamed", pool="run", max_tokens=HOLD_TOKENS)[
+            "task_id"
+        ]
+    )
     wire.wait_running(before.streamed)
     before.strict_prompt = f"{tag} slow strict"
-    before.strict = str(wire.admit(session, prompt=before.strict_prompt, pool="run",
-                                   max_tokens=STRICT_TOKENS,
-                                   params={"seed": 3, "determinism": "strict"})["task_id"])  # fmt: skip
+    before.strict = str(
+        wire.admit(
+            session,
+            prompt=before.strict_prompt,
+            pool="run",
+            max_tokens=STRICT_TOKENS,
+            params={"seed": 3, "determinism": "strict"},
+        )["task_id"]
+    )
     before.strict_seen = read_stream(
         wire, before.strict, on_event=lambda e: e.event == "token" and e.data["index"] >= 3
     ).events
-    before.exhausted = str(wire.admit(session, prompt=f"{tag} slow exhausted", pool="single",
-                                      max_tokens=HOLD_TOKENS,
-                                      params={"seed": 4, "determinism": "strict"})["task_id"])  # fmt: skip
+    before.exhausted = str(
+        wire.admit(
+            session,
+            prompt=f"{tag} slow exhausted",
+            pool="single",
+            max_tokens=HOLD_TOKENS,
+            params={"seed": 4, "determinism": "strict"},
+        )["task_id"]
+    )
     wire.wait_running(before.exhausted)
     return before
 
@@ -179,9 +223,16 @@ def _dispatch_order(wire: Wire, holder: str, queued: list[str]) -> list[str]:
 
 
 @pytest.mark.req(
-    "ORCH-0127", "ORCH-0137", "ORCH-0140", "ORCH-0141", "ORCH-0142", "ORCH-0143", "ORCH-0144",
-    "ORCH-0145", "ORCH-0146",
-)  # fmt: skip
+    "ORCH-0127",
+    "ORCH-0137",
+    "ORCH-0140",
+    "ORCH-0141",
+    "ORCH-0142",
+    "ORCH-0143",
+    "ORCH-0144",
+    "ORCH-0145",
+    "ORCH-0146",
+)
 def test_a_crash_loses_nothing_and_every_task_recovers_as_the_spec_says(
     orch_process: ServeFactory, orch_engine: EngineControl
 ) -> None:
@@ -193,14 +244,25 @@ def test_a_crash_loses_nothing_and_every_task_recovers_as_the_spec_says(
         session_id = str(before.session["session_id"])
         with check("ORCH-0137"):
             session = wire.http.get(f"/v1/sessions/{session_id}")
-            expect(session.status_code == 200,
-                   f"ORCH-0137: the session created before the crash answers {session.status_code}")  # fmt: skip
+            expect(
+                session.status_code == 200,
+                f"ORCH-0137: the session created before the crash answers {session.status_code}",
+            )
             gone = wire.http.get(f"/v1/sessions/{before.deleted_session}")
-            expect(gone.status_code == 404,
-                   f"ORCH-0137: a session deleted (204) before the crash must stay deleted; GET "
-                   f"answers {gone.status_code}")  # fmt: skip
-            admitted = [*before.terminal, before.holder, *(t for t, _ in before.queued),
-                        before.untouched, before.streamed, before.strict, before.exhausted]  # fmt: skip
+            expect(
+                gone.status_code == 404,
+                f"ORCH-0137: a session deleted (204) before the crash must stay deleted; GET "
+                f"answers {gone.status_code}",
+            )
+            admitted = [
+                *before.terminal,
+                before.holder,
+                *(t for t, _ in before.queued),
+                before.untouched,
+                before.streamed,
+                before.strict,
+                before.exhausted,
+            ]
             lost = [t for t in admitted if wire.http.get(f"/v1/tasks/{t}").status_code != 200]
             expect(not lost, f"ORCH-0137: tasks admitted (202) before the crash are gone: {lost}")
         with check("ORCH-0146"):
@@ -221,8 +283,11 @@ def test_a_crash_loses_nothing_and_every_task_recovers_as_the_spec_says(
             for task_id, was in before.terminal.items():
                 now = wire.task(task_id)
                 changed = {k: (was.get(k), now.get(k)) for k in KEPT if was.get(k) != now.get(k)}
-                expect(not changed, f"ORCH-0145: {was['state']} task {task_id} changed across "
-                                    f"the restart: {changed}")  # fmt: skip
+                expect(
+                    not changed,
+                    f"ORCH-0145: {was['state']} task {task_id} changed across "
+                    f"the restart: {changed}",
+                )
                 replay = _events(read_stream(wire, task_id))
                 expect(
                     replay == before.replays[task_id],
@@ -242,12 +307,13 @@ def test_a_crash_loses_nothing_and_every_task_recovers_as_the_spec_says(
             task = wire.wait_terminal(before.exhausted)
             error = task.get("error") or {}
             expect(
-                task["state"] == "failed" and error.get("kind") == "REPLICA_EXHAUSTED"
+                task["state"] == "failed"
+                and error.get("kind") == "REPLICA_EXHAUSTED"
                 and len(task["attempts"]) == 1,
                 f"ORCH-0143: a running task with no attempt left (max_attempts 1) ends failed "
                 f"REPLICA_EXHAUSTED after a restart, without a new attempt; got "
                 f"{task['state']!r} {error}, {len(task['attempts'])} attempt(s)",
-            )  # fmt: skip
+            )
         with check("ORCH-0141"):
             task = wire.wait_terminal(before.untouched)
             expect(
@@ -317,8 +383,9 @@ def test_event_ids_seen_before_a_crash_are_never_given_to_other_events(
     resumes with the last id it saw must get the rest: the task's end (here WORKER_RESET)."""
     tag = unique_tag("event ids")
     orch_engine.set_faults([rule({"token_delay_ms": 5}, prompt_contains=tag)])
-    target = orch_process(pools=[engine_pool(orch_engine, "default", ("r1",),
-                                             decode_timeout_ms=600_000)])  # fmt: skip
+    target = orch_process(
+        pools=[engine_pool(orch_engine, "default", ("r1",), decode_timeout_ms=600_000)]
+    )
     wire = _wire(target)
     task_id = str(wire.admit(prompt=f"{tag} fast", max_tokens=HOLD_TOKENS)["task_id"])
     seen = read_stream(
@@ -354,31 +421,52 @@ def test_a_terminated_target_recovers_the_same_way(
 ) -> None:
     """SIGTERM instead of SIGKILL: a shutdown is a restart too, and loses nothing either."""
     tag = unique_tag("terminate")
-    orch_engine.set_faults([rule({"hang_after_tokens": 1}, prompt_contains=f"{tag} hold"),
-                            rule({"token_delay_ms": SLOW_TOKEN_MS}, prompt_contains=tag)])  # fmt: skip
-    target = orch_process(pools=[engine_pool(orch_engine, "default", ("r1",), max_attempts=3,
-                                             decode_timeout_ms=600_000)])  # fmt: skip
+    orch_engine.set_faults(
+        [
+            rule({"hang_after_tokens": 1}, prompt_contains=f"{tag} hold"),
+            rule({"token_delay_ms": SLOW_TOKEN_MS}, prompt_contains=tag),
+        ]
+    )
+    target = orch_process(
+        pools=[
+            engine_pool(orch_engine, "default", ("r1",), max_attempts=3, decode_timeout_ms=600_000)
+        ]
+    )
     wire = _wire(target)
     session = str(wire.new_session()["session_id"])
-    holder = str(wire.admit(session, prompt=f"{tag} hold holder", max_tokens=HOLD_TOKENS,
-                            params={"seed": 5, "determinism": "strict"})["task_id"])  # fmt: skip
+    holder = str(
+        wire.admit(
+            session,
+            prompt=f"{tag} hold holder",
+            max_tokens=HOLD_TOKENS,
+            params={"seed": 5, "determinism": "strict"},
+        )["task_id"]
+    )
     wire.wait_running(holder)
-    queued = [str(wire.admit(session, prompt=f"{tag} hold {n}", max_tokens=HOLD_TOKENS)["task_id"])
-              for n in range(3)]  # fmt: skip
+    queued = [
+        str(wire.admit(session, prompt=f"{tag} hold {n}", max_tokens=HOLD_TOKENS)["task_id"])
+        for n in range(3)
+    ]
     wire.http.put("/v1/admin/routing", json={"fallback_mode": "intelligent_pacing"})
     target = _crash(target, wire, target.terminate)
     with _wire(target) as wire, orch_checks() as check:
         with check("ORCH-0127"):
             mode = wire.http.get("/v1/admin/routing").json()
-            expect(mode == {"fallback_mode": "intelligent_pacing"},
-                   f"ORCH-0127: the routing mode did not survive a SIGTERM restart: {mode}")  # fmt: skip
+            expect(
+                mode == {"fallback_mode": "intelligent_pacing"},
+                f"ORCH-0127: the routing mode did not survive a SIGTERM restart: {mode}",
+            )
         with check("ORCH-0140"):
             order = _dispatch_order(wire, holder, queued)
-            expect(order == queued,
-                   f"ORCH-0140: tasks queued at the shutdown must run in admission order after "
-                   f"the restart; they ran as {[queued.index(t) + 1 for t in order]}")  # fmt: skip
+            expect(
+                order == queued,
+                f"ORCH-0140: tasks queued at the shutdown must run in admission order after "
+                f"the restart; they ran as {[queued.index(t) + 1 for t in order]}",
+            )
         with check("ORCH-0141"):
             attempts = wire.task(holder)["attempts"]
-            expect(len(attempts) >= 2,
-                   f"ORCH-0141: the strict task running at the shutdown, attempts left, must be "
-                   f"retried after the restart; it has {len(attempts)} attempt(s)")  # fmt: skip
+            expect(
+                len(attempts) >= 2,
+                f"ORCH-0141: the strict task running at the shutdown, attempts left, must be "
+                f"retried after the restart; it has {len(attempts)} attempt(s)",
+            )

@@ -27,6 +27,7 @@ from typing import Literal
 
 import pytest
 
+from harness.checks import expect, note_passed
 from harness.engine.control import EngineControl, engine_pool, rule
 from harness.metrics import (
     Exposition,
@@ -34,13 +35,13 @@ from harness.metrics import (
     configured_ids,
     contract_violations,
     exposition_violations,
-    format_violations,
     label_value_violations,
     load_lint,
     promtool_violations,
     scrape,
     token_violations,
 )
+from harness.metrics.exposition import expect_none
 from harness.metrics.known import KnownWorkload
 from harness.metrics.truth import truth_violations
 from harness.metrics.workload import WorkloadResult, run_workload
@@ -54,8 +55,7 @@ LANES: tuple[Literal["interactive", "batch"], ...] = ("interactive", "batch")
 
 def _scrape(target: Target) -> Exposition:
     status, expo = scrape(target.url, target.auth_headers())
-    problems = exposition_violations(status, expo)
-    assert not problems, format_violations(problems)
+    expect_none(exposition_violations(status, expo))
     return expo
 
 
@@ -67,24 +67,23 @@ def _after_workload(target: Target) -> tuple[Exposition, WorkloadResult, Exposit
 
 
 def _check(violations: list[Violation], *reqs: str) -> None:
-    relevant = [v for v in violations if v.req in reqs]
-    assert not relevant, format_violations(relevant)
+    """The test's requirements hold: none of ``reqs`` has a violation (each blamed on its own)."""
+    expect_none([v for v in violations if v.req in reqs])
+    note_passed(reqs)
 
 
 @pytest.mark.req("ORCH-0131")
 def test_metrics_is_prometheus_text(orch_target: Target) -> None:
     status, expo = scrape(orch_target.url, orch_target.auth_headers())
-    problems = exposition_violations(status, expo)
-    assert not problems, format_violations(problems)
+    expect_none(exposition_violations(status, expo))
 
 
 @pytest.mark.req("ORCH-0008")
 def test_metrics_need_no_token_when_one_is_configured(orch_serve: ServeFactory) -> None:
     target = orch_serve(auth_token="metrics-s3cret")
     status, expo = scrape(target.url)  # deliberately without the token
-    assert status == 200, f"ORCH-0008: /metrics answered {status} without a token"
-    problems = exposition_violations(status, expo)
-    assert not problems, format_violations(problems)
+    expect(status == 200, f"ORCH-0008: /metrics answered {status} without a token")
+    expect_none(exposition_violations(status, expo))
 
 
 @pytest.mark.req("ORCH-0132")

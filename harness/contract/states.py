@@ -54,6 +54,7 @@ Setup = Callable[[Factories], Values]
 LIVE_GROUPS = frozenset({"default"})
 """Groups whose states the public API of any server can set up."""
 
+
 @dataclass(frozen=True)
 class ServerGroup:
     """The target a group of states needs: its configuration (spec section 11 keys), the

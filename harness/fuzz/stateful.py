@@ -18,6 +18,7 @@ from schemathesis.checks import CheckFunction
 from schemathesis.generation.stateful.state_machine import APIStateMachine
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from harness.checks import RequirementFailure, leading_ids
 from harness.fuzz.checks import validate
 from harness.fuzz.runner import FuzzTarget, fuzz_settings
 
@@ -72,8 +73,10 @@ def run_stateful(
     except (Flaky, FlakyFailure) as flaky:
         if not target.failures:
             raise
-        raise AssertionError(
-            f"{target.failures[0]}\n\n(the server answered the replay of this scenario "
-            f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})"
+        first = target.failures[0]
+        raise RequirementFailure(
+            f"{first}\n\n(the server answered the replay of this scenario "
+            f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})",
+            [i for line in first.split("\n\n", 1)[0].splitlines() for i in leading_ids(line)],
         ) from None
     return target.cases - before

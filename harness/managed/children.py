@@ -42,7 +42,7 @@ class ChildGroup:
         env: Mapping[str, str] | None = None,
         stdout: IO[bytes] | int | None = None,
     ) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - the user's own serve command, on purpose
+        self.process = subprocess.Popen(
             args,
             shell=shell,
             cwd=cwd,
@@ -82,10 +82,8 @@ class ChildGroup:
         """
         self.signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
         # A wrapper may exit before the server it started has shut down: wait for the group.
         while self._group_exists() and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -1,4 +1,4 @@
-"""The serve command template of a harness-managed target: ``{port}``, ``{config}``, ``{state_dir}``.
+"""The serve command of a harness-managed target: ``{port}``, ``{config}``, ``{state_dir}``.
 
 ``--orch-serve-cmd "CMD"`` (``orchq verify --serve-cmd``) names how to start the
 implementation under test. The harness fills in the three placeholders for

@@ -35,7 +35,17 @@ class EngineProcess:
         self._group: ChildGroup | None = None
 
     def start(self) -> EngineProcess:
-        args = [sys.executable, "-m", "harness", "engine", "serve", "--model", "mock", "--port", "0"]
+        args = [
+            sys.executable,
+            "-m",
+            "harness",
+            "engine",
+            "serve",
+            "--model",
+            "mock",
+            "--port",
+            "0",
+        ]
         with self.log.open("wb") as out:
             self._group = ChildGroup(args, stdout=out)
         deadline = time.monotonic() + self.startup_timeout

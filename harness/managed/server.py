@@ -281,7 +281,9 @@ def wait_ready(
             time.sleep(POLL_S)
 
 
-def _readiness(http: httpx.Client, ready_pools: tuple[str, ...] | None, configured: set[str]) -> str:
+def _readiness(
+    http: httpx.Client, ready_pools: tuple[str, ...] | None, configured: set[str]
+) -> str:
     """What the server still lacks ('' when it is ready and is the configured server)."""
     probe = "/readyz" if ready_pools is None else "/healthz"
     status = http.get(probe).status_code

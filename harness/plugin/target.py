@@ -266,7 +266,9 @@ class Launcher:
         server = self.request.getfixturevalue("_orch_engine_server")
         return str(server.url)
 
-    def thread(self, config: Config | None, ready: Iterable[str] | None, **overrides: Any) -> Target:
+    def thread(
+        self, config: Config | None, ready: Iterable[str] | None, **overrides: Any
+    ) -> Target:
         """An in-process orchestratord, ready."""
         from harness.managed.server import ServeError, wait_ready
         from orchestrator.server import ServerThread
@@ -365,7 +367,10 @@ def orch_serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
             launcher.engine_url()  # started now, not inside the test (it outlives the test)
 
             def start(
-                config: Config | None = None, *, ready: Iterable[str] | None = None, **overrides: Any
+                config: Config | None = None,
+                *,
+                ready: Iterable[str] | None = None,
+                **overrides: Any,
             ) -> Target:
                 if config is not None:
                     pytest.fail("orch_serve(config=...) needs an in-process orchestratord")
@@ -374,7 +379,10 @@ def orch_serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
         else:
 
             def start(
-                config: Config | None = None, *, ready: Iterable[str] | None = None, **overrides: Any
+                config: Config | None = None,
+                *,
+                ready: Iterable[str] | None = None,
+                **overrides: Any,
             ) -> Target:
                 return launcher.thread(config, ready, **overrides)
 

@@ -60,12 +60,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
+from harness.checks import CheckRecord
 from harness.exitcodes import OK, SPEC_ERROR, TRACE_VIOLATION
 from harness.plugin.settings import Setting, add, orchq_session
 from harness.trace.report import GATE_LEVELS, SCHEMA, STATES, requirement_state
 
 if TYPE_CHECKING:
-    from harness.checks import CheckRecord
     from harness.project import Project
     from harness.trace.index import Index
     from harness.trace.report import Blame, Trace
@@ -370,7 +370,7 @@ def _cited_property(
     return None
 
 
-_RECORD = pytest.StashKey["CheckRecord"]()
+_RECORD = pytest.StashKey[CheckRecord]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -391,9 +391,9 @@ def _blame_of(
     """(blamed IDs, cited IDs whose checks passed) of a failed phase, or None (unattributed)."""
     if call.excinfo is None:
         return None
-    from harness.checks import blamed
+    from harness.checks import failure_blame
 
-    failed = blamed(call.excinfo.value)
+    failed = failure_blame(call.excinfo.value, (AssertionError, pytest.fail.Exception))
     if failed is None:
         return None
     record = item.stash.get(_RECORD, None)

@@ -59,11 +59,11 @@ __all__ = [
     "DEFAULT_TITLE",
     "GATE_LEVELS",
     "GOODNESS",
+    "NOT_REACHED",
     "OUTCOMES",
     "SCHEMA",
     "SCHEMA_FILE",
     "STATES",
-    "NOT_REACHED",
     "Blame",
     "ReqInfo",
     "Trace",
@@ -268,7 +268,11 @@ class Trace:
         tests_out: list[dict[str, Any]] = []
         for nodeid in sorted(self.tests):
             ids, outcome = self.tests[nodeid]
-            entry: dict[str, Any] = {"nodeid": nodeid, "outcome": outcome, "requirements": list(ids)}
+            entry: dict[str, Any] = {
+                "nodeid": nodeid,
+                "outcome": outcome,
+                "requirements": list(ids),
+            }
             blame = self.blame.get(nodeid)
             if blame is not None and outcome == "failed":
                 entry["blamed"] = list(blame.failed)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checks import expect, orch_check
 from harness.engine.control import EngineControl, ServeOnEngine, rule, unique_tag
 from harness.engine.faults import RequestRecord
-from harness.wire.http import Wire, expect
+from harness.wire.http import Wire
 from harness.wire.stream import read_stream
 
 __all__ = ["Faulty", "engine_calls", "faulty_task", "stream_error", "task_error"]
@@ -41,17 +42,21 @@ def faulty_task(
     replicas: tuple[str, ...] = ("r1", "r2"),
     config: dict[str, Any] | None = None,
     max_tokens: int = 6,
+    req: str,
     **params: Any,
 ) -> Faulty:
     """Set ``faults`` for a fresh prompt, start a target (top-level ``config`` keys too), run
-    one task with these ``params`` to its end."""
+    one task with these ``params`` to its end. A task that never ends fails ``req``, the
+    requirement that says how it must end."""
     tag = unique_tag()
     engine.set_faults([rule(faults, prompt_contains=tag, times=times)])
     wire = serve_on_engine(pool_keys, replicas=replicas, **(config or {}))
     prompt = f"{tag} task"
     admitted = wire.admit(prompt=prompt, max_tokens=max_tokens, params=params)
     task_id = str(admitted["task_id"])
-    return Faulty(wire, tag, prompt, task_id, wire.wait_terminal(task_id, timeout=25))
+    with orch_check(req):
+        task = wire.wait_terminal(task_id, timeout=25)
+    return Faulty(wire, tag, prompt, task_id, task)
 
 
 def task_error(task: dict[str, Any], kind: str, req: str, state: str = "failed") -> None:

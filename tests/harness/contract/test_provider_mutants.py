@@ -67,9 +67,7 @@ def test_live_target_reports_configured_states_not_verifiable(
     )
 
 
-def _constrained(
-    orch_serve: ServeFactory, engine: EngineControl, **keywords: object
-) -> str:
+def _constrained(orch_serve: ServeFactory, engine: EngineControl, **keywords: object) -> str:
     setup = server_group("constrained", engine)
     engine.set_faults(setup.faults)
     return orch_serve(**setup.config, ready=setup.ready, **keywords).url
