@@ -10,12 +10,13 @@ answers 200 and the pools it expects are ``ready`` in ``GET /v1/pools``.
 It can then be killed (``SIGKILL``, the crash of spec section 10), terminated
 (``SIGTERM``) and restarted on the same configuration and state folder.
 
-Ports: a port is free when the harness picks it, but another process may bind
-it before the server does. A server that exits before it is ready is started
-again on another port when its port is now taken (a bind race); otherwise its
-exit is the failure, reported with the end of its log. While a server starts,
-whatever answers on its port counts only if the server is still running and
-lists exactly the configured pools, so another server that won the race is not
+Ports: the harness picks a free one below the kernel's ephemeral range, which
+no server started on port 0 can take; another process may still bind it before
+the server does. A server that exits before it is ready is started again on
+another port when its port is now taken (a bind race); otherwise its exit is
+the failure, reported with the end of its log. While a server starts, whatever
+answers on its port counts only if the server is still running and lists
+exactly the configured pools, so another server that won the race is not
 mistaken for it.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -53,11 +55,35 @@ class ServeError(RuntimeError):
     """The target could not be started or did not become ready; says why, with its log's end."""
 
 
+PORT_FLOOR = 10_000
+"""Ports are picked from here up to the kernel's ephemeral range (exclusive)."""
+
+
+def _ephemeral_floor() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on right now, outside the kernel's ephemeral range.
+
+    Every server started with port 0 (and every outgoing connection) gets an ephemeral
+    port; picking below that range keeps them from taking the port between this pick
+    and the serve command's bind. Only a bind to this very port can still win the race.
+    """
+    ceiling = _ephemeral_floor()
+    for _ in range(50):
+        port = random.randrange(PORT_FLOOR, ceiling) if ceiling > PORT_FLOOR else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise ServeError("no free loopback port below the ephemeral range")
 
 
 def _port_taken(port: int) -> bool:
@@ -216,6 +242,8 @@ class ManagedServer:
         return self.command.render(port=port, config=self.config_path, state_dir=self.state_dir)
 
     def _launch(self, port: int) -> None:
+        if self._group is not None:
+            self._group.kill()  # a previous start's group (exited, or killed): reaped
         self.port = port
         self.starts += 1
         rendered = self._rendered(port)
