@@ -69,16 +69,19 @@ def test_expect_takes_ids_or_the_message_s_and_is_plain_without_any() -> None:
 
 def test_soft_checks_all_run_and_the_group_fails_on_every_failed_one() -> None:
     ran = []
-    with recording() as record, pytest.raises(RequirementFailure) as caught:
-        with orch_checks() as check:
-            with check("ORCH-0140"):
-                ran.append("0140")
-                raise AssertionError("lost")
-            with check("ORCH-0141"):
-                ran.append("0141")
-            with check("ORCH-0142"):
-                ran.append("0142")
-                raise TimeoutError("never ended")
+    with (
+        recording() as record,
+        pytest.raises(RequirementFailure) as caught,
+        orch_checks() as check,
+    ):
+        with check("ORCH-0140"):
+            ran.append("0140")
+            raise AssertionError("lost")
+        with check("ORCH-0141"):
+            ran.append("0141")
+        with check("ORCH-0142"):
+            ran.append("0142")
+            raise TimeoutError("never ended")
     assert ran == ["0140", "0141", "0142"]
     assert caught.value.requirements == ("ORCH-0140", "ORCH-0142")
     assert "2 check(s) failed" in str(caught.value) and "never ended" in str(caught.value)
