@@ -9,7 +9,8 @@ state, and judges each requirement on its own:
 - queued tasks stay queued, in admission order per lane (ORCH-0140);
 - running tasks are retried when ``strict``, or ``best_effort`` with no token
   sent, while attempts remain (ORCH-0141), and a strict task's stream continues
-  its numbering where the client left it (ORCH-0144);
+  its numbering where the client left it (ORCH-0144), its token indices without
+  gap or repetition across the retry (ORCH-0078);
 - a running ``best_effort`` task that sent tokens ends ``WORKER_RESET`` (ORCH-0142);
 - a running task out of attempts ends ``REPLICA_EXHAUSTED`` (ORCH-0143);
 - terminal tasks keep their state, error and replayable stream (ORCH-0145);
@@ -223,6 +224,7 @@ def _dispatch_order(wire: Wire, holder: str, queued: list[str]) -> list[str]:
 
 
 @pytest.mark.req(
+    "ORCH-0078",
     "ORCH-0127",
     "ORCH-0137",
     "ORCH-0140",
@@ -242,6 +244,31 @@ def test_a_crash_loses_nothing_and_every_task_recovers_as_the_spec_says(
     target = _crash(target, wire, target.kill)
     with _wire(target) as wire, orch_checks() as check:
         session_id = str(before.session["session_id"])
+        with check("ORCH-0144"):
+            # Read at once, while the retried strict task still runs: a live reader must get
+            # the events the client saw before the crash under the same ids, then the rest.
+            whole = read_stream(wire, before.strict)
+            seen = [e.key() for e in before.strict_seen]
+            expect(
+                [e.key() for e in whole.events[: len(seen)]] == seen,
+                f"ORCH-0144: after the restart the strict task's stream gives ids "
+                f"{whole.ids[: len(seen)]} to other events than the {len(seen)} the client saw "
+                f"before the crash: a sequence number was reused",
+            )
+            last = before.strict_seen[-1].seq
+            rest = read_stream(wire, before.strict, last_event_id=last)
+            expect(
+                rest.ids == list(range(last + 1, last + 1 + len(rest.ids)))
+                and rest.names[-1:] in (["end"], ["error"]),
+                f"ORCH-0144: the strict task's stream resumed after event {last} must continue "
+                f"with {last + 1}, {last + 2} ... up to its closing event; got ids {rest.ids} "
+                f"({rest.names})",
+            )
+            expect(
+                [e.key() for e in whole.events[len(seen) :]] == [e.key() for e in rest.events],
+                f"ORCH-0144: the events after {last} differ between a resumed and a whole read: "
+                f"ids {rest.ids} vs {whole.ids[len(seen) :]}",
+            )
         with check("ORCH-0137"):
             session = wire.http.get(f"/v1/sessions/{session_id}")
             expect(
@@ -329,29 +356,15 @@ def test_a_crash_loses_nothing_and_every_task_recovers_as_the_spec_says(
                 f"got {strict['state']!r} {strict.get('error')} after "
                 f"{len(strict['attempts'])} attempt(s)",
             )
-        with check("ORCH-0144"):
-            last = before.strict_seen[-1].seq
-            rest = read_stream(wire, before.strict, last_event_id=last)
-            whole = read_stream(wire, before.strict)
+        with check("ORCH-0078"):
+            replay = read_stream(wire, before.strict).tokens()
+            indices = [e.data["index"] for e in replay]
+            tokens = [(e.data["text"], e.data["token_id"]) for e in replay]
+            expected = expected_tokens(before.strict_prompt, 3, STRICT_TOKENS)
             expect(
-                rest.ids == list(range(last + 1, last + 1 + len(rest.ids)))
-                and rest.names[-1:] == ["end"],
-                f"ORCH-0144: the strict task's stream resumed after event {last} must continue "
-                f"with {last + 1}, {last + 2} ... up to its `end`; got ids {rest.ids} "
-                f"({rest.names})",
-            )
-            seen = [e.key() for e in before.strict_seen]
-            expect(
-                [e.key() for e in whole.events[: len(seen)]] == seen
-                and [e.key() for e in whole.events[len(seen) :]] == [e.key() for e in rest.events],
-                f"ORCH-0144: event ids of the strict task were reused: the replay's ids "
-                f"{whole.ids} do not continue the {len(seen)} events sent before the crash",
-            )
-            tokens = [(e.data["text"], e.data["token_id"]) for e in whole.tokens()]
-            expect(
-                tokens == expected_tokens(before.strict_prompt, 3, STRICT_TOKENS),
-                "ORCH-0144: the strict stream across the restart must be the task's tokens, "
-                f"each once, in order; got {len(tokens)} tokens",
+                indices == list(range(len(indices))) and tokens == expected[: len(tokens)],
+                f"ORCH-0078: the strict task's token indices across the restart's retry must "
+                f"be 0, 1, 2 ... each once, with its tokens; got indices {indices}",
             )
         with check("ORCH-0140"):
             queued = [task_id for task_id, _ in before.queued]
