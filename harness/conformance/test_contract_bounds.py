@@ -288,7 +288,7 @@ def test_unavailable_pool_suggests_two_seconds(
         _wait_is(response, 2000, 2000, "ORCH-0245", "POOL_UNAVAILABLE")
 
 
-@pytest.mark.req("ORCH-0246", "ORCH-0048")
+@pytest.mark.req("ORCH-0246", "ORCH-0048", "ORCH-0250")
 def test_warming_pool_suggests_the_warm_up_time_left(
     orch_serve: ServeFactory, orch_engine: EngineControl
 ) -> None:
@@ -297,6 +297,14 @@ def test_warming_pool_suggests_the_warm_up_time_left(
     warming = engine_replica(orch_engine, "w1", warmup_ms=warmup_ms)
     target = orch_serve(pools=[{"pool_id": "warming", "replicas": [warming]}], ready=[])
     with Wire(target.url, target.auth_headers()) as wire:
+        state = wire.pool("warming")["replicas"][0]["state"]
+        elapsed_ms = (time.monotonic() - before) * 1000
+        expect(
+            state == "warming" or elapsed_ms >= warmup_ms,
+            f"ORCH-0250: a replica configured with warmup_ms {warmup_ms} must stay warming "
+            f"that long, whatever its engine (an openai replica here); {elapsed_ms:.0f} ms "
+            f"after the start it is {state!r}",
+        )
         session = str(wire.new_session()["session_id"])
         response = wire.post_json("/v1/tasks", {"session_id": session, "prompt": "x",
                                                 "pool": "warming"})  # fmt: skip

@@ -87,7 +87,8 @@ def check_serve_command(template: str, *, cwd: Path, scratch: Path) -> TargetSum
             url = server.start()
         except ServeError as exc:
             lines = str(exc).splitlines()
-            tail = " | ".join(line for line in lines[2:] if line.strip())[-400:]
+            output = [line for line in lines[2:] if line.strip() and not line.startswith("== ")]
+            tail = " | ".join(output)[-400:]
             raise TargetProblem(
                 f"--serve-cmd: {lines[0]}" + (f" (log: {tail})" if tail else "")
             ) from exc

@@ -70,7 +70,10 @@ def expect_error(
     got = error.get("kind") if isinstance(error, dict) else None
     expect(got == kind, f"{req}: {what} must carry error kind {kind}; got {got!r}: {body}")
     problems = error_problems(response)
-    expect(not problems, f"{req}: {what}: " + "; ".join(problems))
+    # Each problem is a section-2 rule of its own (the envelope, the kind table, the
+    # backpressure headers): blamed on its own ID, not on the requirement this call checks.
+    named = [i for problem in problems for i in leading_ids(problem)]
+    expect(not problems, f"{what}: " + "; ".join(problems), *(named or [req]))
     assert isinstance(error, dict)
     return error
 

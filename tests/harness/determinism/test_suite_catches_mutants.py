@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ import pytest
 from harness.plugin.target import LIVE_TARGET_SKIP, ServeFactory
 from orchestrator.config import ReplicaConfig
 from orchestrator.engines import build_engine
-from orchestrator.engines.base import Engine, GenerationRequest, Token
+from orchestrator.engines.base import Engine
+from tests.harness.determinism.mutants import DriftedEngine
 
 pytest_plugins = ["pytester"]
 
@@ -119,30 +119,6 @@ def test_drifted_snapshot_fails_naming_orch_0113(
     assert "ORCH-0113: the strict tokens of mock@mock-1 drifted from the snapshot" in out
     assert f"seed {case['seed']} (profile {case['sampler_profile_version']}" in out
     assert "token 5 stored" in out and "' drifted'" in out
-
-
-class DriftedEngine:
-    """The mock engine after an "upgrade" that kept its version: token 7 always changes.
-
-    Deterministic (every replica agrees), so only the snapshot can notice.
-    """
-
-    def __init__(self, inner: Engine) -> None:
-        self._inner = inner
-        self.name = inner.name
-        self.version = inner.version
-
-    async def warmup(self) -> None:
-        await self._inner.warmup()
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Token]:
-        async for token in self._inner.generate(request):
-            if token.index == 7:
-                token = Token(index=7, text=" upgraded", token_id=(token.token_id + 1) % 243)
-            yield token
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 def test_an_engine_whose_output_changed_fails_the_snapshot_naming_orch_0113(
