@@ -357,9 +357,9 @@ def test_a_crash_loses_nothing_and_every_task_recovers_as_the_spec_says(
                 f"{len(strict['attempts'])} attempt(s)",
             )
         with check("ORCH-0078"):
-            replay = read_stream(wire, before.strict).tokens()
-            indices = [e.data["index"] for e in replay]
-            tokens = [(e.data["text"], e.data["token_id"]) for e in replay]
+            streamed = read_stream(wire, before.strict).tokens()
+            indices = [e.data["index"] for e in streamed]
+            tokens = [(e.data["text"], e.data["token_id"]) for e in streamed]
             expected = expected_tokens(before.strict_prompt, 3, STRICT_TOKENS)
             expect(
                 indices == list(range(len(indices))) and tokens == expected[: len(tokens)],
