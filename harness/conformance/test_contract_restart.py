@@ -66,6 +66,13 @@ def _until(
     wire.wait_task(task_id, predicate, what, timeout=15.0)
 
 
+def _strict(wire: Wire, session: str, prompt: str, pool: str, seed: int, tokens: int) -> str:
+    """Admit a strict task; its ID."""
+    params = {"seed": seed, "determinism": "strict"}
+    admitted = wire.admit(session, prompt=prompt, pool=pool, max_tokens=tokens, params=params)
+    return str(admitted["task_id"])
+
+
 def _events(capture: SseCapture) -> list[tuple[int, str, Any]]:
     return [(e.seq, e.event, e.data) for e in capture.events]
 
@@ -120,15 +127,7 @@ def _before_the_crash(wire: Wire, engine: EngineControl) -> Before:
     expect(deleted.status_code == 204, f"ORCH-0033: DELETE of a session answered {deleted}")
 
     # Terminal tasks: completed, failed, cancelled.
-    done = str(
-        wire.admit(
-            session,
-            prompt=f"{tag} done",
-            pool="run",
-            max_tokens=3,
-            params={"seed": 1, "determinism": "strict"},
-        )["task_id"]
-    )
+    done = _strict(wire, session, f"{tag} done", "run", 1, 3)
     failed = str(wire.admit(session, prompt=f"{tag} dies", pool="run", max_tokens=8)["task_id"])
     cancelled = str(
         wire.admit(session, prompt=f"{tag} slow cancelled", pool="run", max_tokens=HOLD_TOKENS)[
@@ -145,15 +144,7 @@ def _before_the_crash(wire: Wire, engine: EngineControl) -> Before:
     expect(put.status_code == 200, f"ORCH-0125: PUT of a routing mode answered {put}")
 
     # The queue pool: a holder on its only slot, then both lanes queued behind it.
-    before.holder = str(
-        wire.admit(
-            session,
-            prompt=f"{tag} hold holder",
-            pool="queue",
-            max_tokens=HOLD_TOKENS,
-            params={"seed": 2, "determinism": "strict"},
-        )["task_id"]
-    )
+    before.holder = _strict(wire, session, f"{tag} hold holder", "queue", 2, HOLD_TOKENS)
     wire.wait_running(before.holder)
     for n, priority in enumerate(("interactive", "batch", "interactive", "batch", "interactive")):
         admitted = wire.admit(
@@ -182,27 +173,11 @@ def _before_the_crash(wire: Wire, engine: EngineControl) -> Before:
     )
     wire.wait_running(before.streamed)
     before.strict_prompt = f"{tag} slow strict"
-    before.strict = str(
-        wire.admit(
-            session,
-            prompt=before.strict_prompt,
-            pool="run",
-            max_tokens=STRICT_TOKENS,
-            params={"seed": 3, "determinism": "strict"},
-        )["task_id"]
-    )
+    before.strict = _strict(wire, session, before.strict_prompt, "run", 3, STRICT_TOKENS)
     before.strict_seen = read_stream(
         wire, before.strict, on_event=lambda e: e.event == "token" and e.data["index"] >= 3
     ).events
-    before.exhausted = str(
-        wire.admit(
-            session,
-            prompt=f"{tag} slow exhausted",
-            pool="single",
-            max_tokens=HOLD_TOKENS,
-            params={"seed": 4, "determinism": "strict"},
-        )["task_id"]
-    )
+    before.exhausted = _strict(wire, session, f"{tag} slow exhausted", "single", 4, HOLD_TOKENS)
     wire.wait_running(before.exhausted)
     return before
 
@@ -447,14 +422,7 @@ def test_a_terminated_target_recovers_the_same_way(
     )
     wire = _wire(target)
     session = str(wire.new_session()["session_id"])
-    holder = str(
-        wire.admit(
-            session,
-            prompt=f"{tag} hold holder",
-            max_tokens=HOLD_TOKENS,
-            params={"seed": 5, "determinism": "strict"},
-        )["task_id"]
-    )
+    holder = _strict(wire, session, f"{tag} hold holder", "default", 5, HOLD_TOKENS)
     wire.wait_running(holder)
     queued = [
         str(wire.admit(session, prompt=f"{tag} hold {n}", max_tokens=HOLD_TOKENS)["task_id"])

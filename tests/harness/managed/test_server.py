@@ -7,11 +7,9 @@ starts is checked gone afterwards: nothing may outlive the harness.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import harness.managed.server as server_module
 from harness.managed.children import ChildGroup, reap_all, running_groups
 from harness.managed.command import ServeCommand, embedded_command
 from harness.managed.server import ManagedServer, ServeError, free_port
+from tests.support import process_alive, wait_gone
 
 STUB = Path(__file__).with_name("stub_server.py")
 PY = sys.executable
@@ -29,23 +28,6 @@ PY = sys.executable
 
 def _command(extra: str = "") -> ServeCommand:
     return ServeCommand.parse(f"{PY} {STUB} {{port}} {extra} # {{config}}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture(autouse=True)
@@ -60,10 +42,10 @@ def test_start_waits_until_ready_and_kill_ends_the_process(tmp_path: Path) -> No
     target = ManagedServer(_command(), {"pools": []}, tmp_path / "t")
     url = target.start()
     pid = httpx.get(f"{url}/pid").json()["pid"]
-    assert target.running and _alive(pid)
+    assert target.running and process_alive(pid)
     assert "database:" in target.config_path.read_text(encoding="utf-8")
     target.kill()
-    assert not target.running and _wait_gone(pid)
+    assert not target.running and wait_gone(pid)
 
 
 def test_terminate_sends_sigterm_and_reports_the_exit_status(tmp_path: Path) -> None:
@@ -145,9 +127,9 @@ def test_killing_a_wrapper_kills_the_server_it_started(tmp_path: Path) -> None:
     target = ManagedServer(command, {}, tmp_path / "t")
     target.start()
     server_pid = int((tmp_path / "t" / "server.pid").read_text())
-    assert _alive(server_pid)
+    assert process_alive(server_pid)
     target.kill()
-    assert _wait_gone(server_pid), "the wrapper's server survived the kill"
+    assert wait_gone(server_pid), "the wrapper's server survived the kill"
 
 
 def test_reap_all_kills_every_group_still_registered() -> None:

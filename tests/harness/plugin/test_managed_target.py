@@ -6,35 +6,18 @@ The inner runs use the stub server of ``tests/harness/managed`` as the serve com
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support import wait_gone
 
 pytest_plugins = ["pytester"]
 
 STUB = Path(__file__).parents[1] / "managed" / "stub_server.py"
 COMMAND = f"{sys.executable} {STUB} {{port}} --pools default # {{config}}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 PIDS = """
@@ -142,5 +125,5 @@ def test_no_process_outlives_a_failing_or_interrupted_run(
     assert result.ret != 0
     pids = [int(p) for p in record.read_text().split()]
     assert len(pids) == 3
-    left = [p for p in pids if not _gone(p)]
+    left = [p for p in pids if not wait_gone(p)]
     assert not left, f"the run {how} and left servers running: {left}"
