@@ -209,6 +209,29 @@ def running(
 
 
 @contextlib.contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """Commit ``rev`` checked out in a temporary git worktree, removed afterwards.
+
+    Serve it with this venv's ``orchq`` and ``PYTHONPATH=<tree>``: that tree's
+    ``orchestrator`` and ``harness`` are imported instead of this one's.
+    """
+    with tempfile.TemporaryDirectory(prefix="orchq-ab-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), rev],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True
+            )
+
+
+@contextlib.contextmanager
 def busy_neighbours(count: int) -> Iterator[None]:
     """``count`` CPU-bound processes beside the benchmark: a loaded host, reproducibly.
 

@@ -20,32 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import bench_admission
-from bench._common import ROOT, WrkResult, ensure_wrk, fmt, log, median, table
-
-
-@contextlib.contextmanager
-def worktree(rev: str) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="orchq-ab-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(tree), rev],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        try:
-            yield tree
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True
-            )
+from bench._common import ROOT, WrkResult, ensure_wrk, fmt, log, median, table, worktree
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Streaming throughput with zero token delay, orchestratord against a bare SSE baseline.
 
     .venv/bin/python -m bench.bench_stream [--rounds 3] [--single-reps 3] [--agg-reps 1]
+    .venv/bin/python -m bench.bench_stream --against REV [--no-baseline]
 
 - single: one task of 4096 tokens; timed from ``POST /v1/tasks`` to the
   ``end`` event, reading raw SSE lines with httpx streaming (sync client).
@@ -15,20 +16,29 @@ The client is this process; every server is a subprocess. The baseline
 orchestratord's, one event per write (``baseline/1``) and 32 events per write
 (``baseline/32``, the mock engine's batch: the ceiling for a batching server).
 Rounds alternate which server goes first; figures are medians.
+
+``--against REV`` adds ``orchq@REV``: commit ``REV`` checked out in a temporary
+worktree and served the same way (this venv's ``orchq``, that tree first on
+``PYTHONPATH``), side by side with this tree in every round, so a change of
+the streaming path is measured against what it replaces.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench._common import fmt, log, median, running, table
+from bench._common import Server, fmt, log, median, running, table, worktree
 
 CONFIG = "stream.yaml"
 SINGLE_TOKENS = 4096
@@ -175,17 +185,43 @@ def _variants(kind: str) -> list[tuple[str, str]]:
     return [(f"baseline/{chunk}", f"&chunk={chunk}") for chunk in BASELINE_CHUNKS]
 
 
+@contextmanager
+def _contender(kind: str, trees: dict[str, Path]) -> Iterator[Server]:
+    """A fresh server of ``kind``; ``orchq@REV`` is ``orchq`` serving that commit's tree."""
+    tree = trees.get(kind)
+    if tree is None:
+        with running(kind, CONFIG) as server:
+            yield server
+        return
+    with running("orchq", CONFIG, {"PYTHONPATH": str(tree)}) as server:
+        yield server
+
+
 def bench(
-    rounds: int = 3, single_reps: int = 3, agg_reps: int = 1, with_stdlib_loop: bool = False
+    rounds: int = 3,
+    single_reps: int = 3,
+    agg_reps: int = 1,
+    with_stdlib_loop: bool = False,
+    against: dict[str, Path] | None = None,
+    baseline: bool = True,
 ) -> dict[str, Any]:
-    """``with_stdlib_loop`` adds ``orchq+asyncio`` (bench/_serve_diag.py): a diagnostic."""
+    """``with_stdlib_loop`` adds ``orchq+asyncio`` (bench/_serve_diag.py): a diagnostic.
+
+    ``against``: ``orchq@REV`` -> that commit's tree, served beside this one.
+    """
     single: dict[str, list[float]] = {}
     aggregate: dict[str, list[float]] = {}
-    kinds = ["baseline", "orchq", *(["orchq+asyncio"] if with_stdlib_loop else [])]
+    trees = against or {}
+    kinds = [
+        *(["baseline"] if baseline else []),
+        "orchq",
+        *trees,
+        *(["orchq+asyncio"] if with_stdlib_loop else []),
+    ]
     for round_no in range(1, rounds + 1):
         order = kinds if round_no % 2 else kinds[::-1]
         for kind in order:
-            with running(kind, CONFIG) as server:
+            with _contender(kind, trees) as server:
                 with httpx.Client(base_url=server.url, timeout=60) as client:
                     session_id = _session(client)
                     for name, extra in _variants(kind):
@@ -294,9 +330,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--with-stdlib-loop", action="store_true", help="Add orchq on the stdlib asyncio loop."
     )
+    parser.add_argument(
+        "--against", default=None, metavar="REV", help="Also serve this commit (orchq@REV)."
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="Leave out the bare SSE baseline."
+    )
     parser.add_argument("--json", default=None, help="Also write the results here.")
     args = parser.parse_args(argv)
-    result = bench(args.rounds, args.single_reps, args.agg_reps, args.with_stdlib_loop)
+    with contextlib.ExitStack() as stack:
+        against = None
+        if args.against is not None:
+            against = {f"orchq@{args.against}": stack.enter_context(worktree(args.against))}
+        result = bench(
+            args.rounds,
+            args.single_reps,
+            args.agg_reps,
+            args.with_stdlib_loop,
+            against,
+            baseline=not args.no_baseline,
+        )
     print(render(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

@@ -41,7 +41,7 @@ WATCH = (
     ("Store.* (SQLite)", "orchestrator/store/db.py"),
     ("Store.insert_task", "Store.insert_task"),
     ("Store.get_session", "Store.get_session"),
-    ("EventWriter.flush", "EventWriter.flush"),
+    ("Journal.write_pending", "Journal.write_pending"),
     ("prometheus_client (all)", "prometheus_client"),
     ("MetricWrapperBase.labels", "MetricWrapperBase.labels"),
     ("asyncio.timeout (per token)", "asyncio/timeouts.py"),

@@ -66,14 +66,31 @@ def start_embedded(stack: ExitStack, config_path: str | None, prefix: str) -> st
     help="YAML config file; without one, the embedded default (pool 'default', 2 mock replicas).",
 )  # fmt: skip
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+@click.option(
+    "--lock-wait", "lock_wait", default=0.0, show_default=True, metavar="SECONDS",
+    type=click.FloatRange(0, 86400),
+    help="Wait this long for another server to release the database (a rolling restart).",
+)  # fmt: skip
 def serve_command(
-    host: str, port: int, db: str | None, config_path: str | None, access_log: bool
+    host: str,
+    port: int,
+    db: str | None,
+    config_path: str | None,
+    access_log: bool,
+    lock_wait: float,
 ) -> None:
-    """Run orchestratord, the OrchQueue v1 reference orchestrator."""
+    """Run orchestratord, the OrchQueue v1 reference orchestrator.
+
+    One server per database: a second one on a database in use exits with
+    status 2 (after --lock-wait seconds), naming the database.
+    """
     from orchestrator.server import run, serve
+    from orchestrator.store.lock import DatabaseLock
 
     config = _load(config_path, db)
+    lock = DatabaseLock(config.database)
     try:
+        lock.acquire(wait_s=lock_wait)  # before the database is opened: it may be migrated
         Store(config.database).close()  # refuse an unusable database before binding
     except StoreError as exc:
         _fail(str(exc), exitcodes.USAGE)
@@ -83,7 +100,16 @@ def serve_command(
         click.echo(f"orchq: serving OrchQueue v1 on {url} (database {config.database}; {pools})")
 
     try:
-        run(serve(config, host=host, port=port, access_log=access_log, on_ready=ready))
+        run(
+            serve(
+                config,
+                host=host,
+                port=port,
+                access_log=access_log,
+                on_ready=ready,
+                database_lock=lock,
+            )
+        )
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", exitcodes.USAGE)
     except RuntimeError as exc:

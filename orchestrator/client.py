@@ -38,6 +38,7 @@ from httpx_sse import EventSource, ServerSentEvent
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import __version__
+from orchestrator.numerals import ascii_int
 from orchestrator.schemas import (
     STREAM_EVENT_MODELS,
     Determinism,
@@ -278,12 +279,7 @@ def _segment(value: str, what: str) -> str:
 
 def _int_header(response: httpx.Response, name: str) -> int | None:
     raw = response.headers.get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw.strip())
-    except ValueError:
-        return None
+    return None if raw is None else ascii_int(raw, max_digits=30)
 
 
 def _first_problem(exc: ValidationError) -> str:
@@ -562,10 +558,9 @@ class _StreamState:
             return None  # a block carrying only `retry:` (or `id:`)
         if sse.event not in STREAM_EVENT_MODELS:
             raise self._protocol(f"unknown event type {sse.event!r}")
-        try:
-            event_id = int(sse.id)
-        except ValueError:
-            raise self._protocol(f"{sse.event!r} event has no integer id: {sse.id!r}") from None
+        event_id = ascii_int(sse.id)
+        if event_id is None:
+            raise self._protocol(f"{sse.event!r} event has no integer id: {sse.id!r}")
         expected = (self.last_id or 0) + 1
         if event_id < expected:
             return None  # replayed after a resume: already yielded

@@ -101,6 +101,16 @@ class Config(_Strict):
     """Initial routing mode; the persisted setting wins once it has been set."""
     retention_seconds: Annotated[StrictInt, Field(ge=60)] = 7 * 24 * 3600
     """Ended or expired sessions are purged (with their tasks) after this long."""
+    header_timeout_s: Annotated[StrictInt, Field(ge=1, le=3600)] = 10
+    """A connection must deliver each request head (line and headers) within this."""
+    keep_alive_timeout_s: Annotated[StrictInt, Field(ge=1, le=3600)] = 5
+    """An idle keep-alive connection is closed after this."""
+    max_header_bytes: Annotated[StrictInt, Field(ge=1024, le=16 * 1024 * 1024)] = 65_536
+    """A larger request head is answered 431."""
+    max_connections: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 4096
+    """Open connections; lowered at start when the open-file limit cannot hold them."""
+    raise_open_file_limit: bool = True
+    """``orchq serve`` raises its soft open-file limit to the hard limit at start."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)] = Field(default_factory=_default_pools)
 
     @model_validator(mode="after")

@@ -6,6 +6,13 @@ ephemeral loopback port from a background thread with an event loop of the
 same kind. The embedded ``orchq run`` and the test fixtures use it, so tests
 exercise the same stack as production; it listens on one socket, as nothing
 there opens a burst of connections.
+
+Both build uvicorn the same way: the app's :class:`ConnectionGuard` wraps the
+HTTP protocol (header timeout, head size, connection count), ``ws="none"``
+answers an upgrade request as a plain request (ORCH-0161), and uvicorn's own
+``timeout_keep_alive`` closes idle keep-alive connections (ORCH-0164). Only
+``serve`` changes the process: it raises the soft open-file limit to the hard
+one (ORCH-0176); both keep the connection limit within the open-file limit.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -23,16 +31,34 @@ import uvicorn
 
 from orchestrator.api import create_app
 from orchestrator.config import Config, ReplicaConfig
+from orchestrator.connections import ConnectionGuard
 from orchestrator.engines import Engine, build_engine
 from orchestrator.http_protocol import HttpProtocol
-from orchestrator.listeners import listening_sockets, loop_factory, spreads_accepts
+from orchestrator.listeners import LISTENERS, listening_sockets, loop_factory, spreads_accepts
 from orchestrator.runtime import Clock
+from orchestrator.store.lock import DatabaseLock
+
+log = logging.getLogger("orchestrator.server")
+
+FD_RESERVE = 64 + LISTENERS
+"""Open files kept for anything but client connections: listening sockets, the database
+(and its log, index and checkpointer), the event loop, standard streams; engine
+connections are added per replica slot."""
 
 
-def _uvicorn_config(app: object, host: str, port: int, access_log: bool) -> uvicorn.Config:
-    return uvicorn.Config(
+def _without_websocket_advice(record: logging.LogRecord) -> bool:
+    """uvicorn's advice to install a WebSocket library, logged for every upgrade request:
+    with ``ws="none"`` an upgrade is answered as a plain request on purpose."""
+    return "WebSocket library" not in record.getMessage()
+
+
+def _uvicorn_config(
+    app: object, host: str, port: int, access_log: bool, config: Config, guard: ConnectionGuard
+) -> uvicorn.Config:
+    built = uvicorn.Config(
         app,  # type: ignore[arg-type]
-        http=HttpProtocol,
+        http=guard.protocol(HttpProtocol),
+        ws="none",
         host=host,
         port=port,
         access_log=access_log,
@@ -41,7 +67,48 @@ def _uvicorn_config(app: object, host: str, port: int, access_log: bool) -> uvic
         proxy_headers=False,  # no proxy in front by default: don't rewrite client addresses
         server_header=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=config.keep_alive_timeout_s,
     )
+    if access_log:  # uvicorn logs each request at INFO, below the server's log level
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if _without_websocket_advice not in uvicorn_errors.filters:
+        uvicorn_errors.addFilter(_without_websocket_advice)
+    return built
+
+
+def _fd_reserve(config: Config) -> int:
+    engine_slots = sum(
+        replica.slots for pool in config.pools for replica in pool.replicas
+        if replica.engine != "mock"
+    )  # fmt: skip
+    return FD_RESERVE + engine_slots
+
+
+def open_file_limit() -> int | None:
+    """The soft limit on open files, or None where the platform has no such limit."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def raise_open_file_limit() -> int | None:
+    """Raise the soft open-file limit to the hard limit (ORCH-0176); the soft limit after."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= soft:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
+        return soft
+    return hard
 
 
 def bound_port(server: uvicorn.Server) -> int:
@@ -58,9 +125,18 @@ async def serve(
     port: int = 8080,
     access_log: bool = False,
     on_ready: Callable[[str], None] | None = None,
+    database_lock: DatabaseLock | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; ``on_ready`` receives the base URL once bound."""
-    server = uvicorn.Server(_uvicorn_config(create_app(config), host, port, access_log))
+    """Serve until SIGINT/SIGTERM; ``on_ready`` receives the base URL once bound.
+
+    ``database_lock``: the database's lock, already held by the caller.
+    """
+    app = create_app(config, database_lock=database_lock)
+    guard: ConnectionGuard = app.state.connections
+    open_files = raise_open_file_limit() if config.raise_open_file_limit else open_file_limit()
+    if open_files is not None:
+        guard.fit_to_open_files(open_files, _fd_reserve(config))
+    server = uvicorn.Server(_uvicorn_config(app, host, port, access_log, config, guard))
     sockets = None
     if spreads_accepts(asyncio.get_running_loop()):
         sockets = listening_sockets(host, port)
@@ -106,7 +182,12 @@ class ServerThread:
         # ``wrap_app`` puts an ASGI layer around the whole app: harness self-tests
         # use it to build deliberately broken orchestrators (mutants).
         served = wrap_app(self.app) if wrap_app is not None else self.app
-        self._server = uvicorn.Server(_uvicorn_config(served, "127.0.0.1", 0, False))
+        guard: ConnectionGuard = self.app.state.connections
+        open_files = open_file_limit()
+        if open_files is not None:
+            guard.fit_to_open_files(open_files, _fd_reserve(config))
+        uvicorn_config = _uvicorn_config(served, "127.0.0.1", 0, False, config, guard)
+        self._server = uvicorn.Server(uvicorn_config)
         self._thread = threading.Thread(target=self._run, name="orchq-server", daemon=True)
         self._startup_timeout = startup_timeout
         self._error: BaseException | None = None
@@ -130,7 +211,8 @@ class ServerThread:
         deadline = time.monotonic() + self._startup_timeout
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError(f"orchestratord failed to start: {self._error!r}")
+                error = getattr(self.app.state, "start_error", None) or self._error
+                raise RuntimeError(f"orchestratord failed to start: {error}")
             if time.monotonic() > deadline:
                 raise RuntimeError("orchestratord did not start in time")
             time.sleep(0.01)

@@ -30,17 +30,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line(
-        "markers",
-        f"{REFERENCE_CODE}: drives orchestratord's own code in this process rather than the "
-        "target; not run when the harness starts the target (--orch-serve-cmd)",
+        "markers", "evidence(kind): the kind of evidence a test gives (harness.trace.evidence)"
     )
     register_profile()
     register_explainer(client_blame)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A managed target may be any implementation: checks of orchestratord's own in-process
-    code say nothing about it, so they are deselected (against ``--orch-url`` they skip)."""
+    code say nothing about it, so they are deselected (against ``--orch-url`` they skip).
+    Last, so syrupy has seen them collected: their snapshots are not reported unused."""
     if target_mode(config) != "managed":
         return
     reference = [item for item in items if item.get_closest_marker(REFERENCE_CODE)]

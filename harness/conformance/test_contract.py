@@ -3,25 +3,34 @@
 Every interaction is verified on its own by the pact FFI verifier over real
 HTTP, with its provider states set up through the public API, and cites the
 ORCH IDs it certifies. Interactions whose states need a specially configured
-server (``constrained``, ``auth``: :func:`harness.contract.states.server_group`)
+server (``constrained``, ``auth``, ``faulty``: :func:`harness.contract.states.server_group`)
 run on a target the harness configures (in-process, or started with
 ``--orch-serve-cmd``); against ``--orch-url`` they are skipped as NOT
-VERIFIABLE, never passed.
+VERIFIABLE, never passed. The ``crashing`` group (``INTERNAL``, a bug no
+configuration produces) needs orchestratord in-process: it is deselected for a
+target started with ``--orch-serve-cmd``.
 
 The pact replayed is ``--orch-pact-file``, else the checkout's
 ``contracts/pacts/orchq-client-orchestratord.json``, else one built from the
 interaction table (an installed package has no checkout).
+
+Before any server is involved, each interaction of that pact is checked against
+the OpenAPI document the run trusts (``--orch-fuzz-contract``, else the one
+shipped with orchq; :mod:`harness.contract.crosscheck`): a pact may not claim a
+path, method, status, header or field the document does not declare.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.conformance import REFERENCE_CODE
 from harness.contract.interactions import INTERACTIONS, PACT_FILE, Spec
-from harness.contract.states import LIVE_GROUPS, group_of, server_group
+from harness.contract.states import IN_PROCESS_GROUPS, LIVE_GROUPS, group_of, serve_group
 
 pytestmark = pytest.mark.contract
 
@@ -29,11 +38,20 @@ _GROUP_NEEDS = {
     "constrained": "a server the harness configures with a one-slot queue, a stalled replica, "
     "a warming pool, a down pool and a 1 KiB body limit",
     "auth": "a server the harness configures with an API token it chose",
+    "faulty": "a server the harness configures whose engine's replicas die or hang on purpose",
+    "crashing": "an in-process orchestratord whose engine breaks the engine protocol",
 }
 
 
 def _param(spec: Spec) -> object:
     return pytest.param(spec, id=spec.description, marks=pytest.mark.req(*spec.req))
+
+
+def _provider_param(spec: Spec) -> object:
+    marks = [pytest.mark.req(*spec.req)]
+    if group_of(spec.states) in IN_PROCESS_GROUPS:
+        marks.append(getattr(pytest.mark, REFERENCE_CODE))
+    return pytest.param(spec, id=spec.description, marks=marks)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +74,41 @@ def contract_pact_file(
     return build_from_table(tmp_path_factory.mktemp("pact-table"))
 
 
+@pytest.fixture(scope="session")
+def contract_openapi(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The OpenAPI document the pact must agree with, read once per run."""
+    from harness.contract.crosscheck import load_openapi
+    from harness.fuzz.contract import contract_path
+    from harness.fuzz.plugin import CONTRACT
+    from harness.plugin.settings import orchq_session
+
+    return load_openapi(contract_path(orchq_session(request.config).path(CONTRACT)))
+
+
 @pytest.mark.parametrize("spec", [_param(spec) for spec in INTERACTIONS])
+def test_interaction_agrees_with_the_openapi_document(
+    spec: Spec, contract_pact_file: Path, contract_openapi: dict[str, Any]
+) -> None:
+    from harness.contract.crosscheck import check_pact, load_pact_file
+
+    pact = load_pact_file(contract_pact_file)
+    chosen = [i for i in pact["interactions"] if i.get("description") == spec.description]
+    assert chosen, (
+        f"{', '.join(spec.req)}: interaction {spec.description!r} is missing from "
+        f"{contract_pact_file}; run `orchq pact regen`"
+    )
+    report = check_pact({**pact, "interactions": chosen}, contract_openapi, pact_name(pact))
+    assert not report.findings, "\n".join(f.line() for f in report.findings)
+
+
+def pact_name(pact: dict[str, object]) -> str:
+    consumer, provider = pact.get("consumer"), pact.get("provider")
+    names = [p.get("name") if isinstance(p, dict) else None for p in (consumer, provider)]
+    return "-".join(str(n) for n in names if n) or "pact"
+
+
+@pytest.mark.evidence("cdc")
+@pytest.mark.parametrize("spec", [_provider_param(spec) for spec in INTERACTIONS])
 def test_provider_honours_interaction(
     spec: Spec, request: pytest.FixtureRequest, contract_pact_file: Path, tmp_path: Path
 ) -> None:
@@ -75,10 +127,8 @@ def test_provider_honours_interaction(
                 f"{NOT_VERIFIABLE_LIVE}: interaction {spec.description!r} "
                 f"({', '.join(spec.req)}) needs {_GROUP_NEEDS[group]}"
             )
-        engine = request.getfixturevalue("orch_engine")
-        setup = server_group(group, engine)
-        engine.set_faults(setup.faults)
-        target = request.getfixturevalue("orch_serve")(**setup.config, ready=setup.ready)
+        serve = request.getfixturevalue("orch_serve")
+        target = serve_group(group, serve, request.getfixturevalue("orch_engine"))
         token = None  # the interaction states its own Authorization header
         state_token = target.token
     outcome = verify_spec(

@@ -169,7 +169,9 @@ def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
 def test_hanging_engine_ends_decode_timeout_without_retry_and_is_hung_up_on(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    pool_keys = {"max_attempts": 2, "decode_timeout_ms": 300}
+    # Long enough that a loaded machine still delivers the request and its first tokens to
+    # the engine before the timeout: the hang, not the machine, must cause it.
+    pool_keys = {"max_attempts": 2, "decode_timeout_ms": 2000}
     faults = {"hang_after_tokens": 2}
     run = faulty_task(
         serve_on_engine, orch_engine, faults, pool_keys, max_tokens=8, req="ORCH-0111", seed=3

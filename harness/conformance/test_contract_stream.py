@@ -18,7 +18,7 @@ import pytest
 
 from harness.engine.control import ServeOnEngine
 from harness.plugin.target import Target
-from harness.wire import SseCapture, Wire, expect, read_stream
+from harness.wire import SseCapture, Wire, expect, expect_error, read_stream
 
 pytestmark = pytest.mark.contract
 
@@ -111,6 +111,29 @@ def test_last_event_id_resumes_without_gap_or_duplicate(wire: Wire) -> None:
             f"duplicate, no gap; got ids {resumed.ids} of 1..{total}",
         )
         _format_ok(resumed, f"resume after Last-Event-ID {after}")
+
+
+NOT_ASCII_DIGITS = {
+    "superscript-two": b"\xb2",
+    "digit-superscript-three": b"1\xb3",
+    "arabic-indic-three": "\u0663".encode(),
+    "fullwidth-one": "\uff11".encode(),
+    "underscored": b"1_0",
+    "signed": b"+1",
+}
+"""``Last-Event-ID`` values that ``str.isdigit()`` or ``int()`` take for numbers."""
+
+
+@pytest.mark.req("ORCH-0017", "ORCH-0200")
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS.values(), ids=NOT_ASCII_DIGITS.keys())
+def test_a_last_event_id_that_is_not_ascii_digits_is_invalid_params(
+    wire: Wire, value: bytes
+) -> None:
+    task_id = str(wire.admit(max_tokens=2)["task_id"])
+    response = wire.http.get(f"/v1/tasks/{task_id}/stream", headers=[(b"Last-Event-ID", value)])
+    expect_error(
+        response, 400, "INVALID_PARAMS", "ORCH-0200", f"Last-Event-ID {value!r} (not a number)"
+    )
 
 
 @pytest.mark.req("ORCH-0083", "ORCH-0074", "ORCH-0072")

@@ -48,6 +48,7 @@ from harness.determinism.snapshot import (
 from harness.engine.control import EngineControl, engine_pool, rule
 from harness.plugin.target import ServeFactory, Target
 from orchestrator.client import AsyncOrchClient, OrchError
+from orchestrator.numerals import ascii_int
 
 if TYPE_CHECKING:
     from syrupy.assertion import SnapshotAssertion
@@ -185,8 +186,9 @@ async def _read_events(
             async for sse in sse_events:
                 if not sse.data and sse.event == "message":
                     continue  # a bare ``retry:`` field dispatches an empty event
-                assert sse.id.isdigit(), f"ORCH-0083: event without a numeric id: {sse!r}"
-                events.append((int(sse.id), sse.event, json.loads(sse.data)))
+                seq = ascii_int(sse.id)
+                assert seq is not None, f"ORCH-0083: event without a numeric id: {sse!r}"
+                events.append((seq, sse.event, json.loads(sse.data)))
                 if sse.event in ("end", "error") or (limit is not None and len(events) >= limit):
                     break
     return events

@@ -12,11 +12,13 @@ dict of functions because that one cannot return values, and it is faster.
 
 Every state belongs to a *server group*. ``default`` states only need an
 OrchQueue v1 server and its public API, so they are verifiable against any
-``--orch-url``. ``constrained`` and ``auth`` states need a server configured in
-a particular way (a tiny queue with a stalled replica, a warming pool, a 1 KiB
-body limit, a token): those are verified on a target the harness configures
-(:func:`server_group`: in-process, or started with ``--orch-serve-cmd``), and reported
-as not verifiable against a live target.
+``--orch-url``. ``constrained``, ``faulty`` and ``auth`` states need a server
+configured in a particular way (a tiny queue with a stalled replica, a warming
+pool, a 1 KiB body limit, replicas whose engine dies or hangs, a token): those
+are verified on a target the harness configures (:func:`server_group`:
+in-process, or started with ``--orch-serve-cmd``), and reported as not
+verifiable against a live target. The ``crashing`` group's server is an
+in-process orchestratord only (:data:`IN_PROCESS_GROUPS`).
 The state handlers of those groups check that the server really is in the
 stated condition, so a misconfiguration fails the state, not the contract.
 """
@@ -30,20 +32,26 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.contract.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
 from harness.plugin.fixtures import Factories
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted
 
+if TYPE_CHECKING:
+    from harness.plugin.target import ServeFactory, Target
+
 __all__ = [
     "GROUPS",
+    "IN_PROCESS_GROUPS",
     "LIVE_GROUPS",
     "STATES",
     "ServerGroup",
     "StateServer",
     "group_of",
+    "serve_group",
     "server_group",
     "state_server",
 ]
@@ -71,7 +79,11 @@ def server_group(group: str, engine: EngineControl | str) -> ServerGroup:
     ``constrained``: pools ``default`` (``reject``) and ``lru`` (``drop_lru``) with a
     one-task queue and a replica that stalls after one token (the engine hangs), a pool
     ``warming`` still warming up and a pool ``down`` whose engine refuses to serve; a
-    1 KiB body limit. ``auth``: an API token. ``default``: nothing chosen.
+    1 KiB body limit. ``faulty``: pools whose replica dies after one token (``reset``),
+    dies before any (``exhausted``, two attempts) or hangs after one (``stalled``, a 300 ms
+    decode timeout). ``crashing`` (:data:`IN_PROCESS_GROUPS`): a pool whose engine breaks
+    the engine protocol, through ``engine_factory``. ``auth``: an API token.
+    ``default``: nothing chosen.
     """
     if group == "constrained":
         stalled = {"queue_capacity": 1, "decode_timeout_ms": 600_000}
@@ -90,6 +102,28 @@ def server_group(group: str, engine: EngineControl | str) -> ServerGroup:
                     rule({"unavailable": True}, replica="d1")],
             ready=("default", "lru"),
         )  # fmt: skip
+    if group == "faulty":
+        return ServerGroup(
+            config={
+                "pools": [
+                    engine_pool(engine, "reset", ("x1",)),
+                    engine_pool(engine, "exhausted", ("e1",), max_attempts=2),
+                    engine_pool(engine, "stalled", ("s1",), decode_timeout_ms=300),
+                ],
+            },
+            faults=[rule({"die_after_tokens": 1}, replica="x1"),
+                    rule({"die_after_tokens": 0}, replica="e1"),
+                    rule({"hang_after_tokens": 1}, replica="s1")],
+        )  # fmt: skip
+    if group == "crashing":
+        replica = {"replica_id": f"{CRASHING_REPLICA_PREFIX}1"}
+        return ServerGroup(
+            config={
+                "engine_factory": crashing_engine_factory,
+                "pools": [{"pool_id": "crashing", "replicas": [replica]}],
+            },
+            faults=[],
+        )
     if group == "auth":
         return ServerGroup(config={"auth_token": "contract-token"}, faults=[])
     if group == "default":
@@ -97,8 +131,20 @@ def server_group(group: str, engine: EngineControl | str) -> ServerGroup:
     raise KeyError(f"unknown server group {group!r}")
 
 
-GROUPS = ("default", "constrained", "auth")
+def serve_group(group: str, serve: ServeFactory, engine: EngineControl, **keywords: Any) -> Target:
+    """A started target of ``group`` (``serve`` is ``orch_serve``), the engine's fault
+    rules set for it first; ``keywords`` go to ``serve`` as well (``wrap_app=`` mutants)."""
+    setup = server_group(group, engine)
+    engine.set_faults(setup.faults)
+    return serve(**setup.config, ready=setup.ready, **keywords)
+
+
+GROUPS = ("default", "constrained", "auth", "faulty", "crashing")
 """Every server group a provider state may belong to."""
+
+IN_PROCESS_GROUPS = frozenset({"crashing"})
+"""Groups only an in-process orchestratord can be: ``INTERNAL`` is a bug no configuration
+or engine fault produces, so its server breaks the engine protocol from inside."""
 
 _WAIT_S = 15.0
 _POLL_S = 0.01
@@ -186,6 +232,47 @@ def _pool_check(pool: str, replica_state: str) -> Setup:
     return setup
 
 
+def _wait_terminal(made: Factories, task_id: str) -> str:
+    terminal = {"completed", "failed", "cancelled", "dropped"}
+    _wait(f"task {task_id} ended", lambda: made.client.get_task(task_id).state in terminal)
+    return made.client.get_task(task_id).state
+
+
+def _failed_with(kind: str, pool: str, determinism: str) -> Setup:
+    """A task of ``pool`` (a fault-knob pool of the ``faulty`` group) that failed with ``kind``."""
+
+    def setup(made: Factories) -> Values:
+        admitted = made.task("hello", max_tokens=2, seed=7, determinism=determinism, pool=pool)
+        _wait_terminal(made, admitted.task_id)
+        error = made.client.get_task(admitted.task_id).error
+        if error is None or error.kind != kind:
+            raise RuntimeError(f"task on pool {pool!r} should fail with {kind}, got {error}")
+        return {"session_id": admitted.session_id, "task_id": admitted.task_id}
+
+    return setup
+
+
+def _a_cancelled_task(made: Factories) -> Values:
+    values = _a_running_task(made)
+    made.client.cancel_task(values["task_id"])
+    return values
+
+
+def _an_evicted_task(made: Factories) -> Values:
+    """A queued ``batch`` task of pool ``lru`` evicted by an ``interactive`` newcomer."""
+    session_id = made.session().session_id
+    running = _strict_task(made, session_id=session_id, pool="lru")
+    _wait(
+        f"task {running.task_id} running",
+        lambda: made.client.get_task(running.task_id).state == "running",
+    )
+    evicted = _strict_task(made, session_id=session_id, pool="lru", priority="batch")
+    _strict_task(made, session_id=session_id, pool="lru")
+    if _wait_terminal(made, evicted.task_id) != "dropped":
+        raise RuntimeError(f"task {evicted.task_id} should have been evicted")
+    return {"session_id": session_id, "task_id": evicted.task_id}
+
+
 def _nothing(made: Factories) -> Values:
     """A condition the server group's configuration provides (checked by its interaction)."""
     return {}
@@ -206,6 +293,21 @@ STATES: dict[str, tuple[str, Setup]] = {
     ),
     "the request body limit is 1024 bytes": ("constrained", _nothing),
     "an API token is required": ("auth", _nothing),
+    "a cancelled task exists": ("constrained", _a_cancelled_task),
+    "a task was evicted from the drop_lru queue of pool lru": ("constrained", _an_evicted_task),
+    "a task failed with WORKER_RESET": (
+        "faulty",
+        _failed_with("WORKER_RESET", "reset", "best_effort"),
+    ),
+    "a task failed with REPLICA_EXHAUSTED": (
+        "faulty",
+        _failed_with("REPLICA_EXHAUSTED", "exhausted", "strict"),
+    ),
+    "a task failed with DECODE_TIMEOUT": (
+        "faulty",
+        _failed_with("DECODE_TIMEOUT", "stalled", "strict"),
+    ),
+    "a task failed with INTERNAL": ("crashing", _failed_with("INTERNAL", "crashing", "strict")),
 }
 """Provider state name -> (server group, setup through the public API)."""
 

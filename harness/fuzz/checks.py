@@ -46,6 +46,7 @@ from harness.fuzz.wire import (
     header,
     request_id_problems,
 )
+from orchestrator.numerals import ascii_int
 
 STREAM_OPERATION = "streamTask"
 
@@ -69,8 +70,8 @@ def orchq_wire(ctx: CheckContext, response: Response, case: Case[Any]) -> bool |
 def last_event_id(case: Case[Any]) -> int:
     """The ``Last-Event-ID`` a stream request sent (0 when absent or not a number)."""
     values = header({k: [str(v)] for k, v in (case.headers or {}).items()}, "Last-Event-ID")
-    text = values[0].strip() if values else ""
-    return int(text) if text.isascii() and text.isdigit() else 0
+    value = ascii_int(values[0]) if values else None
+    return 0 if value is None else value
 
 
 def orchq_stream(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:

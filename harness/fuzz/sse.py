@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.numerals import ascii_int
+
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     "started": frozenset(
         {"task_id", "replica_id", "engine", "engine_version", "seed", "sampler_profile_version"}
@@ -93,7 +95,7 @@ def stream_problems(body: str, *, after: int = 0, complete: bool = True) -> list
             problems.append(f"ORCH-0071: {where} has unexpected field(s) {unknown}")
         ids = event.fields.get("id", [])
         if ids and expected_id > 0:
-            if ids[0].isdigit() and int(ids[0]) == expected_id:
+            if ascii_int(ids[0]) == expected_id:
                 expected_id += 1
             else:
                 problems.append(

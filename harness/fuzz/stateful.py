@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import hypothesis
 from hypothesis.errors import Flaky, FlakyFailure
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.checks import CheckFunction
@@ -21,6 +22,9 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from harness.checks import RequirementFailure, leading_ids
 from harness.fuzz.checks import validate
 from harness.fuzz.runner import FuzzTarget, fuzz_settings
+
+MAX_ROUNDS = 4
+"""Most rounds of ``scenarios`` scenarios a run with ``until`` takes to reach its operation."""
 
 WORKFLOW_TAGS = ("sessions", "tasks")
 """The linked operations; pools, routing and health have no state to chain."""
@@ -57,9 +61,23 @@ def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMac
 
 
 def run_stateful(
-    schema: OpenApiSchema, target: FuzzTarget, *, scenarios: int, steps: int, explore: bool
+    schema: OpenApiSchema,
+    target: FuzzTarget,
+    *,
+    scenarios: int,
+    steps: int,
+    explore: bool,
+    until: tuple[str, int] | None = None,
 ) -> int:
     """Run ``scenarios`` sequences of up to ``steps`` linked calls; returns calls sent.
+
+    Without ``explore`` each round runs on a fixed seed (``hypothesis.seed`` on
+    the machine class): Schemathesis builds the machine class at run time, so
+    Hypothesis' derandomised seed, a digest of that class, would change with
+    whatever else the process imported. With ``until`` (an ``(operationId,
+    status)`` pair), further rounds on the next seeds run, at most
+    :data:`MAX_ROUNDS` in all, until the run has reached it: a random walk
+    along the links must not leave a whole operation unchecked by chance.
 
     Hypothesis replays a failing scenario to report it, but a live server has
     moved on (new IDs, a task that has finished meanwhile), so the replay can
@@ -68,15 +86,20 @@ def run_stateful(
     """
     machine = state_machine(schema, target)
     before = target.cases
-    try:
-        machine.run(settings=fuzz_settings(scenarios, explore=explore, steps=steps))
-    except (Flaky, FlakyFailure) as flaky:
-        if not target.failures:
-            raise
-        first = target.failures[0]
-        raise RequirementFailure(
-            f"{first}\n\n(the server answered the replay of this scenario "
-            f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})",
-            [i for line in first.split("\n\n", 1)[0].splitlines() for i in leading_ids(line)],
-        ) from None
+    for round_number in range(MAX_ROUNDS if until is not None else 1):
+        if not explore:
+            machine = hypothesis.seed(round_number)(machine)
+        try:
+            machine.run(settings=fuzz_settings(scenarios, explore=explore, steps=steps))
+        except (Flaky, FlakyFailure) as flaky:
+            if not target.failures:
+                raise
+            first = target.failures[0]
+            raise RequirementFailure(
+                f"{first}\n\n(the server answered the replay of this scenario "
+                f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})",
+                [i for line in first.split("\n\n", 1)[0].splitlines() for i in leading_ids(line)],
+            ) from None
+        if until is None or target.seen[until] > 0:
+            break
     return target.cases - before

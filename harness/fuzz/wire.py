@@ -1,7 +1,8 @@
 """Checks of every response's wire shape: error envelope, error kinds, backpressure headers.
 
-Pure functions over status, headers and body (standard library only), so the
-fuzz checks, the state machine and any other suite can share them. Each
+Pure functions over status, headers and body (the standard library and
+``orchestrator.numerals`` only), so the fuzz checks, the state machine and any
+other suite can share them. Each
 problem string starts with the ORCH ID it breaks.
 """
 
@@ -11,6 +12,8 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from orchestrator.numerals import ascii_int
 
 ERROR_KINDS: dict[str, tuple[int, bool]] = {
     "INVALID_PARAMS": (400, False),
@@ -30,6 +33,9 @@ ERROR_KINDS: dict[str, tuple[int, bool]] = {
     "POOL_UNAVAILABLE": (503, True),
     "REPLICA_EXHAUSTED": (503, True),
     "DECODE_TIMEOUT": (504, True),
+    "HEADERS_TOO_LARGE": (431, False),
+    "STORAGE_UNAVAILABLE": (503, True),
+    "SERVER_BUSY": (503, True),
 }
 """ORCH-0019: the error kinds of spec table 2.2 with their HTTP status and ``retriable``."""
 
@@ -46,8 +52,7 @@ def header(headers: Headers, name: str) -> list[str]:
 
 
 def _integer(text: str) -> int | None:
-    stripped = text.strip()
-    return int(stripped) if stripped.isdigit() else None
+    return ascii_int(text, max_digits=30)
 
 
 def backpressure_problems(status: int, headers: Headers) -> list[str]:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from harness.conformance import LIVE_TARGET_SKIP, NOT_VERIFIABLE_LIVE
+from harness.conformance import LIVE_TARGET_SKIP, NOT_VERIFIABLE_LIVE, REFERENCE_CODE
 from harness.plugin.persisted import guarded
 from harness.plugin.settings import Setting, add, orchq_session
 
@@ -181,6 +181,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(parser, "orchq target", TOKEN, metavar="TOKEN")
     add(parser, "orchq target", SERVE_CMD, metavar="CMD")
     add(parser, "orchq target", SERVE_TIMEOUT, metavar="SECONDS")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of in-process-only checks in every process, the xdist controller
+    included (syrupy imports snapshot modules there to report on them)."""
+    config.addinivalue_line(
+        "markers",
+        f"{REFERENCE_CODE}: drives orchestratord's own code in this process rather than the "
+        "target; not run when the harness starts the target (--orch-serve-cmd)",
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.fuzz.sse import stream_problems
+from orchestrator.numerals import ascii_int
 
 if TYPE_CHECKING:
     from harness.wire.http import Wire
@@ -33,7 +34,8 @@ class SseEvent:
 
     @property
     def seq(self) -> int:
-        return int(self.id) if self.id is not None and self.id.isdigit() else -1
+        value = None if self.id is None else ascii_int(self.id)
+        return -1 if value is None else value
 
     def key(self) -> tuple[str | None, str, str]:
         """The event as a comparable value (what a replay must reproduce exactly)."""

@@ -17,8 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from orchestrator.errors import ApiError, ErrorKind
+from orchestrator.store import is_storage_fault
 
 log = logging.getLogger("orchestrator.api")
+
+STORAGE_BACKOFF_MS = 2000
+"""The suggested wait after a request the database could not take (disk full, I/O error)."""
 
 _STATUS_KINDS = {
     400: ErrorKind.INVALID_PARAMS,
@@ -76,6 +80,20 @@ def invalid_params(errors: Sequence[Any]) -> ApiError:
     )
 
 
+def unexpected_error(exc: Exception, method: str, path: str) -> ApiError:
+    """The answer to an exception no layer handled: a retriable 503 when the database
+    cannot be written (ORCH-0170), else 500 ``INTERNAL`` (logged with its traceback)."""
+    if is_storage_fault(exc):
+        log.warning("%s %s: the database cannot be written: %s", method, path, exc)
+        return ApiError(
+            ErrorKind.STORAGE_UNAVAILABLE,
+            "the server cannot write its database right now; retry after the backoff",
+            backoff_ms=STORAGE_BACKOFF_MS,
+        )
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return ApiError(ErrorKind.INTERNAL, "internal error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -100,8 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(request, ApiError(kind, message), headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, ApiError(ErrorKind.INTERNAL, "internal error"))
+        return error_response(request, unexpected_error(exc, request.method, request.url.path))
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

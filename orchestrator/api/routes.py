@@ -45,8 +45,21 @@ _BACKOFF_HEADERS = {
 }
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses an operation can answer."""
+_BUSY = (
+    "Connection limit reached (SERVER_BUSY) or database cannot be written (STORAGE_UNAVAILABLE)."
+)
+_ADMISSION_503 = (
+    "Pool not ready or unavailable (POOL_UNREADY, POOL_UNAVAILABLE), database cannot be "
+    "written (STORAGE_UNAVAILABLE) or connection limit reached (SERVER_BUSY)."
+)
+
+
+def _errors(*statuses: int, busy: str = _BUSY) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an operation can answer.
+
+    Every ``/v1/`` operation can answer 503: at the connection limit (ORCH-0166)
+    and, for writes, when the database cannot be written (ORCH-0170).
+    """
     described = {
         400: "Invalid parameters or malformed JSON (INVALID_PARAMS).",
         401: "Missing or wrong bearer token (UNAUTHORIZED).",
@@ -56,7 +69,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body over the limit (PAYLOAD_TOO_LARGE).",
         415: "Request body is not JSON (UNSUPPORTED_MEDIA_TYPE).",
         429: "Queue full (ADMISSION_REJECT or QUEUE_FULL_DROP_LRU).",
-        503: "Pool not ready or unavailable (POOL_UNREADY, POOL_UNAVAILABLE).",
+        503: busy,
     }
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
@@ -94,10 +107,24 @@ _SESSION_LINKS["links"]["CreateTask"] = {
     "requestBody": {"session_id": "$response.body#/session_id"},
 }
 _TASK_LINKS = _links("task_id", "$response.body#/task_id", "getTask", "streamTask", "cancelTask")
+
+
+def _location(template: str, requirement: str) -> dict[str, Any]:
+    """The ``Location`` header of a created resource, as the OpenAPI document declares it."""
+    pattern = "^" + template.replace("{id}", "[^/]+") + "$"
+    return {
+        "Location": {
+            "description": f"The new resource, `{template}` ({requirement}).",
+            "required": True,
+            "schema": {"type": "string", "pattern": pattern},
+        }
+    }
+
+
 _STREAM_LINKS = _links("task_id", "$request.path.task_id", "getTask", "cancelTask")
 
-_V1 = (401,)
-_WITH_BODY = (400, 401, 413, 415)
+_V1 = (401, 503)
+_WITH_BODY = (400, 401, 413, 415, 503)
 
 router = APIRouter()
 
@@ -114,7 +141,10 @@ def _orchestrator(request: Request) -> Orchestrator:
     "/v1/sessions",
     status_code=201,
     response_model=SessionCreated,
-    responses={201: _SESSION_LINKS, **_errors(*_WITH_BODY)},
+    responses={
+        201: {**_SESSION_LINKS, "headers": _location("/v1/sessions/{id}", "ORCH-0026")},
+        **_errors(*_WITH_BODY),
+    },
     operation_id="createSession",
     openapi_extra={"x-req-id": ["ORCH-0006", "ORCH-0025", "ORCH-0026"]},
     tags=["sessions"],
@@ -163,7 +193,10 @@ async def delete_session(request: Request, session_id: str) -> Response:
     "/v1/tasks",
     status_code=202,
     response_model=TaskAdmitted,
-    responses={202: _TASK_LINKS, **_errors(*_WITH_BODY, 404, 410, 429, 503)},
+    responses={
+        202: {**_TASK_LINKS, "headers": _location("/v1/tasks/{id}", "ORCH-0042")},
+        **_errors(*_WITH_BODY, 404, 410, 429, busy=_ADMISSION_503),
+    },
     operation_id="createTask",
     openapi_extra={
         "x-req-id": [
@@ -372,7 +405,7 @@ async def healthz() -> JSONResponse:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses=_errors(503),
+    responses=_errors(503, busy="A pool has no ready replica (POOL_UNREADY)."),
     operation_id="readyz",
     openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0130"]},
     tags=["health"],

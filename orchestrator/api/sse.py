@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from orchestrator.numerals import ascii_int
 from orchestrator.runtime import StreamSource
 from orchestrator.store import EventRow
 
@@ -34,10 +35,11 @@ async def event_stream(
 
 
 def parse_last_event_id(value: str | None) -> int | None:
-    """The sequence number a reconnecting client saw last; None if the header is malformed."""
-    if value is None or value.strip() == "":
+    """The sequence number a reconnecting client saw last; None if the header is malformed.
+
+    An absent or blank header means "from the start"; anything but ASCII digits
+    is malformed (ORCH-0200).
+    """
+    if value is None or value.strip(" \t") == "":
         return 0
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        return None
-    return int(text)
+    return ascii_int(value)

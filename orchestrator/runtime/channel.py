@@ -1,12 +1,14 @@
 """In-memory event log of one live task, which stream readers follow.
 
-Readers never block the producer: appending resolves one shared future that
-every waiting reader awaits, so N readers cost one wake-up each per batch of
-events, not one per event.
+Readers never block the producer: revealing events resolves one shared future
+that every waiting reader awaits, so N readers cost one wake-up each per
+commit, not one per event.
 
-Events that must be durable before anyone sees them (a task's first token, its
-closing event) are appended while the channel is *held*: readers see them, and
-the close, only once the commit that persisted them calls :meth:`release`.
+An appended event stays invisible until :meth:`reveal` is called for it, which
+the journal does once the commit that persisted it has landed: a reader only
+ever sees durable events, so after a crash no event id a reader saw can name a
+different event (ORCH-0169). A channel made from persisted events shows them
+at once.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from orchestrator.store import EventRow
 class TaskChannel:
     def __init__(self, events: list[EventRow] | None = None) -> None:
         self.events: list[EventRow] = list(events or [])
-        """Every event of the task so far, held ones included; ``events[i].seq == i + 1``."""
+        """Every event of the task so far, unrevealed ones included; ``events[i].seq == i + 1``."""
         self.closed = False
-        """Readers have seen the last event: set by :meth:`close`, or at release if held."""
+        """Readers have seen the last event; set by :meth:`close`, after the last reveal."""
         self._visible = len(self.events)
-        self._held = False
-        self._closing = False
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -32,34 +32,22 @@ class TaskChannel:
         """The last event readers may see."""
         return self._visible
 
-    @property
-    def held(self) -> bool:
-        return self._held
-
     def append(self, event: str, data: str) -> EventRow:
+        """Add the next event, invisible to readers until it is revealed."""
         row = EventRow(len(self.events) + 1, event, data)
         self.events.append(row)
-        if not self._held:
-            self._visible = len(self.events)
-            self._wake()
         return row
 
-    def hold(self) -> None:
-        """Keep events appended from now on (and a close) from readers until :meth:`release`."""
-        self._held = True
-
-    def release(self) -> None:
-        self._held = False
-        self._visible = len(self.events)
-        if self._closing:
-            self.closed = True
-        self._wake()
+    def reveal(self, seq: int) -> None:
+        """Let readers see every event up to ``seq`` (now durable)."""
+        if seq > self._visible:
+            self._visible = min(seq, len(self.events))
+            self._wake()
 
     def close(self) -> None:
-        self._closing = True
-        if not self._held:
-            self.closed = True
-            self._wake()
+        """No event follows the visible ones: readers end their streams."""
+        self.closed = True
+        self._wake()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -67,7 +55,7 @@ class TaskChannel:
             waiter.set_result(None)
 
     async def wait_beyond(self, seq: int, patience_s: float) -> bool:
-        """Wait until an event after ``seq`` exists or the channel closes; False on timeout."""
+        """Wait until an event after ``seq`` is visible or the channel closes; False on timeout."""
         if self._visible > seq or self.closed:
             return True
         if self._waiter is None:

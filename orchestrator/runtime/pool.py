@@ -53,6 +53,7 @@ class Pool:
         config: PoolConfig,
         on_dispatch: Callable[[str, Replica], None],
         engine_factory: Callable[[ReplicaConfig], Engine] = build_engine,
+        may_dispatch: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self.pool_id = config.pool_id
@@ -61,6 +62,8 @@ class Pool:
         )
         self.replicas = [Replica(rc, engine_factory(rc)) for rc in config.replicas]
         self._on_dispatch = on_dispatch
+        self._may_dispatch = may_dispatch
+        """False holds the queue (running tasks and retries go on): see the Journal."""
         self._waiters: list[_SlotWaiter] = []
         self._health_tasks: set[asyncio.Task[None]] = set()
         self._rotation = 0
@@ -165,7 +168,7 @@ class Pool:
         return choice
 
     def schedule(self) -> None:
-        """Hand free slots to waiting retries first, then to the queue."""
+        """Hand free slots to waiting retries first, then to the queue (unless it is held)."""
         for waiter in list(self._waiters):
             if waiter.future.done():
                 self._waiters.remove(waiter)
@@ -176,7 +179,7 @@ class Pool:
             replica.in_flight += 1
             self._waiters.remove(waiter)
             waiter.future.set_result(replica)
-        while len(self.queue):
+        while len(self.queue) and self._may_dispatch():
             replica = self._pick()
             if replica is None:
                 return

@@ -2,8 +2,10 @@
 
 Everything here runs on one event loop. State lives in two places kept in step:
 SQLite (the truth across restarts) and :class:`LiveTask` objects for queued and
-running tasks (the truth for streaming). Every state transition writes SQLite
-first, then updates memory, then notifies stream readers.
+running tasks (the truth for streaming). What a running task changes is queued
+in the :class:`Journal` and shown (stream events revealed, a finished task
+published) only once its commit has landed. Every runner is supervised: an
+unexpected exception is logged and fails its task with ``INTERNAL`` (ORCH-0173).
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from orchestrator.metrics import Metrics, PoolSnapshot
 from orchestrator.queue import PastDispatch, QueueFull, derive_streak
 from orchestrator.runtime.channel import TaskChannel
 from orchestrator.runtime.clock import Clock, rfc3339, sleep_at_least
-from orchestrator.runtime.event_writer import EventWriter
+from orchestrator.runtime.journal import Journal
 from orchestrator.runtime.pool import Pool, Replica
 from orchestrator.runtime.tasks import LiveTask, LiveTasks
 from orchestrator.runtime.watchdog import DecodeWatchdog
 from orchestrator.schemas import SessionCreate, TaskCreate
 from orchestrator.store import AttemptRow, EventRow, SessionRow, Store, StoreError, TaskRow
+from orchestrator.store.lock import DatabaseLock
 
 log = logging.getLogger("orchestrator")
 
@@ -123,8 +126,11 @@ class Orchestrator:
         *,
         clock: Clock | None = None,
         engine_factory: Callable[[ReplicaConfig], Engine] = build_engine,
+        database_lock: DatabaseLock | None = None,
     ) -> None:
         self.config = config
+        self._lock = database_lock or DatabaseLock(config.database)
+        """Held while serving (one server per database); a caller may take it first."""
         self.clock = clock or Clock()
         self._engine_factory = engine_factory
         self.pools: dict[str, Pool] = {}
@@ -132,7 +138,7 @@ class Orchestrator:
         self.metrics = Metrics(self._snapshot)
         self.fallback_mode: str = config.fallback_mode
         self._store: Store | None = None
-        self._writer: EventWriter | None = None
+        self._journal: Journal | None = None
         self._admit_seq = 0
         # Server-chosen seeds are returned to the client, not secret: a PRNG seeded
         # from the OS spares admission a getrandom() call per task.
@@ -140,6 +146,8 @@ class Orchestrator:
         self._sessions: OrderedDict[str, SessionRow] = OrderedDict()
         self._unrecorded: dict[str, LiveTask] = {}
         """Running tasks whose attempt start is not written yet (see _write_pending_start)."""
+        self._admitting: dict[str, asyncio.Future[None]] = {}
+        """Admissions not committed yet: a runner started meanwhile waits for its task's."""
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
 
@@ -152,16 +160,20 @@ class Orchestrator:
         return self._store
 
     @property
-    def writer(self) -> EventWriter:
-        if self._writer is None:
+    def journal(self) -> Journal:
+        if self._journal is None:
             raise RuntimeError("orchestrator is not started")
-        return self._writer
+        return self._journal
 
     async def start(self) -> None:
+        self._lock.acquire()
         self._store = Store(self.config.database)
         self._store.checkpoint_in_background()
-        self._writer = EventWriter(self._store)
-        self._writer.start()
+        self._journal = Journal(
+            self._store,
+            before_write=self._write_pending_starts,
+            on_recovered=self._schedule_pools,
+        )
         persisted = self.store.get_setting(FALLBACK_MODE_KEY)
         if persisted is not None:
             self.fallback_mode = persisted
@@ -171,8 +183,10 @@ class Orchestrator:
                 pool_config,
                 on_dispatch=self._make_dispatcher(pool_config.pool_id),
                 engine_factory=self._engine_factory,
+                may_dispatch=self._may_dispatch,
             )
         self._recover()
+        self.journal.commit_now()  # recovery's outcomes are durable before anything is served
         warmups = [task for pool in self.pools.values() for task in pool.start()]
         # Replicas that are ready at once (mock, a local engine) should be ready
         # before the first request; slow warm-ups go on in the background.
@@ -200,11 +214,20 @@ class Orchestrator:
             await pool.stop()
         for lt in self.live.made():
             lt.channel.close()
-        if self._writer is not None:
-            await self._writer.stop()
+        if self._journal is not None:
+            await self._journal.stop()
         if self._store is not None:
             self._store.close()
+        self._lock.release()
         self.started = False
+
+    def _may_dispatch(self) -> bool:
+        """No new attempt starts while the database cannot be written (see Journal)."""
+        return self._journal is None or not self._journal.failing
+
+    def _schedule_pools(self) -> None:
+        for pool in self.pools.values():
+            pool.schedule()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -266,15 +289,16 @@ class Orchestrator:
             now = self.clock.now_ms()
             for attempt in attempts:
                 if attempt.state == "running":
-                    self.store.finish_attempt(
-                        row.task_id, attempt.attempt, "failed", ErrorKind.WORKER_RESET.value, now
-                    )
+                    self._finish_attempt(row.task_id, attempt.attempt, ErrorKind.WORKER_RESET, now)
             failure = _Failure(ErrorKind.WORKER_RESET.value, "orchestrator restarted mid-decode")
             terminal = self._terminal_after(lt, pool, failure)
             if terminal is not None:
                 self._finish(lt, "failed", error=terminal)
             else:
                 self._start_runner(lt, pool, None)
+
+    def _finish_attempt(self, task_id: str, number: int, kind: str, now: int) -> None:
+        self.journal.write(lambda: self.store.finish_attempt(task_id, number, "failed", kind, now))
 
     def _live_task(self, row: TaskRow, events: list[EventRow] | None = None) -> LiveTask:
         return LiveTask.resumed(row, events) if events else LiveTask(row=row)
@@ -330,6 +354,7 @@ class Orchestrator:
         view["ttl_remaining_ms"] = max(0, row.expires_ms - self.clock.now_ms())
         for lt in [lt for lt in self._unrecorded.values() if lt.row.session_id == session_id]:
             self._write_pending_start(lt)
+        self.journal.commit_if_possible()
         view["tasks"] = self.store.session_task_counts(session_id)
         return view
 
@@ -339,6 +364,7 @@ class Orchestrator:
         self._sessions.pop(session_id, None)
         for lt in self.live.of_session(session_id):
             self._cancel(lt, "session ended")
+        self.journal.commit_now()
 
     # ------------------------------------------------------------ admission
 
@@ -407,18 +433,20 @@ class Orchestrator:
             pool.queue.remove(task_id)
             raise
         self.live.add_queued(row)
+        self._admitting[task_id] = durable
         if admission.evicted is not None:
             self._drop(admission.evicted)
         pool.schedule()
         try:
             await durable
         except StoreError:
-            # Never acknowledged, so never admitted: take it back out.
+            # Never acknowledged, so never admitted: take it back out. A runner
+            # already started for it sees the failed admission and stops.
             pool.queue.remove(task_id)
-            lt = self.live.pop(task_id)
-            if lt is not None and lt.runner is not None:
-                lt.runner.cancel()
+            self.live.pop(task_id)
             raise
+        finally:
+            del self._admitting[task_id]
         self.metrics.child(self.metrics.tasks_admitted, pool.pool_id, body.priority).inc()
         return {
             "task_id": task_id,
@@ -471,9 +499,29 @@ class Orchestrator:
     def _start_runner(self, lt: LiveTask, pool: Pool, replica: Replica | None) -> None:
         """Run a task; its replica slot is released when the runner ends, however it ends."""
         lt.held = replica
-        runner = asyncio.create_task(self._run(lt, pool, replica))
+        runner = asyncio.create_task(self._supervised(lt, pool, replica))
         runner.add_done_callback(lambda _task: self._release(lt, pool))
         lt.runner = runner
+
+    async def _supervised(self, lt: LiveTask, pool: Pool, replica: Replica | None) -> None:
+        """Run the task; an unexpected exception fails it with INTERNAL, never silently."""
+        admission = self._admitting.get(lt.task_id)
+        if admission is not None:
+            try:
+                await asyncio.shield(admission)
+            except StoreError:
+                return  # never admitted (the admission answers the error)
+        try:
+            await self._run(lt, pool, replica)
+        except Exception:
+            log.exception("running task %s failed", lt.task_id)
+            self._finish(
+                lt,
+                "failed",
+                error=task_error(
+                    ErrorKind.INTERNAL, "the orchestrator failed while running the task"
+                ),
+            )
 
     def _release(self, lt: LiveTask, pool: Pool) -> None:
         replica, lt.held = lt.held, None
@@ -481,6 +529,28 @@ class Orchestrator:
             pool.release(replica)
 
     async def _run(self, lt: LiveTask, pool: Pool, replica: Replica | None) -> None:
+        """Run a task to its terminal state; an unexpected failure ends it ``INTERNAL``.
+
+        Without that last resort a bug (in an engine that breaks its protocol, or
+        here) would leave the task ``running`` and its stream open for ever (ORCH-0060).
+        """
+        try:
+            await self._attempts(lt, pool, replica)
+        except Exception:
+            log.exception("running task %s failed unexpectedly", lt.row.task_id)
+            open_attempt = lt.attempt_open
+            self._finish(
+                lt,
+                "failed",
+                error=task_error(ErrorKind.INTERNAL, "internal error"),
+                attempt=(
+                    None
+                    if open_attempt is None
+                    else (open_attempt, "failed", ErrorKind.INTERNAL.value)
+                ),
+            )
+
+    async def _attempts(self, lt: LiveTask, pool: Pool, replica: Replica | None) -> None:
         avoid: set[str] = set()
         prefer: str | None = None
         while True:
@@ -555,26 +625,15 @@ class Orchestrator:
                     self._emit_started(lt, replica)
                 reason = finish_reason(len(lt.sent), row.max_tokens)
                 self._finish(
-                    lt,
-                    "completed",
-                    finish_reason=reason,
-                    attempt=(number, "completed", None),
-                    grouped=True,
+                    lt, "completed", finish_reason=reason, attempt=(number, "completed", None)
                 )
                 return None
-            kind, now = failure.attempt_kind, self.clock.now_ms()
-            self._make_held_events_durable(
-                lt, also=lambda: self.store.finish_attempt(row.task_id, number, "failed", kind, now)
-            )
+            self._write_pending_start(lt)
+            self._finish_attempt(row.task_id, number, failure.attempt_kind, self.clock.now_ms())
             if failure.attempt_kind == ENGINE_UNAVAILABLE:
                 pool.mark_down(replica)
             return failure
         finally:
-            self._write_pending_start(lt)
-            if lt.channel.held and not lt.finished:  # an unexpected exception: don't hide events
-                self._make_held_events_durable(lt)
-            # Only now may this task yield to the loop again: everything a reader
-            # can see of this attempt is committed by _finish or the flush above.
             aclose = getattr(tokens, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
@@ -585,20 +644,16 @@ class Orchestrator:
     ) -> _Failure | None:
         """Stream one attempt's tokens; returns without yielding after the last one.
 
-        The first token sent is committed before this coroutine next awaits the
-        engine; after the last one the caller commits the rest with the outcome,
-        so a one-token task costs one commit, not two.
+        Tokens go to the journal, which commits them at the end of the loop turn
+        and only then shows them to readers; a task that ends within the turn
+        of its last token commits its tokens, outcome and attempt in one go.
         """
         rid = replica.replica_id
         meters = _AttemptMeters(self.metrics, pool.pool_id, replica.engine.name)
         watchdog = DecodeWatchdog(pool.config.decode_timeout_ms / 1000)
         index = 0
-        first_token_durable = bool(lt.sent)
         try:
             while index < lt.request.max_tokens:
-                if not first_token_durable and lt.sent:
-                    self._make_held_events_durable(lt)
-                    first_token_durable = True
                 try:
                     token = await anext(tokens)
                     watchdog.progress()
@@ -649,12 +704,13 @@ class Orchestrator:
             watchdog.close()
 
     def _write_pending_start(self, lt: LiveTask) -> None:
-        """Record the attempt's start, in the open admission group.
+        """Queue the attempt's start for the next commit.
 
         Stream readers see nothing of an attempt before its first event, so the
-        start is written with that event's commit, or with the outcome (one row
-        write each, not two) if the attempt ends first, or before a read of the
-        task or its session. A crash before any of these finds the task still
+        start waits for the next commit (:meth:`_write_pending_starts`), which
+        holds that event, or for the outcome (one row write each, not two) if
+        the attempt ends first in the same loop turn, or for a read of the task
+        or its session. A crash before any of these finds the task still
         queued, and it runs again: it sent nothing.
         """
         if lt.pending_start is None:
@@ -662,39 +718,30 @@ class Orchestrator:
         attempt, fields = lt.pending_start
         lt.pending_start = None
         self._unrecorded.pop(attempt.task_id, None)
-        with self.store.grouped():
+
+        def write() -> None:
             self.store.insert_attempt(attempt)
             self.store.update_task(attempt.task_id, **fields)
 
-    def _recorded_attempts(self, lt: LiveTask | None, task_id: str) -> list[AttemptRow]:
-        if lt is not None:
-            self._write_pending_start(lt)
-        return self.store.attempts(task_id)
+        self.journal.write(write)
 
-    def _make_held_events_durable(
-        self, lt: LiveTask, also: Callable[[], None] | None = None
-    ) -> None:
-        """Commit the attempt's start, pending events (and ``also``) now, then show held events."""
-        self._write_pending_start(lt)
-        self.writer.flush(also=also)
-        if lt.channel.held:
-            lt.channel.release()
+    def _write_pending_starts(self) -> None:
+        """Before each commit: the starts of attempts still unrecorded join it."""
+        for lt in list(self._unrecorded.values()):
+            self._write_pending_start(lt)
 
     def _emit(self, lt: LiveTask, event: str, data: dict[str, Any]) -> None:
         payload = dumps_text(data)
         row = lt.channel.append(event, payload)
-        self.writer.add(lt.row.task_id, row.seq, event, payload)
+        self.journal.event(lt.channel, lt.row.task_id, row.seq, event, payload)
 
     def _emit_started(self, lt: LiveTask, replica: Replica) -> None:
         """The task's one ``started`` event (ORCH-0077); callers check ``lt.started_sent``.
 
         Sent just before the first token, or just before ``end`` when an engine
         stops at once: a task that completed ran on a replica, and clients such as
-        the determinism probe learn which one, and its seed, from this event. Like
-        what follows it, readers see it only once it is committed (the channel is
-        held; released by the commit that persists it).
+        the determinism probe learn which one, and its seed, from this event.
         """
-        lt.channel.hold()
         lt.started_sent = True
         self._emit(
             lt,
@@ -712,11 +759,6 @@ class Orchestrator:
     def _emit_token(
         self, lt: LiveTask, replica: Replica, meters: _AttemptMeters, index: int, token: Token
     ) -> None:
-        if not lt.sent:
-            # Durable before any reader sees it: after a crash, recovery must know
-            # that tokens went out (a best_effort task then cannot be replayed).
-            # Released by the commit that persists it (see _decode, _finish).
-            lt.channel.hold()
         if not lt.started_sent:
             self._emit_started(lt, replica)
         self._emit(lt, "token", {"index": index, "text": token.text, "token_id": token.token_id})
@@ -739,20 +781,18 @@ class Orchestrator:
         error: dict[str, Any] | None = None,
         finish_reason: str | None = None,
         attempt: tuple[int, str, str | None] | None = None,
-        grouped: bool = False,
     ) -> None:
         """Move a live task to its one terminal state: events, row and attempt in one commit.
 
-        ``grouped``: the commit is the open admission group's, at the end of this
-        loop turn; until it lands the task stays live and its stream held, so
-        nobody sees the outcome before it is durable. Callers that report the
-        outcome at once (cancellation) commit now.
+        The outcome is queued in the journal; until its commit lands the task
+        stays live and its closing event hidden, so nobody sees the outcome
+        before it is durable (ORCH-0065). Callers that report the outcome at
+        once (cancellation) commit it with :meth:`Journal.commit_now`.
         """
         if lt.finished:
             return
         lt.finished = True
         row = lt.row
-        lt.channel.hold()
         if state == "completed":
             assert finish_reason is not None
             self._emit(
@@ -770,12 +810,13 @@ class Orchestrator:
 
         started, lt.pending_start = lt.pending_start, None
         self._unrecorded.pop(row.task_id, None)
+        tokens_out = len(lt.sent)
 
         def persist() -> None:
             attempt_done = False
             outcome = {
                 "state": state,
-                "tokens_out": len(lt.sent),
+                "tokens_out": tokens_out,
                 "finish_reason": finish_reason,
                 "error": error,
                 "finished_ms": now,
@@ -801,22 +842,17 @@ class Orchestrator:
                 self.store.finish_attempt(row.task_id, attempt[0], attempt[1], attempt[2], now)
 
         def publish() -> None:
-            row.state, row.tokens_out, row.finish_reason = state, len(lt.sent), finish_reason
+            row.state, row.tokens_out, row.finish_reason = state, tokens_out, finish_reason
             row.error, row.finished_ms = error, now
             lt.channel.close()
-            lt.channel.release()
             self.live.pop(row.task_id)
             reason = str(finish_reason) if error is None else str(error["kind"])
             self.metrics.child(
                 self.metrics.tasks_finished, row.pool_id, row.priority, state, reason
             ).inc()
 
-        if grouped:
-            self.writer.flush(also=persist, grouped=True)
-            self.store.after_commit(publish)
-        else:
-            self.writer.flush(also=persist)
-            publish()
+        self.journal.write(persist)
+        self.journal.then(publish)
 
     def _cancel(self, lt: LiveTask, why: str) -> None:
         pool = self.pools.get(lt.row.pool_id)
@@ -829,7 +865,7 @@ class Orchestrator:
     def cancel_task(self, task_id: str) -> dict[str, Any]:
         lt = self.live.get(task_id)
         if lt is not None and lt.finished:
-            self.store.settle()  # its outcome is in the open group: land it, then answer 409
+            self.journal.commit_now()  # its outcome waits in the journal: land it, then answer 409
             lt = self.live.get(task_id)
         if lt is None:
             row = self.store.get_task(task_id)
@@ -840,12 +876,19 @@ class Orchestrator:
                 details={"state": row.state},
             )  # fmt: skip
         self._cancel(lt, "cancelled by the client")
+        self.journal.commit_now()
         return self.get_task(task_id)
 
     # ------------------------------------------------------------ views
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         lt = self.live.get(task_id)
+        if lt is not None:
+            # What waits in the journal lands first, the attempt's start included; the
+            # commit may finish the task, which then is read like any ended one.
+            self._write_pending_start(lt)
+            self.journal.commit_if_possible()
+            lt = self.live.get(task_id)
         row = lt.row if lt is not None else self.store.get_task(task_id)
         if row is None:
             raise ApiError(ErrorKind.NOT_FOUND, f"task {task_id!r} not found")
@@ -858,7 +901,7 @@ class Orchestrator:
                 "started_at": rfc3339(a.started_ms),
                 "finished_at": rfc3339(a.finished_ms),
             }
-            for a in self._recorded_attempts(lt, task_id)
+            for a in self.store.attempts(task_id)
         ]
         return {
             "task_id": row.task_id,
@@ -871,7 +914,7 @@ class Orchestrator:
             "replica_id": row.replica_id,
             "engine": row.engine,
             "engine_version": row.engine_version,
-            "tokens_out": len(lt.sent) if lt is not None else row.tokens_out,
+            "tokens_out": lt.tokens_streamed() if lt is not None else row.tokens_out,
             "finish_reason": row.finish_reason,
             "error": row.error,
             "attempts": attempts,

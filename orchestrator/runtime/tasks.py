@@ -95,6 +95,17 @@ class LiveTask:
     def task_id(self) -> str:
         return self.row.task_id
 
+    def tokens_streamed(self) -> int:
+        """Tokens readers can see: the visible events but ``started`` (ORCH-0054).
+
+        A live task's visible events are ``started`` and then its tokens; its
+        closing event is never visible while it is live (it leaves the live set
+        in the same step that reveals it).
+        """
+        if self._channel is None:
+            return 0
+        return max(0, self._channel.last_seq - 1)
+
     @property
     def strict(self) -> bool:
         return self.request.determinism == "strict"

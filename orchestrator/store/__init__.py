@@ -1,13 +1,27 @@
-"""Persistence: SQLite with foreign keys, versioned migrations and batched stream events."""
+"""Persistence: SQLite with foreign keys, versioned migrations and group commits."""
 
 from orchestrator.store.db import (
     AttemptRow,
+    CommitParticipant,
     DispatchRow,
     EventRow,
     SessionRow,
+    StorageUnavailable,
     Store,
     StoreError,
     TaskRow,
+    is_storage_fault,
 )
 
-__all__ = ["AttemptRow", "DispatchRow", "EventRow", "SessionRow", "Store", "StoreError", "TaskRow"]
+__all__ = [
+    "AttemptRow",
+    "CommitParticipant",
+    "DispatchRow",
+    "EventRow",
+    "SessionRow",
+    "StorageUnavailable",
+    "Store",
+    "StoreError",
+    "TaskRow",
+    "is_storage_fault",
+]

@@ -7,7 +7,13 @@ the WAL back into the database file, runs on a second connection in a thread
 (:mod:`orchestrator.store.checkpoint`). Foreign keys are on, WAL with
 ``synchronous=NORMAL``: a committed admission survives a process crash, which
 is what "nothing is lost" requires; the OS crash window of NORMAL is accepted.
-Stream events are written in batches by :class:`EventWriter`.
+
+Writes are committed in groups, one per event-loop turn: the turn's
+admissions, and the writes of a :class:`CommitParticipant` (the runtime's
+journal of stream events and task states), share one commit. A commit that
+fails is rolled back whole: its admissions fail with :class:`StorageUnavailable`
+when the database cannot be written (disk full, I/O error), and the
+participant is told, so that it keeps its writes and tries again.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.compact_json import dumps_canonical
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
@@ -31,6 +37,50 @@ log = logging.getLogger("orchestrator.store")
 
 class StoreError(Exception):
     """The database cannot be opened or is of a newer schema than this build."""
+
+
+class StorageUnavailable(StoreError):
+    """The database cannot be written now (disk full, I/O error, locked); retrying may succeed."""
+
+
+_STORAGE_FAULT_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+"""Primary result codes of a database that cannot be written now, whatever the statement."""
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be written now, rather than a bug in a statement."""
+    if isinstance(exc, StorageUnavailable):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.Error)
+        and code is not None
+        and code & 0xFF in (_STORAGE_FAULT_CODES)
+    )
+
+
+class CommitParticipant(Protocol):
+    """Writes that join every group commit of the store (see :meth:`Store.attach`)."""
+
+    def write_pending(self) -> None:
+        """Write what waits, inside the open transaction; the store commits it."""
+
+    def committed(self) -> None:
+        """What the last :meth:`write_pending` wrote is durable."""
+
+    def failed(self, error: StoreError) -> None:
+        """What the last :meth:`write_pending` wrote (or began to) was rolled back."""
 
 
 @dataclass
@@ -168,9 +218,8 @@ class Store:
         try:
             self._group: list[asyncio.Future[None]] | None = None
             self._joined = False
-            self._after_commit: list[Callable[[], None]] = []
+            self._participant: CommitParticipant | None = None
             self._pending_tasks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
-            self._deferred: list[Callable[[], None]] = []
             self._checkpointer: WalCheckpointer | None = None
             self._connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
@@ -187,9 +236,9 @@ class Store:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        """The connection, once the group's pending writes are in: all statements see them."""
-        if self._pending_tasks or self._deferred:
-            self._write_pending()
+        """The connection, once the group's pending admissions are in: all statements see them."""
+        if self._pending_tasks:
+            self._insert_pending_tasks()
         return self._connection
 
     def _migrate(self) -> None:
@@ -230,21 +279,39 @@ class Store:
         now: one commit for both instead of the group's and then the body's.
         """
         if self._group is not None:
-            with self.grouped():
+            self._db.execute("SAVEPOINT body")
+            self._joined = True
+            try:
                 yield
+            except BaseException:
+                if self._connection.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._connection.execute("ROLLBACK TO body")
+                        self._connection.execute("RELEASE body")
+                raise
+            finally:
+                self._joined = False
+            self._connection.execute("RELEASE body")
             self.settle()
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self._db.execute("COMMIT")
         self._committed()
 
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it does on some I/O errors)."""
+        if self._connection.in_transaction:
+            with suppress(sqlite3.Error):
+                self._connection.execute("ROLLBACK")
+
     def close(self) -> None:
-        self.settle()
+        with suppress(StoreError):  # what could not be written is lost with the process
+            self.settle()
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
@@ -278,14 +345,18 @@ class Store:
 
     # ------------------------------------------------------------ group commit
 
+    def attach(self, participant: CommitParticipant) -> None:
+        """Make ``participant``'s writes part of every group commit, after the admissions."""
+        self._participant = participant
+
     def insert_task_grouped(self, row: TaskRow) -> asyncio.Future[None]:
         """Insert a task in the current admission group; the future resolves once committed.
 
         Admissions that arrive in the same event-loop turn share one commit (a
         commit per insert was most of an admission's cost). The caller answers
-        202 only after the future resolves, so an acknowledged task is durable.
-        Writes that no reader sees before they commit join it too (see
-        :meth:`grouped`); every other write settles it first.
+        202 only after the future resolves, so an acknowledged task is durable;
+        when the database cannot be written, the future fails with
+        :class:`StorageUnavailable`.
         """
         group = self._open_group()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -300,127 +371,109 @@ class Store:
         every two admissions: interleaved with the rest of a request, each
         insert ran with SQLite's working set evicted from the CPU caches and
         cost about 1.6 times as much (bench/RESULTS.md). A row that fails on
-        its own fails only its own admission.
+        its own fails only its own admission; a database that cannot be
+        written fails the whole group at once.
         """
         pending, self._pending_tasks = self._pending_tasks, []
         connection = self._connection
-        connection.execute("SAVEPOINT admissions")
         try:
-            connection.executemany(_INSERT_TASK, [values for values, _ in pending])
-        except sqlite3.Error:
-            connection.execute("ROLLBACK TO admissions")
-            for values, done in pending:
-                try:
-                    connection.execute(_INSERT_TASK, values)
-                except sqlite3.Error as exc:
-                    done.set_exception(StoreError(f"{self.path}: admission failed: {exc}"))
-        finally:
+            connection.execute("SAVEPOINT admissions")
+            try:
+                connection.executemany(_INSERT_TASK, [values for values, _ in pending])
+            except sqlite3.Error as exc:
+                if is_storage_fault(exc):
+                    raise
+                connection.execute("ROLLBACK TO admissions")
+                for values, done in pending:
+                    try:
+                        connection.execute(_INSERT_TASK, values)
+                    except sqlite3.Error as row_exc:
+                        if is_storage_fault(row_exc):
+                            raise
+                        done.set_exception(StoreError(f"{self.path}: admission failed: {row_exc}"))
             connection.execute("RELEASE admissions")
-
-    def defer(self, write: Callable[[], None]) -> None:
-        """Run ``write`` in the open admission group, as :meth:`grouped` would, but later.
-
-        Deferred writes run back to back just before the group's next
-        statement, whatever it is, so every statement still sees them and
-        their order is kept; run together they cost less than interleaved with
-        the rest of the loop turn (bench/RESULTS.md). A write
-        that fails is rolled back and logged, like a group whose commit fails:
-        its :meth:`after_commit` callbacks still run.
-        """
-        self._open_group()
-        self._deferred.append(write)
-
-    def _write_pending(self) -> None:
-        if self._pending_tasks:
-            self._insert_pending_tasks()
-        while self._deferred:
-            writes, self._deferred = self._deferred, []
-            for write in writes:
-                try:
-                    with self.grouped():
-                        write()
-                except Exception:
-                    log.exception("a deferred write failed and was rolled back")
+        except sqlite3.Error as exc:
+            if not is_storage_fault(exc):
+                raise
+            raise self._abandon_group(exc) from exc
 
     def _open_group(self) -> list[asyncio.Future[None]]:
         if self._group is None:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._connection.execute("BEGIN IMMEDIATE")
             self._group = []
-            asyncio.get_running_loop().call_soon(self.settle)
+            asyncio.get_running_loop().call_soon(self._settle_soon)
         return self._group
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once the open group has committed (or failed to).
+    def _settle_soon(self) -> None:
+        with suppress(StoreError):  # reported to the group's admissions and participant
+            self.settle()
 
-        What a write made true is published from here: a reader never sees it
-        before it is durable. Must be called inside :meth:`grouped`, or after
-        :meth:`defer` in the same loop turn.
+    def commit(self) -> None:
+        """Commit the participant's pending writes now, with the open group if there is one.
+
+        Raises :class:`StorageUnavailable` (or :class:`StoreError`) when the
+        commit fails; the participant has been told and keeps its writes.
         """
-        if self._group is None:
-            raise RuntimeError("Store.after_commit() with no admission group open")
-        self._after_commit.append(callback)
-
-    @contextmanager
-    def grouped(self) -> Iterator[None]:
-        """Writes that join the open admission group, atomically (a savepoint).
-
-        For state no reader can see before this loop turn ends: it commits with
-        the turn's admissions instead of forcing their group to commit early and
-        then paying a commit of its own.
-        """
-        self._open_group()
-        self._db.execute("SAVEPOINT grouped")
-        joined, self._joined = self._joined, True
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK TO grouped")
-            raise
-        finally:
-            self._joined = joined
-            self._db.execute("RELEASE grouped")
+            self._open_group()
+        except sqlite3.Error as exc:
+            raise self._abandon_group(exc, self._participant) from exc
+        self.settle()
 
     def settle(self) -> None:
-        """Commit the open admission group, if any, and resolve its futures."""
+        """Commit the open group, if any: admissions, then the participant's writes.
+
+        On failure everything is rolled back, the admissions fail and the
+        participant is told; the error is raised as :class:`StorageUnavailable`
+        when the database cannot be written, else as :class:`StoreError`.
+        """
         if self._group is None or self._joined:
             return
-        pending_failed: BaseException | None = None
+        participant = self._participant
         try:
-            self._write_pending()  # while the group is still open: they join it
-        except BaseException as exc:
-            pending_failed = exc
-        waiting, self._group = self._group, None
-        published, self._after_commit = self._after_commit, []
-        try:
-            if pending_failed is not None:
-                raise pending_failed
+            if self._pending_tasks:
+                self._insert_pending_tasks()
+            if participant is not None:
+                # Its writes call store methods that settle first: they must join instead.
+                self._joined = True
+                try:
+                    participant.write_pending()
+                finally:
+                    self._joined = False
             self._connection.execute("COMMIT")
         except BaseException as exc:
-            with suppress(sqlite3.Error):
-                self._connection.execute("ROLLBACK")
-            # Whatever was still pending belonged to the failed group: it must not
-            # run later in another one (its admissions are failed just below).
-            self._pending_tasks, self._deferred = [], []
-            for future in waiting:
-                if not future.done():
-                    future.set_exception(StoreError(f"{self.path}: commit failed: {exc}"))
-            # The runtime's state moves on regardless: a task left neither live nor
-            # finished would hang its readers; recovery reconciles after a restart.
-            self._publish(published)
-            raise
+            if self._group is None:  # already abandoned, and the participant told
+                raise
+            raise self._abandon_group(exc, participant) from exc
+        waiting, self._group = self._group, None
         for future in waiting:
             if not future.done():
                 future.set_result(None)
-        self._publish(published)
+        if participant is not None:
+            participant.committed()
         self._committed()
 
-    @staticmethod
-    def _publish(callbacks: list[Callable[[], None]]) -> None:
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("publishing a committed write failed")
+    def _abandon_group(
+        self, exc: BaseException, participant: CommitParticipant | None = None
+    ) -> StoreError:
+        """Roll the open group back and fail it: its admissions, and ``participant``'s writes."""
+        self._rollback()
+        waiting, self._group = self._group or [], None
+        self._pending_tasks = []
+        error = self._commit_error(exc)
+        for future in waiting:
+            if not future.done():
+                future.set_exception(error)
+        if participant is not None:
+            participant.failed(error)
+        return error
+
+    def _commit_error(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        if is_storage_fault(exc):
+            return StorageUnavailable(f"{self.path}: cannot write the database: {exc}")
+        return StoreError(f"{self.path}: commit failed: {exc}")
 
     def foreign_keys_enabled(self) -> bool:
         return bool(self._db.execute("PRAGMA foreign_keys").fetchone()[0])

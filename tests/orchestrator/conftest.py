@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.orchestrator.serve_process import ServeProcess
+from tests.orchestrator.serve_process import ServeProcess, StartProcess
 
 
 @pytest.fixture
-def serve_process() -> Iterator[Callable[[Path, Path], ServeProcess]]:
-    """``serve_process(config, db)``: a started ``orchq serve``; all are stopped at teardown."""
+def serve_process() -> Iterator[StartProcess]:
+    """``serve_process(config, db, args=..., preexec_fn=...)``: a started ``orchq serve``.
+
+    Every process started is stopped (SIGTERM, then SIGKILL) at teardown.
+    """
     started: list[ServeProcess] = []
 
-    def start(config: Path, db: Path) -> ServeProcess:
-        process = ServeProcess(config, db)
+    def start(config: Path, db: Path, **kwargs: Any) -> ServeProcess:
+        process = ServeProcess(config, db, **kwargs)
         started.append(process)
         return process
 

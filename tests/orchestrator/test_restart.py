@@ -6,7 +6,6 @@ ORCH-0143, ORCH-0144, ORCH-0145, ORCH-0146.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,12 +14,11 @@ import pytest
 from orchestrator.client import OrchClient
 from orchestrator.engines.base import GenerationRequest
 from orchestrator.engines.mock import request_key, token_at
-from tests.orchestrator.serve_process import ServeProcess, single_slot_config
+from tests.orchestrator.serve_process import StartProcess, single_slot_config, write_config
+from tests.orchestrator.streams import StreamReader, raw_events
 from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
-
-StartProcess = Callable[[Path, Path], ServeProcess]
 
 
 @pytest.fixture
@@ -162,3 +160,51 @@ def test_kill_9_keeps_finished_tasks_and_sessions_and_exhausts_a_task_without_at
         )
     assert after[done].state == "completed"
     assert after[cancelled].state == "cancelled"
+
+
+@pytest.mark.req("ORCH-0144", "ORCH-0083", "ORCH-0081", "ORCH-0169")
+def test_kill_9_never_reuses_an_event_id_a_reader_has_seen(
+    tmp_path: Path, serve_process: StartProcess
+) -> None:
+    """Best-effort streams, fast tokens, kill -9 while readers read: every id a reader saw
+    means the same event after the restart, and resuming from it reaches the task's end."""
+    config = write_config(
+        tmp_path / "fast.yaml",
+        {"pools": [{"pool_id": "default", "max_attempts": 2, "replicas": [
+            {"replica_id": "r1", "slots": 8, "token_delay_ms": 2}]}]},
+    )  # fmt: skip
+    db = tmp_path / "orchq.db"
+    first = serve_process(config, db)
+    with OrchClient(first.url) as client:
+        session = client.create_session().session_id
+        tasks = [
+            client.submit_task(session, f"fast {i}", max_tokens=4000).task_id for i in range(8)
+        ]
+    readers = [StreamReader(first.url, task_id) for task_id in tasks]
+    for reader in readers:
+        reader.start()
+    wait_until(lambda: all(len(r.seen) >= 30 for r in readers), timeout=20)
+    first.kill9()
+    for reader in readers:
+        reader.join(timeout=10)
+
+    second = serve_process(config, db)
+    with OrchClient(second.url) as client:
+        for reader in readers:
+            last = max(reader.seen)
+            resumed = raw_events(second.url, reader.task_id, last_event_id=last)
+            assert resumed and resumed[0][0] == last + 1, (
+                f"ORCH-0144/ORCH-0083: task {reader.task_id}: a reader saw id {last} before the "
+                f"crash; resuming from it gave {[(i, e) for i, e, _ in resumed]}: the id was "
+                "reused or lost"
+            )
+            assert resumed[-1][1] == "error", f"ORCH-0081: no closing event after {last}"
+            replay = {i: (e, d) for i, e, d in raw_events(second.url, reader.task_id)}
+            changed = [i for i, event in reader.seen.items() if replay.get(i) != event]
+            assert not changed, (
+                f"ORCH-0144: task {reader.task_id}: ids {changed[:5]} mean other events after "
+                "the restart than the reader saw before it"
+            )
+            task = client.get_task(reader.task_id)
+            assert task.state == "failed" and task.error is not None
+            assert task.error.kind == "WORKER_RESET"

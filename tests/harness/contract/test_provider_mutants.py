@@ -16,7 +16,7 @@ import pytest
 from harness.contract.interactions import PACT_FILE, by_description
 from harness.contract.plugin import committed_pact_dir
 from harness.contract.provider import verify_spec
-from harness.contract.states import server_group
+from harness.contract.states import serve_group
 from harness.engine.control import EngineControl
 from harness.plugin.target import ServeFactory
 from tests.harness.contract.pact_mutants import (
@@ -47,7 +47,7 @@ def test_renamed_queue_position_fails_orch_0042(
 ) -> None:
     mutant = json_body_mutant("POST", "/v1/tasks", rename_field("queue_position", "position"))
     target = orch_serve(wrap_app=mutant)
-    result = _run_conformance(pytester, target.url, "strict and not without")
+    result = _run_conformance(pytester, target.url, "provider_honours and strict and not without")
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
     assert "ORCH-0042" in output, "ORCH-0042: a 202 without queue_position must fail, naming it"
@@ -59,7 +59,7 @@ def test_live_target_reports_configured_states_not_verifiable(
     pytester: pytest.Pytester, orch_serve: ServeFactory
 ) -> None:
     target = orch_serve()
-    result = _run_conformance(pytester, target.url, "list and pools")
+    result = _run_conformance(pytester, target.url, "provider_honours and list and pools")
     # "list pools" needs only the public API; the wrong-token case needs a server with a token.
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(
@@ -68,9 +68,7 @@ def test_live_target_reports_configured_states_not_verifiable(
 
 
 def _constrained(orch_serve: ServeFactory, engine: EngineControl, **keywords: object) -> str:
-    setup = server_group("constrained", engine)
-    engine.set_faults(setup.faults)
-    return orch_serve(**setup.config, ready=setup.ready, **keywords).url
+    return serve_group("constrained", orch_serve, engine, **keywords).url
 
 
 def test_dropped_retry_after_fails_orch_0021(
@@ -129,3 +127,25 @@ def test_stream_ids_from_zero_fail_orch_0072(orch_serve: ServeFactory, tmp_path:
     outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0072: event ids 0, 1, 2 ... passed the pact"
     assert "ORCH-0072" in outcome.message
+
+
+def test_stream_error_of_another_kind_fails_orch_0108(
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
+) -> None:
+    """An engine-side kind is pinned where it appears: the stream's closing error event."""
+    spec = by_description()["stream a task that failed with WORKER_RESET"]
+    mutant = stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"')
+    target = serve_group("faulty", orch_serve, orch_engine, wrap_app=mutant)
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert not outcome.ok, "ORCH-0108: a stream closed by REPLICA_RESET passed the pact"
+    assert "ORCH-0108" in outcome.message
+
+
+def test_internal_stream_is_honoured_on_the_crashing_server(
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
+) -> None:
+    """The control for the crashing group: its state really produces the kind it names."""
+    spec = by_description()["stream a task that failed with INTERNAL"]
+    target = serve_group("crashing", orch_serve, orch_engine)
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert outcome.ok, outcome.message

@@ -56,6 +56,41 @@ def resume_repeats_last_event(app: App) -> App:
     return mutant
 
 
+def last_event_id_read_with_isdigit_and_int(app: App) -> App:
+    """``Last-Event-ID`` checked with ``str.isdigit()`` and read with ``int()`` (ORCH-0200).
+
+    A value ``isdigit()`` takes but ``int()`` refuses (``²``) gets a 500; one that
+    ``int()`` reads (``٣``, ``+1``, ``1_0``) resumes as that number.
+    """
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/stream"):
+            headers = []
+            for key, value in scope["headers"]:
+                if key.lower() == b"last-event-id":
+                    try:
+                        text = value.decode("utf-8").strip()
+                    except UnicodeDecodeError:
+                        text = value.decode("latin-1").strip()
+                    try:
+                        value = str(int(text)).encode()
+                    except ValueError:
+                        if text.isdigit():
+                            body = b'{"error": {"kind": "INTERNAL", "message": "int()", '
+                            await respond(
+                                send,
+                                500,
+                                [(b"content-type", b"application/json")],
+                                body + b'"retriable": true, "request_id": null}}',
+                            )
+                            return  # fmt: skip
+                headers.append((key, value))
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return mutant
+
+
 def cancel_of_ended_task_is_200(app: App) -> App:
     """``DELETE`` of an ended task answers 200 with the task instead of 409 (ORCH-0069)."""
 
@@ -86,6 +121,14 @@ MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
     "resume repeats the last event": (
         resume_repeats_last_event, "test_contract_stream",
         "test_last_event_id_resumes_without_gap_or_duplicate", "ORCH-0083",
+    ),
+    "Last-Event-ID: superscript digit is a 500": (
+        last_event_id_read_with_isdigit_and_int, "test_contract_stream",
+        "not_ascii_digits and superscript-two", "ORCH-0200",
+    ),
+    "Last-Event-ID: Arabic-Indic digit resumes": (
+        last_event_id_read_with_isdigit_and_int, "test_contract_stream",
+        "not_ascii_digits and arabic-indic-three", "ORCH-0200",
     ),
     "DELETE of an ended task answers 200": (
         cancel_of_ended_task_is_200, "test_contract_http",

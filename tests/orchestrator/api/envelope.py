@@ -31,6 +31,9 @@ ERROR_TABLE: dict[str, tuple[int, bool]] = {
     "INTERNAL": (500, True),
     "POOL_UNREADY": (503, True),
     "POOL_UNAVAILABLE": (503, True),
+    "HEADERS_TOO_LARGE": (431, False),
+    "STORAGE_UNAVAILABLE": (503, True),
+    "SERVER_BUSY": (503, True),
 }
 # Task-level terminal errors (stream ``error`` events and ``task.error``).
 TASK_ERROR_RETRIABLE: dict[str, bool] = {

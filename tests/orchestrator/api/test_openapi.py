@@ -34,17 +34,17 @@ NEVER_DECLARED = {500}
 
 # What the tests of this directory observe, per operation (error statuses only).
 EXPECTED_ERRORS: dict[str, set[int]] = {
-    "createSession": {400, 401, 413, 415},
-    "getSession": {401, 404, 410},
-    "deleteSession": {401, 404},
+    "createSession": {400, 401, 413, 415, 503},
+    "getSession": {401, 404, 410, 503},
+    "deleteSession": {401, 404, 503},
     "createTask": {400, 401, 404, 410, 413, 415, 429, 503},
-    "getTask": {401, 404},
-    "cancelTask": {401, 404, 409},
-    "streamTask": {400, 401, 404},
-    "listPools": {401},
-    "getPool": {401, 404},
-    "getRouting": {401},
-    "setRouting": {400, 401, 413, 415},
+    "getTask": {401, 404, 503},
+    "cancelTask": {401, 404, 409, 503},
+    "streamTask": {400, 401, 404, 503},
+    "listPools": {401, 503},
+    "getPool": {401, 404, 503},
+    "getRouting": {401, 503},
+    "setRouting": {400, 401, 413, 415, 503},
     "healthz": set(),
     "readyz": {503},
     "metrics": set(),
@@ -149,6 +149,7 @@ def test_every_declared_error_status_is_observed_and_nothing_else(
     main = serve(make_config(auth_token=token, pools=[slow_pool(queue_capacity=1)]), clock=clock)
     down = [{"replica_id": "r1", "faults": {"unavailable": True}}]
     broken = serve(config_with(str(tmp_path / "broken.db"), pools=[pool("default", replicas=down)]))
+    full = serve(config_with(str(tmp_path / "full.db"), max_connections=1, pools=[slow_pool()]))
     big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
     json_type = {"Content-Type": "application/json"}
     text_type = {"Content-Type": "text/plain"}
@@ -210,6 +211,19 @@ def test_every_declared_error_status_is_observed_and_nothing_else(
         other_session = other.post("/v1/sessions", json={}).json()["session_id"]
         other.post("/v1/tasks", json={"session_id": other_session, "prompt": "p"})
         other.get("/readyz")
+    # A server at its connection limit: one connection holds a stream, every other gets 503.
+    with httpx.Client(base_url=full.url, timeout=15.0) as setup:
+        full_session = setup.post("/v1/sessions", json={}).json()["session_id"]
+        body = {"session_id": full_session, "prompt": "p", "max_tokens": HOLD_TOKENS}
+        held = setup.post("/v1/tasks", json=body).json()["task_id"]
+    with (
+        httpx.Client(base_url=full.url, timeout=15.0) as holder,
+        holder.stream("GET", f"/v1/tasks/{held}/stream"),
+        recorder.client(full) as busy,
+    ):
+        for method, path, _ in operations(document):
+            if path.startswith("/v1/"):
+                busy.request(method, path.replace("{", "x").replace("}", "x"))
 
     for method, path, operation in operations(document):
         operation_id = operation["operationId"]

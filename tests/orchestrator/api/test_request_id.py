@@ -6,6 +6,7 @@ Spec: ORCH-0004, ORCH-0015.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from orchestrator.config import Config
 from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error, assert_request_id, iter_events
 from tests.orchestrator.api.helpers import HttpFactory, admit, new_session, post_raw, wait_terminal
+from tests.support import config_with
 
 ServeFactory = Callable[..., ServerThread]
 
@@ -100,12 +102,12 @@ def test_401_carries_a_request_id(
 
 @pytest.mark.req("ORCH-0004")
 def test_generated_ids_differ_between_servers(
-    serve: ServeFactory, make_config: Callable[..., Config], connect: HttpFactory
+    serve: ServeFactory, connect: HttpFactory, tmp_path: Path
 ) -> None:
     # Two servers (or one restarted) must not hand out the same ids.
     seen = set()
-    for _ in range(2):
-        http = connect(serve(make_config()))
+    for n in range(2):
+        http = connect(serve(config_with(str(tmp_path / f"server-{n}.db"))))
         ids = [assert_request_id(http.get("/healthz")) for _ in range(3)]
         assert len(set(ids)) == 3
         assert seen.isdisjoint(ids), ids

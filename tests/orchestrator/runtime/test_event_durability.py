@@ -1,16 +1,12 @@
-"""When stream events reach SQLite: the first token before any reader sees it, and a
-one-token task's events together with its end.
+"""When stream events reach SQLite: before any reader gets them, and a one-token task's
+events together with its end.
 
-The event writer's own periodic flush is switched off here, so only the
-runtime's explicit commits persist anything: a first token left to the
-periodic flush would be missing from the database when the client reads it.
-
-Spec: ORCH-0142 (recovery must know that a best_effort task sent tokens), ORCH-0065.
+Spec: ORCH-0169 (durable before visible), ORCH-0142 (recovery must know that a
+best_effort task sent tokens), ORCH-0065, ORCH-0170, ORCH-0171.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -20,21 +16,13 @@ import pytest
 
 from orchestrator.client import OrchClient
 from orchestrator.config import Config
-from orchestrator.runtime.event_writer import EventWriter
+from orchestrator.runtime.journal import Journal
 from orchestrator.server import ServerThread
 from tests.orchestrator.runtime.gated_engine import Gate
 from tests.support import pool, wait_until
 
 ServeFactory = Callable[..., ServerThread]
 ConfigFactory = Callable[..., Config]
-
-
-@pytest.fixture
-def explicit_flushes_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def never_flush(self: EventWriter) -> None:
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr(EventWriter, "_run", never_flush)
 
 
 def _stored_events(db_path: str, task_id: str) -> list[str]:
@@ -45,39 +33,70 @@ def _stored_events(db_path: str, task_id: str) -> list[str]:
     return [event for (event,) in rows]
 
 
-@pytest.mark.req("ORCH-0142")
-@pytest.mark.usefixtures("explicit_flushes_only")
-def test_the_first_token_is_durable_before_a_reader_gets_it(
+@pytest.mark.req("ORCH-0142", "ORCH-0169")
+def test_every_event_is_in_the_database_before_a_reader_gets_it(
     serve: ServeFactory, make_config: ConfigFactory, db_path: str
 ) -> None:
-    gate = Gate(hold_before=1)  # the engine holds after its first token
+    """Each event is looked up in the database the moment the reader has it."""
+    replica = {"replica_id": "r1", "token_delay_ms": 2}
+    server = serve(make_config(pools=[pool("default", replicas=[replica])]))
+    with OrchClient(server.url) as client, httpx.Client(timeout=30) as http:
+        sid = client.create_session().session_id
+        task_id = client.submit_task(sid, "durable tokens", max_tokens=200).task_id
+        received = 0
+        with http.stream("GET", f"{server.url}/v1/tasks/{task_id}/stream") as response:
+            for line in response.iter_lines():
+                if line.startswith("id: "):
+                    received = int(line[4:])
+                    stored = len(_stored_events(db_path, task_id))
+                    assert stored >= received, (
+                        f"ORCH-0169: event {received} reached a reader with only {stored} "
+                        "events committed"
+                    )
+        assert received == 202
+        wait_until(lambda: client.get_task(task_id).state == "completed")
+    assert _stored_events(db_path, task_id) == ["started", *["token"] * 200, "end"]
+
+
+@pytest.mark.req("ORCH-0169", "ORCH-0170", "ORCH-0171")
+def test_a_database_that_cannot_grow_holds_events_back_until_it_can(
+    serve: ServeFactory, make_config: ConfigFactory, db_path: str
+) -> None:
+    """``max_page_count`` makes SQLite answer ``SQLITE_FULL``, a real full database in-process."""
+    gate = Gate(hold_before=3)
     replica = {"replica_id": "r1", "token_delay_ms": 0}
     server = serve(
         make_config(pools=[pool("default", replicas=[replica])]), engine_factory=gate.factory
     )
-    with OrchClient(server.url) as client, httpx.Client(timeout=30) as http:
+    store = server.app.state.orchestrator.store
+    with OrchClient(server.url) as client, httpx.Client(base_url=server.url, timeout=30) as http:
         sid = client.create_session().session_id
-        task_id = client.submit_task(sid, "durable first token", max_tokens=4).task_id
-        try:
-            with http.stream("GET", f"{server.url}/v1/tasks/{task_id}/stream") as response:
-                for line in response.iter_lines():
-                    if line == "event: token":
-                        stored = _stored_events(db_path, task_id)
-                        assert stored == ["started", "token"], (
-                            "ORCH-0142: the first token reached a reader before it was "
-                            f"committed (stored events: {stored})"
-                        )
-                        break
-                else:
-                    raise AssertionError(f"stream of {task_id} ended without a token")
-        finally:
-            gate.open()
-        wait_until(lambda: client.get_task(task_id).state == "completed")
-    assert _stored_events(db_path, task_id) == ["started", *["token"] * 4, "end"]
+        task_id = client.submit_task(sid, "held back", max_tokens=400).task_id
+        assert gate.reached.wait(10)
+        wait_until(lambda: client.get_task(task_id).tokens_out == 3)
+
+        def full(limit: int) -> None:
+            server.call(lambda: store._db.execute(f"PRAGMA max_page_count = {limit}"))
+
+        pages = server.call(lambda: store._db.execute("PRAGMA page_count").fetchone()[0])
+        assert isinstance(pages, int)
+        full(pages)
+        gate.open()
+        wait_until(lambda: server.app.state.orchestrator.journal.failing)
+        for _ in range(200):  # until a row needs a page the database cannot add
+            refused = http.post("/v1/tasks", json={"session_id": sid, "prompt": "x"})
+            if refused.status_code != 202:
+                break
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["kind"] == "STORAGE_UNAVAILABLE"
+        assert client.get_task(task_id).tokens_out < 400  # not all can have been written yet
+        full(1_000_000)
+        result = client.collect_stream(task_id)
+        assert result.end is not None and len(result.tokens) == 400
+    assert _stored_events(db_path, task_id) == ["started", *["token"] * 400, "end"]
 
 
 @pytest.mark.req("ORCH-0065")
-@pytest.mark.usefixtures("explicit_flushes_only")
 def test_a_one_token_task_commits_its_events_with_its_end(
     serve: ServeFactory, make_config: ConfigFactory, db_path: str
 ) -> None:
@@ -133,3 +152,22 @@ def test_a_running_task_shows_its_attempt_before_the_engine_answers(
             gate.open()
         wait_until(lambda: client.get_task(task_id).state == "completed")
         assert [a.state for a in client.get_task(task_id).attempts] == ["completed"]
+
+
+@pytest.mark.req("ORCH-0054", "ORCH-0065")
+def test_a_read_that_lands_a_finished_tasks_commit_shows_the_ended_task(
+    serve: ServeFactory,
+    make_config: ConfigFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The journal's own commits are switched off: only the read commits the outcome."""
+    monkeypatch.setattr(Journal, "_schedule", lambda self: None)
+    server = serve(make_config(pools=[pool("default", replicas=[{"replica_id": "r1"}])]))
+    with OrchClient(server.url) as client, httpx.Client(base_url=server.url) as http:
+        sid = client.create_session().session_id
+        task_id = client.submit_task(sid, "two tokens", max_tokens=2).task_id
+        live = server.app.state.orchestrator.live
+        wait_until(lambda: server.call(lambda: live.get(task_id).finished))
+        task = http.get(f"/v1/tasks/{task_id}").json()
+    assert (task["state"], task["tokens_out"]) == ("completed", 2), task
+    assert [a["state"] for a in task["attempts"]] == ["completed"], task

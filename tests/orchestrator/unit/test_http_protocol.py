@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
+from orchestrator.config import Config
+from orchestrator.connections import ConnectionGuard, ConnectionLimits
 from orchestrator.http_protocol import HeadHoldingTransport, HttpProtocol
 from orchestrator.server import _uvicorn_config
 
@@ -161,9 +163,9 @@ APP = Starlette(routes=[Route("/whole", _whole), Route("/stream", _stream)])
 
 
 async def _exchange(request: bytes) -> RecordingTransport:
-    config = _uvicorn_config(APP, "127.0.0.1", 0, False)
+    guard = ConnectionGuard(ConnectionLimits())
+    config = _uvicorn_config(APP, "127.0.0.1", 0, False, Config(), guard)
     config.load()
-    assert config.http_protocol_class is HttpProtocol
     protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)

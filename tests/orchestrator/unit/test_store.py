@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import AttemptRow, SessionRow, Store, StoreError, TaskRow
+from orchestrator.store import (
+    AttemptRow,
+    SessionRow,
+    StorageUnavailable,
+    Store,
+    StoreError,
+    TaskRow,
+    is_storage_fault,
+)
 from orchestrator.store.migrations import MIGRATIONS
 
 
@@ -156,55 +164,88 @@ def test_an_admission_that_fails_in_its_group_fails_alone(store: Store) -> None:
     assert _committed_task_ids(store) == {"t1", "t3"}
 
 
-def test_deferred_writes_are_seen_by_the_next_statement_and_commit_with_the_group(
+class Participant:
+    """A CommitParticipant that writes queued stream events and records what it was told."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.queue: list[tuple[str, int, str, str]] = []
+        self.writing: list[tuple[str, int, str, str]] = []
+        self.told: list[str] = []
+
+    def write_pending(self) -> None:
+        self.writing, self.queue = self.queue, []
+        self.store.insert_events(self.writing)
+
+    def committed(self) -> None:
+        self.told.append(f"committed {len(self.writing)}")
+        self.writing = []
+
+    def failed(self, error: StoreError) -> None:
+        self.told.append(f"failed {type(error).__name__}")
+        self.queue[:0], self.writing = self.writing, []
+
+
+def _events(n: int, task_id: str = "t1") -> list[tuple[str, int, str, str]]:
+    return [(task_id, seq, "token", "x" * 200) for seq in range(1, n + 1)]
+
+
+def _stored(store: Store) -> tuple[set[str], int]:
+    with sqlite3.connect(store.path) as reader:
+        tasks = {t for (t,) in reader.execute("SELECT task_id FROM tasks")}
+        (events,) = reader.execute("SELECT COUNT(*) FROM task_events").fetchone()
+    return tasks, events
+
+
+def test_a_participant_s_writes_commit_with_the_admission_group(store: Store) -> None:
+    store.insert_session(session())
+    store.insert_task(task("t1"))
+    participant = Participant(store)
+    store.attach(participant)
+
+    async def admit_and_write() -> None:
+        admitted = store.insert_task_grouped(task("t2", seq=2))
+        participant.queue.extend(_events(3))
+        await admitted  # one commit: the admission and the participant's writes
+        assert participant.told == ["committed 3"]
+
+    asyncio.run(admit_and_write())
+    assert _stored(store) == ({"t1", "t2"}, 3)
+
+
+@pytest.mark.req("ORCH-0170", "ORCH-0171")
+def test_a_full_database_fails_the_group_and_the_participant_keeps_its_writes(
     store: Store,
 ) -> None:
+    """``max_page_count`` makes SQLite answer SQLITE_FULL, as a full disk would."""
     store.insert_session(session())
     store.insert_task(task("t1"))
-    published: list[str] = []
+    participant = Participant(store)
+    store.attach(participant)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
 
-    async def finish_in_the_group() -> None:
+    async def while_full() -> BaseException | None:
         admitted = store.insert_task_grouped(task("t2", seq=2))
-        store.defer(lambda: store.update_task("t1", state="completed"))
-        store.after_commit(lambda: published.append("t1 completed"))
-        row = store.get_task("t1")  # the deferred write runs before this read
-        assert row is not None and row.state == "completed"
-        assert published == []  # not before the commit
-        await admitted
-        assert published == ["t1 completed"]
+        participant.queue.extend(_events(300))
+        outcome = await asyncio.gather(admitted, return_exceptions=True)
+        return outcome[0] if isinstance(outcome[0], BaseException) else None
 
-    asyncio.run(finish_in_the_group())
-    with sqlite3.connect(store.path) as reader:
-        assert reader.execute("SELECT state FROM tasks WHERE task_id = 't1'").fetchone() == (
-            "completed",
-        )
+    error = asyncio.run(while_full())
+    assert isinstance(error, StorageUnavailable), error
+    assert is_storage_fault(error)
+    assert participant.told == ["failed StorageUnavailable"]
+    assert participant.queue == _events(300), "the writes were lost with the commit"
+    assert _stored(store) == ({"t1"}, 0), "a failed group left rows behind"
 
+    store._db.execute("PRAGMA max_page_count = 1000000")
 
-def test_a_failing_deferred_write_is_rolled_back_alone_and_still_publishes(
-    store: Store, caplog: pytest.LogCaptureFixture
-) -> None:
-    store.insert_session(session())
-    store.insert_task(task("t1"))
-    store.insert_task(task("t2", seq=2))
-    published: list[str] = []
+    async def once_writable() -> None:
+        store.commit()
 
-    def half_then_fail() -> None:
-        store.update_task("t1", state="completed")
-        store.insert_task(task("t-orphan", "absent", seq=3))  # FOREIGN KEY fails
-
-    async def finish_two() -> None:
-        admitted = store.insert_task_grouped(task("t3", seq=4))
-        store.defer(half_then_fail)
-        store.after_commit(lambda: published.append("t1"))
-        store.defer(lambda: store.update_task("t2", state="completed"))
-        await admitted
-
-    asyncio.run(finish_two())
-    assert published == ["t1"]
-    assert "deferred write failed" in caplog.text
-    with sqlite3.connect(store.path) as reader:
-        states = dict(reader.execute("SELECT task_id, state FROM tasks"))
-    assert states == {"t1": "queued", "t2": "completed", "t3": "queued"}
+    asyncio.run(once_writable())
+    assert participant.told[-1] == "committed 300"
+    assert _stored(store) == ({"t1"}, 300)
 
 
 def test_a_task_row_s_values_are_its_fields_in_order() -> None:
