@@ -126,7 +126,8 @@ def _build() -> list[Mutant]:
         out.append(Mutant(name, "determinism", req, mutation, "test_determinism", selection))
     for name, (queue, req) in properties.MUTANTS.items():
         out.append(Mutant(name, "properties", req, Mutation(queue=queue), "test_properties"))
-    for name, (wrap, selection, req) in pact_mutants.MUTANTS.items():
+    for name, (wrap, interaction, req) in pact_mutants.MUTANTS.items():
+        selection = " and ".join(interaction.split())  # a -k expression of its words
         out.append(
             Mutant(name, "contract", req, Mutation(wrap_app=wrap), "test_contract", selection)
         )

@@ -90,6 +90,10 @@ MUTANTS: dict[str, tuple[Wrap, str, str]] = {
         stream_text_mutant(r"id: (\d+)\n", lambda m: f"id: {int(m.group(1)) - 1}\n"),
         "stream a completed task", "ORCH-0072",
     ),
+    "stream error WORKER_RESET renamed REPLICA_RESET": (
+        stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"'),
+        "stream a task that failed with WORKER_RESET", "ORCH-0108",
+    ),
 }  # fmt: skip
 """name -> (wrap_app, the pact interaction it breaks (a ``-k`` substring), ORCH ID):
 the drifts ``test_provider_mutants`` shows the provider verification catching."""
