@@ -55,7 +55,9 @@ def _conformance(pytester: pytest.Pytester, command: str, selection: str) -> pyt
 def test_the_suite_certifies_a_target_with_another_configuration_format(
     pytester: pytest.Pytester,
 ) -> None:
-    selection = " or ".join(f"({name})" for name in EVERY_KEY)
+    # The pact's cross-check with the OpenAPI document starts no server: not one of them.
+    every_check = " or ".join(f"({name})" for name in EVERY_KEY)
+    selection = f"({every_check}) and not agrees_with_the_openapi_document"
     result = _conformance(pytester, THROUGH_THE_WRAPPER, selection)
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed") == len(EVERY_KEY) and "failed" not in outcomes, (
