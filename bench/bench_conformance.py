@@ -1,13 +1,21 @@
-"""The conformance suite's wall time: serial vs ``-n 2``, per suite, and ``orchq verify`` cold.
+"""The conformance suite's wall time: serial vs ``-n 2``, per suite, ``orchq verify`` in-process
+vs ``orchq verify --serve-cmd``.
 
-    .venv/bin/python -m bench.bench_conformance [--rounds 3] [--only suite,verify]
+    .venv/bin/python -m bench.bench_conformance [--rounds 3] [--only suite,verify,serve-cmd]
+                                                [--suites contract,...] [-n 0]
 
 ``suite``: ``pytest --pyargs harness.conformance`` in-process (every test on
 its own orchestratord), serially and with ``-n 2``, alternating per round; the
 JUnit XML of each run gives the time per suite (sum of its test cases' times,
 so under ``-n 2`` it is CPU-side work, not wall). ``verify``: ``orchq verify``
-from a cold start of the command to its last line, the README's main job.
-Each run is a fresh process; the medians over the rounds are reported.
+from a cold start of the command to its last line, the README's main job, on
+the embedded orchestratord (in-process servers). ``serve-cmd``: the same command
+with ``--serve-cmd "orchq serve --port {port} --config {config} --db
+{state_dir}/orchq.db"``, every configuration a process of its own; the two
+alternate within each round, side by side, and their ratio is printed.
+``--suites`` and ``-n`` go to both ``orchq verify`` runs (small settings prove
+the benchmark works). Each run is a fresh process; the medians over the rounds
+are reported.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from bench._common import ROOT, code_note, fmt, log, machine_note, median, table
+from bench._common import ORCHQ, ROOT, code_note, fmt, log, machine_note, median, table
 from harness.verify.progress import suite_of
 
 
@@ -44,8 +52,19 @@ def run_suite(workers: int, workdir: Path) -> tuple[float, dict[str, float], int
     return wall, _suite_times(junit), proc.returncode
 
 
-def run_verify(workdir: Path) -> tuple[float, int]:
-    args = [sys.executable, "-m", "harness", "verify", "--report-dir", str(workdir / "verify")]
+SERVE_CMD = f"{ORCHQ} serve --port {{port}} --config {{config}} --db {{state_dir}}/orchq.db"
+"""The serve command of the ``serve-cmd`` contender: this venv's ``orchq serve``."""
+
+
+def run_verify(
+    workdir: Path, *, serve_cmd: str | None = None, suites: str | None = None, workers: int = 0
+) -> tuple[float, int]:
+    args = [sys.executable, "-m", "harness", "verify", "--report-dir", str(workdir / "verify"),
+            "-n", str(workers)]  # fmt: skip
+    if suites:
+        args += ["--suites", suites]
+    if serve_cmd is not None:
+        args += ["--serve-cmd", serve_cmd]
     began = time.perf_counter()
     proc = subprocess.run(args, cwd=workdir, capture_output=True, text=True)
     return time.perf_counter() - began, proc.returncode
@@ -54,7 +73,9 @@ def run_verify(workdir: Path) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="suite,verify")
+    parser.add_argument("--only", default="suite,verify,serve-cmd")
+    parser.add_argument("--suites", default=None, help="--suites of both orchq verify runs.")
+    parser.add_argument("-n", dest="workers", type=int, default=0, help="-n of orchq verify.")
     options = parser.parse_args(argv)
     only = set(options.only.split(","))
     print(f"machine: {machine_note()}; {code_note()}")
@@ -72,14 +93,26 @@ def main(argv: list[str] | None = None) -> None:
                     codes.append(code)
                     for suite, seconds in suites.items():
                         per_suite[workers][suite].append(seconds)
-            if "verify" in only:
-                wall, code = run_verify(workdir)
-                log(f"round {round_no}: orchq verify: {wall:.1f} s (exit {code})")
-                walls["orchq verify (cold)"].append(wall)
+            contenders = [(name, serve) for name, serve in (
+                ("orchq verify (in-process, cold)", None),
+                ("orchq verify --serve-cmd (cold)", SERVE_CMD),
+            ) if ("serve-cmd" if serve else "verify") in only]  # fmt: skip
+            if round_no % 2 == 0:
+                contenders.reverse()
+            for name, serve in contenders:
+                wall, code = run_verify(
+                    workdir, serve_cmd=serve, suites=options.suites, workers=options.workers
+                )
+                log(f"round {round_no}: {name}: {wall:.1f} s (exit {code})")
+                walls[name].append(wall)
                 codes.append(code)
     rows = [[name, fmt(median(values)), " / ".join(fmt(v) for v in values)]
             for name, values in walls.items()]  # fmt: skip
     print(table(["run", "median wall s", "rounds"], rows))
+    in_process = walls.get("orchq verify (in-process, cold)")
+    served = walls.get("orchq verify --serve-cmd (cold)")
+    if in_process and served:
+        print(f"--serve-cmd / in-process: {median(served) / median(in_process):.2f} x")
     if "suite" in only:
         suites = sorted(set(per_suite[0]) | set(per_suite[2]))
         print()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,3 +46,22 @@ def run_task(
     """Admit a task and collect its whole stream."""
     admitted = client.submit_task(session_id, prompt, **kwargs)
     return client.collect_stream(admitted.task_id)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this ID exists (a zombie too, until it is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    """Wait until the process is gone; False if it still lives after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -28,6 +28,11 @@ SUITE_MARKERS: dict[str, str] = {
 DEFAULT_SUITES: tuple[str, ...] = ("contract", "fuzz", "properties", "determinism", "metrics")
 """The suites ``orchq verify`` runs unless told otherwise (``e2e`` needs a real model)."""
 
+REFERENCE_CODE = "orch_reference_code"
+"""Marker of a conformance test that drives orchestratord's own code in-process (the queue
+properties): it says nothing about a target the harness starts from another command, so it
+is deselected there (:mod:`harness.conformance.conftest`)."""
+
 NOT_VERIFIABLE_LIVE = "NOT VERIFIABLE against --orch-url"
 """Prefix of every skip reason meaning "this check needs a server the harness configures".
 

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
-from harness.conformance import SUITE_MARKERS
+from harness.checks import register_explainer
+from harness.conformance import REFERENCE_CODE, SUITE_MARKERS
 from harness.engine.control import EngineControl, ServeOnEngine, engine_pool
-from harness.plugin.target import ServeFactory
+from harness.plugin.target import ServeFactory, target_mode
 from harness.properties.profile import register_profile
 from harness.wire import Wire
+from harness.wire.blame import client_blame
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +33,20 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "evidence(kind): the kind of evidence a test gives (harness.trace.evidence)"
     )
     register_profile()
+    register_explainer(client_blame)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A managed target may be any implementation: checks of orchestratord's own in-process
+    code say nothing about it, so they are deselected (against ``--orch-url`` they skip).
+    Last, so syrupy has seen them collected: their snapshots are not reported unused."""
+    if target_mode(config) != "managed":
+        return
+    reference = [item for item in items if item.get_closest_marker(REFERENCE_CODE)]
+    if reference:
+        config.hook.pytest_deselected(items=reference)
+        items[:] = [item for item in items if not item.get_closest_marker(REFERENCE_CODE)]
 
 
 @pytest.fixture
@@ -40,9 +56,10 @@ def serve_on_engine(
     """Start a target with one pool of ``openai`` replicas on ``orch_engine``; wait until ready.
 
     ``pool_keys`` are further keys of the pool (``max_attempts``, ``decode_timeout_ms``,
-    ...), ``config`` top-level keys (``fallback_mode``). The :class:`Wire` returned is
-    closed (its sessions deleted) at teardown. Skipped against ``--orch-url``, like
-    ``orch_serve``.
+    ...), ``config`` top-level keys (``fallback_mode``). ``token_delay_ms`` slows the
+    pool's replicas down (an engine fault rule per replica), so work holds its slot.
+    The :class:`Wire` returned is closed (its sessions deleted) at teardown. Skipped
+    against ``--orch-url``, like ``orch_serve``.
     """
     wires: list[Wire] = []
 
@@ -50,13 +67,15 @@ def serve_on_engine(
         pool_keys: dict[str, Any] | None = None,
         replicas: tuple[str, ...] = ("r1", "r2"),
         slots: int = 1,
+        token_delay_ms: float | None = None,
         **config: Any,
     ) -> Wire:
+        if token_delay_ms is not None:
+            orch_engine.slow(replicas, token_delay_ms)
         pool = engine_pool(orch_engine, replicas=replicas, slots=slots, **(pool_keys or {}))
         target = orch_serve(pools=[pool], **config)
         wire = Wire(target.url, target.auth_headers())
         wires.append(wire)
-        wire.wait_ready()
         return wire
 
     yield serve

@@ -3,9 +3,12 @@
 Every interaction is verified on its own by the pact FFI verifier over real
 HTTP, with its provider states set up through the public API, and cites the
 ORCH IDs it certifies. Interactions whose states need a specially configured
-server (``constrained``, ``auth``, ``faulty`` in :data:`harness.contract.states.GROUP_CONFIGS`)
-run on an in-process orchestratord; against ``--orch-url`` they are skipped as
-NOT VERIFIABLE, never passed.
+server (``constrained``, ``auth``, ``faulty``: :func:`harness.contract.states.server_group`)
+run on a target the harness configures (in-process, or started with
+``--orch-serve-cmd``); against ``--orch-url`` they are skipped as NOT
+VERIFIABLE, never passed. The ``crashing`` group (``INTERNAL``, a bug no
+configuration produces) needs orchestratord in-process: it is deselected for a
+target started with ``--orch-serve-cmd``.
 
 The pact replayed is ``--orch-pact-file``, else the checkout's
 ``contracts/pacts/orchq-client-orchestratord.json``, else one built from the
@@ -25,21 +28,30 @@ from typing import Any
 
 import pytest
 
+from harness.conformance import REFERENCE_CODE
 from harness.contract.interactions import INTERACTIONS, PACT_FILE, Spec
-from harness.contract.states import GROUP_CONFIGS, LIVE_GROUPS, group_of
+from harness.contract.states import IN_PROCESS_GROUPS, LIVE_GROUPS, group_of, serve_group
 
 pytestmark = pytest.mark.contract
 
 _GROUP_NEEDS = {
-    "constrained": "an in-process server with a one-slot queue, a stalled replica, "
+    "constrained": "a server the harness configures with a one-slot queue, a stalled replica, "
     "a warming pool, a down pool and a 1 KiB body limit",
-    "auth": "an in-process server with an API token it chose",
-    "faulty": "an in-process server whose replicas reset, stall or crash on purpose",
+    "auth": "a server the harness configures with an API token it chose",
+    "faulty": "a server the harness configures whose engine's replicas die or hang on purpose",
+    "crashing": "an in-process orchestratord whose engine breaks the engine protocol",
 }
 
 
 def _param(spec: Spec) -> object:
     return pytest.param(spec, id=spec.description, marks=pytest.mark.req(*spec.req))
+
+
+def _provider_param(spec: Spec) -> object:
+    marks = [pytest.mark.req(*spec.req)]
+    if group_of(spec.states) in IN_PROCESS_GROUPS:
+        marks.append(getattr(pytest.mark, REFERENCE_CODE))
+    return pytest.param(spec, id=spec.description, marks=marks)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +108,7 @@ def pact_name(pact: dict[str, object]) -> str:
 
 
 @pytest.mark.evidence("cdc")
-@pytest.mark.parametrize("spec", [_param(spec) for spec in INTERACTIONS])
+@pytest.mark.parametrize("spec", [_provider_param(spec) for spec in INTERACTIONS])
 def test_provider_honours_interaction(
     spec: Spec, request: pytest.FixtureRequest, contract_pact_file: Path, tmp_path: Path
 ) -> None:
@@ -115,7 +127,8 @@ def test_provider_honours_interaction(
                 f"{NOT_VERIFIABLE_LIVE}: interaction {spec.description!r} "
                 f"({', '.join(spec.req)}) needs {_GROUP_NEEDS[group]}"
             )
-        target = request.getfixturevalue("orch_serve")(**GROUP_CONFIGS[group])
+        serve = request.getfixturevalue("orch_serve")
+        target = serve_group(group, serve, request.getfixturevalue("orch_engine"))
         token = None  # the interaction states its own Authorization header
         state_token = target.token
     outcome = verify_spec(

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from harness.engine.control import EngineControl, engine_pool, rule
+from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
 from harness.plugin.target import ServeFactory, Target
 from harness.wire import Wire, error_kind, error_problems, expect, expect_error, read_stream
 
@@ -275,7 +275,7 @@ def test_unavailable_pool_suggests_two_seconds(
     orch_serve: ServeFactory, orch_engine: EngineControl
 ) -> None:
     orch_engine.set_faults([rule({"unavailable": True}, replica="d1")])
-    target = orch_serve(pools=[engine_pool(orch_engine, "down", ("d1",))])
+    target = orch_serve(pools=[engine_pool(orch_engine, "down", ("d1",))], ready=[])
     with Wire(target.url, target.auth_headers()) as wire:
         session = str(wire.new_session()["session_id"])
         deadline = time.monotonic() + 10
@@ -288,14 +288,23 @@ def test_unavailable_pool_suggests_two_seconds(
         _wait_is(response, 2000, 2000, "ORCH-0245", "POOL_UNAVAILABLE")
 
 
-@pytest.mark.req("ORCH-0246", "ORCH-0048")
-def test_warming_pool_suggests_the_warm_up_time_left(orch_serve: ServeFactory) -> None:
-    warmup_ms = 5000
+@pytest.mark.req("ORCH-0246", "ORCH-0048", "ORCH-0250")
+def test_warming_pool_suggests_the_warm_up_time_left(
+    orch_serve: ServeFactory, orch_engine: EngineControl
+) -> None:
+    warmup_ms = 10_000
     before = time.monotonic()
-    target = orch_serve(pools=[
-        {"pool_id": "warming", "replicas": [{"replica_id": "w1", "warmup_ms": warmup_ms}]},
-    ])  # fmt: skip
+    warming = engine_replica(orch_engine, "w1", warmup_ms=warmup_ms)
+    target = orch_serve(pools=[{"pool_id": "warming", "replicas": [warming]}], ready=[])
     with Wire(target.url, target.auth_headers()) as wire:
+        state = wire.pool("warming")["replicas"][0]["state"]
+        elapsed_ms = (time.monotonic() - before) * 1000
+        expect(
+            state == "warming" or elapsed_ms >= warmup_ms,
+            f"ORCH-0250: a replica configured with warmup_ms {warmup_ms} must stay warming "
+            f"that long, whatever its engine (an openai replica here); {elapsed_ms:.0f} ms "
+            f"after the start it is {state!r}",
+        )
         session = str(wire.new_session()["session_id"])
         response = wire.post_json("/v1/tasks", {"session_id": session, "prompt": "x",
                                                 "pool": "warming"})  # fmt: skip

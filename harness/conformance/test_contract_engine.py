@@ -18,21 +18,15 @@ harness configures (``orch_serve``) and skip against ``--orch-url``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from harness.engine.control import (
-    EngineControl,
-    ServeOnEngine,
-    rule,
-    unique_tag,
-)
-from harness.engine.faults import RequestRecord
+from harness.engine.control import EngineControl, ServeOnEngine, rule, unique_tag
 from harness.engine.mock import expected_tokens
-from harness.wire import Wire, expect, parse_rfc3339, read_stream
+from harness.wire import expect, parse_rfc3339, read_stream
+from harness.wire.faulty import engine_calls, faulty_task, stream_error, task_error
 
 pytestmark = pytest.mark.contract
 
@@ -43,68 +37,6 @@ IN_FLIGHT_TOKENS = 2
 decoded, and one more while the server's hang-up reaches the engine."""
 
 
-@dataclass(frozen=True)
-class Faulty:
-    """One task run through an engine that suffers ``faults`` for it."""
-
-    wire: Wire
-    tag: str
-    prompt: str
-    task_id: str
-    task: dict[str, Any]
-    """The task once terminal."""
-
-
-def faulty_task(
-    serve_on_engine: ServeOnEngine,
-    engine: EngineControl,
-    faults: dict[str, Any],
-    pool_keys: dict[str, Any],
-    *,
-    times: int | None = None,
-    replicas: tuple[str, ...] = ("r1", "r2"),
-    config: dict[str, Any] | None = None,
-    max_tokens: int = 6,
-    **params: Any,
-) -> Faulty:
-    """Set ``faults`` for a fresh prompt, start a target (top-level ``config`` keys too), run
-    one task with these ``params`` to its end."""
-    tag = unique_tag()
-    engine.set_faults([rule(faults, prompt_contains=tag, times=times)])
-    wire = serve_on_engine(pool_keys, replicas=replicas, **(config or {}))
-    prompt = f"{tag} task"
-    admitted = wire.admit(prompt=prompt, max_tokens=max_tokens, params=params)
-    task_id = str(admitted["task_id"])
-    return Faulty(wire, tag, prompt, task_id, wire.wait_terminal(task_id, timeout=25))
-
-
-def stream_of(wire: Wire, task_id: str, kind: str, req: str) -> list[tuple[str, int]]:
-    """The task's streamed tokens once the stream closed with ``error`` of ``kind``."""
-    capture = read_stream(wire, task_id)
-    problems = capture.format_problems()
-    expect(not problems, f"stream of task {task_id}: " + "; ".join(problems))
-    last = capture.events[-1] if capture.events else None
-    expect(
-        last is not None and last.event == "error" and last.data.get("kind") == kind,
-        f"{req}: the stream must close with an `error` event of kind {kind}; got "
-        f"{(last.event, last.data) if last else None}",
-    )
-    return [(e.data["text"], e.data["token_id"]) for e in capture.tokens()]
-
-
-def task_error(task: dict[str, Any], kind: str, req: str) -> None:
-    error = task.get("error") or {}
-    expect(
-        task.get("state") == "failed" and error.get("kind") == kind,
-        f"{req}: the task must end failed with {kind}; got {task.get('state')!r} {error}",
-    )
-
-
-def engine_calls(engine: EngineControl, tag: str) -> list[RequestRecord]:
-    """The tag's engine requests once the engine serves none of them any more."""
-    return engine.wait_finished(tag, timeout=10.0)
-
-
 def _ms(stamp: Any) -> float:
     value: datetime = parse_rfc3339(stamp, "ORCH-0005", "an attempt timestamp")
     return value.timestamp() * 1000
@@ -113,15 +45,15 @@ def _ms(stamp: Any) -> float:
 # ---------------------------------------------------------------- 7.2 replica failure
 
 
-@pytest.mark.req("ORCH-0108", "ORCH-0062", "ORCH-0082", "ORCH-0100")
+@pytest.mark.req("ORCH-0108", "ORCH-0062", "ORCH-0082", "ORCH-0100", "ORCH-0020")
 def test_engine_dying_after_tokens_fails_a_best_effort_task_with_worker_reset(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
     run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 3},
-                      {"max_attempts": 2}, max_tokens=12, seed=5)  # fmt: skip
+                      {"max_attempts": 2}, max_tokens=12, req="ORCH-0108", seed=5)  # fmt: skip
     task = run.task
     task_error(task, "WORKER_RESET", "ORCH-0108")
-    tokens = stream_of(run.wire, run.task_id, "WORKER_RESET", "ORCH-0082")
+    tokens = stream_error(run.wire, task, "WORKER_RESET", "ORCH-0082")
     expect(
         tokens == expected_tokens(run.prompt, 5, 12)[:3],
         f"ORCH-0108: the task streams the 3 tokens its engine generated before dying; got {tokens}",
@@ -180,15 +112,16 @@ def test_strict_task_outlives_a_dying_engine_with_the_known_tokens(
     )
 
 
-@pytest.mark.req("ORCH-0101", "ORCH-0102", "ORCH-0062", "ORCH-0104")
+@pytest.mark.req("ORCH-0101", "ORCH-0102", "ORCH-0062", "ORCH-0104", "ORCH-0020")
 def test_engine_dying_on_every_attempt_ends_replica_exhausted(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
     run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 0},
-                      {"max_attempts": 3}, replicas=("r1", "r2", "r3"), seed=1)  # fmt: skip
+                      {"max_attempts": 3}, replicas=("r1", "r2", "r3"), req="ORCH-0102",
+                      seed=1)  # fmt: skip
     task = run.task
     task_error(task, "REPLICA_EXHAUSTED", "ORCH-0102")
-    stream_of(run.wire, run.task_id, "REPLICA_EXHAUSTED", "ORCH-0082")
+    stream_error(run.wire, task, "REPLICA_EXHAUSTED", "ORCH-0082")
     calls = engine_calls(orch_engine, run.tag)
     expect(
         len(calls) == 3 and len(task["attempts"]) == 3,
@@ -204,7 +137,7 @@ def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
 ) -> None:
     # the task's first request, whichever replica gets it, meets an engine that answers 503
     run = faulty_task(serve_on_engine, orch_engine, {"unavailable": True}, {"max_attempts": 2},
-                      times=1, max_tokens=4, seed=6)  # fmt: skip
+                      times=1, max_tokens=4, req="ORCH-0104", seed=6)  # fmt: skip
     task = run.task
     attempts = task["attempts"]
     expect(
@@ -232,7 +165,7 @@ def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
 # ---------------------------------------------------------------- 7.4 decode timeout
 
 
-@pytest.mark.req("ORCH-0111", "ORCH-0112", "ORCH-0062", "ORCH-0068")
+@pytest.mark.req("ORCH-0111", "ORCH-0112", "ORCH-0062", "ORCH-0068", "ORCH-0020")
 def test_hanging_engine_ends_decode_timeout_without_retry_and_is_hung_up_on(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
@@ -240,10 +173,12 @@ def test_hanging_engine_ends_decode_timeout_without_retry_and_is_hung_up_on(
     # the engine before the timeout: the hang, not the machine, must cause it.
     pool_keys = {"max_attempts": 2, "decode_timeout_ms": 2000}
     faults = {"hang_after_tokens": 2}
-    run = faulty_task(serve_on_engine, orch_engine, faults, pool_keys, max_tokens=8, seed=3)
+    run = faulty_task(
+        serve_on_engine, orch_engine, faults, pool_keys, max_tokens=8, req="ORCH-0111", seed=3
+    )
     task = run.task
     task_error(task, "DECODE_TIMEOUT", "ORCH-0111")
-    stream_of(run.wire, run.task_id, "DECODE_TIMEOUT", "ORCH-0082")
+    stream_error(run.wire, task, "DECODE_TIMEOUT", "ORCH-0082")
     calls = engine_calls(orch_engine, run.tag)
     expect(
         len(calls) == 1 and len(task["attempts"]) == 1,
@@ -269,7 +204,7 @@ def _rate_limited_once(
     pool_keys = {"max_attempts": 2}
     config = {"fallback_mode": mode}
     task = faulty_task(
-        serve_on_engine, engine, faults, pool_keys, times=1, config=config, seed=4
+        serve_on_engine, engine, faults, pool_keys, times=1, config=config, req=req, seed=4
     ).task
     attempts: list[dict[str, Any]] = task["attempts"]
     expect(

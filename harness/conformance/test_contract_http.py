@@ -6,8 +6,9 @@ error kind, the ``X-Request-Id`` echo, TTL arithmetic, what a session delete
 does to its tasks, which fields are ``null`` when, cancel versus conflict, and
 the backpressure headers of a real 429. Everything goes over HTTP to
 ``orch_target`` (in-process or ``--orch-url``); checks that need a configured
-server (a token, a one-slot queue, a warming pool) use ``orch_serve`` and are
-skipped against a live target, never passed.
+server (a token, a one-slot queue, a warming pool) use ``orch_serve``, with
+replicas on the harness's engine: in-process, or started by ``--orch-serve-cmd``;
+against a live ``--orch-url`` target they are skipped, never passed.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Any
 
 import pytest
 
+from harness.checks import orch_check
+from harness.engine.control import EngineControl, ServeOnEngine, engine_pool, engine_replica, rule
 from harness.plugin.target import ServeFactory, Target
 from harness.wire import TERMINAL_STATES, Wire, expect, expect_error, parse_rfc3339
 
 pytestmark = pytest.mark.contract
 
-SLOW = {"replica_id": "r1", "slots": 1, "token_delay_ms": 40}
+SLOW_TOKEN_MS = 40
 """One replica, one slot, 40 ms a token: a long task holds the slot while others queue."""
 HOLD_TOKENS = 1000
 """``max_tokens`` of a task meant to stay running for the whole test (it is cancelled)."""
@@ -53,9 +56,8 @@ def wire(orch_target: Target) -> Iterator[Wire]:
         yield w
 
 
-def _slow_wire(orch_serve: ServeFactory, **pool: Any) -> Wire:
-    target = orch_serve(pools=[{"pool_id": "default", "replicas": [dict(SLOW)], **pool}])
-    return Wire(target.url, target.auth_headers())
+def _slow_wire(serve_on_engine: ServeOnEngine, **pool: Any) -> Wire:
+    return serve_on_engine(pool, replicas=("r1",), slots=1, token_delay_ms=SLOW_TOKEN_MS)
 
 
 # ---------------------------------------------------------------- 1 conventions
@@ -340,9 +342,9 @@ def test_deleted_session_is_gone_but_its_tasks_stay_readable(wire: Wire) -> None
 
 @pytest.mark.req("ORCH-0034", "ORCH-0035", "ORCH-0063")
 def test_deleting_a_session_cancels_its_queued_and_running_tasks(
-    orch_serve: ServeFactory,
+    serve_on_engine: ServeOnEngine,
 ) -> None:
-    with _slow_wire(orch_serve) as wire:
+    with _slow_wire(serve_on_engine) as wire:
         session_id = str(wire.new_session()["session_id"])
         running = str(wire.admit(session_id, max_tokens=HOLD_TOKENS)["task_id"])
         wire.wait_running(running)
@@ -352,7 +354,8 @@ def test_deleting_a_session_cancels_its_queued_and_running_tasks(
             "ORCH-0033: DELETE of a session must answer 204",
         )
         for task_id, was in ((running, "running"), (queued, "queued")):
-            task = wire.wait_terminal(task_id, timeout=5.0)
+            with orch_check("ORCH-0034"):  # a task the delete left running is ORCH-0034's failure
+                task = wire.wait_terminal(task_id, timeout=5.0)
             error = task.get("error") or {}
             expect(
                 task["state"] == "cancelled" and error.get("kind") == "CANCELLED",
@@ -450,8 +453,8 @@ def test_admitted_task_fields_through_completion(wire: Wire) -> None:
     "ORCH-0053", "ORCH-0056", "ORCH-0057", "ORCH-0066", "ORCH-0067", "ORCH-0068", "ORCH-0069",
     "ORCH-0123",
 )  # fmt: skip
-def test_queued_and_running_tasks_then_cancel(orch_serve: ServeFactory) -> None:
-    with _slow_wire(orch_serve) as wire:
+def test_queued_and_running_tasks_then_cancel(serve_on_engine: ServeOnEngine) -> None:
+    with _slow_wire(serve_on_engine) as wire:
         session_id = str(wire.new_session()["session_id"])
         running = str(wire.admit(session_id, max_tokens=HOLD_TOKENS)["task_id"])
         wire.wait_running(running)
@@ -530,8 +533,8 @@ def test_cancelling_a_completed_task_is_409(wire: Wire) -> None:
 
 
 @pytest.mark.req("ORCH-0021", "ORCH-0022", "ORCH-0023", "ORCH-0024", "ORCH-0095", "ORCH-0050")
-def test_full_queue_429_carries_jittered_backoff(orch_serve: ServeFactory) -> None:
-    with _slow_wire(orch_serve, queue_capacity=1, overflow_policy="reject") as wire:
+def test_full_queue_429_carries_jittered_backoff(serve_on_engine: ServeOnEngine) -> None:
+    with _slow_wire(serve_on_engine, queue_capacity=1, overflow_policy="reject") as wire:
         session_id = str(wire.new_session()["session_id"])
         running = str(wire.admit(session_id, max_tokens=HOLD_TOKENS)["task_id"])
         wire.wait_running(running)
@@ -615,17 +618,19 @@ def test_pools_health_and_readiness_shapes(wire: Wire) -> None:
 
 
 @pytest.mark.req("ORCH-0048", "ORCH-0049", "ORCH-0122", "ORCH-0129", "ORCH-0130", "ORCH-0021")
-def test_unready_and_unavailable_pools(orch_serve: ServeFactory) -> None:
+def test_unready_and_unavailable_pools(
+    orch_serve: ServeFactory, orch_engine: EngineControl
+) -> None:
+    orch_engine.set_faults([rule({"unavailable": True}, replica="d1")])
     target = orch_serve(
         pools=[
-            {"pool_id": "default", "replicas": [{"replica_id": "r1"}]},
-            {"pool_id": "warming", "replicas": [{"replica_id": "w1", "warmup_ms": 3_600_000}]},
-            {
-                "pool_id": "down",
-                "replicas": [{"replica_id": "d1", "faults": {"unavailable": True}}],
-            },
-        ]
-    )
+            engine_pool(orch_engine, "default", ("r1",)),
+            {"pool_id": "warming", "replicas": [
+                engine_replica(orch_engine, "w1", warmup_ms=3_600_000)]},
+            engine_pool(orch_engine, "down", ("d1",)),
+        ],
+        ready=["default"],
+    )  # fmt: skip
     with Wire(target.url, target.auth_headers()) as wire:
         session_id = str(wire.new_session()["session_id"])
         for pool_id, status, kind, req in (

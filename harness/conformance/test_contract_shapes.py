@@ -11,7 +11,8 @@ syrupy's diff; ``--snapshot-update`` records a deliberate change.
 
 The answers any OrchQueue v1 server gives to its public API run against
 ``--orch-url`` too; those that need a configured server (a token, a full queue,
-faulty replicas) run in-process only and skip as NOT VERIFIABLE live.
+faulty replicas) run on a target the harness configures and skip as NOT
+VERIFIABLE live; the ``INTERNAL`` shape needs orchestratord in-process.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.contract.shapes import ShapeSnapshotExtension, answer, transcript
-from harness.contract.states import GROUP_CONFIGS, STATES
+from harness.contract.states import STATES, serve_group
+from harness.engine.control import EngineControl
 from harness.plugin.fixtures import Factories
 from harness.plugin.target import ServeFactory, Target
 from harness.wire import Wire
@@ -118,14 +120,14 @@ def test_error_envelope_shapes_of_the_public_api(wire: Wire, shape: SnapshotAsse
 
 @pytest.mark.req("ORCH-0014", "ORCH-0019", "ORCH-0021", "ORCH-0007")
 def test_error_envelope_shapes_of_a_configured_server(
-    orch_serve: ServeFactory, shape: SnapshotAssertion
+    orch_serve: ServeFactory, orch_engine: EngineControl, shape: SnapshotAssertion
 ) -> None:
     """The kinds only a configured server answers: a token, full queues, unready pools."""
     shapes: dict[str, Any] = {}
-    secured = orch_serve(**GROUP_CONFIGS["auth"])
+    secured = serve_group("auth", orch_serve, orch_engine)
     with Wire(secured.url, {"Authorization": "Bearer wrong-token"}) as wrong:
         shapes["UNAUTHORIZED"] = answer(wrong.http.get("/v1/pools"))
-    constrained = orch_serve(**GROUP_CONFIGS["constrained"])
+    constrained = serve_group("constrained", orch_serve, orch_engine)
     with constrained.client() as client, Wire(constrained.url) as wire:
         made = Factories(client)
         try:
@@ -144,18 +146,12 @@ def test_error_envelope_shapes_of_a_configured_server(
     assert shapes == shape
 
 
-@pytest.mark.req("ORCH-0062", "ORCH-0020", "ORCH-0082", "ORCH-0019")
-def test_shapes_of_the_error_kinds_that_end_a_task(
-    orch_serve: ServeFactory, shape: SnapshotAssertion
-) -> None:
-    """WORKER_RESET, REPLICA_EXHAUSTED, DECODE_TIMEOUT and INTERNAL: the failed task and
-    its stream, on replicas that reset, stall or crash (the pact's ``faulty`` server)."""
-    target = orch_serve(**GROUP_CONFIGS["faulty"])
+def _failed_task_shapes(target: Target, kinds: tuple[str, ...]) -> dict[str, Any]:
     shapes: dict[str, Any] = {}
     with target.client() as client, Wire(target.url) as wire:
         made = Factories(client)
         try:
-            for kind in ("WORKER_RESET", "REPLICA_EXHAUSTED", "DECODE_TIMEOUT", "INTERNAL"):
+            for kind in kinds:
                 task_id = STATES[f"a task failed with {kind}"][1](made)["task_id"]
                 shapes[kind] = {
                     "task": answer(wire.http.get(f"/v1/tasks/{task_id}")),
@@ -163,7 +159,29 @@ def test_shapes_of_the_error_kinds_that_end_a_task(
                 }
         finally:
             made.cleanup()
-    assert shapes == shape
+    return shapes
+
+
+@pytest.mark.req("ORCH-0062", "ORCH-0020", "ORCH-0082", "ORCH-0019")
+def test_shapes_of_the_error_kinds_that_end_a_task(
+    orch_serve: ServeFactory, orch_engine: EngineControl, shape: SnapshotAssertion
+) -> None:
+    """WORKER_RESET, REPLICA_EXHAUSTED and DECODE_TIMEOUT: the failed task and its stream,
+    on replicas whose engine dies or hangs (the pact's ``faulty`` server)."""
+    target = serve_group("faulty", orch_serve, orch_engine)
+    kinds = ("WORKER_RESET", "REPLICA_EXHAUSTED", "DECODE_TIMEOUT")
+    assert _failed_task_shapes(target, kinds) == shape
+
+
+@pytest.mark.orch_reference_code
+@pytest.mark.req("ORCH-0062", "ORCH-0020", "ORCH-0082", "ORCH-0019")
+def test_shape_of_an_internal_failure(
+    orch_serve: ServeFactory, orch_engine: EngineControl, shape: SnapshotAssertion
+) -> None:
+    """INTERNAL, a bug no configuration produces: orchestratord with an engine that breaks
+    the engine protocol (the pact's ``crashing`` server, in-process only)."""
+    target = serve_group("crashing", orch_serve, orch_engine)
+    assert _failed_task_shapes(target, ("INTERNAL",)) == shape
 
 
 @pytest.mark.req("ORCH-0070", "ORCH-0071", "ORCH-0073", "ORCH-0076", "ORCH-0084", "ORCH-0085")

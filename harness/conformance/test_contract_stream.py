@@ -4,7 +4,8 @@ Read raw (``harness.wire.read_stream``), not through the typed client, which
 reconnects and de-duplicates and so would hide a duplicate on resume or a second
 terminal event. Live-timing checks (events delivered as they happen, ``: ping``
 on an idle stream, two readers at once) need a slow replica and a short ping
-interval, so they use ``orch_serve`` and skip against ``--orch-url``.
+interval, so they start a target of their own (replicas on the harness's engine)
+and skip against ``--orch-url``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 
 import pytest
 
-from harness.plugin.target import ServeFactory, Target
+from harness.engine.control import ServeOnEngine
+from harness.plugin.target import Target
 from harness.wire import SseCapture, Wire, expect, expect_error, read_stream
 
 pytestmark = pytest.mark.contract
 
-SLOW = {"replica_id": "r1", "slots": 1, "token_delay_ms": 40}
+SLOW_TOKEN_MS = 40
+"""One replica, one slot, 40 ms a token: events arrive while the check watches."""
 
 
 @pytest.fixture
@@ -134,9 +137,8 @@ def test_a_last_event_id_that_is_not_ascii_digits_is_invalid_params(
 
 
 @pytest.mark.req("ORCH-0083", "ORCH-0074", "ORCH-0072")
-def test_resume_of_a_live_stream_continues_seamlessly(orch_serve: ServeFactory) -> None:
-    target = orch_serve(pools=[{"pool_id": "default", "replicas": [dict(SLOW)]}])
-    with Wire(target.url, target.auth_headers()) as wire:
+def test_resume_of_a_live_stream_continues_seamlessly(serve_on_engine: ServeOnEngine) -> None:
+    with serve_on_engine(replicas=("r1",), token_delay_ms=SLOW_TOKEN_MS) as wire:
         task_id = str(wire.admit(max_tokens=15)["task_id"])
         first = read_stream(wire, task_id, on_event=lambda e: e.seq >= 4)
         expect(
@@ -160,14 +162,13 @@ def test_resume_of_a_live_stream_continues_seamlessly(orch_serve: ServeFactory) 
 
 
 @pytest.mark.req("ORCH-0075", "ORCH-0074")
-def test_two_readers_receive_the_whole_sequence(orch_serve: ServeFactory) -> None:
-    target = orch_serve(pools=[{"pool_id": "default", "replicas": [dict(SLOW)]}])
-    with Wire(target.url, target.auth_headers()) as wire:
+def test_two_readers_receive_the_whole_sequence(serve_on_engine: ServeOnEngine) -> None:
+    with serve_on_engine(replicas=("r1",), token_delay_ms=SLOW_TOKEN_MS) as wire:
         task_id = str(wire.admit(max_tokens=10)["task_id"])
         captures: dict[int, SseCapture] = {}
 
         def reader(slot: int) -> None:
-            with Wire(target.url, target.auth_headers()) as own:
+            with Wire(wire.url, wire.headers) as own:
                 captures[slot] = read_stream(own, task_id)
 
         threads = [threading.Thread(target=reader, args=(i,)) for i in range(2)]
@@ -187,18 +188,19 @@ def test_two_readers_receive_the_whole_sequence(orch_serve: ServeFactory) -> Non
 
 
 @pytest.mark.req("ORCH-0086", "ORCH-0087", "ORCH-0063", "ORCH-0082", "ORCH-0020")
-def test_idle_stream_pings_without_ids_then_closes_on_cancel(orch_serve: ServeFactory) -> None:
-    target = orch_serve(
-        sse_ping_interval_ms=50, pools=[{"pool_id": "default", "replicas": [dict(SLOW)]}]
-    )
-    with Wire(target.url, target.auth_headers()) as wire:
+def test_idle_stream_pings_without_ids_then_closes_on_cancel(
+    serve_on_engine: ServeOnEngine,
+) -> None:
+    with serve_on_engine(
+        replicas=("r1",), token_delay_ms=SLOW_TOKEN_MS, sse_ping_interval_ms=50
+    ) as wire:
         session_id = str(wire.new_session()["session_id"])
         holder = str(wire.admit(session_id, max_tokens=1000)["task_id"])
         wire.wait_running(holder)
         waiting = str(wire.admit(session_id, max_tokens=3)["task_id"])
 
         def cancel_after_pings() -> None:
-            with Wire(target.url, target.auth_headers()) as other:
+            with Wire(wire.url, wire.headers) as other:
                 threading.Event().wait(0.8)
                 other.http.delete(f"/v1/tasks/{waiting}")
 

@@ -27,20 +27,21 @@ from typing import Literal
 
 import pytest
 
-from harness.engine.control import EngineControl
+from harness.checks import expect, note_passed
+from harness.engine.control import EngineControl, engine_pool, rule
 from harness.metrics import (
     Exposition,
     Violation,
     configured_ids,
     contract_violations,
     exposition_violations,
-    format_violations,
     label_value_violations,
     load_lint,
     promtool_violations,
     scrape,
     token_violations,
 )
+from harness.metrics.exposition import expect_none
 from harness.metrics.known import KnownWorkload
 from harness.metrics.truth import truth_violations
 from harness.metrics.workload import WorkloadResult, run_workload
@@ -54,8 +55,7 @@ LANES: tuple[Literal["interactive", "batch"], ...] = ("interactive", "batch")
 
 def _scrape(target: Target) -> Exposition:
     status, expo = scrape(target.url, target.auth_headers())
-    problems = exposition_violations(status, expo)
-    assert not problems, format_violations(problems)
+    expect_none(exposition_violations(status, expo))
     return expo
 
 
@@ -67,24 +67,23 @@ def _after_workload(target: Target) -> tuple[Exposition, WorkloadResult, Exposit
 
 
 def _check(violations: list[Violation], *reqs: str) -> None:
-    relevant = [v for v in violations if v.req in reqs]
-    assert not relevant, format_violations(relevant)
+    """The test's requirements hold: none of ``reqs`` has a violation (each blamed on its own)."""
+    expect_none([v for v in violations if v.req in reqs])
+    note_passed(reqs)
 
 
 @pytest.mark.req("ORCH-0131")
 def test_metrics_is_prometheus_text(orch_target: Target) -> None:
     status, expo = scrape(orch_target.url, orch_target.auth_headers())
-    problems = exposition_violations(status, expo)
-    assert not problems, format_violations(problems)
+    expect_none(exposition_violations(status, expo))
 
 
 @pytest.mark.req("ORCH-0008")
 def test_metrics_need_no_token_when_one_is_configured(orch_serve: ServeFactory) -> None:
     target = orch_serve(auth_token="metrics-s3cret")
     status, expo = scrape(target.url)  # deliberately without the token
-    assert status == 200, f"ORCH-0008: /metrics answered {status} without a token"
-    problems = exposition_violations(status, expo)
-    assert not problems, format_violations(problems)
+    expect(status == 200, f"ORCH-0008: /metrics answered {status} without a token")
+    expect_none(exposition_violations(status, expo))
 
 
 @pytest.mark.req("ORCH-0132")
@@ -119,7 +118,7 @@ def test_metrics_equal_the_truth_of_a_workload_with_known_outcomes(
     orch_serve: ServeFactory, orch_engine: EngineControl
 ) -> None:
     workload = KnownWorkload(orch_engine)
-    target = orch_serve(**workload.config())
+    target = orch_serve(**workload.config(), ready=workload.ready_pools)
     lint = load_lint()
     before = _scrape(target)
     with Wire(target.url, target.auth_headers()) as wire:
@@ -139,21 +138,18 @@ def test_generated_tokens_grow_by_the_tokens_streamed(orch_target: Target) -> No
 
 
 @pytest.mark.req("ORCH-0133", "ORCH-0134")
-def test_rejections_and_drops_stay_within_budgets(orch_serve: ServeFactory) -> None:
+def test_rejections_and_drops_stay_within_budgets(
+    orch_serve: ServeFactory, orch_engine: EngineControl
+) -> None:
     """A configured server whose tiny queues refuse and drop: the kind/state/reason labels
     appear, and still only with closed-enum values within their budgets."""
     from orchestrator.client import OrchError
 
-    blocked = [{"replica_id": "r1", "slots": 1, "token_delay_ms": 5}]
+    orch_engine.slow(("r1", "r2"), 5)
     target = orch_serve(
         pools=[
-            {"pool_id": "default", "queue_capacity": 1, "replicas": blocked},
-            {
-                "pool_id": "lru",
-                "queue_capacity": 1,
-                "overflow_policy": "drop_lru",
-                "replicas": [{**blocked[0], "replica_id": "r2"}],
-            },
+            engine_pool(orch_engine, "default", ("r1",), queue_capacity=1),
+            engine_pool(orch_engine, "lru", ("r2",), queue_capacity=1, overflow_policy="drop_lru"),
         ]
     )
     inputs: set[str] = set()
@@ -185,21 +181,13 @@ def test_rejections_and_drops_stay_within_budgets(orch_serve: ServeFactory) -> N
 
 
 @pytest.mark.req("ORCH-0135")
-def test_generated_tokens_count_a_retried_token_once(orch_serve: ServeFactory) -> None:
+def test_generated_tokens_count_a_retried_token_once(
+    orch_serve: ServeFactory, orch_engine: EngineControl
+) -> None:
     """A replica dies mid-decode and a strict task is retried on the other one: the tokens
     it regenerates were already streamed, so the counter must not count them again."""
-    target = orch_serve(
-        pools=[
-            {
-                "pool_id": "default",
-                "max_attempts": 2,
-                "replicas": [
-                    {"replica_id": "r1", "faults": {"fail_after_tokens": 3}},
-                    {"replica_id": "r2"},
-                ],
-            }
-        ]
-    )
+    orch_engine.set_faults([rule({"die_after_tokens": 3}, replica="r1")])
+    target = orch_serve(pools=[engine_pool(orch_engine, max_attempts=2)])
     before = _scrape(target)
     streamed = retried = 0
     with target.client() as client:

@@ -13,7 +13,10 @@ The queue comes from the ``orch_queue_factory`` fixture: orchestratord's
 fixture checks another implementation (the self-tests plug mutants that way,
 and redefine ``orch_queue_settings`` to skip shrinking).
 It drives the implementation's code directly, so against ``--orch-url`` it
-skips: a live server's queue is not reachable from here.
+skips (a live server's queue is not reachable from here), and with
+``--orch-serve-cmd`` it is deselected: the target may be any implementation. The
+queue's rules are then judged over the wire by ``test_contract_queue``, against
+the same reference model.
 
 Deterministic by default (Hypothesis profile ``orchq``: derandomized, no example
 database, bounded examples); ``--hypothesis-profile`` and ``--hypothesis-seed`` override it.
@@ -29,7 +32,7 @@ from harness.plugin.target import NOT_VERIFIABLE_LIVE, live_url
 from harness.properties import QueueFactory, machine_settings, queue_machine
 from harness.properties.profile import suite_settings
 
-pytestmark = pytest.mark.properties
+pytestmark = [pytest.mark.properties, pytest.mark.orch_reference_code]
 
 IN_PROCESS_ONLY = (
     f"{NOT_VERIFIABLE_LIVE}: the queue properties drive an in-process queue implementation "

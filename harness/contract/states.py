@@ -12,10 +12,13 @@ dict of functions because that one cannot return values, and it is faster.
 
 Every state belongs to a *server group*. ``default`` states only need an
 OrchQueue v1 server and its public API, so they are verifiable against any
-``--orch-url``. ``constrained`` and ``auth`` states need a server configured in
-a particular way (a tiny queue with a stalled replica, a warming pool, a 1 KiB
-body limit, a token): those are verified in-process only, on the configurations
-of :data:`GROUP_CONFIGS`, and reported as not verifiable against a live target.
+``--orch-url``. ``constrained``, ``faulty`` and ``auth`` states need a server
+configured in a particular way (a tiny queue with a stalled replica, a warming
+pool, a 1 KiB body limit, replicas whose engine dies or hangs, a token): those
+are verified on a target the harness configures (:func:`server_group`:
+in-process, or started with ``--orch-serve-cmd``), and reported as not
+verifiable against a live target. The ``crashing`` group's server is an
+in-process orchestratord only (:data:`IN_PROCESS_GROUPS`).
 The state handlers of those groups check that the server really is in the
 stated condition, so a misconfiguration fails the state, not the contract.
 """
@@ -27,20 +30,29 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.contract.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
+from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
 from harness.plugin.fixtures import Factories
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted
 
+if TYPE_CHECKING:
+    from harness.plugin.target import ServeFactory, Target
+
 __all__ = [
-    "GROUP_CONFIGS",
+    "GROUPS",
+    "IN_PROCESS_GROUPS",
     "LIVE_GROUPS",
     "STATES",
+    "ServerGroup",
     "StateServer",
     "group_of",
+    "serve_group",
+    "server_group",
     "state_server",
 ]
 
@@ -50,60 +62,89 @@ Setup = Callable[[Factories], Values]
 LIVE_GROUPS = frozenset({"default"})
 """Groups whose states the public API of any server can set up."""
 
-_STALLED_REPLICA: dict[str, Any] = {
-    "replica_id": "r1",
-    "slots": 1,
-    "faults": {"stall_after_tokens": 1},
-}
-GROUP_CONFIGS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "constrained": {
-        "max_body_bytes": 1024,
-        "pools": [
-            {
-                "pool_id": "default",
-                "queue_capacity": 1,
-                "overflow_policy": "reject",
-                "decode_timeout_ms": 600_000,
-                "replicas": [_STALLED_REPLICA],
+
+@dataclass(frozen=True)
+class ServerGroup:
+    """The target a group of states needs: its configuration (spec section 11 keys), the
+    engine's fault rules, and the pools that become ready (``None``: all of them)."""
+
+    config: dict[str, Any]
+    faults: list[dict[str, Any]]
+    ready: tuple[str, ...] | None = None
+
+
+def server_group(group: str, engine: EngineControl | str) -> ServerGroup:
+    """The configuration of a server group, with its replicas on the harness's ``engine``.
+
+    ``constrained``: pools ``default`` (``reject``) and ``lru`` (``drop_lru``) with a
+    one-task queue and a replica that stalls after one token (the engine hangs), a pool
+    ``warming`` still warming up and a pool ``down`` whose engine refuses to serve; a
+    1 KiB body limit. ``faulty``: pools whose replica dies after one token (``reset``),
+    dies before any (``exhausted``, two attempts) or hangs after one (``stalled``, a 300 ms
+    decode timeout). ``crashing`` (:data:`IN_PROCESS_GROUPS`): a pool whose engine breaks
+    the engine protocol, through ``engine_factory``. ``auth``: an API token.
+    ``default``: nothing chosen.
+    """
+    if group == "constrained":
+        stalled = {"queue_capacity": 1, "decode_timeout_ms": 600_000}
+        return ServerGroup(
+            config={
+                "max_body_bytes": 1024,
+                "pools": [
+                    engine_pool(engine, "default", ("r1",), overflow_policy="reject", **stalled),
+                    engine_pool(engine, "lru", ("r1",), overflow_policy="drop_lru", **stalled),
+                    {"pool_id": "warming",
+                     "replicas": [engine_replica(engine, "w1", warmup_ms=3_600_000)]},
+                    engine_pool(engine, "down", ("d1",)),
+                ],
             },
-            {
-                "pool_id": "lru",
-                "queue_capacity": 1,
-                "overflow_policy": "drop_lru",
-                "decode_timeout_ms": 600_000,
-                "replicas": [_STALLED_REPLICA],
+            faults=[rule({"hang_after_tokens": 1}, replica="r1"),
+                    rule({"unavailable": True}, replica="d1")],
+            ready=("default", "lru"),
+        )  # fmt: skip
+    if group == "faulty":
+        return ServerGroup(
+            config={
+                "pools": [
+                    engine_pool(engine, "reset", ("x1",)),
+                    engine_pool(engine, "exhausted", ("e1",), max_attempts=2),
+                    engine_pool(engine, "stalled", ("s1",), decode_timeout_ms=300),
+                ],
             },
-            {"pool_id": "warming", "replicas": [{"replica_id": "w1", "warmup_ms": 3_600_000}]},
-            {
-                "pool_id": "down",
-                "replicas": [{"replica_id": "d1", "faults": {"unavailable": True}}],
+            faults=[rule({"die_after_tokens": 1}, replica="x1"),
+                    rule({"die_after_tokens": 0}, replica="e1"),
+                    rule({"hang_after_tokens": 1}, replica="s1")],
+        )  # fmt: skip
+    if group == "crashing":
+        replica = {"replica_id": f"{CRASHING_REPLICA_PREFIX}1"}
+        return ServerGroup(
+            config={
+                "engine_factory": crashing_engine_factory,
+                "pools": [{"pool_id": "crashing", "replicas": [replica]}],
             },
-        ],
-    },
-    "auth": {"auth_token": "contract-token"},
-    "faulty": {
-        "engine_factory": crashing_engine_factory,
-        "pools": [
-            {
-                "pool_id": "reset",
-                "replicas": [{"replica_id": "x1", "faults": {"fail_after_tokens": 1}}],
-            },
-            {
-                "pool_id": "exhausted",
-                "max_attempts": 2,
-                "replicas": [{"replica_id": "e1", "faults": {"fail_after_tokens": 0}}],
-            },
-            {
-                "pool_id": "stalled",
-                "decode_timeout_ms": 300,
-                "replicas": [{"replica_id": "s1", "faults": {"stall_after_tokens": 1}}],
-            },
-            {"pool_id": "crashing", "replicas": [{"replica_id": f"{CRASHING_REPLICA_PREFIX}1"}]},
-        ],
-    },
-}
-"""``orch_serve`` overrides of each in-process server group."""
+            faults=[],
+        )
+    if group == "auth":
+        return ServerGroup(config={"auth_token": "contract-token"}, faults=[])
+    if group == "default":
+        return ServerGroup(config={}, faults=[])
+    raise KeyError(f"unknown server group {group!r}")
+
+
+def serve_group(group: str, serve: ServeFactory, engine: EngineControl, **keywords: Any) -> Target:
+    """A started target of ``group`` (``serve`` is ``orch_serve``), the engine's fault
+    rules set for it first; ``keywords`` go to ``serve`` as well (``wrap_app=`` mutants)."""
+    setup = server_group(group, engine)
+    engine.set_faults(setup.faults)
+    return serve(**setup.config, ready=setup.ready, **keywords)
+
+
+GROUPS = ("default", "constrained", "auth", "faulty", "crashing")
+"""Every server group a provider state may belong to."""
+
+IN_PROCESS_GROUPS = frozenset({"crashing"})
+"""Groups only an in-process orchestratord can be: ``INTERNAL`` is a bug no configuration
+or engine fault produces, so its server breaks the engine protocol from inside."""
 
 _WAIT_S = 15.0
 _POLL_S = 0.01
@@ -266,7 +307,7 @@ STATES: dict[str, tuple[str, Setup]] = {
         "faulty",
         _failed_with("DECODE_TIMEOUT", "stalled", "strict"),
     ),
-    "a task failed with INTERNAL": ("faulty", _failed_with("INTERNAL", "crashing", "strict")),
+    "a task failed with INTERNAL": ("crashing", _failed_with("INTERNAL", "crashing", "strict")),
 }
 """Provider state name -> (server group, setup through the public API)."""
 

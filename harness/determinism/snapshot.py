@@ -171,6 +171,20 @@ class RepositorySnapshotExtension(JSONSnapshotExtension):
             raise TypeError(f"can't write a {type(data).__name__} snapshot")
         write_text_atomic(Path(snapshot_collection.location), data)
 
+    def discover_snapshots(
+        self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None
+    ) -> SnapshotCollections:
+        """Syrupy's discovery minus the engine-keyed files (see the module docstring): in
+        every extension of ours, since syrupy may discover a module's folder through the
+        extension of another module's test (xdist workers)."""
+        kept = SnapshotCollections()
+        for collection in super().discover_snapshots(
+            test_location=test_location, ignore_extensions=ignore_extensions
+        ):
+            if not _ENGINE_KEYED.fullmatch(Path(collection.location).name):
+                kept.add(collection)
+        return kept
+
 
 class DeterminismSnapshotExtension(RepositorySnapshotExtension):
     """Determinism snapshots with our own canonical rendering; timing is not compared."""
@@ -200,18 +214,6 @@ class DeterminismSnapshotExtension(RepositorySnapshotExtension):
             render_document(received) if isinstance(received, dict) else serialized_data,
             render_document(stored) if isinstance(stored, dict) else snapshot_data,
         )
-
-    def discover_snapshots(
-        self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None
-    ) -> SnapshotCollections:
-        """Syrupy's discovery minus the engine-keyed files (see the module docstring)."""
-        kept = SnapshotCollections()
-        for collection in super().discover_snapshots(
-            test_location=test_location, ignore_extensions=ignore_extensions
-        ):
-            if not _ENGINE_KEYED.fullmatch(Path(collection.location).name):
-                kept.add(collection)
-        return kept
 
 
 def describe_drift(stored: str | None, document: dict[str, Any], limit: int = 8) -> list[str]:

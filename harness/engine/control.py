@@ -26,16 +26,20 @@ if TYPE_CHECKING:
     from harness.wire import Wire
 
 __all__ = [
+    "DEFAULT_SLOTS",
     "EngineControl",
     "ServeOnEngine",
+    "default_pools",
     "engine_pool",
+    "engine_replica",
     "rule",
     "unique_tag",
 ]
 
 ServeOnEngine = Callable[..., "Wire"]
 """The ``serve_on_engine`` fixture of the conformance suite:
-``serve_on_engine(pool_keys=None, replicas=("r1", "r2"), slots=1, **config) -> Wire``."""
+``serve_on_engine(pool_keys=None, replicas=("r1", "r2"), slots=1, token_delay_ms=None,
+**config) -> Wire``."""
 
 
 def unique_tag(what: str = "engine check") -> str:
@@ -87,6 +91,16 @@ class EngineControl:
         """Replace the fault rules (build each with :func:`rule`)."""
         self._http.put("/orchq/faults", json={"rules": list(rules)}).raise_for_status()
 
+    def add_faults(self, rules: Iterable[dict[str, Any]]) -> None:
+        """Append fault rules after those already set (later rules override earlier ones)."""
+        response = self._http.get("/orchq/faults")
+        response.raise_for_status()
+        self.set_faults([*response.json()["rules"], *rules])
+
+    def slow(self, replicas: Iterable[str], token_delay_ms: float) -> None:
+        """Replicas that decode one token every ``token_delay_ms``: work that holds a slot."""
+        self.add_faults(rule({"token_delay_ms": token_delay_ms}, replica=r) for r in replicas)
+
     def requests(self, prompt_contains: str | None = None) -> list[RequestRecord]:
         """The completion requests received, oldest first, optionally those of some prompts."""
         params = {} if prompt_contains is None else {"prompt_contains": prompt_contains}
@@ -108,8 +122,23 @@ class EngineControl:
             time.sleep(0.02)
 
 
+def engine_replica(engine: EngineControl | str, replica_id: str, **keys: Any) -> dict[str, Any]:
+    """One ``openai`` replica served by ``engine`` (a control or its URL) under its own prefix.
+
+    ``keys`` are further replica keys of spec section 11 (``slots``, ``warmup_ms``).
+    """
+    url = engine.url if isinstance(engine, EngineControl) else engine.rstrip("/")
+    return {
+        "replica_id": replica_id,
+        "engine": "openai",
+        "base_url": f"{url}/replicas/{replica_id}",
+        "model": MOCK_MODEL,
+        **keys,
+    }
+
+
 def engine_pool(
-    engine: EngineControl,
+    engine: EngineControl | str,
     pool_id: str = "default",
     replicas: Iterable[str] = ("r1", "r2"),
     *,
@@ -119,15 +148,17 @@ def engine_pool(
     """A pool of ``openai`` replicas served by ``engine``, each under its own replica prefix."""
     return {
         "pool_id": pool_id,
-        "replicas": [
-            {
-                "replica_id": replica,
-                "engine": "openai",
-                "base_url": engine.replica_url(replica),
-                "model": MOCK_MODEL,
-                "slots": slots,
-            }
-            for replica in replicas
-        ],
+        "replicas": [engine_replica(engine, replica, slots=slots) for replica in replicas],
         **keys,
     }
+
+
+DEFAULT_SLOTS = 4
+"""Slots of each replica of :func:`default_pools` (orchestratord's default)."""
+
+
+def default_pools(engine: EngineControl | str) -> list[dict[str, Any]]:
+    """The configuration of a target no check configures: pool ``default``, replicas ``r1``
+    and ``r2`` on the harness's engine (the embedded default's shape, on an engine any
+    implementation can talk to)."""
+    return [engine_pool(engine, slots=DEFAULT_SLOTS)]

@@ -37,6 +37,7 @@ from schemathesis.openapi.checks import (
     UseAfterFree,
 )
 
+from harness.checks import RequirementFailure, leading_ids, note_passed
 from harness.fuzz import requirements as req
 from harness.fuzz.sse import stream_problems
 from harness.fuzz.wire import (
@@ -124,15 +125,30 @@ def failure_ids(failure: Failure, operation: str, status: int) -> str:
     return req.ids(shape or req.ENVELOPE)
 
 
-def describe(group: FailureGroup, case: Case[Any], status: int) -> str:
-    """One line per failure, each led by its ORCH IDs, then Schemathesis' own report."""
+def describe(group: FailureGroup, case: Case[Any], status: int) -> tuple[str, tuple[str, ...]]:
+    """One line per failure, each led by its ORCH IDs, then Schemathesis' own report; and
+    the IDs of every failure (a check of ours names them at the start of its lines)."""
     operation = operation_id(case)
     lines = []
+    blamed: list[str] = []
     for failure in group.exceptions:
         ids = failure_ids(failure, operation, status)
         text = f"{failure.title}: {failure.message}".strip()
         lines.append(f"{ids}: {operation}: {text}" if ids else f"{operation}: {text}")
-    return "\n".join(lines) + "\n\n" + str(group.message)
+        named = ids.split("/") if ids else []
+        for line in str(failure.message).splitlines():
+            named.extend(leading_ids(line))
+        blamed.extend(named)
+    return "\n".join(lines) + "\n\n" + str(group.message), tuple(dict.fromkeys(blamed))
+
+
+def checked_ids(case: Case[Any], status: int) -> tuple[str, ...]:
+    """The requirements a response that passed every check was checked against."""
+    operation = operation_id(case)
+    ids = [*req.COMMON, *req.RESPONSE_SHAPES.get(operation, ())]
+    if operation == STREAM_OPERATION and status == 200:
+        ids += [*req.STREAM, *req.STREAM_DATA]
+    return tuple(ids)
 
 
 def validate(
@@ -142,7 +158,8 @@ def validate(
     recorder: ScenarioRecorder | None = None,
     **transport: Any,
 ) -> None:
-    """Run every check on ``response``; raise ``AssertionError`` naming ORCH IDs.
+    """Run every check on ``response``; raise ``AssertionError`` naming ORCH IDs (a
+    :class:`~harness.checks.RequirementFailure` blamed on them), or note them as checked.
 
     The built-in checks are those the project's configuration enables for the
     operation, with its expected statuses (exactly what ``st run`` runs), plus
@@ -158,4 +175,8 @@ def validate(
             recorder=recorder,
         )
     except FailureGroup as group:
-        raise AssertionError(describe(group, case, response.status_code)) from None
+        text, ids = describe(group, case, response.status_code)
+        if ids:
+            raise RequirementFailure(text, ids) from None
+        raise AssertionError(text) from None
+    note_passed(checked_ids(case, response.status_code))

@@ -19,6 +19,7 @@ from schemathesis.checks import CheckFunction
 from schemathesis.generation.stateful.state_machine import APIStateMachine
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from harness.checks import RequirementFailure, leading_ids, named_ids
 from harness.fuzz.checks import validate
 from harness.fuzz.runner import FuzzTarget, fuzz_settings
 
@@ -48,7 +49,7 @@ def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMac
             except Exception as error:
                 failure = unanswered(case, error)
                 target.failures.append(failure)
-                raise AssertionError(failure) from error
+                raise RequirementFailure(failure, leading_ids(failure)) from error
             return response
 
         def validate_response(
@@ -121,9 +122,11 @@ def run_stateful(
                 # take, so Hypothesis' search of this round cannot go on. The next round
                 # explores on.
                 continue
-            raise AssertionError(
-                f"{target.failures[0]}\n\n(the server answered the replay of this scenario "
-                f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})"
+            first = target.failures[0]
+            raise RequirementFailure(
+                f"{first}\n\n(the server answered the replay of this scenario "
+                f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})",
+                named_ids(first.split("\n\n", 1)[0]),
             ) from None
         if until is None or target.seen[until] > 0:
             break

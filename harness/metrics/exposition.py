@@ -45,6 +45,15 @@ def format_violations(violations: list[Violation]) -> str:
     return "\n".join(str(v) for v in sorted(set(violations)))
 
 
+def expect_none(violations: list[Violation]) -> None:
+    """Fail with every violation, blamed on the requirements they break; pass on none."""
+    if violations:
+        from harness.checks import RequirementFailure
+
+        ids = sorted({v.req for v in violations})
+        raise RequirementFailure(format_violations(violations), ids)
+
+
 @dataclass(frozen=True)
 class RawSample:
     name: str

@@ -159,6 +159,9 @@ class KnownWorkload:
             rule({"warmup_ms": WARMUP_MS}, replica="w1"),
         ])  # fmt: skip
 
+    ready_pools: tuple[str, ...] = ("main", "stall", "lru")
+    """The pools that become ready (``down`` and ``warming`` are meant never to)."""
+
     def config(self) -> dict[str, Any]:
         """The target's configuration: top-level keys of spec section 11."""
         engine = self.engine

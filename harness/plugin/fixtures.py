@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.plugin.target import LIVE_TARGET_SKIP, Target, live_url
+from harness.plugin.target import LIVE_TARGET_SKIP, Target, live_url, target_mode
 
 if TYPE_CHECKING:
     from harness.engine.control import EngineControl
     from harness.engine.server import EngineThread
+    from harness.managed.engine import EngineProcess
     from orchestrator.client import OrchClient
     from orchestrator.schemas import Attempt, SessionCreated, Task, TaskAdmitted
     from orchestrator.store.db import AttemptRow, SessionRow, Store, TaskRow
@@ -180,11 +181,19 @@ def orch_make_attempt(_orch_made: Factories) -> MakeAttempt:
 
 
 @pytest.fixture(scope="session")
-def _orch_engine_server() -> Iterator[EngineThread]:
+def _orch_engine_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EngineThread | EngineProcess]:
     from harness.engine.mock import MockModel
     from harness.engine.server import EngineThread
+    from harness.managed.engine import EngineProcess
 
-    with EngineThread(MockModel()) as server:
+    server: EngineThread | EngineProcess
+    if target_mode(request.config) == "managed":
+        server = EngineProcess(tmp_path_factory.mktemp("engine") / "engine.log")
+    else:
+        server = EngineThread(MockModel())
+    with server:
         yield server
 
 
@@ -196,8 +205,9 @@ def orch_engine(_orch_engine_server: EngineThread) -> Iterator[EngineControl]:
     point a target's ``openai`` replicas at it
     (``orch_serve(pools=[engine_pool(orch_engine)])``), set fault rules per replica
     or prompt (``orch_engine.set_faults([...])``) and read what it generated
-    (``orch_engine.requests(...)``). One server per process (an in-process thread,
-    started once), its rules and ledger cleared before and after each test.
+    (``orch_engine.requests(...)``). One server per worker, started on first use (a
+    thread of this process; with ``--orch-serve-cmd``, an ``orchq engine serve --model
+    mock`` process of its own), its rules and ledger cleared before and after each test.
     """
     from harness.engine.control import EngineControl
 

@@ -53,6 +53,7 @@ HARNESS_FIXTURES = frozenset(
     {
         "orch_target",
         "orch_serve",
+        "orch_process",
         "orch_client",
         "orch_make_session",
         "orch_make_task",

@@ -31,14 +31,23 @@ passed only after a pytest-rerunfailures ``rerun``. Every failing
 report of a citing test gets an "orchq requirements" section listing each cited
 ID with level and text, so the failure names the requirement it breaks.
 
+Blame (:mod:`harness.checks`): while a citing test runs, the checks it makes
+are recorded; when it fails and the exception names the requirements whose
+check failed (``orch_check``, ``expect("ORCH-0083: ...")``), only those become
+``failing``: the other cited requirements count as passed by the test if their
+checks had passed, else as not reached. The failure section then names the
+blamed requirements first.
+
 Reports: ``--orch-trace PATH`` (JSON ``orchq-trace/4``) and ``--orch-report-dir
 DIR`` (``trace.json``, ``COMPLIANCE.md``, ``report.html``); the OpenAPI
 operations behind each requirement come from ``x-req-id`` in ``--orch-openapi``
 (default the project's ``openapi``, skipped when absent).
 
 Under xdist, outcomes travel inside ``report.user_properties`` (which xdist
-serialises) under the key ``requirements``; the controller aggregates, workers
-never write anything. The same key lands in JUnit XML as a property.
+serialises) under the key ``requirements`` (and, for a blamed failure,
+``requirements_blamed`` and ``requirements_checked``); the controller
+aggregates, workers never write anything. The same keys land in JUnit XML as
+properties.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
+from harness.checks import CheckRecord
 from harness.exitcodes import OK, SPEC_ERROR, TRACE_VIOLATION
 from harness.plugin.settings import Setting, add, orchq_session
 from harness.trace.report import GATE_LEVELS, SCHEMA, STATES, requirement_state
@@ -58,9 +68,11 @@ from harness.trace.report import GATE_LEVELS, SCHEMA, STATES, requirement_state
 if TYPE_CHECKING:
     from harness.project import Project
     from harness.trace.index import Index
-    from harness.trace.report import CaseInfo, Trace
+    from harness.trace.report import Blame, CaseInfo, Trace
 
 __all__ = [
+    "BLAMED",
+    "CHECKED",
     "GATE_LEVELS",
     "PROPERTY",
     "SCHEMA",
@@ -72,6 +84,10 @@ __all__ = [
 
 PROPERTY = "requirements"
 """``user_properties`` key carrying the comma-separated IDs an item cites."""
+BLAMED = "requirements_blamed"
+"""``user_properties`` key of a failed phase: the IDs its failure is blamed on."""
+CHECKED = "requirements_checked"
+"""``user_properties`` key of a blamed failure: the cited IDs whose checks had passed."""
 EVIDENCE_PROPERTY = "evidence"
 """``user_properties`` key carrying a citing item's kind of evidence and ``file:line``."""
 
@@ -398,11 +414,53 @@ def _case_info(report: pytest.TestReport, failed: bool) -> CaseInfo:
 # ---------------------------------------------------------------- failure sections
 
 
-def _cited_property(properties: list[tuple[str, object]]) -> tuple[str, ...] | None:
-    for key, value in properties:
-        if key == PROPERTY and isinstance(value, str):
-            return tuple(value.split(","))
+def _cited_property(
+    properties: list[tuple[str, object]], key: str = PROPERTY
+) -> tuple[str, ...] | None:
+    for name, value in properties:
+        if name == key and isinstance(value, str):
+            return tuple(value.split(",")) if value else ()
     return None
+
+
+_RECORD = pytest.StashKey[CheckRecord]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Record the checks a citing test makes (see :mod:`harness.checks`)."""
+    if tracing(item.config) is None or _cited_property(item.user_properties) is None:
+        return (yield)
+    from harness.checks import recording
+
+    with recording() as record:
+        item.stash[_RECORD] = record
+        return (yield)
+
+
+def _blame_of(
+    item: pytest.Item, call: pytest.CallInfo[None], cited: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(blamed IDs, cited IDs whose checks passed) of a failed phase, or None (unattributed)."""
+    if call.excinfo is None:
+        return None
+    from harness.checks import failure_blame
+
+    failed = failure_blame(call.excinfo.value, (AssertionError, pytest.fail.Exception))
+    if failed is None:
+        return None
+    record = item.stash.get(_RECORD, None)
+    passed = tuple(i for i in (record.passed if record else ()) if i in cited and i not in failed)
+    return failed, passed
+
+
+def _requirement_lines(index: Index, ids: tuple[str, ...]) -> list[str]:
+    lines = []
+    for req_id in ids:
+        req = index.get(req_id)
+        if req is not None:
+            lines.append(f"{req.id} ({req.level}, {req.section}): {req.text}")
+    return lines
 
 
 @pytest.hookimpl(wrapper=True)
@@ -411,6 +469,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Name the requirements a failing test breaks, inside its failure report.
 
+    A failure its checks blamed on some requirements lists those first, and carries
+    them (and the cited requirements whose checks passed) in ``user_properties``.
     The section goes into the ``longrepr`` itself (not ``report.sections``) so it
     is printed with the traceback even under ``--show-capture=no``, is carried by
     xdist's report serialisation, and lands in JUnit's failure text.
@@ -421,12 +481,19 @@ def pytest_runtest_makereport(
         ids = _cited_property(item.user_properties)
         cached = state.index
         if ids is not None and cached is not None:
-            lines = []
-            for req_id in ids:
-                req = cached[0].get(req_id)
-                if req is not None:
-                    lines.append(f"{req.id} ({req.level}, {req.section}): {req.text}")
-            text = "\n".join(lines)
+            blame = _blame_of(item, call, ids)
+            if blame is None:
+                text = "\n".join(_requirement_lines(cached[0], ids))
+            else:
+                failed, passed = blame
+                report.user_properties.append((BLAMED, ",".join(failed)))
+                report.user_properties.append((CHECKED, ",".join(passed)))
+                others = tuple(i for i in ids if i not in failed)
+                lines = ["failed (its check failed):", *_requirement_lines(cached[0], failed)]
+                if others:
+                    lines.append("also cited, not blamed:")
+                    lines += _requirement_lines(cached[0], others)
+                text = "\n".join(lines)
             longrepr = report.longrepr
             add = getattr(longrepr, "addsection", None)
             if callable(add):
@@ -469,6 +536,9 @@ class TraceRecorder:
     reran: set[str] = field(default_factory=set)
     """nodeids with at least one pytest-rerunfailures ``rerun`` attempt."""
 
+    blames: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = field(default_factory=dict)
+    """nodeid -> (blamed IDs, cited IDs checked) of its failed phases; None once a phase
+    failed without blame (then the whole test's failure counts for every cited ID)."""
     cases: dict[str, CaseInfo] = field(default_factory=dict)
     """nodeid -> kind of evidence, place, first failure line (of the phase that decided)."""
 
@@ -535,11 +605,37 @@ class TraceRecorder:
             if outcome == _RERUN:
                 self.reran.add(report.nodeid)
             return
+        if outcome == "failed":
+            self._note_blame(report)
         previous = self.outcomes.get(report.nodeid)
         if previous is not None and _OUTCOME_RANK[previous[1]] >= _OUTCOME_RANK[outcome]:
             return
         self.outcomes[report.nodeid] = (ids, outcome)
         self.cases[report.nodeid] = _case_info(report, outcome == "failed")
+
+    def _note_blame(self, report: pytest.TestReport) -> None:
+        failed = _cited_property(report.user_properties, BLAMED)
+        passed = _cited_property(report.user_properties, CHECKED) or ()
+        known = report.nodeid in self.blames
+        before = self.blames.get(report.nodeid)
+        if failed is None or (known and before is None):
+            self.blames[report.nodeid] = None
+        elif before is None:
+            self.blames[report.nodeid] = (failed, passed)
+        else:
+            union = tuple(dict.fromkeys((*before[0], *failed)))
+            both = tuple(i for i in before[1] if i in passed and i not in union)
+            self.blames[report.nodeid] = (union, both)
+
+    def final_blame(self) -> dict[str, Blame]:
+        """How each failed test's failure was attributed, where every failed phase was."""
+        from harness.trace.report import Blame
+
+        return {
+            nodeid: Blame(blame[0], blame[1])
+            for nodeid, blame in self.blames.items()
+            if blame is not None and self.outcomes.get(nodeid, ((), ""))[1] == "failed"
+        }
 
     def final_outcomes(self) -> dict[str, tuple[tuple[str, ...], str]]:
         """Outcomes with ``passed``-after-a-rerun turned into ``flaky``."""
@@ -578,6 +674,7 @@ class TraceRecorder:
             api_shown,
             title=project.title if project is not None else DEFAULT_TITLE,
             scheme=project.scheme if project is not None else ORCH,
+            blame=self.final_blame(),
             cases=self.cases,
             spec=spec_shown,
         )

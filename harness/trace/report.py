@@ -11,6 +11,13 @@ Test outcomes, from best to worst (a test seen twice, e.g. in two CI shards,
 keeps the worse one): ``passed``, ``skipped``, ``xfailed``, ``xpassed``,
 ``flaky`` (failed, then passed on a rerun), ``failed``.
 
+A failed test whose failure a check blamed on some requirements
+(:mod:`harness.checks`) carries a :class:`Blame`: for those requirements it is
+``failed``; for the others it cites, ``passed`` if their checks had passed
+before the failure, else ``not-reached`` (the failure stopped the test first).
+A ``not-reached`` case counts only when nothing else judges the requirement,
+and then as ``skipped``: the requirement stays as its other tests leave it.
+
 Requirement states, by precedence (the first rule that applies wins):
 
 1. ``untested``: no test cites it (whatever its text or lock entry: with no
@@ -24,6 +31,8 @@ Requirement states, by precedence (the first rule that applies wins):
 6. ``skipped``: every citing case was skipped;
 7. ``partly-skipped``: some citing cases passed, the others were skipped;
 8. ``verified``: every citing case passed, and the text is as accepted.
+
+(the outcomes are each case's outcome *for that requirement*, as above.)
 
 Only ``verified`` satisfies the gate: ``partly-skipped`` (a case that did not
 run verified nothing), ``flaky`` (a pass that needed a rerun proves nothing
@@ -51,10 +60,12 @@ __all__ = [
     "DEFAULT_TITLE",
     "GATE_LEVELS",
     "GOODNESS",
+    "NOT_REACHED",
     "OUTCOMES",
     "SCHEMA",
     "SCHEMA_FILE",
     "STATES",
+    "Blame",
     "CaseInfo",
     "ReqInfo",
     "Trace",
@@ -77,6 +88,9 @@ SCHEMA_FILE = "orchq-trace-4.schema.json"
 OUTCOMES: tuple[str, ...] = ("passed", "skipped", "xfailed", "xpassed", "flaky", "failed")
 """Final outcomes of one test case, best first."""
 _OUTCOME_RANK = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
+
+NOT_REACHED = "not-reached"
+"""A failed case's outcome for a cited requirement whose check the failure came before."""
 
 STATES: tuple[str, ...] = (
     "verified",
@@ -122,6 +136,9 @@ def requirement_state(outcomes: Iterable[str], suspect: bool = False) -> str:
     seen = set(outcomes)
     if not seen:
         return "untested"
+    if NOT_REACHED in seen:
+        seen.discard(NOT_REACHED)
+        seen = seen or {"skipped"}
     if "failed" in seen:
         return "failing"
     if "flaky" in seen:
@@ -153,6 +170,28 @@ class ReqInfo:
     @property
     def suspect(self) -> bool:
         return self.accepted is not None and self.accepted != self.sha256
+
+
+@dataclass(frozen=True)
+class Blame:
+    """A failed test's failure as its checks attributed it (see :mod:`harness.checks`)."""
+
+    failed: tuple[str, ...]
+    """The requirements whose check failed (any ID, cited by the test or not)."""
+    passed: tuple[str, ...] = ()
+    """Cited requirements whose checks had passed before the failure."""
+
+    def outcome(self, req_id: str) -> str:
+        """The failed test's outcome for ``req_id``."""
+        if req_id in self.failed:
+            return "failed"
+        return "passed" if req_id in self.passed else NOT_REACHED
+
+    def merged(self, other: Blame) -> Blame:
+        """Two failed runs of one test (CI shards): blamed on both, passed where both passed."""
+        failed = tuple(sorted(set(self.failed) | set(other.failed), key=_id_order))
+        passed = set(self.passed) & set(other.passed)
+        return Blame(failed, tuple(i for i in sorted(passed, key=_id_order) if i not in failed))
 
 
 @dataclass(frozen=True)
@@ -203,6 +242,8 @@ class Trace:
     """nodeid -> its kind of evidence, place and failure line (absent: unknown, ``unit``)."""
     spec: str | None = None
     """Repo-relative path of the spec whose anchors (``spec#ORCH-0042``) reports link to."""
+    blame: dict[str, Blame] = field(default_factory=dict)
+    """nodeid -> how its failure was attributed, for failed tests whose checks named it."""
 
     _rows: list[tuple[ReqInfo, str, list[tuple[str, str]]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -220,11 +261,18 @@ class Trace:
         tests = self.tests
         for nodeid in sorted(tests):
             ids, outcome = tests[nodeid]
-            entry = (nodeid, outcome)
-            for req_id in ids:
+            blame = self.blame.get(nodeid) if outcome == "failed" else None
+            if blame is None:
+                entry = (nodeid, outcome)
+                for req_id in ids:
+                    cited = by_req.get(req_id)
+                    if cited is not None:
+                        cited.append(entry)
+                continue
+            for req_id in sorted({*ids, *blame.failed}, key=_id_order):
                 cited = by_req.get(req_id)
                 if cited is not None:
-                    cited.append(entry)
+                    cited.append((nodeid, blame.outcome(req_id)))
         self._rows = [
             (req, requirement_state({o for _, o in by_req[req.id]}, req.suspect), by_req[req.id])
             for req in self.requirements
@@ -253,21 +301,24 @@ class Trace:
                     "text": req.text,
                 }
             )
-        tests_out = []
+        tests_out: list[dict[str, Any]] = []
         for nodeid in sorted(self.tests):
             ids, outcome = self.tests[nodeid]
             case = self.cases.get(nodeid, _NO_INFO)
-            tests_out.append(
-                {
-                    "evidence": case.evidence,
-                    "failure": case.failure,
-                    "line": case.line,
-                    "nodeid": nodeid,
-                    "outcome": outcome,
-                    "path": case.path,
-                    "requirements": list(ids),
-                }
-            )
+            entry: dict[str, Any] = {
+                "evidence": case.evidence,
+                "failure": case.failure,
+                "line": case.line,
+                "nodeid": nodeid,
+                "outcome": outcome,
+                "path": case.path,
+                "requirements": list(ids),
+            }
+            blame = self.blame.get(nodeid)
+            if blame is not None and outcome == "failed":
+                entry["blamed"] = list(blame.failed)
+                entry["checked"] = list(blame.passed)
+            tests_out.append(entry)
         return {
             "index": self.index,
             "index_sha256": self.index_sha256,
@@ -316,6 +367,7 @@ def build_trace(
     scheme: IdScheme = ORCH,
     cases: Mapping[str, CaseInfo] | None = None,
     spec: str | None = None,
+    blame: Mapping[str, Blame] | None = None,
 ) -> Trace:
     """A :class:`Trace` of the index's active requirements and the given final outcomes."""
     accepted = lock or {}
@@ -337,6 +389,7 @@ def build_trace(
         tests=dict(tests),
         cases={nodeid: case for nodeid, case in (cases or {}).items() if nodeid in tests},
         spec=spec,
+        blame=dict(blame or {}),
     )
 
 
@@ -434,12 +487,16 @@ def _trace_from_data(data: Any) -> Trace:
     if [r.id for r in reqs] != sorted(seen, key=_id_order):
         raise _Bad("requirements must be in ID order")
     tests: dict[str, tuple[tuple[str, ...], str]] = {}
+    blames: dict[str, Blame] = {}
     cases: dict[str, CaseInfo] = {}
     test_keys = {"evidence", "failure", "line", "nodeid", "outcome", "path", "requirements"}
     for pos, entry in enumerate(_expect(top["tests"], list, "tests")):
         # The hot loop of a 100k-test trace: cheap checks first, precise messages on failure.
         if type(entry) is not dict or entry.keys() != test_keys:
-            _keys(entry, test_keys, f"tests[{pos}]")
+            if type(entry) is dict and entry.keys() == test_keys | _BLAME_KEYS:
+                blames[str(entry.get("nodeid"))] = _blame_of(entry, pos, scheme)
+            else:
+                _keys(entry, test_keys, f"tests[{pos}]")
         nodeid, outcome, ids = entry["nodeid"], entry["outcome"], entry["requirements"]
         if type(nodeid) is not str:
             raise _Bad(f"tests[{pos}].nodeid must be a string")
@@ -451,6 +508,8 @@ def _trace_from_data(data: Any) -> Trace:
             raise _Bad(f"tests[{pos}].requirements: {unknown!r} is not a requirement of this trace")
         if nodeid in tests:
             raise _Bad(f"tests[{pos}]: duplicate nodeid {nodeid!r}")
+        if nodeid in blames and outcome != "failed":
+            raise _Bad(f"tests[{pos}]: only a failed test is blamed on requirements")
         tests[nodeid] = (tuple(ids), outcome)
         cases[nodeid] = _case(entry, f"tests[{pos}]")
     return Trace(
@@ -464,6 +523,7 @@ def _trace_from_data(data: Any) -> Trace:
         tests=tests,
         cases=cases,
         spec=_optional_str(top["spec"], "spec"),
+        blame=blames,
     )
 
 
@@ -480,6 +540,21 @@ def _case(entry: Mapping[str, Any], where: str) -> CaseInfo:
         line,
         _optional_str(entry["failure"], f"{where}.failure"),
     )
+
+
+_BLAME_KEYS = {"blamed", "checked"}
+
+
+def _blame_of(entry: Mapping[str, Any], pos: int, scheme: IdScheme) -> Blame:
+    where = f"tests[{pos}]"
+    failed = _expect(entry["blamed"], list, f"{where}.blamed")
+    passed = _expect(entry["checked"], list, f"{where}.checked")
+    for req_id in [*failed, *passed]:
+        if not isinstance(req_id, str) or not scheme.is_valid(req_id):
+            raise _Bad(f"{where}: malformed requirement ID {req_id!r} in blamed/checked")
+    if not failed:
+        raise _Bad(f"{where}.blamed: a blamed test names at least one requirement")
+    return Blame(tuple(failed), tuple(passed))
 
 
 def _check_derived(trace: Trace, data: dict[str, Any], display: str) -> None:
@@ -535,6 +610,7 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
         raise ValueError("nothing to merge")
     first_name, first = traces[0]
     tests: dict[str, tuple[tuple[str, ...], str]] = {}
+    blames: dict[str, Blame | None] = {}
     cases: dict[str, CaseInfo] = {}
     for name, trace in traces:
         if trace.index_sha256 != first.index_sha256:
@@ -558,15 +634,23 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
                 "(another acceptance lock or OpenAPI document?)",
             )
         for nodeid, (ids, outcome) in trace.tests.items():
+            blame = trace.blame.get(nodeid) if outcome == "failed" else None
             case = trace.cases.get(nodeid, _NO_INFO)
             previous = tests.get(nodeid)
             if previous is None:
                 tests[nodeid] = (ids, outcome)
+                blames[nodeid] = blame
                 cases[nodeid] = case
                 continue
             union = tuple(sorted(set(previous[0]) | set(ids), key=_id_order))
             worse = worse_outcome(previous[1], outcome)
             tests[nodeid] = (union, worse)
+            if outcome == "failed" and previous[1] == "failed":
+                before = blames.get(nodeid)
+                # Both failed: blamed only if both failures were attributed.
+                blames[nodeid] = before.merged(blame) if before and blame else None
+            elif outcome == "failed":
+                blames[nodeid] = blame
             if worse == outcome and worse != previous[1]:
                 cases[nodeid] = case  # the failure line of the shard where it failed
     return Trace(
@@ -580,4 +664,5 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
         tests,
         cases,
         first.spec,
+        {nodeid: blame for nodeid, blame in blames.items() if blame is not None},
     )

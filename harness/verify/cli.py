@@ -62,6 +62,11 @@ def _suites(value: str) -> tuple[str, ...]:
                    "orchestratord servers (real HTTP on ephemeral ports) are started.")  # fmt: skip
 @click.option("--token", default=None, envvar="ORCHQ_TOKEN",
               help="Bearer token for --target (env ORCHQ_TOKEN).")  # fmt: skip
+@click.option("--serve-cmd", "serve_cmd", default=None, metavar="CMD", envvar="ORCHQ_SERVE_CMD",
+              help="Start the implementation under test with this shell command, once for "
+                   "each configuration a check needs: {port}, {config} (a configuration file "
+                   "the harness writes) and {state_dir} (kept across restarts) are filled in "
+                   "(env ORCHQ_SERVE_CMD).")  # fmt: skip
 @click.option("--suites", default=",".join(DEFAULT_SUITES), show_default=True,
               help=f"Comma-separated suites out of {', '.join(ALL_SUITES)}.")  # fmt: skip
 @click.option("-n", "workers", type=click.IntRange(0), default=0, show_default=True,
@@ -78,6 +83,7 @@ def _suites(value: str) -> tuple[str, ...]:
 def verify_command(
     target: str | None,
     token: str | None,
+    serve_cmd: str | None,
     suites: str,
     workers: int,
     report_dir: Path,
@@ -103,7 +109,28 @@ def verify_command(
     except click.BadParameter as exc:
         _fail(f"--suites: {exc.message}", exitcodes.USAGE)
     console = Console(file=sys.stderr if as_json else sys.stdout, highlight=False)
-    if target is not None:
+    if target is not None and serve_cmd is not None:
+        _fail(
+            "--target and --serve-cmd exclude each other: certify a running server, or let "
+            "orchq start one",
+            exitcodes.USAGE,
+        )
+    if serve_cmd is not None:
+        import tempfile
+
+        from harness.verify.preflight import TargetProblem, check_serve_command
+
+        with tempfile.TemporaryDirectory(prefix="orchq-preflight-") as scratch:
+            try:
+                check_serve_command(serve_cmd, cwd=Path.cwd(), scratch=Path(scratch))
+            except TargetProblem as exc:
+                _fail(str(exc), exitcodes.USAGE)
+        console.print(
+            f"orchq: verifying the implementation that `{serve_cmd}` starts (a process for "
+            "each configuration a check needs)",
+            markup=False,
+        )
+    elif target is not None:
         from harness.verify.preflight import TargetProblem, check_target
 
         target = target.rstrip("/")
@@ -118,7 +145,7 @@ def verify_command(
         )
     else:
         console.print("orchq: verifying the embedded orchestratord (in-process, real HTTP)")
-    plan = RunPlan(selected, report_dir, gate, workers, target, token)
+    plan = RunPlan(selected, report_dir, gate, workers, target, token, serve_cmd)
     try:
         plan.report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -135,6 +162,7 @@ def verify_command(
         progress,
         code,
         target=target,
+        serve_cmd=serve_cmd,
         gate=gate,
         reports={
             "json": plan.trace_json,

@@ -1,15 +1,17 @@
 """Refuse a target that cannot be verified, in one line, before pytest starts.
 
 A conformance run against a wrong URL would otherwise produce hundreds of
-identical connection errors; a wrong token, hundreds of 401s. Both are
+identical connection errors; a wrong token, hundreds of 401s; a serve command
+that does not start a server, hundreds of start-up failures. All are
 configuration mistakes, not conformance failures, and are reported as such.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["TargetProblem", "TargetSummary", "check_target"]
+__all__ = ["TargetProblem", "TargetSummary", "check_serve_command", "check_target"]
 
 
 class TargetProblem(Exception):
@@ -58,6 +60,44 @@ def check_target(url: str, token: str | None, *, timeout: float = 5.0) -> Target
         pools=tuple(p.pool_id for p in pools),
         replicas=sum(len(p.replicas) for p in pools),
     )
+
+
+def check_serve_command(template: str, *, cwd: Path, scratch: Path) -> TargetSummary:
+    """Start the command once on the configuration no check chooses, as the suite will, and
+    check that what answers is an OrchQueue v1 server; everything started is stopped again.
+    """
+    from harness.engine.control import default_pools
+    from harness.managed.command import CommandError, ServeCommand
+    from harness.managed.engine import EngineProcess
+    from harness.managed.server import ManagedServer, ServeError
+
+    try:
+        command = ServeCommand.parse(template, option="--serve-cmd")
+    except CommandError as exc:
+        raise TargetProblem(str(exc)) from exc
+    try:
+        engine = EngineProcess(scratch / "engine.log").start()
+    except RuntimeError as exc:
+        raise TargetProblem(f"cannot start the harness's engine: {exc}") from exc
+    try:
+        server = ManagedServer(
+            command, {"pools": default_pools(engine.url)}, scratch / "target", cwd=cwd
+        )
+        try:
+            url = server.start()
+        except ServeError as exc:
+            lines = str(exc).splitlines()
+            output = [line for line in lines[2:] if line.strip() and not line.startswith("== ")]
+            tail = " | ".join(output)[-400:]
+            raise TargetProblem(
+                f"--serve-cmd: {lines[0]}" + (f" (log: {tail})" if tail else "")
+            ) from exc
+        try:
+            return check_target(url, None)
+        finally:
+            server.kill()
+    finally:
+        engine.stop()
 
 
 def _what(exc: Exception) -> str:

@@ -38,6 +38,8 @@ class RunPlan:
     workers: int
     target: str | None = None
     token: str | None = None
+    serve_cmd: str | None = None
+    """The serve command of a harness-managed target (``--orch-serve-cmd``)."""
 
     @property
     def trace_json(self) -> Path:
@@ -93,6 +95,8 @@ def pytest_args(plan: RunPlan) -> list[str]:
         args += ["--orch-url", plan.target]
         if plan.token is not None:
             args += ["--orch-token", plan.token]
+    if plan.serve_cmd is not None:
+        args += ["--orch-serve-cmd", plan.serve_cmd]
     return args
 
 

@@ -41,6 +41,8 @@ class VerifySummary:
     exit_code: int
     target: str | None
     gate: str
+    serve_cmd: str | None = None
+    """The serve command of a harness-managed target (then ``target`` is None)."""
     suites: dict[str, dict[str, int]] = field(default_factory=dict)
     """suite -> {"total", "done", "failed", "skipped"}."""
     states: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -66,6 +68,7 @@ class VerifySummary:
             "exit_code": self.exit_code,
             "verdict": self.verdict,
             "target": self.target,
+            "serve_cmd": self.serve_cmd,
             "gate": self.gate,
             "suites": self.suites,
             "requirements_by_state": self.states,
@@ -77,7 +80,9 @@ class VerifySummary:
 
     def markdown(self) -> str:
         """A job summary: verdict, requirements by state and level, what failed."""
-        target = self.target or "the embedded orchestratord"
+        target = self.target or (
+            f"started by {self.serve_cmd}" if self.serve_cmd else "the embedded orchestratord"
+        )
         out = [f"## orchq verify: {self.verdict} (exit {self.exit_code})\n\n"]
         out.append(f"Target: `{target}`; gate: `{self.gate}`.\n")
         if self.states:
@@ -125,10 +130,11 @@ def summarise(
     target: str | None,
     gate: str,
     reports: dict[str, Path],
+    serve_cmd: str | None = None,
 ) -> VerifySummary:
     """The run's summary; the exit code becomes TRACE_VIOLATION when tests passed but the
     gate refused, SPEC_ERROR when a run that passed wrote no trace."""
-    summary = VerifySummary(code, target, gate)
+    summary = VerifySummary(code, target, gate, serve_cmd)
     for suite, total in progress.totals.items():
         summary.suites[suite] = {
             "total": total,

@@ -5,12 +5,12 @@ exactly the wire details these checks certify (headers, envelopes, ``id:`` lines
 ``Last-Event-ID`` resumes). Standard library + httpx only.
 """
 
+from harness.checks import expect
 from harness.wire.http import (
     TERMINAL_STATES,
     Wire,
     error_kind,
     error_problems,
-    expect,
     expect_error,
     parse_rfc3339,
 )

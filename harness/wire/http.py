@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from harness.checks import RequirementFailure, expect, leading_ids
 from harness.fuzz.wire import backpressure_problems, envelope_problems
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled", "dropped"})
@@ -31,12 +32,6 @@ def _headers(response: httpx.Response) -> dict[str, list[str]]:
     for key, value in response.headers.multi_items():
         out.setdefault(key, []).append(value)
     return out
-
-
-def expect(ok: object, message: str) -> None:
-    """``assert`` that survives ``python -O``: conformance verdicts must never vanish."""
-    if not ok:
-        raise AssertionError(message)
 
 
 def error_kind(response: httpx.Response) -> str | None:
@@ -75,7 +70,10 @@ def expect_error(
     got = error.get("kind") if isinstance(error, dict) else None
     expect(got == kind, f"{req}: {what} must carry error kind {kind}; got {got!r}: {body}")
     problems = error_problems(response)
-    expect(not problems, f"{req}: {what}: " + "; ".join(problems))
+    # Each problem is a section-2 rule of its own (the envelope, the kind table, the
+    # backpressure headers): blamed on its own ID, not on the requirement this call checks.
+    named = [i for problem in problems for i in leading_ids(problem)]
+    expect(not problems, f"{what}: " + "; ".join(problems), *(named or [req]))
     assert isinstance(error, dict)
     return error
 
@@ -99,7 +97,9 @@ class Wire:
 
     def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 30.0):
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, headers=dict(headers or {}), timeout=timeout)
+        self.headers = dict(headers or {})
+        """The headers every request carries (the target's bearer token)."""
+        self.http = httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
         self.sessions: list[str] = []
 
     def __enter__(self) -> Wire:
@@ -112,6 +112,8 @@ class Wire:
 
     def close(self) -> None:
         """Delete the sessions made here (their unfinished tasks end) and close the client."""
+        if self.http.is_closed:
+            return
         for session_id in reversed(self.sessions):
             try:
                 self.http.delete(f"/v1/sessions/{session_id}")
@@ -124,9 +126,11 @@ class Wire:
         deadline = time.monotonic() + timeout
         while (status := self.http.get("/readyz").status_code) != 200:
             if time.monotonic() > deadline:
-                raise AssertionError(
+                raise RequirementFailure(
                     f"ORCH-0130: /readyz still answers {status} {timeout:.0f} s after the start "
-                    "although every replica can become ready"
+                    "although every replica can become ready",
+                    ["ORCH-0130"],
+                    default=True,
                 )
             time.sleep(0.02)
 
@@ -189,16 +193,22 @@ class Wire:
         what: str,
         timeout: float = 20.0,
     ) -> dict[str, Any]:
-        """Poll the task until ``predicate`` holds; fail naming ``what`` (an ORCH ID first)."""
+        """Poll the task until ``predicate`` holds; fail naming ``what`` (its IDs first).
+
+        The timeout is blamed on the IDs ``what`` starts with, unless the wait happens
+        inside ``orch_check(ID)``: then it is blamed on the requirement being checked.
+        """
         deadline = time.monotonic() + timeout
         while True:
             task = self.task(task_id)
             if predicate(task):
                 return task
             if time.monotonic() > deadline:
-                raise AssertionError(
+                raise RequirementFailure(
                     f"{what}: not reached within {timeout:.0f} s; task {task_id} is "
-                    f"{task.get('state')!r}: {json.dumps(task)[:400]}"
+                    f"{task.get('state')!r}: {json.dumps(task)[:400]}",
+                    leading_ids(what),
+                    default=True,
                 )
             time.sleep(0.01)
 
@@ -209,6 +219,24 @@ class Wire:
             "ORCH-0060: every admitted task reaches a terminal state",
             timeout,
         )
+
+    def one_running(self, task_ids: list[str], timeout: float = 10.0) -> str:
+        """The one task of ``task_ids`` that runs, once exactly one does (a slot was freed
+        for tasks that hold it until cancelled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = {task_id: self.task(task_id)["state"] for task_id in task_ids}
+            running = [task_id for task_id, state in states.items() if state == "running"]
+            if len(running) == 1:
+                return running[0]
+            if time.monotonic() > deadline:
+                raise RequirementFailure(
+                    f"ORCH-0093: a slot is free and tasks wait, so exactly one of them must run; "
+                    f"after {timeout:.0f} s the states are {sorted(states.values())}",
+                    ["ORCH-0093"],
+                    default=True,
+                )
+            time.sleep(0.01)
 
     def wait_running(self, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
         return self.wait_task(

@@ -46,6 +46,5 @@ def build_engine(replica: ReplicaConfig) -> Engine:
     return MockEngine(
         replica.replica_id,
         token_delay_ms=replica.token_delay_ms,
-        warmup_ms=replica.warmup_ms,
         faults=replica.faults,
     )

@@ -73,12 +73,10 @@ class MockEngine:
         replica_id: str,
         *,
         token_delay_ms: float = 0.0,
-        warmup_ms: int = 0,
         faults: MockFaults | None = None,
     ) -> None:
         self._replica_id = replica_id
         self._token_delay_s = token_delay_ms / 1000.0
-        self._warmup_s = warmup_ms / 1000.0
         self._faults = faults or MockFaults()
 
     @property
@@ -90,8 +88,6 @@ class MockEngine:
         return ENGINE_VERSION
 
     async def warmup(self) -> None:
-        if self._warmup_s:
-            await asyncio.sleep(self._warmup_s)
         if self._faults.unavailable:
             raise EngineUnavailable(f"replica {self._replica_id} is configured unavailable")
 

@@ -98,6 +98,9 @@ class Pool:
         return task
 
     async def _bring_up(self, replica: Replica) -> None:
+        # A configured warm-up holds every engine's replica warming for warmup_ms after
+        # the start (the end ORCH-0246's suggested wait counts down to), then it is probed.
+        await asyncio.sleep(max(0.0, replica.ready_at_estimate - time.monotonic()))
         while not self.draining:
             try:
                 await replica.engine.warmup()

@@ -210,8 +210,13 @@ def mutate_every_server(
     wrap_app: Wrap | None = None,
     wrap_engine: EngineWrap | None = None,
     change_config: ConfigChange | None = None,
+    token_wrap: Callable[[str], Wrap] | None = None,
 ) -> None:
-    """Every orchestratord started from now on (an inner run's ``orch_serve``) is the mutant."""
+    """Every orchestratord started from now on (an inner run's ``orch_serve``) is the mutant.
+
+    ``token_wrap(token)`` is the ASGI layer of a server configured with a token (a mutant
+    of the bearer check needs to know it); servers without one are left alone by it.
+    """
     import orchestrator.server
     from orchestrator.engines import build_engine
 
@@ -221,6 +226,8 @@ def mutate_every_server(
         def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
             if wrap_app is not None:
                 kwargs["wrap_app"] = wrap_app
+            if token_wrap is not None and config.auth_token:
+                kwargs["wrap_app"] = token_wrap(config.auth_token)
             if wrap_engine is not None:
                 build = kwargs.get("engine_factory", build_engine)
                 kwargs["engine_factory"] = lambda replica: wrap_engine(build(replica))

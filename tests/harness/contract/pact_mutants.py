@@ -73,3 +73,27 @@ def stream_text_mutant(pattern: str, replacement: str | Callable[[re.Match[str]]
         return rewrite_chunks(app, change, matching(path="/v1/tasks/[^/]+/stream"))
 
     return wrap
+
+
+MUTANTS: dict[str, tuple[Wrap, str, str]] = {
+    "429 without Retry-After": (
+        drop_headers_mutant("Retry-After"), "queue of pool default is full", "ORCH-0021",
+    ),
+    "stream_url renamed events_url": (
+        json_body_mutant("POST", "/v1/tasks", rename_field("stream_url", "events_url")),
+        "best-effort task without a seed", "ORCH-0042",
+    ),
+    "stream without its retry: line": (
+        stream_text_mutant(r"retry: \d+\n\n", ""), "stream a completed task", "ORCH-0073",
+    ),
+    "stream ids from 0": (
+        stream_text_mutant(r"id: (\d+)\n", lambda m: f"id: {int(m.group(1)) - 1}\n"),
+        "stream a completed task", "ORCH-0072",
+    ),
+    "stream error WORKER_RESET renamed REPLICA_RESET": (
+        stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"'),
+        "stream a task that failed with WORKER_RESET", "ORCH-0108",
+    ),
+}  # fmt: skip
+"""name -> (wrap_app, the pact interaction it breaks (a ``-k`` substring), ORCH ID):
+the drifts ``test_provider_mutants`` shows the provider verification catching."""

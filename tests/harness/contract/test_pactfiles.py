@@ -18,7 +18,7 @@ from harness.contract.pactfiles import (
     stale_files,
 )
 from harness.contract.plugin import committed_pact_dir
-from harness.contract.states import GROUP_CONFIGS, STATES, group_of
+from harness.contract.states import GROUPS, STATES, group_of
 from harness.trace.index import load_index
 
 COMMITTED = committed_pact_dir() / PACT_FILE
@@ -83,7 +83,7 @@ def test_table_cites_known_ids_and_known_states() -> None:
         assert spec.req, f"{spec.description!r} cites no ORCH ID"
         assert all(req in index for req in spec.req), f"{spec.description!r}: unknown IDs"
         assert set(spec.states) <= set(STATES), f"{spec.description!r}: unknown state"
-        assert group_of(spec.states) in GROUP_CONFIGS
+        assert group_of(spec.states) in GROUPS
 
 
 def test_incompatible_states_are_refused() -> None:

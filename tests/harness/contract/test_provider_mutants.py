@@ -16,7 +16,8 @@ import pytest
 from harness.contract.interactions import PACT_FILE, by_description
 from harness.contract.plugin import committed_pact_dir
 from harness.contract.provider import verify_spec
-from harness.contract.states import GROUP_CONFIGS
+from harness.contract.states import serve_group
+from harness.engine.control import EngineControl
 from harness.plugin.target import ServeFactory
 from tests.harness.contract.pact_mutants import (
     drop_headers_mutant,
@@ -66,10 +67,16 @@ def test_live_target_reports_configured_states_not_verifiable(
     )
 
 
-def test_dropped_retry_after_fails_orch_0021(orch_serve: ServeFactory, tmp_path: Path) -> None:
+def _constrained(orch_serve: ServeFactory, engine: EngineControl, **keywords: object) -> str:
+    return serve_group("constrained", orch_serve, engine, **keywords).url
+
+
+def test_dropped_retry_after_fails_orch_0021(
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
+) -> None:
     spec = by_description()["submit a task while the queue of pool default is full"]
-    target = orch_serve(wrap_app=drop_headers_mutant("Retry-After"), **GROUP_CONFIGS["constrained"])
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    url = _constrained(orch_serve, orch_engine, wrap_app=drop_headers_mutant("Retry-After"))
+    outcome = verify_spec(spec, PACT, tmp_path, url)
     assert not outcome.ok, "ORCH-0021: a 429 without Retry-After passed the pact"
     assert "ORCH-0021" in outcome.message
     assert "Retry-After" in outcome.message
@@ -85,12 +92,11 @@ def test_renamed_stream_url_fails_orch_0042(orch_serve: ServeFactory, tmp_path: 
 
 
 def test_the_unmodified_server_honours_the_same_interactions(
-    orch_serve: ServeFactory, tmp_path: Path
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
 ) -> None:
     """The control: without the mutation the same checks pass, so the failures above are real."""
     spec = by_description()["submit a task while the queue of pool default is full"]
-    target = orch_serve(**GROUP_CONFIGS["constrained"])
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    outcome = verify_spec(spec, PACT, tmp_path, _constrained(orch_serve, orch_engine))
     assert outcome.ok, outcome.message
 
 
@@ -124,22 +130,22 @@ def test_stream_ids_from_zero_fail_orch_0072(orch_serve: ServeFactory, tmp_path:
 
 
 def test_stream_error_of_another_kind_fails_orch_0108(
-    orch_serve: ServeFactory, tmp_path: Path
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
 ) -> None:
     """An engine-side kind is pinned where it appears: the stream's closing error event."""
     spec = by_description()["stream a task that failed with WORKER_RESET"]
     mutant = stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"')
-    target = orch_serve(wrap_app=mutant, **GROUP_CONFIGS["faulty"])
+    target = serve_group("faulty", orch_serve, orch_engine, wrap_app=mutant)
     outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0108: a stream closed by REPLICA_RESET passed the pact"
     assert "ORCH-0108" in outcome.message
 
 
-def test_internal_stream_is_honoured_on_the_faulty_server(
-    orch_serve: ServeFactory, tmp_path: Path
+def test_internal_stream_is_honoured_on_the_crashing_server(
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
 ) -> None:
-    """The control for the faulty group: its states really produce the kinds they name."""
+    """The control for the crashing group: its state really produces the kind it names."""
     spec = by_description()["stream a task that failed with INTERNAL"]
-    target = orch_serve(**GROUP_CONFIGS["faulty"])
+    target = serve_group("crashing", orch_serve, orch_engine)
     outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert outcome.ok, outcome.message

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ import pytest
 from harness.plugin.target import LIVE_TARGET_SKIP, ServeFactory
 from orchestrator.config import ReplicaConfig
 from orchestrator.engines import build_engine
-from orchestrator.engines.base import Engine, GenerationRequest, Token
+from orchestrator.engines.base import Engine
+from tests.harness.determinism.mutants import DriftedEngine
 
 pytest_plugins = ["pytester"]
 
@@ -39,11 +39,14 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def run_suite(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
-    """The conformance module rooted at ``pytester.path`` (in-process unless ``subprocess``)."""
+def run_suite(
+    pytester: pytest.Pytester, *args: str, subprocess: bool = False, modules: tuple[str, ...] = ()
+) -> pytest.RunResult:
+    """The conformance module (and ``modules``) rooted at ``pytester.path`` (in-process
+    unless ``subprocess``)."""
     pytester.makefile(".ini", pytest="[pytest]\n")
     argv = [
-        "--pyargs", MODULE, "--rootdir", str(pytester.path),
+        "--pyargs", MODULE, *modules, "--rootdir", str(pytester.path),
         "-c", str(pytester.path / "pytest.ini"),
         "--orch-index", str(REPO / "requirements" / "index.yaml"),
         "--orch-snapshot-dir", str(pytester.path / "snapshots"),
@@ -121,30 +124,6 @@ def test_drifted_snapshot_fails_naming_orch_0113(
     assert "token 5 stored" in out and "' drifted'" in out
 
 
-class DriftedEngine:
-    """The mock engine after an "upgrade" that kept its version: token 7 always changes.
-
-    Deterministic (every replica agrees), so only the snapshot can notice.
-    """
-
-    def __init__(self, inner: Engine) -> None:
-        self._inner = inner
-        self.name = inner.name
-        self.version = inner.version
-
-    async def warmup(self) -> None:
-        await self._inner.warmup()
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Token]:
-        async for token in self._inner.generate(request):
-            if token.index == 7:
-                token = Token(index=7, text=" upgraded", token_id=(token.token_id + 1) % 243)
-            yield token
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 def test_an_engine_whose_output_changed_fails_the_snapshot_naming_orch_0113(
     pytester: pytest.Pytester, orch_serve: ServeFactory
 ) -> None:
@@ -219,6 +198,28 @@ def test_healthy_live_target_passes_and_in_process_checks_skip(
     )
     expect(updated, passed=7, skipped=2)
     assert other.exists()
+
+
+@pytest.mark.slow
+def test_another_engines_snapshot_is_not_unused_beside_another_snapshot_module(
+    pytester: pytest.Pytester, orch_serve: ServeFactory
+) -> None:
+    """Under xdist a worker that ran only the API-shape tests also discovers the
+    determinism folder, through the shapes' extension: that one must skip engine-keyed
+    files too."""
+    mine = install_snapshot(pytester)
+    other = mine.with_name("test_tokens_match_the_engine_snapshot[openai@smollm2-abc].json")
+    other.write_text('{"engine": "openai"}\n', encoding="utf-8")
+    shapes = Path("snapshots/conformance/test_contract_shapes")
+    shutil.copytree(REPO / shapes, pytester.path / shapes)
+    target = orch_serve()
+    result = run_suite(
+        pytester, "--orch-url", target.url, "-n", "2",
+        modules=("harness.conformance.test_contract_shapes",), subprocess=True,
+    )  # fmt: skip
+    out = result.stdout.str()
+    assert result.ret == 0, out[-3000:]
+    assert not re.search(r"snapshots? unused", out), out[-3000:]
 
 
 def test_a_stray_file_in_the_snapshot_folder_is_still_reported_unused(

@@ -134,6 +134,17 @@ def one_attempt_too_many(config: Any) -> Any:
     return config.model_copy(update={"pools": pools})
 
 
+def warm_up_ignored(config: Any) -> Any:
+    """Replicas are ready as soon as their engine answers: ``warmup_ms`` is ignored
+    (ORCH-0250; before the fix, orchestratord did this for every engine but its mock)."""
+    pools = [
+        pool.model_copy(update={"replicas": [r.model_copy(update={"warmup_ms": 0})
+                                             for r in pool.replicas]})
+        for pool in config.pools
+    ]  # fmt: skip
+    return config.model_copy(update={"pools": pools})
+
+
 MUTANTS: dict[str, tuple[dict[str, Any], str, str, str]] = {
     "cancel keeps the engine decoding": (
         {"wrap_engine": KeepsDecoding}, "test_contract_engine",
@@ -158,6 +169,10 @@ MUTANTS: dict[str, tuple[dict[str, Any], str, str, str]] = {
     "one attempt more than max_attempts": (
         {"change_config": one_attempt_too_many}, "test_contract_engine",
         "test_engine_dying_on_every_attempt", "ORCH-0101",
+    ),
+    "configured warm-up ignored": (
+        {"change_config": warm_up_ignored}, "test_contract_bounds",
+        "test_warming_pool_suggests", "ORCH-0250",
     ),
 }  # fmt: skip
 """name -> (``mutate_every_server`` keywords, conformance module, ``-k`` test, ORCH ID)."""

@@ -160,6 +160,8 @@ def stream_broken_off(app: App) -> App:
 
 WARMING_POOL = [{"pool_id": "default", "replicas": [{"replica_id": "r1", "warmup_ms": 3_600_000}]}]
 """A pool that stays warming: ``/readyz`` and admissions answer 503 ``POOL_UNREADY``."""
+WARMING = {"pools": WARMING_POOL, "ready": ()}
+"""``orch_serve`` keywords of a server with that pool, started without waiting for it."""
 
 MUTANTS: dict[str, tuple[Wrap, dict[str, Any], str, str]] = {
     "500 on an invalid priority": (
@@ -171,11 +173,11 @@ MUTANTS: dict[str, tuple[Wrap, dict[str, Any], str, str]] = {
         "ORCH-0042",
     ),
     "503 without Retry-After": (
-        retry_after_dropped, {"pools": WARMING_POOL}, "test_operation_meets_contract and readyz",
+        retry_after_dropped, WARMING, "test_operation_meets_contract and readyz",
         "ORCH-0021",
     ),
     "Retry-After not derived from X-Backoff-Ms": (
-        retry_after_inconsistent, {"pools": WARMING_POOL},
+        retry_after_inconsistent, WARMING,
         "test_operation_meets_contract and readyz", "ORCH-0023",
     ),
     "404 without the error envelope": (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from harness.plugin.target import ServeFactory
-from tests.harness.fuzz.mutants import MUTANTS, WARMING_POOL
+from tests.harness.fuzz.mutants import MUTANTS, WARMING
 from tests.harness.mutantkit import assert_caught, run_conformance
 
 pytest_plugins = ["pytester"]
@@ -31,7 +31,7 @@ def test_healthy_orchestrator_passes_what_the_mutants_break(
     selection = "createTask or readyz or getTask or test_linked_workflow_meets_contract"
     result = _run_suite(pytester, orch_serve().url, selection)
     result.assert_outcomes(passed=4)
-    warming = _run_suite(pytester, orch_serve(pools=WARMING_POOL).url, "readyz or createTask")
+    warming = _run_suite(pytester, orch_serve(**WARMING).url, "readyz or createTask")
     warming.assert_outcomes(passed=2)
 
 

@@ -40,3 +40,31 @@ def test_a_real_trace_with_every_state_is_valid(
     assert not validator.is_valid(trace)
     del trace["title"]
     assert not validator.is_valid(trace)
+
+
+def test_a_trace_with_a_blamed_failure_is_valid(
+    schema: dict[str, Any], pytester: pytest.Pytester
+) -> None:
+    from tests.harness.mutantkit import INDEX
+
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(
+        "import pytest\n"
+        "from harness.checks import expect, orch_check\n\n"
+        '@pytest.mark.req("ORCH-0071", "ORCH-0072", "ORCH-0083")\n'
+        "def test_gap():\n"
+        '    expect(True, "ORCH-0072: ids")\n'
+        '    with orch_check("ORCH-0083"):\n'
+        "        assert False\n"
+    )
+    pytester.runpytest(
+        "-p", "no:cacheprovider", "--orch-index", str(INDEX), "--orch-trace", "t.json"
+    )
+    trace = load_json(pytester.path / "t.json")
+    outcomes = {r["id"]: [t["outcome"] for t in r["tests"]] for r in trace["requirements"]}
+    assert outcomes["ORCH-0071"] == ["not-reached"] and outcomes["ORCH-0083"] == ["failed"]
+    validator = jsonschema_rs.validator_for(schema)
+    errors = [str(e) for e in validator.iter_errors(trace)]
+    assert not errors, errors
+    del trace["tests"][0]["checked"]
+    assert not validator.is_valid(trace)

@@ -37,8 +37,10 @@ BROKEN_BY_A_NONDETERMINISTIC_REPLICA = {
     "ORCH-0113",  # strict: byte-identical for the same inputs
     "ORCH-0114",  # ... on any replica
     "ORCH-0115",  # ... at any concurrency
-    "ORCH-0117",  # distinct seeds diverge / one output per seed
 }
+"""The requirements whose checks fail; the tests citing them also cite ORCH-0117 (the
+`started` event names the engine), which such a replica does not break: blamed on the
+checks that failed, it is not failing."""
 ORCHQ = [sys.executable, "-m", "harness"]
 
 

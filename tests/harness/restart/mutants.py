@@ -1,0 +1,90 @@
+"""orchestratord with a broken restart recovery, run as a serve command (spec section 10).
+
+``python mutants.py NAME --port {port} --config {config} --db {state_dir}/orchq.db``
+is ``orchq serve`` with one mutation applied to its recovery: each breaks one
+requirement of section 10 and nothing else, so the restart checks that run
+through ``--orch-serve-cmd`` must fail naming that requirement. A mutant is a
+process the harness starts, like any other implementation: the checks cannot
+reach into it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.errors import ErrorKind, task_error
+from orchestrator.queue.admission import PoolQueue
+from orchestrator.runtime import service
+from orchestrator.runtime.channel import TaskChannel
+
+
+def queued_tasks_lost() -> None:
+    """Recovery does not put queued tasks back in their queue: they never run (ORCH-0140)."""
+
+    def restore(self: PoolQueue, task_id: str, priority: Any) -> None:
+        return None
+
+    PoolQueue.restore = restore  # type: ignore[method-assign]
+
+
+def running_strict_task_failed() -> None:
+    """A task running at the crash ends WORKER_RESET even when it is strict with attempts
+    left, instead of being retried (ORCH-0141)."""
+    original = service.Orchestrator._terminal_after
+
+    def terminal_after(self: Any, lt: Any, pool: Any, failure: Any) -> dict[str, Any] | None:
+        terminal = original(self, lt, pool, failure)
+        if (
+            terminal is None
+            and lt.strict
+            and failure.message == "orchestrator restarted mid-decode"
+        ):
+            return task_error(ErrorKind.WORKER_RESET, failure.message)
+        return terminal
+
+    service.Orchestrator._terminal_after = terminal_after  # type: ignore[method-assign]
+
+
+def event_ids_reused() -> None:
+    """A recovered task's stream numbers its events from 1 again (ORCH-0144)."""
+    original = service.Orchestrator._live_task
+
+    def live_task(self: Any, row: Any, events: Any = None) -> Any:
+        lt = original(self, row, events)
+        if events:
+            lt._channel = TaskChannel()
+        return lt
+
+    service.Orchestrator._live_task = live_task  # type: ignore[method-assign]
+
+
+MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
+    "queued tasks lost on restart": (queued_tasks_lost, "ORCH-0140"),
+    "a running strict task failed instead of retried": (running_strict_task_failed, "ORCH-0141"),
+    "event ids reused after a restart": (event_ids_reused, "ORCH-0144"),
+}
+"""name -> (the mutation, the requirement it breaks)."""
+
+SLUGS = {name.replace(" ", "-"): name for name in MUTANTS}
+
+
+def serve_command(name: str) -> str:
+    """The ``--orch-serve-cmd`` of the mutant ``name``."""
+    slug = name.replace(" ", "-")
+    return (
+        f"{sys.executable} {__file__} {slug} --port {{port}} --config {{config}} "
+        "--db {state_dir}/orchq.db"
+    )
+
+
+def main(argv: list[str]) -> None:
+    MUTANTS[SLUGS[argv[0]]][0]()
+    from harness.cli import main as orchq
+
+    orchq(["serve", *argv[1:]])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
