@@ -41,15 +41,12 @@ from orchestrator import __version__
 from orchestrator.numerals import ascii_int
 from orchestrator.schemas import (
     STREAM_EVENT_MODELS,
-    Determinism,
     EndData,
     ErrorData,
     ErrorEnvelope,
-    FallbackMode,
     Health,
     Pool,
     PoolList,
-    Priority,
     Readiness,
     Routing,
     SessionCreated,
@@ -59,6 +56,7 @@ from orchestrator.schemas import (
     TaskAdmitted,
     TokenData,
 )
+from orchestrator.vocabulary import Determinism, FallbackMode, Priority
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.validators import StrictFloat, StrictInt
+from orchestrator.vocabulary import FallbackMode, OverflowPolicy
 
 
 class ConfigError(Exception):
@@ -66,7 +67,7 @@ class ReplicaConfig(_Strict):
 class PoolConfig(_Strict):
     pool_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     queue_capacity: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 1024
-    overflow_policy: Literal["reject", "drop_lru"] = "reject"
+    overflow_policy: OverflowPolicy = "reject"
     max_attempts: Annotated[StrictInt, Field(ge=1, le=16)] = 2
     batch_share_every: Annotated[StrictInt, Field(ge=2, le=1000)] = 4
     decode_timeout_ms: Annotated[StrictInt, Field(ge=1, le=3_600_000)] = 30_000
@@ -97,7 +98,7 @@ class Config(_Strict):
     max_body_bytes: Annotated[StrictInt, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     sse_ping_interval_ms: Annotated[StrictInt, Field(ge=10, le=3_600_000)] = 15_000
     sse_retry_ms: Annotated[StrictInt, Field(ge=0, le=3_600_000)] = 3_000
-    fallback_mode: Literal["aggressive_fallback", "intelligent_pacing"] = "aggressive_fallback"
+    fallback_mode: FallbackMode = "aggressive_fallback"
     """Initial routing mode; the persisted setting wins once it has been set."""
     retention_seconds: Annotated[StrictInt, Field(ge=60)] = 7 * 24 * 3600
     """Ended or expired sessions are purged (with their tasks) after this long."""

@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from orchestrator.compact_json import dumps
-from orchestrator.errors import ApiError, ErrorKind, new_request_id
+from orchestrator.errors import ApiError, new_request_id
+from orchestrator.vocabulary import ErrorKind
 
 log = logging.getLogger("orchestrator.connections")
 

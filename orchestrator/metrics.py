@@ -28,6 +28,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from orchestrator import __version__
+from orchestrator.vocabulary import PRIORITIES, REPLICA_STATES
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -65,10 +66,10 @@ class _StateCollector(Collector):
             "orchq_replicas", "Replicas by state.", labels=["pool", "state"]
         )
         for pool in self._snapshot():
-            for priority in ("interactive", "batch"):
+            for priority in PRIORITIES:
                 depth.add_metric([pool.pool_id, priority], pool.depth.get(priority, 0))
             running.add_metric([pool.pool_id], pool.running)
-            for state in ("warming", "ready", "draining", "down"):
+            for state in REPLICA_STATES:
                 count = sum(1 for _, _, s in pool.replicas if s == state)
                 replicas.add_metric([pool.pool_id, state], count)
         return [depth, running, replicas]

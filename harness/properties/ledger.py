@@ -17,12 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.vocabulary import TERMINAL_STATES as TERMINAL
+
 if TYPE_CHECKING:
     from orchestrator.store.db import Store
 
 __all__ = ["TERMINAL", "Ledger"]
 
-TERMINAL = frozenset({"completed", "failed", "cancelled", "dropped"})
 SESSION = "sess_properties"
 POOL = "default"
 

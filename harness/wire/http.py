@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 
 from harness.fuzz.wire import backpressure_problems, envelope_problems
+from orchestrator.vocabulary import TERMINAL_STATES
 
-TERMINAL_STATES = frozenset({"completed", "failed", "cancelled", "dropped"})
 READY_TIMEOUT_S = 15.0
 """How long a freshly started target may take to report every pool ready."""
 

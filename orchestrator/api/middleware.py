@@ -27,8 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.api.errors import unexpected_error
 from orchestrator.connections import ConnectionGuard
-from orchestrator.errors import ApiError, ErrorKind, new_request_id
+from orchestrator.errors import ApiError, new_request_id
 from orchestrator.numerals import ascii_int
+from orchestrator.vocabulary import ErrorKind
 
 log = logging.getLogger("orchestrator.api")
 
@@ -37,8 +38,6 @@ DRAIN_BYTES = 64 * 1024 * 1024
 """How much of a body over the limit is read and dropped after the 413, at most."""
 DRAIN_S = 5.0
 """For how long, at most."""
-BUSY_BACKOFF_MS = 1000
-"""The suggested wait of a 503 ``SERVER_BUSY`` (connection limit)."""
 OPERATIONAL_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
 """Answered also at the connection limit (ORCH-0167)."""
 
@@ -166,7 +165,6 @@ class EdgeMiddleware:
             busy = ApiError(
                 ErrorKind.SERVER_BUSY,
                 "the server is at its connection limit; retry after the backoff",
-                backoff_ms=BUSY_BACKOFF_MS,
             )
             await self._answer(send_with_id, busy, request_id)
             return

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.api.contract import SSE_MEDIA_TYPE, stream_content
 from orchestrator.api.sse import event_stream, parse_last_event_id
-from orchestrator.errors import ApiError, ErrorKind
+from orchestrator.errors import ApiError
 from orchestrator.runtime import Orchestrator
 from orchestrator.schemas import (
     ErrorEnvelope,
@@ -32,6 +32,7 @@ from orchestrator.schemas import (
     TaskAdmitted,
     TaskCreate,
 )
+from orchestrator.vocabulary import ErrorKind
 
 _BACKOFF_HEADERS = {
     "Retry-After": {

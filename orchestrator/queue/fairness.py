@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from orchestrator.queue.admission import Priority
+from orchestrator.vocabulary import Priority
 
 
 @dataclass(frozen=True)

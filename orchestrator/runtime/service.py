@@ -33,7 +33,7 @@ from orchestrator.engines import (
     build_engine,
 )
 from orchestrator.engines.base import finish_reason
-from orchestrator.errors import ApiError, ErrorKind, task_error
+from orchestrator.errors import ApiError, task_error
 from orchestrator.metrics import Metrics, PoolSnapshot
 from orchestrator.queue import PastDispatch, QueueFull, derive_streak
 from orchestrator.runtime.channel import TaskChannel
@@ -45,6 +45,7 @@ from orchestrator.runtime.watchdog import DecodeWatchdog
 from orchestrator.schemas import SessionCreate, TaskCreate
 from orchestrator.store import AttemptRow, EventRow, SessionRow, Store, StoreError, TaskRow
 from orchestrator.store.lock import DatabaseLock
+from orchestrator.vocabulary import ErrorKind
 
 log = logging.getLogger("orchestrator")
 

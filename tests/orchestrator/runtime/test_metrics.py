@@ -18,7 +18,7 @@ from prometheus_client.samples import Sample
 
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.config import Config
-from orchestrator.schemas import TERMINAL_STATES
+from orchestrator.vocabulary import TERMINAL_STATES
 from tests.orchestrator.runtime.gated_engine import Gate
 from tests.support import config_with, pool, wait_until
 

@@ -12,8 +12,6 @@ ORCH-0099.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -26,8 +24,7 @@ from hypothesis.stateful import (
 )
 
 from orchestrator.queue.admission import PoolQueue, QueueFull
-
-Priority = Literal["interactive", "batch"]
+from orchestrator.vocabulary import Priority
 
 
 def drain(queue: PoolQueue) -> list[str]:
