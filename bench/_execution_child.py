@@ -35,7 +35,7 @@ async def run(tasks: int, raw: dict[str, Any]) -> None:
         orchestrator = Orchestrator(parse_config(raw))
         await orchestrator.start()
         try:
-            session = orchestrator.create_session(SessionCreate())["session_id"]
+            session = orchestrator.create_session(SessionCreate()).session_id
             body = TaskCreate(
                 session_id=session, prompt="Write a haiku about queues.", max_tokens=1
             )

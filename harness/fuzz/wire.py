@@ -1,8 +1,8 @@
 """Checks of every response's wire shape: error envelope, error kinds, backpressure headers.
 
 Pure functions over status, headers and body (the standard library,
-``orchestrator.numerals`` and ``orchestrator.vocabulary`` only), so the fuzz checks, the state machine and any
-other suite can share them. Each
+``orchestrator.numerals`` and ``orchestrator.vocabulary`` only), so the fuzz
+checks, the state machine and any other suite can share them. Each
 problem string starts with the ORCH ID it breaks.
 """
 

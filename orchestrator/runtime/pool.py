@@ -19,6 +19,7 @@ from typing import Any
 from orchestrator.config import PoolConfig, ReplicaConfig
 from orchestrator.engines import Engine, EngineError, build_engine
 from orchestrator.queue import PoolQueue
+from orchestrator.vocabulary import ReplicaState
 
 log = logging.getLogger("orchestrator.pool")
 
@@ -33,7 +34,7 @@ class Replica:
         self.engine = engine
         self.slots = config.slots
         self.in_flight = 0
-        self.state = "warming"
+        self.state: ReplicaState = "warming"
         self.ready_at_estimate = time.monotonic() + config.warmup_ms / 1000
 
     def has_free_slot(self) -> bool:

@@ -35,8 +35,8 @@ class LiveTask:
     attempts: int = 0
     started_sent: bool = False
     runner: asyncio.Task[None] | None = None
-    held: Replica | None = None
-    """The replica slot this task occupies, released exactly once."""
+    slot: Replica | None = None
+    """The replica whose slot this task occupies, released exactly once."""
     attempt_open: int | None = None
     """The number of the attempt in progress, if any."""
     admitted_at: float = field(default_factory=time.monotonic)

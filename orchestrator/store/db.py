@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from orchestrator.compact_json import dumps_canonical
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
 from orchestrator.store.migrations import MIGRATIONS
+from orchestrator.vocabulary import AttemptState, Priority, TaskState
 
 log = logging.getLogger("orchestrator.store")
 
@@ -99,12 +100,12 @@ class TaskRow:
     session_id: str
     admit_seq: int
     pool_id: str
-    priority: str
+    priority: Priority
     prompt: str
     max_tokens: int
     params: dict[str, Any]
     seed: int
-    state: str
+    state: TaskState
     replica_id: str | None
     engine: str | None
     engine_version: str | None
@@ -149,7 +150,7 @@ class AttemptRow:
     task_id: str
     attempt: int
     replica_id: str
-    state: str
+    state: AttemptState
     error_kind: str | None
     started_ms: int
     finished_ms: int | None
@@ -160,7 +161,7 @@ class DispatchRow:
     """A queue dispatch: the first attempt of a task, for the fairness streak at recovery."""
 
     task_id: str
-    priority: str
+    priority: Priority
     started_ms: int
     batch_waiting: bool
     """A batch task of the same pool was queued at ``started_ms``."""
