@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.vocabulary import TERMINAL_STATES as TERMINAL
+from orchestrator.vocabulary import Priority
 
 if TYPE_CHECKING:
     from orchestrator.store.db import Store
@@ -52,7 +53,7 @@ class Ledger:
 
         return Store(self.path)
 
-    def admitted(self, task_id: str, priority: str) -> None:
+    def admitted(self, task_id: str, priority: Priority) -> None:
         from orchestrator.store.db import TaskRow
 
         self._seq += 1
