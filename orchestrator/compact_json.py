@@ -20,9 +20,39 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
-__all__ = ["dumps", "dumps_canonical", "dumps_text"]
+__all__ = [
+    "dumps",
+    "dumps_canonical",
+    "dumps_text",
+    "stdlib_dumps_canonical",
+    "stdlib_dumps_text",
+]
 
 _ascii_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_stdlib_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_stdlib_sorted_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, sort_keys=True
+).encode
+
+
+def stdlib_dumps_text(value: Any) -> str:
+    """What :func:`dumps_text` returns, from the standard library's encoder."""
+    text = _stdlib_dumps(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _ascii_dumps(value)
+    return text
+
+
+def stdlib_dumps_canonical(value: Any) -> str:
+    """What :func:`dumps_canonical` returns, from the standard library's encoder."""
+    text = _stdlib_sorted_dumps(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text
 
 
 def dumps(value: Any) -> bytes:

@@ -83,6 +83,37 @@ class PoolConfig(_Strict):
         return self
 
 
+class Tuning(_Strict):
+    """Switches for the optimisations docs/design/performance.md records, all on by default.
+
+    Behaviour is the same either way: only the benchmarks switch one off, to
+    measure what it buys (``bench/ab_admission.py --toggle NAME``).
+    """
+
+    reuseport_listeners: bool = True
+    """``orchq serve`` on uvloop on Linux listens on a group of ``SO_REUSEPORT`` sockets."""
+    gc_freeze: bool = True
+    """``orchq serve`` freezes what exists at start and raises the young-generation threshold."""
+    packed_queued_tasks: bool = True
+    """A queued task is kept as ``marshal`` bytes, which the garbage collector never scans."""
+    background_checkpoint: bool = True
+    """The WAL is copied into the database file by a thread, not inside commits."""
+    one_write_per_response: bool = True
+    """A response's head goes out in one write with its body."""
+    compact_json: bool = True
+    """Stream events and stored JSON are encoded by pydantic-core instead of the ``json`` module."""
+    statement_cache: bool = True
+    """``UPDATE tasks`` statements are built once per set of columns."""
+    batched_inserts: bool = True
+    """The admissions of a loop turn are inserted with one ``executemany`` at its commit."""
+    session_cache: bool = True
+    """Open sessions are kept in memory; an admission reads none from the database."""
+    metric_children_cache: bool = True
+    """Labelled metric children are resolved once per label set."""
+    ordered_ids: bool = True
+    """Ids start with the time, so new rows go to the right edge of the primary-key index."""
+
+
 def _default_pools() -> list[PoolConfig]:
     return [
         PoolConfig(
@@ -113,6 +144,7 @@ class Config(_Strict):
     raise_open_file_limit: bool = True
     """``orchq serve`` raises its soft open-file limit to the hard limit at start."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)] = Field(default_factory=_default_pools)
+    tuning: Tuning = Tuning()
 
     @model_validator(mode="after")
     def _unique_pools(self) -> Config:

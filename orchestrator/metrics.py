@@ -76,8 +76,11 @@ class _StateCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, snapshot: Callable[[], Iterable[PoolSnapshot]]) -> None:
+    def __init__(
+        self, snapshot: Callable[[], Iterable[PoolSnapshot]], *, cache_children: bool = True
+    ) -> None:
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._cache_children = cache_children
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.tasks_admitted = Counter(
@@ -138,6 +141,8 @@ class Metrics:
         call (~4 us); the hot paths update a handful of children per task.
         Label sets are bounded by the config and closed enums, so is this cache.
         """
+        if not self._cache_children:
+            return metric.labels(*values)
         key = (metric, values)
         found = self._children.get(key)
         if found is None:

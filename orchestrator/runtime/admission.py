@@ -16,7 +16,6 @@ import secrets
 from orchestrator.errors import ApiError
 from orchestrator.queue import QueueFull
 from orchestrator.runtime.context import RuntimeContext
-from orchestrator.runtime.ids import new_id
 from orchestrator.runtime.pool import Pool
 from orchestrator.runtime.sessions import Sessions
 from orchestrator.runtime.termination import Termination
@@ -54,7 +53,7 @@ class Admitter:
         session = self._sessions.active(body.session_id)
         if not pool.ready:
             self._refuse_unready(pool, body.priority)
-        task_id = new_id("task")
+        task_id = context.new_id("task")
         try:
             place = pool.queue.admit(task_id, body.priority)
         except QueueFull as exc:

@@ -7,13 +7,15 @@ The store and its journal exist only while the orchestrator runs (between
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from orchestrator.compact_json import dumps_text
+from orchestrator.compact_json import dumps_text, stdlib_dumps_text
 from orchestrator.config import Config
 from orchestrator.errors import ApiError
 from orchestrator.metrics import Metrics
 from orchestrator.runtime.clock import Clock
+from orchestrator.runtime.ids import ordered_id, random_id
 from orchestrator.runtime.journal import Journal
 from orchestrator.runtime.pool import Pool
 from orchestrator.runtime.tasks import LiveTask, LiveTasks
@@ -29,7 +31,11 @@ class RuntimeContext:
         self.clock = clock
         self.pools = pools
         self.metrics = metrics
-        self.live = LiveTasks()
+        tuning = config.tuning
+        self.live = LiveTasks(packed=tuning.packed_queued_tasks)
+        self.new_id: Callable[[str], str] = ordered_id if tuning.ordered_ids else random_id
+        """A new session or task id."""
+        self._encode = dumps_text if tuning.compact_json else stdlib_dumps_text
         self.fallback_mode: FallbackMode = config.fallback_mode
         """How a retry after an engine 429 picks its replica (ORCH-0109, ORCH-0110); persisted."""
         self._store: Store | None = None
@@ -70,6 +76,6 @@ class RuntimeContext:
 
     def emit(self, lt: LiveTask, event: StreamEvent, data: dict[str, Any]) -> None:
         """Append an event to the task's stream; readers see it once the journal committed it."""
-        payload = dumps_text(data)
+        payload = self._encode(data)
         row = lt.channel.append(event, payload)
         self.journal.event(lt.channel, lt.task_id, row.seq, event, payload)

@@ -1,16 +1,21 @@
-"""Ids of sessions and tasks: opaque, unguessable, and increasing with time.
+"""Ids of sessions and tasks: opaque and unguessable.
 
-The millisecond prefix puts each new row at the right edge of its table's
-primary-key B-tree instead of on a random page (docs/design/performance.md);
-64 random bits keep ids unguessable.
+An ordered id starts with the time in milliseconds, so each new row goes to the
+right edge of its table's primary-key B-tree instead of onto a random page
+(docs/design/performance.md); 64 random bits keep it unguessable.
 """
 
 from __future__ import annotations
 
-import os
+import secrets
 import time
 
 
-def new_id(prefix: str) -> str:
-    """``<prefix>_<12 hex digits of ms since the epoch><16 random hex digits>``."""
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{os.urandom(8).hex()}"
+def ordered_id(prefix: str) -> str:
+    """``<prefix>_<12 hex digits: ms since the epoch><16 random hex digits>``."""
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+
+
+def random_id(prefix: str) -> str:
+    """``<prefix>_<28 random hex digits>``."""
+    return f"{prefix}_{secrets.token_hex(14)}"

@@ -82,7 +82,10 @@ class Orchestrator:
         """Taken at start, for as long as this serves: one server per database (ORCH-0174)."""
         self._engine_factory = engine_factory
         pools: dict[str, Pool] = {}
-        metrics = Metrics(functools.partial(pool_snapshots, pools.values()))
+        metrics = Metrics(
+            functools.partial(pool_snapshots, pools.values()),
+            cache_children=config.tuning.metric_children_cache,
+        )
         context = self._context = RuntimeContext(config, self.clock, pools, metrics)
         self._starts = AttemptStarts(context)
         self._termination = Termination(context, self._starts)
@@ -125,8 +128,15 @@ class Orchestrator:
         """Take the database, recover what it left live, warm the replicas up."""
         context = self._context
         self._lock.acquire()
-        store = Store(self.config.database)
-        store.checkpoint_in_background()
+        tuning = self.config.tuning
+        store = Store(
+            self.config.database,
+            compact_json=tuning.compact_json,
+            statement_cache=tuning.statement_cache,
+            batched_inserts=tuning.batched_inserts,
+        )
+        if tuning.background_checkpoint:
+            store.checkpoint_in_background()
         journal = Journal(store, before_write=self._starts.write_all, on_recovered=self._schedule)
         context.attach(store, journal)
         persisted = store.get_setting(FALLBACK_MODE_KEY)

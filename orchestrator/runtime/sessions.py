@@ -12,7 +12,6 @@ from collections import OrderedDict
 from orchestrator.errors import ApiError
 from orchestrator.runtime.clock import rfc3339
 from orchestrator.runtime.context import RuntimeContext
-from orchestrator.runtime.ids import new_id
 from orchestrator.runtime.starts import AttemptStarts
 from orchestrator.runtime.termination import Termination
 from orchestrator.schemas import SessionCreate, SessionCreated, SessionInfo, TaskCounts
@@ -31,11 +30,12 @@ class Sessions:
         self._starts = starts
         self._termination = termination
         self._open: OrderedDict[str, SessionRow] = OrderedDict()
+        self._cache_size = CACHE_SIZE if context.config.tuning.session_cache else 0
 
     def create(self, body: SessionCreate) -> SessionCreated:
         now = self._context.clock.now_ms()
         row = SessionRow(
-            session_id=new_id("sess"),
+            session_id=self._context.new_id("sess"),
             ttl_seconds=body.ttl_seconds,
             metadata=body.metadata,
             created_ms=now,
@@ -96,7 +96,7 @@ class Sessions:
 
     def _remember(self, row: SessionRow) -> None:
         self._open[row.session_id] = row
-        if len(self._open) > CACHE_SIZE:
+        if len(self._open) > self._cache_size:
             self._open.popitem(last=False)
 
 

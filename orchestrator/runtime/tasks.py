@@ -146,15 +146,19 @@ class LiveTasks:
     read, a stream, a cancel), with the time it was admitted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, packed: bool = True) -> None:
         self._tasks: dict[str, LiveTask | bytes] = {}
+        self._packed = packed
 
     def add_queued(self, row: TaskRow) -> None:
-        """A just-admitted task, held compactly while it waits."""
-        try:
-            self._tasks[row.task_id] = _queued_entry(row)
-        except ValueError:  # a value marshal cannot encode: keep the task as it is
-            self._tasks[row.task_id] = LiveTask(row=row)
+        """A just-admitted task, packed while it waits."""
+        if self._packed:
+            try:
+                self._tasks[row.task_id] = _queued_entry(row)
+                return
+            except ValueError:  # a value marshal cannot encode: keep the task as it is
+                pass
+        self._tasks[row.task_id] = LiveTask(row=row)
 
     def __setitem__(self, task_id: str, lt: LiveTask) -> None:
         self._tasks[task_id] = lt

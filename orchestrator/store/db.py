@@ -22,13 +22,13 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.compact_json import dumps_canonical
+from orchestrator.compact_json import dumps_canonical, stdlib_dumps_canonical
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
 from orchestrator.store.migrations import MIGRATIONS
 from orchestrator.vocabulary import AttemptState, Priority, TaskState
@@ -190,12 +190,12 @@ _UPDATE_TASK: dict[tuple[str, ...], str] = {}
 """``UPDATE tasks`` statements by the columns they set, built once each."""
 
 
-def _task_values(row: TaskRow) -> tuple[Any, ...]:
+def _task_values(row: TaskRow, canonical: Callable[[Any], str]) -> tuple[Any, ...]:
     values = row.values()
-    error = None if row.error is None else dumps_canonical(row.error)
+    error = None if row.error is None else canonical(row.error)
     return (
         *values[:_PARAMS],
-        dumps_canonical(row.params),
+        canonical(row.params),
         *values[_PARAMS + 1 : _ERROR],
         error,
         *values[_ERROR + 1 :],
@@ -212,8 +212,19 @@ def _task(row: tuple[Any, ...]) -> TaskRow:
 class Store:
     """Typed access to the orchestrator database."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        compact_json: bool = True,
+        statement_cache: bool = True,
+        batched_inserts: bool = True,
+    ) -> None:
+        """``compact_json``, ``statement_cache``, ``batched_inserts``: see :class:`Tuning`."""
         self.path = str(path)
+        self._canonical = dumps_canonical if compact_json else stdlib_dumps_canonical
+        self._statement_cache = statement_cache
+        self._batched_inserts = batched_inserts
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -361,8 +372,17 @@ class Store:
         """
         group = self._open_group()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_tasks.append((_task_values(row), done))
         group.append(done)
+        values = _task_values(row, self._canonical)
+        if self._batched_inserts:
+            self._pending_tasks.append((values, done))
+            return done
+        try:
+            self._connection.execute(_INSERT_TASK, values)
+        except sqlite3.Error as exc:
+            if is_storage_fault(exc):
+                raise self._abandon_group(exc) from exc
+            done.set_exception(StoreError(f"{self.path}: admission failed: {exc}"))
         return done
 
     def _insert_pending_tasks(self) -> None:
@@ -544,7 +564,7 @@ class Store:
         self._insert_task(row)
 
     def _insert_task(self, row: TaskRow) -> None:
-        self._db.execute(_INSERT_TASK, _task_values(row))
+        self._db.execute(_INSERT_TASK, _task_values(row, self._canonical))
 
     def get_task(self, task_id: str) -> TaskRow | None:
         row = self._db.execute(
@@ -563,12 +583,14 @@ class Store:
     def update_task(self, task_id: str, **fields: Any) -> None:
         self.settle()
         if "error" in fields and fields["error"] is not None:
-            fields["error"] = dumps_canonical(fields["error"])
+            fields["error"] = self._canonical(fields["error"])
         names = tuple(fields)
-        statement = _UPDATE_TASK.get(names)
+        statement = _UPDATE_TASK.get(names) if self._statement_cache else None
         if statement is None:  # field sets come from this package's code: a handful
             assignments = ", ".join(f"{name} = ?" for name in names)
-            statement = _UPDATE_TASK[names] = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
+            statement = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
+            if self._statement_cache:
+                _UPDATE_TASK[names] = statement
         self._db.execute(statement, (*fields.values(), task_id))
 
     # ------------------------------------------------------------ attempts

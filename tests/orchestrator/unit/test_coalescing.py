@@ -1,7 +1,8 @@
-"""A response's head is written together with its body (orchestrator/http_protocol.py).
+"""A response's head is written together with its body (orchestrator/coalescing.py).
 
-The transport is tested alone, then under uvicorn's real protocol with a
-recording transport in place of the socket, so each write uvicorn makes is seen.
+The transport is tested alone, then under uvicorn's real protocol, built as
+the server builds it, with a recording transport in place of the socket, so
+each write uvicorn makes is seen.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
+from orchestrator.coalescing import CoalescingTransport
 from orchestrator.config import Config
-from orchestrator.connections import ConnectionGuard, ConnectionLimits
-from orchestrator.http_protocol import HeadHoldingTransport, HttpProtocol
-from orchestrator.server import _uvicorn_config
+from orchestrator.server import http_protocol
 
 pytestmark = pytest.mark.anyio
 
@@ -75,13 +76,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def _holding() -> tuple[HeadHoldingTransport, RecordingTransport]:
+async def _coalescing() -> tuple[CoalescingTransport, RecordingTransport]:
     inner = RecordingTransport()
-    return HeadHoldingTransport(inner, asyncio.get_running_loop()), inner
+    return CoalescingTransport(inner, asyncio.get_running_loop()), inner
 
 
 async def test_a_head_and_the_body_after_it_are_one_write() -> None:
-    transport, inner = await _holding()
+    transport, inner = await _coalescing()
     transport.write(HEAD)
     assert inner.writes == []
     transport.write(b"{}")
@@ -91,25 +92,25 @@ async def test_a_head_and_the_body_after_it_are_one_write() -> None:
 
 
 async def test_a_head_whose_body_does_not_follow_goes_out_at_the_next_loop_turn() -> None:
-    transport, inner = await _holding()
+    transport, inner = await _coalescing()
     transport.write(HEAD)
     assert transport.get_write_buffer_size() == len(HEAD)
     await asyncio.sleep(0)
     assert inner.writes == [HEAD]
-    transport.write(b"data: 1\n\n")  # a later chunk is not held
+    transport.write(b"data: 1\n\n")  # a later chunk is not kept back
     assert inner.writes == [HEAD, b"data: 1\n\n"]
     assert transport.get_write_buffer_size() == 0
 
 
-async def test_other_writes_are_not_held() -> None:
-    transport, inner = await _holding()
+async def test_other_writes_are_not_kept_back() -> None:
+    transport, inner = await _coalescing()
     transport.write(b"5\r\nhello\r\n")
     transport.write(memoryview(b"0\r\n\r\n"))
     assert inner.writes == [b"5\r\nhello\r\n", b"0\r\n\r\n"]
 
 
-async def test_closing_sends_a_held_head_first_and_abort_drops_it() -> None:
-    transport, inner = await _holding()
+async def test_closing_sends_a_kept_head_first_and_abort_drops_it() -> None:
+    transport, inner = await _coalescing()
     transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
     transport.close()
     assert inner.writes == [b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"]
@@ -117,27 +118,27 @@ async def test_closing_sends_a_held_head_first_and_abort_drops_it() -> None:
     await asyncio.sleep(0)
     assert len(inner.writes) == 1  # not sent twice
 
-    transport, inner = await _holding()
+    transport, inner = await _coalescing()
     transport.write(HEAD)
     transport.abort()
     await asyncio.sleep(0)
     assert inner.writes == [] and inner.aborted
 
 
-async def test_writelines_and_write_eof_send_a_held_head_first() -> None:
-    transport, inner = await _holding()
+async def test_writelines_and_write_eof_send_a_kept_head_first() -> None:
+    transport, inner = await _coalescing()
     transport.write(HEAD)
     transport.writelines([b"{", b"}"])
     assert inner.writes == [HEAD, b"{", b"}"]
 
-    transport, inner = await _holding()
+    transport, inner = await _coalescing()
     transport.write(HEAD)
     transport.write_eof()
     assert inner.writes == [HEAD, b"<eof>"]
 
 
-async def test_a_head_held_when_the_peer_went_away_is_dropped() -> None:
-    transport, inner = await _holding()
+async def test_a_head_kept_when_the_peer_went_away_is_dropped() -> None:
+    transport, inner = await _coalescing()
     transport.write(HEAD)
     inner.closed = True  # connection lost before the next turn
     await asyncio.sleep(0)
@@ -162,19 +163,22 @@ async def _stream(request: Request) -> Response:
 APP = Starlette(routes=[Route("/whole", _whole), Route("/stream", _stream)])
 
 
-async def _exchange(request: bytes) -> RecordingTransport:
-    guard = ConnectionGuard(ConnectionLimits())
-    config = _uvicorn_config(APP, "127.0.0.1", 0, False, Config(), guard)
-    config.load()
-    protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
+async def _exchange(request: bytes, config: Config | None = None) -> RecordingTransport:
+    """``request`` through uvicorn's protocol as the server builds it; the writes it made."""
+    config = config or Config()
+    built = uvicorn.Config(APP, http=http_protocol(config), log_level="warning")
+    built.load()
+    protocol = http_protocol(config)(config=built, server_state=ServerState(), app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)
     protocol.data_received(request)
     for _ in range(200):
-        if protocol.cycle is not None and protocol.cycle.response_complete:
+        if transport.closed or b"data: 1" in b"".join(transport.writes):
+            break
+        if transport.writes and b"/stream" not in request:
             break
         await asyncio.sleep(0.005)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
     return transport
 
 
@@ -197,3 +201,12 @@ async def test_uvicorns_own_error_response_is_sent_before_it_closes() -> None:
     transport = await _exchange(b"NOT HTTP AT ALL\r\n\r\n")
     assert transport.closed
     assert transport.writes and transport.writes[0].startswith(b"HTTP/1.1 400 ")
+
+
+async def test_switched_off_a_head_and_its_body_are_two_writes() -> None:
+    """The benchmark's toggle (``tuning.one_write_per_response``) really switches it off."""
+    config = Config.model_validate({"tuning": {"one_write_per_response": False}})
+    transport = await _exchange(b"GET /whole HTTP/1.1\r\nHost: t\r\n\r\n", config)
+    assert len(transport.writes) == 2, transport.writes
+    assert transport.writes[0].startswith(b"HTTP/1.1 202 Accepted\r\n")
+    assert transport.writes[1] == b'{"ok":true}'
