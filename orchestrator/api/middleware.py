@@ -108,6 +108,7 @@ class EdgeMiddleware:
         started = completed = False
         guard, client = self._connections, scope.get("client")
         excess = guard is not None and guard.request_started(client)
+        closing = guard is not None and guard.closes_after_response(client)
         declared = headers.get(b"content-length")
         body_read = declared in (None, b"0") and b"transfer-encoding" not in headers
         outer_receive = receive
@@ -125,7 +126,7 @@ class EdgeMiddleware:
             nonlocal started, completed
             if message["type"] == "http.response.start":
                 started = True
-                extra = [(b"x-request-id", encoded_id), *((_CLOSE,) if excess else ())]
+                extra = [(b"x-request-id", encoded_id), *((_CLOSE,) if closing else ())]
                 message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 reusable = True

@@ -122,3 +122,51 @@ def test_malformed_framing_gets_a_400_and_a_closed_connection(
         assert closed_by_peer(sock, within=5), "ORCH-0162: the connection stayed open"
     health = exchange(server.url, get("/healthz"))
     assert health.status == 200
+
+
+CHUNKED_REQUESTS = {
+    "admitted": (
+        b"POST /v1/sessions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        201,
+    ),
+    "refused before its body is read": (
+        b"POST /v1/sessions HTTP/1.1\r\nHost: t\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        415,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"), CHUNKED_REQUESTS.values(), ids=CHUNKED_REQUESTS.keys()
+)
+def test_a_connection_closed_after_a_chunked_request_says_so_in_its_response(
+    server: ServerThread, request_bytes: bytes, status: int
+) -> None:
+    """The server does not keep a connection whose chunked body it does not follow: the
+    response carries ``Connection: close``, so a client's pool never sends a request
+    on it that would meet the close instead of an answer."""
+    with connect(server.url) as sock:
+        sock.sendall(request_bytes)
+        response = read_response(sock)
+        assert response.status == status, (response.status, response.body[:200])
+        assert response.headers.get("connection") == "close", response.headers
+        assert closed_by_peer(sock, within=5)
+
+
+def test_a_chunked_request_pipelined_behind_another_is_answered(server: ServerThread) -> None:
+    """The connection closes after the chunked request's response, not the one before it."""
+    first = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    chunked, status = CHUNKED_REQUESTS["admitted"]
+    with connect(server.url) as sock:
+        sock.sendall(first + chunked)
+        health = read_response(sock)
+        assert health.status == 200 and "connection" not in health.headers, health.headers
+        try:
+            response = read_response(sock)
+        except ConnectionError as exc:
+            raise AssertionError(f"the pipelined chunked request got no answer: {exc}") from None
+        assert response.status == status, (response.status, response.body[:200])
+        assert response.headers.get("connection") == "close", response.headers
+        assert closed_by_peer(sock, within=5)
