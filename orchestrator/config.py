@@ -98,8 +98,6 @@ class Tuning(_Strict):
     """A queued task is kept as ``marshal`` bytes, which the garbage collector never scans."""
     background_checkpoint: bool = True
     """The WAL is copied into the database file by a thread, not inside commits."""
-    one_write_per_response: bool = True
-    """A response's head goes out in one write with its body."""
     compact_json: bool = True
     """Stream events and stored JSON are encoded by pydantic-core instead of the ``json`` module."""
     statement_cache: bool = True

@@ -31,7 +31,6 @@ import uvicorn
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from orchestrator.api import create_app
-from orchestrator.coalescing import coalescing
 from orchestrator.config import Config, ReplicaConfig
 from orchestrator.connections import ConnectionGuard
 from orchestrator.engines import Engine, build_engine
@@ -57,20 +56,12 @@ def _without_websocket_advice(record: logging.LogRecord) -> bool:
     return "WebSocket library" not in record.getMessage()
 
 
-def http_protocol(config: Config) -> type[asyncio.Protocol]:
-    """uvicorn's own HTTP protocol, the one its ``http="auto"`` picks, as configured here."""
-    protocol = AutoHTTPProtocol
-    if config.tuning.one_write_per_response:
-        protocol = coalescing(protocol)
-    return protocol
-
-
 def _uvicorn_config(
     app: object, host: str, port: int, access_log: bool, config: Config, guard: ConnectionGuard
 ) -> uvicorn.Config:
     built = uvicorn.Config(
         app,  # type: ignore[arg-type]
-        http=guard.protocol(http_protocol(config)),
+        http=guard.protocol(AutoHTTPProtocol),  # the one uvicorn's http="auto" picks
         ws="none",
         host=host,
         port=port,
