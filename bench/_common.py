@@ -111,17 +111,21 @@ class Server:
             proc.wait(timeout=5)
 
 
-def tuned_config(config: str, workdir: Path, off: Sequence[str] = ()) -> Path:
+def tuned_config(
+    config: str, workdir: Path, off: Sequence[str] = (), settings: dict[str, Any] | None = None
+) -> Path:
     """bench/configs/``config``, with the optimisations named in ``off`` switched off.
 
     ``off`` names fields of the config's ``tuning`` section (orchestrator/config.py,
-    ``Tuning``; docs/design/performance.md); with none, the file itself.
+    ``Tuning``; docs/design/performance.md); ``settings`` overrides top-level keys.
+    With neither, the file itself.
     """
-    if not off:
+    if not off and not settings:
         return CONFIGS / config
     raw = yaml.safe_load((CONFIGS / config).read_text(encoding="utf-8")) or {}
+    raw.update(settings or {})
     raw.setdefault("tuning", {}).update({name: False for name in off})
-    path = workdir / f"{Path(config).stem}-without-{'-'.join(off)}.yaml"
+    path = workdir / f"{Path(config).stem}-without-{'-'.join(off) or 'none'}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=True), encoding="utf-8")
     return path
 

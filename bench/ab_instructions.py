@@ -69,6 +69,9 @@ from bench.ab_admission import worktree
 WORKLOADS = ("execution", "admission")
 _I_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 CONNECTIONS = 64
+UNDER_VALGRIND = {"keep_alive_timeout_s": 600, "header_timeout_s": 600}
+"""A loop turn under valgrind can outlast the default timeouts: the keep-alive timer
+would close a connection whose next request is already waiting to be read."""
 
 
 def _cachegrind(log_file: Path) -> list[str]:
@@ -132,7 +135,7 @@ def count_admission(contender: Contender, requests: int, workdir: Path) -> int:
     """Instructions of ``orchq serve`` (replicas busy) answering ``requests`` admissions."""
     log_file = workdir / f"admission-{requests}.log"
     db = workdir / f"admission-{requests}.db"
-    config = tuned_config("admission-busy.yaml", workdir, contender.off)
+    config = tuned_config("admission-busy.yaml", workdir, contender.off, UNDER_VALGRIND)
     # -P, as in orchq_server: PYTHONPATH's tree, not this repository's, is measured.
     argv = [*_cachegrind(log_file), PYTHON, "-P", "-m", "harness", "serve", "--host", "127.0.0.1"]
     argv += ["--port", "0", "--db", str(db), "--config", str(config)]
