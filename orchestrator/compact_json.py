@@ -2,9 +2,8 @@
 
 pydantic-core's serializer (pydantic's own, so no new package) encodes these
 small dicts five to seven times faster than the standard library's encoder,
-and an admitted one-token task encodes five of them: with it, 5 to 7 % fewer
-instructions per admission and per task (bench/RESULTS.md, "Instructions, not
-time"). The JSON values are the same: compact separators, keys in insertion
+and an admitted one-token task encodes five of them (docs/design/performance.md,
+``compact_json``). The JSON values are the same: compact separators, keys in insertion
 order, non-ASCII text as UTF-8.
 
 Text that UTF-8 cannot carry (an unpaired surrogate, which ``json.loads``

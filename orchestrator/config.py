@@ -1,7 +1,7 @@
 """Configuration of orchestratord: the embedded default and YAML files.
 
-The keys are fixed by API.md ("Running it"). Validation is strict (unknown keys
-are refused) and every problem is reported as one line naming the key path,
+The keys are the ones README.md ("Configuration reference") lists. Validation is
+strict (unknown keys are refused) and every problem is reported as one line naming the key path,
 because a typo in a pool definition must not silently fall back to a default.
 """
 
@@ -100,8 +100,6 @@ class Tuning(_Strict):
     """The WAL is copied into the database file by a thread, not inside commits."""
     compact_json: bool = True
     """Stream events and stored JSON are encoded by pydantic-core instead of the ``json`` module."""
-    statement_cache: bool = True
-    """``UPDATE tasks`` statements are built once per set of columns."""
     batched_inserts: bool = True
     """The admissions of a loop turn are inserted with one ``executemany`` at its commit."""
     session_cache: bool = True

@@ -77,8 +77,18 @@ def excess_room(max_connections: int) -> int:
 
 
 class _Connection:
-    __slots__ = ("body_left", "busy", "deadline", "draining", "excess", "head", "opaque", "peer",
-                 "pending", "transport")  # fmt: skip
+    __slots__ = (
+        "body_left",
+        "busy",
+        "deadline",
+        "draining",
+        "excess",
+        "head",
+        "opaque",
+        "peer",
+        "pending",
+        "transport",
+    )
 
     def __init__(self, transport: asyncio.BaseTransport, peer: Peer | None, excess: bool) -> None:
         self.transport = transport
@@ -157,8 +167,12 @@ class ConnectionGuard:
             "max_connections lowered from %d to %d: the open-file limit is %d "
             "(%d kept for listening sockets, the database and engines, %d for excess "
             "connections); raise the limit (ulimit -n) to allow more",
-            wanted, fitted, open_files, reserve, room,
-        )  # fmt: skip
+            wanted,
+            fitted,
+            open_files,
+            reserve,
+            room,
+        )
         self.max_connections, self.excess_room = fitted, room
 
     @property

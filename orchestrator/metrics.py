@@ -84,17 +84,23 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.tasks_admitted = Counter(
-            "orchq_tasks_admitted_total", "Tasks admitted to a queue.", ["pool", "priority"],
+            "orchq_tasks_admitted_total",
+            "Tasks admitted to a queue.",
+            ["pool", "priority"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tasks_rejected = Counter(
-            "orchq_tasks_rejected_total", "Task admissions refused.", ["pool", "priority", "kind"],
+            "orchq_tasks_rejected_total",
+            "Task admissions refused.",
+            ["pool", "priority", "kind"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tasks_dropped = Counter(
-            "orchq_tasks_dropped_total", "Queued tasks evicted by drop_lru.", ["pool", "priority"],
+            "orchq_tasks_dropped_total",
+            "Queued tasks evicted by drop_lru.",
+            ["pool", "priority"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tasks_finished = Counter(
             "orchq_tasks_finished_total",
             "Tasks that reached a terminal state, by state and reason "
@@ -103,34 +109,50 @@ class Metrics:
             registry=r,
         )
         self.attempts = Counter(
-            "orchq_attempts_total", "Dispatches of a task to a replica, by outcome.",
-            ["pool", "replica", "outcome"], registry=r,
-        )  # fmt: skip
+            "orchq_attempts_total",
+            "Dispatches of a task to a replica, by outcome.",
+            ["pool", "replica", "outcome"],
+            registry=r,
+        )
         self.generated_tokens = Counter(
             "orchq_generated_tokens_total",
             "Tokens streamed to clients (a retry's replayed tokens are not counted).",
-            ["pool", "engine"], registry=r,
-        )  # fmt: skip
-        self.stream_resumes = Counter(
-            "orchq_stream_resumes_total", "Stream requests resuming with Last-Event-ID.", ["pool"],
+            ["pool", "engine"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.stream_resumes = Counter(
+            "orchq_stream_resumes_total",
+            "Stream requests resuming with Last-Event-ID.",
+            ["pool"],
+            registry=r,
+        )
         self.queue_wait = Histogram(
-            "orchq_queue_wait_seconds", "Time from admission to first dispatch.",
-            ["pool", "priority"], buckets=_WAIT_BUCKETS, registry=r,
-        )  # fmt: skip
+            "orchq_queue_wait_seconds",
+            "Time from admission to first dispatch.",
+            ["pool", "priority"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
         self.time_to_first_token = Histogram(
-            "orchq_time_to_first_token_seconds", "Time from admission to the first token sent.",
-            ["pool"], buckets=_WAIT_BUCKETS, registry=r,
-        )  # fmt: skip
+            "orchq_time_to_first_token_seconds",
+            "Time from admission to the first token sent.",
+            ["pool"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
         self.inter_token_latency = Histogram(
-            "orchq_inter_token_latency_seconds", "Time between consecutive tokens of a task.",
-            ["pool"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "orchq_inter_token_latency_seconds",
+            "Time between consecutive tokens of a task.",
+            ["pool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         build = Gauge(
-            "orchq_build_info", "Build of orchestratord (always 1).",
-            ["version", "python"], registry=r,
-        )  # fmt: skip
+            "orchq_build_info",
+            "Build of orchestratord (always 1).",
+            ["version", "python"],
+            registry=r,
+        )
         build.labels(__version__, platform.python_version()).set(1)
         r.register(_StateCollector(snapshot))
 

@@ -1,4 +1,4 @@
-"""Wire models of OrchQueue v1 (API.md), shared by the server, the client and the harness.
+"""Wire models of OrchQueue v1 (specs/orchestrator-spec.md): server, client and harness share them.
 
 Request models refuse unknown fields and coerce nothing JSON would not; response
 models describe exactly what the server sends, and generate the OpenAPI document.

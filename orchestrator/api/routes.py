@@ -96,11 +96,12 @@ def _links(parameter: str, expression: str, *operations: str) -> dict[str, Any]:
     return {
         "links": {
             operation[0].upper() + operation[1:]: {
-                "operationId": operation, "parameters": {parameter: expression}
+                "operationId": operation,
+                "parameters": {parameter: expression},
             }
             for operation in operations
         }
-    }  # fmt: skip
+    }
 
 
 _SESSION_LINKS = _links("session_id", "$response.body#/session_id", "getSession", "deleteSession")
@@ -418,13 +419,26 @@ async def readyz(request: Request) -> WireResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition.",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
     operation_id="metrics",
-    openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0131", "ORCH-0132", "ORCH-0133",
-                                "ORCH-0134", "ORCH-0135", "ORCH-0136"]},
+    openapi_extra={
+        "x-req-id": [
+            "ORCH-0008",
+            "ORCH-0131",
+            "ORCH-0132",
+            "ORCH-0133",
+            "ORCH-0134",
+            "ORCH-0135",
+            "ORCH-0136",
+        ]
+    },
     tags=["health"],
-)  # fmt: skip
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics, names prefixed ``orchq_``."""
     from orchestrator.metrics import CONTENT_TYPE

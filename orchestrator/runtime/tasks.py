@@ -25,7 +25,7 @@ class LiveTask:
     A backlog holds one of these per queued task, and everything made at
     admission lives as long as the task waits, so the collector's pauses over
     the older generations grow with the number of objects a queued task holds
-    (one took 160 ms at 70,000 queued tasks, bench/RESULTS.md). The stream
+    (docs/design/performance.md, ``packed_queued_tasks``). The stream
     channel, the engine request and the token list are therefore made on first
     use, which for most tasks is their dispatch: a queued task holds two
     tracked objects (itself and its row) instead of six.
@@ -138,9 +138,8 @@ class LiveTasks:
     Under a flood the backlog grows by thousands of tasks a second, and each
     object the garbage collector tracks is scanned again by every collection
     of the generation it has reached: with a ``LiveTask`` and a ``TaskRow`` per
-    queued task, a middle-generation collection took 55-300 ms under the
-    admission benchmark's backlog and stalled every request in flight
-    (bench/RESULTS.md, "A backlog the collector does not scan"). A task that
+    queued task, a middle-generation collection rescanned the whole backlog
+    and stalled every request in flight (docs/design/performance.md). A task that
     only waits is held as bytes, which the collector never tracks, and its
     ``LiveTask`` is made the first time anything asks for it (dispatch, a
     read, a stream, a cancel), with the time it was admitted.

@@ -186,8 +186,6 @@ _INSERT_TASK = (
     f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES "
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_UPDATE_TASK: dict[tuple[str, ...], str] = {}
-"""``UPDATE tasks`` statements by the columns they set, built once each."""
 
 
 def _task_values(row: TaskRow, canonical: Callable[[Any], str]) -> tuple[Any, ...]:
@@ -217,13 +215,11 @@ class Store:
         path: str | Path,
         *,
         compact_json: bool = True,
-        statement_cache: bool = True,
         batched_inserts: bool = True,
     ) -> None:
-        """``compact_json``, ``statement_cache``, ``batched_inserts``: see :class:`Tuning`."""
+        """``compact_json``, ``batched_inserts``: see :class:`~orchestrator.config.Tuning`."""
         self.path = str(path)
         self._canonical = dumps_canonical if compact_json else stdlib_dumps_canonical
-        self._statement_cache = statement_cache
         self._batched_inserts = batched_inserts
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -391,7 +387,7 @@ class Store:
         One ``executemany`` per loop turn instead of an ``execute`` between
         every two admissions: interleaved with the rest of a request, each
         insert ran with SQLite's working set evicted from the CPU caches and
-        cost about 1.6 times as much (bench/RESULTS.md). A row that fails on
+        cost about 1.6 times as much (docs/design/performance.md). A row that fails on
         its own fails only its own admission; a database that cannot be
         written fails the whole group at once.
         """
@@ -584,13 +580,9 @@ class Store:
         self.settle()
         if "error" in fields and fields["error"] is not None:
             fields["error"] = self._canonical(fields["error"])
-        names = tuple(fields)
-        statement = _UPDATE_TASK.get(names) if self._statement_cache else None
-        if statement is None:  # field sets come from this package's code: a handful
-            assignments = ", ".join(f"{name} = ?" for name in names)
-            statement = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
-            if self._statement_cache:
-                _UPDATE_TASK[names] = statement
+        # Column names come from this package's code, never from a request.
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        statement = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
         self._db.execute(statement, (*fields.values(), task_id))
 
     # ------------------------------------------------------------ attempts

@@ -28,7 +28,7 @@ ConfigFactory = Callable[..., Config]
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / DEFAULT_PATH
 
-# INTERNAL (500) is "a bug; never expected" (API.md): the tests provoke it on purpose,
+# INTERNAL (500) is "a bug; never expected" (the spec): the tests provoke it on purpose,
 # but it is no operation's contract, so no operation declares it.
 NEVER_DECLARED = {500}
 

@@ -1,6 +1,6 @@
 """PoolQueue: unit tests and a stateful property test against a reference model.
 
-The reference model is written from the spec (API.md "Queue"), not from the
+The reference model is written from the spec (specs/orchestrator-spec.md, "Queue"), not from the
 implementation: two FIFO lists, a fairness rule stated as "after N-1
 interactive dispatches in a row while batch work waited, the next dispatch is
 batch", and the drop_lru victim rule "oldest task of the lowest priority not
