@@ -1,6 +1,6 @@
 """Benchmark the traceability plugin's overhead on 5,000 trivial tests.
 
-Budget (issue 3): at most 3 % over the same run without the plugin. A temporary
+Budget: at most 3 % over the same run without the plugin. A temporary
 project holds a 100-requirement index and 5,000 trivial tests in 50 files,
 each citing one requirement (the marker is also declared in the ini, so the run
 without the plugin does not pay for unknown-marker warnings instead). Three

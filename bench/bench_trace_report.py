@@ -1,8 +1,8 @@
 """Benchmark ``orchq trace report`` on a trace of 100,000 test results.
 
-Budget (issue 3): at most 3 s. A trace is generated over a 1,000-requirement
+Budget: at most 3 s. A trace is generated over a 1,000-requirement
 index (mixed levels and outcomes, each test citing one to three requirements,
-some requirements suspect through a lock), written as ``orchq-trace/3`` JSON,
+some requirements suspect through a lock), written as ``orchq-trace/4`` JSON,
 and the full command path is timed in-process through click (read + validate
 + recompute states + render COMPLIANCE.md and HTML + atomic writes), five
 times; the median wall time is what the budget applies to.

@@ -27,6 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in SUITE_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers", "evidence(kind): the kind of evidence a test gives (harness.trace.evidence)"
+    )
     register_profile()
 
 

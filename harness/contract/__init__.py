@@ -7,4 +7,11 @@ provider verification (``harness/conformance/test_contract.py``) replays the
 recorded pact against any OrchQueue v1 server with the provider states of
 :mod:`harness.contract.states`; :mod:`harness.contract.pactfiles` keeps the
 committed ``contracts/pacts/`` byte-stable and ``orchq pact regen --check`` current.
+
+Around the pact: :mod:`harness.contract.crosscheck` checks any pact against an
+OpenAPI document (``orchq pact check``), :mod:`harness.contract.stub` serves one
+with the Pact stub server (``orchq pact stub``), :mod:`harness.contract.shapes`
+pins the shape of every kind of answer with syrupy, and
+:mod:`harness.contract.faults` is the engine factory that makes orchestratord
+fail unexpectedly for the ``INTERNAL`` interactions.
 """

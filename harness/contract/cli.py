@@ -1,4 +1,6 @@
-"""``orchq pact regen [--check]``: regenerate the committed pacts from the consumer tests.
+"""``orchq pact``: regenerate the committed pacts, check them against OpenAPI, serve a stub.
+
+``orchq pact regen [--check]`` regenerates the committed pacts from the consumer tests.
 
 The consumer tests are the only writer of a pact: this command runs them in a
 subprocess (so the FFI's global state and a test failure stay out of this
@@ -6,6 +8,11 @@ process) into a fresh temporary directory, normalises what they wrote
 (:func:`harness.contract.pactfiles.normalise`) and then either replaces
 ``contracts/pacts/`` atomically, file by file, or with ``--check`` compares and
 exits :data:`harness.exitcodes.STALE` naming each stale file.
+
+``orchq pact check`` compares pact files with an OpenAPI document
+(:mod:`harness.contract.crosscheck`): one line per finding, exit 1 on any, 2
+on a file it cannot read. ``orchq pact stub`` serves a pact with the Pact stub
+server (:mod:`harness.contract.stub`) until interrupted.
 """
 
 from __future__ import annotations
@@ -125,3 +132,120 @@ def list_command() -> None:
         group = group_of(spec.states)
         where = "any target" if group in LIVE_GROUPS else f"in-process only ({group})"
         click.echo(f"{spec.description}\t{where}\t{' '.join(spec.req)}")
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@pact_group.command("check")
+@click.option(
+    "--pact",
+    "pacts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Pact file to check (repeatable; default: every pact shipped with orchq).",
+)
+@click.option(
+    "--openapi",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="OpenAPI document (default: the one shipped with orchq).",
+)
+def check_command(pacts: tuple[Path, ...], openapi: Path | None) -> None:
+    """Check every pact interaction against the OpenAPI document.
+
+    Path, method and status must be declared for the operation, headers declared
+    and valid, request and response bodies valid against the declared schemas.
+    One line per finding naming the interaction and its requirement IDs. Exit 0
+    when everything agrees, 1 on a finding, 2 when a file cannot be read.
+    """
+    from harness.contract.crosscheck import (
+        UnreadableInput,
+        check_pact,
+        load_openapi,
+        load_pact_file,
+    )
+
+    try:
+        api_path = openapi or resources.path(resources.OPENAPI)
+        chosen = list(pacts) or sorted(resources.path(resources.PACTS).glob("*.json"))
+        if not chosen:
+            raise UnreadableInput(f"{resources.PACTS}: no pact file shipped with orchq")
+        document = load_openapi(api_path)
+        loaded = [(path, load_pact_file(path)) for path in chosen]
+    except (UnreadableInput, resources.MissingResource) as exc:
+        _fail(str(exc), exitcodes.USAGE)
+    findings = 0
+    for path, pact in loaded:
+        report = check_pact(pact, document, _shown(path))
+        for finding in report.findings:
+            click.echo(finding.line())
+        findings += len(report.findings)
+        skipped = f", {len(report.skipped)} non-HTTP skipped" if report.skipped else ""
+        verdict = f"{len(report.findings)} finding(s)" if report.findings else "all agree"
+        click.echo(
+            f"{_shown(path)}: {report.checked} interaction(s) checked against "
+            f"{_shown(api_path)}{skipped}: {verdict}",
+            err=True,
+        )
+    if findings:
+        sys.exit(exitcodes.TESTS_FAILED)
+
+
+@pact_group.command("stub")
+@click.option(
+    "--pact",
+    "pact_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Pact file to serve (default: the pact shipped with orchq).",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Loopback port; 0 picks a free one.")  # fmt: skip
+@click.option(
+    "--state",
+    default=None,
+    metavar="REGEX",
+    help="Serve only interactions of provider states matching REGEX (and those without one).",
+)
+def stub_command(pact_file: Path | None, port: int, state: str | None) -> None:
+    """Serve a pact with the Pact stub server until interrupted; the first line is its URL.
+
+    Each request gets the response of the interaction it matches. Where several
+    interactions share a request, the header X-Pact-Provider-State: <state> picks one.
+    Develop a client against it, then verify orchestratord with `orchq verify`.
+    """
+    import signal
+
+    from harness.contract.crosscheck import UnreadableInput, load_pact_file
+    from harness.contract.interactions import PACT_FILE
+    from harness.contract.stub import STATE_HEADER, StubError, StubServer
+
+    try:
+        path = pact_file or resources.path(resources.PACTS) / PACT_FILE
+        interactions = len(load_pact_file(path)["interactions"])
+        server = StubServer(path, port=port, state=state).start()
+    except (UnreadableInput, StubError, resources.MissingResource) as exc:
+        _fail(str(exc), exitcodes.USAGE)
+
+    # SIGTERM unwinds like Ctrl-C: stopping from inside the handler would wait for the
+    # child that the interrupted wait() below still holds.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    click.echo(f"orchq pact stub: serving {_shown(path)} at {server.url}", nl=True)
+    click.echo(
+        f"{interactions} interaction(s); where several share a request, send "
+        f"{STATE_HEADER}: <provider state>. Ctrl-C stops it.",
+        err=True,
+    )
+    sys.stdout.flush()
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

@@ -18,6 +18,7 @@ serialised literally.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +28,11 @@ from pact.match.matcher import AbstractMatcher, GenericMatcher
 
 __all__ = [
     "CONSUMER",
+    "ENGINE_SIDE_KINDS",
     "INTERACTIONS",
     "PACT_FILE",
     "PROVIDER",
+    "REQUIREMENTS_COMMENT",
     "Spec",
     "add_interaction",
     "by_description",
@@ -38,6 +41,9 @@ __all__ = [
 CONSUMER = "orchq-client"
 PROVIDER = "orchestratord"
 PACT_FILE = f"{CONSUMER}-{PROVIDER}.json"
+REQUIREMENTS_COMMENT = "requirements"
+"""Key of an interaction's ``comments`` listing the requirement IDs it pins, so a pact file
+names them itself (``orchq pact check`` reads them, from any team's pact)."""
 
 RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 DIGITS = r"^\d+$"
@@ -67,11 +73,27 @@ class Spec:
     response_body: Any = None
     sse_body: str | None = None
     sse_rules: tuple[str, ...] = ()
+    request_text: tuple[str, str] | None = None
+    """``(content type, text)`` of a request body that is not JSON."""
 
 
 def _from_state(example: str, expression: str) -> AbstractMatcher[str]:
     """A request value the verifier takes from the provider state (``${name}``)."""
     return GenericMatcher("type", value=example, generator=generate.provider_state(expression))
+
+
+def _path_from_state(example: str, expression: str) -> AbstractMatcher[str]:
+    """A request path the verifier builds from the provider state.
+
+    The path must still match its own template (``/v1/tasks/{id}/stream``, each ``${name}``
+    one segment): a stub server serving the pact matches requests by it, and a ``type``
+    matcher would let ``GET /v1/pools`` match ``GET /v1/tasks/{id}``.
+    """
+    parts = re.split(r"\$\{[^}]+\}", expression)
+    pattern = "^" + "[^/]+".join(re.escape(part) for part in parts) + "$"
+    return GenericMatcher(
+        "regex", value=example, regex=pattern, generator=generate.provider_state(expression)
+    )
 
 
 def _stamp(example: str = EXAMPLE_CREATED) -> AbstractMatcher[str]:
@@ -162,7 +184,13 @@ _SESSION_INFO: dict[str, Any] = {
 
 
 def _task_body(
-    *, state: str, finish_reason: Any, error: Any, attempt_state: str, attempt_error: Any
+    *,
+    state: str,
+    finish_reason: Any,
+    error: Any,
+    attempt_state: str,
+    attempt_error: Any,
+    determinism: str = "strict",
 ) -> dict[str, Any]:
     return {
         "task_id": match.str("task_1"),
@@ -174,7 +202,7 @@ def _task_body(
         "params": {
             "seed": 7,
             "sampler_profile_version": "v1",
-            "determinism": "strict",
+            "determinism": determinism,
             "temperature": match.number(1.0),
             "top_p": match.number(1.0),
         },
@@ -240,6 +268,97 @@ _RESUMED_EXAMPLE = (
     'id: 4\nevent: end\ndata: {"tokens_out":2,"finish_reason":"length","seed":7}\n\n'
 )
 _SSE_TYPE = {"Content-Type": match.regex("text/event-stream", regex=r"^text/event-stream(;.*)?$")}
+
+
+ENGINE_SIDE_KINDS: tuple[str, ...] = (
+    "WORKER_RESET",
+    "REPLICA_EXHAUSTED",
+    "DECODE_TIMEOUT",
+    "INTERNAL",
+)
+"""Error kinds that end a running task (ORCH-0062): a task's ``error`` and its stream's
+``error`` event, never an HTTP status of an admission."""
+
+
+def _failed_task(kind: str, *, determinism: str = "strict") -> dict[str, Any]:
+    """A task that ended ``failed`` with ``kind``: its error, its failed attempts."""
+    return _task_body(
+        state="failed",
+        finish_reason=None,
+        error={"kind": kind, "message": match.str(f"{kind.lower()}"), "retriable": True},
+        attempt_state="failed",
+        attempt_error=kind,
+        determinism=determinism,
+    )
+
+
+def _error_event(kind: str, retriable: bool) -> str:
+    flag = "true" if retriable else "false"
+    return f'data: {{"kind":"{kind}","message":"{kind.lower()}","retriable":{flag}}}\n\n'
+
+
+def _error_stream(
+    kind: str, *, tokens: bool, retriable: bool = True
+) -> tuple[str, tuple[str, ...]]:
+    """The example and the rules of a stream that closes with ``error`` of ``kind``.
+
+    ``tokens``: the task sent ``started`` and one ``token`` first (event ids 1 and 2),
+    else the ``error`` event is the stream's first and only event (id 1).
+    """
+    example = "retry: 3000\n\n"
+    structure = _SSE_HEAD
+    next_id = 1
+    if tokens:
+        example += (
+            'id: 1\nevent: started\ndata: {"task_id":"task_1","replica_id":"r1","engine":"mock",'
+            '"engine_version":"mock-1","seed":7,"sampler_profile_version":"v1"}\n\n'
+            'id: 2\nevent: token\ndata: {"index":0,"text":" mursha","token_id":238}\n\n'
+        )
+        structure += r"id: 1\nevent: started\n" + _SSE_EVENT + r"id: 2\nevent: token\n" + _SSE_EVENT
+        next_id = 3
+    example += f"id: {next_id}\nevent: error\n" + _error_event(kind, retriable)
+    structure += rf"id: {next_id}\nevent: error\n" + _SSE_EVENT + "$"
+    flag = "true" if retriable else "false"
+    return example, (
+        structure,
+        rf'[\s\S]*event: error\ndata: \{{[^\n]*"kind": ?"{kind}"[,}}][\s\S]*',
+        rf'[\s\S]*event: error\ndata: \{{[^\n]*"retriable": ?{flag}[,}}][\s\S]*',
+        r'[\s\S]*event: error\ndata: \{[^\n]*"message": ?"[^"]+"[\s\S]*',
+    )
+
+
+def _engine_side(kind: str, pool: str, tokens: bool, req: tuple[str, ...]) -> tuple[Spec, Spec]:
+    """A task that failed with ``kind`` on ``pool`` of the ``faulty`` server, read and streamed."""
+    state = f"a task failed with {kind}"
+    determinism = "best_effort" if kind == "WORKER_RESET" else "strict"
+    example, rules = _error_stream(kind, tokens=tokens)
+    body = _failed_task(kind, determinism=determinism)
+    return (
+        Spec(
+            f"get a task that failed with {kind}",
+            (*req, "ORCH-0062", "ORCH-0056", "ORCH-0019"),
+            "GET",
+            "/v1/tasks/task_1",
+            200,
+            states=(state,),
+            path_expr=_TASK_PATH,
+            response_body={**body, "pool": pool},
+        ),
+        Spec(
+            f"stream a task that failed with {kind}",
+            (*req, "ORCH-0020", "ORCH-0082"),
+            "GET",
+            "/v1/tasks/task_1/stream",
+            200,
+            states=(state,),
+            path_expr=_TASK_PATH + "/stream",
+            request_headers={"Accept": "text/event-stream"},
+            response_headers=_SSE_TYPE,
+            sse_body=example,
+            sse_rules=rules,
+        ),
+    )
+
 
 INTERACTIONS: tuple[Spec, ...] = (
     # ---- sessions
@@ -544,6 +663,80 @@ INTERACTIONS: tuple[Spec, ...] = (
         200,
         response_body={"status": "ok"},
     ),
+    # ---- the error kinds that end a running task (spec section 2.2), where they appear
+    *(
+        spec
+        for kind, pool, tokens, req in (
+            ("WORKER_RESET", "reset", True, ("ORCH-0108",)),
+            ("REPLICA_EXHAUSTED", "exhausted", False, ("ORCH-0102",)),
+            ("DECODE_TIMEOUT", "stalled", True, ("ORCH-0111", "ORCH-0112")),
+            ("INTERNAL", "crashing", False, ("ORCH-0018", "ORCH-0060")),
+        )
+        for spec in _engine_side(kind, pool, tokens, req)
+    ),
+    # ---- the request's own faults: method, media type
+    Spec(
+        "delete the pool list, a method its path does not support",
+        ("ORCH-0011", "ORCH-0012", "ORCH-0014"),
+        "DELETE",
+        "/v1/pools",
+        405,
+        response_headers={"Allow": match.regex("GET", regex=r"^(.*, )?GET(, .*)?$")},
+        response_body=_error("METHOD_NOT_ALLOWED", retriable=False, message="not allowed"),
+    ),
+    Spec(
+        "create a session with a body that is not JSON",
+        ("ORCH-0010", "ORCH-0014"),
+        "POST",
+        "/v1/sessions",
+        415,
+        request_text=("text/plain", "ttl_seconds=600"),
+        response_body=_error("UNSUPPORTED_MEDIA_TYPE", retriable=False, message="not JSON"),
+    ),
+    # ---- terminal errors of tasks ended by a client or by the queue
+    Spec(
+        "stream a cancelled task",
+        ("ORCH-0063", "ORCH-0020", "ORCH-0082"),
+        "GET",
+        "/v1/tasks/task_1/stream",
+        200,
+        states=("a cancelled task exists",),
+        path_expr=_TASK_PATH + "/stream",
+        request_headers={"Accept": "text/event-stream"},
+        response_headers=_SSE_TYPE,
+        sse_body=_error_stream("CANCELLED", tokens=True, retriable=False)[0],
+        sse_rules=_error_stream("CANCELLED", tokens=True, retriable=False)[1],
+    ),
+    Spec(
+        "get a task evicted from a full drop_lru queue",
+        ("ORCH-0064", "ORCH-0097"),
+        "GET",
+        "/v1/tasks/task_1",
+        200,
+        states=("a task was evicted from the drop_lru queue of pool lru",),
+        path_expr=_TASK_PATH,
+        response_body={
+            **_task_body(
+                state="dropped",
+                finish_reason=None,
+                error={
+                    "kind": "QUEUE_FULL_DROP_LRU",
+                    "message": match.str("evicted"),
+                    "retriable": True,
+                },
+                attempt_state="failed",
+                attempt_error=None,
+            ),
+            "priority": "batch",
+            "pool": "lru",
+            "replica_id": None,
+            "engine": None,
+            "engine_version": None,
+            "tokens_out": 0,
+            "attempts": [],
+            "started_at": None,
+        },
+    ),
 )
 
 
@@ -557,14 +750,18 @@ def add_interaction(pact: Pact, spec: Spec) -> None:
     interaction = pact.upon_receiving(spec.description)
     for state in spec.states:
         interaction.given(state)
+    interaction.set_comment(REQUIREMENTS_COMMENT, list(spec.req))
     path: str | AbstractMatcher[Any] = spec.path
     if spec.path_expr is not None:
-        path = _from_state(spec.path, spec.path_expr)
+        path = _path_from_state(spec.path, spec.path_expr)
     interaction.with_request(spec.method, path)
     for name, value in spec.request_headers.items():
         interaction.with_header(name, value, part="Request")
     if spec.request_body is not None:
         interaction.with_body(spec.request_body, content_type="application/json", part="Request")
+    if spec.request_text is not None:
+        content_type, text = spec.request_text
+        interaction.with_body(text, content_type=content_type, part="Request")
     interaction.will_respond_with(spec.status)
     for name, value in spec.response_headers.items():
         interaction.with_header(name, value, part="Response")

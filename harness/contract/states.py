@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from harness.contract.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.plugin.fixtures import Factories
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted
@@ -81,6 +82,26 @@ GROUP_CONFIGS: dict[str, dict[str, Any]] = {
         ],
     },
     "auth": {"auth_token": "contract-token"},
+    "faulty": {
+        "engine_factory": crashing_engine_factory,
+        "pools": [
+            {
+                "pool_id": "reset",
+                "replicas": [{"replica_id": "x1", "faults": {"fail_after_tokens": 1}}],
+            },
+            {
+                "pool_id": "exhausted",
+                "max_attempts": 2,
+                "replicas": [{"replica_id": "e1", "faults": {"fail_after_tokens": 0}}],
+            },
+            {
+                "pool_id": "stalled",
+                "decode_timeout_ms": 300,
+                "replicas": [{"replica_id": "s1", "faults": {"stall_after_tokens": 1}}],
+            },
+            {"pool_id": "crashing", "replicas": [{"replica_id": f"{CRASHING_REPLICA_PREFIX}1"}]},
+        ],
+    },
 }
 """``orch_serve`` overrides of each in-process server group."""
 
@@ -170,6 +191,47 @@ def _pool_check(pool: str, replica_state: str) -> Setup:
     return setup
 
 
+def _wait_terminal(made: Factories, task_id: str) -> str:
+    terminal = {"completed", "failed", "cancelled", "dropped"}
+    _wait(f"task {task_id} ended", lambda: made.client.get_task(task_id).state in terminal)
+    return made.client.get_task(task_id).state
+
+
+def _failed_with(kind: str, pool: str, determinism: str) -> Setup:
+    """A task of ``pool`` (a fault-knob pool of the ``faulty`` group) that failed with ``kind``."""
+
+    def setup(made: Factories) -> Values:
+        admitted = made.task("hello", max_tokens=2, seed=7, determinism=determinism, pool=pool)
+        _wait_terminal(made, admitted.task_id)
+        error = made.client.get_task(admitted.task_id).error
+        if error is None or error.kind != kind:
+            raise RuntimeError(f"task on pool {pool!r} should fail with {kind}, got {error}")
+        return {"session_id": admitted.session_id, "task_id": admitted.task_id}
+
+    return setup
+
+
+def _a_cancelled_task(made: Factories) -> Values:
+    values = _a_running_task(made)
+    made.client.cancel_task(values["task_id"])
+    return values
+
+
+def _an_evicted_task(made: Factories) -> Values:
+    """A queued ``batch`` task of pool ``lru`` evicted by an ``interactive`` newcomer."""
+    session_id = made.session().session_id
+    running = _strict_task(made, session_id=session_id, pool="lru")
+    _wait(
+        f"task {running.task_id} running",
+        lambda: made.client.get_task(running.task_id).state == "running",
+    )
+    evicted = _strict_task(made, session_id=session_id, pool="lru", priority="batch")
+    _strict_task(made, session_id=session_id, pool="lru")
+    if _wait_terminal(made, evicted.task_id) != "dropped":
+        raise RuntimeError(f"task {evicted.task_id} should have been evicted")
+    return {"session_id": session_id, "task_id": evicted.task_id}
+
+
 def _nothing(made: Factories) -> Values:
     """A condition the server group's configuration provides (checked by its interaction)."""
     return {}
@@ -190,6 +252,21 @@ STATES: dict[str, tuple[str, Setup]] = {
     ),
     "the request body limit is 1024 bytes": ("constrained", _nothing),
     "an API token is required": ("auth", _nothing),
+    "a cancelled task exists": ("constrained", _a_cancelled_task),
+    "a task was evicted from the drop_lru queue of pool lru": ("constrained", _an_evicted_task),
+    "a task failed with WORKER_RESET": (
+        "faulty",
+        _failed_with("WORKER_RESET", "reset", "best_effort"),
+    ),
+    "a task failed with REPLICA_EXHAUSTED": (
+        "faulty",
+        _failed_with("REPLICA_EXHAUSTED", "exhausted", "strict"),
+    ),
+    "a task failed with DECODE_TIMEOUT": (
+        "faulty",
+        _failed_with("DECODE_TIMEOUT", "stalled", "strict"),
+    ),
+    "a task failed with INTERNAL": ("faulty", _failed_with("INTERNAL", "crashing", "strict")),
 }
 """Provider state name -> (server group, setup through the public API)."""
 

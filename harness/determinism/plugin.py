@@ -19,7 +19,8 @@ __all__ = ["SNAPSHOT_DIR", "snapshot_root"]
 
 SNAPSHOT_DIR = Setting(
     "snapshot_dir",
-    "folder of the determinism snapshots (default: the snapshots/ shipped with orchq)",
+    "folder of the snapshots, determinism and API shapes (default: the snapshots/ shipped "
+    "with orchq)",
 )
 
 

@@ -28,9 +28,7 @@ reported (and removed by ``--snapshot-update``) as syrupy does.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +49,7 @@ __all__ = [
     "SNAPSHOT_ROOT",
     "Case",
     "DeterminismSnapshotExtension",
+    "RepositorySnapshotExtension",
     "describe_drift",
     "documents_match",
     "render_document",
@@ -143,9 +142,38 @@ def render_document(document: Any) -> str:
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-class DeterminismSnapshotExtension(JSONSnapshotExtension):
+class RepositorySnapshotExtension(JSONSnapshotExtension):
     """Single-file JSON snapshots (syrupy's public JSON extension: text files, ``.json``)
-    in orchq's ``snapshots/``, with our own canonical rendering; timing is not compared."""
+    in orchq's top-level ``snapshots/`` folder, written atomically."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        """``<snapshot folder>/<parent package>/<test module>``, e.g.
+        ``snapshots/conformance/test_determinism`` for the packaged suite; the folder is
+        ``--orch-snapshot-dir``, else orchq's own (:mod:`harness.determinism.plugin`)."""
+        from harness.determinism.plugin import snapshot_root
+
+        root = snapshot_root(test_location.item.config)
+        parent = Path(test_location.filepath).parent.name
+        return str(root / parent / test_location.basename)
+
+    @classmethod
+    def write_snapshot_collection(
+        cls,
+        *,
+        snapshot_collection: SnapshotCollection,
+        name_order: dict[str, int] | None = None,
+    ) -> None:
+        from harness.trace.index import write_text_atomic
+
+        data = next(iter(snapshot_collection)).data
+        if not isinstance(data, str):
+            raise TypeError(f"can't write a {type(data).__name__} snapshot")
+        write_text_atomic(Path(snapshot_collection.location), data)
+
+
+class DeterminismSnapshotExtension(RepositorySnapshotExtension):
+    """Determinism snapshots with our own canonical rendering; timing is not compared."""
 
     def serialize(
         self,
@@ -184,38 +212,6 @@ class DeterminismSnapshotExtension(JSONSnapshotExtension):
             if not _ENGINE_KEYED.fullmatch(Path(collection.location).name):
                 kept.add(collection)
         return kept
-
-    @classmethod
-    def dirname(cls, *, test_location: PyTestLocation) -> str:
-        """``<snapshot folder>/<parent package>/<test module>``, e.g.
-        ``snapshots/conformance/test_determinism`` for the packaged suite; the folder is
-        ``--orch-snapshot-dir``, else orchq's own (:mod:`harness.determinism.plugin`)."""
-        from harness.determinism.plugin import snapshot_root
-
-        root = snapshot_root(test_location.item.config)
-        parent = Path(test_location.filepath).parent.name
-        return str(root / parent / test_location.basename)
-
-    @classmethod
-    def write_snapshot_collection(
-        cls,
-        *,
-        snapshot_collection: SnapshotCollection,
-        name_order: dict[str, int] | None = None,
-    ) -> None:
-        path = Path(snapshot_collection.location)
-        data = next(iter(snapshot_collection)).data
-        if not isinstance(data, str):
-            raise TypeError(f"can't write a {type(data).__name__} snapshot")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def describe_drift(stored: str | None, document: dict[str, Any], limit: int = 8) -> list[str]:

@@ -41,6 +41,16 @@ def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMac
         def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
             return target.call_kwargs()
 
+        def call(self, case: Case[Any], **kwargs: Any) -> Response:
+            __tracebackhide__ = True
+            try:
+                response: Response = super().call(case, **kwargs)
+            except Exception as error:
+                failure = unanswered(case, error)
+                target.failures.append(failure)
+                raise AssertionError(failure) from error
+            return response
+
         def validate_response(
             self,
             response: Response,
@@ -57,6 +67,18 @@ def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMac
                 raise
 
     return OrchQueueMachine
+
+
+def unanswered(case: Case[Any], error: Exception) -> str:
+    """The failure of a request that got no whole answer (the connection broke off)."""
+    operation = f"{case.method.upper()} {case.path}"
+    cause = f"{type(error).__name__}: {error}"
+    if case.path.endswith("/stream"):
+        return (
+            f"ORCH-0081: {operation}: the stream broke off before an `end` or `error` event "
+            f"closed it ({cause})"
+        )
+    return f"{operation}: no whole answer ({cause})"
 
 
 def run_stateful(
@@ -82,6 +104,9 @@ def run_stateful(
     moved on (new IDs, a task that has finished meanwhile), so the replay can
     take other links and Hypothesis calls the run flaky. The failure seen
     first is then the one raised: it happened, with its ORCH IDs and curl line.
+    A request that got no answer is such a failure too. When nothing failed,
+    the same drift (a task ended meanwhile, a queue now full) can still make
+    Hypothesis stop a round as flaky: the round ends and the next one runs.
     """
     machine = state_machine(schema, target)
     before = target.cases
@@ -92,7 +117,10 @@ def run_stateful(
             machine.run(settings=fuzz_settings(scenarios, explore=explore, steps=steps))
         except (Flaky, FlakyFailure) as flaky:
             if not target.failures:
-                raise
+                # Nothing failed: the server's state changed which links a scenario could
+                # take, so Hypothesis' search of this round cannot go on. The next round
+                # explores on.
+                continue
             raise AssertionError(
                 f"{target.failures[0]}\n\n(the server answered the replay of this scenario "
                 f"differently, so Hypothesis could not reproduce it: {type(flaky).__name__})"

@@ -1,8 +1,7 @@
-"""Session-first factory fixtures (seeds/000): parents first, every time.
+"""Session-first factory fixtures: parents first, every time.
 
-seeds/000 is a suite that went red for reasons no failing test could explain;
-one cause was job rows inserted before their session (a foreign-key failure).
-These fixtures make that impossible:
+A row inserted before its parent (a task before its session) fails far from its
+cause; these fixtures make that impossible (docs/design/test-isolation.md):
 
 **Parents first.** ``orch_make_task()`` without a ``session_id`` creates its
 session; ``orch_make_attempt()`` brings its task and session and waits until
@@ -12,7 +11,7 @@ teardown. ``orch_db`` is the same at the store level: a real orchestratord
 SQLite store (foreign keys ON) whose ``make_*`` insert rows parents-first
 through the store's own API.
 
-The other two causes of seeds/000 are :mod:`harness.plugin.persisted`'s job
+The other two ways one test hurts another are :mod:`harness.plugin.persisted`'s job
 (a persisted setting leaking between workers) and
 :mod:`harness.plugin.scripted`'s (a late call consuming the next test's
 scripted response).

@@ -1,8 +1,6 @@
 """The leak guard: the test that leaves work running behind fails, not the next one.
 
-In seeds/000 a timed-out scenario left an async call running; it consumed the
-next test's mock response and *that* test failed. Here a test that, once its
-fixtures are torn down, still leaves
+A test that, once its fixtures are torn down, still leaves
 
 - pending asyncio tasks it created (on a loop that is not closed),
 - threads it started that are still alive (after a short grace to finish),

@@ -1,8 +1,7 @@
-"""The persisted-settings guard around ``orch_target`` against a shared live target (seeds/000).
+"""The persisted-settings guard around ``orch_target`` against a shared live target.
 
-A persisted routing ``fallback_mode`` written by one test and read by another
-test running in a parallel worker made a suite go red for reasons no failing
-test could explain. So, against ``--orch-url``, every test that uses
+A persisted routing ``fallback_mode`` written by one test must not be read by
+another test in a parallel worker. So, against ``--orch-url``, every test that uses
 ``orch_target`` (``orch_client`` and the factories do) holds an inter-process
 lock keyed by the target URL (files in the run's shared temp root,
 ``tmp_path_factory.getbasetemp().parent`` under xdist): *shared* by default,

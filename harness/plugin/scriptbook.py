@@ -1,9 +1,8 @@
 """The strict scripted engine: per-replica queues of engine outcomes that fail loudly.
 
-seeds/000 failed because a shared list of mock responses was consumed by a
-call that belonged to another test (a timed-out rate-limit scenario whose
-retry ran on into the next test), and the innocent test then reported "No more
-mock responses queued". A :class:`ScriptBook` makes that impossible to miss:
+A call that belongs to another test (a timed-out scenario whose retry runs on
+into the next test) must not consume the next test's responses unnoticed
+(docs/design/test-isolation.md). A :class:`ScriptBook` makes that impossible to miss:
 
 - every replica has its own queue of :class:`Outcome`; a call with nothing
   left raises :class:`ScriptExhausted` naming the *owning* test and is

@@ -31,7 +31,7 @@ passed only after a pytest-rerunfailures ``rerun``. Every failing
 report of a citing test gets an "orchq requirements" section listing each cited
 ID with level and text, so the failure names the requirement it breaks.
 
-Reports: ``--orch-trace PATH`` (JSON ``orchq-trace/3``) and ``--orch-report-dir
+Reports: ``--orch-trace PATH`` (JSON ``orchq-trace/4``) and ``--orch-report-dir
 DIR`` (``trace.json``, ``COMPLIANCE.md``, ``report.html``); the OpenAPI
 operations behind each requirement come from ``x-req-id`` in ``--orch-openapi``
 (default the project's ``openapi``, skipped when absent).
@@ -58,7 +58,7 @@ from harness.trace.report import GATE_LEVELS, SCHEMA, STATES, requirement_state
 if TYPE_CHECKING:
     from harness.project import Project
     from harness.trace.index import Index
-    from harness.trace.report import Trace
+    from harness.trace.report import CaseInfo, Trace
 
 __all__ = [
     "GATE_LEVELS",
@@ -72,6 +72,8 @@ __all__ = [
 
 PROPERTY = "requirements"
 """``user_properties`` key carrying the comma-separated IDs an item cites."""
+EVIDENCE_PROPERTY = "evidence"
+"""``user_properties`` key carrying a citing item's kind of evidence and ``file:line``."""
 
 SECTION = "orchq requirements"
 """Title of the report section listing a failing test's cited requirements."""
@@ -96,6 +98,12 @@ OPENAPI = Setting(
     "openapi",
     "OpenAPI document whose operations' x-req-id the reports list (default: the project's "
     "openapi, contracts/openapi/orchqueue.yaml, if present)",
+)
+REQUIRE_EVIDENCE = Setting(
+    "require_evidence",
+    "under the gate, also refuse requirements of a level without a verified test of one of "
+    'these kinds, e.g. "MUST = contract | property" (clauses split by ";" or lines; kinds: '
+    "contract, cdc, fuzz, property, determinism, e2e, metrics, integration, unit)",
 )
 GATE = Setting(
     "gate",
@@ -125,6 +133,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(parser, group, LOCK, metavar="PATH")
     add(parser, group, OPENAPI, metavar="PATH")
     add(parser, group, GATE, choices=sorted(GATE_LEVELS))
+    add(parser, group, REQUIRE_EVIDENCE, metavar="RULES")
     for setting in PROJECT_ONLY:
         add(parser, group, setting)
 
@@ -182,6 +191,13 @@ def tracing(config: pytest.Config) -> Tracing | None:
         state = Tracing(project) if opted_in else None
     if state is not None and state.problem is None and _gate(config) not in GATE_LEVELS:
         state.problem = f"orchq_gate = {_gate(config)!r}: expected one of {', '.join(GATE_LEVELS)}"
+    if state is not None and state.problem is None:
+        from harness.trace.evidence import EvidenceRuleError, parse_rules
+
+        try:
+            parse_rules(orchq_session(config).value(REQUIRE_EVIDENCE))
+        except EvidenceRuleError as exc:
+            state.problem = f"orchq_require_evidence: {exc}"
     config.stash[_TRACING] = state
     return state
 
@@ -193,6 +209,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if state is None:
         return
     config.addinivalue_line("markers", state.marker_help())
+    config.addinivalue_line(
+        "markers",
+        "evidence(kind): the kind of evidence this test gives the requirements it cites "
+        "(contract, cdc, fuzz, property, determinism, e2e, metrics, integration, unit), "
+        "where its suite marker and place would not say",
+    )
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(TraceRecorder(config, state), "orchq-trace-recorder")
 
@@ -332,14 +354,45 @@ def pytest_collection_modifyitems(
     rejected: set[int] = set()
     for item, ids in cited:
         problems = _check_ids(item.nodeid, ids, index, shown, state.project)
+        try:
+            evidence = _evidence_of(item)
+        except ValueError as exc:  # an unknown kind in @pytest.mark.evidence
+            problems.append(str(exc))
         if problems:
             rejected.add(id(item))
             _report_spec_error(config, item.nodeid, "\n".join(problems))
             continue
         unique = sorted({str(i) for i in ids}, key=lambda i: (len(i), i))
         item.user_properties.append((PROPERTY, ",".join(unique)))
+        item.user_properties.append((EVIDENCE_PROPERTY, evidence))
     if rejected:
         items[:] = [item for item in items if id(item) not in rejected]
+
+
+def _evidence_of(item: pytest.Item) -> str:
+    """``kind file:line`` of a citing item (:mod:`harness.trace.evidence`)."""
+    from harness.trace.evidence import kind_of, location_of
+
+    path, line = location_of(item)
+    return f"{kind_of(item)} {path}:{line}"
+
+
+def _case_info(report: pytest.TestReport, failed: bool) -> CaseInfo:
+    from harness.trace.report import CaseInfo
+
+    kind, path, line = "unit", None, None
+    for key, value in report.user_properties:
+        if key == EVIDENCE_PROPERTY and isinstance(value, str):
+            kind, _, where = value.partition(" ")
+            path, _, number = where.rpartition(":")
+            line = int(number) if number.isdigit() else None
+    failure = None
+    if failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = getattr(crash, "message", None) or report.longreprtext
+        lines = [text.strip() for text in str(message).splitlines() if text.strip()]
+        failure = lines[0][:300] if lines else None
+    return CaseInfo(kind, path or None, line, failure)
 
 
 # ---------------------------------------------------------------- failure sections
@@ -416,6 +469,9 @@ class TraceRecorder:
     reran: set[str] = field(default_factory=set)
     """nodeids with at least one pytest-rerunfailures ``rerun`` attempt."""
 
+    cases: dict[str, CaseInfo] = field(default_factory=dict)
+    """nodeid -> kind of evidence, place, first failure line (of the phase that decided)."""
+
     spec_errors: int = 0
     """Collection reports of ours (bad citations, broken index) seen from any process."""
 
@@ -483,6 +539,7 @@ class TraceRecorder:
         if previous is not None and _OUTCOME_RANK[previous[1]] >= _OUTCOME_RANK[outcome]:
             return
         self.outcomes[report.nodeid] = (ids, outcome)
+        self.cases[report.nodeid] = _case_info(report, outcome == "failed")
 
     def final_outcomes(self) -> dict[str, tuple[tuple[str, ...], str]]:
         """Outcomes with ``passed``-after-a-rerun turned into ``flaky``."""
@@ -499,6 +556,18 @@ class TraceRecorder:
         index, shown = _load_index(self.config, self.state)
         lock, lock_shown, operations, api_shown = self._load_context()
         project = self.state.project
+        index_path, _ = _option_path(self.config, INDEX, "index")
+        # The spec the index was extracted from: its path is relative to the project root,
+        # an ancestor of the index (a checkout's, or the copy shipped inside the wheel).
+        spec_path = next(
+            (
+                folder / index.spec
+                for folder in index_path.resolve().parents
+                if (folder / index.spec).is_file()
+            ),
+            None,
+        )
+        spec_shown = self._shown(spec_path) if spec_path is not None else None
         return build_trace(
             index,
             shown,
@@ -509,7 +578,18 @@ class TraceRecorder:
             api_shown,
             title=project.title if project is not None else DEFAULT_TITLE,
             scheme=project.scheme if project is not None else ORCH,
+            cases=self.cases,
+            spec=spec_shown,
         )
+
+    def _shown(self, path: Path) -> str:
+        """``path`` relative to the rootdir (POSIX), as reports name files."""
+        import os
+
+        try:
+            return Path(os.path.relpath(path, self.config.rootpath)).as_posix()
+        except ValueError:
+            return path.name
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -542,7 +622,7 @@ class TraceRecorder:
             for kind, name in REPORT_FILES.items():
                 targets.append((kind, report_dir / name, f"{shown_dir}/{name}"))
         try:
-            write_outputs(trace, targets)
+            write_outputs(trace, targets, root=Path(self.config.rootpath))
         except TraceFileError as exc:
             sys.stderr.write(f"ERROR: {exc}\n")
             session.exitstatus = SPEC_ERROR
@@ -554,10 +634,20 @@ class TraceRecorder:
         they are refused too. pytest's own failure codes win: a run whose tests failed keeps exit
         code 1 (the failing requirements are still listed), so CI can tell the two apart.
         """
+        from harness.trace.evidence import evidence_violations, parse_rules
+        from harness.trace.report import evidence_states
+
         levels = GATE_LEVELS[gate]
-        for req, state, _tests in trace.rows():
+        rows = trace.rows()
+        for req, state, _tests in rows:
             if req.level in levels and state != "verified":
                 self.violations.append(f"{req.id} ({req.level}, {req.section}): {state}")
+        rules = parse_rules(orchq_session(self.config).value(REQUIRE_EVIDENCE))
+        evidence = [
+            (req.id, req.level, req.section, evidence_states(tests, trace.cases))
+            for req, _state, tests in rows
+        ]
+        self.violations.extend(evidence_violations(rules, evidence))
         if self.violations and session.exitstatus == OK:
             session.exitstatus = TRACE_VIOLATION
 

@@ -1,4 +1,4 @@
-"""The traceability report model: outcomes -> requirement states -> ``orchq-trace/3`` JSON.
+"""The traceability report model: outcomes -> requirement states -> ``orchq-trace/4`` JSON.
 
 One :class:`Trace` holds everything a report needs: the active requirements of
 the index (with the hash accepted in the lock and the OpenAPI operations behind
@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.trace.evidence import KINDS
 from harness.trace.index import LEVELS, ORCH, IdScheme, Index, TraceFileError
 
 DEFAULT_TITLE = "OrchQueue v1"
@@ -54,6 +55,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_FILE",
     "STATES",
+    "CaseInfo",
     "ReqInfo",
     "Trace",
     "build_trace",
@@ -64,10 +66,12 @@ __all__ = [
     "worse_outcome",
 ]
 
-SCHEMA = "orchq-trace/3"
+SCHEMA = "orchq-trace/4"
 """Version tag of the JSON report (2: texts, hashes, lock, operations, per-test outcomes;
-3: the project's title and ID prefix, state names ``xfail``/``skipped``/``partly-skipped``)."""
-SCHEMA_FILE = "orchq-trace-3.schema.json"
+3: the project's title and ID prefix, state names ``xfail``/``skipped``/``partly-skipped``;
+4: the spec's path, each test's kind of evidence, file, line and first failure line, and
+each requirement's evidence per kind)."""
+SCHEMA_FILE = "orchq-trace-4.schema.json"
 """The JSON Schema of :data:`SCHEMA`, shipped beside this module."""
 
 OUTCOMES: tuple[str, ...] = ("passed", "skipped", "xfailed", "xpassed", "flaky", "failed")
@@ -151,6 +155,33 @@ class ReqInfo:
         return self.accepted is not None and self.accepted != self.sha256
 
 
+@dataclass(frozen=True)
+class CaseInfo:
+    """What a report shows of one test case besides its outcome."""
+
+    evidence: str = "unit"
+    """Its kind of evidence (:data:`harness.trace.evidence.KINDS`)."""
+    path: str | None = None
+    """Its file, relative to the rootdir (POSIX), when known."""
+    line: int | None = None
+    """The 1-based line of its definition in ``path``."""
+    failure: str | None = None
+    """The first line of its failure message, when it failed."""
+
+
+_NO_INFO = CaseInfo()
+
+
+def evidence_states(
+    tests: Iterable[tuple[str, str]], cases: Mapping[str, CaseInfo]
+) -> dict[str, str]:
+    """Per kind of evidence, the state its citing cases of that kind give a requirement."""
+    by_kind: dict[str, set[str]] = {}
+    for nodeid, outcome in tests:
+        by_kind.setdefault(cases.get(nodeid, _NO_INFO).evidence, set()).add(outcome)
+    return {kind: requirement_state(by_kind[kind]) for kind in KINDS if kind in by_kind}
+
+
 @dataclass
 class Trace:
     """A run's traceability: requirements (by ID number) and cited tests' final outcomes."""
@@ -168,6 +199,10 @@ class Trace:
     requirements: list[ReqInfo]
     tests: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     """nodeid -> (cited IDs in number order, final outcome)."""
+    cases: dict[str, CaseInfo] = field(default_factory=dict)
+    """nodeid -> its kind of evidence, place and failure line (absent: unknown, ``unit``)."""
+    spec: str | None = None
+    """Repo-relative path of the spec whose anchors (``spec#ORCH-0042``) reports link to."""
 
     _rows: list[tuple[ReqInfo, str, list[tuple[str, str]]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -207,6 +242,7 @@ class Trace:
             requirements.append(
                 {
                     "accepted_sha256": req.accepted,
+                    "evidence": evidence_states(tests, self.cases),
                     "id": req.id,
                     "level": req.level,
                     "operations": list(req.operations),
@@ -217,11 +253,21 @@ class Trace:
                     "text": req.text,
                 }
             )
-        tests_out = [
-            {"nodeid": nodeid, "outcome": self.tests[nodeid][1], "requirements": list(ids)}
-            for nodeid in sorted(self.tests)
-            for ids in (self.tests[nodeid][0],)
-        ]
+        tests_out = []
+        for nodeid in sorted(self.tests):
+            ids, outcome = self.tests[nodeid]
+            case = self.cases.get(nodeid, _NO_INFO)
+            tests_out.append(
+                {
+                    "evidence": case.evidence,
+                    "failure": case.failure,
+                    "line": case.line,
+                    "nodeid": nodeid,
+                    "outcome": outcome,
+                    "path": case.path,
+                    "requirements": list(ids),
+                }
+            )
         return {
             "index": self.index,
             "index_sha256": self.index_sha256,
@@ -230,6 +276,7 @@ class Trace:
             "prefix": self.prefix,
             "requirements": requirements,
             "schema": SCHEMA,
+            "spec": self.spec,
             "summary": {"by_level": by_level, "states": states},
             "tests": tests_out,
             "title": self.title,
@@ -267,6 +314,8 @@ def build_trace(
     *,
     title: str = DEFAULT_TITLE,
     scheme: IdScheme = ORCH,
+    cases: Mapping[str, CaseInfo] | None = None,
+    spec: str | None = None,
 ) -> Trace:
     """A :class:`Trace` of the index's active requirements and the given final outcomes."""
     accepted = lock or {}
@@ -286,6 +335,8 @@ def build_trace(
         openapi=openapi_shown if operations is not None else None,
         requirements=reqs,
         tests=dict(tests),
+        cases={nodeid: case for nodeid, case in (cases or {}).items() if nodeid in tests},
+        spec=spec,
     )
 
 
@@ -323,12 +374,14 @@ _TOP_KEYS = {
     "prefix",
     "requirements",
     "schema",
+    "spec",
     "summary",
     "tests",
     "title",
 }
 _REQ_KEYS = {
     "accepted_sha256",
+    "evidence",
     "id",
     "level",
     "operations",
@@ -381,7 +434,8 @@ def _trace_from_data(data: Any) -> Trace:
     if [r.id for r in reqs] != sorted(seen, key=_id_order):
         raise _Bad("requirements must be in ID order")
     tests: dict[str, tuple[tuple[str, ...], str]] = {}
-    test_keys = {"nodeid", "outcome", "requirements"}
+    cases: dict[str, CaseInfo] = {}
+    test_keys = {"evidence", "failure", "line", "nodeid", "outcome", "path", "requirements"}
     for pos, entry in enumerate(_expect(top["tests"], list, "tests")):
         # The hot loop of a 100k-test trace: cheap checks first, precise messages on failure.
         if type(entry) is not dict or entry.keys() != test_keys:
@@ -398,6 +452,7 @@ def _trace_from_data(data: Any) -> Trace:
         if nodeid in tests:
             raise _Bad(f"tests[{pos}]: duplicate nodeid {nodeid!r}")
         tests[nodeid] = (tuple(ids), outcome)
+        cases[nodeid] = _case(entry, f"tests[{pos}]")
     return Trace(
         title=_expect(top["title"], str, "title"),
         prefix=scheme.prefix,
@@ -407,6 +462,23 @@ def _trace_from_data(data: Any) -> Trace:
         openapi=_optional_str(top["openapi"], "openapi"),
         requirements=reqs,
         tests=tests,
+        cases=cases,
+        spec=_optional_str(top["spec"], "spec"),
+    )
+
+
+def _case(entry: Mapping[str, Any], where: str) -> CaseInfo:
+    evidence = entry["evidence"]
+    if evidence not in KINDS:
+        raise _Bad(f"{where}.evidence must be one of {', '.join(KINDS)}")
+    line = entry["line"]
+    if line is not None and (type(line) is not int or line < 1):
+        raise _Bad(f"{where}.line must be a positive integer or null")
+    return CaseInfo(
+        evidence,
+        _optional_str(entry["path"], f"{where}.path"),
+        line,
+        _optional_str(entry["failure"], f"{where}.failure"),
     )
 
 
@@ -418,11 +490,12 @@ def _check_derived(trace: Trace, data: dict[str, Any], display: str) -> None:
         summary[state] += 1
         by_level[req.level][state] += 1
         expected = [{"nodeid": n, "outcome": o} for n, o in tests]
-        if entry["state"] != state or entry["tests"] != expected:
+        evidence = evidence_states(tests, trace.cases)
+        if entry["state"] != state or entry["tests"] != expected or entry["evidence"] != evidence:
             raise TraceFileError(
                 display,
-                f"malformed trace: {req.id}: state or tests do not follow from the trace's "
-                "tests (edited by hand?)",
+                f"malformed trace: {req.id}: state, tests or evidence do not follow from the "
+                "trace's tests (edited by hand?)",
             )
     if data["summary"] != {"by_level": by_level, "states": summary}:
         raise TraceFileError(
@@ -462,6 +535,7 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
         raise ValueError("nothing to merge")
     first_name, first = traces[0]
     tests: dict[str, tuple[tuple[str, ...], str]] = {}
+    cases: dict[str, CaseInfo] = {}
     for name, trace in traces:
         if trace.index_sha256 != first.index_sha256:
             raise TraceFileError(
@@ -484,12 +558,17 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
                 "(another acceptance lock or OpenAPI document?)",
             )
         for nodeid, (ids, outcome) in trace.tests.items():
+            case = trace.cases.get(nodeid, _NO_INFO)
             previous = tests.get(nodeid)
             if previous is None:
                 tests[nodeid] = (ids, outcome)
+                cases[nodeid] = case
                 continue
             union = tuple(sorted(set(previous[0]) | set(ids), key=_id_order))
-            tests[nodeid] = (union, worse_outcome(previous[1], outcome))
+            worse = worse_outcome(previous[1], outcome)
+            tests[nodeid] = (union, worse)
+            if worse == outcome and worse != previous[1]:
+                cases[nodeid] = case  # the failure line of the shard where it failed
     return Trace(
         first.title,
         first.prefix,
@@ -499,4 +578,6 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
         first.openapi,
         first.requirements,
         tests,
+        cases,
+        first.spec,
     )

@@ -72,11 +72,19 @@ def trace_group() -> None:
 )
 @click.option("--html", "html", type=_FILE, default=None, help="Write the HTML matrix here.")
 def report_command(trace_file: Path, md: Path | None, html: Path | None) -> None:
-    """Render a trace (orchq-trace/3 JSON) as Markdown and/or self-contained HTML."""
+    """Render a trace (orchq-trace/4 JSON) as Markdown and/or self-contained HTML.
+
+    Links to the spec and to the test files are relative to the project (the
+    nearest pyproject.toml configuring orchq, else the working directory).
+    """
     trace = _load(trace_file)
     targets = [(k, p, str(p)) for k, p in (("md", md), ("html", html)) if p is not None]
     try:
-        write_outputs(trace, targets)
+        root: Path | None = find_project(Path.cwd()).root
+    except ProjectError:
+        root = None
+    try:
+        write_outputs(trace, targets, root=root)
     except TraceFileError as exc:
         _fail(str(exc))
     click.echo(f"{trace_file}: {_summary(trace)}")
@@ -106,20 +114,37 @@ def merge_command(traces: tuple[Path, ...], output: Path) -> None:
     "--level", "gate", type=click.Choice(["must", "should"]), default="must", show_default=True,
     help="must: MUST and MUST NOT; should: also SHOULD and SHOULD NOT.",
 )  # fmt: skip
-def gate_command(trace_file: Path, gate: str) -> None:
+@click.option(
+    "--require-evidence", "rules_text", default=None, metavar="RULES",
+    help='Also refuse a level without a verified test of these kinds, e.g. '
+    '"MUST = contract | property" (as --orch-require-evidence).',
+)  # fmt: skip
+def gate_command(trace_file: Path, gate: str, rules_text: str | None) -> None:
     """Apply the traceability gate to a trace, e.g. one merged from CI shards.
 
-    Exit 6 naming every gated requirement that is not verified, as
-    ``pytest --orch-gate`` does for a single run; exit 0 otherwise.
+    Exit 6 naming every gated requirement that is not verified (or lacks the
+    evidence a rule asks for), as ``pytest --orch-gate`` does for a single run;
+    exit 0 otherwise.
     """
-    from harness.trace.report import GATE_LEVELS
+    from harness.trace.evidence import EvidenceRuleError, evidence_violations, parse_rules
+    from harness.trace.report import GATE_LEVELS, evidence_states
 
+    try:
+        rules = parse_rules(rules_text)
+    except EvidenceRuleError as exc:
+        raise click.BadParameter(str(exc), param_hint="--require-evidence") from None
+    trace = _load(trace_file)
     levels = GATE_LEVELS[gate]
+    rows = trace.rows()
     violations = [
         f"{req.id} ({req.level}, {req.section}): {state}"
-        for req, state, _tests in _load(trace_file).rows()
+        for req, state, _tests in rows
         if req.level in levels and state != "verified"
     ]
+    violations += evidence_violations(
+        rules,
+        [(r.id, r.level, r.section, evidence_states(t, trace.cases)) for r, _s, t in rows],
+    )
     if violations:
         click.echo(
             f"{trace_file}: gate '{gate}' refused: {len(violations)} requirement(s) not verified "
@@ -200,3 +225,32 @@ def accept_command(index: Path | None, lock: Path | None, trace_file: Path | Non
     except TraceFileError as exc:
         _fail(str(exc))
     click.echo(f"{lock_path}: accepted {chosen} requirement(s), {len(accepted)} in the lock")
+
+
+@trace_group.command("dod")
+@click.argument("req_id", metavar="ORCH-XXXX")
+@click.option(
+    "--trace",
+    "trace_file",
+    type=_FILE,
+    default=Path("orchq-report") / "trace.json",
+    show_default=True,
+    help="The trace to read (orchq verify and --orch-report-dir write trace.json).",
+)
+def dod_command(req_id: str, trace_file: Path) -> None:
+    """Print the Definition-of-Done checklist of one requirement, filled in from a trace.
+
+    One line per item of the test plan's checklist (contracts, CDC, provider,
+    properties, determinism, E2E, observability, compliance): [x] when tests of
+    the kinds that prove it all passed, [!] when one of them did not, [ ] when
+    no test of those kinds cites the requirement.
+    """
+    from harness.trace.dod import checklist
+
+    trace = _load(trace_file)
+    try:
+        lines = checklist(trace, req_id)
+    except KeyError:
+        _fail(f"{trace_file}: no requirement {req_id} (not in the trace's index, or deleted)")
+    for line in lines:
+        click.echo(line)

@@ -10,7 +10,8 @@ finishes the document so that a standard tool reading it (Schemathesis's
   (``itemSchema``) with its name, id and JSON ``data`` (``contentMediaType``
   and ``contentSchema``), selected by a discriminator on ``event``, and the
   whole stream (``schema``) with at most one closing event (ORCH section 5);
-- the ``Last-Event-ID`` header with the pattern the server accepts (ORCH-0200).
+- the ``Last-Event-ID`` header with the pattern the server accepts (ORCH-0200);
+- ``X-Request-Id`` on every response (ORCH-0004), so a client or a pact may rely on it.
 
 Invariant: the document is a function of the code alone (no clock, no
 database), so ``orchq openapi regen --check`` can compare it byte for byte.
@@ -18,6 +19,7 @@ database), so ``orchq openapi regen --check`` can compare it byte for byte.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
@@ -157,6 +159,24 @@ def _exact_bounds(document: dict[str, Any]) -> None:
             _copy_exact_bounds(schema, model.model_json_schema(ref_template=_REF))
 
 
+REQUEST_ID_HEADER = {
+    "description": "The request's own X-Request-Id when it has one of 1 to 128 characters, "
+    "else an ID the server chose (ORCH-0004, ORCH-0243); the error envelope's request_id.",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def _declare_request_id(document: dict[str, Any]) -> None:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                # Copies: a YAML dump would write an object met twice as an anchor and aliases.
+                headers = copy.deepcopy(response.get("headers", {}))
+                headers["X-Request-Id"] = copy.deepcopy(REQUEST_ID_HEADER)
+                response["headers"] = headers
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` (and ``/openapi.json``) return the finished document."""
     # 3.2 only adds to 3.1 (what FastAPI writes), so the version is all that changes.
@@ -170,6 +190,7 @@ def install_openapi(app: FastAPI) -> None:
             _without_fastapi_422(document)
             _exact_bounds(document)
             _describe_stream(document)
+            _declare_request_id(document)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -110,6 +110,20 @@ _SESSION_LINKS["links"]["CreateTask"] = {
     "requestBody": {"session_id": "$response.body#/session_id"},
 }
 _TASK_LINKS = _links("task_id", "$response.body#/task_id", "getTask", "streamTask", "cancelTask")
+
+
+def _location(template: str, requirement: str) -> dict[str, Any]:
+    """The ``Location`` header of a created resource, as the OpenAPI document declares it."""
+    pattern = "^" + template.replace("{id}", "[^/]+") + "$"
+    return {
+        "Location": {
+            "description": f"The new resource, `{template}` ({requirement}).",
+            "required": True,
+            "schema": {"type": "string", "pattern": pattern},
+        }
+    }
+
+
 _STREAM_LINKS = _links("task_id", "$request.path.task_id", "getTask", "cancelTask")
 
 READINESS_WAIT_MS = 1000
@@ -140,7 +154,10 @@ def _orchestrator(request: Request) -> Orchestrator:
     "/v1/sessions",
     status_code=201,
     response_model=SessionCreated,
-    responses={201: _SESSION_LINKS, **_errors(*_WITH_BODY)},
+    responses={
+        201: {**_SESSION_LINKS, "headers": _location("/v1/sessions/{id}", "ORCH-0026")},
+        **_errors(*_WITH_BODY),
+    },
     operation_id="createSession",
     openapi_extra={"x-req-id": ["ORCH-0006", "ORCH-0025", "ORCH-0026"]},
     tags=["sessions"],
@@ -189,7 +206,10 @@ async def delete_session(request: Request, session_id: str) -> Response:
     "/v1/tasks",
     status_code=202,
     response_model=TaskAdmitted,
-    responses={202: _TASK_LINKS, **_errors(*_WITH_BODY, 404, 410, 429, busy=_ADMISSION_503)},
+    responses={
+        202: {**_TASK_LINKS, "headers": _location("/v1/tasks/{id}", "ORCH-0042")},
+        **_errors(*_WITH_BODY, 404, 410, 429, busy=_ADMISSION_503),
+    },
     operation_id="createTask",
     openapi_extra={
         "x-req-id": [

@@ -30,7 +30,7 @@ from orchestrator.runtime.context import RuntimeContext
 from orchestrator.runtime.pool import Pool, Replica
 from orchestrator.runtime.starts import AttemptStarts
 from orchestrator.runtime.tasks import LiveTask
-from orchestrator.runtime.termination import Termination
+from orchestrator.runtime.termination import AttemptEnd, Termination
 from orchestrator.runtime.watchdog import DecodeWatchdog
 from orchestrator.store import AttemptRow
 from orchestrator.vocabulary import AttemptErrorKind, ErrorKind
@@ -129,7 +129,11 @@ class Executor:
         except Exception:
             log.exception("running task %s failed", lt.task_id)
             error = task_error(ErrorKind.INTERNAL, "the orchestrator failed while running the task")
-            self._termination.finish(lt, "failed", error=error)
+            opened = lt.attempt_open
+            attempt: AttemptEnd | None = None
+            if opened is not None:
+                attempt = (opened, "failed", ErrorKind.INTERNAL.value)
+            self._termination.finish(lt, "failed", error=error, attempt=attempt)
 
     def _release(self, lt: LiveTask, pool: Pool) -> None:
         replica, lt.slot = lt.slot, None

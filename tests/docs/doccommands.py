@@ -10,12 +10,12 @@ Commands run in order, in one workspace per page (a copy of the repository, with
 ``PYTHONPATH`` pointing at it so ``orchq`` and the pytest plugin are the copy's and
 nothing writes into the real checkout), through ``bash -c`` with the virtualenv's
 ``bin`` first on ``PATH``. A command ending in `` &`` is a server the page starts in
-the background (``orchq serve`` or ``orchq engine serve``): the runner starts it, waits
-for the line naming its URL, and fills the page's placeholder (``$ORCHQ_URL`` or
-``$ORCHQ_ENGINE_URL``) into the commands that follow, exactly as the page tells the
-reader to do. Placeholders are substituted as text, never exported: pytest reads
-``ORCHQ_URL`` from the environment as ``--orch-url``, which would change what the
-other commands test.
+the background (``orchq serve``, ``orchq engine serve`` or ``orchq pact stub``): the
+runner starts it, waits for the line naming its URL, and fills the page's placeholder
+(``$ORCHQ_URL``, ``$ORCHQ_ENGINE_URL`` or ``$ORCHQ_STUB_URL``) into the commands that
+follow, exactly as the page tells the reader to do. Placeholders are substituted as
+text, never exported: pytest reads ``ORCHQ_URL`` from the environment as
+``--orch-url``, which would change what the other commands test.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+")
 BACKGROUND: dict[str, str] = {
     "orchq engine serve": "ORCHQ_ENGINE_URL",
     "orchq serve": "ORCHQ_URL",
+    "orchq pact stub": "ORCHQ_STUB_URL",
 }
 """Background commands the runner knows, and the placeholder each one's URL fills."""
-PLACEHOLDER = re.compile(r"\$(ORCHQ_URL|ORCHQ_ENGINE_URL)\b")
+PLACEHOLDER = re.compile(r"\$(ORCHQ_URL|ORCHQ_ENGINE_URL|ORCHQ_STUB_URL)\b")
 IGNORED_COPY = {
     ".git",
     ".schemathesis",

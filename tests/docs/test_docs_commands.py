@@ -1,4 +1,4 @@
-"""Every command in the user guide is run, and does what its page says (issue 5).
+"""Every command in the user guide is run, and does what its page says.
 
 ``docs/*.md`` show commands as ``$`` lines in ```` ```console ```` blocks, with the
 lines they print and ``[exit N]`` when they do not exit 0 (see

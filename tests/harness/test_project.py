@@ -92,7 +92,7 @@ def test_extract_check_with_an_index_checks_the_spec_that_index_records(
     other = tmp_path / "other"
     _write(other / "pyproject.toml", "[project]\nname = 'other'\n")
     spec = _write(
-        other / "docs" / "api.md",
+        other / "docs" / "requirements.md",
         SPEC.replace("- An", '- <a id="ORCH-0001"></a>**ORCH-0001** — An'),
     )
     runner = CliRunner()
@@ -101,7 +101,7 @@ def test_extract_check_with_an_index_checks_the_spec_that_index_records(
         spec_group, ["extract", "--spec", str(spec), "--index", str(index)], catch_exceptions=False
     )
     assert made.exit_code == 0, made.output
-    assert 'spec: "docs/api.md"' in index.read_text(encoding="utf-8")
+    assert 'spec: "docs/requirements.md"' in index.read_text(encoding="utf-8")
     monkeypatch.chdir(tmp_path)  # no project here: the default spec does not exist
     check = runner.invoke(spec_group, ["extract", "--check", "--index", str(index)])
     assert check.exit_code == 0, check.output

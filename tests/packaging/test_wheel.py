@@ -54,7 +54,7 @@ def test_the_wheel_carries_every_shipped_file_as_committed(wheel: Path) -> None:
                     assert archive.read(inside) == path.read_bytes(), f"{inside} differs"
         for data in (
             "harness/conformance/conformance.ini",
-            "harness/trace/orchq-trace-3.schema.json",
+            "harness/trace/orchq-trace-4.schema.json",
         ):
             assert data in names, f"{data} is not in {wheel.name}"
         entry_points = archive.read("orchq-0.1.0.dist-info/entry_points.txt").decode()
@@ -91,7 +91,7 @@ def test_orchq_verify_passes_in_an_empty_folder(installed: Path, tmp_path: Path)
     reports = sorted(p.name for p in (folder / "orchq-report").iterdir())
     assert reports == ["COMPLIANCE.md", "junit.xml", "pytest.log", "report.html", "trace.json"]
     trace = json.loads((folder / "orchq-report" / "trace.json").read_text(encoding="utf-8"))
-    assert trace["schema"] == "orchq-trace/3" and trace["title"] == "OrchQueue v1"
+    assert trace["schema"] == "orchq-trace/4" and trace["title"] == "OrchQueue v1"
     assert trace["summary"]["states"]["failing"] == 0
     assert sorted(p.name for p in folder.iterdir()) == ["orchq-report"], (
         "wrote outside ./orchq-report"

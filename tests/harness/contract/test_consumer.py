@@ -14,11 +14,20 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from harness.contract.interactions import CONSUMER, INTERACTIONS, PROVIDER, Spec, add_interaction
+from harness.contract.interactions import (
+    CONSUMER,
+    ENGINE_SIDE_KINDS,
+    INTERACTIONS,
+    PROVIDER,
+    Spec,
+    add_interaction,
+)
 from harness.contract.pactfiles import write_with_retry
 from orchestrator.client import AsyncOrchClient, OrchClient, OrchError
+from orchestrator.schemas import ErrorEnvelope
 
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
 
@@ -214,6 +223,62 @@ def health(url: str) -> None:
         assert client.health().status == "ok"
 
 
+def failed_task(kind: str) -> Exercise:
+    def exercise(url: str) -> None:
+        with OrchClient(url) as client:
+            task = client.get_task("task_1")
+        assert task.state == "failed"
+        assert task.error is not None and (task.error.kind, task.error.retriable) == (kind, True)
+        assert task.finish_reason is None
+        assert [a.state for a in task.attempts] == ["failed"]
+
+    return exercise
+
+
+def failed_stream(kind: str, tokens: int) -> Exercise:
+    def exercise(url: str) -> None:
+        with OrchClient(url) as client:
+            result = client.collect_stream("task_1", reconnect=False)
+        assert not result.ok and result.error is not None
+        assert (result.error.kind, result.error.retriable) == (kind, True)
+        assert len(result.tokens) == tokens
+        assert result.events[-1].id == tokens + (2 if tokens else 1)
+
+    return exercise
+
+
+def method_not_allowed(url: str) -> None:
+    response = httpx.delete(f"{url}/v1/pools")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+    error = ErrorEnvelope.model_validate(response.json()).error
+    assert (error.kind, error.retriable) == ("METHOD_NOT_ALLOWED", False)
+
+
+def not_json(url: str) -> None:
+    response = httpx.post(
+        f"{url}/v1/sessions", content="ttl_seconds=600", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+    error = ErrorEnvelope.model_validate(response.json()).error
+    assert (error.kind, error.retriable) == ("UNSUPPORTED_MEDIA_TYPE", False)
+
+
+def cancelled_stream(url: str) -> None:
+    with OrchClient(url) as client:
+        result = client.collect_stream("task_1", reconnect=False)
+    assert result.error is not None
+    assert (result.error.kind, result.error.retriable) == ("CANCELLED", False)
+    assert [e.id for e in result.events] == [1, 2, 3]
+
+
+def evicted_task(url: str) -> None:
+    with OrchClient(url) as client:
+        task = client.get_task("task_1")
+    assert (task.state, task.priority, task.attempts) == ("dropped", "batch", [])
+    assert task.error is not None and task.error.kind == "QUEUE_FULL_DROP_LRU"
+
+
 EXERCISES: dict[str, Exercise] = {
     "create a session with metadata": create_session,
     "create a session with an out-of-range ttl": create_session_bad_ttl,
@@ -242,6 +307,15 @@ EXERCISES: dict[str, Exercise] = {
     "list pools with a wrong token": wrong_token,
     "list pools": list_pools,
     "check health": health,
+    **{f"get a task that failed with {kind}": failed_task(kind) for kind in ENGINE_SIDE_KINDS},
+    "stream a task that failed with WORKER_RESET": failed_stream("WORKER_RESET", 1),
+    "stream a task that failed with REPLICA_EXHAUSTED": failed_stream("REPLICA_EXHAUSTED", 0),
+    "stream a task that failed with DECODE_TIMEOUT": failed_stream("DECODE_TIMEOUT", 1),
+    "stream a task that failed with INTERNAL": failed_stream("INTERNAL", 0),
+    "delete the pool list, a method its path does not support": method_not_allowed,
+    "create a session with a body that is not JSON": not_json,
+    "stream a cancelled task": cancelled_stream,
+    "get a task evicted from a full drop_lru queue": evicted_task,
 }
 
 

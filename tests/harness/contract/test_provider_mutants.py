@@ -46,7 +46,7 @@ def test_renamed_queue_position_fails_orch_0042(
 ) -> None:
     mutant = json_body_mutant("POST", "/v1/tasks", rename_field("queue_position", "position"))
     target = orch_serve(wrap_app=mutant)
-    result = _run_conformance(pytester, target.url, "strict and not without")
+    result = _run_conformance(pytester, target.url, "provider_honours and strict and not without")
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
     assert "ORCH-0042" in output, "ORCH-0042: a 202 without queue_position must fail, naming it"
@@ -58,7 +58,7 @@ def test_live_target_reports_configured_states_not_verifiable(
     pytester: pytest.Pytester, orch_serve: ServeFactory
 ) -> None:
     target = orch_serve()
-    result = _run_conformance(pytester, target.url, "list and pools")
+    result = _run_conformance(pytester, target.url, "provider_honours and list and pools")
     # "list pools" needs only the public API; the wrong-token case needs a server with a token.
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(
@@ -121,3 +121,25 @@ def test_stream_ids_from_zero_fail_orch_0072(orch_serve: ServeFactory, tmp_path:
     outcome = verify_spec(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0072: event ids 0, 1, 2 ... passed the pact"
     assert "ORCH-0072" in outcome.message
+
+
+def test_stream_error_of_another_kind_fails_orch_0108(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    """An engine-side kind is pinned where it appears: the stream's closing error event."""
+    spec = by_description()["stream a task that failed with WORKER_RESET"]
+    mutant = stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"')
+    target = orch_serve(wrap_app=mutant, **GROUP_CONFIGS["faulty"])
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert not outcome.ok, "ORCH-0108: a stream closed by REPLICA_RESET passed the pact"
+    assert "ORCH-0108" in outcome.message
+
+
+def test_internal_stream_is_honoured_on_the_faulty_server(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    """The control for the faulty group: its states really produce the kinds they name."""
+    spec = by_description()["stream a task that failed with INTERNAL"]
+    target = orch_serve(**GROUP_CONFIGS["faulty"])
+    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    assert outcome.ok, outcome.message

@@ -135,6 +135,29 @@ def sse_duplicate_id(app: App) -> App:
     return rewrite_chunks(app, change, matching(path=".*/stream"))
 
 
+class StreamBrokenOff(Exception):
+    """What :func:`stream_broken_off` raises to drop a response it has started."""
+
+
+def stream_broken_off(app: App) -> App:
+    """Every stream drops its connection after its first chunk, unclosed by an event (ORCH-0081)."""
+    applies = matching(path=".*/stream")
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not applies(scope):
+            await app(scope, receive, send)
+            return
+
+        async def cut(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and message.get("more_body"):
+                raise StreamBrokenOff("the connection drops in the middle of the stream")
+
+        await app(scope, receive, cut)
+
+    return mutant
+
+
 WARMING_POOL = [{"pool_id": "default", "replicas": [{"replica_id": "r1", "warmup_ms": 3_600_000}]}]
 """A pool that stays warming: ``/readyz`` and admissions answer 503 ``POOL_UNREADY``."""
 
@@ -160,6 +183,9 @@ MUTANTS: dict[str, tuple[Wrap, dict[str, Any], str, str]] = {
     ),
     "stream with a duplicate event id": (
         sse_duplicate_id, {}, "test_linked_workflow_meets_contract", "ORCH-0072",
+    ),
+    "stream broken off before its closing event": (
+        stream_broken_off, {}, "test_linked_workflow_meets_contract", "ORCH-0081",
     ),
 }  # fmt: skip
 """name -> (wrap_app, orch_serve config, ``-k`` selection of the fuzz suite, ORCH ID it breaks)."""

@@ -284,10 +284,16 @@ def test_states_and_outcomes_in_the_json_report(project: pytest.Pytester) -> Non
     assert report["summary"]["by_level"]["MUST"]["failing"] == 2
     tests = {t["nodeid"]: t for t in report["tests"]}  # type: ignore[attr-defined]
     assert tests["test_states.py::test_also_cites_two"] == {
+        "evidence": "unit",
+        "failure": None,
+        "line": 13,
         "nodeid": "test_states.py::test_also_cites_two",
         "outcome": "passed",
+        "path": "test_states.py",
         "requirements": ["ORCH-0001", "ORCH-0002"],
     }
+    failing = tests["test_states.py::test_one_case_fails[2]"]
+    assert failing["failure"] == "assert 2 == 1", failing
     assert "test_states.py::test_cites_nothing" not in tests
 
 

@@ -25,7 +25,8 @@ PROBE = textwrap.dedent(
 def _probe(pytester: pytest.Pytester, *args: str) -> str:
     pytester.makeini("[pytest]\n")
     pytester.makeconftest(
-        "from hypothesis import settings\n\nsettings.register_profile('mine', max_examples=7)\n"
+        "from hypothesis import settings\n\n"
+        "settings.register_profile('mine', max_examples=7, derandomize=False)\n"
     )
     pytester.makepyfile(test_probe=PROBE)
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *args)

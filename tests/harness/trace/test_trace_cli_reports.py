@@ -58,11 +58,11 @@ def test_parse_trace_round_trips(trace_file: Path) -> None:
 _BAD_TRACES = {
     "not JSON": ("{", "malformed trace: not JSON"),
     "old schema": ('{"schema": "orchq-trace/2"}', "an older orchq's format"),
-    "a list": ("[]", "schema must be 'orchq-trace/3' (got None)"),
+    "a list": ("[]", "schema must be 'orchq-trace/4' (got None)"),
     "wrong type": (None, "tests[0].nodeid must be a string"),
     "bad outcome": (None, "tests[0].outcome must be one of"),
     "missing key": (None, "requirements[0]: missing key 'text'"),
-    "edited state": (None, "ORCH-0002: state or tests do not follow"),
+    "edited state": (None, "ORCH-0002: state, tests or evidence do not follow"),
     "edited summary": (None, "summary does not follow"),
     "unknown ID": (None, "is not a requirement of this trace"),
 }

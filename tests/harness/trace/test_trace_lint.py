@@ -172,7 +172,7 @@ def test_unclosed_code_fence(project: Project, fence: str, command: str) -> None
 
 def test_unclosed_html_comment(project: Project) -> None:
     project.write_spec(
-        "# Spec", "", f"- {marker(1)}The server MUST do a.", "", "<!-- a note", "still open"
+        "# Spec", "", f"- {marker(1)}The server MUST do a.", "", "<!-- a note", "never closed"
     )
     _assert_spec_error(
         project, "extract", [f"{project.spec}:5: unclosed HTML comment (<!--) opened here"]

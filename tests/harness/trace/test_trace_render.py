@@ -26,7 +26,7 @@ def test_html_escapes_all_text_and_is_self_contained() -> None:
 def test_markdown_escapes_table_breaking_text() -> None:
     md = render_compliance(synthetic_trace({}, texts={1: _EVIL}))
     row = next(line for line in md.splitlines() if line.startswith('| <a id="ORCH-0001">'))
-    assert row.count(" | ") == 5  # six cells, none split by the text's own pipe
+    assert row.count(" | ") == 6  # seven cells, none split by the text's own pipe
     assert "\\<script\\>" in row
     assert md_escape("a\nb  c|d") == "a b c\\|d"
 

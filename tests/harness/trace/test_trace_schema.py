@@ -1,4 +1,4 @@
-"""The published JSON Schema of ``orchq-trace/3`` accepts what orchq writes, refuses drift."""
+"""The published JSON Schema of ``orchq-trace/4`` accepts what orchq writes, refuses drift."""
 
 from __future__ import annotations
 
