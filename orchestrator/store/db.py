@@ -13,7 +13,8 @@ admissions, and the writes of a :class:`CommitParticipant` (the runtime's
 journal of stream events and task states), share one commit. A commit that
 fails is rolled back whole: its admissions fail with :class:`StorageUnavailable`
 when the database cannot be written (disk full, I/O error), and the
-participant is told, so that it keeps its writes and tries again.
+participant is told, so that it keeps its writes and tries again
+(docs/design/group-commit.md).
 """
 
 from __future__ import annotations
