@@ -64,7 +64,7 @@ class Pool:
         self.replicas = [Replica(rc, engine_factory(rc)) for rc in config.replicas]
         self._on_dispatch = on_dispatch
         self._may_dispatch = may_dispatch
-        """False holds the queue (running tasks and retries go on): see the Journal."""
+        """False pauses the queue (running tasks and retries go on): see the Journal."""
         self._waiters: list[_SlotWaiter] = []
         self._health_tasks: set[asyncio.Task[None]] = set()
         self._rotation = 0
@@ -166,7 +166,7 @@ class Pool:
         return choice
 
     def schedule(self) -> None:
-        """Hand free slots to waiting retries first, then to the queue (unless it is held)."""
+        """Hand free slots to waiting retries first, then to the queue (unless it is paused)."""
         for waiter in list(self._waiters):
             if waiter.future.done():
                 self._waiters.remove(waiter)

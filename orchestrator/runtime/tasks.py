@@ -133,14 +133,14 @@ def _made(entry: bytes) -> LiveTask:
 
 
 class LiveTasks:
-    """Every live task by id; a queued task is held as bytes until it is needed.
+    """Every live task by id; a queued task is packed as bytes until it is needed.
 
     Under a flood the backlog grows by thousands of tasks a second, and each
     object the garbage collector tracks is scanned again by every collection
     of the generation it has reached: with a ``LiveTask`` and a ``TaskRow`` per
     queued task, a middle-generation collection rescanned the whole backlog
     and stalled every request in flight (docs/design/performance.md). A task that
-    only waits is held as bytes, which the collector never tracks, and its
+    only waits is packed as bytes, which the collector never tracks, and its
     ``LiveTask`` is made the first time anything asks for it (dispatch, a
     read, a stream, a cancel), with the time it was admitted.
     """
@@ -190,7 +190,7 @@ class LiveTasks:
     def made(self) -> Iterator[LiveTask]:
         """The tasks whose ``LiveTask`` exists: running, read or streamed.
 
-        A task still held as bytes has no runner and no channel: nothing to stop or close.
+        A task still packed as bytes has no runner and no channel: nothing to stop or close.
         """
         return (entry for entry in list(self._tasks.values()) if isinstance(entry, LiveTask))
 

@@ -4,7 +4,7 @@ Every object the garbage collector tracks that a queued task keeps alive is
 scanned again by each collection of the generation it reaches, so a backlog's
 objects set the length of the collector's pauses (docs/design/performance.md,
 ``packed_queued_tasks``). A task
-that only waits is held as bytes, which the collector never tracks; its LiveTask
+that only waits is packed as bytes, which the collector never tracks; its LiveTask
 is made when something asks for it. A LiveTask makes its stream
 channel, engine request and token list on first use, and a recovered task
 resumes its stream from the persisted events.
