@@ -15,6 +15,9 @@ fails is rolled back whole: its admissions fail with :class:`StorageUnavailable`
 when the database cannot be written (disk full, I/O error), and the
 participant is told, so that it keeps its writes and tries again
 (docs/design/group-commit.md).
+
+Every SQL statement orchestratord runs is in this module, which is why it is
+long: one place to read what touches the database, and in which transaction.
 """
 
 from __future__ import annotations
