@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 CONFIGS = BENCH_DIR / "configs"
@@ -109,6 +111,25 @@ class Server:
             proc.wait(timeout=5)
 
 
+def tuned_config(
+    config: str, workdir: Path, off: Sequence[str] = (), settings: dict[str, Any] | None = None
+) -> Path:
+    """bench/configs/``config``, with the optimisations named in ``off`` switched off.
+
+    ``off`` names fields of the config's ``tuning`` section (orchestrator/config.py,
+    ``Tuning``; docs/design/performance.md); ``settings`` overrides top-level keys.
+    With neither, the file itself.
+    """
+    if not off and not settings:
+        return CONFIGS / config
+    raw = yaml.safe_load((CONFIGS / config).read_text(encoding="utf-8")) or {}
+    raw.update(settings or {})
+    raw.setdefault("tuning", {}).update({name: False for name in off})
+    path = workdir / f"{Path(config).stem}-without-{'-'.join(off) or 'none'}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=True), encoding="utf-8")
+    return path
+
+
 def orchq_server(
     config: str,
     workdir: Path,
@@ -116,10 +137,12 @@ def orchq_server(
     *,
     diag: bool = False,
     python: str | None = None,
+    off: Sequence[str] = (),
 ) -> Server:
     """``orchq serve``; with ``diag`` the same command via bench/_serve_diag.py (``extra_env``).
 
     ``python``: run it on that interpreter (``python -m harness serve``) instead of this venv's.
+    ``off``: optimisations to switch off (:func:`tuned_config`).
     """
     db = workdir / "orchq.db"
     if diag:
@@ -130,7 +153,7 @@ def orchq_server(
     else:
         launcher = [ORCHQ, "serve"]
     argv = [*launcher, "--host", "127.0.0.1", "--port", "0", "--db", str(db)]
-    argv += ["--config", str(CONFIGS / config)]
+    argv += ["--config", str(tuned_config(config, workdir, off))]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     return Server("orchq-diag" if diag else "orchq", argv, env, workdir)
 
@@ -183,20 +206,22 @@ def running(
     extra_env: dict[str, str] | None = None,
     *,
     python: str | None = None,
+    off: Sequence[str] = (),
 ) -> Iterator[Server]:
     """A fresh server on a fresh temp database.
 
     ``kind``: ``orchq`` (``orchq serve`` with ``config``), a diagnostic variant
     from :data:`DIAG_KINDS` or ``baseline`` (bench/baseline_app.py). ``python``:
-    the orchq kinds run on that interpreter instead of this one.
+    the orchq kinds run on that interpreter instead of this one. ``off``: the
+    optimisations the orchq kinds run without (:func:`tuned_config`).
     """
     with tempfile.TemporaryDirectory(prefix=f"orchq-bench-{kind.replace('+', '-')}-") as tmp:
         workdir = Path(tmp)
         if kind in DIAG_KINDS:
             env = {**DIAG_KINDS[kind], **(extra_env or {})}
-            server = orchq_server(config, workdir, env, diag=True, python=python)
+            server = orchq_server(config, workdir, env, diag=True, python=python, off=off)
         elif kind == "orchq":
-            server = orchq_server(config, workdir, extra_env, python=python)
+            server = orchq_server(config, workdir, extra_env, python=python, off=off)
         elif kind == "baseline":
             server = baseline_server(workdir, extra_env)
         else:

@@ -1,7 +1,8 @@
-"""Paired A/B of admission between this tree and another commit, or another interpreter.
+"""Paired A/B of admission between this tree and another commit, interpreter or tuning.
 
     .venv/bin/python -m bench.ab_admission --against REV [--rounds 10] [--config admission.yaml]
     .venv/bin/python -m bench.ab_admission --against-python /tmp/v/bin/python [--rounds 10]
+    .venv/bin/python -m bench.ab_admission --toggle NAME [--rounds 10]
 
 On this shared machine the throughput the host gives a process changes by
 20 % from one 10 s run to the next, which swamps a 2 ms change of p99 when
@@ -12,7 +13,10 @@ independent medians. ``REV`` is checked out into a temporary git worktree;
 both versions run as ``orchq serve`` from this venv, each with its own tree
 first on ``PYTHONPATH``. With ``--against-python`` the other side is this
 tree served by that interpreter (a venv where this project's dependencies are
-installed, e.g. ``pip install -e .``). The workload is bench_admission's
+installed, e.g. ``pip install -e .``). With ``--toggle NAME`` the other side
+is this tree with the optimisation ``NAME`` switched off (the ``tuning``
+section of its config: orchestrator/config.py, docs/design/performance.md),
+which measures what that optimisation buys. The workload is bench_admission's
 (wrk -t1 -c64, 2 s warm-up, then the measured run).
 """
 
@@ -34,6 +38,8 @@ class Side:
 
     tree: Path
     python: str | None = None
+    off: tuple[str, ...] = ()
+    """Optimisations switched off."""
 
 
 def one_run(side: Side, round_no: int, config: str, duration_s: int) -> WrkResult:
@@ -46,12 +52,16 @@ def one_run(side: Side, round_no: int, config: str, duration_s: int) -> WrkResul
         config=config,
         extra_env={"PYTHONPATH": str(side.tree)},
         python=side.python,
+        off=side.off,
     )
     return run.wrk
 
 
 @contextlib.contextmanager
 def other_side(args: argparse.Namespace) -> Iterator[tuple[str, Side]]:
+    if args.toggle is not None:
+        yield f"without {args.toggle}", Side(ROOT, off=(args.toggle,))
+        return
     if args.against_python is not None:
         python = Path(args.against_python)
         if not python.is_file():
@@ -67,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     against = parser.add_mutually_exclusive_group(required=True)
     against.add_argument("--against", help="the other commit (any git revision)")
     against.add_argument("--against-python", help="the other interpreter (this tree, served by it)")
+    against.add_argument(
+        "--toggle", help="an optimisation to switch off on the other side (a field of Tuning)"
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--config", default=bench_admission.CONFIG)

@@ -1,6 +1,7 @@
 """Paired A/B of instructions per task and per admission, counted by valgrind, not timed.
 
     .venv/bin/python -m bench.ab_instructions --against REV [--this REV] [--workload both]
+    .venv/bin/python -m bench.ab_instructions --toggle NAME [--workload both]
 
 Wall-clock A/B runs on this shared machine move by 20 % from one run to the
 next (bench/RESULTS.md), so a change worth 3 % of an admission cannot be seen
@@ -21,7 +22,10 @@ repeat over that least, as a share of it.
 
 The contenders are this tree (or ``--this REV``) and ``--against REV``, each
 revision checked out into a temporary git worktree, each tree first on
-``PYTHONPATH`` of this interpreter; the drivers are always this tree's.
+``PYTHONPATH`` of this interpreter; the drivers are always this tree's. With
+``--toggle NAME`` the other contender is this tree with the optimisation
+``NAME`` switched off (a field of the config's ``tuning`` section:
+orchestrator/config.py, docs/design/performance.md).
 
 - ``execution``: bench/_execution_child.py in process: admit N one-token tasks
   on two zero-delay mock replicas (bench/configs/admission.yaml) and run them
@@ -42,7 +46,8 @@ import contextlib
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,7 +55,6 @@ import httpx
 from bench import bench_admission
 from bench._common import (
     BENCH_DIR,
-    CONFIGS,
     PYTHON,
     ROOT,
     Server,
@@ -58,12 +62,16 @@ from bench._common import (
     fmt,
     log,
     table,
+    tuned_config,
 )
 from bench.ab_admission import worktree
 
 WORKLOADS = ("execution", "admission")
 _I_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 CONNECTIONS = 64
+UNDER_VALGRIND = {"keep_alive_timeout_s": 600, "header_timeout_s": 600}
+"""A loop turn under valgrind can outlast the default timeouts: the keep-alive timer
+would close a connection whose next request is already waiting to be read."""
 
 
 def _cachegrind(log_file: Path) -> list[str]:
@@ -83,7 +91,15 @@ def _instructions(log_file: Path) -> int:
     return int(match.group(1).replace(",", ""))
 
 
-def count_execution(tree: Path, tasks: int, workdir: Path) -> int:
+@dataclass(frozen=True)
+class Contender:
+    """A tree to measure, with the optimisations it runs without."""
+
+    tree: Path
+    off: tuple[str, ...] = ()
+
+
+def count_execution(contender: Contender, tasks: int, workdir: Path) -> int:
     """Instructions of bench/_execution_child.py admitting and running ``tasks`` tasks."""
     log_file = workdir / f"execution-{tasks}.log"
     argv = [
@@ -91,9 +107,10 @@ def count_execution(tree: Path, tasks: int, workdir: Path) -> int:
         PYTHON,
         str(BENCH_DIR / "_execution_child.py"),
         str(tasks),
-        str(CONFIGS / "admission.yaml"),
+        str(tuned_config("admission.yaml", workdir, contender.off)),
     ]
-    subprocess.run(argv, check=True, env={"PYTHONPATH": str(tree)}, cwd=workdir)
+    env = {"PYTHONPATH": str(contender.tree)}
+    subprocess.run(argv, check=True, env=env, cwd=workdir)
     return _instructions(log_file)
 
 
@@ -114,14 +131,15 @@ async def _post_tasks(url: str, session_id: str, count: int) -> None:
         await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
 
 
-def count_admission(tree: Path, requests: int, workdir: Path) -> int:
+def count_admission(contender: Contender, requests: int, workdir: Path) -> int:
     """Instructions of ``orchq serve`` (replicas busy) answering ``requests`` admissions."""
     log_file = workdir / f"admission-{requests}.log"
     db = workdir / f"admission-{requests}.db"
+    config = tuned_config("admission-busy.yaml", workdir, contender.off, UNDER_VALGRIND)
     # -P, as in orchq_server: PYTHONPATH's tree, not this repository's, is measured.
     argv = [*_cachegrind(log_file), PYTHON, "-P", "-m", "harness", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", "0", "--db", str(db), "--config", str(CONFIGS / "admission-busy.yaml")]
-    server = Server("orchq-cachegrind", argv, {"PYTHONPATH": str(tree)}, workdir)
+    argv += ["--port", "0", "--db", str(db), "--config", str(config)]
+    server = Server("orchq-cachegrind", argv, {"PYTHONPATH": str(contender.tree)}, workdir)
     server.start(timeout_s=600)
     try:
         session_id = bench_admission._session(server.url)
@@ -131,7 +149,7 @@ def count_admission(tree: Path, requests: int, workdir: Path) -> int:
     return _instructions(log_file)
 
 
-Counter = Callable[[Path, int, Path], int]
+Counter = Callable[[Contender, int, Path], int]
 COUNTERS: dict[str, tuple[Counter, str]] = {
     "execution": (count_execution, "task"),
     "admission": (count_admission, "admission"),
@@ -139,7 +157,7 @@ COUNTERS: dict[str, tuple[Counter, str]] = {
 
 
 def per_unit(
-    counter: Counter, tree: Path, small: int, large: int, repeats: int
+    counter: Counter, contender: Contender, small: int, large: int, repeats: int
 ) -> tuple[float, float]:
     """(instructions per unit, spread of the repeats)."""
     least: dict[int, int] = {}
@@ -148,7 +166,7 @@ def per_unit(
         runs = []
         for _ in range(repeats):
             with tempfile.TemporaryDirectory(prefix="orchq-icount-") as tmp:
-                runs.append(counter(tree, count, Path(tmp)))
+                runs.append(counter(contender, count, Path(tmp)))
             log(f"ab_instructions:   {count}: {runs[-1]:,} instructions")
         least[count] = min(runs)
         spread = max(spread, (max(runs) - min(runs)) / min(runs))
@@ -171,9 +189,26 @@ def _tree(rev: str | None) -> Iterator[Path]:
         yield _compiled(tree)
 
 
+@contextlib.contextmanager
+def _others(against: str | None, toggles: Sequence[str]) -> Iterator[dict[str, Contender]]:
+    """The contenders measured against this one, by name."""
+    if against is None:
+        yield {f"without {name}": Contender(_compiled(ROOT), (name,)) for name in toggles}
+        return
+    with _tree(against) as tree:
+        yield {against: Contender(tree)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--against", required=True, help="the other commit (any git revision)")
+    other = parser.add_mutually_exclusive_group(required=True)
+    other.add_argument("--against", help="the other commit (any git revision)")
+    other.add_argument(
+        "--toggle",
+        action="append",
+        help="an optimisation to switch off on the other side (a field of Tuning; repeatable: "
+        "one contender each, against one count of this tree)",
+    )
     parser.add_argument("--this", help="measure this commit instead of the working tree")
     parser.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
     parser.add_argument("--small", type=int, default=500)
@@ -185,32 +220,27 @@ def main(argv: list[str] | None = None) -> None:
     workloads = WORKLOADS if args.workload == "both" else (args.workload,)
     this = args.this or "this tree"
     rows = []
-    with _tree(args.this) as mine, _tree(args.against) as other:
+    with _tree(args.this) as mine, _others(args.against, args.toggle or ()) as others:
         for workload in workloads:
             counter, unit = COUNTERS[workload]
             counts, spreads = {}, {}
-            for name, tree in ((this, mine), (args.against, other)):
+            for name, contender in ((this, Contender(mine)), *others.items()):
                 log(f"ab_instructions: {workload} on {name} ({args.small} and {args.large})")
                 counts[name], spreads[name] = per_unit(
-                    counter, tree, args.small, args.large, args.repeats
+                    counter, contender, args.small, args.large, args.repeats
                 )
-            ratio = counts[this] / counts[args.against]
-            rows.append(
-                [
-                    f"{workload} (per {unit})",
-                    fmt(counts[this], 0),
-                    fmt(counts[args.against], 0),
-                    f"{ratio:.3f}",
-                    f"{max(spreads.values()):.2%}",
-                ]
-            )
-    headers = [
-        "workload",
-        f"{this} instructions",
-        f"{args.against} instructions",
-        "ratio",
-        "spread",
-    ]
+            for name in others:
+                rows.append(
+                    [
+                        f"{workload} (per {unit})",
+                        name,
+                        fmt(counts[this], 0),
+                        fmt(counts[name], 0),
+                        f"{counts[this] / counts[name]:.3f}",
+                        f"{max(spreads[this], spreads[name]):.2%}",
+                    ]
+                )
+    headers = ["workload", "other", f"{this} instructions", "other's", "ratio", "spread"]
     print(table(headers, rows))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -85,8 +86,10 @@ def one_run(
     config: str = CONFIG,
     extra_env: dict[str, str] | None = None,
     python: str | None = None,
+    off: Sequence[str] = (),
 ) -> AdmissionRun:
-    with running(kind, config, extra_env, python=python) as server:
+    """One measured run of ``kind``; ``off``: the optimisations orchq runs without."""
+    with running(kind, config, extra_env, python=python, off=off) as server:
         session_id = _session(server.url)
         if warmup_s > 0:
             run_wrk(

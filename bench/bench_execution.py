@@ -43,7 +43,7 @@ async def _one_round(tasks: int, database: Path) -> tuple[float, int]:
         commits += statement == "COMMIT"
 
     try:
-        session = orchestrator.create_session(SessionCreate())["session_id"]
+        session = orchestrator.create_session(SessionCreate()).session_id
         body = TaskCreate(session_id=session, prompt="Write a haiku about queues.", max_tokens=1)
         orchestrator.store._db.set_trace_callback(count)
         started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 The public surface other packages may depend on is :mod:`orchestrator.schemas`
 (the wire models), :mod:`orchestrator.client` (the typed HTTP client),
-:mod:`orchestrator.errors` (error kinds) and :func:`orchestrator.api.create_app`.
+:mod:`orchestrator.vocabulary` (the wire's states, priorities and error kinds) and
+:func:`orchestrator.api.create_app`.
 Everything else is internal.
 """
 

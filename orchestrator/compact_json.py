@@ -2,9 +2,8 @@
 
 pydantic-core's serializer (pydantic's own, so no new package) encodes these
 small dicts five to seven times faster than the standard library's encoder,
-and an admitted one-token task encodes five of them: with it, 5 to 7 % fewer
-instructions per admission and per task (bench/RESULTS.md, "Instructions, not
-time"). The JSON values are the same: compact separators, keys in insertion
+and an admitted one-token task encodes five of them (docs/design/performance.md,
+``compact_json``). The JSON values are the same: compact separators, keys in insertion
 order, non-ASCII text as UTF-8.
 
 Text that UTF-8 cannot carry (an unpaired surrogate, which ``json.loads``
@@ -20,9 +19,39 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
-__all__ = ["dumps", "dumps_canonical", "dumps_text"]
+__all__ = [
+    "dumps",
+    "dumps_canonical",
+    "dumps_text",
+    "stdlib_dumps_canonical",
+    "stdlib_dumps_text",
+]
 
 _ascii_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_stdlib_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_stdlib_sorted_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, sort_keys=True
+).encode
+
+
+def stdlib_dumps_text(value: Any) -> str:
+    """What :func:`dumps_text` returns, from the standard library's encoder."""
+    text = _stdlib_dumps(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _ascii_dumps(value)
+    return text
+
+
+def stdlib_dumps_canonical(value: Any) -> str:
+    """What :func:`dumps_canonical` returns, from the standard library's encoder."""
+    text = _stdlib_sorted_dumps(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text
 
 
 def dumps(value: Any) -> bytes:

@@ -1,7 +1,7 @@
 """Configuration of orchestratord: the embedded default and YAML files.
 
-The keys are fixed by API.md ("Running it"). Validation is strict (unknown keys
-are refused) and every problem is reported as one line naming the key path,
+The keys are the ones README.md ("Configuration reference") lists. Validation is
+strict (unknown keys are refused) and every problem is reported as one line naming the key path,
 because a typo in a pool definition must not silently fall back to a default.
 """
 
@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.validators import StrictFloat, StrictInt
+from orchestrator.vocabulary import FallbackMode, OverflowPolicy
 
 
 class ConfigError(Exception):
@@ -66,7 +67,7 @@ class ReplicaConfig(_Strict):
 class PoolConfig(_Strict):
     pool_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     queue_capacity: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 1024
-    overflow_policy: Literal["reject", "drop_lru"] = "reject"
+    overflow_policy: OverflowPolicy = "reject"
     max_attempts: Annotated[StrictInt, Field(ge=1, le=16)] = 2
     batch_share_every: Annotated[StrictInt, Field(ge=2, le=1000)] = 4
     decode_timeout_ms: Annotated[StrictInt, Field(ge=1, le=3_600_000)] = 30_000
@@ -80,6 +81,33 @@ class PoolConfig(_Strict):
                 raise ValueError(f"duplicate replica_id {replica.replica_id!r}")
             seen.add(replica.replica_id)
         return self
+
+
+class Tuning(_Strict):
+    """Switches for the optimisations docs/design/performance.md records, all on by default.
+
+    Behaviour is the same either way: only the benchmarks switch one off, to
+    measure what it buys (``bench/ab_admission.py --toggle NAME``).
+    """
+
+    reuseport_listeners: bool = True
+    """``orchq serve`` on uvloop on Linux listens on a group of ``SO_REUSEPORT`` sockets."""
+    gc_freeze: bool = True
+    """``orchq serve`` freezes what exists at start and raises the young-generation threshold."""
+    packed_queued_tasks: bool = True
+    """A queued task is kept as ``marshal`` bytes, which the garbage collector never scans."""
+    background_checkpoint: bool = True
+    """The WAL is copied into the database file by a thread, not inside commits."""
+    compact_json: bool = True
+    """Stream events and stored JSON are encoded by pydantic-core instead of the ``json`` module."""
+    batched_inserts: bool = True
+    """The admissions of a loop turn are inserted with one ``executemany`` at its commit."""
+    session_cache: bool = True
+    """Open sessions are kept in memory; an admission reads none from the database."""
+    metric_children_cache: bool = True
+    """Labelled metric children are resolved once per label set."""
+    ordered_ids: bool = True
+    """Ids start with the time, so new rows go to the right edge of the primary-key index."""
 
 
 def _default_pools() -> list[PoolConfig]:
@@ -97,7 +125,7 @@ class Config(_Strict):
     max_body_bytes: Annotated[StrictInt, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     sse_ping_interval_ms: Annotated[StrictInt, Field(ge=10, le=3_600_000)] = 15_000
     sse_retry_ms: Annotated[StrictInt, Field(ge=0, le=3_600_000)] = 3_000
-    fallback_mode: Literal["aggressive_fallback", "intelligent_pacing"] = "aggressive_fallback"
+    fallback_mode: FallbackMode = "aggressive_fallback"
     """Initial routing mode; the persisted setting wins once it has been set."""
     retention_seconds: Annotated[StrictInt, Field(ge=60)] = 7 * 24 * 3600
     """Ended or expired sessions are purged (with their tasks) after this long."""
@@ -112,6 +140,7 @@ class Config(_Strict):
     raise_open_file_limit: bool = True
     """``orchq serve`` raises its soft open-file limit to the hard limit at start."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)] = Field(default_factory=_default_pools)
+    tuning: Tuning = Tuning()
 
     @model_validator(mode="after")
     def _unique_pools(self) -> Config:

@@ -12,8 +12,9 @@ class that wraps uvicorn's HTTP protocol (composition, through the
 The guard follows each connection's requests in the byte stream: a head ends
 at its blank line, and a ``Content-Length`` body is skipped byte for byte, so
 it knows where every head starts, pipelined ones included, whatever the app
-is doing meanwhile. A chunked body it does not follow: such a connection is
-closed after its response. Per head:
+is doing meanwhile. A chunked body it does not follow: the connection is
+closed after that request's response, which says ``Connection: close``
+(requests pipelined before it are answered first). Per head:
 
 - it may hold ``max_header_bytes``; one byte more is answered 431
   ``HEADERS_TOO_LARGE`` at once (or, while a response is being sent on the
@@ -47,7 +48,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from orchestrator.compact_json import dumps
-from orchestrator.errors import ApiError, ErrorKind, new_request_id
+from orchestrator.errors import ApiError, new_request_id
+from orchestrator.vocabulary import ErrorKind
 
 log = logging.getLogger("orchestrator.connections")
 
@@ -75,8 +77,18 @@ def excess_room(max_connections: int) -> int:
 
 
 class _Connection:
-    __slots__ = ("body_left", "busy", "deadline", "draining", "excess", "head", "opaque", "peer",
-                 "pending", "transport")  # fmt: skip
+    __slots__ = (
+        "body_left",
+        "busy",
+        "deadline",
+        "draining",
+        "excess",
+        "head",
+        "opaque",
+        "peer",
+        "pending",
+        "transport",
+    )
 
     def __init__(self, transport: asyncio.BaseTransport, peer: Peer | None, excess: bool) -> None:
         self.transport = transport
@@ -100,6 +112,16 @@ class _Connection:
     def waiting(self) -> bool:
         """Idle: not busy, no complete head waiting for the app, no body on its way."""
         return not (self.busy or self.pending or self.body_left or self.opaque)
+
+
+def _unfollowed_now(connection: _Connection) -> bool:
+    """The request at the app is the one whose body the guard does not follow.
+
+    The guard reads no head after that one, so it is the last head seen: it is
+    at the app once no complete head waits behind it. A request pipelined before
+    it keeps the connection open.
+    """
+    return connection.opaque and not connection.pending
 
 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]{1,30})[ \t]*\r", re.I)
@@ -145,8 +167,12 @@ class ConnectionGuard:
             "max_connections lowered from %d to %d: the open-file limit is %d "
             "(%d kept for listening sockets, the database and engines, %d for excess "
             "connections); raise the limit (ulimit -n) to allow more",
-            wanted, fitted, open_files, reserve, room,
-        )  # fmt: skip
+            wanted,
+            fitted,
+            open_files,
+            reserve,
+            room,
+        )
         self.max_connections, self.excess_room = fitted, room
 
     @property
@@ -304,6 +330,16 @@ class ConnectionGuard:
         connection.deadline = None
         return connection.excess
 
+    def closes_after_response(self, client: object) -> bool:
+        """Whether the connection is closed once its current response is sent.
+
+        True for an excess connection and for one whose chunked body the guard
+        does not follow: the response then says ``Connection: close``, so that a
+        client never sends its next request on a connection that is going away.
+        """
+        connection = self._by_peer.get(client) if isinstance(client, tuple) else None
+        return connection is not None and (connection.excess or _unfollowed_now(connection))
+
     def response_finished(self, client: object, *, reusable: bool = True) -> None:
         """The response's last byte is being sent: the connection may wait for a head again.
 
@@ -315,7 +351,7 @@ class ConnectionGuard:
         if connection is None or connection.draining:
             return
         connection.busy = False
-        if not reusable or connection.opaque:
+        if not reusable or _unfollowed_now(connection):
             self._forget(connection)
             asyncio.get_running_loop().call_soon(connection.transport.close)
             return

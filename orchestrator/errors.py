@@ -1,73 +1,28 @@
-"""Error kinds of OrchQueue v1 and the exception that carries them to the API edge.
+"""The exception that carries an error kind to the API edge, and the task error object.
 
 Every 4xx/5xx the API sends is built from an :class:`ApiError`, so the envelope,
-the status code and the backpressure headers can only come from this table.
+the status code and the backpressure headers can only come from the error table
+of :mod:`orchestrator.vocabulary` (ORCH-0019, ORCH-0021..0024).
 """
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.vocabulary import (
+    BACKOFF_STATUSES,
+    ERROR_KINDS,
+    MAX_BACKOFF_JITTER_MS,
+    SUGGESTED_WAIT_MS,
+    ErrorKind,
+)
 
-class ErrorKind(enum.StrEnum):
-    INVALID_PARAMS = "INVALID_PARAMS"
-    UNAUTHORIZED = "UNAUTHORIZED"
-    NOT_FOUND = "NOT_FOUND"
-    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-    CONFLICT = "CONFLICT"
-    SESSION_EXPIRED = "SESSION_EXPIRED"
-    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
-    ADMISSION_REJECT = "ADMISSION_REJECT"
-    QUEUE_FULL_DROP_LRU = "QUEUE_FULL_DROP_LRU"
-    INTERNAL = "INTERNAL"
-    WORKER_RESET = "WORKER_RESET"
-    POOL_UNREADY = "POOL_UNREADY"
-    POOL_UNAVAILABLE = "POOL_UNAVAILABLE"
-    REPLICA_EXHAUSTED = "REPLICA_EXHAUSTED"
-    DECODE_TIMEOUT = "DECODE_TIMEOUT"
-    CANCELLED = "CANCELLED"
-    HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"
-    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
-    SERVER_BUSY = "SERVER_BUSY"
-
-
-@dataclass(frozen=True)
-class KindInfo:
-    status: int
-    retriable: bool
-
-
-KIND_INFO: dict[ErrorKind, KindInfo] = {
-    ErrorKind.INVALID_PARAMS: KindInfo(400, False),
-    ErrorKind.UNAUTHORIZED: KindInfo(401, False),
-    ErrorKind.NOT_FOUND: KindInfo(404, False),
-    ErrorKind.METHOD_NOT_ALLOWED: KindInfo(405, False),
-    ErrorKind.CONFLICT: KindInfo(409, False),
-    ErrorKind.SESSION_EXPIRED: KindInfo(410, False),
-    ErrorKind.PAYLOAD_TOO_LARGE: KindInfo(413, False),
-    ErrorKind.UNSUPPORTED_MEDIA_TYPE: KindInfo(415, False),
-    ErrorKind.ADMISSION_REJECT: KindInfo(429, True),
-    ErrorKind.QUEUE_FULL_DROP_LRU: KindInfo(429, True),
-    ErrorKind.INTERNAL: KindInfo(500, True),
-    ErrorKind.WORKER_RESET: KindInfo(502, True),
-    ErrorKind.POOL_UNREADY: KindInfo(503, True),
-    ErrorKind.POOL_UNAVAILABLE: KindInfo(503, True),
-    ErrorKind.REPLICA_EXHAUSTED: KindInfo(503, True),
-    ErrorKind.DECODE_TIMEOUT: KindInfo(504, True),
-    ErrorKind.CANCELLED: KindInfo(409, False),
-    ErrorKind.HEADERS_TOO_LARGE: KindInfo(431, False),
-    ErrorKind.STORAGE_UNAVAILABLE: KindInfo(503, True),
-    ErrorKind.SERVER_BUSY: KindInfo(503, True),
-}
-
-BACKPRESSURE_STATUSES = frozenset({429, 503})
-MAX_JITTER_MS = 250
+DEFAULT_WAIT_MS = 1000
+"""The suggested wait of a 429 or 503 whose kind has no fixed one and that names none."""
 
 
 def backoff_headers(base_ms: int, rng: random.Random | None = None) -> dict[str, str]:
@@ -77,7 +32,7 @@ def backoff_headers(base_ms: int, rng: random.Random | None = None) -> dict[str,
     integer-seconds header is its ceiling, so a client honouring either one
     never comes back before the other would allow.
     """
-    jitter = (rng or random).randint(0, MAX_JITTER_MS)
+    jitter = (rng or random).randint(0, MAX_BACKOFF_JITTER_MS)
     backoff_ms = max(1, base_ms) + jitter
     retry_after = max(1, math.ceil(backoff_ms / 1000))
     return {"Retry-After": str(retry_after), "X-Backoff-Ms": str(backoff_ms)}
@@ -90,6 +45,7 @@ class ApiError(Exception):
     kind: ErrorKind
     message: str
     backoff_ms: int | None = None
+    """The suggested wait of a 429 or 503; by default the kind's fixed one."""
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,16 +53,19 @@ class ApiError(Exception):
 
     @property
     def status(self) -> int:
-        return KIND_INFO[self.kind].status
+        return ERROR_KINDS[self.kind].status
 
     @property
     def retriable(self) -> bool:
-        return KIND_INFO[self.kind].retriable
+        return ERROR_KINDS[self.kind].retriable
 
     def headers(self) -> dict[str, str]:
-        if self.status in BACKPRESSURE_STATUSES:
-            return backoff_headers(self.backoff_ms if self.backoff_ms is not None else 1000)
-        return {}
+        if self.status not in BACKOFF_STATUSES:
+            return {}
+        wait_ms = self.backoff_ms
+        if wait_ms is None:
+            wait_ms = SUGGESTED_WAIT_MS.get(self.kind, DEFAULT_WAIT_MS)
+        return backoff_headers(wait_ms)
 
     def envelope(self, request_id: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -126,4 +85,4 @@ def new_request_id() -> str:
 
 def task_error(kind: ErrorKind, message: str) -> dict[str, Any]:
     """The ``error`` object stored on a task and sent in a stream ``error`` event."""
-    return {"kind": kind.value, "message": message, "retriable": KIND_INFO[kind].retriable}
+    return {"kind": kind.value, "message": message, "retriable": ERROR_KINDS[kind].retriable}

@@ -3,9 +3,8 @@
 uvicorn's own ``loop="auto"`` picks uvloop when it is installed (it is, with
 ``uvicorn[standard]``), but only inside ``uvicorn.run``; orchestratord runs
 ``Server.serve()`` on a loop of its own, so it makes the same choice here.
-On uvloop orchestratord admits 12 % more tasks per second than on the stdlib
-loop, and streams to 100 clients 20 % faster (bench/RESULTS.md, "uvloop, and a
-burst of connections").
+On uvloop orchestratord admits more tasks per second than on the stdlib loop
+(docs/design/performance.md).
 
 uvloop has one catch for a busy server: libuv accepts one connection per
 listening socket per loop iteration, so 64 clients connecting at once to a

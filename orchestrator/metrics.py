@@ -28,6 +28,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from orchestrator import __version__
+from orchestrator.vocabulary import PRIORITIES, REPLICA_STATES
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -65,32 +66,41 @@ class _StateCollector(Collector):
             "orchq_replicas", "Replicas by state.", labels=["pool", "state"]
         )
         for pool in self._snapshot():
-            for priority in ("interactive", "batch"):
+            for priority in PRIORITIES:
                 depth.add_metric([pool.pool_id, priority], pool.depth.get(priority, 0))
             running.add_metric([pool.pool_id], pool.running)
-            for state in ("warming", "ready", "draining", "down"):
+            for state in REPLICA_STATES:
                 count = sum(1 for _, _, s in pool.replicas if s == state)
                 replicas.add_metric([pool.pool_id, state], count)
         return [depth, running, replicas]
 
 
 class Metrics:
-    def __init__(self, snapshot: Callable[[], Iterable[PoolSnapshot]]) -> None:
+    def __init__(
+        self, snapshot: Callable[[], Iterable[PoolSnapshot]], *, cache_children: bool = True
+    ) -> None:
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._cache_children = cache_children
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.tasks_admitted = Counter(
-            "orchq_tasks_admitted_total", "Tasks admitted to a queue.", ["pool", "priority"],
+            "orchq_tasks_admitted_total",
+            "Tasks admitted to a queue.",
+            ["pool", "priority"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tasks_rejected = Counter(
-            "orchq_tasks_rejected_total", "Task admissions refused.", ["pool", "priority", "kind"],
+            "orchq_tasks_rejected_total",
+            "Task admissions refused.",
+            ["pool", "priority", "kind"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tasks_dropped = Counter(
-            "orchq_tasks_dropped_total", "Queued tasks evicted by drop_lru.", ["pool", "priority"],
+            "orchq_tasks_dropped_total",
+            "Queued tasks evicted by drop_lru.",
+            ["pool", "priority"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tasks_finished = Counter(
             "orchq_tasks_finished_total",
             "Tasks that reached a terminal state, by state and reason "
@@ -99,34 +109,50 @@ class Metrics:
             registry=r,
         )
         self.attempts = Counter(
-            "orchq_attempts_total", "Dispatches of a task to a replica, by outcome.",
-            ["pool", "replica", "outcome"], registry=r,
-        )  # fmt: skip
+            "orchq_attempts_total",
+            "Dispatches of a task to a replica, by outcome.",
+            ["pool", "replica", "outcome"],
+            registry=r,
+        )
         self.generated_tokens = Counter(
             "orchq_generated_tokens_total",
             "Tokens streamed to clients (a retry's replayed tokens are not counted).",
-            ["pool", "engine"], registry=r,
-        )  # fmt: skip
-        self.stream_resumes = Counter(
-            "orchq_stream_resumes_total", "Stream requests resuming with Last-Event-ID.", ["pool"],
+            ["pool", "engine"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.stream_resumes = Counter(
+            "orchq_stream_resumes_total",
+            "Stream requests resuming with Last-Event-ID.",
+            ["pool"],
+            registry=r,
+        )
         self.queue_wait = Histogram(
-            "orchq_queue_wait_seconds", "Time from admission to first dispatch.",
-            ["pool", "priority"], buckets=_WAIT_BUCKETS, registry=r,
-        )  # fmt: skip
+            "orchq_queue_wait_seconds",
+            "Time from admission to first dispatch.",
+            ["pool", "priority"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
         self.time_to_first_token = Histogram(
-            "orchq_time_to_first_token_seconds", "Time from admission to the first token sent.",
-            ["pool"], buckets=_WAIT_BUCKETS, registry=r,
-        )  # fmt: skip
+            "orchq_time_to_first_token_seconds",
+            "Time from admission to the first token sent.",
+            ["pool"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
         self.inter_token_latency = Histogram(
-            "orchq_inter_token_latency_seconds", "Time between consecutive tokens of a task.",
-            ["pool"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "orchq_inter_token_latency_seconds",
+            "Time between consecutive tokens of a task.",
+            ["pool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         build = Gauge(
-            "orchq_build_info", "Build of orchestratord (always 1).",
-            ["version", "python"], registry=r,
-        )  # fmt: skip
+            "orchq_build_info",
+            "Build of orchestratord (always 1).",
+            ["version", "python"],
+            registry=r,
+        )
         build.labels(__version__, platform.python_version()).set(1)
         r.register(_StateCollector(snapshot))
 
@@ -137,6 +163,8 @@ class Metrics:
         call (~4 us); the hot paths update a handful of children per task.
         Label sets are bounded by the config and closed enums, so is this cache.
         """
+        if not self._cache_children:
+            return metric.labels(*values)
         key = (metric, values)
         found = self._children.get(key)
         if found is None:

@@ -1,4 +1,4 @@
-"""Wire models of OrchQueue v1 (API.md), shared by the server, the client and the harness.
+"""Wire models of OrchQueue v1 (specs/orchestrator-spec.md): server, client and harness share them.
 
 Request models refuse unknown fields and coerce nothing JSON would not; response
 models describe exactly what the server sends, and generate the OpenAPI document.
@@ -12,17 +12,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.validators import JsonInt, JsonNumber, Text
+from orchestrator.vocabulary import (
+    AttemptState,
+    Determinism,
+    FallbackMode,
+    OverflowPolicy,
+    Priority,
+    ReplicaState,
+    TaskState,
+)
 
 MAX_SEED = 2**63 - 1
 MAX_METADATA_DEPTH = 32
 """How deeply session metadata may nest: deeper values would hit Python's recursion limit."""
-
-Priority = Literal["interactive", "batch"]
-Determinism = Literal["strict", "best_effort"]
-TaskState = Literal["queued", "running", "completed", "failed", "cancelled", "dropped"]
-TERMINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "dropped"})
-ReplicaState = Literal["warming", "ready", "draining", "down"]
-FallbackMode = Literal["aggressive_fallback", "intelligent_pacing"]
 
 
 class _Request(BaseModel):
@@ -136,7 +138,7 @@ class TaskError(_Response):
 class Attempt(_Response):
     attempt: int
     replica_id: str
-    state: Literal["running", "completed", "failed", "cancelled"]
+    state: AttemptState
     error_kind: str | None
     started_at: str
     finished_at: str | None
@@ -189,7 +191,7 @@ class Pool(_Response):
     ready: bool
     queue_capacity: int
     queue_depth: QueueDepth
-    overflow_policy: Literal["reject", "drop_lru"]
+    overflow_policy: OverflowPolicy
     max_attempts: int
     batch_share_every: int
     decode_timeout_ms: int

@@ -28,12 +28,12 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from orchestrator.api import create_app
 from orchestrator.config import Config, ReplicaConfig
 from orchestrator.connections import ConnectionGuard
 from orchestrator.engines import Engine, build_engine
-from orchestrator.http_protocol import HttpProtocol
 from orchestrator.listeners import LISTENERS, listening_sockets, loop_factory, spreads_accepts
 from orchestrator.runtime import Clock
 from orchestrator.store.lock import DatabaseLock
@@ -44,6 +44,10 @@ FD_RESERVE = 64 + LISTENERS
 """Open files kept for anything but client connections: listening sockets, the database
 (and its log, index and checkpointer), the event loop, standard streams; engine
 connections are added per replica slot."""
+
+
+YOUNG_GC_THRESHOLD = 10_000
+"""Allocations between young collections (CPython's default: 700)."""
 
 
 def _without_websocket_advice(record: logging.LogRecord) -> bool:
@@ -57,7 +61,7 @@ def _uvicorn_config(
 ) -> uvicorn.Config:
     built = uvicorn.Config(
         app,  # type: ignore[arg-type]
-        http=guard.protocol(HttpProtocol),
+        http=guard.protocol(AutoHTTPProtocol),  # the one uvicorn's http="auto" picks
         ws="none",
         host=host,
         port=port,
@@ -138,19 +142,11 @@ async def serve(
         guard.fit_to_open_files(open_files, _fd_reserve(config))
     server = uvicorn.Server(_uvicorn_config(app, host, port, access_log, config, guard))
     sockets = None
-    if spreads_accepts(asyncio.get_running_loop()):
+    if config.tuning.reuseport_listeners and spreads_accepts(asyncio.get_running_loop()):
         sockets = listening_sockets(host, port)
     serving = asyncio.create_task(server.serve(sockets=sockets))
-    # A queued task is held as bytes the collector never tracks
-    # (runtime.tasks.LiveTasks); before, a backlog of tracked objects made
-    # collections of the older generations stall admissions by 55-300 ms
-    # (bench/RESULTS.md). Those generations are still collected rarely, since a
-    # task read or streamed while it waits becomes tracked again, and what was
-    # alive at start-up never. The young threshold is the one measured with a
-    # tracked backlog (2.5 ms pauses at 10,000); with none, young collections
-    # find little alive and rarely take over a millisecond.
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
+    if config.tuning.gc_freeze:
+        tune_garbage_collector()
     while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no startup event)
         await asyncio.sleep(0.01)
     if server.started and on_ready is not None:
@@ -158,6 +154,15 @@ async def serve(
     await serving
     if not server.started:
         raise RuntimeError("orchestratord failed to start (see the log above)")
+
+
+def tune_garbage_collector() -> None:
+    """What exists at start is never scanned again; young collections run less often.
+
+    Why these numbers: docs/design/performance.md.
+    """
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, 50, 100)
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

@@ -30,10 +30,10 @@ import pytest
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
 from harness.plugin.target import ServeFactory, Target
 from harness.wire import Wire, error_kind, error_problems, expect, expect_error, read_stream
+from orchestrator.vocabulary import MAX_BACKOFF_JITTER_MS as MAX_JITTER_MS
 
 pytestmark = pytest.mark.contract
 
-MAX_JITTER_MS = 250
 BODY_LIMIT = 1_048_576
 SSE_RETRY_MS = 3000
 

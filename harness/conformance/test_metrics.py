@@ -23,7 +23,6 @@ repository's, or ``$ORCHQ_METRICS_LINT`` for another implementation.
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
 
 import pytest
 
@@ -47,10 +46,11 @@ from harness.metrics.truth import truth_violations
 from harness.metrics.workload import WorkloadResult, run_workload
 from harness.plugin.target import ServeFactory, Target
 from harness.wire import Wire
+from orchestrator.vocabulary import PRIORITIES
 
 pytestmark = pytest.mark.metrics
 
-LANES: tuple[Literal["interactive", "batch"], ...] = ("interactive", "batch")
+LANES = PRIORITIES
 
 
 def _scrape(target: Target) -> Exposition:

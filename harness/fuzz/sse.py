@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.numerals import ascii_int
+from orchestrator.vocabulary import CLOSING_EVENTS as TERMINAL
 
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     "started": frozenset(
@@ -22,8 +23,6 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "error": frozenset({"kind", "message", "retriable"}),
 }
 """ORCH-0076: the data fields of each event (spec table 5.2)."""
-
-TERMINAL = frozenset({"end", "error"})
 
 
 @dataclass

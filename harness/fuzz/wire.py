@@ -1,8 +1,8 @@
 """Checks of every response's wire shape: error envelope, error kinds, backpressure headers.
 
-Pure functions over status, headers and body (the standard library and
-``orchestrator.numerals`` only), so the fuzz checks, the state machine and any
-other suite can share them. Each
+Pure functions over status, headers and body (the standard library,
+``orchestrator.numerals`` and ``orchestrator.vocabulary`` only), so the fuzz
+checks, the state machine and any other suite can share them. Each
 problem string starts with the ORCH ID it breaks.
 """
 
@@ -14,32 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.numerals import ascii_int
-
-ERROR_KINDS: dict[str, tuple[int, bool]] = {
-    "INVALID_PARAMS": (400, False),
-    "UNAUTHORIZED": (401, False),
-    "NOT_FOUND": (404, False),
-    "METHOD_NOT_ALLOWED": (405, False),
-    "CONFLICT": (409, False),
-    "CANCELLED": (409, False),
-    "SESSION_EXPIRED": (410, False),
-    "PAYLOAD_TOO_LARGE": (413, False),
-    "UNSUPPORTED_MEDIA_TYPE": (415, False),
-    "ADMISSION_REJECT": (429, True),
-    "QUEUE_FULL_DROP_LRU": (429, True),
-    "INTERNAL": (500, True),
-    "WORKER_RESET": (502, True),
-    "POOL_UNREADY": (503, True),
-    "POOL_UNAVAILABLE": (503, True),
-    "REPLICA_EXHAUSTED": (503, True),
-    "DECODE_TIMEOUT": (504, True),
-    "HEADERS_TOO_LARGE": (431, False),
-    "STORAGE_UNAVAILABLE": (503, True),
-    "SERVER_BUSY": (503, True),
-}
-"""ORCH-0019: the error kinds of spec table 2.2 with their HTTP status and ``retriable``."""
-
-BACKOFF_STATUSES = frozenset({429, 503})
+from orchestrator.vocabulary import BACKOFF_STATUSES, ERROR_KINDS
 
 Headers = Mapping[str, Sequence[str]]
 """Header name -> values, any case (Schemathesis' ``Response.headers`` shape)."""

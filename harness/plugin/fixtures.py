@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.plugin.target import LIVE_TARGET_SKIP, Target, live_url, target_mode
+from orchestrator.vocabulary import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from harness.engine.control import EngineControl
@@ -49,7 +50,6 @@ __all__ = [
 ]
 
 DISPATCH_TIMEOUT_S = 10.0
-TERMINAL_STATES = frozenset({"completed", "failed", "cancelled", "dropped"})
 
 
 # ---------------------------------------------------------------- API factories

@@ -17,12 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.vocabulary import TERMINAL_STATES as TERMINAL
+from orchestrator.vocabulary import Priority
+
 if TYPE_CHECKING:
     from orchestrator.store.db import Store
 
 __all__ = ["TERMINAL", "Ledger"]
 
-TERMINAL = frozenset({"completed", "failed", "cancelled", "dropped"})
 SESSION = "sess_properties"
 POOL = "default"
 
@@ -51,7 +53,7 @@ class Ledger:
 
         return Store(self.path)
 
-    def admitted(self, task_id: str, priority: str) -> None:
+    def admitted(self, task_id: str, priority: Priority) -> None:
         from orchestrator.store.db import TaskRow
 
         self._seq += 1

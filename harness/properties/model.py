@@ -17,14 +17,11 @@ the model does the same (see :meth:`QueueModel.restarted`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+
+from orchestrator.vocabulary import PRIORITIES, Priority
+from orchestrator.vocabulary import OverflowPolicy as Policy
 
 __all__ = ["PRIORITIES", "Expected", "Policy", "Priority", "QueueModel"]
-
-Priority = Literal["interactive", "batch"]
-Policy = Literal["reject", "drop_lru"]
-PRIORITIES: tuple[Priority, ...] = ("interactive", "batch")
-"""Highest first."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ exactly the wire details these checks certify (headers, envelopes, ``id:`` lines
 
 from harness.checks import expect
 from harness.wire.http import (
-    TERMINAL_STATES,
     Wire,
     error_kind,
     error_problems,
@@ -15,6 +14,7 @@ from harness.wire.http import (
     parse_rfc3339,
 )
 from harness.wire.stream import SseCapture, SseEvent, read_stream
+from orchestrator.vocabulary import TERMINAL_STATES
 
 __all__ = [
     "TERMINAL_STATES",

@@ -21,8 +21,8 @@ import httpx
 
 from harness.checks import RequirementFailure, expect, leading_ids
 from harness.fuzz.wire import backpressure_problems, envelope_problems
+from orchestrator.vocabulary import TERMINAL_STATES
 
-TERMINAL_STATES = frozenset({"completed", "failed", "cancelled", "dropped"})
 READY_TIMEOUT_S = 15.0
 """How long a freshly started target may take to report every pool ready."""
 

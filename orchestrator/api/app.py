@@ -1,4 +1,9 @@
-"""The ASGI application factory."""
+"""The ASGI application: FastAPI with orchestratord's routes, edge and error handlers.
+
+Every request takes one path: the edge middleware (request id, auth, body
+limit, media type, connection limits), then FastAPI's routing to the one
+handler of its operation.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator import __version__
 from orchestrator.api.contract import install_openapi
 from orchestrator.api.errors import install_error_handlers
-from orchestrator.api.fast_admission import FastAdmission, is_admission
 from orchestrator.api.middleware import EdgeMiddleware
 from orchestrator.api.routes import router
 from orchestrator.config import Config, ReplicaConfig
@@ -21,33 +24,6 @@ from orchestrator.runtime import Clock, Orchestrator
 from orchestrator.store.lock import DatabaseLock
 
 API_TITLE = "OrchQueue v1"
-
-
-class _OrchqApp(FastAPI):
-    """FastAPI with orchestratord's edge as the outermost ASGI layer.
-
-    The edge answers what every request needs (request id, auth, body limit,
-    media type, an envelope for unexpected errors) and the admission fast path
-    answers ``POST /v1/tasks``, so the hottest route skips Starlette's and
-    FastAPI's own wrappers (error, telemetry and body-limit middleware), which
-    profiled at about as much time as the admission itself.
-    """
-
-    wrap_edge: Callable[[ASGIApp], ASGIApp] | None = None
-
-    def build_middleware_stack(self) -> ASGIApp:
-        inner = super().build_middleware_stack()
-        return inner if self.wrap_edge is None else self.wrap_edge(inner)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Admissions go straight to the edge: FastAPI's per-request telemetry
-        # check costs ~3 % of an admission, and the fast path is not a FastAPI
-        # route anyway (no spans either way). Every other request is unchanged.
-        if self.middleware_stack is not None and is_admission(scope):
-            scope["app"] = self
-            await self.middleware_stack(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -83,7 +59,7 @@ def create_app(
         finally:
             await orchestrator.stop()
 
-    app = _OrchqApp(
+    app = FastAPI(
         title=API_TITLE,
         version=__version__,
         summary="Priority admission queue in front of pools of LLM engine replicas.",
@@ -104,8 +80,8 @@ def create_app(
     app.include_router(router)
     install_error_handlers(app)
     install_openapi(app)
-    app.wrap_edge = lambda inner: EdgeMiddleware(
-        FastAdmission(inner, orchestrator=orchestrator),
+    app.add_middleware(
+        EdgeMiddleware,
         auth_token=config.auth_token,
         max_body_bytes=config.max_body_bytes,
         connections=connections,

@@ -16,13 +16,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from orchestrator.errors import ApiError, ErrorKind
+from orchestrator.errors import ApiError
 from orchestrator.store import is_storage_fault
+from orchestrator.vocabulary import ErrorKind
 
 log = logging.getLogger("orchestrator.api")
-
-STORAGE_BACKOFF_MS = 2000
-"""The suggested wait after a request the database could not take (disk full, I/O error)."""
 
 _STATUS_KINDS = {
     400: ErrorKind.INVALID_PARAMS,
@@ -88,7 +86,6 @@ def unexpected_error(exc: Exception, method: str, path: str) -> ApiError:
         return ApiError(
             ErrorKind.STORAGE_UNAVAILABLE,
             "the server cannot write its database right now; retry after the backoff",
-            backoff_ms=STORAGE_BACKOFF_MS,
         )
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return ApiError(ErrorKind.INTERNAL, "internal error")

@@ -27,8 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.api.errors import unexpected_error
 from orchestrator.connections import ConnectionGuard
-from orchestrator.errors import ApiError, ErrorKind, new_request_id
+from orchestrator.errors import ApiError, new_request_id
 from orchestrator.numerals import ascii_int
+from orchestrator.vocabulary import ErrorKind
 
 log = logging.getLogger("orchestrator.api")
 
@@ -37,8 +38,6 @@ DRAIN_BYTES = 64 * 1024 * 1024
 """How much of a body over the limit is read and dropped after the 413, at most."""
 DRAIN_S = 5.0
 """For how long, at most."""
-BUSY_BACKOFF_MS = 1000
-"""The suggested wait of a 503 ``SERVER_BUSY`` (connection limit)."""
 OPERATIONAL_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
 """Answered also at the connection limit (ORCH-0167)."""
 
@@ -70,25 +69,16 @@ def _is_json(content_type: bytes) -> bool:
     return media == b"application/json" or media.endswith(b"+json")
 
 
-def _error_head(error: ApiError, body: bytes, request_id: str | None) -> list[tuple[bytes, bytes]]:
+async def _send_error(send: Send, error: ApiError, request_id: str) -> None:
+    """Answer ``error`` in the envelope through ``send``, which adds X-Request-Id."""
+    body = json.dumps(error.envelope(request_id), separators=(",", ":")).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
-    if request_id is not None:
-        headers.append((b"x-request-id", request_id.encode("latin-1")))
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
     if error.kind is ErrorKind.UNAUTHORIZED:
         headers.append((b"www-authenticate", b'Bearer realm="orchq"'))
-    return headers
-
-
-async def send_error(
-    send: Send, error: ApiError, request_id: str, *, with_request_id: bool = True
-) -> None:
-    """Answer ``error`` in the envelope; inner layers leave X-Request-Id to the edge."""
-    body = json.dumps(error.envelope(request_id), separators=(",", ":")).encode()
-    headers = _error_head(error, body, request_id if with_request_id else None)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -118,6 +108,7 @@ class EdgeMiddleware:
         started = completed = False
         guard, client = self._connections, scope.get("client")
         excess = guard is not None and guard.request_started(client)
+        closing = guard is not None and guard.closes_after_response(client)
         declared = headers.get(b"content-length")
         body_read = declared in (None, b"0") and b"transfer-encoding" not in headers
         outer_receive = receive
@@ -135,7 +126,7 @@ class EdgeMiddleware:
             nonlocal started, completed
             if message["type"] == "http.response.start":
                 started = True
-                extra = [(b"x-request-id", encoded_id), *((_CLOSE,) if excess else ())]
+                extra = [(b"x-request-id", encoded_id), *((_CLOSE,) if closing else ())]
                 message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 reusable = True
@@ -160,15 +151,14 @@ class EdgeMiddleware:
                 if started:
                     raise  # a response cut off midway: only dropping the connection is honest
                 error = unexpected_error(exc, scope["method"], scope["path"])
-                await self._answer(send_with_id, error, request_id)
+                await _send_error(send_with_id, error, request_id)
 
         if excess and scope["path"] not in OPERATIONAL_PATHS:
             busy = ApiError(
                 ErrorKind.SERVER_BUSY,
                 "the server is at its connection limit; retry after the backoff",
-                backoff_ms=BUSY_BACKOFF_MS,
             )
-            await self._answer(send_with_id, busy, request_id)
+            await _send_error(send_with_id, busy, request_id)
             return
 
         if (
@@ -177,7 +167,7 @@ class EdgeMiddleware:
             and not hmac.compare_digest(headers.get(b"authorization", b""), self._token)
         ):
             unauthorized = ApiError(ErrorKind.UNAUTHORIZED, "missing or wrong bearer token")
-            await self._answer(send_with_id, unauthorized, request_id)
+            await _send_error(send_with_id, unauthorized, request_id)
             return
 
         if scope["method"] in ("POST", "PUT", "PATCH") and declared != b"0":
@@ -190,12 +180,12 @@ class EdgeMiddleware:
                 refused = f"request body must be application/json, not {media}"
             if refused is not None:
                 media_error = ApiError(ErrorKind.UNSUPPORTED_MEDIA_TYPE, refused)
-                await self._answer(send_with_id, media_error, request_id)
+                await _send_error(send_with_id, media_error, request_id)
                 return
         if declared is not None:
             size = ascii_int(declared, max_digits=30)
             if size is not None and size > self._max_body:
-                await self._answer(send_with_id, self._too_large(), request_id)
+                await _send_error(send_with_id, self._too_large(), request_id)
                 return
             await call_app(receive)
             return
@@ -213,7 +203,7 @@ class EdgeMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body:
-                await self._answer(send_with_id, self._too_large(), request_id)
+                await _send_error(send_with_id, self._too_large(), request_id)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -228,11 +218,6 @@ class EdgeMiddleware:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         await call_app(replay)
-
-    @staticmethod
-    async def _answer(send: Send, error: ApiError, request_id: str) -> None:
-        """Answer ``error`` through ``send``, which adds X-Request-Id."""
-        await send_error(send, error, request_id, with_request_id=False)
 
     def _too_large(self) -> ApiError:
         return ApiError(ErrorKind.PAYLOAD_TOO_LARGE, f"request body exceeds {self._max_body} bytes")

@@ -1,9 +1,9 @@
 """The OrchQueue v1 endpoints.
 
-Handlers are thin: decode, call the orchestrator, encode. They return
-``JSONResponse`` directly (the orchestrator already builds wire-shaped dicts),
-so the response models only document the API and are not re-validated on the
-hot path; the contract tests validate them instead.
+Handlers are thin: FastAPI decodes and validates the request, the orchestrator
+answers with the wire models of :mod:`orchestrator.schemas`, and
+:class:`WireResponse` encodes them as they are: the models the OpenAPI document
+declares are the ones the server builds, validated when built, not again.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 
 from orchestrator.api.contract import SSE_MEDIA_TYPE, stream_content
 from orchestrator.api.sse import event_stream, parse_last_event_id
-from orchestrator.errors import ApiError, ErrorKind
+from orchestrator.errors import ApiError
 from orchestrator.runtime import Orchestrator
 from orchestrator.schemas import (
     ErrorEnvelope,
@@ -32,6 +33,7 @@ from orchestrator.schemas import (
     TaskAdmitted,
     TaskCreate,
 )
+from orchestrator.vocabulary import ErrorKind
 
 _BACKOFF_HEADERS = {
     "Retry-After": {
@@ -94,11 +96,12 @@ def _links(parameter: str, expression: str, *operations: str) -> dict[str, Any]:
     return {
         "links": {
             operation[0].upper() + operation[1:]: {
-                "operationId": operation, "parameters": {parameter: expression}
+                "operationId": operation,
+                "parameters": {parameter: expression},
             }
             for operation in operations
         }
-    }  # fmt: skip
+    }
 
 
 _SESSION_LINKS = _links("session_id", "$response.body#/session_id", "getSession", "deleteSession")
@@ -123,10 +126,20 @@ def _location(template: str, requirement: str) -> dict[str, Any]:
 
 _STREAM_LINKS = _links("task_id", "$request.path.task_id", "getTask", "cancelTask")
 
+READINESS_WAIT_MS = 1000
+"""The suggested wait of a 503 from ``/readyz``."""
+
 _V1 = (401, 503)
 _WITH_BODY = (400, 401, 413, 415, 503)
 
 router = APIRouter()
+
+
+class WireResponse(JSONResponse):
+    """A response whose content is a wire model, encoded by the model's own serializer."""
+
+    def render(self, content: BaseModel) -> bytes:
+        return content.model_dump_json().encode()
 
 
 def _orchestrator(request: Request) -> Orchestrator:
@@ -151,10 +164,10 @@ def _orchestrator(request: Request) -> Orchestrator:
 )
 async def create_session(
     request: Request, body: Annotated[SessionCreate | None, Body()] = None
-) -> JSONResponse:
+) -> WireResponse:
     """Create a session; tasks can only be admitted into an existing session."""
     view = _orchestrator(request).create_session(body or SessionCreate())
-    return JSONResponse(view, 201, headers={"Location": f"/v1/sessions/{view['session_id']}"})
+    return WireResponse(view, 201, headers={"Location": f"/v1/sessions/{view.session_id}"})
 
 
 @router.get(
@@ -167,9 +180,9 @@ async def create_session(
     },
     tags=["sessions"],
 )
-async def get_session(request: Request, session_id: str) -> JSONResponse:
+async def get_session(request: Request, session_id: str) -> WireResponse:
     """A session with its TTL and task counts."""
-    return JSONResponse(_orchestrator(request).get_session(session_id))
+    return WireResponse(_orchestrator(request).get_session(session_id))
 
 
 @router.delete(
@@ -220,10 +233,10 @@ async def delete_session(request: Request, session_id: str) -> Response:
     },
     tags=["tasks"],
 )
-async def create_task(request: Request, body: TaskCreate) -> JSONResponse:
+async def create_task(request: Request, body: TaskCreate) -> WireResponse:
     """Admit a task into its pool's queue."""
     view = await _orchestrator(request).admit(body)
-    return JSONResponse(view, 202, headers={"Location": f"/v1/tasks/{view['task_id']}"})
+    return WireResponse(view, 202, headers={"Location": f"/v1/tasks/{view.task_id}"})
 
 
 @router.get(
@@ -247,9 +260,9 @@ async def create_task(request: Request, body: TaskCreate) -> JSONResponse:
     },
     tags=["tasks"],
 )
-async def get_task(request: Request, task_id: str) -> JSONResponse:
+async def get_task(request: Request, task_id: str) -> WireResponse:
     """Task status, attempts and error, if any."""
-    return JSONResponse(_orchestrator(request).get_task(task_id))
+    return WireResponse(_orchestrator(request).get_task(task_id))
 
 
 @router.delete(
@@ -260,9 +273,9 @@ async def get_task(request: Request, task_id: str) -> JSONResponse:
     openapi_extra={"x-req-id": ["ORCH-0058", "ORCH-0066", "ORCH-0067", "ORCH-0068", "ORCH-0069"]},
     tags=["tasks"],
 )
-async def cancel_task(request: Request, task_id: str) -> JSONResponse:
+async def cancel_task(request: Request, task_id: str) -> WireResponse:
     """Cancel a queued or running task; 409 if it already ended."""
-    return JSONResponse(_orchestrator(request).cancel_task(task_id))
+    return WireResponse(_orchestrator(request).cancel_task(task_id))
 
 
 @router.get(
@@ -341,9 +354,9 @@ async def stream_task(
     openapi_extra={"x-req-id": ["ORCH-0119", "ORCH-0120", "ORCH-0121", "ORCH-0122", "ORCH-0123"]},
     tags=["pools"],
 )
-async def list_pools(request: Request) -> JSONResponse:
+async def list_pools(request: Request) -> WireResponse:
     """Every pool with its replicas, readiness, capacity and overflow policy."""
-    return JSONResponse(_orchestrator(request).pools_view())
+    return WireResponse(_orchestrator(request).pools_view())
 
 
 @router.get(
@@ -354,9 +367,9 @@ async def list_pools(request: Request) -> JSONResponse:
     openapi_extra={"x-req-id": ["ORCH-0119", "ORCH-0120", "ORCH-0121", "ORCH-0122", "ORCH-0123"]},
     tags=["pools"],
 )
-async def get_pool(request: Request, pool_id: str) -> JSONResponse:
+async def get_pool(request: Request, pool_id: str) -> WireResponse:
     """One pool."""
-    return JSONResponse(_orchestrator(request).pool_view(pool_id))
+    return WireResponse(_orchestrator(request).pool_view(pool_id))
 
 
 @router.get(
@@ -367,9 +380,9 @@ async def get_pool(request: Request, pool_id: str) -> JSONResponse:
     openapi_extra={"x-req-id": ["ORCH-0124", "ORCH-0128"]},
     tags=["admin"],
 )
-async def get_routing(request: Request) -> JSONResponse:
+async def get_routing(request: Request) -> WireResponse:
     """The persisted routing fallback mode."""
-    return JSONResponse({"fallback_mode": _orchestrator(request).fallback_mode})
+    return WireResponse(_orchestrator(request).routing())
 
 
 @router.put(
@@ -380,11 +393,9 @@ async def get_routing(request: Request) -> JSONResponse:
     openapi_extra={"x-req-id": ["ORCH-0125", "ORCH-0126", "ORCH-0127"]},
     tags=["admin"],
 )
-async def set_routing(request: Request, body: RoutingUpdate) -> JSONResponse:
+async def set_routing(request: Request, body: RoutingUpdate) -> WireResponse:
     """Change the routing fallback mode; persisted across restarts."""
-    orchestrator = _orchestrator(request)
-    orchestrator.set_fallback_mode(body.fallback_mode)
-    return JSONResponse({"fallback_mode": orchestrator.fallback_mode})
+    return WireResponse(_orchestrator(request).set_fallback_mode(body.fallback_mode))
 
 
 # ---------------------------------------------------------------- health & metrics
@@ -397,9 +408,9 @@ async def set_routing(request: Request, body: RoutingUpdate) -> JSONResponse:
     openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0129"]},
     tags=["health"],
 )
-async def healthz() -> JSONResponse:
+async def healthz() -> WireResponse:
     """Liveness: the process answers."""
-    return JSONResponse({"status": "ok"})
+    return WireResponse(Health(status="ok"))
 
 
 @router.get(
@@ -410,29 +421,44 @@ async def healthz() -> JSONResponse:
     openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0130"]},
     tags=["health"],
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> WireResponse:
     """Readiness: every pool has at least one ready replica."""
     orchestrator = _orchestrator(request)
     pools = orchestrator.readiness()
     if not all(pools.values()):
         unready = sorted(p for p, ready in pools.items() if not ready)
         raise ApiError(
-            ErrorKind.POOL_UNREADY, f"pools not ready: {', '.join(unready)}",
-            backoff_ms=1000, details={"pools": pools},
-        )  # fmt: skip
-    return JSONResponse({"status": "ready", "pools": pools})
+            ErrorKind.POOL_UNREADY,
+            f"pools not ready: {', '.join(unready)}",
+            backoff_ms=READINESS_WAIT_MS,
+            details={"pools": pools},
+        )
+    return WireResponse(Readiness(status="ready", pools=pools))
 
 
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition.",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
     operation_id="metrics",
-    openapi_extra={"x-req-id": ["ORCH-0008", "ORCH-0131", "ORCH-0132", "ORCH-0133",
-                                "ORCH-0134", "ORCH-0135", "ORCH-0136"]},
+    openapi_extra={
+        "x-req-id": [
+            "ORCH-0008",
+            "ORCH-0131",
+            "ORCH-0132",
+            "ORCH-0133",
+            "ORCH-0134",
+            "ORCH-0135",
+            "ORCH-0136",
+        ]
+    },
     tags=["health"],
-)  # fmt: skip
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics, names prefixed ``orchq_``."""
     from orchestrator.metrics import CONTENT_TYPE

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
 
-Priority = Literal["interactive", "batch"]
-PRIORITIES: tuple[Priority, ...] = ("interactive", "batch")
-"""Highest first."""
+from orchestrator.vocabulary import PRIORITIES, OverflowPolicy, Priority
 
 
 class QueueFull(Exception):
@@ -43,7 +40,7 @@ class PoolQueue:
     def __init__(
         self,
         capacity: int,
-        overflow_policy: Literal["reject", "drop_lru"],
+        overflow_policy: OverflowPolicy,
         batch_share_every: int,
     ) -> None:
         if batch_share_every < 2:

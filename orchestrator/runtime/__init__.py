@@ -1,6 +1,10 @@
-"""The running orchestrator: pools of replicas, task execution, streams and recovery."""
+"""The running orchestrator: sessions, admission, execution, termination, views, recovery.
+
+:class:`Orchestrator` is the face the API calls; see its module for the parts.
+"""
 
 from orchestrator.runtime.clock import Clock, ManualClock
-from orchestrator.runtime.service import Orchestrator, StreamSource
+from orchestrator.runtime.service import Orchestrator
+from orchestrator.runtime.streams import StreamSource
 
 __all__ = ["Clock", "ManualClock", "Orchestrator", "StreamSource"]

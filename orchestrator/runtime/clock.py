@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import overload
 
 
 class Clock:
@@ -37,6 +38,14 @@ async def sleep_at_least(seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while (remaining := deadline - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline, no event)
         await asyncio.sleep(remaining)
+
+
+@overload
+def rfc3339(ms: int) -> str: ...
+@overload
+def rfc3339(ms: None) -> None: ...
+@overload
+def rfc3339(ms: int | None) -> str | None: ...
 
 
 def rfc3339(ms: int | None) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 from orchestrator.config import PoolConfig, ReplicaConfig
 from orchestrator.engines import Engine, EngineError, build_engine
 from orchestrator.queue import PoolQueue
+from orchestrator.vocabulary import ReplicaState
 
 log = logging.getLogger("orchestrator.pool")
 
@@ -33,7 +34,7 @@ class Replica:
         self.engine = engine
         self.slots = config.slots
         self.in_flight = 0
-        self.state = "warming"
+        self.state: ReplicaState = "warming"
         self.ready_at_estimate = time.monotonic() + config.warmup_ms / 1000
 
     def has_free_slot(self) -> bool:
@@ -63,7 +64,7 @@ class Pool:
         self.replicas = [Replica(rc, engine_factory(rc)) for rc in config.replicas]
         self._on_dispatch = on_dispatch
         self._may_dispatch = may_dispatch
-        """False holds the queue (running tasks and retries go on): see the Journal."""
+        """False pauses the queue (running tasks and retries go on): see the Journal."""
         self._waiters: list[_SlotWaiter] = []
         self._health_tasks: set[asyncio.Task[None]] = set()
         self._rotation = 0
@@ -168,7 +169,7 @@ class Pool:
         return choice
 
     def schedule(self) -> None:
-        """Hand free slots to waiting retries first, then to the queue (unless it is held)."""
+        """Hand free slots to waiting retries first, then to the queue (unless it is paused)."""
         for waiter in list(self._waiters):
             if waiter.future.done():
                 self._waiters.remove(waiter)

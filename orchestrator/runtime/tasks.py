@@ -25,7 +25,7 @@ class LiveTask:
     A backlog holds one of these per queued task, and everything made at
     admission lives as long as the task waits, so the collector's pauses over
     the older generations grow with the number of objects a queued task holds
-    (one took 160 ms at 70,000 queued tasks, bench/RESULTS.md). The stream
+    (docs/design/performance.md, ``packed_queued_tasks``). The stream
     channel, the engine request and the token list are therefore made on first
     use, which for most tasks is their dispatch: a queued task holds two
     tracked objects (itself and its row) instead of six.
@@ -35,8 +35,8 @@ class LiveTask:
     attempts: int = 0
     started_sent: bool = False
     runner: asyncio.Task[None] | None = None
-    held: Replica | None = None
-    """The replica slot this task occupies, released exactly once."""
+    slot: Replica | None = None
+    """The replica whose slot this task occupies, released exactly once."""
     attempt_open: int | None = None
     """The number of the attempt in progress, if any."""
     admitted_at: float = field(default_factory=time.monotonic)
@@ -133,28 +133,31 @@ def _made(entry: bytes) -> LiveTask:
 
 
 class LiveTasks:
-    """Every live task by id; a queued task is held as bytes until it is needed.
+    """Every live task by id; a queued task is packed as bytes until it is needed.
 
     Under a flood the backlog grows by thousands of tasks a second, and each
     object the garbage collector tracks is scanned again by every collection
     of the generation it has reached: with a ``LiveTask`` and a ``TaskRow`` per
-    queued task, a middle-generation collection took 55-300 ms under the
-    admission benchmark's backlog and stalled every request in flight
-    (bench/RESULTS.md, "A backlog the collector does not scan"). A task that
-    only waits is held as bytes, which the collector never tracks, and its
+    queued task, a middle-generation collection rescanned the whole backlog
+    and stalled every request in flight (docs/design/performance.md). A task that
+    only waits is packed as bytes, which the collector never tracks, and its
     ``LiveTask`` is made the first time anything asks for it (dispatch, a
     read, a stream, a cancel), with the time it was admitted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, packed: bool = True) -> None:
         self._tasks: dict[str, LiveTask | bytes] = {}
+        self._packed = packed
 
     def add_queued(self, row: TaskRow) -> None:
-        """A just-admitted task, held compactly while it waits."""
-        try:
-            self._tasks[row.task_id] = _queued_entry(row)
-        except ValueError:  # a value marshal cannot encode: keep the task as it is
-            self._tasks[row.task_id] = LiveTask(row=row)
+        """A just-admitted task, packed while it waits."""
+        if self._packed:
+            try:
+                self._tasks[row.task_id] = _queued_entry(row)
+                return
+            except ValueError:  # a value marshal cannot encode: keep the task as it is
+                pass
+        self._tasks[row.task_id] = LiveTask(row=row)
 
     def __setitem__(self, task_id: str, lt: LiveTask) -> None:
         self._tasks[task_id] = lt
@@ -187,7 +190,7 @@ class LiveTasks:
     def made(self) -> Iterator[LiveTask]:
         """The tasks whose ``LiveTask`` exists: running, read or streamed.
 
-        A task still held as bytes has no runner and no channel: nothing to stop or close.
+        A task still packed as bytes has no runner and no channel: nothing to stop or close.
         """
         return (entry for entry in list(self._tasks.values()) if isinstance(entry, LiveTask))
 

@@ -4,7 +4,7 @@ SQLite checkpoints a WAL database inside the ``COMMIT`` that takes the log past
 ``wal_autocheckpoint`` pages: on the event loop, about 7 ms each under an
 admission flood, nearly all of it the two fsyncs ``synchronous=NORMAL`` asks of
 a checkpoint. Every request in flight waits for it, several times a second
-(bench/RESULTS.md, "WAL checkpoints off the loop").
+(docs/design/performance.md, ``background_checkpoint``).
 
 :class:`WalCheckpointer` moves the bulk of that work to a thread with a
 connection of its own (sqlite3 releases the GIL while a statement runs): once

@@ -13,7 +13,11 @@ admissions, and the writes of a :class:`CommitParticipant` (the runtime's
 journal of stream events and task states), share one commit. A commit that
 fails is rolled back whole: its admissions fail with :class:`StorageUnavailable`
 when the database cannot be written (disk full, I/O error), and the
-participant is told, so that it keeps its writes and tries again.
+participant is told, so that it keeps its writes and tries again
+(docs/design/group-commit.md).
+
+Every SQL statement orchestratord runs is in this module, which is why it is
+long: one place to read what touches the database, and in which transaction.
 """
 
 from __future__ import annotations
@@ -22,15 +26,16 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.compact_json import dumps_canonical
+from orchestrator.compact_json import dumps_canonical, stdlib_dumps_canonical
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
 from orchestrator.store.migrations import MIGRATIONS
+from orchestrator.vocabulary import AttemptState, Priority, TaskState
 
 log = logging.getLogger("orchestrator.store")
 
@@ -99,12 +104,12 @@ class TaskRow:
     session_id: str
     admit_seq: int
     pool_id: str
-    priority: str
+    priority: Priority
     prompt: str
     max_tokens: int
     params: dict[str, Any]
     seed: int
-    state: str
+    state: TaskState
     replica_id: str | None
     engine: str | None
     engine_version: str | None
@@ -149,7 +154,7 @@ class AttemptRow:
     task_id: str
     attempt: int
     replica_id: str
-    state: str
+    state: AttemptState
     error_kind: str | None
     started_ms: int
     finished_ms: int | None
@@ -160,7 +165,7 @@ class DispatchRow:
     """A queue dispatch: the first attempt of a task, for the fairness streak at recovery."""
 
     task_id: str
-    priority: str
+    priority: Priority
     started_ms: int
     batch_waiting: bool
     """A batch task of the same pool was queued at ``started_ms``."""
@@ -185,16 +190,14 @@ _INSERT_TASK = (
     f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES "
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_UPDATE_TASK: dict[tuple[str, ...], str] = {}
-"""``UPDATE tasks`` statements by the columns they set, built once each."""
 
 
-def _task_values(row: TaskRow) -> tuple[Any, ...]:
+def _task_values(row: TaskRow, canonical: Callable[[Any], str]) -> tuple[Any, ...]:
     values = row.values()
-    error = None if row.error is None else dumps_canonical(row.error)
+    error = None if row.error is None else canonical(row.error)
     return (
         *values[:_PARAMS],
-        dumps_canonical(row.params),
+        canonical(row.params),
         *values[_PARAMS + 1 : _ERROR],
         error,
         *values[_ERROR + 1 :],
@@ -211,8 +214,17 @@ def _task(row: tuple[Any, ...]) -> TaskRow:
 class Store:
     """Typed access to the orchestrator database."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        compact_json: bool = True,
+        batched_inserts: bool = True,
+    ) -> None:
+        """``compact_json``, ``batched_inserts``: see :class:`~orchestrator.config.Tuning`."""
         self.path = str(path)
+        self._canonical = dumps_canonical if compact_json else stdlib_dumps_canonical
+        self._batched_inserts = batched_inserts
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -360,8 +372,17 @@ class Store:
         """
         group = self._open_group()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_tasks.append((_task_values(row), done))
         group.append(done)
+        values = _task_values(row, self._canonical)
+        if self._batched_inserts:
+            self._pending_tasks.append((values, done))
+            return done
+        try:
+            self._connection.execute(_INSERT_TASK, values)
+        except sqlite3.Error as exc:
+            if is_storage_fault(exc):
+                raise self._abandon_group(exc) from exc
+            done.set_exception(StoreError(f"{self.path}: admission failed: {exc}"))
         return done
 
     def _insert_pending_tasks(self) -> None:
@@ -370,7 +391,7 @@ class Store:
         One ``executemany`` per loop turn instead of an ``execute`` between
         every two admissions: interleaved with the rest of a request, each
         insert ran with SQLite's working set evicted from the CPU caches and
-        cost about 1.6 times as much (bench/RESULTS.md). A row that fails on
+        cost about 1.6 times as much (docs/design/performance.md). A row that fails on
         its own fails only its own admission; a database that cannot be
         written fails the whole group at once.
         """
@@ -543,7 +564,7 @@ class Store:
         self._insert_task(row)
 
     def _insert_task(self, row: TaskRow) -> None:
-        self._db.execute(_INSERT_TASK, _task_values(row))
+        self._db.execute(_INSERT_TASK, _task_values(row, self._canonical))
 
     def get_task(self, task_id: str) -> TaskRow | None:
         row = self._db.execute(
@@ -562,12 +583,10 @@ class Store:
     def update_task(self, task_id: str, **fields: Any) -> None:
         self.settle()
         if "error" in fields and fields["error"] is not None:
-            fields["error"] = dumps_canonical(fields["error"])
-        names = tuple(fields)
-        statement = _UPDATE_TASK.get(names)
-        if statement is None:  # field sets come from this package's code: a handful
-            assignments = ", ".join(f"{name} = ?" for name in names)
-            statement = _UPDATE_TASK[names] = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
+            fields["error"] = self._canonical(fields["error"])
+        # Column names come from this package's code, never from a request.
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        statement = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
         self._db.execute(statement, (*fields.values(), task_id))
 
     # ------------------------------------------------------------ attempts

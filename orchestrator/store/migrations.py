@@ -62,7 +62,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: tasks and attempts again, their CHECK constraints written as equalities.
     # SQLite evaluated `state IN (<constants>)` by building an ephemeral index on
     # every INSERT (and every UPDATE of an attempt's state): about 4 of a task
-    # insert's 13 microseconds (bench/RESULTS.md). A constraint cannot be altered,
+    # insert's 13 microseconds. A constraint cannot be altered,
     # so the tables are rebuilt (foreign keys are off while migrating, see
     # Store._migrate).
     """

@@ -1,4 +1,4 @@
-"""The OrchQueue v1 client against a fake server (httpx.MockTransport) that answers per API.md.
+"""The OrchQueue v1 client against a fake server (httpx.MockTransport) that answers per the spec.
 
 Every test runs twice, once through :class:`OrchClient` and once through
 :class:`AsyncOrchClient`, via the small :class:`Api` facade: the two clients share
@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator import client as client_mod
 from orchestrator.client import (
     AsyncOrchClient,
     OrchClient,
@@ -30,6 +29,8 @@ from orchestrator.client import (
     StreamGapError,
     StreamInterruptedError,
 )
+from orchestrator.client import aio as client_aio
+from orchestrator.client import sync as client_sync
 from orchestrator.schemas import (
     EndData,
     ErrorData,
@@ -284,8 +285,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def asleep(delay: float) -> None:
         delays.append(delay)
 
-    monkeypatch.setattr(client_mod, "_sleep", delays.append)
-    monkeypatch.setattr(client_mod, "_asleep", asleep)
+    monkeypatch.setattr(client_sync, "_sleep", delays.append)
+    monkeypatch.setattr(client_aio, "_asleep", asleep)
     return delays
 
 

@@ -1,8 +1,8 @@
 """Assertions on OrchQueue v1 answers, shared by the API tests.
 
-The expected status and ``retriable`` flag of every error kind are copied from
-API.md's error table on purpose (not imported from ``orchestrator.errors``):
-these tests check the server against the contract, not against itself.
+The expected status and ``retriable`` flag of every error kind come from
+:mod:`orchestrator.vocabulary`, whose table tests/orchestrator/unit/test_vocabulary.py
+holds against the spec's table 2.2.
 """
 
 from __future__ import annotations
@@ -14,35 +14,14 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from harness.fuzz.wire import BACKOFF_STATUSES, backpressure_problems
+from harness.fuzz.wire import backpressure_problems
+from orchestrator.vocabulary import (
+    BACKOFF_STATUSES,
+    ERROR_KINDS,
+    RESPONSE_ERROR_KINDS,
+    TASK_ERROR_KINDS,
+)
 
-# kind -> (HTTP status, retriable), per API.md "Error envelope and kinds".
-ERROR_TABLE: dict[str, tuple[int, bool]] = {
-    "INVALID_PARAMS": (400, False),
-    "UNAUTHORIZED": (401, False),
-    "NOT_FOUND": (404, False),
-    "METHOD_NOT_ALLOWED": (405, False),
-    "CONFLICT": (409, False),
-    "SESSION_EXPIRED": (410, False),
-    "PAYLOAD_TOO_LARGE": (413, False),
-    "UNSUPPORTED_MEDIA_TYPE": (415, False),
-    "ADMISSION_REJECT": (429, True),
-    "QUEUE_FULL_DROP_LRU": (429, True),
-    "INTERNAL": (500, True),
-    "POOL_UNREADY": (503, True),
-    "POOL_UNAVAILABLE": (503, True),
-    "HEADERS_TOO_LARGE": (431, False),
-    "STORAGE_UNAVAILABLE": (503, True),
-    "SERVER_BUSY": (503, True),
-}
-# Task-level terminal errors (stream ``error`` events and ``task.error``).
-TASK_ERROR_RETRIABLE: dict[str, bool] = {
-    "CANCELLED": False,
-    "QUEUE_FULL_DROP_LRU": True,
-    "WORKER_RESET": True,
-    "REPLICA_EXHAUSTED": True,
-    "DECODE_TIMEOUT": True,
-}
 ENVELOPE_FIELDS = {"kind", "message", "retriable", "request_id"}
 # Extra detail fields the server may add next to the four envelope fields.
 DETAIL_FIELDS = {"problems", "state", "pools"}
@@ -73,7 +52,8 @@ def assert_error(
     response: httpx.Response, status: int, kind: str, *, message: str | None = None
 ) -> dict[str, Any]:
     """The answer is ``status`` with the OrchQueue envelope of ``kind``; returns the error."""
-    assert ERROR_TABLE[kind][0] == status, f"API.md maps {kind} to {ERROR_TABLE[kind][0]}"
+    assert kind in RESPONSE_ERROR_KINDS, f"{kind} never answers a request"
+    assert ERROR_KINDS[kind].status == status, f"the spec maps {kind} to {ERROR_KINDS[kind]}"
     assert response.status_code == status, (
         f"expected HTTP {status} {kind}, got {response.status_code}: {response.text[:500]}"
     )
@@ -89,7 +69,7 @@ def assert_error(
     assert error["kind"] == kind, error
     assert isinstance(error["message"], str)
     assert error["message"], error
-    assert error["retriable"] is ERROR_TABLE[kind][1], error
+    assert error["retriable"] is ERROR_KINDS[kind].retriable, error
     assert error["request_id"] == assert_request_id(response), error
     if message is not None:
         assert message in error["message"], error
@@ -117,7 +97,8 @@ def assert_task_error(error: dict[str, Any] | None, kind: str) -> None:
     assert error["kind"] == kind
     assert isinstance(error["message"], str)
     assert error["message"]
-    assert error["retriable"] is TASK_ERROR_RETRIABLE[kind]
+    assert kind in TASK_ERROR_KINDS, f"{kind} never ends a task"
+    assert error["retriable"] is ERROR_KINDS[kind].retriable
 
 
 # ---------------------------------------------------------------- SSE

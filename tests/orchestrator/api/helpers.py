@@ -8,12 +8,11 @@ from typing import Any
 
 import httpx
 
+from orchestrator.vocabulary import TERMINAL_STATES
 from tests.support import pool, wait_until
 
 HttpFactory = Callable[..., httpx.Client]
 """The ``connect`` fixture: ``connect(server, token=None)`` -> a client on that server."""
-
-TERMINAL = frozenset({"completed", "failed", "cancelled", "dropped"})
 
 FAST_POOL = pool("default", replicas=[{"replica_id": "r1"}, {"replica_id": "r2"}])
 """Two zero-delay mock replicas."""
@@ -102,4 +101,4 @@ def wait_state(
 
 
 def wait_terminal(http: httpx.Client, task_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    return wait_state(http, task_id, TERMINAL, timeout)
+    return wait_state(http, task_id, TERMINAL_STATES, timeout)

@@ -1,4 +1,4 @@
-"""Every HTTP answer of API.md's error table, over real HTTP, in the one envelope.
+"""Every HTTP answer of the spec's error table (ORCH-0019), over real HTTP, in the one envelope.
 
 Each test asserts the status, the exact envelope (kind, message, retriable per
 the table, request_id equal to the X-Request-Id header) and, for 429/503, the

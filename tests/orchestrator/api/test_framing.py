@@ -10,6 +10,9 @@ Spec: ORCH-0009, ORCH-0014, ORCH-0017, ORCH-0160, ORCH-0161, ORCH-0162, ORCH-020
 
 from __future__ import annotations
 
+import http.client
+import io
+
 import pytest
 
 from orchestrator.server import ServerThread
@@ -122,3 +125,72 @@ def test_malformed_framing_gets_a_400_and_a_closed_connection(
         assert closed_by_peer(sock, within=5), "ORCH-0162: the connection stayed open"
     health = exchange(server.url, get("/healthz"))
     assert health.status == 200
+
+
+CHUNKED_REQUESTS = {
+    "admitted": (
+        b"POST /v1/sessions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        201,
+    ),
+    "refused before its body is read": (
+        b"POST /v1/sessions HTTP/1.1\r\nHost: t\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        415,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"), CHUNKED_REQUESTS.values(), ids=CHUNKED_REQUESTS.keys()
+)
+def test_a_connection_closed_after_a_chunked_request_says_so_in_its_response(
+    server: ServerThread, request_bytes: bytes, status: int
+) -> None:
+    """The server does not keep a connection whose chunked body it does not follow: the
+    response carries ``Connection: close``, so a client's pool never sends a request
+    on it that would meet the close instead of an answer."""
+    with connect(server.url) as sock:
+        sock.sendall(request_bytes)
+        response = read_response(sock)
+        assert response.status == status, (response.status, response.body[:200])
+        assert response.headers.get("connection") == "close", response.headers
+        assert closed_by_peer(sock, within=5)
+
+
+class _Unclosed(io.BytesIO):
+    def close(self) -> None:
+        """``http.client`` closes a response's file once its body is read: the next follows."""
+
+
+class _Received:
+    """Bytes already read, for ``http.client`` to parse one response after another."""
+
+    def __init__(self, data: bytes) -> None:
+        self._file = _Unclosed(data)
+
+    def makefile(self, *args: object, **kwargs: object) -> io.BytesIO:
+        return self._file
+
+
+def test_a_chunked_request_pipelined_behind_another_is_answered(server: ServerThread) -> None:
+    """The connection closes after the chunked request's response, not the one before it."""
+    first = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    chunked, status = CHUNKED_REQUESTS["admitted"]
+    with connect(server.url) as sock:
+        sock.sendall(first + chunked)
+        received = b""
+        while chunk := sock.recv(65536):  # until the server closes
+            received += chunk
+    replies = _Received(received)
+    health = http.client.HTTPResponse(replies)  # type: ignore[arg-type]
+    health.begin()
+    assert health.status == 200 and health.getheader("connection") is None, health.headers
+    health.read()
+    response = http.client.HTTPResponse(replies)  # type: ignore[arg-type]
+    try:
+        response.begin()
+    except http.client.RemoteDisconnected:
+        raise AssertionError(f"the pipelined chunked request got no answer: {received!r}") from None
+    assert response.status == status, (response.status, response.read()[:200])
+    assert response.getheader("connection") == "close", response.headers

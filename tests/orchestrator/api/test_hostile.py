@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from orchestrator.server import ServerThread
+from orchestrator.vocabulary import TERMINAL_STATES
 from tests.orchestrator.api.envelope import assert_4xx_envelope, read_stream
 from tests.orchestrator.api.helpers import (
-    TERMINAL,
     admit,
     get_task,
     new_session,
@@ -291,7 +291,7 @@ def test_barrage_loses_nothing(http: httpx.Client) -> None:
     assert set(statuses) <= {400, 404, 413}, statuses
     for task_id in admitted:
         task = wait_terminal(http, task_id)
-        assert task["state"] in TERMINAL
+        assert task["state"] in TERMINAL_STATES
         assert task["state"] == "completed", task
         assert read_stream(http, task_id)[-1][1] == "end"
     counts = http.get(f"/v1/sessions/{session_id}").json()["tasks"]

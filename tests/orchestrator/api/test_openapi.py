@@ -19,7 +19,7 @@ from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
 from orchestrator.config import Config
 from orchestrator.runtime import ManualClock
 from orchestrator.server import ServerThread
-from tests.orchestrator.api.envelope import ERROR_TABLE
+from orchestrator.vocabulary import ERROR_KINDS, RESPONSE_ERROR_KINDS
 from tests.orchestrator.api.helpers import HOLD_TOKENS, slow_pool, wait_state
 from tests.support import config_with, pool
 
@@ -28,7 +28,7 @@ ConfigFactory = Callable[..., Config]
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / DEFAULT_PATH
 
-# INTERNAL (500) is "a bug; never expected" (API.md): the tests provoke it on purpose,
+# INTERNAL (500) is "a bug; never expected" (the spec): the tests provoke it on purpose,
 # but it is no operation's contract, so no operation declares it.
 NEVER_DECLARED = {500}
 
@@ -98,7 +98,7 @@ def test_error_responses_use_the_envelope_and_backpressure_headers(
             headers = set(response.get("headers", {}))
             if int(status) in (429, 503):
                 assert headers >= {"Retry-After", "X-Backoff-Ms"}, where
-            kinds = [k for k, (s, _) in ERROR_TABLE.items() if s == int(status)]
+            kinds = [k for k in RESPONSE_ERROR_KINDS if ERROR_KINDS[k].status == int(status)]
             assert any(kind in response["description"] for kind in kinds), where
     error_body = document["components"]["schemas"]["ErrorBody"]
     assert set(error_body["required"]) >= {"kind", "message", "retriable"}

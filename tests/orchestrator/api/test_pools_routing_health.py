@@ -30,7 +30,7 @@ ConfigFactory = Callable[..., Config]
 POOL_FIELDS = {
     "pool_id", "ready", "queue_capacity", "queue_depth", "overflow_policy", "max_attempts",
     "replicas",
-    "batch_share_every", "decode_timeout_ms",  # beyond API.md: the rest of the pool's config
+    "batch_share_every", "decode_timeout_ms",  # beyond the spec: the rest of the pool's config
 }  # fmt: skip
 REPLICA_FIELDS = {"replica_id", "engine", "engine_version", "state", "in_flight", "slots"}
 

@@ -1,4 +1,4 @@
-"""Tasks: admission (202), reading (every field of API.md), cancelling.
+"""Tasks: admission (202), reading (every field the spec lists), cancelling.
 
 Spec: ORCH-0005, ORCH-0039, ORCH-0040, ORCH-0042, ORCH-0043, ORCH-0044, ORCH-0051,
 ORCH-0052, ORCH-0053, ORCH-0054, ORCH-0055, ORCH-0056, ORCH-0057, ORCH-0061, ORCH-0063,
@@ -39,7 +39,7 @@ TASK_FIELDS = {
     "task_id", "session_id", "state", "priority", "pool", "params", "replica_id", "engine",
     "engine_version", "tokens_out", "finish_reason", "error", "attempts", "created_at",
     "started_at", "finished_at",
-    "max_tokens",  # beyond API.md's list: echoed so a client can tell "length" from "stop"
+    "max_tokens",  # beyond the spec's list: echoed so a client can tell "length" from "stop"
 }  # fmt: skip
 PARAMS_FIELDS = {"seed", "sampler_profile_version", "determinism", "temperature", "top_p"}
 ATTEMPT_FIELDS = {"attempt", "replica_id", "state", "error_kind", "started_at", "finished_at"}

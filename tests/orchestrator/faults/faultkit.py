@@ -37,6 +37,7 @@ from orchestrator.engines.base import GenerationRequest, Token
 from orchestrator.engines.mock import request_key, token_at
 from orchestrator.schemas import Task
 from orchestrator.server import ServerThread
+from orchestrator.vocabulary import CLOSING_EVENTS
 from tests.support import wait_until
 
 __all__ = [
@@ -54,8 +55,6 @@ __all__ = [
     "tokens",
     "unavailable",
 ]
-
-TERMINAL_EVENTS = frozenset({"end", "error"})
 
 
 # ---------------------------------------------------------------- raw stream
@@ -112,7 +111,7 @@ def check_stream(events: list[RawEvent]) -> RawEvent:
     """
     assert events, "empty stream"
     assert [e.id for e in events] == list(range(1, len(events) + 1)), [e.id for e in events]
-    terminals = [e for e in events if e.event in TERMINAL_EVENTS]
+    terminals = [e for e in events if e.event in CLOSING_EVENTS]
     assert len(terminals) == 1, f"expected exactly one terminal event, got {terminals}"
     assert events[-1] is terminals[0], f"events after the terminal one: {events}"
     started = [i for i, e in enumerate(events) if e.event == "started"]

@@ -2,8 +2,8 @@
 
 Every replica runs a :class:`ScriptedEngine`: a queue of outcomes that fails
 loudly when a call finds it empty, and the ``scripted`` fixture fails the test
-at teardown on leftover outcomes, extra calls or calls still in flight (the
-seeds/000 leak cannot come back silently). The first task on a fresh server
+at teardown on leftover outcomes, extra calls or calls still in flight (a
+mode leaked from one test into the next cannot pass silently). The first task on a fresh server
 starts on ``r1`` (least loaded, ties rotate from the first replica); each test
 asserts that, so a routing change shows up as a clear failure, not a leak.
 
@@ -368,11 +368,11 @@ def test_seed000_regression_each_database_starts_aggressive(
     tmp_path: Path,
     order: str,
 ) -> None:
-    """seeds/000: a persisted ``intelligent_pacing`` leaked into the next test's router.
+    """A persisted ``intelligent_pacing`` must not leak into the next test's router.
 
     Every case (in whatever order, on whatever xdist worker) must start from the
     default on its own database, then leaves ``intelligent_pacing`` persisted
-    behind it, the exact state that used to leak. A leaked pacing mode would
+    behind it, the state that would leak. A leaked pacing mode would
     also make the 429 below wait 20 s and consume r1's script twice.
     """
     scripted.script("r1", rate_limited(LONG_RETRY_AFTER_S))

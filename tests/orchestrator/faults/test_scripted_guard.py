@@ -102,7 +102,7 @@ def test_a_call_still_in_flight_fails_verification() -> None:
 def test_an_exhausted_script_inside_the_server_fails_the_task_and_the_guard(
     scripted: ScriptBook, make_config: Callable[..., Config]
 ) -> None:
-    """The seeds/000 symptom ("No more mock responses queued") made visible."""
+    """An engine script run dry inside the server ("No more mock responses queued") is seen."""
     scripted.script("r1", tokens())
     server = scripted.serve(make_config(pools=[pool("default", replicas=1, max_attempts=1)]))
     with OrchClient(server.url) as client:

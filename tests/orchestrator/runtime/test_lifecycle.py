@@ -19,11 +19,11 @@ import pytest
 from orchestrator.client import OrchClient
 from orchestrator.config import Config
 from orchestrator.server import ServerThread
+from orchestrator.vocabulary import TERMINAL_STATES
 from tests.support import pool, wait_until
 
 ServeFactory = Callable[..., ServerThread]
 ConfigFactory = Callable[..., Config]
-TERMINAL = {"completed", "failed", "cancelled", "dropped"}
 PATHS = (
     ("queued", "running", "completed"),
     ("queued", "running", "failed"),
@@ -83,7 +83,9 @@ def test_tasks_change_state_only_along_the_allowed_paths(
         client.cancel_task(queued_cancel)
         poll()
         client.cancel_task(running)
-        wait_until(lambda: (poll(), all(s[-1] in TERMINAL for s in seen.values()))[1], timeout=20)
+        wait_until(
+            lambda: (poll(), all(s[-1] in TERMINAL_STATES for s in seen.values()))[1], timeout=20
+        )
         for _ in range(5):  # a terminal state is never left
             poll()
 

@@ -2,9 +2,9 @@
 
 Every object the garbage collector tracks that a queued task keeps alive is
 scanned again by each collection of the generation it reaches, so a backlog's
-objects set the length of the collector's pauses (bench/RESULTS.md, "Fewer
-objects per queued task" and "A backlog the collector does not scan"). A task
-that only waits is held as bytes, which the collector never tracks; its LiveTask
+objects set the length of the collector's pauses (docs/design/performance.md,
+``packed_queued_tasks``). A task
+that only waits is packed as bytes, which the collector never tracks; its LiveTask
 is made when something asks for it. A LiveTask makes its stream
 channel, engine request and token list on first use, and a recovered task
 resumes its stream from the persisted events.
@@ -90,7 +90,7 @@ def test_a_backlog_holds_nothing_the_collector_tracks(tmp_path: Path) -> None:
         orchestrator = Orchestrator(_busy_config(tmp_path))
         await orchestrator.start()
         try:
-            session = orchestrator.create_session(SessionCreate())["session_id"]
+            session = orchestrator.create_session(SessionCreate()).session_id
             body = TaskCreate(session_id=session, prompt="p", max_tokens=2)
             for _ in range(20):  # fill the 8 slots, warm every code path up
                 await orchestrator.admit(body)
@@ -122,11 +122,11 @@ def test_a_queued_task_makes_its_channel_request_and_tokens_only_when_used(
         orchestrator = Orchestrator(config)
         await orchestrator.start()
         try:
-            session = orchestrator.create_session(SessionCreate())["session_id"]
+            session = orchestrator.create_session(SessionCreate()).session_id
             body = TaskCreate(session_id=session, prompt="p", max_tokens=2)
             views = [await orchestrator.admit(body) for _ in range(12)]  # 8 slots, 4 queued
             await asyncio.sleep(0)
-            queued = [orchestrator.live[v["task_id"]] for v in views[-4:]]
+            queued = [orchestrator.live[v.task_id] for v in views[-4:]]
             made = [
                 (lt._channel is not None, lt._request is not None, lt._sent is not None)
                 for lt in queued

@@ -1,4 +1,4 @@
-"""/metrics after a real workload: promtool-style hygiene, the API.md metric set,
+"""/metrics after a real workload: promtool-style hygiene, the spec's metric set,
 bounded label cardinality and counters that agree with what was streamed.
 
 Spec: ORCH-0131, ORCH-0132, ORCH-0133, ORCH-0134, ORCH-0135, ORCH-0136.
@@ -18,7 +18,7 @@ from prometheus_client.samples import Sample
 
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.config import Config
-from orchestrator.schemas import TERMINAL_STATES
+from orchestrator.vocabulary import TERMINAL_STATES
 from tests.orchestrator.runtime.gated_engine import Gate
 from tests.support import config_with, pool, wait_until
 
@@ -258,7 +258,7 @@ def test_metrics_after_a_mixed_workload(
     text, after = scrape(url)
     check_hygiene(text, after)
 
-    # the API.md metric set, with the right types
+    # the spec's metric set, with the right types
     present = {f.name: f.type for f in after}
     for name, kind in REQUIRED.items():
         family = name.removesuffix("_total") if kind == "counter" else name

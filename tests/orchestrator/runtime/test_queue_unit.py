@@ -1,6 +1,6 @@
 """PoolQueue: unit tests and a stateful property test against a reference model.
 
-The reference model is written from the spec (API.md "Queue"), not from the
+The reference model is written from the spec (specs/orchestrator-spec.md, "Queue"), not from the
 implementation: two FIFO lists, a fairness rule stated as "after N-1
 interactive dispatches in a row while batch work waited, the next dispatch is
 batch", and the drop_lru victim rule "oldest task of the lowest priority not
@@ -11,8 +11,6 @@ ORCH-0099.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -26,8 +24,7 @@ from hypothesis.stateful import (
 )
 
 from orchestrator.queue.admission import PoolQueue, QueueFull
-
-Priority = Literal["interactive", "batch"]
+from orchestrator.vocabulary import Priority
 
 
 def drain(queue: PoolQueue) -> list[str]:

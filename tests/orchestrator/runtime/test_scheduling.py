@@ -22,7 +22,7 @@ import pytest
 
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.config import Config
-from orchestrator.schemas import TERMINAL_STATES
+from orchestrator.vocabulary import TERMINAL_STATES, Priority
 from tests.support import pool, wait_until
 
 TOKEN_DELAY_MS = 4
@@ -297,8 +297,6 @@ def test_every_admitted_task_reaches_exactly_one_terminal_state(
     )
     with OrchClient(server.url) as client:
         sid = client.create_session().session_id
-
-        Priority = Literal["interactive", "batch"]
 
         def submit(k: int) -> str | tuple[int, str]:
             priority: Priority = "batch" if k % 3 == 0 else "interactive"

@@ -2,7 +2,7 @@
 
 The engine here yields a token the runtime cannot encode: the exception is
 raised by the runtime's own code, outside the engine error handling, which is
-where a runner used to die with its exception never retrieved.
+where a runner would die with its exception never retrieved.
 
 Spec: ORCH-0060, ORCH-0062, ORCH-0173.
 """

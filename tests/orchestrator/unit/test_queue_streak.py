@@ -12,7 +12,6 @@ Spec: ORCH-0089, ORCH-0090, ORCH-0140.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import pytest
 from hypothesis import example, given, settings
@@ -20,8 +19,8 @@ from hypothesis import strategies as st
 
 from orchestrator.queue import PastDispatch, PoolQueue, derive_streak
 from orchestrator.store import AttemptRow, SessionRow, Store, TaskRow
+from orchestrator.vocabulary import Priority
 
-Priority = Literal["interactive", "batch"]
 INT: Priority = "interactive"
 BAT: Priority = "batch"
 

@@ -1,0 +1,257 @@
+"""The async client, :class:`AsyncOrchClient`: :class:`OrchClient`'s twin, awaited."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx
+from httpx_sse import EventSource
+
+from orchestrator.client.calls import (
+    _EARLY_EOF,
+    _STREAM_DROPS,
+    DEFAULT_TIMEOUT,
+    StreamEvent,
+    StreamResult,
+    T,
+    _base_url,
+    _Call,
+    _cancel_task,
+    _check_stream_response,
+    _Collector,
+    _create_session,
+    _default_headers,
+    _delete_session,
+    _get_pool,
+    _get_routing,
+    _get_session,
+    _get_task,
+    _health,
+    _list_pools,
+    _metrics,
+    _ready,
+    _reason,
+    _set_routing,
+    _StreamState,
+    _submit_task,
+)
+from orchestrator.client.errors import (
+    OrchUnreachable,
+)
+from orchestrator.schemas import (
+    Health,
+    Pool,
+    Readiness,
+    Routing,
+    SessionCreated,
+    SessionInfo,
+    Task,
+    TaskAdmitted,
+)
+from orchestrator.vocabulary import Determinism, FallbackMode, Priority
+
+_asleep: Callable[[float], Awaitable[None]] = anyio.sleep
+"""How a reconnect waits: an indirection, so tests observe the delays without sleeping."""
+
+
+class AsyncOrchClient:
+    """Async twin of :class:`OrchClient`: same methods, awaited; ``stream`` is an async iterator."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        if http is not None and transport is not None:
+            raise ValueError("pass either http= or transport=, not both")
+        self._base_url = _base_url(base_url)
+        self._headers = _default_headers(token, headers)
+        self._owns_http = http is None
+        self._http = (
+            http if http is not None else httpx.AsyncClient(timeout=timeout, transport=transport)
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (not an ``http=`` client supplied by the caller)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _call(self, call: _Call[T]) -> T:
+        try:
+            response = await self._http.request(
+                call.method,
+                self._base_url + call.path,
+                json=call.json,
+                headers={**self._headers, "Accept": call.accept},
+            )
+        except httpx.TransportError as exc:
+            raise OrchUnreachable(self._base_url, _reason(exc)) from exc
+        return call.result(response)
+
+    # -- sessions
+
+    async def create_session(
+        self, ttl_seconds: int = 600, metadata: Mapping[str, Any] | None = None
+    ) -> SessionCreated:
+        """``POST /v1/sessions``; ``metadata`` is only sent when given."""
+        return await self._call(_create_session(ttl_seconds, metadata))
+
+    async def get_session(self, session_id: str) -> SessionInfo:
+        """``GET /v1/sessions/{id}``; an expired session raises ``SESSION_EXPIRED`` (410)."""
+        return await self._call(_get_session(session_id))
+
+    async def delete_session(self, session_id: str) -> None:
+        """``DELETE /v1/sessions/{id}``: its queued and running tasks end ``cancelled``."""
+        await self._call(_delete_session(session_id))
+
+    # -- tasks
+
+    async def submit_task(
+        self,
+        session_id: str,
+        prompt: str,
+        *,
+        priority: Priority = "interactive",
+        pool: str = "default",
+        max_tokens: int = 64,
+        seed: int | None = None,
+        determinism: Determinism = "best_effort",
+        sampler_profile_version: str = "v1",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+    ) -> TaskAdmitted:
+        """``POST /v1/tasks``. The full ``params`` object is sent; ``seed`` only when set."""
+        return await self._call(
+            _submit_task(
+                session_id,
+                prompt,
+                priority=priority,
+                pool=pool,
+                max_tokens=max_tokens,
+                seed=seed,
+                determinism=determinism,
+                sampler_profile_version=sampler_profile_version,
+                temperature=temperature,
+                top_p=top_p,
+            )
+        )
+
+    async def get_task(self, task_id: str) -> Task:
+        """``GET /v1/tasks/{id}``."""
+        return await self._call(_get_task(task_id))
+
+    async def cancel_task(self, task_id: str) -> Task:
+        """``DELETE /v1/tasks/{id}``; a task that already ended raises ``CONFLICT`` (409)."""
+        return await self._call(_cancel_task(task_id))
+
+    # -- pools, routing, health, metrics
+
+    async def list_pools(self) -> list[Pool]:
+        """``GET /v1/pools``, unwrapped from its ``{"pools": [...]}`` envelope."""
+        return await self._call(_list_pools())
+
+    async def get_pool(self, pool_id: str) -> Pool:
+        """``GET /v1/pools/{id}``."""
+        return await self._call(_get_pool(pool_id))
+
+    async def get_routing(self) -> Routing:
+        """``GET /v1/admin/routing``."""
+        return await self._call(_get_routing())
+
+    async def set_routing(self, mode: FallbackMode) -> Routing:
+        """``PUT /v1/admin/routing``; the server persists the mode."""
+        return await self._call(_set_routing(mode))
+
+    async def health(self) -> Health:
+        """``GET /healthz``: the process is up (not that it can serve)."""
+        return await self._call(_health())
+
+    async def ready(self) -> Readiness:
+        """``GET /readyz``; raises :class:`OrchError` ``POOL_UNREADY`` (503) while warming."""
+        return await self._call(_ready())
+
+    async def metrics_text(self) -> str:
+        """``GET /metrics``: the Prometheus text exposition, unparsed."""
+        return await self._call(_metrics())
+
+    # -- stream
+
+    async def stream(
+        self,
+        task_id: str,
+        *,
+        last_event_id: int | None = None,
+        reconnect: bool = True,
+        max_reconnects: int = 5,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Async twin of :meth:`OrchClient.stream`; stop early via :func:`contextlib.aclosing`."""
+        state = _StreamState(task_id, last_event_id, reconnect, max_reconnects)
+        url = self._base_url + state.path
+        while True:
+            try:
+                async with self._http.stream(
+                    "GET", url, headers=state.headers(self._headers)
+                ) as response:
+                    state.connected = True
+                    if not response.is_success:
+                        await response.aread()
+                    _check_stream_response(response)
+                    async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
+                        async for sse in events:
+                            event = state.feed(sse)
+                            if event is not None:
+                                yield event
+                            if state.done:
+                                return
+                reason = _EARLY_EOF
+            except _STREAM_DROPS as exc:
+                if not state.connected:
+                    raise OrchUnreachable(self._base_url, _reason(exc)) from exc
+                reason = _reason(exc)
+            await _asleep(state.dropped(reason))
+
+    async def collect_stream(
+        self,
+        task_id: str,
+        *,
+        last_event_id: int | None = None,
+        reconnect: bool = True,
+        max_reconnects: int = 5,
+    ) -> StreamResult:
+        """Async twin of :meth:`OrchClient.collect_stream`."""
+        collector = _Collector(task_id)
+        async for event in self.stream(
+            task_id,
+            last_event_id=last_event_id,
+            reconnect=reconnect,
+            max_reconnects=max_reconnects,
+        ):
+            collector.add(event)
+        return collector.result()
