@@ -14,10 +14,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.errors import ErrorKind, task_error
+from orchestrator.errors import task_error
 from orchestrator.queue.admission import PoolQueue
-from orchestrator.runtime import service
+from orchestrator.runtime import recovery
 from orchestrator.runtime.channel import TaskChannel
+from orchestrator.runtime.tasks import LiveTask
+from orchestrator.vocabulary import ErrorKind
 
 
 def queued_tasks_lost() -> None:
@@ -32,32 +34,27 @@ def queued_tasks_lost() -> None:
 def running_strict_task_failed() -> None:
     """A task running at the crash ends WORKER_RESET even when it is strict with attempts
     left, instead of being retried (ORCH-0141)."""
-    original = service.Orchestrator._terminal_after
+    original = recovery.task_error_after
 
-    def terminal_after(self: Any, lt: Any, pool: Any, failure: Any) -> dict[str, Any] | None:
-        terminal = original(self, lt, pool, failure)
-        if (
-            terminal is None
-            and lt.strict
-            and failure.message == "orchestrator restarted mid-decode"
-        ):
+    def task_error_after(lt: LiveTask, pool: Any, failure: Any) -> dict[str, Any] | None:
+        terminal = original(lt, pool, failure)
+        if terminal is None and lt.strict:
             return task_error(ErrorKind.WORKER_RESET, failure.message)
         return terminal
 
-    service.Orchestrator._terminal_after = terminal_after  # type: ignore[method-assign]
+    recovery.task_error_after = task_error_after
 
 
 def event_ids_reused() -> None:
     """A recovered task's stream numbers its events from 1 again (ORCH-0144)."""
-    original = service.Orchestrator._live_task
+    original = LiveTask.resumed
 
-    def live_task(self: Any, row: Any, events: Any = None) -> Any:
-        lt = original(self, row, events)
-        if events:
-            lt._channel = TaskChannel()
+    def resumed(row: Any, events: Any) -> LiveTask:
+        lt = original(row, events)
+        lt._channel = TaskChannel()
         return lt
 
-    service.Orchestrator._live_task = live_task  # type: ignore[method-assign]
+    LiveTask.resumed = staticmethod(resumed)  # type: ignore[method-assign,assignment]
 
 
 MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
