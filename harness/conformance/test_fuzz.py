@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from harness.fuzz import requirements as req
-from harness.fuzz.contract import contract_path, operations
+from harness.fuzz.document import contract_path, operations
 
 if TYPE_CHECKING:
     from harness.fuzz.plugin import FuzzOptions

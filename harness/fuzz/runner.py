@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from harness.fuzz.checks import operation_id, validate
 from harness.fuzz.config import schemathesis_config
-from harness.fuzz.contract import contract_path
+from harness.fuzz.document import contract_path
 
 REQUEST_TIMEOUT_S = 30.0
 

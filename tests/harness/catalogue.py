@@ -89,12 +89,12 @@ class Mutant:
 
 
 def _build() -> list[Mutant]:
-    from tests.harness.contract import pact_mutants
     from tests.harness.determinism import mutants as determinism
     from tests.harness.engine import mutants as engine
     from tests.harness.fixtures import mutants as fixtures
     from tests.harness.fuzz import mutants as fuzz
     from tests.harness.metrics import mutants as metrics
+    from tests.harness.pact import pact_mutants
     from tests.harness.properties import mutants as properties
     from tests.harness.restart import mutants as restart
     from tests.harness.wire import wire_mutants as wire

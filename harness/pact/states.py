@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from harness.contract.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
+from harness.pact.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.plugin.fixtures import Factories
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted

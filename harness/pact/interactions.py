@@ -3,13 +3,13 @@
 The table is data, so the consumer tests (which record it by driving our client
 against the Pact mock server), the provider verification (which replays it
 against a real server) and ``orchq pact regen`` cannot drift apart. Each
-:class:`Spec` carries the ORCH IDs its provider verification certifies, so a
+:class:`Interaction` carries the ORCH IDs its provider verification certifies, so a
 failed replay names the broken requirement.
 
 IDs the server makes up (session and task IDs) are injected from the provider
 state: the example path ``/v1/sessions/sess_1`` carries a ``ProviderState``
 generator ``/v1/sessions/${session_id}``, which the verifier fills from the JSON
-the state handler answers (:mod:`harness.contract.states`).
+the state handler answers (:mod:`harness.pact.states`).
 
 Text bodies (the SSE stream) are pinned by raw regex matching rules, all of
 which must match (``combine: AND``): a ``match.regex`` as a text body would be
@@ -33,7 +33,7 @@ __all__ = [
     "PACT_FILE",
     "PROVIDER",
     "REQUIREMENTS_COMMENT",
-    "Spec",
+    "Interaction",
     "add_interaction",
     "by_description",
 ]
@@ -52,10 +52,10 @@ EXAMPLE_EXPIRES = "2026-01-01T00:10:00.000Z"
 
 
 @dataclass(frozen=True)
-class Spec:
+class Interaction:
     """One HTTP interaction: the request our client sends and the answer it relies on.
 
-    ``states`` are provider state names (see :data:`harness.contract.states.STATES`);
+    ``states`` are provider state names (see :data:`harness.pact.states.STATES`);
     ``path_expr`` is the provider-state expression that rebuilds ``path`` from the
     state's values. ``sse_rules`` are regexes the whole text body must match.
     """
@@ -327,14 +327,16 @@ def _error_stream(
     )
 
 
-def _engine_side(kind: str, pool: str, tokens: bool, req: tuple[str, ...]) -> tuple[Spec, Spec]:
+def _engine_side(
+    kind: str, pool: str, tokens: bool, req: tuple[str, ...]
+) -> tuple[Interaction, Interaction]:
     """A task that failed with ``kind`` on ``pool`` of the ``faulty`` server, read and streamed."""
     state = f"a task failed with {kind}"
     determinism = "best_effort" if kind == "WORKER_RESET" else "strict"
     example, rules = _error_stream(kind, tokens=tokens)
     body = _failed_task(kind, determinism=determinism)
     return (
-        Spec(
+        Interaction(
             f"get a task that failed with {kind}",
             (*req, "ORCH-0062", "ORCH-0056", "ORCH-0019"),
             "GET",
@@ -344,7 +346,7 @@ def _engine_side(kind: str, pool: str, tokens: bool, req: tuple[str, ...]) -> tu
             path_expr=_TASK_PATH,
             response_body={**body, "pool": pool},
         ),
-        Spec(
+        Interaction(
             f"stream a task that failed with {kind}",
             (*req, "ORCH-0020", "ORCH-0082"),
             "GET",
@@ -360,9 +362,9 @@ def _engine_side(kind: str, pool: str, tokens: bool, req: tuple[str, ...]) -> tu
     )
 
 
-INTERACTIONS: tuple[Spec, ...] = (
+INTERACTIONS: tuple[Interaction, ...] = (
     # ---- sessions
-    Spec(
+    Interaction(
         "create a session with metadata",
         ("ORCH-0025", "ORCH-0026", "ORCH-0005"),
         "POST",
@@ -371,7 +373,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         request_body={"ttl_seconds": 600, "metadata": {"user": "alice"}},
         response_body=_SESSION_CREATED,
     ),
-    Spec(
+    Interaction(
         "create a session with an out-of-range ttl",
         ("ORCH-0025", "ORCH-0002", "ORCH-0014"),
         "POST",
@@ -380,7 +382,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         request_body={"ttl_seconds": 0},
         response_body=_error("INVALID_PARAMS", retriable=False, message="ttl_seconds: too low"),
     ),
-    Spec(
+    Interaction(
         "get a session",
         ("ORCH-0027", "ORCH-0029"),
         "GET",
@@ -390,7 +392,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         path_expr=_SESSION_PATH,
         response_body=_SESSION_INFO,
     ),
-    Spec(
+    Interaction(
         "delete a session",
         ("ORCH-0033",),
         "DELETE",
@@ -399,7 +401,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         states=("a session exists",),
         path_expr=_SESSION_PATH,
     ),
-    Spec(
+    Interaction(
         "get a deleted session",
         ("ORCH-0033", "ORCH-0030"),
         "GET",
@@ -409,7 +411,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         path_expr=_SESSION_PATH,
         response_body=_error("NOT_FOUND", retriable=False, message="session not found"),
     ),
-    Spec(
+    Interaction(
         "get an unknown session",
         ("ORCH-0030", "ORCH-0014", "ORCH-0019", "ORCH-0004"),
         "GET",
@@ -418,7 +420,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_headers={"X-Request-Id": match.regex("req_1", regex=r"^\S+$")},
         response_body=_error("NOT_FOUND", retriable=False, message="session not found"),
     ),
-    Spec(
+    Interaction(
         "get an expired session",
         ("ORCH-0031",),
         "GET",
@@ -429,7 +431,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_body=_error("SESSION_EXPIRED", retriable=False, message="session expired"),
     ),
     # ---- task admission and the determinism knobs
-    Spec(
+    Interaction(
         "submit a strict task with a seed",
         ("ORCH-0042", "ORCH-0044", "ORCH-0040"),
         "POST",
@@ -442,7 +444,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         },
         response_body=_admitted(7),
     ),
-    Spec(
+    Interaction(
         "submit a best-effort task without a seed",
         ("ORCH-0042", "ORCH-0044"),
         "POST",
@@ -455,7 +457,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         },
         response_body=_admitted(match.int(1234)),
     ),
-    Spec(
+    Interaction(
         "submit a strict task without a seed",
         ("ORCH-0041", "ORCH-0014"),
         "POST",
@@ -467,7 +469,7 @@ INTERACTIONS: tuple[Spec, ...] = (
             "INVALID_PARAMS", retriable=False, message="determinism 'strict' requires a seed"
         ),
     ),
-    Spec(
+    Interaction(
         "submit a task to an unknown session",
         ("ORCH-0046",),
         "POST",
@@ -476,7 +478,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         request_body=_task_request("sess_unknown"),
         response_body=_error("NOT_FOUND", retriable=False, message="session not found"),
     ),
-    Spec(
+    Interaction(
         "submit a task with a body over the size limit",
         ("ORCH-0009",),
         "POST",
@@ -487,7 +489,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_body=_error("PAYLOAD_TOO_LARGE", retriable=False, message="body too large"),
     ),
     # ---- backpressure: every 429/503 carries Retry-After and X-Backoff-Ms
-    Spec(
+    Interaction(
         "submit a task while the queue of pool default is full",
         ("ORCH-0095", "ORCH-0021"),
         "POST",
@@ -498,7 +500,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_headers=_BACKPRESSURE,
         response_body=_error("ADMISSION_REJECT", retriable=True, message="queue is full"),
     ),
-    Spec(
+    Interaction(
         "submit a batch task while the drop_lru queue of pool lru holds only interactive tasks",
         ("ORCH-0098", "ORCH-0099", "ORCH-0021"),
         "POST",
@@ -509,7 +511,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_headers=_BACKPRESSURE,
         response_body=_error("QUEUE_FULL_DROP_LRU", retriable=True, message="nothing evictable"),
     ),
-    Spec(
+    Interaction(
         "submit a task to a pool whose replicas are warming",
         ("ORCH-0048", "ORCH-0021"),
         "POST",
@@ -520,7 +522,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_headers=_BACKPRESSURE,
         response_body=_error("POOL_UNREADY", retriable=True, message="pool is warming"),
     ),
-    Spec(
+    Interaction(
         "submit a task to a pool with no replica that can become ready",
         ("ORCH-0049", "ORCH-0021"),
         "POST",
@@ -532,7 +534,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_body=_error("POOL_UNAVAILABLE", retriable=True, message="pool unavailable"),
     ),
     # ---- tasks
-    Spec(
+    Interaction(
         "get a completed task",
         ("ORCH-0051", "ORCH-0052", "ORCH-0061", "ORCH-0100"),
         "GET",
@@ -548,7 +550,7 @@ INTERACTIONS: tuple[Spec, ...] = (
             attempt_error=None,
         ),
     ),
-    Spec(
+    Interaction(
         "get an unknown task",
         ("ORCH-0058",),
         "GET",
@@ -556,7 +558,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         404,
         response_body=_error("NOT_FOUND", retriable=False, message="task not found"),
     ),
-    Spec(
+    Interaction(
         "cancel a running task",
         ("ORCH-0066", "ORCH-0063"),
         "DELETE",
@@ -575,7 +577,7 @@ INTERACTIONS: tuple[Spec, ...] = (
             "tokens_out": match.int(1),
         },
     ),
-    Spec(
+    Interaction(
         "cancel a completed task",
         ("ORCH-0069",),
         "DELETE",
@@ -586,7 +588,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_body=_error("CONFLICT", retriable=False, message="task already ended"),
     ),
     # ---- the stream
-    Spec(
+    Interaction(
         "stream a completed task",
         ("ORCH-0070", "ORCH-0071", "ORCH-0072", "ORCH-0073", "ORCH-0080", "ORCH-0081", "ORCH-0084"),
         "GET",
@@ -615,7 +617,7 @@ INTERACTIONS: tuple[Spec, ...] = (
             r'[\s\S]*event: end\ndata: \{[^\n]*"seed": ?7[,}][\s\S]*',
         ),
     ),
-    Spec(
+    Interaction(
         "resume the stream of a completed task after event 2",
         ("ORCH-0083", "ORCH-0084"),
         "GET",
@@ -637,7 +639,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         ),
     ),
     # ---- auth, pools, health
-    Spec(
+    Interaction(
         "list pools with a wrong token",
         ("ORCH-0007",),
         "GET",
@@ -647,7 +649,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         request_headers={"Authorization": "Bearer wrong-token"},
         response_body=_error("UNAUTHORIZED", retriable=False, message="missing or wrong token"),
     ),
-    Spec(
+    Interaction(
         "list pools",
         ("ORCH-0119", "ORCH-0120", "ORCH-0121"),
         "GET",
@@ -655,7 +657,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         200,
         response_body={"pools": match.each_like(_POOL, min=1)},
     ),
-    Spec(
+    Interaction(
         "check health",
         ("ORCH-0129",),
         "GET",
@@ -665,17 +667,17 @@ INTERACTIONS: tuple[Spec, ...] = (
     ),
     # ---- the error kinds that end a running task (spec section 2.2), where they appear
     *(
-        spec
+        interaction
         for kind, pool, tokens, req in (
             ("WORKER_RESET", "reset", True, ("ORCH-0108",)),
             ("REPLICA_EXHAUSTED", "exhausted", False, ("ORCH-0102",)),
             ("DECODE_TIMEOUT", "stalled", True, ("ORCH-0111", "ORCH-0112")),
             ("INTERNAL", "crashing", False, ("ORCH-0018", "ORCH-0060")),
         )
-        for spec in _engine_side(kind, pool, tokens, req)
+        for interaction in _engine_side(kind, pool, tokens, req)
     ),
     # ---- the request's own faults: method, media type
-    Spec(
+    Interaction(
         "delete the pool list, a method its path does not support",
         ("ORCH-0011", "ORCH-0012", "ORCH-0014"),
         "DELETE",
@@ -684,7 +686,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_headers={"Allow": match.regex("GET", regex=r"^(.*, )?GET(, .*)?$")},
         response_body=_error("METHOD_NOT_ALLOWED", retriable=False, message="not allowed"),
     ),
-    Spec(
+    Interaction(
         "create a session with a body that is not JSON",
         ("ORCH-0010", "ORCH-0014"),
         "POST",
@@ -694,7 +696,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         response_body=_error("UNSUPPORTED_MEDIA_TYPE", retriable=False, message="not JSON"),
     ),
     # ---- terminal errors of tasks ended by a client or by the queue
-    Spec(
+    Interaction(
         "stream a cancelled task",
         ("ORCH-0063", "ORCH-0020", "ORCH-0082"),
         "GET",
@@ -707,7 +709,7 @@ INTERACTIONS: tuple[Spec, ...] = (
         sse_body=_error_stream("CANCELLED", tokens=True, retriable=False)[0],
         sse_rules=_error_stream("CANCELLED", tokens=True, retriable=False)[1],
     ),
-    Spec(
+    Interaction(
         "get a task evicted from a full drop_lru queue",
         ("ORCH-0064", "ORCH-0097"),
         "GET",
@@ -740,36 +742,40 @@ INTERACTIONS: tuple[Spec, ...] = (
 )
 
 
-def by_description() -> dict[str, Spec]:
+def by_description() -> dict[str, Interaction]:
     """The table keyed by description (descriptions are unique)."""
-    return {spec.description: spec for spec in INTERACTIONS}
+    return {interaction.description: interaction for interaction in INTERACTIONS}
 
 
-def add_interaction(pact: Pact, spec: Spec) -> None:
-    """Declare ``spec`` on ``pact`` (before ``pact.serve()``: a served Pact is locked)."""
-    interaction = pact.upon_receiving(spec.description)
-    for state in spec.states:
-        interaction.given(state)
-    interaction.set_comment(REQUIREMENTS_COMMENT, list(spec.req))
-    path: str | AbstractMatcher[Any] = spec.path
-    if spec.path_expr is not None:
-        path = _path_from_state(spec.path, spec.path_expr)
-    interaction.with_request(spec.method, path)
-    for name, value in spec.request_headers.items():
-        interaction.with_header(name, value, part="Request")
-    if spec.request_body is not None:
-        interaction.with_body(spec.request_body, content_type="application/json", part="Request")
-    if spec.request_text is not None:
-        content_type, text = spec.request_text
-        interaction.with_body(text, content_type=content_type, part="Request")
-    interaction.will_respond_with(spec.status)
-    for name, value in spec.response_headers.items():
-        interaction.with_header(name, value, part="Response")
-    if spec.response_body is not None:
-        interaction.with_body(spec.response_body, content_type="application/json", part="Response")
-    if spec.sse_body is not None:
-        interaction.with_body(spec.sse_body, content_type="text/event-stream", part="Response")
-        matchers = [{"match": "regex", "regex": rx} for rx in spec.sse_rules]
-        interaction.with_matching_rules(
+def add_interaction(pact: Pact, interaction: Interaction) -> None:
+    """Declare ``interaction`` on ``pact`` (before ``pact.serve()``: a served Pact is locked)."""
+    declared = pact.upon_receiving(interaction.description)
+    for state in interaction.states:
+        declared.given(state)
+    declared.set_comment(REQUIREMENTS_COMMENT, list(interaction.req))
+    path: str | AbstractMatcher[Any] = interaction.path
+    if interaction.path_expr is not None:
+        path = _path_from_state(interaction.path, interaction.path_expr)
+    declared.with_request(interaction.method, path)
+    for name, value in interaction.request_headers.items():
+        declared.with_header(name, value, part="Request")
+    if interaction.request_body is not None:
+        declared.with_body(
+            interaction.request_body, content_type="application/json", part="Request"
+        )
+    if interaction.request_text is not None:
+        content_type, text = interaction.request_text
+        declared.with_body(text, content_type=content_type, part="Request")
+    declared.will_respond_with(interaction.status)
+    for name, value in interaction.response_headers.items():
+        declared.with_header(name, value, part="Response")
+    if interaction.response_body is not None:
+        declared.with_body(
+            interaction.response_body, content_type="application/json", part="Response"
+        )
+    if interaction.sse_body is not None:
+        declared.with_body(interaction.sse_body, content_type="text/event-stream", part="Response")
+        matchers = [{"match": "regex", "regex": rx} for rx in interaction.sse_rules]
+        declared.with_matching_rules(
             {"body": {"$": {"combine": "AND", "matchers": matchers}}}, part="Response"
         )

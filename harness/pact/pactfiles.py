@@ -141,7 +141,7 @@ def build_from_table(directory: Path) -> Path:
     """
     from pact import Pact
 
-    from harness.contract.interactions import (
+    from harness.pact.interactions import (
         CONSUMER,
         INTERACTIONS,
         PACT_FILE,
