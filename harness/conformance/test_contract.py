@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 
 from harness.conformance import REFERENCE_CODE
-from harness.pact.interactions import INTERACTIONS, PACT_FILE, Interaction
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import PACT_FILE, Interaction
 from harness.pact.states import IN_PROCESS_GROUPS, LIVE_GROUPS, group_of, serve_group
 
 pytestmark = pytest.mark.contract

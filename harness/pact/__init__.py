@@ -1,7 +1,8 @@
 """Pact contracts between our client (``orchq-client``) and OrchQueue v1 (``orchestratord``).
 
-One table (:mod:`harness.pact.interactions`) states every interaction once, with
-the ORCH IDs it pins. The consumer tests (``tests/harness/pact``) record it by
+One table (:mod:`harness.pact.interactions`, written with :mod:`harness.pact.examples`)
+states every interaction (:class:`harness.pact.model.Interaction`) once, with the ORCH
+IDs it pins. The consumer tests (``tests/harness/pact``) record it by
 driving :class:`orchestrator.client.OrchClient` against the Pact mock server; the
 provider verification (``harness/conformance/test_contract.py``) replays the
 recorded pact against any OrchQueue v1 server with the provider states of

@@ -223,7 +223,7 @@ def stub_command(pact_file: Path | None, port: int, state: str | None) -> None:
     import signal
 
     from harness.pact.crosscheck import UnreadableInput, load_pact_file
-    from harness.pact.interactions import PACT_FILE
+    from harness.pact.model import PACT_FILE
     from harness.pact.stub import STATE_HEADER, StubError, StubServer
 
     try:

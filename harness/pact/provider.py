@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.pact.interactions import PROVIDER, Interaction
+from harness.pact.model import PROVIDER, Interaction
 from harness.pact.pactfiles import single_interaction_pact
 from harness.pact.states import state_server
 from orchestrator.client import OrchClient

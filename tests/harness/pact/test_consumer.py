@@ -17,14 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.pact.interactions import (
-    CONSUMER,
-    ENGINE_SIDE_KINDS,
-    INTERACTIONS,
-    PROVIDER,
-    Interaction,
-    add_interaction,
-)
+from harness.pact.examples import ENGINE_SIDE_KINDS
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import CONSUMER, PROVIDER, Interaction, add_interaction
 from harness.pact.pactfiles import write_with_retry
 from orchestrator.client import AsyncOrchClient, OrchClient, OrchError
 from orchestrator.schemas import ErrorEnvelope

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.pact.cli import CONSUMER_TESTS
-from harness.pact.interactions import PACT_FILE
+from harness.pact.model import PACT_FILE
 from harness.pact.pactfiles import dumps, normalise
 from harness.pact.plugin import committed_pact_dir
 

@@ -22,7 +22,8 @@ import pytest
 
 from harness import resources
 from harness.pact.crosscheck import check_pact, load_openapi, load_pact_file
-from harness.pact.interactions import PACT_FILE, by_description
+from harness.pact.interactions import by_description
+from harness.pact.model import PACT_FILE
 from harness.pact.plugin import committed_pact_dir
 
 pytestmark = pytest.mark.contract

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.pact.interactions import INTERACTIONS, PACT_FILE
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import PACT_FILE
 from harness.pact.pactfiles import (
     build_from_table,
     dumps,

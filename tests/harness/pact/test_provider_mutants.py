@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.engine.control import EngineControl
-from harness.pact.interactions import PACT_FILE, by_description
+from harness.pact.interactions import by_description
+from harness.pact.model import PACT_FILE
 from harness.pact.plugin import committed_pact_dir
 from harness.pact.provider import verify_interaction
 from harness.pact.states import serve_group

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.pact.interactions import PACT_FILE
+from harness.pact.model import PACT_FILE
 from harness.pact.pactfiles import dumps, load, write_atomic
 from harness.pact.plugin import committed_pact_dir
 

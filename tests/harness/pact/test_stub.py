@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.pact.interactions import INTERACTIONS, PACT_FILE, Interaction
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import PACT_FILE, Interaction
 from harness.pact.plugin import committed_pact_dir
 from harness.pact.stub import STATE_HEADER, StubServer
 from orchestrator.client import OrchClient, OrchProtocolError
