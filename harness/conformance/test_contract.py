@@ -82,7 +82,7 @@ def contract_openapi(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The OpenAPI document the pact must agree with, read once per run."""
     from harness.fuzz.document import contract_path
     from harness.fuzz.plugin import CONTRACT
-    from harness.pact.crosscheck import load_openapi
+    from harness.pact.openapi_document import load_openapi
     from harness.plugin.settings import orchq_session
 
     return load_openapi(contract_path(orchq_session(request.config).path(CONTRACT)))
@@ -92,7 +92,8 @@ def contract_openapi(request: pytest.FixtureRequest) -> dict[str, Any]:
 def test_interaction_agrees_with_the_openapi_document(
     interaction: Interaction, contract_pact_file: Path, contract_openapi: dict[str, Any]
 ) -> None:
-    from harness.pact.crosscheck import check_pact, load_pact_file
+    from harness.pact.crosscheck import check_pact
+    from harness.pact.openapi_document import load_pact_file
 
     pact = load_pact_file(contract_pact_file)
     chosen = [i for i in pact["interactions"] if i.get("description") == interaction.description]

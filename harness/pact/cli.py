@@ -164,12 +164,8 @@ def check_command(pacts: tuple[Path, ...], openapi: Path | None) -> None:
     One line per finding naming the interaction and its requirement IDs. Exit 0
     when everything agrees, 1 on a finding, 2 when a file cannot be read.
     """
-    from harness.pact.crosscheck import (
-        UnreadableInput,
-        check_pact,
-        load_openapi,
-        load_pact_file,
-    )
+    from harness.pact.crosscheck import check_pact
+    from harness.pact.openapi_document import UnreadableInput, load_openapi, load_pact_file
 
     try:
         api_path = openapi or resources.path(resources.OPENAPI)
@@ -222,8 +218,8 @@ def stub_command(pact_file: Path | None, port: int, state: str | None) -> None:
     """
     import signal
 
-    from harness.pact.crosscheck import UnreadableInput, load_pact_file
     from harness.pact.model import PACT_FILE
+    from harness.pact.openapi_document import UnreadableInput, load_pact_file
     from harness.pact.stub import STATE_HEADER, StubError, StubServer
 
     try:
