@@ -21,7 +21,8 @@ from harness.trace.diff import render_diff
 from harness.trace.index import TraceFileError, load_index, read_text_file, write_text_atomic
 from harness.trace.lock import load_lock, write_lock
 from harness.trace.outputs import write_outputs
-from harness.trace.report import STATES, Trace, index_digest, merge_traces, parse_trace
+from harness.trace.report import STATES, Trace, index_digest
+from harness.trace.trace_reader import merge_traces, parse_trace
 
 __all__ = ["trace_group"]
 

@@ -10,7 +10,8 @@ import pytest
 
 from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
 from harness.trace.lock import parse_lock, render_lock
-from harness.trace.report import Trace, merge_traces, parse_trace
+from harness.trace.report import Trace
+from harness.trace.trace_reader import merge_traces, parse_trace
 from tests.harness.trace.report_helpers import run_trace, synthetic_trace
 
 _OUTCOMES = {
