@@ -257,7 +257,8 @@ def req_id_problems(document: dict[str, Any], index: Index) -> list[str]:
 
 def _check_req_ids(document: dict[str, Any], index_path: Path) -> None:
     """Exit with SPEC_ERROR and one line when the document's x-req-id lists are wrong."""
-    from harness.trace.index import TraceFileError, load_index
+    from harness.trace.index import TraceFileError
+    from harness.trace.index_file import load_index
 
     try:
         index = load_index(index_path)
@@ -290,7 +291,7 @@ def openapi_regen(check: bool, output: str | None, index_path: str) -> None:
     Every operation's ``x-req-id`` is validated against the requirements index
     first; an unknown, deleted or missing ID exits 7 and writes nothing.
     """
-    from harness.trace.index import write_text_atomic
+    from harness.trace.index_file import write_text_atomic
     from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
 
     path = Path(output) if output else DEFAULT_PATH

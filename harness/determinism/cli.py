@@ -204,7 +204,8 @@ def _print(console: Console, result: Sweep) -> None:
 def _write_snapshot(path: Path, cases: list[Output], err: Console) -> None:
     """Write the snapshot document; leave the file alone when only its timing would change."""
     from harness.determinism.snapshot import documents_match, render_document, snapshot_document
-    from harness.trace.index import TraceFileError, write_text_atomic
+    from harness.trace.index import TraceFileError
+    from harness.trace.index_file import write_text_atomic
 
     text = render_document(snapshot_document(cases))
     try:

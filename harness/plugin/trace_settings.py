@@ -164,7 +164,8 @@ def run_index(config: pytest.Config, state: Tracing) -> tuple[Index, str]:
     """Load the index once per process; raise ``TraceFileError`` (one line) if it is broken."""
     if state.index is not None:
         return state.index
-    from harness.trace.index import ORCH, load_index  # lazily: only when needed
+    from harness.trace.index import ORCH
+    from harness.trace.index_file import load_index  # lazily: only when needed
 
     path, shown = option_path(config, INDEX, "index")
     scheme = state.project.scheme if state.project is not None else ORCH

@@ -28,12 +28,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from harness.trace.index import (
-    ORCH,
-    IdScheme,
-    Requirement,
-    normalise_text,
-)
+from harness.trace.index import ORCH, IdScheme, Requirement, normalise_text
 from harness.trace.spec_syntax import (
     CELL_SPLIT,
     FENCE_OPEN,

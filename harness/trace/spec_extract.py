@@ -12,16 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.trace.index import (
-    LEVELS,
-    ORCH,
-    IdScheme,
-    Index,
-    Requirement,
-    parse_index,
-    read_text_file,
-    render_index,
-)
+from harness.trace.index import LEVELS, ORCH, IdScheme, Index, Requirement
+from harness.trace.index_file import parse_index, read_text_file, render_index
 from harness.trace.spec import ParsedSpec, SpecLintError, parse_spec
 from harness.trace.spec_lint import lint
 

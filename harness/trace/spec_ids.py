@@ -10,14 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.trace.index import (
-    ORCH,
-    IdScheme,
-    Index,
-    load_index_if_exists,
-    read_text_file,
-    write_text_atomic,
-)
+from harness.trace.index import ORCH, IdScheme, Index
+from harness.trace.index_file import load_index_if_exists, read_text_file, write_text_atomic
 from harness.trace.spec import MarkerEdit, ParsedSpec, SpecLintError, Unanchored, parse_spec
 from harness.trace.spec_lint import lint
 from harness.trace.spec_syntax import canonical_marker

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import re
 
-from harness.trace.index import (
-    ORCH,
-    IdScheme,
-    Index,
-)
+from harness.trace.index import ORCH, IdScheme, Index
 from harness.trace.spec import LintError, ParsedSpec, Reference
 
 _LIMIT = re.compile(

@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from harness.trace.index import (
-    IdScheme,
-)
+from harness.trace.index import IdScheme
 
 KEYWORD_LIST = "MUST, MUST NOT, SHOULD, SHOULD NOT, MAY"
 _RANK = {"MUST": 0, "MUST NOT": 0, "SHOULD": 1, "SHOULD NOT": 1, "MAY": 2}

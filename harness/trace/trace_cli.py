@@ -18,7 +18,8 @@ import click
 from harness import exitcodes
 from harness.project import ProjectError, find_project
 from harness.trace.diff import render_diff
-from harness.trace.index import TraceFileError, load_index, read_text_file, write_text_atomic
+from harness.trace.index import TraceFileError
+from harness.trace.index_file import load_index, read_text_file, write_text_atomic
 from harness.trace.lock import load_lock, write_lock
 from harness.trace.outputs import write_outputs
 from harness.trace.report import STATES, Trace, index_digest

@@ -20,7 +20,7 @@ from harness.pact.pactfiles import (
 )
 from harness.pact.plugin import committed_pact_dir
 from harness.pact.states import GROUPS, STATES, group_of
-from harness.trace.index import load_index
+from harness.trace.index_file import load_index
 
 COMMITTED = committed_pact_dir() / PACT_FILE
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
-from harness.trace.index import Index, Requirement, normalise_text, render_index, text_sha256
+from harness.trace.index import Index, Requirement, normalise_text, text_sha256
+from harness.trace.index_file import render_index
 from harness.trace.report import SCHEMA, requirement_state
 
 pytest_plugins = ["pytester"]
