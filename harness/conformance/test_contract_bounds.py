@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
-from harness.plugin.target import ServeFactory, Target
+from harness.plugin.target import ServeFactory
 from harness.wire import Wire, error_kind, error_problems, expect, expect_error, read_stream
 from orchestrator.vocabulary import MAX_BACKOFF_JITTER_MS as MAX_JITTER_MS
 
@@ -155,12 +155,6 @@ BOUNDS: dict[str, Build] = {
     "ORCH-0040": _task_params,
     "ORCH-0248": _session_id,
 }
-
-
-@pytest.fixture
-def wire(orch_target: Target) -> Iterator[Wire]:
-    with Wire(orch_target.url, orch_target.auth_headers()) as w:
-        yield w
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ VERIFIABLE live; the ``INTERNAL`` shape needs orchestratord in-process.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -43,12 +42,6 @@ _STRICT: dict[str, Any] = {"max_tokens": 3, "params": {"seed": 7, "determinism":
 def shape(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """syrupy's ``snapshot`` in ``snapshots/``, volatile values replaced."""
     return snapshot.use_extension(ShapeSnapshotExtension)
-
-
-@pytest.fixture
-def wire(orch_target: Target) -> Iterator[Wire]:
-    with Wire(orch_target.url, orch_target.auth_headers()) as opened:
-        yield opened
 
 
 @pytest.mark.req("ORCH-0026", "ORCH-0027", "ORCH-0029", "ORCH-0033")

@@ -11,25 +11,17 @@ and skip against ``--orch-url``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from harness.engine.control import ServeOnEngine
-from harness.plugin.target import Target
 from harness.wire import SseCapture, Wire, expect, expect_error, read_stream
 
 pytestmark = pytest.mark.contract
 
 SLOW_TOKEN_MS = 40
 """One replica, one slot, 40 ms a token: events arrive while the check watches."""
-
-
-@pytest.fixture
-def wire(orch_target: Target) -> Iterator[Wire]:
-    with Wire(orch_target.url, orch_target.auth_headers()) as w:
-        yield w
 
 
 def _format_ok(capture: SseCapture, what: str) -> None:

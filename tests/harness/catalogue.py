@@ -131,8 +131,8 @@ def _build() -> list[Mutant]:
         out.append(
             Mutant(name, "contract", req, Mutation(wrap_app=wrap), "test_contract", selection)
         )
-    for name, (wrap, req) in fixtures.MUTANTS.items():
-        out.append(Mutant(name, "fixtures", req, Mutation(wrap_app=wrap), "test_contract_http"))
+    for name, (wrap, req, module) in fixtures.MUTANTS.items():
+        out.append(Mutant(name, "fixtures", req, Mutation(wrap_app=wrap), module))
     for name, (_mutate, req) in restart.MUTANTS.items():
         mutation = Mutation(serve_command=restart.serve_command(name))
         out.append(Mutant(name, "restart", req, mutation, "test_contract_restart"))

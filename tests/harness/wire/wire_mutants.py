@@ -131,11 +131,11 @@ MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
         "not_ascii_digits and arabic-indic-three", "ORCH-0200",
     ),
     "DELETE of an ended task answers 200": (
-        cancel_of_ended_task_is_200, "test_contract_http",
+        cancel_of_ended_task_is_200, "test_contract_lifecycle",
         "test_cancelling_a_completed_task_is_409", "ORCH-0069",
     ),
     "201 without expires_at": (
-        session_without_expires_at, "test_contract_http",
+        session_without_expires_at, "test_contract_lifecycle",
         "test_session_fields_and_ttl_arithmetic", "ORCH-0026",
     ),
 }  # fmt: skip
@@ -189,7 +189,7 @@ IN_PROCESS_MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
         "test_idle_stream_pings_without_ids_then_closes_on_cancel", "ORCH-0086",
     ),
     "queue_depth always zero": (
-        queue_depth_always_zero, "test_contract_http",
+        queue_depth_always_zero, "test_contract_lifecycle",
         "test_queued_and_running_tasks_then_cancel", "ORCH-0123",
     ),
 }  # fmt: skip
