@@ -70,9 +70,12 @@ def test_unknown_paths_and_methods(wire: Wire) -> None:
         expect_error(wire.http.get(path), 404, "NOT_FOUND", "ORCH-0013", f"GET {path}")
     for method, path in (("PUT", "/v1/sessions"), ("DELETE", "/v1/pools"), ("POST", "/healthz")):
         expect_error(
-            wire.http.request(method, path), 405, "METHOD_NOT_ALLOWED", "ORCH-0011",
+            wire.http.request(method, path),
+            405,
+            "METHOD_NOT_ALLOWED",
+            "ORCH-0011",
             f"{method} {path}",
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.req("ORCH-0010")
@@ -82,9 +85,12 @@ def test_body_not_declared_json_is_415(wire: Wire) -> None:
             "/v1/sessions", content=b"{}", headers={"Content-Type": content_type}
         )
         expect_error(
-            response, 415, "UNSUPPORTED_MEDIA_TYPE", "ORCH-0010",
+            response,
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "ORCH-0010",
             f"POST /v1/sessions with Content-Type {content_type}",
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.req("ORCH-0009")
@@ -92,9 +98,12 @@ def test_body_over_the_default_limit_is_413(wire: Wire) -> None:
     body = json.dumps({"ttl_seconds": 60, "metadata": {"pad": "x" * (1024 * 1024)}}).encode()
     response = wire.post_json("/v1/sessions", body)
     expect_error(
-        response, 413, "PAYLOAD_TOO_LARGE", "ORCH-0009",
+        response,
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "ORCH-0009",
         f"a {len(body)}-byte body (limit 1 MiB by default)",
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.req("ORCH-0002", "ORCH-0003", "ORCH-0038", "ORCH-0039", "ORCH-0040")
@@ -155,9 +164,12 @@ def test_bearer_token_guards_v1_only(orch_serve: ServeFactory) -> None:
         ):
             for path in ("/v1/pools", "/v1/sessions/any", "/v1/admin/routing"):
                 expect_error(
-                    anonymous.http.get(path, headers=headers), 401, "UNAUTHORIZED", "ORCH-0007",
+                    anonymous.http.get(path, headers=headers),
+                    401,
+                    "UNAUTHORIZED",
+                    "ORCH-0007",
                     f"GET {path} with {headers or 'no Authorization'} while a token is set",
-                )  # fmt: skip
+                )
         for path in ("/healthz", "/readyz", "/metrics"):
             status = anonymous.http.get(path).status_code
             expect(status == 200, f"ORCH-0008: {path} must stay open with a token; got {status}")

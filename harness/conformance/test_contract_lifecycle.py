@@ -28,13 +28,34 @@ pytestmark = pytest.mark.contract
 
 SESSION_FIELDS = {"session_id", "ttl_seconds", "created_at", "expires_at", "metadata"}
 ADMITTED_FIELDS = {
-    "task_id", "session_id", "state", "priority", "pool", "queue_position", "seed", "stream_url",
-}  # fmt: skip
+    "task_id",
+    "session_id",
+    "state",
+    "priority",
+    "pool",
+    "queue_position",
+    "seed",
+    "stream_url",
+}
 TASK_FIELDS = {
-    "task_id", "session_id", "state", "priority", "pool", "max_tokens", "params", "replica_id",
-    "engine", "engine_version", "tokens_out", "finish_reason", "error", "attempts", "created_at",
-    "started_at", "finished_at",
-}  # fmt: skip
+    "task_id",
+    "session_id",
+    "state",
+    "priority",
+    "pool",
+    "max_tokens",
+    "params",
+    "replica_id",
+    "engine",
+    "engine_version",
+    "tokens_out",
+    "finish_reason",
+    "error",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+}
 
 
 # ---------------------------------------------------------------- 3 sessions
@@ -114,23 +135,35 @@ def test_unknown_resources_are_404(wire: Wire) -> None:
     ghost = "sess_conformance_never_created"
     for method in ("GET", "DELETE"):
         expect_error(
-            wire.http.request(method, f"/v1/sessions/{ghost}"), 404, "NOT_FOUND", "ORCH-0030",
+            wire.http.request(method, f"/v1/sessions/{ghost}"),
+            404,
+            "NOT_FOUND",
+            "ORCH-0030",
             f"{method} of an unknown session",
-        )  # fmt: skip
+        )
     expect_error(
-        wire.post_json("/v1/tasks", {"session_id": ghost, "prompt": "hello"}), 404, "NOT_FOUND",
-        "ORCH-0046", "a task for an unknown session",
-    )  # fmt: skip
+        wire.post_json("/v1/tasks", {"session_id": ghost, "prompt": "hello"}),
+        404,
+        "NOT_FOUND",
+        "ORCH-0046",
+        "a task for an unknown session",
+    )
     session_id = str(wire.new_session()["session_id"])
     expect_error(
         wire.post_json("/v1/tasks", {"session_id": session_id, "prompt": "x", "pool": "nopool"}),
-        404, "NOT_FOUND", "ORCH-0046", "a task for an unknown pool",
-    )  # fmt: skip
+        404,
+        "NOT_FOUND",
+        "ORCH-0046",
+        "a task for an unknown pool",
+    )
     for method, path in (("GET", ""), ("DELETE", ""), ("GET", "/stream")):
         expect_error(
-            wire.http.request(method, f"/v1/tasks/task_never_created{path}"), 404, "NOT_FOUND",
-            "ORCH-0058", f"{method} {path or 'task'} of an unknown task",
-        )  # fmt: skip
+            wire.http.request(method, f"/v1/tasks/task_never_created{path}"),
+            404,
+            "NOT_FOUND",
+            "ORCH-0058",
+            f"{method} {path or 'task'} of an unknown task",
+        )
     expect_error(
         wire.http.get("/v1/pools/nopool"), 404, "NOT_FOUND", "ORCH-0119", "an unknown pool"
     )
@@ -143,13 +176,19 @@ def test_expired_session_is_410(wire: Wire) -> None:
     expires_at = parse_rfc3339(session["expires_at"], "ORCH-0005", "expires_at").timestamp()
     time.sleep(max(0.0, expires_at - time.time()) + 0.3)
     expect_error(
-        wire.http.get(f"/v1/sessions/{session_id}"), 410, "SESSION_EXPIRED", "ORCH-0031",
+        wire.http.get(f"/v1/sessions/{session_id}"),
+        410,
+        "SESSION_EXPIRED",
+        "ORCH-0031",
         "GET of a session past its expires_at",
-    )  # fmt: skip
+    )
     expect_error(
-        wire.post_json("/v1/tasks", {"session_id": session_id, "prompt": "late"}), 410,
-        "SESSION_EXPIRED", "ORCH-0047", "a task for an expired session",
-    )  # fmt: skip
+        wire.post_json("/v1/tasks", {"session_id": session_id, "prompt": "late"}),
+        410,
+        "SESSION_EXPIRED",
+        "ORCH-0047",
+        "a task for an expired session",
+    )
 
 
 @pytest.mark.req("ORCH-0033", "ORCH-0035", "ORCH-0046")
@@ -165,13 +204,19 @@ def test_deleted_session_is_gone_but_its_tasks_stay_readable(wire: Wire) -> None
     )
     for method in ("GET", "DELETE"):
         expect_error(
-            wire.http.request(method, f"/v1/sessions/{session_id}"), 404, "NOT_FOUND",
-            "ORCH-0033", f"{method} of an ended session",
-        )  # fmt: skip
+            wire.http.request(method, f"/v1/sessions/{session_id}"),
+            404,
+            "NOT_FOUND",
+            "ORCH-0033",
+            f"{method} of an ended session",
+        )
     expect_error(
-        wire.post_json("/v1/tasks", {"session_id": session_id, "prompt": "x"}), 404, "NOT_FOUND",
-        "ORCH-0046", "a task for an ended session",
-    )  # fmt: skip
+        wire.post_json("/v1/tasks", {"session_id": session_id, "prompt": "x"}),
+        404,
+        "NOT_FOUND",
+        "ORCH-0046",
+        "a task for an ended session",
+    )
     after = wire.task(task_id)
     expect(
         after["state"] == finished["state"] == "completed",
@@ -208,9 +253,20 @@ def test_deleting_a_session_cancels_its_queued_and_running_tasks(
 
 
 @pytest.mark.req(
-    "ORCH-0042", "ORCH-0044", "ORCH-0045", "ORCH-0051", "ORCH-0052", "ORCH-0053", "ORCH-0054",
-    "ORCH-0055", "ORCH-0056", "ORCH-0057", "ORCH-0061", "ORCH-0091", "ORCH-0100",
-)  # fmt: skip
+    "ORCH-0042",
+    "ORCH-0044",
+    "ORCH-0045",
+    "ORCH-0051",
+    "ORCH-0052",
+    "ORCH-0053",
+    "ORCH-0054",
+    "ORCH-0055",
+    "ORCH-0056",
+    "ORCH-0057",
+    "ORCH-0061",
+    "ORCH-0091",
+    "ORCH-0100",
+)
 def test_admitted_task_fields_through_completion(wire: Wire) -> None:
     session_id = str(wire.new_session()["session_id"])
     for seed in (None, 7):
@@ -252,9 +308,12 @@ def test_admitted_task_fields_through_completion(wire: Wire) -> None:
         )
         params = task["params"]
         expected_params = {
-            "seed": chosen, "determinism": "strict" if seed is not None else "best_effort",
-            "sampler_profile_version": "v1", "temperature": 1.0, "top_p": 1.0,
-        }  # fmt: skip
+            "seed": chosen,
+            "determinism": "strict" if seed is not None else "best_effort",
+            "sampler_profile_version": "v1",
+            "temperature": 1.0,
+            "top_p": 1.0,
+        }
         expect(
             params == expected_params,
             f"ORCH-0052: params must be the effective ones with defaults and the seed; got "
@@ -290,9 +349,15 @@ def test_admitted_task_fields_through_completion(wire: Wire) -> None:
 
 
 @pytest.mark.req(
-    "ORCH-0053", "ORCH-0056", "ORCH-0057", "ORCH-0066", "ORCH-0067", "ORCH-0068", "ORCH-0069",
+    "ORCH-0053",
+    "ORCH-0056",
+    "ORCH-0057",
+    "ORCH-0066",
+    "ORCH-0067",
+    "ORCH-0068",
+    "ORCH-0069",
     "ORCH-0123",
-)  # fmt: skip
+)
 def test_queued_and_running_tasks_then_cancel(serve_on_engine: ServeOnEngine) -> None:
     with slow_wire(serve_on_engine) as wire:
         session_id = str(wire.new_session()["session_id"])
@@ -301,8 +366,15 @@ def test_queued_and_running_tasks_then_cancel(serve_on_engine: ServeOnEngine) ->
         queued = str(wire.admit(session_id, max_tokens=3)["task_id"])
         batch = str(wire.admit(session_id, max_tokens=3, priority="batch")["task_id"])
         waiting = wire.task(queued)
-        nulls = ("replica_id", "engine", "engine_version", "started_at", "finished_at", "error",
-                 "finish_reason")  # fmt: skip
+        nulls = (
+            "replica_id",
+            "engine",
+            "engine_version",
+            "started_at",
+            "finished_at",
+            "error",
+            "finish_reason",
+        )
         expect(
             waiting["state"] == "queued"
             and all(waiting[k] is None for k in nulls)

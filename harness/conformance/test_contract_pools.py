@@ -26,9 +26,16 @@ pytestmark = pytest.mark.contract
 
 
 POOL_FIELDS = {
-    "pool_id", "ready", "queue_capacity", "queue_depth", "overflow_policy", "max_attempts",
-    "batch_share_every", "decode_timeout_ms", "replicas",
-}  # fmt: skip
+    "pool_id",
+    "ready",
+    "queue_capacity",
+    "queue_depth",
+    "overflow_policy",
+    "max_attempts",
+    "batch_share_every",
+    "decode_timeout_ms",
+    "replicas",
+}
 REPLICA_FIELDS = {"replica_id", "engine", "engine_version", "state", "in_flight", "slots"}
 
 
@@ -87,12 +94,14 @@ def test_unready_and_unavailable_pools(
     target = orch_serve(
         pools=[
             engine_pool(orch_engine, "default", ("r1",)),
-            {"pool_id": "warming", "replicas": [
-                engine_replica(orch_engine, "w1", warmup_ms=3_600_000)]},
+            {
+                "pool_id": "warming",
+                "replicas": [engine_replica(orch_engine, "w1", warmup_ms=3_600_000)],
+            },
             engine_pool(orch_engine, "down", ("d1",)),
         ],
         ready=["default"],
-    )  # fmt: skip
+    )
     with Wire(target.url, target.auth_headers()) as wire:
         session_id = str(wire.new_session()["session_id"])
         for pool_id, status, kind, req in (
@@ -117,9 +126,12 @@ def test_unready_and_unavailable_pools(
         health = wire.http.get("/healthz")
         expect(health.status_code == 200, f"ORCH-0129: /healthz whatever the pools: {health}")
         expect_error(
-            wire.http.get("/readyz"), 503, "POOL_UNREADY", "ORCH-0130", "/readyz while a pool "
-            "has no ready replica",
-        )  # fmt: skip
+            wire.http.get("/readyz"),
+            503,
+            "POOL_UNREADY",
+            "ORCH-0130",
+            "/readyz while a pool has no ready replica",
+        )
 
 
 @pytest.mark.req("ORCH-0124", "ORCH-0125", "ORCH-0126")

@@ -39,9 +39,21 @@ def _event_data(capture: SseCapture, name: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.req(
-    "ORCH-0065", "ORCH-0070", "ORCH-0071", "ORCH-0072", "ORCH-0073", "ORCH-0076", "ORCH-0077",
-    "ORCH-0078", "ORCH-0079", "ORCH-0080", "ORCH-0081", "ORCH-0082", "ORCH-0084", "ORCH-0085",
-)  # fmt: skip
+    "ORCH-0065",
+    "ORCH-0070",
+    "ORCH-0071",
+    "ORCH-0072",
+    "ORCH-0073",
+    "ORCH-0076",
+    "ORCH-0077",
+    "ORCH-0078",
+    "ORCH-0079",
+    "ORCH-0080",
+    "ORCH-0081",
+    "ORCH-0082",
+    "ORCH-0084",
+    "ORCH-0085",
+)
 def test_live_stream_then_identical_replay(wire: Wire) -> None:
     admitted = wire.admit(max_tokens=12, params={"seed": 11, "determinism": "strict"})
     task_id = str(admitted["task_id"])

@@ -36,9 +36,10 @@ def _operation_params() -> list[object]:
     for operation_id, method, path in operations(contract_path()):
         ids = sorted({*req.COMMON, *req.RESPONSE_SHAPES.get(operation_id, ())})
         params.append(
-            pytest.param(operation_id, id=f"{operation_id}:{method} {path}",
-                         marks=pytest.mark.req(*ids))
-        )  # fmt: skip
+            pytest.param(
+                operation_id, id=f"{operation_id}:{method} {path}", marks=pytest.mark.req(*ids)
+            )
+        )
     return params
 
 

@@ -143,10 +143,15 @@ def create_app(
         faults = state.faults.completion(replica, completion.prompt)
         params = completion.params
         record = state.ledger.open(
-            replica=replica, prompt=completion.prompt, seed=completion.requested_seed,
-            max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
-            stream=completion.stream, faults=faults.active(),
-        )  # fmt: skip
+            replica=replica,
+            prompt=completion.prompt,
+            seed=completion.requested_seed,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stream=completion.stream,
+            faults=faults.active(),
+        )
         refused = _refusal(faults, service)
         if refused is not None:
             record.status, record.state = refused.status_code, "refused"
@@ -353,9 +358,16 @@ async def _whole(
 
 def _uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-        server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
-    )  # fmt: skip
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def _bound_port(server: uvicorn.Server) -> int:

@@ -122,13 +122,19 @@ def _label(obj: Any, source: str, where: str) -> LabelRule:
     if values is not None:
         _require(
             isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values),
-            source, where, "values must be a non-empty list of strings",
-        )  # fmt: skip
+            source,
+            where,
+            "values must be a non-empty list of strings",
+        )
         _require(values == sorted(set(values)), source, where, "values: sorted, unique")
     values_from = obj.get("values_from")
     if values_from is not None:
-        _require(values_from in CONFIGURED_IDS, source, where,
-                 f"values_from must be one of {sorted(CONFIGURED_IDS)}")  # fmt: skip
+        _require(
+            values_from in CONFIGURED_IDS,
+            source,
+            where,
+            f"values_from must be one of {sorted(CONFIGURED_IDS)}",
+        )
     pattern = obj.get("pattern")
     if pattern is not None:
         _require(isinstance(pattern, str), source, where, "pattern must be a string")

@@ -201,8 +201,13 @@ def check_command(pacts: tuple[Path, ...], openapi: Path | None) -> None:
     default=None,
     help="Pact file to serve (default: the pact shipped with orchq).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="Loopback port; 0 picks a free one.")  # fmt: skip
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Loopback port; 0 picks a free one.",
+)
 @click.option(
     "--state",
     default=None,

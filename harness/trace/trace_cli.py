@@ -113,14 +113,21 @@ def merge_command(traces: tuple[Path, ...], output: Path) -> None:
 @trace_group.command("gate")
 @click.argument("trace_file", metavar="TRACE.json", type=_FILE)
 @click.option(
-    "--level", "gate", type=click.Choice(["must", "should"]), default="must", show_default=True,
+    "--level",
+    "gate",
+    type=click.Choice(["must", "should"]),
+    default="must",
+    show_default=True,
     help="must: MUST and MUST NOT; should: also SHOULD and SHOULD NOT.",
-)  # fmt: skip
+)
 @click.option(
-    "--require-evidence", "rules_text", default=None, metavar="RULES",
-    help='Also refuse a level without a verified test of these kinds, e.g. '
+    "--require-evidence",
+    "rules_text",
+    default=None,
+    metavar="RULES",
+    help="Also refuse a level without a verified test of these kinds, e.g. "
     '"MUST = contract | property" (as --orch-require-evidence).',
-)  # fmt: skip
+)
 def gate_command(trace_file: Path, gate: str, rules_text: str | None) -> None:
     """Apply the traceability gate to a trace, e.g. one merged from CI shards.
 

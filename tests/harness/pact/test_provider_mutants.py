@@ -37,9 +37,16 @@ PACT = committed_pact_dir() / PACT_FILE
 
 def _run_conformance(pytester: pytest.Pytester, url: str, keyword: str) -> pytest.RunResult:
     return run_conformance(
-        pytester, "test_contract", "--orch-pact-file", str(PACT), "-k", keyword, "-rs",
-        url=url, subprocess=True,
-    )  # fmt: skip
+        pytester,
+        "test_contract",
+        "--orch-pact-file",
+        str(PACT),
+        "-k",
+        keyword,
+        "-rs",
+        url=url,
+        subprocess=True,
+    )
 
 
 @pytest.mark.slow
