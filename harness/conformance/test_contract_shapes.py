@@ -4,7 +4,7 @@ The admission answer, session info, task view, pools view, every error envelope
 (those any client can provoke, those of a configured server, and the error
 kinds that end a running task) and one stream transcript, read live and
 replayed, are compared with the snapshots under ``snapshots/conformance/
-test_contract_shapes/`` after :func:`harness.pact.shapes.volatile` replaced
+test_contract_shapes/`` after :func:`harness.wire.shapes.volatile` replaced
 what legitimately varies (IDs, timestamps, jitter, messages, the engine's
 tokens, configured sizes). A renamed, removed or added field fails with
 syrupy's diff; ``--snapshot-update`` records a deliberate change.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.engine.control import EngineControl
-from harness.pact.shapes import ShapeSnapshotExtension, answer, transcript
+from harness.wire.shapes import ShapeSnapshotExtension, answer, transcript
 from harness.pact.states import STATES, serve_group
 from harness.plugin.fixtures import Factories
 from harness.plugin.target import ServeFactory, Target
