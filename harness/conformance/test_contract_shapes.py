@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.engine.control import EngineControl
-from harness.wire.shapes import ShapeSnapshotExtension, answer, transcript
 from harness.pact.states import STATES, serve_group
 from harness.plugin.fixtures import Factories
 from harness.plugin.target import ServeFactory, Target
 from harness.wire import Wire
+from harness.wire.shapes import ShapeSnapshotExtension, answer, transcript
 from harness.wire.stream import read_stream
 
 if TYPE_CHECKING:

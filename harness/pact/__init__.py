@@ -11,6 +11,7 @@ committed ``contracts/pacts/`` byte-stable and ``orchq pact regen --check`` curr
 
 Around the pact: :mod:`harness.pact.crosscheck` checks any pact against an
 OpenAPI document (``orchq pact check``), :mod:`harness.pact.stub` serves one
-with the Pact stub server (``orchq pact stub``), and :mod:`harness.pact.faults` is the engine factory that makes orchestratord
-fail unexpectedly for the ``INTERNAL`` interactions.
+with the Pact stub server (``orchq pact stub``), and :mod:`harness.pact.faults` is
+the engine factory that makes orchestratord fail unexpectedly for the ``INTERNAL``
+interactions.
 """
