@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.trace.index import format_id, write_text_atomic  # noqa: E402
-from harness.trace.spec import extract  # noqa: E402
+from harness.trace.index import format_id  # noqa: E402
+from harness.trace.index_file import write_text_atomic  # noqa: E402
+from harness.trace.spec_extract import extract  # noqa: E402
 
 _LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
 BUDGET_S = 1.0

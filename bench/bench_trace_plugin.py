@@ -28,7 +28,8 @@ import tempfile
 from pathlib import Path
 
 from bench._common import run_pytest_once as run_once
-from harness.trace.index import Index, Requirement, normalise_text, render_index, text_sha256
+from harness.trace.index import Index, Requirement, normalise_text, text_sha256
+from harness.trace.index_file import render_index
 
 BUDGET = 0.03
 _VARIANTS: dict[str, list[str]] = {

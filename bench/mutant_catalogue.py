@@ -168,7 +168,7 @@ def _section(index: Any, req_id: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(ROOT))
-    from harness.trace.index import load_index
+    from harness.trace.index_file import load_index
     from tests.harness.catalogue import CATALOGUE, describe
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

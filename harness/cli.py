@@ -1,7 +1,7 @@
 """The ``orchq`` command line: one click group that gathers every sub-command.
 
 Each area owns its commands (``harness.orchestrator_cli`` for serving and OpenAPI,
-``harness.trace.cli`` for the spec and traceability); this module only names
+``harness.trace.spec_cli`` for the spec and traceability); this module only names
 them, so ``orchq --help`` lists everything in one place. A command's module is
 imported when that command runs (click's lazily loaded sub-commands): ``orchq
 serve``, which the harness starts once per configured target, does not pay for
@@ -20,12 +20,12 @@ COMMANDS: dict[str, str] = {
     "serve": "harness.orchestrator_cli:serve_command",
     "run": "harness.orchestrator_cli:run_command",
     "openapi": "harness.orchestrator_cli:openapi_group",
-    "spec": "harness.trace.cli:spec_group",
+    "spec": "harness.trace.spec_cli:spec_group",
     "verify": "harness.verify.cli:verify_command",
     "trace": "harness.trace.trace_cli:trace_group",
     "engine": "harness.engine.cli:engine_group",
     "determinism": "harness.determinism.cli:determinism_group",
-    "pact": "harness.contract.cli:pact_group",
+    "pact": "harness.pact.cli:pact_group",
 }
 """Sub-command name -> ``module:attribute`` of its click command."""
 

@@ -57,20 +57,30 @@ def start_embedded(stack: ExitStack, config_path: str | None, prefix: str) -> st
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
     help="Port to listen on; 0 picks a free one (printed on start).",
-)  # fmt: skip
+)
 @click.option("--db", "db", default=None, help="SQLite database file (overrides the config).")
 @click.option(
-    "--config", "config_path", default=None, type=click.Path(dir_okay=False),
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False),
     help="YAML config file; without one, the embedded default (pool 'default', 2 mock replicas).",
-)  # fmt: skip
+)
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 @click.option(
-    "--lock-wait", "lock_wait", default=0.0, show_default=True, metavar="SECONDS",
+    "--lock-wait",
+    "lock_wait",
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
     type=click.FloatRange(0, 86400),
     help="Wait this long for another server to release the database (a rolling restart).",
-)  # fmt: skip
+)
 def serve_command(
     host: str,
     port: int,
@@ -121,16 +131,21 @@ def serve_command(
 @click.command("run")
 @click.argument("prompt")
 @click.option(
-    "--target", "url", default=None, metavar="URL", envvar="ORCHQ_TARGET",
+    "--target",
+    "url",
+    default=None,
+    metavar="URL",
+    envvar="ORCHQ_TARGET",
     help="A running OrchQueue v1 server (env ORCHQ_TARGET); without it, an embedded "
-         "orchestratord is started.",
-)  # fmt: skip
+    "orchestratord is started.",
+)
 @click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target.")
 @click.option("--seed", type=click.IntRange(0), default=None, help="Seed; implies --strict.")
 @click.option(
-    "--strict/--best-effort", default=None,
+    "--strict/--best-effort",
+    default=None,
     help="Determinism mode (default: strict with a seed, best effort without).",
-)  # fmt: skip
+)
 @click.option("--max-tokens", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--priority", type=click.Choice(["interactive", "batch"]), default="interactive")
 @click.option("--pool", default="default", show_default=True)
@@ -173,10 +188,14 @@ def run_command(
             client = stack.enter_context(OrchClient(url, token=token))
             session = client.create_session(ttl_seconds=600)
             admitted = client.submit_task(
-                session.session_id, prompt, priority=priority,  # type: ignore[arg-type]
-                pool=pool, max_tokens=max_tokens, seed=seed,
+                session.session_id,
+                prompt,
+                priority=priority,  # type: ignore[arg-type]
+                pool=pool,
+                max_tokens=max_tokens,
+                seed=seed,
                 determinism=determinism,  # type: ignore[arg-type]
-            )  # fmt: skip
+            )
             outcome = None
             started = None
             for event in client.stream(admitted.task_id):
@@ -257,7 +276,8 @@ def req_id_problems(document: dict[str, Any], index: Index) -> list[str]:
 
 def _check_req_ids(document: dict[str, Any], index_path: Path) -> None:
     """Exit with SPEC_ERROR and one line when the document's x-req-id lists are wrong."""
-    from harness.trace.index import TraceFileError, load_index
+    from harness.trace.index import TraceFileError
+    from harness.trace.index_file import load_index
 
     try:
         index = load_index(index_path)
@@ -277,20 +297,26 @@ def openapi_group() -> None:
 @openapi_group.command("regen")
 @click.option("--check", is_flag=True, help="Exit 1 if the committed document is stale.")
 @click.option(
-    "--output", default=None, type=click.Path(dir_okay=False),
+    "--output",
+    default=None,
+    type=click.Path(dir_okay=False),
     help="Where the document lives (default: contracts/openapi/orchqueue.yaml).",
-)  # fmt: skip
+)
 @click.option(
-    "--index", "index_path", default="requirements/index.yaml", show_default=True,
-    type=click.Path(dir_okay=False), help="Requirements index that x-req-id IDs must exist in.",
-)  # fmt: skip
+    "--index",
+    "index_path",
+    default="requirements/index.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Requirements index that x-req-id IDs must exist in.",
+)
 def openapi_regen(check: bool, output: str | None, index_path: str) -> None:
     """Generate the OpenAPI document from the app (byte-stable).
 
     Every operation's ``x-req-id`` is validated against the requirements index
     first; an unknown, deleted or missing ID exits 7 and writes nothing.
     """
-    from harness.trace.index import write_text_atomic
+    from harness.trace.index_file import write_text_atomic
     from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
 
     path = Path(output) if output else DEFAULT_PATH

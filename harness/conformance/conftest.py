@@ -4,7 +4,8 @@ Loaded only when the suite itself is collected (``pytest --pyargs
 harness.conformance``, ``orchq verify``, or a checkout's test run), never into
 an unrelated project's run.
 
-``serve_on_engine`` starts a target whose replicas are served by the harness's
+``wire`` is a :class:`~harness.wire.Wire` on the run's target (in-process or
+``--orch-url``). ``serve_on_engine`` starts a target whose replicas are served by the harness's
 own engine (``orch_engine``): a configuration in the keys of spec section 11,
 so a target the harness starts from a config file gets exactly the same one.
 """
@@ -19,7 +20,7 @@ import pytest
 from harness.checks import register_explainer
 from harness.conformance import REFERENCE_CODE, SUITE_MARKERS
 from harness.engine.control import EngineControl, ServeOnEngine, engine_pool
-from harness.plugin.target import ServeFactory, target_mode
+from harness.plugin.target import ServeFactory, Target, target_mode
 from harness.properties.profile import register_profile
 from harness.wire import Wire
 from harness.wire.blame import client_blame
@@ -47,6 +48,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if reference:
         config.hook.pytest_deselected(items=reference)
         items[:] = [item for item in items if not item.get_closest_marker(REFERENCE_CODE)]
+
+
+@pytest.fixture
+def wire(orch_target: Target) -> Iterator[Wire]:
+    """A :class:`Wire` on the run's target; its sessions are deleted at teardown."""
+    with Wire(orch_target.url, orch_target.auth_headers()) as opened:
+        yield opened
 
 
 @pytest.fixture

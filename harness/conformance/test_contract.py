@@ -3,7 +3,7 @@
 Every interaction is verified on its own by the pact FFI verifier over real
 HTTP, with its provider states set up through the public API, and cites the
 ORCH IDs it certifies. Interactions whose states need a specially configured
-server (``constrained``, ``auth``, ``faulty``: :func:`harness.contract.states.server_group`)
+server (``constrained``, ``auth``, ``faulty``: :func:`harness.pact.states.server_group`)
 run on a target the harness configures (in-process, or started with
 ``--orch-serve-cmd``); against ``--orch-url`` they are skipped as NOT
 VERIFIABLE, never passed. The ``crashing`` group (``INTERNAL``, a bug no
@@ -16,7 +16,7 @@ interaction table (an installed package has no checkout).
 
 Before any server is involved, each interaction of that pact is checked against
 the OpenAPI document the run trusts (``--orch-fuzz-contract``, else the one
-shipped with orchq; :mod:`harness.contract.crosscheck`): a pact may not claim a
+shipped with orchq; :mod:`harness.pact.crosscheck`): a pact may not claim a
 path, method, status, header or field the document does not declare.
 """
 
@@ -29,8 +29,9 @@ from typing import Any
 import pytest
 
 from harness.conformance import REFERENCE_CODE
-from harness.contract.interactions import INTERACTIONS, PACT_FILE, Spec
-from harness.contract.states import IN_PROCESS_GROUPS, LIVE_GROUPS, group_of, serve_group
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import PACT_FILE, Interaction
+from harness.pact.states import IN_PROCESS_GROUPS, LIVE_GROUPS, group_of, serve_group
 
 pytestmark = pytest.mark.contract
 
@@ -43,15 +44,17 @@ _GROUP_NEEDS = {
 }
 
 
-def _param(spec: Spec) -> object:
-    return pytest.param(spec, id=spec.description, marks=pytest.mark.req(*spec.req))
+def _param(interaction: Interaction) -> object:
+    return pytest.param(
+        interaction, id=interaction.description, marks=pytest.mark.req(*interaction.req)
+    )
 
 
-def _provider_param(spec: Spec) -> object:
-    marks = [pytest.mark.req(*spec.req)]
-    if group_of(spec.states) in IN_PROCESS_GROUPS:
+def _provider_param(interaction: Interaction) -> object:
+    marks = [pytest.mark.req(*interaction.req)]
+    if group_of(interaction.states) in IN_PROCESS_GROUPS:
         marks.append(getattr(pytest.mark, REFERENCE_CODE))
-    return pytest.param(spec, id=spec.description, marks=marks)
+    return pytest.param(interaction, id=interaction.description, marks=marks)
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +62,8 @@ def contract_pact_file(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The pact file the provider must honour."""
-    from harness.contract.pactfiles import build_from_table
-    from harness.contract.plugin import committed_pact_dir, pact_file_option
+    from harness.pact.pactfiles import build_from_table
+    from harness.pact.plugin import committed_pact_dir, pact_file_option
 
     os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
     chosen = pact_file_option(request.config)
@@ -77,24 +80,25 @@ def contract_pact_file(
 @pytest.fixture(scope="session")
 def contract_openapi(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The OpenAPI document the pact must agree with, read once per run."""
-    from harness.contract.crosscheck import load_openapi
-    from harness.fuzz.contract import contract_path
+    from harness.fuzz.document import contract_path
     from harness.fuzz.plugin import CONTRACT
+    from harness.pact.openapi_document import load_openapi
     from harness.plugin.settings import orchq_session
 
     return load_openapi(contract_path(orchq_session(request.config).path(CONTRACT)))
 
 
-@pytest.mark.parametrize("spec", [_param(spec) for spec in INTERACTIONS])
+@pytest.mark.parametrize("interaction", [_param(interaction) for interaction in INTERACTIONS])
 def test_interaction_agrees_with_the_openapi_document(
-    spec: Spec, contract_pact_file: Path, contract_openapi: dict[str, Any]
+    interaction: Interaction, contract_pact_file: Path, contract_openapi: dict[str, Any]
 ) -> None:
-    from harness.contract.crosscheck import check_pact, load_pact_file
+    from harness.pact.crosscheck import check_pact
+    from harness.pact.openapi_document import load_pact_file
 
     pact = load_pact_file(contract_pact_file)
-    chosen = [i for i in pact["interactions"] if i.get("description") == spec.description]
+    chosen = [i for i in pact["interactions"] if i.get("description") == interaction.description]
     assert chosen, (
-        f"{', '.join(spec.req)}: interaction {spec.description!r} is missing from "
+        f"{', '.join(interaction.req)}: interaction {interaction.description!r} is missing from "
         f"{contract_pact_file}; run `orchq pact regen`"
     )
     report = check_pact({**pact, "interactions": chosen}, contract_openapi, pact_name(pact))
@@ -108,14 +112,19 @@ def pact_name(pact: dict[str, object]) -> str:
 
 
 @pytest.mark.evidence("cdc")
-@pytest.mark.parametrize("spec", [_provider_param(spec) for spec in INTERACTIONS])
+@pytest.mark.parametrize(
+    "interaction", [_provider_param(interaction) for interaction in INTERACTIONS]
+)
 def test_provider_honours_interaction(
-    spec: Spec, request: pytest.FixtureRequest, contract_pact_file: Path, tmp_path: Path
+    interaction: Interaction,
+    request: pytest.FixtureRequest,
+    contract_pact_file: Path,
+    tmp_path: Path,
 ) -> None:
-    from harness.contract.provider import verify_spec
+    from harness.pact.provider import verify_interaction
     from harness.plugin.target import NOT_VERIFIABLE_LIVE, Target, live_url
 
-    group = group_of(spec.states)
+    group = group_of(interaction.states)
     live = live_url(request.config)
     if group in LIVE_GROUPS:
         target: Target = request.getfixturevalue("orch_target")
@@ -124,14 +133,14 @@ def test_provider_honours_interaction(
     else:
         if live:
             pytest.skip(
-                f"{NOT_VERIFIABLE_LIVE}: interaction {spec.description!r} "
-                f"({', '.join(spec.req)}) needs {_GROUP_NEEDS[group]}"
+                f"{NOT_VERIFIABLE_LIVE}: interaction {interaction.description!r} "
+                f"({', '.join(interaction.req)}) needs {_GROUP_NEEDS[group]}"
             )
         serve = request.getfixturevalue("orch_serve")
         target = serve_group(group, serve, request.getfixturevalue("orch_engine"))
         token = None  # the interaction states its own Authorization header
         state_token = target.token
-    outcome = verify_spec(
-        spec, contract_pact_file, tmp_path, target.url, token=token, state_token=state_token
+    outcome = verify_interaction(
+        interaction, contract_pact_file, tmp_path, target.url, token=token, state_token=state_token
     )
     assert outcome.ok, outcome.message

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.fuzz.contract import contract_path, operations
+from harness.fuzz.document import contract_path, operations
 from harness.plugin.target import NOT_VERIFIABLE_LIVE, ServeFactory, Target, live_url
 from harness.wire import Wire, error_kind, error_problems, expect
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
-from harness.plugin.target import ServeFactory, Target
+from harness.plugin.target import ServeFactory
 from harness.wire import Wire, error_kind, error_problems, expect, expect_error, read_stream
 from orchestrator.vocabulary import MAX_BACKOFF_JITTER_MS as MAX_JITTER_MS
 
@@ -82,69 +82,132 @@ def _sides(
 def _ttl(_: str) -> list[Edge]:
     return [
         *_sides("ttl_seconds 1", "/v1/sessions", {"ttl_seconds": 1}, 201, {"ttl_seconds": 0}),
-        *_sides("ttl_seconds 86400", "/v1/sessions", {"ttl_seconds": 86400}, 201,
-                {"ttl_seconds": 86401}),
-    ]  # fmt: skip
+        *_sides(
+            "ttl_seconds 86400", "/v1/sessions", {"ttl_seconds": 86400}, 201, {"ttl_seconds": 86401}
+        ),
+    ]
 
 
 def _metadata(_: str) -> list[Edge]:
     return [
-        *_sides("a metadata key of 256 characters", "/v1/sessions",
-                {"metadata": {"k" * 256: 1}}, 201, {"metadata": {"k" * 257: 1}}),
-        *_sides("metadata nested 32 levels deep", "/v1/sessions",
-                {"metadata": _nested(32)}, 201, {"metadata": _nested(33)}),
-    ]  # fmt: skip
+        *_sides(
+            "a metadata key of 256 characters",
+            "/v1/sessions",
+            {"metadata": {"k" * 256: 1}},
+            201,
+            {"metadata": {"k" * 257: 1}},
+        ),
+        *_sides(
+            "metadata nested 32 levels deep",
+            "/v1/sessions",
+            {"metadata": _nested(32)},
+            201,
+            {"metadata": _nested(33)},
+        ),
+    ]
 
 
 def _prompt(sid: str) -> list[Edge]:
     return [
-        *_sides("a prompt of 1 character", "/v1/tasks", _task(sid, prompt="x"), 202,
-                _task(sid, prompt="")),
-        *_sides("a prompt of 32,768 characters", "/v1/tasks", _task(sid, prompt="x" * 32768),
-                202, _task(sid, prompt="x" * 32769)),
-    ]  # fmt: skip
+        *_sides(
+            "a prompt of 1 character",
+            "/v1/tasks",
+            _task(sid, prompt="x"),
+            202,
+            _task(sid, prompt=""),
+        ),
+        *_sides(
+            "a prompt of 32,768 characters",
+            "/v1/tasks",
+            _task(sid, prompt="x" * 32768),
+            202,
+            _task(sid, prompt="x" * 32769),
+        ),
+    ]
 
 
 def _task_fields(sid: str) -> list[Edge]:
     unknown = "NOT_FOUND"  # a valid name that names no pool
     return [
-        *_sides("max_tokens 1", "/v1/tasks", _task(sid, max_tokens=1), 202,
-                _task(sid, max_tokens=0)),
-        *_sides("max_tokens 4096", "/v1/tasks", _task(sid, max_tokens=4096), 202,
-                _task(sid, max_tokens=4097)),
-        *_sides("a pool name of 64 characters", "/v1/tasks", _task(sid, pool="p" * 64), 404,
-                _task(sid, pool="p" * 65), unknown),
+        *_sides(
+            "max_tokens 1", "/v1/tasks", _task(sid, max_tokens=1), 202, _task(sid, max_tokens=0)
+        ),
+        *_sides(
+            "max_tokens 4096",
+            "/v1/tasks",
+            _task(sid, max_tokens=4096),
+            202,
+            _task(sid, max_tokens=4097),
+        ),
+        *_sides(
+            "a pool name of 64 characters",
+            "/v1/tasks",
+            _task(sid, pool="p" * 64),
+            404,
+            _task(sid, pool="p" * 65),
+            unknown,
+        ),
         Edge("an empty pool name", "/v1/tasks", _task(sid, pool=""), 400, "INVALID_PARAMS"),
-    ]  # fmt: skip
+    ]
 
 
 def _task_params(sid: str) -> list[Edge]:
     return [
         *_sides("seed 0", "/v1/tasks", _params(sid, seed=0), 202, _params(sid, seed=-1)),
-        *_sides("seed 2^63 - 1", "/v1/tasks", _params(sid, seed=2**63 - 1), 202,
-                _params(sid, seed=2**63)),
-        *_sides("a sampler_profile_version of 1 character", "/v1/tasks",
-                _params(sid, sampler_profile_version="v"), 202,
-                _params(sid, sampler_profile_version="")),
-        *_sides("a sampler_profile_version of 64 characters", "/v1/tasks",
-                _params(sid, sampler_profile_version="v" * 64), 202,
-                _params(sid, sampler_profile_version="v" * 65)),
-        *_sides("temperature 0", "/v1/tasks", _params(sid, temperature=0), 202,
-                _params(sid, temperature=-0.001)),
-        *_sides("temperature 2", "/v1/tasks", _params(sid, temperature=2), 202,
-                _params(sid, temperature=2.001)),
-        *_sides("top_p just above 0", "/v1/tasks", _params(sid, top_p=1e-9), 202,
-                _params(sid, top_p=0)),
+        *_sides(
+            "seed 2^63 - 1",
+            "/v1/tasks",
+            _params(sid, seed=2**63 - 1),
+            202,
+            _params(sid, seed=2**63),
+        ),
+        *_sides(
+            "a sampler_profile_version of 1 character",
+            "/v1/tasks",
+            _params(sid, sampler_profile_version="v"),
+            202,
+            _params(sid, sampler_profile_version=""),
+        ),
+        *_sides(
+            "a sampler_profile_version of 64 characters",
+            "/v1/tasks",
+            _params(sid, sampler_profile_version="v" * 64),
+            202,
+            _params(sid, sampler_profile_version="v" * 65),
+        ),
+        *_sides(
+            "temperature 0",
+            "/v1/tasks",
+            _params(sid, temperature=0),
+            202,
+            _params(sid, temperature=-0.001),
+        ),
+        *_sides(
+            "temperature 2",
+            "/v1/tasks",
+            _params(sid, temperature=2),
+            202,
+            _params(sid, temperature=2.001),
+        ),
+        *_sides(
+            "top_p just above 0", "/v1/tasks", _params(sid, top_p=1e-9), 202, _params(sid, top_p=0)
+        ),
         *_sides("top_p 1", "/v1/tasks", _params(sid, top_p=1), 202, _params(sid, top_p=1.001)),
-    ]  # fmt: skip
+    ]
 
 
 def _session_id(_: str) -> list[Edge]:
     return [
-        *_sides("a session_id of 128 characters", "/v1/tasks", _task("s" * 128), 404,
-                _task("s" * 129), "NOT_FOUND"),
+        *_sides(
+            "a session_id of 128 characters",
+            "/v1/tasks",
+            _task("s" * 128),
+            404,
+            _task("s" * 129),
+            "NOT_FOUND",
+        ),
         Edge("an empty session_id", "/v1/tasks", _task(""), 400, "INVALID_PARAMS"),
-    ]  # fmt: skip
+    ]
 
 
 BOUNDS: dict[str, Build] = {
@@ -155,12 +218,6 @@ BOUNDS: dict[str, Build] = {
     "ORCH-0040": _task_params,
     "ORCH-0248": _session_id,
 }
-
-
-@pytest.fixture
-def wire(orch_target: Target) -> Iterator[Wire]:
-    with Wire(orch_target.url, orch_target.auth_headers()) as w:
-        yield w
 
 
 @pytest.mark.parametrize(
@@ -197,8 +254,13 @@ def test_body_of_exactly_the_default_limit_is_accepted_and_one_more_byte_refused
         if response.status_code == 201:
             wire.sessions.append(str(response.json()["session_id"]))
         if status == 413:
-            expect_error(response, 413, "PAYLOAD_TOO_LARGE", "ORCH-0009",
-                         f"a {size}-byte body (limit {BODY_LIMIT} bytes by default)")  # fmt: skip
+            expect_error(
+                response,
+                413,
+                "PAYLOAD_TOO_LARGE",
+                "ORCH-0009",
+                f"a {size}-byte body (limit {BODY_LIMIT} bytes by default)",
+            )
         else:
             expect(
                 response.status_code == 201,
@@ -248,11 +310,19 @@ def test_full_queue_refusals_suggest_one_second(
     orch_serve: ServeFactory, orch_engine: EngineControl
 ) -> None:
     orch_engine.set_faults([rule({"hang_after_tokens": 1})])  # holders keep their slot
-    target = orch_serve(pools=[
-        engine_pool(orch_engine, "reject", ("r1",), queue_capacity=1, decode_timeout_ms=60_000),
-        engine_pool(orch_engine, "lru", ("l1",), queue_capacity=1, overflow_policy="drop_lru",
-                    decode_timeout_ms=60_000),
-    ])  # fmt: skip
+    target = orch_serve(
+        pools=[
+            engine_pool(orch_engine, "reject", ("r1",), queue_capacity=1, decode_timeout_ms=60_000),
+            engine_pool(
+                orch_engine,
+                "lru",
+                ("l1",),
+                queue_capacity=1,
+                overflow_policy="drop_lru",
+                decode_timeout_ms=60_000,
+            ),
+        ]
+    )
     with Wire(target.url, target.auth_headers()) as wire:
         wire.wait_ready()
         session = str(wire.new_session()["session_id"])
@@ -263,8 +333,12 @@ def test_full_queue_refusals_suggest_one_second(
             held = wire.admit(session, prompt="hold", pool=pool, max_tokens=50)
             wire.wait_running(str(held["task_id"]))
             wire.admit(session, prompt="queued", pool=pool, priority=queued_priority)
-            body = {"session_id": session, "prompt": "refused", "pool": pool,
-                    "priority": refused_priority}  # fmt: skip
+            body = {
+                "session_id": session,
+                "prompt": "refused",
+                "pool": pool,
+                "priority": refused_priority,
+            }
             response = wire.post_json("/v1/tasks", body)
             expect_error(response, 429, kind, req, f"a full {pool!r} queue")
             _wait_is(response, 1000, 1000, "ORCH-0244", f"{kind} from the full {pool!r} queue")
@@ -282,8 +356,9 @@ def test_unavailable_pool_suggests_two_seconds(
         while wire.pool("down")["replicas"][0]["state"] != "down":
             expect(time.monotonic() < deadline, "ORCH-0121: the refused replica must be down")
             time.sleep(0.02)
-        response = wire.post_json("/v1/tasks", {"session_id": session, "prompt": "x",
-                                                "pool": "down"})  # fmt: skip
+        response = wire.post_json(
+            "/v1/tasks", {"session_id": session, "prompt": "x", "pool": "down"}
+        )
         expect_error(response, 503, "POOL_UNAVAILABLE", "ORCH-0049", "a pool with no replica up")
         _wait_is(response, 2000, 2000, "ORCH-0245", "POOL_UNAVAILABLE")
 
@@ -306,12 +381,18 @@ def test_warming_pool_suggests_the_warm_up_time_left(
             f"after the start it is {state!r}",
         )
         session = str(wire.new_session()["session_id"])
-        response = wire.post_json("/v1/tasks", {"session_id": session, "prompt": "x",
-                                                "pool": "warming"})  # fmt: skip
+        response = wire.post_json(
+            "/v1/tasks", {"session_id": session, "prompt": "x", "pool": "warming"}
+        )
         elapsed_ms = (time.monotonic() - before) * 1000
         expect_error(response, 503, "POOL_UNREADY", "ORCH-0048", "a pool still warming up")
-        _wait_is(response, max(1.0, warmup_ms - elapsed_ms), warmup_ms, "ORCH-0246",
-                 f"POOL_UNREADY {elapsed_ms:.0f} ms into a {warmup_ms} ms warm-up")  # fmt: skip
+        _wait_is(
+            response,
+            max(1.0, warmup_ms - elapsed_ms),
+            warmup_ms,
+            "ORCH-0246",
+            f"POOL_UNREADY {elapsed_ms:.0f} ms into a {warmup_ms} ms warm-up",
+        )
 
 
 # ---------------------------------------------------------------- the stream's retry advice

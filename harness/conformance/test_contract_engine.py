@@ -49,8 +49,15 @@ def _ms(stamp: Any) -> float:
 def test_engine_dying_after_tokens_fails_a_best_effort_task_with_worker_reset(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 3},
-                      {"max_attempts": 2}, max_tokens=12, req="ORCH-0108", seed=5)  # fmt: skip
+    run = faulty_task(
+        serve_on_engine,
+        orch_engine,
+        {"die_after_tokens": 3},
+        {"max_attempts": 2},
+        max_tokens=12,
+        req="ORCH-0108",
+        seed=5,
+    )
     task = run.task
     task_error(task, "WORKER_RESET", "ORCH-0108")
     tokens = stream_error(run.wire, task, "WORKER_RESET", "ORCH-0082")
@@ -116,9 +123,15 @@ def test_strict_task_outlives_a_dying_engine_with_the_known_tokens(
 def test_engine_dying_on_every_attempt_ends_replica_exhausted(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
-    run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 0},
-                      {"max_attempts": 3}, replicas=("r1", "r2", "r3"), req="ORCH-0102",
-                      seed=1)  # fmt: skip
+    run = faulty_task(
+        serve_on_engine,
+        orch_engine,
+        {"die_after_tokens": 0},
+        {"max_attempts": 3},
+        replicas=("r1", "r2", "r3"),
+        req="ORCH-0102",
+        seed=1,
+    )
     task = run.task
     task_error(task, "REPLICA_EXHAUSTED", "ORCH-0102")
     stream_error(run.wire, task, "REPLICA_EXHAUSTED", "ORCH-0082")
@@ -136,8 +149,16 @@ def test_engine_refusing_a_request_is_an_attempt_error_and_the_task_moves_on(
     serve_on_engine: ServeOnEngine, orch_engine: EngineControl
 ) -> None:
     # the task's first request, whichever replica gets it, meets an engine that answers 503
-    run = faulty_task(serve_on_engine, orch_engine, {"unavailable": True}, {"max_attempts": 2},
-                      times=1, max_tokens=4, req="ORCH-0104", seed=6)  # fmt: skip
+    run = faulty_task(
+        serve_on_engine,
+        orch_engine,
+        {"unavailable": True},
+        {"max_attempts": 2},
+        times=1,
+        max_tokens=4,
+        req="ORCH-0104",
+        seed=6,
+    )
     task = run.task
     attempts = task["attempts"]
     expect(

@@ -53,11 +53,19 @@ def test_lanes_dispatch_in_admission_order_with_the_batch_share(
     holder = str(wire.admit(session, prompt=f"{tag} holder", max_tokens=HOLD_TOKENS)["task_id"])
     wire.wait_running(holder)
     model = QueueModel(capacity, "reject", share)
-    lanes: tuple[Priority, ...] = ("batch", "interactive", "interactive", "batch",
-                                   "interactive", "batch", "interactive")  # fmt: skip
+    lanes: tuple[Priority, ...] = (
+        "batch",
+        "interactive",
+        "interactive",
+        "batch",
+        "interactive",
+        "batch",
+        "interactive",
+    )
     for n, priority in enumerate(lanes):
-        admitted = wire.admit(session, prompt=f"{tag} {n}", priority=priority,
-                              max_tokens=HOLD_TOKENS)  # fmt: skip
+        admitted = wire.admit(
+            session, prompt=f"{tag} {n}", priority=priority, max_tokens=HOLD_TOKENS
+        )
         task_id = str(admitted["task_id"])
         expect(
             admitted["queue_position"] == len(model.lanes[priority]),
@@ -69,9 +77,12 @@ def test_lanes_dispatch_in_admission_order_with_the_batch_share(
         "/v1/tasks", {"session_id": session, "prompt": f"{tag} over", "max_tokens": 1}
     )
     expect_error(
-        refused, 429, "ADMISSION_REJECT", "ORCH-0095",
+        refused,
+        429,
+        "ADMISSION_REJECT",
+        "ORCH-0095",
         f"a task for a reject pool holding {capacity} queued tasks (capacity {capacity})",
-    )  # fmt: skip
+    )
     depth = wire.pool()["queue_depth"]
     expect(
         depth == {"interactive": 4, "batch": 3},
@@ -92,8 +103,11 @@ def test_lanes_dispatch_in_admission_order_with_the_batch_share(
         taken.append(took)
         if took != lane:
             req = "ORCH-0090" if lane == "batch" else "ORCH-0089"
-            expect(False, f"{req}: dispatch {len(taken)} must take the {lane} lane (batch share "
-                          f"every {share}); it took {took}; dispatches so far {taken}")  # fmt: skip
+            expect(
+                False,
+                f"{req}: dispatch {len(taken)} must take the {lane} lane (batch share "
+                f"every {share}); it took {took}; dispatches so far {taken}",
+            )
         expect(
             running == expected,
             f"ORCH-0088: the {lane} lane is dispatched in admission order; dispatch "
@@ -109,8 +123,9 @@ def test_lanes_dispatch_in_admission_order_with_the_batch_share(
 
 @pytest.mark.req("ORCH-0097", "ORCH-0064", "ORCH-0020", "ORCH-0096")
 def test_evicted_task_ends_dropped_and_its_stream_says_so(serve_on_engine: ServeOnEngine) -> None:
-    wire = serve_on_engine({"queue_capacity": 1, "overflow_policy": "drop_lru"},
-                           replicas=("r1",), token_delay_ms=40)  # fmt: skip
+    wire = serve_on_engine(
+        {"queue_capacity": 1, "overflow_policy": "drop_lru"}, replicas=("r1",), token_delay_ms=40
+    )
     session_id = str(wire.new_session()["session_id"])
     holder = str(wire.admit(session_id, max_tokens=1000)["task_id"])
     wire.wait_running(holder)
@@ -137,8 +152,12 @@ def test_down_replica_and_other_pools_get_no_attempts(
     orch_serve: ServeFactory, orch_engine: EngineControl
 ) -> None:
     orch_engine.set_faults([rule({"unavailable": True}, replica="gone")])
-    target = orch_serve(pools=[engine_pool(orch_engine, "default", ("up", "gone")),
-                               engine_pool(orch_engine, "other", ("o1",))])  # fmt: skip
+    target = orch_serve(
+        pools=[
+            engine_pool(orch_engine, "default", ("up", "gone")),
+            engine_pool(orch_engine, "other", ("o1",)),
+        ]
+    )
     with Wire(target.url, target.auth_headers()) as wire:
         session_id = str(wire.new_session()["session_id"])
         ids = [wire.admit(session_id, max_tokens=2)["task_id"] for _ in range(6)]
@@ -196,8 +215,16 @@ def test_strict_retry_that_diverges_ends_worker_reset(
     """Every attempt dies after 3 tokens and samples with a fresh seed: the retry cannot
     reproduce the tokens already sent."""
     faults: dict[str, Any] = {"die_after_tokens": 3, "nondeterministic": True}
-    run = faulty_task(serve_on_engine, orch_engine, faults, {"max_attempts": 2},
-                      max_tokens=8, req="ORCH-0107", seed=9, determinism="strict")  # fmt: skip
+    run = faulty_task(
+        serve_on_engine,
+        orch_engine,
+        faults,
+        {"max_attempts": 2},
+        max_tokens=8,
+        req="ORCH-0107",
+        seed=9,
+        determinism="strict",
+    )
     task_error(run.task, "WORKER_RESET", "ORCH-0107")
     stream_error(run.wire, run.task, "WORKER_RESET", "ORCH-0107")
 
@@ -208,9 +235,16 @@ def test_strict_retries_exhausted_repeat_no_token(
 ) -> None:
     """Every attempt dies after 2 tokens: the retries regenerate them but send none again,
     and the third failure exhausts the task."""
-    run = faulty_task(serve_on_engine, orch_engine, {"die_after_tokens": 2},
-                      {"max_attempts": 3}, max_tokens=8, req="ORCH-0102", seed=5,
-                      determinism="strict")  # fmt: skip
+    run = faulty_task(
+        serve_on_engine,
+        orch_engine,
+        {"die_after_tokens": 2},
+        {"max_attempts": 3},
+        max_tokens=8,
+        req="ORCH-0102",
+        seed=5,
+        determinism="strict",
+    )
     attempts = run.task["attempts"]
     expect(
         [a["attempt"] for a in attempts] == [1, 2, 3],

@@ -4,7 +4,7 @@ The admission answer, session info, task view, pools view, every error envelope
 (those any client can provoke, those of a configured server, and the error
 kinds that end a running task) and one stream transcript, read live and
 replayed, are compared with the snapshots under ``snapshots/conformance/
-test_contract_shapes/`` after :func:`harness.contract.shapes.volatile` replaced
+test_contract_shapes/`` after :func:`harness.wire.shapes.volatile` replaced
 what legitimately varies (IDs, timestamps, jitter, messages, the engine's
 tokens, configured sizes). A renamed, removed or added field fails with
 syrupy's diff; ``--snapshot-update`` records a deliberate change.
@@ -18,17 +18,16 @@ VERIFIABLE live; the ``INTERNAL`` shape needs orchestratord in-process.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.contract.shapes import ShapeSnapshotExtension, answer, transcript
-from harness.contract.states import STATES, serve_group
 from harness.engine.control import EngineControl
+from harness.pact.states import STATES, serve_group
 from harness.plugin.fixtures import Factories
 from harness.plugin.target import ServeFactory, Target
 from harness.wire import Wire
+from harness.wire.shapes import ShapeSnapshotExtension, answer, transcript
 from harness.wire.stream import read_stream
 
 if TYPE_CHECKING:
@@ -43,12 +42,6 @@ _STRICT: dict[str, Any] = {"max_tokens": 3, "params": {"seed": 7, "determinism":
 def shape(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """syrupy's ``snapshot`` in ``snapshots/``, volatile values replaced."""
     return snapshot.use_extension(ShapeSnapshotExtension)
-
-
-@pytest.fixture
-def wire(orch_target: Target) -> Iterator[Wire]:
-    with Wire(orch_target.url, orch_target.auth_headers()) as opened:
-        yield opened
 
 
 @pytest.mark.req("ORCH-0026", "ORCH-0027", "ORCH-0029", "ORCH-0033")

@@ -11,25 +11,17 @@ and skip against ``--orch-url``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from harness.engine.control import ServeOnEngine
-from harness.plugin.target import Target
 from harness.wire import SseCapture, Wire, expect, expect_error, read_stream
 
 pytestmark = pytest.mark.contract
 
 SLOW_TOKEN_MS = 40
 """One replica, one slot, 40 ms a token: events arrive while the check watches."""
-
-
-@pytest.fixture
-def wire(orch_target: Target) -> Iterator[Wire]:
-    with Wire(orch_target.url, orch_target.auth_headers()) as w:
-        yield w
 
 
 def _format_ok(capture: SseCapture, what: str) -> None:
@@ -47,9 +39,21 @@ def _event_data(capture: SseCapture, name: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.req(
-    "ORCH-0065", "ORCH-0070", "ORCH-0071", "ORCH-0072", "ORCH-0073", "ORCH-0076", "ORCH-0077",
-    "ORCH-0078", "ORCH-0079", "ORCH-0080", "ORCH-0081", "ORCH-0082", "ORCH-0084", "ORCH-0085",
-)  # fmt: skip
+    "ORCH-0065",
+    "ORCH-0070",
+    "ORCH-0071",
+    "ORCH-0072",
+    "ORCH-0073",
+    "ORCH-0076",
+    "ORCH-0077",
+    "ORCH-0078",
+    "ORCH-0079",
+    "ORCH-0080",
+    "ORCH-0081",
+    "ORCH-0082",
+    "ORCH-0084",
+    "ORCH-0085",
+)
 def test_live_stream_then_identical_replay(wire: Wire) -> None:
     admitted = wire.admit(max_tokens=12, params={"seed": 11, "determinism": "strict"})
     task_id = str(admitted["task_id"])

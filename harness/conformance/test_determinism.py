@@ -314,10 +314,11 @@ def test_tokens_match_the_engine_snapshot(orch_target: Target, snapshot: Snapsho
     async def work(client: AsyncOrchClient) -> list[Output]:
         sid = await _session(client)
         return [
-            await run_strict(client, sid, seed, prompt=prompt, tokens=TOKENS,
-                             sampler_profile_version=profile)
+            await run_strict(
+                client, sid, seed, prompt=prompt, tokens=TOKENS, sampler_profile_version=profile
+            )
             for prompt, seed, profile in SNAPSHOT_CASES
-        ]  # fmt: skip
+        ]
 
     outputs = _run(orch_target, work)
     engines = sorted({(o.engine, o.engine_version) for o in outputs})

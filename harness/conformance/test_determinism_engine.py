@@ -48,8 +48,12 @@ def test_strict_streams_are_the_known_token_function_on_every_replica(
     for _ in range(2):  # every case twice, all admitted at once: both replicas, 4 at a time
         for number, (seed, temperature, top_p) in enumerate(CASES):
             prompt = f"{tag} case {number}"
-            params = {"seed": seed, "determinism": "strict",
-                      "temperature": temperature, "top_p": top_p}  # fmt: skip
+            params = {
+                "seed": seed,
+                "determinism": "strict",
+                "temperature": temperature,
+                "top_p": top_p,
+            }
             admitted = wire.admit(session, prompt=prompt, max_tokens=TOKENS, params=params)
             tasks.append((str(admitted["task_id"]), prompt, seed, temperature, top_p))
     problems: list[str] = []
@@ -63,12 +67,19 @@ def test_strict_streams_are_the_known_token_function_on_every_replica(
             problems.append(f"ORCH-0117: task {task_id} (seed {seed}) streamed no `started` event")
             continue
         replicas.add(str(started.get("replica_id")))
-        provenance.add((started.get("engine"), started.get("engine_version"),
-                        started.get("sampler_profile_version")))  # fmt: skip
+        provenance.add(
+            (
+                started.get("engine"),
+                started.get("engine_version"),
+                started.get("sampler_profile_version"),
+            )
+        )
         want = expected_tokens(prompt, seed, TOKENS, temperature, top_p)
         if tokens != want:
-            at = next((i for i, (a, b) in enumerate(zip(tokens, want, strict=False)) if a != b),
-                      min(len(tokens), len(want)))  # fmt: skip
+            at = next(
+                (i for i, (a, b) in enumerate(zip(tokens, want, strict=False)) if a != b),
+                min(len(tokens), len(want)),
+            )
             problems.append(
                 f"ORCH-0113: seed {seed} (temperature {temperature}, top_p {top_p}) on replica "
                 f"{started.get('replica_id')}: the stream differs from the engine's known tokens "

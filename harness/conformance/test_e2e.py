@@ -309,9 +309,14 @@ def test_real_haiku_with_fresh_nonce_and_exact_token_metric(
     with target.client(timeout=180) as client:
         session = client.create_session(ttl_seconds=600).session_id
         task = client.submit_task(
-            session, haiku_prompt(nonce), seed=HAIKU_SEED, determinism="strict",
-            max_tokens=HAIKU_MAX_TOKENS, temperature=0.7, top_p=0.9,
-        )  # fmt: skip
+            session,
+            haiku_prompt(nonce),
+            seed=HAIKU_SEED,
+            determinism="strict",
+            max_tokens=HAIKU_MAX_TOKENS,
+            temperature=0.7,
+            top_p=0.9,
+        )
         result = client.collect_stream(task.task_id)
     assert result.ok, f"the haiku task failed: {result.error}"
     assert result.end is not None

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from harness.fuzz import requirements as req
-from harness.fuzz.contract import contract_path, operations
+from harness.fuzz.document import contract_path, operations
 
 if TYPE_CHECKING:
     from harness.fuzz.plugin import FuzzOptions
-    from harness.fuzz.runner import FuzzTarget
+    from harness.fuzz.runner import FuzzClient
     from harness.plugin.target import Target
 
 pytestmark = pytest.mark.fuzz
@@ -36,24 +36,25 @@ def _operation_params() -> list[object]:
     for operation_id, method, path in operations(contract_path()):
         ids = sorted({*req.COMMON, *req.RESPONSE_SHAPES.get(operation_id, ())})
         params.append(
-            pytest.param(operation_id, id=f"{operation_id}:{method} {path}",
-                         marks=pytest.mark.req(*ids))
-        )  # fmt: skip
+            pytest.param(
+                operation_id, id=f"{operation_id}:{method} {path}", marks=pytest.mark.req(*ids)
+            )
+        )
     return params
 
 
 @pytest.fixture
-def fuzz_target(orch_target: Target) -> Iterator[FuzzTarget]:
-    from harness.fuzz.runner import FuzzTarget
+def fuzz_target(orch_target: Target) -> Iterator[FuzzClient]:
+    from harness.fuzz.runner import FuzzClient
 
-    target = FuzzTarget(orch_target.url, headers=orch_target.auth_headers())
+    target = FuzzClient(orch_target.url, headers=orch_target.auth_headers())
     yield target
     target.close()
 
 
 @pytest.mark.parametrize("operation_id", _operation_params())
 def test_operation_meets_contract(
-    operation_id: str, fuzz_target: FuzzTarget, orch_fuzz_options: FuzzOptions
+    operation_id: str, fuzz_target: FuzzClient, orch_fuzz_options: FuzzOptions
 ) -> None:
     """Valid and invalid inputs to one operation: every response within the contract."""
     from harness.fuzz.runner import fuzz_operation, load_contract
@@ -73,7 +74,7 @@ def test_operation_meets_contract(
     *sorted({*req.COMMON, *req.STREAM, *req.STREAM_DATA, *req.RESPONSE_SHAPES["createTask"]})
 )
 def test_linked_workflow_meets_contract(
-    fuzz_target: FuzzTarget, orch_fuzz_options: FuzzOptions
+    fuzz_target: FuzzClient, orch_fuzz_options: FuzzOptions
 ) -> None:
     """Sessions, tasks, their status, streams and cancels chained by the contract's links."""
     from harness.fuzz.runner import load_contract

@@ -58,10 +58,22 @@ def orch_queue_settings(request: pytest.FixtureRequest) -> settings:
 
 
 @pytest.mark.req(
-    "ORCH-0043", "ORCH-0050", "ORCH-0060", "ORCH-0067", "ORCH-0088", "ORCH-0089", "ORCH-0090",
-    "ORCH-0094", "ORCH-0095", "ORCH-0096", "ORCH-0097", "ORCH-0098", "ORCH-0099", "ORCH-0137",
+    "ORCH-0043",
+    "ORCH-0050",
+    "ORCH-0060",
+    "ORCH-0067",
+    "ORCH-0088",
+    "ORCH-0089",
+    "ORCH-0090",
+    "ORCH-0094",
+    "ORCH-0095",
+    "ORCH-0096",
+    "ORCH-0097",
+    "ORCH-0098",
+    "ORCH-0099",
+    "ORCH-0137",
     "ORCH-0140",
-)  # fmt: skip
+)
 def test_queue_state_machine(
     orch_queue_factory: QueueFactory, orch_queue_settings: settings
 ) -> None:

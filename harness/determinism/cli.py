@@ -99,9 +99,17 @@ def determinism_group() -> None:
     help="Also write the engine's determinism snapshot (the suite's cases) here.",
 )
 def run_command(
-    seeds: int, replicas: int, tokens: int, prompt: str, pool: str, concurrency: int,
-    target: str | None, token: str | None, config_path: str | None, snapshot_path: Path | None,
-) -> None:  # fmt: skip
+    seeds: int,
+    replicas: int,
+    tokens: int,
+    prompt: str,
+    pool: str,
+    concurrency: int,
+    target: str | None,
+    token: str | None,
+    config_path: str | None,
+    snapshot_path: Path | None,
+) -> None:
     """Run every seed in strict mode on several replicas; exit 1 unless each gives one output."""
     from harness.orchestrator_cli import start_embedded
     from orchestrator.client import OrchClientError, OrchError, OrchUnreachable
@@ -113,10 +121,19 @@ def run_command(
             target = start_embedded(stack, config_path, "orchq-det-")
         try:
             result, snapshot = asyncio.run(
-                _probe(target, token, err, seeds=seeds, replicas=replicas, tokens=tokens,
-                       prompt=prompt, pool=pool, concurrency=concurrency,
-                       snapshot=snapshot_path is not None)
-            )  # fmt: skip
+                _probe(
+                    target,
+                    token,
+                    err,
+                    seeds=seeds,
+                    replicas=replicas,
+                    tokens=tokens,
+                    prompt=prompt,
+                    pool=pool,
+                    concurrency=concurrency,
+                    snapshot=snapshot_path is not None,
+                )
+            )
         except OrchUnreachable as exc:
             _fail(str(exc), exitcodes.USAGE)
         except ProbeError as exc:
@@ -137,35 +154,62 @@ def run_command(
 
 
 async def _probe(
-    url: str, token: str | None, err: Console, *, seeds: int, replicas: int, tokens: int,
-    prompt: str, pool: str, concurrency: int, snapshot: bool,
-) -> tuple[Sweep, list[Output]]:  # fmt: skip
+    url: str,
+    token: str | None,
+    err: Console,
+    *,
+    seeds: int,
+    replicas: int,
+    tokens: int,
+    prompt: str,
+    pool: str,
+    concurrency: int,
+    snapshot: bool,
+) -> tuple[Sweep, list[Output]]:
     from harness.determinism.snapshot import SNAPSHOT_CASES
     from orchestrator.client import AsyncOrchClient
 
     async with AsyncOrchClient(url, token=token, timeout=60) as client:
         await ready_replicas(client, pool)  # unreachable / refused: fail before any display
         with Progress(
-            TextColumn("[bold]determinism[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("runs"), TimeElapsedColumn(), console=err, transient=True,
-        ) as progress:  # fmt: skip
+            TextColumn("[bold]determinism[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("runs"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
             bar = progress.add_task("runs", total=seeds * replicas)
 
             def tick(done: int, total: int) -> None:
                 progress.update(bar, completed=done, total=total)
 
             result = await sweep(
-                client, seeds=range(seeds), replicas=replicas, tokens=tokens, prompt=prompt,
-                pool=pool, concurrency=concurrency, progress=tick,
-            )  # fmt: skip
+                client,
+                seeds=range(seeds),
+                replicas=replicas,
+                tokens=tokens,
+                prompt=prompt,
+                pool=pool,
+                concurrency=concurrency,
+                progress=tick,
+            )
         cases: list[Output] = []
         if snapshot:
             sid = (await client.create_session(ttl_seconds=600)).session_id
             for case_prompt, seed, profile in SNAPSHOT_CASES:
                 cases.append(
-                    await run_strict(client, sid, seed, prompt=case_prompt, tokens=32, pool=pool,
-                                     sampler_profile_version=profile)
-                )  # fmt: skip
+                    await run_strict(
+                        client,
+                        sid,
+                        seed,
+                        prompt=case_prompt,
+                        tokens=32,
+                        pool=pool,
+                        sampler_profile_version=profile,
+                    )
+                )
     return result, cases
 
 
@@ -181,11 +225,16 @@ def _print(console: Console, result: Sweep) -> None:
     for row in result.rows:
         bad = row.unique != 1 or len(row.replicas) < result.replicas_required
         seeds.add_row(
-            str(row.seed), str(len(row.outputs)), str(row.unique),
-            *(f"{sum(o.replica_id == r for o in row.outputs)}/{row.unique_on(r)}"
-              for r in replicas),
-            " ".join(row.digests), style="red" if bad else None,
-        )  # fmt: skip
+            str(row.seed),
+            str(len(row.outputs)),
+            str(row.unique),
+            *(
+                f"{sum(o.replica_id == r for o in row.outputs)}/{row.unique_on(r)}"
+                for r in replicas
+            ),
+            " ".join(row.digests),
+            style="red" if bad else None,
+        )
     console.print(seeds)
     per_replica = Table(title="per replica", title_justify="left")
     for name in ("replica", "ready", "runs", "seeds", "seeds with >1 output"):
@@ -193,10 +242,12 @@ def _print(console: Console, result: Sweep) -> None:
     for replica in replicas:
         rows = [row for row in result.rows if replica in row.replicas]
         per_replica.add_row(
-            replica, "yes" if replica in result.replicas_ready else "no",
+            replica,
+            "yes" if replica in result.replicas_ready else "no",
             str(sum(o.replica_id == replica for row in result.rows for o in row.outputs)),
-            str(len(rows)), str(sum(row.unique_on(replica) > 1 for row in rows)),
-        )  # fmt: skip
+            str(len(rows)),
+            str(sum(row.unique_on(replica) > 1 for row in rows)),
+        )
     console.print(per_replica)
     console.print(result.summary(), highlight=False)
 
@@ -204,7 +255,8 @@ def _print(console: Console, result: Sweep) -> None:
 def _write_snapshot(path: Path, cases: list[Output], err: Console) -> None:
     """Write the snapshot document; leave the file alone when only its timing would change."""
     from harness.determinism.snapshot import documents_match, render_document, snapshot_document
-    from harness.trace.index import TraceFileError, write_text_atomic
+    from harness.trace.index import TraceFileError
+    from harness.trace.index_file import write_text_atomic
 
     text = render_document(snapshot_document(cases))
     try:

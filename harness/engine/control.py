@@ -33,6 +33,7 @@ __all__ = [
     "engine_pool",
     "engine_replica",
     "rule",
+    "slow_wire",
     "unique_tag",
 ]
 
@@ -40,6 +41,16 @@ ServeOnEngine = Callable[..., "Wire"]
 """The ``serve_on_engine`` fixture of the conformance suite:
 ``serve_on_engine(pool_keys=None, replicas=("r1", "r2"), slots=1, token_delay_ms=None,
 **config) -> Wire``."""
+
+SLOW_TOKEN_MS = 40
+"""A slow replica's pace: with one slot, a long task holds it while others queue."""
+HOLD_TOKENS = 1000
+"""``max_tokens`` of a task meant to stay running for the whole check (it is cancelled)."""
+
+
+def slow_wire(serve_on_engine: ServeOnEngine, **pool_keys: Any) -> Wire:
+    """A target of one replica with one slot at :data:`SLOW_TOKEN_MS` a token."""
+    return serve_on_engine(pool_keys, replicas=("r1",), slots=1, token_delay_ms=SLOW_TOKEN_MS)
 
 
 def unique_tag(what: str = "engine check") -> str:

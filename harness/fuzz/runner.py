@@ -25,13 +25,13 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from harness.fuzz.checks import operation_id, validate
 from harness.fuzz.config import schemathesis_config
-from harness.fuzz.contract import contract_path
+from harness.fuzz.document import contract_path
 
 REQUEST_TIMEOUT_S = 30.0
 
 
 @dataclass
-class FuzzTarget:
+class FuzzClient:
     """Where requests go: base URL, extra headers (auth), one keep-alive session.
 
     ``seen`` counts (operationId, status) pairs: what a run actually reached;
@@ -128,7 +128,7 @@ def coverage_cases(
 
 
 def fuzz_operation(
-    schema: OpenApiSchema, operation_id: str, target: FuzzTarget, *, examples: int, explore: bool
+    schema: OpenApiSchema, operation_id: str, target: FuzzClient, *, examples: int, explore: bool
 ) -> int:
     """Fuzz one operation: its coverage cases, then random valid and invalid inputs.
 

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from harness.checks import RequirementFailure, leading_ids, named_ids
 from harness.fuzz.checks import validate
-from harness.fuzz.runner import FuzzTarget, fuzz_settings
+from harness.fuzz.runner import FuzzClient, fuzz_settings
 
 MAX_ROUNDS = 4
 """Most rounds of ``scenarios`` scenarios a run with ``until`` takes to reach its operation."""
@@ -30,7 +30,7 @@ WORKFLOW_TAGS = ("sessions", "tasks")
 """The linked operations; pools, routing and health have no state to chain."""
 
 
-def state_machine(schema: OpenApiSchema, target: FuzzTarget) -> type[APIStateMachine]:
+def state_machine(schema: OpenApiSchema, target: FuzzClient) -> type[APIStateMachine]:
     """A state machine class that sends to ``target`` and validates with our checks."""
     workflow = schema.include(tag=list(WORKFLOW_TAGS))
     # Valid inputs only: the stateless runs cover invalid ones, and an invalid
@@ -84,7 +84,7 @@ def unanswered(case: Case[Any], error: Exception) -> str:
 
 def run_stateful(
     schema: OpenApiSchema,
-    target: FuzzTarget,
+    target: FuzzClient,
     *,
     scenarios: int,
     steps: int,

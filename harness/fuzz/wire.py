@@ -70,8 +70,10 @@ def envelope_problems(status: int, headers: Headers, body: bytes) -> list[str]:
     except ValueError:
         return [f"ORCH-0014: the {status} body is not JSON: {body[:120]!r}"]
     if not isinstance(document, dict) or set(document) != {"error"}:
-        return [f"ORCH-0014: the {status} body must be an object with the single key `error`: "
-                f"{body[:200]!r}"]  # fmt: skip
+        return [
+            f"ORCH-0014: the {status} body must be an object with the single key `error`: "
+            f"{body[:200]!r}"
+        ]
     error = document["error"]
     if not isinstance(error, dict):
         return [f"ORCH-0014: `error` of the {status} body is not an object: {body[:200]!r}"]

@@ -7,12 +7,6 @@ Imports stay light (no orchestrator, no httpx at import time) because the
 conformance suite imports this package at collection.
 """
 
-from harness.metrics.contract import (
-    configured_ids,
-    contract_violations,
-    label_value_violations,
-    token_violations,
-)
 from harness.metrics.exposition import (
     Exposition,
     Violation,
@@ -22,6 +16,12 @@ from harness.metrics.exposition import (
 )
 from harness.metrics.lint import LintError, MetricsLint, load_lint
 from harness.metrics.rules import exposition_violations, promtool_violations
+from harness.metrics.violations import (
+    configured_ids,
+    contract_violations,
+    label_value_violations,
+    token_violations,
+)
 
 __all__ = [
     "Exposition",

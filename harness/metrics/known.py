@@ -87,18 +87,29 @@ class _Run:
     refusals: list[tuple[str, str, str]] = field(default_factory=list)
     resumes: dict[str, int] = field(default_factory=dict)
 
-    def admit(self, pool: str, priority: str, what: str, max_tokens: int,
-              design: tuple[str, str]) -> _Task:  # fmt: skip
+    def admit(
+        self, pool: str, priority: str, what: str, max_tokens: int, design: tuple[str, str]
+    ) -> _Task:
         sent = time.monotonic()
-        admitted = self.wire.admit(self.session, prompt=f"{self.tag} {what}", pool=pool,
-                                   priority=priority, max_tokens=max_tokens)  # fmt: skip
+        admitted = self.wire.admit(
+            self.session,
+            prompt=f"{self.tag} {what}",
+            pool=pool,
+            priority=priority,
+            max_tokens=max_tokens,
+        )
         task = _Task(str(admitted["task_id"]), pool, priority, design, sent, time.monotonic())
         self.tasks.append(task)
         return task
 
     def refuse(self, pool: str, priority: str, kind: str) -> None:
-        body = {"session_id": self.session, "prompt": f"{self.tag} refused", "pool": pool,
-                "priority": priority, "max_tokens": 2}  # fmt: skip
+        body = {
+            "session_id": self.session,
+            "prompt": f"{self.tag} refused",
+            "pool": pool,
+            "priority": priority,
+            "max_tokens": 2,
+        }
         response = self.wire.post_json("/v1/tasks", body)
         got = error_kind(response)
         expect(
@@ -149,15 +160,17 @@ class KnownWorkload:
         self.engine = engine
         self.tag = unique_tag("metrics truth")
         tag = self.tag
-        engine.set_faults([
-            rule({"token_delay_ms": TOKEN_DELAY_MS}, prompt_contains=tag),
-            rule({"stop_after_tokens": 2}, prompt_contains=f"{tag} stop"),
-            rule({"die_after_tokens": 2}, prompt_contains=f"{tag} reset"),
-            rule({"die_after_tokens": 0}, prompt_contains=f"{tag} exhausted"),
-            rule({"hang_after_tokens": 1}, prompt_contains=f"{tag} timeout"),
-            rule({"unavailable": True}, replica="d1"),
-            rule({"warmup_ms": WARMUP_MS}, replica="w1"),
-        ])  # fmt: skip
+        engine.set_faults(
+            [
+                rule({"token_delay_ms": TOKEN_DELAY_MS}, prompt_contains=tag),
+                rule({"stop_after_tokens": 2}, prompt_contains=f"{tag} stop"),
+                rule({"die_after_tokens": 2}, prompt_contains=f"{tag} reset"),
+                rule({"die_after_tokens": 0}, prompt_contains=f"{tag} exhausted"),
+                rule({"hang_after_tokens": 1}, prompt_contains=f"{tag} timeout"),
+                rule({"unavailable": True}, replica="d1"),
+                rule({"warmup_ms": WARMUP_MS}, replica="w1"),
+            ]
+        )
 
     ready_pools: tuple[str, ...] = ("main", "stall", "lru")
     """The pools that become ready (``down`` and ``warming`` are meant never to)."""
@@ -173,7 +186,7 @@ class KnownWorkload:
                 engine_pool(engine, "down", ("d1",)),
                 engine_pool(engine, "warming", ("w1",)),
             ]
-        }  # fmt: skip
+        }
 
     def run(self, wire: Wire) -> Truth:
         """Run the workload on a target started with :meth:`config`; returns what it must count."""
@@ -211,8 +224,10 @@ def _finished_outcomes(state: _Run) -> None:
 def _queue_outcomes(state: _Run) -> None:
     """Both slots held, the queue full: a refusal, a queued and two running tasks cancelled."""
     wire = state.wire
-    holders = [state.admit("main", p, "hold", HOLD_TOKENS, ("cancelled", "CANCELLED"))
-               for p in ("interactive", "batch")]  # fmt: skip
+    holders = [
+        state.admit("main", p, "hold", HOLD_TOKENS, ("cancelled", "CANCELLED"))
+        for p in ("interactive", "batch")
+    ]
     for holder in holders:
         wire.wait_running(holder.task_id)
     queued = state.admit("main", "batch", "queued", 3, ("cancelled", "CANCELLED"))
@@ -249,19 +264,28 @@ def _truth(state: _Run) -> Truth:
         life = task.ended_at - task.sent_at
         tokens = int(body.get("tokens_out") or 0)
         truth.count("orchq_tasks_admitted_total", pool=pool, priority=priority)
-        truth.count("orchq_tasks_finished_total", pool=pool, priority=priority, state=status,
-                    reason=reason)  # fmt: skip
+        truth.count(
+            "orchq_tasks_finished_total", pool=pool, priority=priority, state=status, reason=reason
+        )
         if status == "dropped":
             truth.count("orchq_tasks_dropped_total", pool=pool, priority=priority)
         if tokens:
-            truth.count("orchq_generated_tokens_total", tokens, pool=pool,
-                        engine=str(body.get("engine")))  # fmt: skip
+            truth.count(
+                "orchq_generated_tokens_total", tokens, pool=pool, engine=str(body.get("engine"))
+            )
             truth.observe("orchq_time_to_first_token_seconds", Span.one(delay_s, life), pool=pool)
-            truth.observe("orchq_inter_token_latency_seconds",
-                          Span(tokens - 1, 0.0, life, 0.0, life), pool=pool)  # fmt: skip
+            truth.observe(
+                "orchq_inter_token_latency_seconds",
+                Span(tokens - 1, 0.0, life, 0.0, life),
+                pool=pool,
+            )
         if body.get("attempts"):
-            truth.observe("orchq_queue_wait_seconds", Span.one(task.min_wait, life), pool=pool,
-                          priority=priority)  # fmt: skip
+            truth.observe(
+                "orchq_queue_wait_seconds",
+                Span.one(task.min_wait, life),
+                pool=pool,
+                priority=priority,
+            )
     for pool, priority, kind in state.refusals:
         truth.count("orchq_tasks_rejected_total", pool=pool, priority=priority, kind=kind)
     for pool, count in state.resumes.items():

@@ -22,9 +22,9 @@ from typing import Any
 __all__ = [
     "LINT_ENV",
     "METRIC_TYPES",
-    "LabelSpec",
+    "LabelRule",
     "LintError",
-    "MetricSpec",
+    "MetricRule",
     "MetricsLint",
     "canonical_json",
     "default_lint_path",
@@ -43,7 +43,7 @@ class LintError(ValueError):
 
 
 @dataclass(frozen=True)
-class LabelSpec:
+class LabelRule:
     budget: int
     """Most distinct values this label may take on one metric."""
     required: bool
@@ -72,12 +72,12 @@ class LabelSpec:
 
 
 @dataclass(frozen=True)
-class MetricSpec:
+class MetricRule:
     name: str
     """The sample name as exposed (counters with ``_total``)."""
     type: str
     help_required: bool
-    labels: dict[str, LabelSpec]
+    labels: dict[str, LabelRule]
     required: bool
     """Listed in the spec's table (ORCH-0134); otherwise an ORCH-0136 extra."""
     meaning: str
@@ -88,7 +88,7 @@ class MetricsLint:
     prefix: str
     max_buckets: int
     forbidden_labels: frozenset[str]
-    metrics: dict[str, MetricSpec]
+    metrics: dict[str, MetricRule]
     source: str
     """Where the lint came from, for messages."""
 
@@ -111,7 +111,7 @@ def _keys(obj: Any, source: str, where: str, required: set[str], optional: set[s
     _require(not extra, source, where, f"unknown keys {sorted(extra)}")
 
 
-def _label(obj: Any, source: str, where: str) -> LabelSpec:
+def _label(obj: Any, source: str, where: str) -> LabelRule:
     closed = {"values", "values_from", "pattern"}
     _keys(obj, source, where, {"budget", "required"}, closed)
     given = sorted(closed & set(obj))
@@ -122,13 +122,19 @@ def _label(obj: Any, source: str, where: str) -> LabelSpec:
     if values is not None:
         _require(
             isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values),
-            source, where, "values must be a non-empty list of strings",
-        )  # fmt: skip
+            source,
+            where,
+            "values must be a non-empty list of strings",
+        )
         _require(values == sorted(set(values)), source, where, "values: sorted, unique")
     values_from = obj.get("values_from")
     if values_from is not None:
-        _require(values_from in CONFIGURED_IDS, source, where,
-                 f"values_from must be one of {sorted(CONFIGURED_IDS)}")  # fmt: skip
+        _require(
+            values_from in CONFIGURED_IDS,
+            source,
+            where,
+            f"values_from must be one of {sorted(CONFIGURED_IDS)}",
+        )
     pattern = obj.get("pattern")
     if pattern is not None:
         _require(isinstance(pattern, str), source, where, "pattern must be a string")
@@ -144,7 +150,7 @@ def _label(obj: Any, source: str, where: str) -> LabelSpec:
         "budget must be an integer >= 1",
     )
     _require(isinstance(required, bool), source, where, "required must be a boolean")
-    return LabelSpec(
+    return LabelRule(
         budget=budget,
         required=required,
         values=frozenset(values) if values is not None else None,
@@ -153,7 +159,7 @@ def _label(obj: Any, source: str, where: str) -> LabelSpec:
     )
 
 
-def _metric(name: str, obj: Any, source: str) -> MetricSpec:
+def _metric(name: str, obj: Any, source: str) -> MetricRule:
     where = f"metrics.{name}"
     _keys(obj, source, where, {"type", "help_required", "labels", "required", "meaning"}, set())
     _require(
@@ -164,7 +170,7 @@ def _metric(name: str, obj: Any, source: str) -> MetricSpec:
     _require(isinstance(obj["meaning"], str), source, where, "meaning: string")
     labels = obj["labels"]
     _require(isinstance(labels, dict), source, where, "labels must be an object")
-    return MetricSpec(
+    return MetricRule(
         name=name,
         type=obj["type"],
         help_required=obj["help_required"],

@@ -23,10 +23,30 @@ RULES = "ORCH-0132"
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _TYPE_WORDS = ("counter", "gauge", "histogram", "summary")
 _NON_BASE_UNITS = (
-    "milliseconds", "millisecond", "microseconds", "nanoseconds", "minutes", "hours", "days",
-    "ms", "us", "ns", "msec", "usec", "sec", "secs", "kilobytes", "megabytes",
-    "gigabytes", "kb", "mb", "gb", "percent", "celsius", "fahrenheit",
-)  # fmt: skip
+    "milliseconds",
+    "millisecond",
+    "microseconds",
+    "nanoseconds",
+    "minutes",
+    "hours",
+    "days",
+    "ms",
+    "us",
+    "ns",
+    "msec",
+    "usec",
+    "sec",
+    "secs",
+    "kilobytes",
+    "megabytes",
+    "gigabytes",
+    "kb",
+    "mb",
+    "gb",
+    "percent",
+    "celsius",
+    "fahrenheit",
+)
 _DURATION_WORDS = ("latency", "duration", "wait", "time", "elapsed", "age")
 _RESERVED_SUFFIXES = ("_bucket", "_count", "_sum")
 _HISTOGRAM_SUFFIXES = {"_bucket", "_count", "_sum"}

@@ -16,7 +16,7 @@ Settings are command-line options with ini twins, read through one helper
 - :mod:`.scripted`: ``orch_scripted_engine``
 - :mod:`.leaks`: the leak guard
 - :mod:`.trace`: ``@pytest.mark.req``, requirement states, reports and the gate
-- :mod:`harness.contract.plugin`, :mod:`harness.fuzz.plugin`,
+- :mod:`harness.pact.plugin`, :mod:`harness.fuzz.plugin`,
   :mod:`harness.determinism.plugin`: the Pact, fuzz and snapshot options
 """
 
@@ -29,7 +29,7 @@ pytest_plugins = [
     "harness.plugin.scripted",
     "harness.plugin.leaks",
     "harness.plugin.trace",
-    "harness.contract.plugin",
+    "harness.pact.plugin",
     "harness.fuzz.plugin",
     "harness.determinism.plugin",
 ]

@@ -59,13 +59,27 @@ class Ledger:
         self._seq += 1
         self.store.insert_task(
             TaskRow(
-                task_id=task_id, session_id=SESSION, admit_seq=self._seq, pool_id=POOL,
-                priority=priority, prompt="p", max_tokens=1, params={}, seed=0, state="queued",
-                replica_id=None, engine=None, engine_version=None, tokens_out=0,
-                finish_reason=None, error=None, created_ms=self._seq, started_ms=None,
+                task_id=task_id,
+                session_id=SESSION,
+                admit_seq=self._seq,
+                pool_id=POOL,
+                priority=priority,
+                prompt="p",
+                max_tokens=1,
+                params={},
+                seed=0,
+                state="queued",
+                replica_id=None,
+                engine=None,
+                engine_version=None,
+                tokens_out=0,
+                finish_reason=None,
+                error=None,
+                created_ms=self._seq,
+                started_ms=None,
                 finished_ms=None,
             )
-        )  # fmt: skip
+        )
 
     def moved(self, task_id: str, state: str) -> None:
         self.store.update_task(task_id, state=state)

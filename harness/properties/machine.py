@@ -159,9 +159,11 @@ def queue_machine(factory: QueueFactory) -> type[RuleBasedStateMachine]:
                 )
             if admission.evicted != expected.victim:
                 victim_lane = self.model.lane_of(admission.evicted or "")
-                req = "ORCH-0099" if priority == "batch" and victim_lane == "interactive" else (
-                    "ORCH-0096" if self.model.policy == "drop_lru" else "ORCH-0095"
-                )  # fmt: skip
+                req = (
+                    "ORCH-0099"
+                    if priority == "batch" and victim_lane == "interactive"
+                    else ("ORCH-0096" if self.model.policy == "drop_lru" else "ORCH-0095")
+                )
                 raise AssertionError(
                     f"{req}: admitting {priority} {task_id} evicted {admission.evicted}, the spec "
                     f"evicts {expected.victim} (the oldest task of the lowest priority not above "

@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.trace.index import TraceFileError, is_any_id, read_text_file, write_text_atomic
+from harness.trace.index import TraceFileError, is_any_id
+from harness.trace.index_file import read_text_file, write_text_atomic
 
 __all__ = ["LOCK_VERSION", "load_lock", "parse_lock", "render_lock", "write_lock"]
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.trace.index import Index, TraceFileError, is_any_id, read_text_file
+from harness.trace.index import Index, TraceFileError, is_any_id
+from harness.trace.index_file import read_text_file
 
 __all__ = ["load_operations", "operations_by_requirement"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.trace.compliance import render_compliance
 from harness.trace.html_report import render_html
-from harness.trace.index import write_text_atomic
+from harness.trace.index_file import write_text_atomic
 from harness.trace.report import Trace
 
 __all__ = ["RENDERERS", "REPORT_FILES", "link_base", "write_outputs"]

@@ -18,10 +18,12 @@ import click
 from harness import exitcodes
 from harness.project import ProjectError, find_project
 from harness.trace.diff import render_diff
-from harness.trace.index import TraceFileError, load_index, read_text_file, write_text_atomic
+from harness.trace.index import TraceFileError
+from harness.trace.index_file import load_index, read_text_file, write_text_atomic
 from harness.trace.lock import load_lock, write_lock
 from harness.trace.outputs import write_outputs
-from harness.trace.report import STATES, Trace, index_digest, merge_traces, parse_trace
+from harness.trace.report import STATES, Trace, index_digest
+from harness.trace.trace_reader import merge_traces, parse_trace
 
 __all__ = ["trace_group"]
 
@@ -111,14 +113,21 @@ def merge_command(traces: tuple[Path, ...], output: Path) -> None:
 @trace_group.command("gate")
 @click.argument("trace_file", metavar="TRACE.json", type=_FILE)
 @click.option(
-    "--level", "gate", type=click.Choice(["must", "should"]), default="must", show_default=True,
+    "--level",
+    "gate",
+    type=click.Choice(["must", "should"]),
+    default="must",
+    show_default=True,
     help="must: MUST and MUST NOT; should: also SHOULD and SHOULD NOT.",
-)  # fmt: skip
+)
 @click.option(
-    "--require-evidence", "rules_text", default=None, metavar="RULES",
-    help='Also refuse a level without a verified test of these kinds, e.g. '
+    "--require-evidence",
+    "rules_text",
+    default=None,
+    metavar="RULES",
+    help="Also refuse a level without a verified test of these kinds, e.g. "
     '"MUST = contract | property" (as --orch-require-evidence).',
-)  # fmt: skip
+)
 def gate_command(trace_file: Path, gate: str, rules_text: str | None) -> None:
     """Apply the traceability gate to a trace, e.g. one merged from CI shards.
 

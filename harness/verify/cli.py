@@ -57,29 +57,66 @@ def _suites(value: str) -> tuple[str, ...]:
 
 
 @click.command("verify")
-@click.option("--target", default=None, metavar="URL", envvar="ORCHQ_TARGET",
-              help="A live OrchQueue v1 server (env ORCHQ_TARGET); without it, in-process "
-                   "orchestratord servers (real HTTP on ephemeral ports) are started.")  # fmt: skip
-@click.option("--token", default=None, envvar="ORCHQ_TOKEN",
-              help="Bearer token for --target (env ORCHQ_TOKEN).")  # fmt: skip
-@click.option("--serve-cmd", "serve_cmd", default=None, metavar="CMD", envvar="ORCHQ_SERVE_CMD",
-              help="Start the implementation under test with this shell command, once for "
-                   "each configuration a check needs: {port}, {config} (a configuration file "
-                   "the harness writes) and {state_dir} (kept across restarts) are filled in "
-                   "(env ORCHQ_SERVE_CMD).")  # fmt: skip
-@click.option("--suites", default=",".join(DEFAULT_SUITES), show_default=True,
-              help=f"Comma-separated suites out of {', '.join(ALL_SUITES)}.")  # fmt: skip
-@click.option("-n", "workers", type=click.IntRange(0), default=0, show_default=True,
-              help="xdist worker processes (0: in this process).")  # fmt: skip
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("orchq-report"), show_default=True,
-              help="Where the reports (trace.json, COMPLIANCE.md, report.html, "
-                   "junit.xml) and pytest.log go, relative to the current folder.")  # fmt: skip
-@click.option("--gate", type=click.Choice(["must", "should", "none"]), default="must",
-              show_default=True,
-              help="Requirement levels that must be verified by a passing test.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON summary on stdout (the human output goes to stderr).")  # fmt: skip
+@click.option(
+    "--target",
+    default=None,
+    metavar="URL",
+    envvar="ORCHQ_TARGET",
+    help="A live OrchQueue v1 server (env ORCHQ_TARGET); without it, in-process "
+    "orchestratord servers (real HTTP on ephemeral ports) are started.",
+)
+@click.option(
+    "--token",
+    default=None,
+    envvar="ORCHQ_TOKEN",
+    help="Bearer token for --target (env ORCHQ_TOKEN).",
+)
+@click.option(
+    "--serve-cmd",
+    "serve_cmd",
+    default=None,
+    metavar="CMD",
+    envvar="ORCHQ_SERVE_CMD",
+    help="Start the implementation under test with this shell command, once for "
+    "each configuration a check needs: {port}, {config} (a configuration file "
+    "the harness writes) and {state_dir} (kept across restarts) are filled in "
+    "(env ORCHQ_SERVE_CMD).",
+)
+@click.option(
+    "--suites",
+    default=",".join(DEFAULT_SUITES),
+    show_default=True,
+    help=f"Comma-separated suites out of {', '.join(ALL_SUITES)}.",
+)
+@click.option(
+    "-n",
+    "workers",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="xdist worker processes (0: in this process).",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("orchq-report"),
+    show_default=True,
+    help="Where the reports (trace.json, COMPLIANCE.md, report.html, "
+    "junit.xml) and pytest.log go, relative to the current folder.",
+)
+@click.option(
+    "--gate",
+    type=click.Choice(["must", "should", "none"]),
+    default="must",
+    show_default=True,
+    help="Requirement levels that must be verified by a passing test.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON summary on stdout (the human output goes to stderr).",
+)
 def verify_command(
     target: str | None,
     token: str | None,
@@ -217,14 +254,16 @@ def _run_with_bars(console: Console, plan: RunPlan, args: list[str]) -> tuple[in
 
     def update(suite: str) -> None:
         if suite not in ids:
-            ids[suite] = bars.add_task("", suite=escape(suite), status="",
-                                       total=progress.totals[suite])  # fmt: skip
+            ids[suite] = bars.add_task(
+                "", suite=escape(suite), status="", total=progress.totals[suite]
+            )
         failed, skipped = progress.failed[suite], progress.skipped[suite]
         status = "[red]" + f"{failed} failed" if failed else "[green]ok"
         if skipped:
             status += f" [yellow]{skipped} skipped"
-        bars.update(ids[suite], completed=progress.done[suite], total=progress.totals[suite],
-                    status=status)  # fmt: skip
+        bars.update(
+            ids[suite], completed=progress.done[suite], total=progress.totals[suite], status=status
+        )
 
     progress = SuiteProgress(on_change=update)
     with bars:
@@ -282,8 +321,13 @@ def _print(console: Console, summary: VerifySummary, plan: RunPlan) -> None:
             console.print(f"  {test['test']}: {test['failure']}", markup=False)
     if summary.reports:
         console.print("Reports:")
-        labels = {"json": "JSON", "markdown": "Markdown", "html": "HTML", "junit": "JUnit XML",
-                  "log": "pytest log"}  # fmt: skip
+        labels = {
+            "json": "JSON",
+            "markdown": "Markdown",
+            "html": "HTML",
+            "junit": "JUnit XML",
+            "log": "pytest log",
+        }
         for kind, path in summary.reports.items():
             console.print(f"  {labels[kind]:<12} {path}", markup=False)
     style = "green" if summary.exit_code == exitcodes.OK else "red"

@@ -2,7 +2,8 @@
 
 Raw HTTP on purpose: the typed client validates and reconnects, which would hide
 exactly the wire details these checks certify (headers, envelopes, ``id:`` lines,
-``Last-Event-ID`` resumes). Standard library + httpx only.
+``Last-Event-ID`` resumes). Standard library + httpx only, except
+:mod:`harness.wire.shapes`, the syrupy snapshots of every kind of answer.
 """
 
 from harness.checks import expect

@@ -89,12 +89,12 @@ class Mutant:
 
 
 def _build() -> list[Mutant]:
-    from tests.harness.contract import pact_mutants
     from tests.harness.determinism import mutants as determinism
     from tests.harness.engine import mutants as engine
     from tests.harness.fixtures import mutants as fixtures
     from tests.harness.fuzz import mutants as fuzz
     from tests.harness.metrics import mutants as metrics
+    from tests.harness.pact import pact_mutants
     from tests.harness.properties import mutants as properties
     from tests.harness.restart import mutants as restart
     from tests.harness.wire import wire_mutants as wire
@@ -131,8 +131,8 @@ def _build() -> list[Mutant]:
         out.append(
             Mutant(name, "contract", req, Mutation(wrap_app=wrap), "test_contract", selection)
         )
-    for name, (wrap, req) in fixtures.MUTANTS.items():
-        out.append(Mutant(name, "fixtures", req, Mutation(wrap_app=wrap), "test_contract_http"))
+    for name, (wrap, req, module) in fixtures.MUTANTS.items():
+        out.append(Mutant(name, "fixtures", req, Mutation(wrap_app=wrap), module))
     for name, (_mutate, req) in restart.MUTANTS.items():
         mutation = Mutation(serve_command=restart.serve_command(name))
         out.append(Mutant(name, "restart", req, mutation, "test_contract_restart"))

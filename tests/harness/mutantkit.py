@@ -82,8 +82,9 @@ def _with_length(headers: Headers, body: bytes) -> Headers:
 
 async def respond(send: Send, status: int, headers: Headers, body: bytes) -> None:
     """A complete response (with its ``content-length``) that the app never saw."""
-    await send({"type": "http.response.start", "status": status,
-                "headers": _with_length(headers, body)})  # fmt: skip
+    await send(
+        {"type": "http.response.start", "status": status, "headers": _with_length(headers, body)}
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.trace.index import load_index
+from harness.trace.index_file import load_index
 from tests.harness.catalogue import CATALOGUE, ENV, by_name
 from tests.harness.mutantkit import INDEX, assert_caught, run_conformance
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from harness.exitcodes import SPEC_ERROR, STALE
 from harness.project import DEFAULTS, ProjectError, find_project, read_pyproject
-from harness.trace.cli import spec_group
+from harness.trace.spec_cli import spec_group
 
 pytest_plugins = ["pytester"]
 

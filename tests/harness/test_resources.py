@@ -19,8 +19,13 @@ SETUP = (ROOT / "setup.py").read_text(encoding="utf-8")
 
 def test_a_checkout_reads_its_own_top_level_folders() -> None:
     assert resources.checkout() == ROOT
-    for name in (resources.SPEC, resources.INDEX, resources.LOCK, resources.OPENAPI,
-                 resources.METRICS_LINT):  # fmt: skip
+    for name in (
+        resources.SPEC,
+        resources.INDEX,
+        resources.LOCK,
+        resources.OPENAPI,
+        resources.METRICS_LINT,
+    ):
         assert resources.path(name) == ROOT / name
         assert resources.path(name).is_file()
     assert resources.path(resources.PACTS).is_dir()
@@ -33,8 +38,15 @@ def test_what_setup_py_bundles_is_what_resources_reads() -> None:
     found = re.search(r"^BUNDLED: tuple\[str, \.\.\.\] = \(([^)]*)\)", SETUP, re.MULTILINE)
     assert found, "setup.py declares BUNDLED"
     bundled = set(re.findall(r'"([^"]+)"', found.group(1)))
-    for name in (resources.SPEC, resources.INDEX, resources.LOCK, resources.OPENAPI,
-                 resources.PACTS, resources.METRICS_LINT, resources.SNAPSHOTS):  # fmt: skip
+    for name in (
+        resources.SPEC,
+        resources.INDEX,
+        resources.LOCK,
+        resources.OPENAPI,
+        resources.PACTS,
+        resources.METRICS_LINT,
+        resources.SNAPSHOTS,
+    ):
         assert name.split("/")[0] in bundled, name
 
 

@@ -99,20 +99,43 @@ def test_orchq_serve_with_a_fault_config_is_caught(tmp_path: Path) -> None:
     config = tmp_path / "faulty.yaml"
     config.write_text(yaml.safe_dump({"pools": NONDETERMINISTIC_POOLS}), encoding="utf-8")
     serve = subprocess.Popen(
-        [sys.executable, "-m", "harness", "serve", "--port", "0", "--config", str(config),
-         "--db", str(tmp_path / "orchq.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "serve",
+            "--port",
+            "0",
+            "--config",
+            str(config),
+            "--db",
+            str(tmp_path / "orchq.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert serve.stdout is not None
         line = serve.stdout.readline()
         assert "serving OrchQueue v1 on " in line, line
         url = line.split(" on ", 1)[1].split()[0]
         probe = subprocess.run(
-            [sys.executable, "-m", "harness", "determinism", "run", "--seeds", "8",
-             "--target", url],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "determinism",
+                "run",
+                "--seeds",
+                "8",
+                "--target",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         serve.terminate()
         serve.wait(timeout=10)

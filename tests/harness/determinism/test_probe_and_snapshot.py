@@ -30,8 +30,9 @@ from orchestrator.schemas import EndData
 
 
 def out(seed: int, replica: str, tokens: TokenSeq, seconds: float = 0.01) -> Output:
-    return Output(seed, "p", "v1", replica, "mock", "mock-1", f"t-{seed}-{replica}", tokens,
-                  seconds)  # fmt: skip
+    return Output(
+        seed, "p", "v1", replica, "mock", "mock-1", f"t-{seed}-{replica}", tokens, seconds
+    )
 
 
 def toks(*ids: int) -> TokenSeq:

@@ -86,12 +86,16 @@ def test_nondeterministic_replica_fails_naming_orch_0114(
     pytester: pytest.Pytester, orch_serve: ServeFactory
 ) -> None:
     mutant = orch_serve(
-        pools=[{
-            "pool_id": "default",
-            "replicas": [{"replica_id": "r1", "faults": {"nondeterministic": True}},
-                         {"replica_id": "r2"}],
-        }]
-    )  # fmt: skip
+        pools=[
+            {
+                "pool_id": "default",
+                "replicas": [
+                    {"replica_id": "r1", "faults": {"nondeterministic": True}},
+                    {"replica_id": "r2"},
+                ],
+            }
+        ]
+    )
     result = run_suite(pytester, "--orch-url", mutant.url, "-k", "byte_exact or concurrency")
     expect(result, failed=2)
     out = result.stdout.str()
@@ -214,9 +218,14 @@ def test_another_engines_snapshot_is_not_unused_beside_another_snapshot_module(
     shutil.copytree(REPO / shapes, pytester.path / shapes)
     target = orch_serve()
     result = run_suite(
-        pytester, "--orch-url", target.url, "-n", "2",
-        modules=("harness.conformance.test_contract_shapes",), subprocess=True,
-    )  # fmt: skip
+        pytester,
+        "--orch-url",
+        target.url,
+        "-n",
+        "2",
+        modules=("harness.conformance.test_contract_shapes",),
+        subprocess=True,
+    )
     out = result.stdout.str()
     assert result.ret == 0, out[-3000:]
     assert not re.search(r"snapshots? unused", out), out[-3000:]

@@ -129,8 +129,9 @@ class EveryFailureIsAReset(_TranslatingErrors):
 
 def one_attempt_too_many(config: Any) -> Any:
     """Every pool makes ``max_attempts + 1`` attempts (an off-by-one): ORCH-0101."""
-    pools = [pool.model_copy(update={"max_attempts": pool.max_attempts + 1})
-             for pool in config.pools]  # fmt: skip
+    pools = [
+        pool.model_copy(update={"max_attempts": pool.max_attempts + 1}) for pool in config.pools
+    ]
     return config.model_copy(update={"pools": pools})
 
 
@@ -138,10 +139,11 @@ def warm_up_ignored(config: Any) -> Any:
     """Replicas are ready as soon as their engine answers: ``warmup_ms`` is ignored
     (ORCH-0250; before the fix, orchestratord did this for every engine but its mock)."""
     pools = [
-        pool.model_copy(update={"replicas": [r.model_copy(update={"warmup_ms": 0})
-                                             for r in pool.replicas]})
+        pool.model_copy(
+            update={"replicas": [r.model_copy(update={"warmup_ms": 0}) for r in pool.replicas]}
+        )
         for pool in config.pools
-    ]  # fmt: skip
+    ]
     return config.model_copy(update={"pools": pools})
 
 

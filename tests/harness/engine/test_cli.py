@@ -72,9 +72,13 @@ def serving(*args: str) -> Iterator[tuple[str, str]]:
     """``orchq engine serve ARGS --port 0`` in a real subprocess: (its first line, its URL)."""
     command = [sys.executable, "-m", "harness", "engine", "serve", *args, "--port", "0"]
     process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

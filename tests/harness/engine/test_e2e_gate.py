@@ -42,11 +42,19 @@ def run_gate(
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the engine subprocesses import the fakes
     pytester.makefile(".ini", pytest="[pytest]\n")
     return pytester.runpytest_subprocess(
-        "--pyargs", "harness.conformance.test_e2e", "--rootdir", str(pytester.path),
-        "-c", str(pytester.path / "pytest.ini"),
-        "--orch-index", str(REPO / "requirements" / "index.yaml"),
-        "-p", "no:cacheprovider", "-rs", *args,
-    )  # fmt: skip
+        "--pyargs",
+        "harness.conformance.test_e2e",
+        "--rootdir",
+        str(pytester.path),
+        "-c",
+        str(pytester.path / "pytest.ini"),
+        "--orch-index",
+        str(REPO / "requirements" / "index.yaml"),
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        *args,
+    )
 
 
 @pytest.mark.slow

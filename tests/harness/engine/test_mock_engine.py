@@ -75,12 +75,14 @@ def test_requests_are_decoded_concurrently(engine: EngineThread, control: Engine
 
 
 def test_replicas_faults_and_ledger(engine: EngineThread, control: EngineControl) -> None:
-    control.set_faults([
-        rule({"token_delay_ms": 1}),
-        rule({"stop_after_tokens": 2}, prompt_contains="short"),
-        rule({"die_after_tokens": 3}, replica="r1"),
-        rule({"rate_limit_retry_after_s": 4}, replica="r2", times=1),
-    ])  # fmt: skip
+    control.set_faults(
+        [
+            rule({"token_delay_ms": 1}),
+            rule({"stop_after_tokens": 2}, prompt_contains="short"),
+            rule({"die_after_tokens": 3}, replica="r1"),
+            rule({"rate_limit_retry_after_s": 4}, replica="r2", times=1),
+        ]
+    )
     short = stream(engine.url, prompt="a short one", max_tokens=10, seed=1)
     assert len(streamed_tokens(short)) == 2
     assert short[-2]["choices"][0]["finish_reason"] == "stop"
@@ -90,8 +92,10 @@ def test_replicas_faults_and_ledger(engine: EngineThread, control: EngineControl
     assert limited.status_code == 429
     assert limited.headers["Retry-After"] == "4"
     assert post(control.replica_url("r2"), prompt="paced", max_tokens=2, seed=1).status_code == 200
-    seen = [(r.replica, r.prompt, r.status, r.state, r.generated, r.finish_reason)
-            for r in control.requests()]  # fmt: skip
+    seen = [
+        (r.replica, r.prompt, r.status, r.state, r.generated, r.finish_reason)
+        for r in control.requests()
+    ]
     assert seen == [
         (None, "a short one", 200, "completed", 2, "stop"),
         ("r1", "dies", 200, "died", 3, None),
@@ -132,8 +136,10 @@ def test_nondeterministic_mode_ignores_the_seed(
     engine: EngineThread, control: EngineControl
 ) -> None:
     control.set_faults([rule({"nondeterministic": True})])
-    runs = {tuple(post(engine.url, max_tokens=8, seed=5).json()["choices"][0]["token_ids"])
-            for _ in range(3)}  # fmt: skip
+    runs = {
+        tuple(post(engine.url, max_tokens=8, seed=5).json()["choices"][0]["token_ids"])
+        for _ in range(3)
+    }
     assert len(runs) == 3
     assert [r.seed for r in control.requests()] == [5, 5, 5]
 
@@ -141,8 +147,9 @@ def test_nondeterministic_mode_ignores_the_seed(
 def test_bad_fault_rules_are_refused_naming_the_key(
     engine: EngineThread, control: EngineControl
 ) -> None:
-    answer = httpx.put(f"{engine.url}/orchq/faults",
-                       json={"rules": [{"faults": {"die_after_tokens": -1}}]})  # fmt: skip
+    answer = httpx.put(
+        f"{engine.url}/orchq/faults", json={"rules": [{"faults": {"die_after_tokens": -1}}]}
+    )
     assert answer.status_code == 400
     assert "rules.rules[0].faults.die_after_tokens" in answer.json()["error"]["message"]
     assert httpx.get(f"{engine.url}/orchq/faults").json() == {"rules": []}
@@ -166,11 +173,13 @@ def test_fault_book_validation(data: Any, where: str) -> None:
 
 
 def test_rules_merge_in_order_and_times_run_out() -> None:
-    book = FaultBook([
-        FaultRule({"token_delay_ms": 5.0}),
-        FaultRule({"die_after_tokens": 1}, prompt_contains="x", times=1),
-        FaultRule({"token_delay_ms": 7.0}, replica="r1"),
-    ])  # fmt: skip
+    book = FaultBook(
+        [
+            FaultRule({"token_delay_ms": 5.0}),
+            FaultRule({"die_after_tokens": 1}, prompt_contains="x", times=1),
+            FaultRule({"token_delay_ms": 7.0}, replica="r1"),
+        ]
+    )
     assert book.completion("r1", "x") == Faults(token_delay_ms=7.0, die_after_tokens=1)
     assert book.completion("r1", "x") == Faults(token_delay_ms=7.0)
     assert book.completion("r2", "x") == Faults(token_delay_ms=5.0)

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.engine.server import EngineThread, TextStream
+from harness.engine.completions import TextStream
+from harness.engine.server import EngineThread
 from tests.harness.engine.fakes import FAIL_MARKER, STOP_MARKER, FakeModel
 
 PROMPT = "Write a haiku about queues."

@@ -13,7 +13,7 @@ import schemathesis
 
 from harness import resources
 from harness.fuzz import config
-from harness.fuzz.contract import contract_path
+from harness.fuzz.document import contract_path
 from harness.fuzz.runner import load_contract
 
 REPO = Path(__file__).resolve().parents[3]

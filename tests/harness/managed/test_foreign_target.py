@@ -46,9 +46,18 @@ EVERY_KEY = {
 def _conformance(pytester: pytest.Pytester, command: str, selection: str) -> pytest.RunResult:
     pytester.makeini("[pytest]\n")
     return pytester.runpytest_inprocess(
-        "--pyargs", "harness.conformance", "-k", selection, "--orch-serve-cmd", command,
-        "--orch-index", str(INDEX), "-p", "no:cacheprovider", "-rfE",
-    )  # fmt: skip
+        "--pyargs",
+        "harness.conformance",
+        "-k",
+        selection,
+        "--orch-serve-cmd",
+        command,
+        "--orch-index",
+        str(INDEX),
+        "-p",
+        "no:cacheprovider",
+        "-rfE",
+    )
 
 
 @pytest.mark.slow

@@ -100,8 +100,9 @@ def test_another_server_on_the_port_is_not_taken_for_the_one_started(tmp_path: P
     configured ones, so the start is a lost race, retried on another port."""
     other = ManagedServer(_command("--pools theirs"), {}, tmp_path / "other")
     port = int(other.start().rsplit(":", 1)[1])
-    target = ManagedServer(_command("--pools ours"), {"pools": [{"pool_id": "ours"}]},
-                           tmp_path / "t")  # fmt: skip
+    target = ManagedServer(
+        _command("--pools ours"), {"pools": [{"pool_id": "ours"}]}, tmp_path / "t"
+    )
     target.port = port  # as a restart tries its old port first
     url = target.start()
     assert target.port != port and target.starts == 2

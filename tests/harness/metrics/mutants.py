@@ -45,19 +45,23 @@ def metrics_rewriter(transform: Transform) -> Wrap:
 
 def _task_id_label(body: str, task_ids: list[str]) -> str:
     """A per-task token gauge labelled ``task_id``: the textbook cardinality bomb."""
-    lines = [f'orchq_generated_tokens_total{{engine="mock",pool="default",task_id="{t}"}} 0'
-             for t in task_ids]  # fmt: skip
+    lines = [
+        f'orchq_generated_tokens_total{{engine="mock",pool="default",task_id="{t}"}} 0'
+        for t in task_ids
+    ]
     return re.sub(
-        r"(# TYPE orchq_generated_tokens_total counter\n)", lambda m: m.group(1) + "\n".join(
-            lines) + ("\n" if lines else ""), body,
-    )  # fmt: skip
+        r"(# TYPE orchq_generated_tokens_total counter\n)",
+        lambda m: m.group(1) + "\n".join(lines) + ("\n" if lines else ""),
+        body,
+    )
 
 
 def _pool_fed_by_task_ids(body: str, task_ids: list[str]) -> str:
     """The same leak under an innocent, declared label name: ``pool`` carries task IDs."""
     extra = "".join(f'orchq_tasks_running{{pool="{t}"}} 0\n' for t in task_ids)
-    return body.replace("# TYPE orchq_tasks_running gauge\n",
-                        "# TYPE orchq_tasks_running gauge\n" + extra)  # fmt: skip
+    return body.replace(
+        "# TYPE orchq_tasks_running gauge\n", "# TYPE orchq_tasks_running gauge\n" + extra
+    )
 
 
 def _counter_without_total(body: str, _: list[str]) -> str:
@@ -78,16 +82,19 @@ def _token_overcount(body: str, _: list[str]) -> str:
 
 
 def _undeclared_metric(body: str, _: list[str]) -> str:
-    return body + "# HELP orchq_cache_entries Entries in a cache.\n" \
-        "# TYPE orchq_cache_entries gauge\norchq_cache_entries 3\n"  # fmt: skip
+    return (
+        body + "# HELP orchq_cache_entries Entries in a cache.\n"
+        "# TYPE orchq_cache_entries gauge\norchq_cache_entries 3\n"
+    )
 
 
 def _finished_skips_dropped(body: str, _: list[str]) -> str:
     """Tasks evicted by ``drop_lru`` are never counted as finished (ORCH-0240)."""
     return "".join(
-        line for line in body.splitlines(keepends=True)
+        line
+        for line in body.splitlines(keepends=True)
         if not (line.startswith("orchq_tasks_finished_total{") and 'state="dropped"' in line)
-    )  # fmt: skip
+    )
 
 
 _MESSAGES = {

@@ -221,15 +221,22 @@ def _truth_of_healthy_page(pools: int = 2) -> Truth:
     for i in range(pools):
         pool = f"p{i}"
         truth.count("orchq_tasks_admitted_total", pool=pool, priority="interactive")
-        truth.count("orchq_tasks_rejected_total", pool=pool, priority="batch",
-                    kind="ADMISSION_REJECT")  # fmt: skip
+        truth.count(
+            "orchq_tasks_rejected_total", pool=pool, priority="batch", kind="ADMISSION_REJECT"
+        )
         truth.count("orchq_tasks_dropped_total", pool=pool, priority="batch")
-        truth.count("orchq_tasks_finished_total", pool=pool, priority="interactive",
-                    state="completed", reason="length")  # fmt: skip
+        truth.count(
+            "orchq_tasks_finished_total",
+            pool=pool,
+            priority="interactive",
+            state="completed",
+            reason="length",
+        )
         truth.count("orchq_generated_tokens_total", 7, pool=pool, engine="mock")
         truth.count("orchq_stream_resumes_total", pool=pool)
-        truth.observe("orchq_queue_wait_seconds", Span.one(0.005, 0.05), pool=pool,
-                      priority="interactive")  # fmt: skip
+        truth.observe(
+            "orchq_queue_wait_seconds", Span.one(0.005, 0.05), pool=pool, priority="interactive"
+        )
         truth.observe("orchq_time_to_first_token_seconds", Span.one(0.02, 0.03), pool=pool)
         truth.observe("orchq_inter_token_latency_seconds", Span(1, 0.0, 0.01), pool=pool)
     return truth
@@ -243,12 +250,19 @@ def test_ground_truth_holds_for_what_was_counted() -> None:
 
 def test_ground_truth_names_a_missing_count_and_a_histogram_in_another_unit() -> None:
     truth = _truth_of_healthy_page()
-    truth.count("orchq_tasks_finished_total", pool="p0", priority="batch", state="dropped",
-                reason="QUEUE_FULL_DROP_LRU")  # fmt: skip
+    truth.count(
+        "orchq_tasks_finished_total",
+        pool="p0",
+        priority="batch",
+        state="dropped",
+        reason="QUEUE_FULL_DROP_LRU",
+    )
     truth.observe("orchq_time_to_first_token_seconds", Span.one(20.0, 30.0), pool="p1")
     empty = parse_exposition(_healthy_page(0))
-    messages = [str(v) for v in truth_violations(empty, parse_exposition(_healthy_page()),
-                                                 truth, load_lint())]  # fmt: skip
+    messages = [
+        str(v)
+        for v in truth_violations(empty, parse_exposition(_healthy_page()), truth, load_lint())
+    ]
     assert messages == [
         'ORCH-0240: orchq_tasks_finished_total{pool="p0",priority="batch",reason='
         '"QUEUE_FULL_DROP_LRU",state="dropped"} grew by 0; the workload\'s known outcomes '
@@ -271,10 +285,12 @@ def test_ground_truth_names_a_missing_count_and_a_histogram_in_another_unit() ->
 def test_label_values_outside_their_closed_set_are_named() -> None:
     page = _healthy_page().replace('reason="length"', 'reason="task ran out of tokens"')
     ids = configured_ids({"pools": [{"pool_id": "p0", "replicas": [{"replica_id": "r1"}]}]})
-    messages = sorted({str(v) for v in label_value_violations(parse_exposition(page),
-                                                                load_lint(), ids)})  # fmt: skip
+    messages = sorted(
+        {str(v) for v in label_value_violations(parse_exposition(page), load_lint(), ids)}
+    )
     assert any("reason='task ran out of tokens' is not in its closed set" in m for m in messages)
-    assert any("label pool='p1' is not in its closed set (a configured pool_id" in m
-               for m in messages)  # fmt: skip
+    assert any(
+        "label pool='p1' is not in its closed set (a configured pool_id" in m for m in messages
+    )
     assert all(m.startswith("ORCH-0242: ") for m in messages)
     assert label_value_violations(parse_exposition(_healthy_page(1)), load_lint(), ids) == []

@@ -132,7 +132,7 @@ def test_only_the_requirement_whose_check_failed_becomes_failing(
 def test_a_trace_with_blame_reads_back_and_merges(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
-    from harness.trace.report import merge_traces, parse_trace
+    from harness.trace.trace_reader import merge_traces, parse_trace
 
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(test_suite=SUITE)

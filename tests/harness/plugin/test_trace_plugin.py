@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
-from harness.plugin.trace import SCHEMA, requirement_state
-from harness.trace.index import Index, Requirement, normalise_text, render_index, text_sha256
+from harness.trace.index import Index, Requirement, normalise_text, text_sha256
+from harness.trace.index_file import render_index
+from harness.trace.report import SCHEMA, requirement_state
 
 pytest_plugins = ["pytester"]
 
@@ -414,7 +415,8 @@ def test_requirement_state(outcomes: list[str], state: str) -> None:
 def test_unknown_phase_outcomes_are_ignored(pytestconfig: pytest.Config) -> None:
     """A plugin's extra outcome (pytest-rerunfailures' ``rerun``) must not crash the
     recorder; only the final attempt's outcome counts, and passing after a rerun is flaky."""
-    from harness.plugin.trace import PROPERTY, TraceRecorder, Tracing
+    from harness.plugin.trace_recorder import TraceRecorder
+    from harness.plugin.trace_settings import PROPERTY, Tracing
 
     recorder = TraceRecorder(pytestconfig, Tracing(None))
 

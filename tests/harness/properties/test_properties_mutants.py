@@ -69,8 +69,15 @@ def test_queue_properties_catch_the_mutant(name: str, pytester: pytest.Pytester)
 def test_the_suite_skips_against_a_live_target(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_inprocess(
-        "--pyargs", "harness.conformance.test_properties", "--orch-url", "http://127.0.0.1:9",
-        "--orch-index", str(INDEX), "-p", "no:cacheprovider", "-rs",
-    )  # fmt: skip
+        "--pyargs",
+        "harness.conformance.test_properties",
+        "--orch-url",
+        "http://127.0.0.1:9",
+        "--orch-index",
+        str(INDEX),
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+    )
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*a live target (--orch-url) exposes no queue to drive*"])

@@ -29,8 +29,18 @@ def test_fairness_budget_of_four_gives_every_fourth_dispatch_to_batch() -> None:
     _fill(model, [(f"i{n}", "interactive") for n in range(8)])
     _fill(model, [(f"b{n}", "batch") for n in range(3)])
     assert _drain(model) == [
-        "i0", "i1", "i2", "b0", "i3", "i4", "i5", "b1", "i6", "i7", "b2",
-    ]  # fmt: skip
+        "i0",
+        "i1",
+        "i2",
+        "b0",
+        "i3",
+        "i4",
+        "i5",
+        "b1",
+        "i6",
+        "i7",
+        "b2",
+    ]
 
 
 def test_interactive_dispatches_without_waiting_batch_do_not_spend_the_budget() -> None:

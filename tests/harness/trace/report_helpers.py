@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from harness.trace.cli import spec_group
 from harness.trace.index import Index, Requirement, normalise_text, text_sha256
 from harness.trace.report import Trace, build_trace
+from harness.trace.spec_cli import spec_group
 from harness.trace.trace_cli import trace_group
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -10,7 +10,8 @@ import pytest
 
 from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
 from harness.trace.lock import parse_lock, render_lock
-from harness.trace.report import Trace, merge_traces, parse_trace
+from harness.trace.report import Trace
+from harness.trace.trace_reader import merge_traces, parse_trace
 from tests.harness.trace.report_helpers import run_trace, synthetic_trace
 
 _OUTCOMES = {
@@ -206,7 +207,8 @@ def test_diff_of_equal_traces_says_nothing_changed(trace_file: Path) -> None:
 
 
 def _index_and_lock(tmp_path: Path) -> tuple[Path, Path]:
-    from harness.trace.index import Index, Requirement, normalise_text, render_index, text_sha256
+    from harness.trace.index import Index, Requirement, normalise_text, text_sha256
+    from harness.trace.index_file import render_index
 
     reqs = [
         Requirement(f"ORCH-{n:04d}", "MUST", "1 A", normalise_text(t), text_sha256(t), n)
@@ -235,7 +237,7 @@ def test_accept_records_every_active_requirement(tmp_path: Path) -> None:
 def test_accept_with_a_trace_only_takes_requirements_whose_tests_all_passed(
     tmp_path: Path,
 ) -> None:
-    from harness.trace.index import load_index
+    from harness.trace.index_file import load_index
     from harness.trace.report import build_trace
 
     index, lock = _index_and_lock(tmp_path)

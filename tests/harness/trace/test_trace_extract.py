@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from harness import exitcodes
-from harness.trace.index import load_index
+from harness.trace.index_file import load_index
 from tests.harness.trace.trace_helpers import Project, marker
 
 

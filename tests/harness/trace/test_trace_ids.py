@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness import exitcodes
-from harness.trace.cli import spec_group
-from harness.trace.index import load_index
+from harness.trace.index_file import load_index
+from harness.trace.spec_cli import spec_group
 from tests.harness.trace.trace_helpers import Project, marker
 
 

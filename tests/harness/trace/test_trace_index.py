@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.trace import index as index_module
+from harness.trace import index_file
 from harness.trace.index import (
     Index,
     Requirement,
@@ -19,13 +19,10 @@ from harness.trace.index import (
     format_id,
     id_number,
     is_valid_id,
-    load_index,
-    load_index_if_exists,
     normalise_text,
-    parse_index,
-    render_index,
     text_sha256,
 )
+from harness.trace.index_file import load_index, load_index_if_exists, parse_index, render_index
 
 TRICKY_TEXTS = [
     "Plain MUST text.",
@@ -60,7 +57,7 @@ def _req(
 
 def _generic(text: str) -> Index:
     """What the slow, fully general path (PyYAML + validation) makes of ``text``."""
-    return index_module._index_from_data(yaml.safe_load(text), "x")
+    return index_file._index_from_data(yaml.safe_load(text), "x")
 
 
 @pytest.mark.parametrize("text", TRICKY_TEXTS)
@@ -69,7 +66,7 @@ def test_fast_reader_agrees_with_yaml(text: str) -> None:
     rendered = render_index(index)
     assert parse_index(rendered) == index
     assert _generic(rendered) == index
-    assert index_module._fast_index(rendered) == index  # did not fall back
+    assert index_file._fast_index(rendered) == index  # did not fall back
 
 
 @pytest.mark.parametrize(
@@ -98,8 +95,8 @@ def test_empty_index_round_trips() -> None:
 
 
 def test_all_digit_hash_is_quoted() -> None:
-    assert index_module._sha_scalar("1" * 64) == '"' + "1" * 64 + '"'
-    assert index_module._sha_scalar("a" * 64) == "a" * 64
+    assert index_file._sha_scalar("1" * 64) == '"' + "1" * 64 + '"'
+    assert index_file._sha_scalar("a" * 64) == "a" * 64
 
 
 def test_hand_written_yaml_in_another_style_is_accepted() -> None:
@@ -197,9 +194,9 @@ def test_normalisation() -> None:
 
 
 def test_index_module_imports_cheaply() -> None:
-    """The pytest plugin imports this module at start-up: no YAML, click or rich."""
+    """The pytest plugin imports these modules at start-up: no YAML, click or rich."""
     code = (
-        "import sys, harness.trace.index\n"
+        "import sys, harness.trace.index, harness.trace.index_file\n"
         "print(sorted(m for m in ('yaml', 'click', 'rich') if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -213,7 +210,7 @@ def test_a_new_file_gets_the_permissions_of_any_new_file(tmp_path: Path) -> None
     import os
     import stat
 
-    from harness.trace.index import write_text_atomic
+    from harness.trace.index_file import write_text_atomic
 
     mask = os.umask(0o027)
     try:

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from harness.trace.spec import Unanchored, lint, parse_spec
+from harness.trace.spec import Unanchored, parse_spec
+from harness.trace.spec_lint import lint
 from tests.harness.trace.trace_helpers import marker
 
 

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.trace.spec import SpecLintError, assign_ids, lint, parse_spec
+from harness.trace.spec import SpecLintError, parse_spec
+from harness.trace.spec_ids import assign_ids
+from harness.trace.spec_lint import lint
 from tests.harness.trace.trace_helpers import marker
 
 FRAGMENTS = [

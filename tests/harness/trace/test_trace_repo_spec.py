@@ -11,9 +11,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from harness import exitcodes
-from harness.trace.cli import spec_group
-from harness.trace.index import LEVELS, load_index
-from harness.trace.spec import lint, parse_spec
+from harness.trace.index import LEVELS
+from harness.trace.index_file import load_index
+from harness.trace.spec import parse_spec
+from harness.trace.spec_cli import spec_group
+from harness.trace.spec_lint import lint
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "specs" / "orchestrator-spec.md"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from harness.trace.cli import spec_group
+from harness.trace.spec_cli import spec_group
 
 
 def marker(number: int) -> str:

@@ -25,9 +25,14 @@ def test_test_ids_and_failure_lines_are_printed_verbatim(tmp_path: Path) -> None
     summary = VerifySummary(1, None, "must")
     summary.states = {"failing": {"MUST": 1}}
     summary.failing = [
-        {"id": "ORCH-0001", "level": "MUST", "state": "failing", "test": NODEID,
-         "failure": "AssertionError: [bold]202[/bold] expected, got [red]500"},
-    ]  # fmt: skip
+        {
+            "id": "ORCH-0001",
+            "level": "MUST",
+            "state": "failing",
+            "test": NODEID,
+            "failure": "AssertionError: [bold]202[/bold] expected, got [red]500",
+        },
+    ]
     summary.failing_tests = [{"test": "t.py::test_x[a:b]", "failure": "boom [x]"}]
     console = Console(record=True, width=400, file=open(os.devnull, "w"))  # noqa: SIM115
     _print(console, summary, RunPlan(("contract",), tmp_path, "must", 0))

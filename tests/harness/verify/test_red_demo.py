@@ -78,10 +78,12 @@ def _verify(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
-        [*ORCHQ, "verify", "--target", url, "--suites", suites,
-         "--report-dir", str(report_dir)],
-        capture_output=True, text=True, timeout=900, env=env,
-    )  # fmt: skip
+        [*ORCHQ, "verify", "--target", url, "--suites", suites, "--report-dir", str(report_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
 
 
 def test_faulty_replica_fails_exactly_the_determinism_requirements(

@@ -34,8 +34,10 @@ def request_id_not_echoed(app: App) -> App:
     counter = itertools.count(1)
 
     def change(status: int, headers: Headers) -> Headers:
-        return [*without(headers, b"x-request-id"),
-                (b"x-request-id", f"req_mutant_{next(counter)}".encode())]  # fmt: skip
+        return [
+            *without(headers, b"x-request-id"),
+            (b"x-request-id", f"req_mutant_{next(counter)}".encode()),
+        ]
 
     return rewrite_headers(app, change)
 
@@ -83,7 +85,7 @@ def last_event_id_read_with_isdigit_and_int(app: App) -> App:
                                 [(b"content-type", b"application/json")],
                                 body + b'"retriable": true, "request_id": null}}',
                             )
-                            return  # fmt: skip
+                            return
                 headers.append((key, value))
             scope = {**scope, "headers": headers}
         await app(scope, receive, send)
@@ -131,11 +133,11 @@ MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
         "not_ascii_digits and arabic-indic-three", "ORCH-0200",
     ),
     "DELETE of an ended task answers 200": (
-        cancel_of_ended_task_is_200, "test_contract_http",
+        cancel_of_ended_task_is_200, "test_contract_lifecycle",
         "test_cancelling_a_completed_task_is_409", "ORCH-0069",
     ),
     "201 without expires_at": (
-        session_without_expires_at, "test_contract_http",
+        session_without_expires_at, "test_contract_lifecycle",
         "test_session_fields_and_ttl_arithmetic", "ORCH-0026",
     ),
 }  # fmt: skip
@@ -148,8 +150,11 @@ def backoff_without_jitter(app: App) -> App:
     def change(status: int, headers: Headers) -> Headers:
         if status != 429:
             return headers
-        return [*without(headers, b"x-backoff-ms", b"retry-after"),
-                (b"x-backoff-ms", b"1000"), (b"retry-after", b"1")]  # fmt: skip
+        return [
+            *without(headers, b"x-backoff-ms", b"retry-after"),
+            (b"x-backoff-ms", b"1000"),
+            (b"retry-after", b"1"),
+        ]
 
     return rewrite_headers(app, change)
 
@@ -189,7 +194,7 @@ IN_PROCESS_MUTANTS: dict[str, tuple[Wrap, str, str, str]] = {
         "test_idle_stream_pings_without_ids_then_closes_on_cancel", "ORCH-0086",
     ),
     "queue_depth always zero": (
-        queue_depth_always_zero, "test_contract_http",
+        queue_depth_always_zero, "test_contract_lifecycle",
         "test_queued_and_running_tasks_then_cancel", "ORCH-0123",
     ),
 }  # fmt: skip
@@ -216,8 +221,12 @@ def auth_skipped_on_stream(token: str) -> Wrap:
 def readyz_checks_a_presented_token(token: str) -> Wrap:
     """``/readyz`` refuses a request whose Authorization header is wrong (ORCH-0008)."""
     credentials = f"Bearer {token}".encode()
-    error = {"kind": "UNAUTHORIZED", "message": "wrong bearer token", "retriable": False,
-             "request_id": "req_mutant"}  # fmt: skip
+    error = {
+        "kind": "UNAUTHORIZED",
+        "message": "wrong bearer token",
+        "retriable": False,
+        "request_id": "req_mutant",
+    }
     body = json.dumps({"error": error}).encode()
 
     def wrap(app: App) -> App:
@@ -268,8 +277,12 @@ def _refuse_long_prompts(limit: int) -> Wrap:
             except (ValueError, AttributeError):
                 prompt = None
             if isinstance(prompt, str) and len(prompt) > limit:
-                error = {"kind": "INVALID_PARAMS", "retriable": False, "request_id": "req_mutant",
-                         "message": f"prompt: at most {limit} characters"}  # fmt: skip
+                error = {
+                    "kind": "INVALID_PARAMS",
+                    "retriable": False,
+                    "request_id": "req_mutant",
+                    "message": f"prompt: at most {limit} characters",
+                }
                 headers = [(b"content-type", b"application/json"), (b"x-request-id", b"req_mutant")]
                 await respond(send, 400, headers, json.dumps({"error": error}).encode())
                 return
@@ -298,8 +311,11 @@ def backoff_in_seconds(app: App) -> App:
         if status not in (429, 503):
             return headers
         jitter = int(dict(headers).get(b"x-backoff-ms", b"1000")) % 1000
-        return [*without(headers, b"x-backoff-ms", b"retry-after"),
-                (b"x-backoff-ms", str(1 + jitter).encode()), (b"retry-after", b"1")]  # fmt: skip
+        return [
+            *without(headers, b"x-backoff-ms", b"retry-after"),
+            (b"x-backoff-ms", str(1 + jitter).encode()),
+            (b"retry-after", b"1"),
+        ]
 
     return rewrite_headers(app, change)
 

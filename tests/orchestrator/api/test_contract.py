@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from harness import resources
-from harness.fuzz.contract import contract_path
+from harness.fuzz.document import contract_path
 from harness.fuzz.runner import load_contract
 from orchestrator.api.contract import event_schema_name
 from orchestrator.api.sse import LAST_EVENT_ID_PATTERN, parse_last_event_id

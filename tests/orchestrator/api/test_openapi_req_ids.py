@@ -24,7 +24,8 @@ import yaml
 
 from harness import exitcodes
 from harness.orchestrator_cli import req_id_problems
-from harness.trace.index import Index, load_index, render_index
+from harness.trace.index import Index
+from harness.trace.index_file import load_index, render_index
 from orchestrator.api.openapi import DEFAULT_PATH, openapi_document
 
 REPO = Path(__file__).resolve().parents[3]

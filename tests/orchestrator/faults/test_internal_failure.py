@@ -1,6 +1,6 @@
 """An unexpected failure while running a task ends it ``failed`` with ``INTERNAL``, never hangs.
 
-The engine of :mod:`harness.contract.faults` breaks the engine protocol (its
+The engine of :mod:`harness.pact.faults` breaks the engine protocol (its
 ``generate`` raises instead of returning a stream): orchestratord must still
 bring the task to one terminal state (ORCH-0060), with the kind the spec gives
 a bug (ORCH-0062, ORCH-0018), close its stream with the same error (ORCH-0020,
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.contract.faults import crashing_engine_factory
+from harness.pact.faults import crashing_engine_factory
 from orchestrator.client import OrchClient
 from tests.conftest import ServeFactory
 from tests.support import config_with, pool, wait_until

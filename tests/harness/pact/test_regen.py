@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.contract.interactions import PACT_FILE
-from harness.contract.pactfiles import dumps, load, write_atomic
-from harness.contract.plugin import committed_pact_dir
+from harness.pact.model import PACT_FILE
+from harness.pact.pactfiles import dumps, load, write_atomic
+from harness.pact.plugin import committed_pact_dir
 
 pytestmark = pytest.mark.contract
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.contract.interactions import INTERACTIONS, PACT_FILE
-from harness.contract.pactfiles import (
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import PACT_FILE
+from harness.pact.pactfiles import (
     build_from_table,
     dumps,
     load,
@@ -17,9 +18,9 @@ from harness.contract.pactfiles import (
     single_interaction_pact,
     stale_files,
 )
-from harness.contract.plugin import committed_pact_dir
-from harness.contract.states import GROUPS, STATES, group_of
-from harness.trace.index import load_index
+from harness.pact.plugin import committed_pact_dir
+from harness.pact.states import GROUPS, STATES, group_of
+from harness.trace.index_file import load_index
 
 COMMITTED = committed_pact_dir() / PACT_FILE
 

@@ -3,7 +3,7 @@
 Each interaction is verified on its own (a one-interaction copy of the pact
 file), so a failure is reported with exactly the ORCH IDs that interaction
 certifies, and the provider states it needs are set up by
-:class:`~harness.contract.states.StateServer` through the public API.
+:class:`~harness.pact.states.StateServer` through the public API.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.contract.interactions import PROVIDER, Spec
-from harness.contract.pactfiles import single_interaction_pact
-from harness.contract.states import state_server
+from harness.pact.model import PROVIDER, Interaction
+from harness.pact.pactfiles import single_interaction_pact
+from harness.pact.states import state_server
 from orchestrator.client import OrchClient
 
-__all__ = ["Outcome", "verify_spec"]
+__all__ = ["Outcome", "verify_interaction"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -77,8 +77,8 @@ class _OwningClient(OrchClient):
         self._http.close()
 
 
-def verify_spec(
-    spec: Spec,
+def verify_interaction(
+    interaction: Interaction,
     pact_file: Path,
     work_dir: Path,
     url: str,
@@ -86,7 +86,7 @@ def verify_spec(
     token: str | None = None,
     state_token: str | None = None,
 ) -> Outcome:
-    """Verify ``spec`` (as recorded in ``pact_file``) against the server at ``url``.
+    """Verify ``interaction`` (as recorded in ``pact_file``) against the server at ``url``.
 
     ``token`` is sent on every replayed request (a live target with auth);
     ``state_token`` (default ``token``) authenticates the provider states' own calls.
@@ -94,12 +94,12 @@ def verify_spec(
     os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
     from pact import Verifier
 
-    ids = ", ".join(spec.req)
-    single = work_dir / f"{_slug(spec.description)}.json"
-    if not single_interaction_pact(pact_file, spec.description, single):
+    ids = ", ".join(interaction.req)
+    single = work_dir / f"{_slug(interaction.description)}.json"
+    if not single_interaction_pact(pact_file, interaction.description, single):
         return Outcome(
             False,
-            f"{ids}: interaction {spec.description!r} is missing from {pact_file}; "
+            f"{ids}: interaction {interaction.description!r} is missing from {pact_file}; "
             "run `orchq pact regen`",
         )
     host = urlsplit(url).hostname or "127.0.0.1"
@@ -114,7 +114,7 @@ def verify_spec(
             .add_source(single)
             .set_request_timeout(10_000)
         )
-        if spec.states:
+        if interaction.states:
             verifier.state_handler(states.url, teardown=True, body=True)
         if token is not None:
             verifier.add_custom_header("Authorization", f"Bearer {token}")
@@ -126,14 +126,14 @@ def verify_spec(
         results = verifier.results
         state_errors = list(states.errors)
     if not failed and results.get("result") is True and not state_errors:
-        return Outcome(True, f"{ids}: {spec.description!r} verified")
+        return Outcome(True, f"{ids}: {interaction.description!r} verified")
     details = _mismatches(results) + [f"provider state failed: {e}" for e in state_errors]
     if not details:
         output = _ANSI.sub("", "\n".join(str(line) for line in results.get("output", [])))
         details = [output.strip() or "the verifier reported a failure without details"]
     body = "\n  ".join(_clip(line) for line in details)
     return Outcome(
-        False, f"{ids}: the provider broke pact interaction {spec.description!r}:\n  {body}"
+        False, f"{ids}: the provider broke pact interaction {interaction.description!r}:\n  {body}"
     )
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from harness.plugin.target import ServeFactory
-from tests.harness.contract.pact_mutants import json_body_mutant, rename_field
 from tests.harness.mutantkit import run_conformance
+from tests.harness.pact.pact_mutants import json_body_mutant, rename_field
 
 pytest_plugins = ["pytester"]
 

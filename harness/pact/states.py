@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from harness.contract.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
+from harness.pact.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.plugin.fixtures import Factories
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted
@@ -93,15 +93,19 @@ def server_group(group: str, engine: EngineControl | str) -> ServerGroup:
                 "pools": [
                     engine_pool(engine, "default", ("r1",), overflow_policy="reject", **stalled),
                     engine_pool(engine, "lru", ("r1",), overflow_policy="drop_lru", **stalled),
-                    {"pool_id": "warming",
-                     "replicas": [engine_replica(engine, "w1", warmup_ms=3_600_000)]},
+                    {
+                        "pool_id": "warming",
+                        "replicas": [engine_replica(engine, "w1", warmup_ms=3_600_000)],
+                    },
                     engine_pool(engine, "down", ("d1",)),
                 ],
             },
-            faults=[rule({"hang_after_tokens": 1}, replica="r1"),
-                    rule({"unavailable": True}, replica="d1")],
+            faults=[
+                rule({"hang_after_tokens": 1}, replica="r1"),
+                rule({"unavailable": True}, replica="d1"),
+            ],
             ready=("default", "lru"),
-        )  # fmt: skip
+        )
     if group == "faulty":
         return ServerGroup(
             config={
@@ -111,10 +115,12 @@ def server_group(group: str, engine: EngineControl | str) -> ServerGroup:
                     engine_pool(engine, "stalled", ("s1",), decode_timeout_ms=300),
                 ],
             },
-            faults=[rule({"die_after_tokens": 1}, replica="x1"),
-                    rule({"die_after_tokens": 0}, replica="e1"),
-                    rule({"hang_after_tokens": 1}, replica="s1")],
-        )  # fmt: skip
+            faults=[
+                rule({"die_after_tokens": 1}, replica="x1"),
+                rule({"die_after_tokens": 0}, replica="e1"),
+                rule({"hang_after_tokens": 1}, replica="s1"),
+            ],
+        )
     if group == "crashing":
         replica = {"replica_id": f"{CRASHING_REPLICA_PREFIX}1"}
         return ServerGroup(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.contract.cli import CONSUMER_TESTS
-from harness.contract.interactions import PACT_FILE
-from harness.contract.pactfiles import dumps, normalise
-from harness.contract.plugin import committed_pact_dir
+from harness.pact.cli import CONSUMER_TESTS
+from harness.pact.model import PACT_FILE
+from harness.pact.pactfiles import dumps, normalise
+from harness.pact.plugin import committed_pact_dir
 
 pytestmark = pytest.mark.contract
 

@@ -141,13 +141,8 @@ def build_from_table(directory: Path) -> Path:
     """
     from pact import Pact
 
-    from harness.contract.interactions import (
-        CONSUMER,
-        INTERACTIONS,
-        PACT_FILE,
-        PROVIDER,
-        add_interaction,
-    )
+    from harness.pact.interactions import INTERACTIONS
+    from harness.pact.model import CONSUMER, PACT_FILE, PROVIDER, add_interaction
 
     pact = Pact(CONSUMER, PROVIDER)
     for spec in INTERACTIONS:

@@ -18,21 +18,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.contract.interactions import INTERACTIONS, PACT_FILE, Spec
-from harness.contract.plugin import committed_pact_dir
-from harness.contract.stub import STATE_HEADER, StubServer
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import PACT_FILE, Interaction
+from harness.pact.plugin import committed_pact_dir
+from harness.pact.stub import STATE_HEADER, StubServer
 from orchestrator.client import OrchClient, OrchProtocolError
-from tests.harness.contract.test_consumer import EXERCISES
+from tests.harness.pact.test_consumer import EXERCISES
 
 pytestmark = pytest.mark.contract
 
 PACT = committed_pact_dir() / PACT_FILE
 
 
-def _groups() -> dict[tuple[str, ...], list[Spec]]:
-    groups: dict[tuple[str, ...], list[Spec]] = {}
-    for spec in INTERACTIONS:
-        groups.setdefault(spec.states, []).append(spec)
+def _groups() -> dict[tuple[str, ...], list[Interaction]]:
+    groups: dict[tuple[str, ...], list[Interaction]] = {}
+    for interaction in INTERACTIONS:
+        groups.setdefault(interaction.states, []).append(interaction)
     return groups
 
 
@@ -49,11 +50,13 @@ def _stub(states: tuple[str, ...]) -> StubServer:
 )
 def test_the_consumer_flows_run_against_the_stub(states: tuple[str, ...]) -> None:
     with _stub(states) as stub:
-        for spec in _groups()[states]:
+        for interaction in _groups()[states]:
             try:
-                EXERCISES[spec.description](stub.url)
+                EXERCISES[interaction.description](stub.url)
             except AssertionError as exc:
-                raise AssertionError(f"{spec.description!r} against the stub: {exc}") from exc
+                raise AssertionError(
+                    f"{interaction.description!r} against the stub: {exc}"
+                ) from exc
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_orchq_pact_stub_refuses_an_unreadable_pact() -> None:
 def test_the_stub_serves_the_file_as_it_is(tmp_path: Path) -> None:
     """A pact whose task lost its ``attempts`` fails the client's flow against the stub:
     the stub answers what the file says, nothing more (so a broken pact cannot hide)."""
-    from harness.contract.pactfiles import dumps, load
+    from harness.pact.pactfiles import dumps, load
 
     data = load(PACT)
     for interaction in data["interactions"]:

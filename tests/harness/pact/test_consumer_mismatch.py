@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.contract.interactions import by_description
+from harness.pact.interactions import by_description
 from orchestrator.client import OrchClient, OrchProtocolError
-from tests.harness.contract.test_consumer import EXERCISES, record
+from tests.harness.pact.test_consumer import EXERCISES, record
 
 pytestmark = pytest.mark.contract
 
@@ -22,28 +22,28 @@ def test_a_request_the_pact_does_not_expect_fails(tmp_path: Path) -> None:
     """The client sends ``max_tokens: 2``; a pact expecting 3 must refuse it."""
     from pact.error import MismatchesError
 
-    spec = by_description()["submit a strict task with a seed"]
-    body = dict(spec.request_body)
+    interaction = by_description()["submit a strict task with a seed"]
+    body = dict(interaction.request_body)
     body["max_tokens"] = 3
-    drifted = dataclasses.replace(spec, request_body=body)
+    drifted = dataclasses.replace(interaction, request_body=body)
     with pytest.raises(MismatchesError):
-        record(drifted, EXERCISES[spec.description], tmp_path)
+        record(drifted, EXERCISES[interaction.description], tmp_path)
     assert not list(tmp_path.glob("*.json")), "a failed consumer test must not write its pact"
 
 
 def test_an_uncalled_interaction_fails(tmp_path: Path) -> None:
     from pact.error import MismatchesError
 
-    spec = by_description()["check health"]
+    interaction = by_description()["check health"]
     with pytest.raises(MismatchesError):
-        record(spec, lambda url: None, tmp_path)
+        record(interaction, lambda url: None, tmp_path)
 
 
 def test_an_answer_the_client_cannot_decode_is_a_protocol_error(tmp_path: Path) -> None:
     """A 202 without ``stream_url`` (ORCH-0042) is refused by the client, not passed on."""
-    spec = by_description()["submit a strict task with a seed"]
-    body = {k: v for k, v in spec.response_body.items() if k != "stream_url"}
-    drifted = dataclasses.replace(spec, response_body=body)
+    interaction = by_description()["submit a strict task with a seed"]
+    body = {k: v for k, v in interaction.response_body.items() if k != "stream_url"}
+    drifted = dataclasses.replace(interaction, response_body=body)
 
     def submit(url: str) -> None:
         with OrchClient(url) as client, pytest.raises(OrchProtocolError, match="stream_url"):

@@ -1,6 +1,6 @@
 """Consumer side of the pact: our client against the Pact mock server, one test per interaction.
 
-Each test declares one interaction of :data:`harness.contract.interactions.INTERACTIONS`
+Each test declares one interaction of :data:`harness.pact.interactions.INTERACTIONS`
 on a fresh Pact (a served Pact is locked), drives ``OrchClient`` (and for a few,
 ``AsyncOrchClient``) against the mock server, asserts what the client made of
 the answer, and merges the interaction into ``--orch-pact-dir``. The mock server
@@ -17,15 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.contract.interactions import (
-    CONSUMER,
-    ENGINE_SIDE_KINDS,
-    INTERACTIONS,
-    PROVIDER,
-    Spec,
-    add_interaction,
-)
-from harness.contract.pactfiles import write_with_retry
+from harness.pact.examples import ENGINE_SIDE_KINDS
+from harness.pact.interactions import INTERACTIONS
+from harness.pact.model import CONSUMER, PROVIDER, Interaction, add_interaction
+from harness.pact.pactfiles import write_with_retry
 from orchestrator.client import AsyncOrchClient, OrchClient, OrchError
 from orchestrator.schemas import ErrorEnvelope
 
@@ -349,28 +344,33 @@ ASYNC_EXERCISES: dict[str, Callable[[str], object]] = {
 }
 
 
-def record(spec: Spec, exercise: Exercise, pact_dir: Path) -> None:
-    """Serve ``spec`` on a fresh Pact, run ``exercise`` on it, merge the pact into ``pact_dir``."""
+def record(interaction: Interaction, exercise: Exercise, pact_dir: Path) -> None:
+    """Serve ``interaction`` on a fresh Pact, run ``exercise`` on it, merge the pact into
+    ``pact_dir``."""
     from pact import Pact
 
     pact = Pact(CONSUMER, PROVIDER)
-    add_interaction(pact, spec)
+    add_interaction(pact, interaction)
     with pact.serve(addr="127.0.0.1") as server:
         exercise(str(server.url))
     write_with_retry(pact, pact_dir)
 
 
-def _by_description(description: str) -> Spec:
-    return next(spec for spec in INTERACTIONS if spec.description == description)
+def _by_description(description: str) -> Interaction:
+    return next(
+        interaction for interaction in INTERACTIONS if interaction.description == description
+    )
 
 
 def test_every_interaction_has_an_exercise() -> None:
-    assert sorted(EXERCISES) == sorted(spec.description for spec in INTERACTIONS)
+    assert sorted(EXERCISES) == sorted(interaction.description for interaction in INTERACTIONS)
 
 
-@pytest.mark.parametrize("spec", INTERACTIONS, ids=lambda spec: spec.description)
-def test_sync_client(spec: Spec, orch_pact_dir: Path) -> None:
-    record(spec, EXERCISES[spec.description], orch_pact_dir)
+@pytest.mark.parametrize(
+    "interaction", INTERACTIONS, ids=lambda interaction: interaction.description
+)
+def test_sync_client(interaction: Interaction, orch_pact_dir: Path) -> None:
+    record(interaction, EXERCISES[interaction.description], orch_pact_dir)
 
 
 @pytest.mark.parametrize("description", sorted(ASYNC_EXERCISES))

@@ -3,7 +3,7 @@
 The conformance module is run as a user would (``--pyargs
 harness.conformance.test_contract --orch-url``) against a mutant orchestratord;
 mutants of the configured groups, which ``--orch-url`` cannot reach, are checked
-through :func:`harness.contract.provider.verify_spec` on the same server setup
+through :func:`harness.pact.provider.verify_interaction` on the same server setup
 the conformance test uses.
 """
 
@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from harness.contract.interactions import PACT_FILE, by_description
-from harness.contract.plugin import committed_pact_dir
-from harness.contract.provider import verify_spec
-from harness.contract.states import serve_group
 from harness.engine.control import EngineControl
+from harness.pact.interactions import by_description
+from harness.pact.model import PACT_FILE
+from harness.pact.plugin import committed_pact_dir
+from harness.pact.provider import verify_interaction
+from harness.pact.states import serve_group
 from harness.plugin.target import ServeFactory
-from tests.harness.contract.pact_mutants import (
+from tests.harness.mutantkit import run_conformance
+from tests.harness.pact.pact_mutants import (
     drop_headers_mutant,
     json_body_mutant,
     rename_field,
     stream_text_mutant,
 )
-from tests.harness.mutantkit import run_conformance
 
 pytest_plugins = ["pytester"]
 
@@ -36,9 +37,16 @@ PACT = committed_pact_dir() / PACT_FILE
 
 def _run_conformance(pytester: pytest.Pytester, url: str, keyword: str) -> pytest.RunResult:
     return run_conformance(
-        pytester, "test_contract", "--orch-pact-file", str(PACT), "-k", keyword, "-rs",
-        url=url, subprocess=True,
-    )  # fmt: skip
+        pytester,
+        "test_contract",
+        "--orch-pact-file",
+        str(PACT),
+        "-k",
+        keyword,
+        "-rs",
+        url=url,
+        subprocess=True,
+    )
 
 
 @pytest.mark.slow
@@ -76,7 +84,7 @@ def test_dropped_retry_after_fails_orch_0021(
 ) -> None:
     spec = by_description()["submit a task while the queue of pool default is full"]
     url = _constrained(orch_serve, orch_engine, wrap_app=drop_headers_mutant("Retry-After"))
-    outcome = verify_spec(spec, PACT, tmp_path, url)
+    outcome = verify_interaction(spec, PACT, tmp_path, url)
     assert not outcome.ok, "ORCH-0021: a 429 without Retry-After passed the pact"
     assert "ORCH-0021" in outcome.message
     assert "Retry-After" in outcome.message
@@ -86,7 +94,7 @@ def test_renamed_stream_url_fails_orch_0042(orch_serve: ServeFactory, tmp_path: 
     spec = by_description()["submit a best-effort task without a seed"]
     mutant = json_body_mutant("POST", "/v1/tasks", rename_field("stream_url", "events_url"))
     target = orch_serve(wrap_app=mutant)
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    outcome = verify_interaction(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0042: a 202 without stream_url passed the pact"
     assert "ORCH-0042" in outcome.message and "stream_url" in outcome.message
 
@@ -96,7 +104,7 @@ def test_the_unmodified_server_honours_the_same_interactions(
 ) -> None:
     """The control: without the mutation the same checks pass, so the failures above are real."""
     spec = by_description()["submit a task while the queue of pool default is full"]
-    outcome = verify_spec(spec, PACT, tmp_path, _constrained(orch_serve, orch_engine))
+    outcome = verify_interaction(spec, PACT, tmp_path, _constrained(orch_serve, orch_engine))
     assert outcome.ok, outcome.message
 
 
@@ -105,7 +113,7 @@ def test_missing_interaction_is_named(orch_serve: ServeFactory, tmp_path: Path) 
     empty = tmp_path / "empty.json"
     empty.write_text('{"consumer": {"name": "c"}, "provider": {"name": "p"}, "interactions": []}')
     target = orch_serve()
-    outcome = verify_spec(spec, empty, tmp_path, target.url)
+    outcome = verify_interaction(spec, empty, tmp_path, target.url)
     assert not outcome.ok
     assert "ORCH-0129" in outcome.message and "orchq pact regen" in outcome.message
 
@@ -115,7 +123,7 @@ def test_stream_without_retry_line_fails_orch_0073(
 ) -> None:
     spec = by_description()["stream a completed task"]
     target = orch_serve(wrap_app=stream_text_mutant(r"retry: \d+\n\n", ""))
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    outcome = verify_interaction(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0073: a stream without its retry: line passed the pact"
     assert "ORCH-0073" in outcome.message
 
@@ -124,7 +132,7 @@ def test_stream_ids_from_zero_fail_orch_0072(orch_serve: ServeFactory, tmp_path:
     spec = by_description()["stream a completed task"]
     renumber = stream_text_mutant(r"id: (\d+)\n", lambda m: f"id: {int(m.group(1)) - 1}\n")
     target = orch_serve(wrap_app=renumber)
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    outcome = verify_interaction(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0072: event ids 0, 1, 2 ... passed the pact"
     assert "ORCH-0072" in outcome.message
 
@@ -136,7 +144,7 @@ def test_stream_error_of_another_kind_fails_orch_0108(
     spec = by_description()["stream a task that failed with WORKER_RESET"]
     mutant = stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"')
     target = serve_group("faulty", orch_serve, orch_engine, wrap_app=mutant)
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    outcome = verify_interaction(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0108: a stream closed by REPLICA_RESET passed the pact"
     assert "ORCH-0108" in outcome.message
 
@@ -147,5 +155,5 @@ def test_internal_stream_is_honoured_on_the_crashing_server(
     """The control for the crashing group: its state really produces the kind it names."""
     spec = by_description()["stream a task that failed with INTERNAL"]
     target = serve_group("crashing", orch_serve, orch_engine)
-    outcome = verify_spec(spec, PACT, tmp_path, target.url)
+    outcome = verify_interaction(spec, PACT, tmp_path, target.url)
     assert outcome.ok, outcome.message

@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 
 from harness import resources
-from harness.contract.crosscheck import check_pact, load_openapi, load_pact_file
-from harness.contract.interactions import PACT_FILE, by_description
-from harness.contract.plugin import committed_pact_dir
+from harness.pact.crosscheck import check_pact
+from harness.pact.interactions import by_description
+from harness.pact.model import PACT_FILE
+from harness.pact.openapi_document import load_openapi, load_pact_file
+from harness.pact.plugin import committed_pact_dir
 
 pytestmark = pytest.mark.contract
 

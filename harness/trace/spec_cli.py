@@ -25,21 +25,11 @@ from rich.table import Table
 
 from harness import exitcodes
 from harness.project import DEFAULTS, Project, ProjectError, find_project
-from harness.trace.index import (
-    IdScheme,
-    Requirement,
-    TraceFileError,
-    load_index_if_exists,
-    write_text_atomic,
-)
-from harness.trace.spec import (
-    IdAssignment,
-    SpecLintError,
-    count_levels,
-    extract,
-    recorded_spec,
-    run_ids,
-)
+from harness.trace.index import IdScheme, Requirement, TraceFileError
+from harness.trace.index_file import load_index_if_exists, write_text_atomic
+from harness.trace.spec import SpecLintError
+from harness.trace.spec_extract import count_levels, extract, recorded_spec
+from harness.trace.spec_ids import IdAssignment, run_ids
 
 _MAX_ROWS = 20
 """Longest table of assigned IDs printed in full; the rest is summarised."""

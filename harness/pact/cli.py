@@ -5,14 +5,14 @@
 The consumer tests are the only writer of a pact: this command runs them in a
 subprocess (so the FFI's global state and a test failure stay out of this
 process) into a fresh temporary directory, normalises what they wrote
-(:func:`harness.contract.pactfiles.normalise`) and then either replaces
+(:func:`harness.pact.pactfiles.normalise`) and then either replaces
 ``contracts/pacts/`` atomically, file by file, or with ``--check`` compares and
 exits :data:`harness.exitcodes.STALE` naming each stale file.
 
 ``orchq pact check`` compares pact files with an OpenAPI document
-(:mod:`harness.contract.crosscheck`): one line per finding, exit 1 on any, 2
+(:mod:`harness.pact.crosscheck`): one line per finding, exit 1 on any, 2
 on a file it cannot read. ``orchq pact stub`` serves a pact with the Pact stub
-server (:mod:`harness.contract.stub`) until interrupted.
+server (:mod:`harness.pact.stub`) until interrupted.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import NoReturn
 import click
 
 from harness import exitcodes, resources
-from harness.contract.pactfiles import normalise, stale_files, write_atomic
+from harness.pact.pactfiles import normalise, stale_files, write_atomic
 
-CONSUMER_TESTS = Path("tests") / "harness" / "contract" / "test_consumer.py"
+CONSUMER_TESTS = Path("tests") / "harness" / "pact" / "test_consumer.py"
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -125,8 +125,8 @@ def regen_command(check: bool, pacts_dir: Path | None) -> None:
 @pact_group.command("list")
 def list_command() -> None:
     """Print every pact interaction with its server group and the ORCH IDs it certifies."""
-    from harness.contract.interactions import INTERACTIONS
-    from harness.contract.states import LIVE_GROUPS, group_of
+    from harness.pact.interactions import INTERACTIONS
+    from harness.pact.states import LIVE_GROUPS, group_of
 
     for spec in INTERACTIONS:
         group = group_of(spec.states)
@@ -164,12 +164,8 @@ def check_command(pacts: tuple[Path, ...], openapi: Path | None) -> None:
     One line per finding naming the interaction and its requirement IDs. Exit 0
     when everything agrees, 1 on a finding, 2 when a file cannot be read.
     """
-    from harness.contract.crosscheck import (
-        UnreadableInput,
-        check_pact,
-        load_openapi,
-        load_pact_file,
-    )
+    from harness.pact.crosscheck import check_pact
+    from harness.pact.openapi_document import UnreadableInput, load_openapi, load_pact_file
 
     try:
         api_path = openapi or resources.path(resources.OPENAPI)
@@ -205,8 +201,13 @@ def check_command(pacts: tuple[Path, ...], openapi: Path | None) -> None:
     default=None,
     help="Pact file to serve (default: the pact shipped with orchq).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="Loopback port; 0 picks a free one.")  # fmt: skip
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Loopback port; 0 picks a free one.",
+)
 @click.option(
     "--state",
     default=None,
@@ -222,9 +223,9 @@ def stub_command(pact_file: Path | None, port: int, state: str | None) -> None:
     """
     import signal
 
-    from harness.contract.crosscheck import UnreadableInput, load_pact_file
-    from harness.contract.interactions import PACT_FILE
-    from harness.contract.stub import STATE_HEADER, StubError, StubServer
+    from harness.pact.model import PACT_FILE
+    from harness.pact.openapi_document import UnreadableInput, load_pact_file
+    from harness.pact.stub import STATE_HEADER, StubError, StubServer
 
     try:
         path = pact_file or resources.path(resources.PACTS) / PACT_FILE

@@ -1,0 +1,284 @@
+"""The bodies, headers, paths and streams the interaction table is written with.
+
+Each helper returns exactly what ``OrchClient`` sends or relies on, with Pact
+matchers where a real server legitimately differs (IDs, timestamps, messages);
+exact values where the spec fixes them (kinds, states, flags).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pact import match
+from pact.match.matcher import AbstractMatcher
+
+from harness.pact.model import Interaction, from_state
+
+RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+DIGITS = r"^\d+$"
+EXAMPLE_CREATED = "2026-01-01T00:00:00.000Z"
+EXAMPLE_EXPIRES = "2026-01-01T00:10:00.000Z"
+
+
+def stamp(example: str = EXAMPLE_CREATED) -> AbstractMatcher[str]:
+    return match.regex(example, regex=RFC3339_UTC)
+
+
+def error_envelope(kind: str, *, retriable: bool, message: str) -> dict[str, Any]:
+    """The error envelope (ORCH-0014): exact kind and retriable, any message and request id."""
+    return {
+        "error": {
+            "kind": kind,
+            "message": match.str(message),
+            "retriable": retriable,
+            "request_id": match.str("req_1"),
+        }
+    }
+
+
+BACKPRESSURE = {
+    "Retry-After": match.regex("1", regex=DIGITS),
+    "X-Backoff-Ms": match.regex("1100", regex=DIGITS),
+}
+SESSION_PATH = "/v1/sessions/${session_id}"
+TASK_PATH = "/v1/tasks/${task_id}"
+
+
+def task_request(
+    session_id: Any,
+    *,
+    pool: str = "default",
+    priority: str = "interactive",
+    prompt: str = "hello",
+    seed: int | None = 7,
+    determinism: str = "strict",
+) -> dict[str, Any]:
+    """Exactly the body ``OrchClient.submit_task`` sends (the full ``params`` object)."""
+    params: dict[str, Any] = {} if seed is None else {"seed": seed}
+    params |= {
+        "sampler_profile_version": "v1",
+        "determinism": determinism,
+        "temperature": 1.0,
+        "top_p": 1.0,
+    }
+    return {
+        "session_id": session_id,
+        "prompt": prompt,
+        "priority": priority,
+        "pool": pool,
+        "max_tokens": 2,
+        "params": params,
+    }
+
+
+def session_from_state() -> AbstractMatcher[str]:
+    return from_state("sess_1", "${session_id}")
+
+
+def admitted_body(seed: Any) -> dict[str, Any]:
+    return {
+        "task_id": match.str("task_1"),
+        "session_id": match.str("sess_1"),
+        "state": "queued",
+        "priority": "interactive",
+        "pool": "default",
+        "queue_position": match.int(0),
+        "seed": seed,
+        "stream_url": match.regex("/v1/tasks/task_1/stream", regex=r"^/v1/tasks/[^/]+/stream$"),
+    }
+
+
+SESSION_CREATED: dict[str, Any] = {
+    "session_id": match.str("sess_1"),
+    "ttl_seconds": 600,
+    "created_at": stamp(),
+    "expires_at": stamp(EXAMPLE_EXPIRES),
+    "metadata": {"user": "alice"},
+}
+
+SESSION_INFO: dict[str, Any] = {
+    "session_id": match.str("sess_1"),
+    "ttl_seconds": 600,
+    "created_at": stamp(),
+    "expires_at": stamp(EXAMPLE_EXPIRES),
+    "metadata": {},
+    "ttl_remaining_ms": match.int(599_000),
+    "tasks": {"queued": match.int(0), "running": match.int(0), "terminal": match.int(0)},
+}
+
+
+def task_body(
+    *,
+    state: str,
+    finish_reason: Any,
+    error: Any,
+    attempt_state: str,
+    attempt_error: Any,
+    determinism: str = "strict",
+) -> dict[str, Any]:
+    return {
+        "task_id": match.str("task_1"),
+        "session_id": match.str("sess_1"),
+        "state": state,
+        "priority": "interactive",
+        "pool": "default",
+        "max_tokens": 2,
+        "params": {
+            "seed": 7,
+            "sampler_profile_version": "v1",
+            "determinism": determinism,
+            "temperature": match.number(1.0),
+            "top_p": match.number(1.0),
+        },
+        "replica_id": match.str("r1"),
+        "engine": match.str("mock"),
+        "engine_version": match.str("mock-1"),
+        "tokens_out": match.int(2),
+        "finish_reason": finish_reason,
+        "error": error,
+        "attempts": match.each_like(
+            {
+                "attempt": match.int(1),
+                "replica_id": match.str("r1"),
+                "state": attempt_state,
+                "error_kind": attempt_error,
+                "started_at": stamp(),
+                "finished_at": stamp(),
+            },
+            min=1,
+        ),
+        "created_at": stamp(),
+        "started_at": stamp(),
+        "finished_at": stamp(),
+    }
+
+
+POOL = {
+    "pool_id": match.str("default"),
+    "ready": match.bool(True),
+    "queue_capacity": match.int(1024),
+    "queue_depth": {"interactive": match.int(0), "batch": match.int(0)},
+    "overflow_policy": match.regex("reject", regex=r"^(reject|drop_lru)$"),
+    "max_attempts": match.int(2),
+    "batch_share_every": match.int(4),
+    "decode_timeout_ms": match.int(30000),
+    "replicas": match.each_like(
+        {
+            "replica_id": match.str("r1"),
+            "engine": match.str("mock"),
+            "engine_version": match.str("mock-1"),
+            "state": match.regex("ready", regex=r"^(warming|ready|draining|down)$"),
+            "in_flight": match.int(0),
+            "slots": match.int(4),
+        },
+        min=1,
+    ),
+}
+
+SSE_EVENT = r"data: \{[^\n]*\}\n\n"
+SSE_HEAD = r"^retry: \d+\n\n(: [^\n]*\n\n)*"
+STREAM_EXAMPLE = (
+    "retry: 3000\n\n"
+    "id: 1\nevent: started\n"
+    'data: {"task_id":"task_1","replica_id":"r1","engine":"mock","engine_version":"mock-1",'
+    '"seed":7,"sampler_profile_version":"v1"}\n\n'
+    'id: 2\nevent: token\ndata: {"index":0,"text":" mursha","token_id":238}\n\n'
+    'id: 3\nevent: token\ndata: {"index":1,"text":" zori","token_id":150}\n\n'
+    'id: 4\nevent: end\ndata: {"tokens_out":2,"finish_reason":"length","seed":7}\n\n'
+)
+RESUMED_EXAMPLE = (
+    "retry: 3000\n\n"
+    'id: 3\nevent: token\ndata: {"index":1,"text":" zori","token_id":150}\n\n'
+    'id: 4\nevent: end\ndata: {"tokens_out":2,"finish_reason":"length","seed":7}\n\n'
+)
+SSE_TYPE = {"Content-Type": match.regex("text/event-stream", regex=r"^text/event-stream(;.*)?$")}
+
+
+ENGINE_SIDE_KINDS: tuple[str, ...] = (
+    "WORKER_RESET",
+    "REPLICA_EXHAUSTED",
+    "DECODE_TIMEOUT",
+    "INTERNAL",
+)
+"""Error kinds that end a running task (ORCH-0062): a task's ``error`` and its stream's
+``error`` event, never an HTTP status of an admission."""
+
+
+def failed_task_body(kind: str, *, determinism: str = "strict") -> dict[str, Any]:
+    """A task that ended ``failed`` with ``kind``: its error, its failed attempts."""
+    return task_body(
+        state="failed",
+        finish_reason=None,
+        error={"kind": kind, "message": match.str(f"{kind.lower()}"), "retriable": True},
+        attempt_state="failed",
+        attempt_error=kind,
+        determinism=determinism,
+    )
+
+
+def error_event(kind: str, retriable: bool) -> str:
+    flag = "true" if retriable else "false"
+    return f'data: {{"kind":"{kind}","message":"{kind.lower()}","retriable":{flag}}}\n\n'
+
+
+def error_stream(kind: str, *, tokens: bool, retriable: bool = True) -> tuple[str, tuple[str, ...]]:
+    """The example and the rules of a stream that closes with ``error`` of ``kind``.
+
+    ``tokens``: the task sent ``started`` and one ``token`` first (event ids 1 and 2),
+    else the ``error`` event is the stream's first and only event (id 1).
+    """
+    example = "retry: 3000\n\n"
+    structure = SSE_HEAD
+    next_id = 1
+    if tokens:
+        example += (
+            'id: 1\nevent: started\ndata: {"task_id":"task_1","replica_id":"r1","engine":"mock",'
+            '"engine_version":"mock-1","seed":7,"sampler_profile_version":"v1"}\n\n'
+            'id: 2\nevent: token\ndata: {"index":0,"text":" mursha","token_id":238}\n\n'
+        )
+        structure += r"id: 1\nevent: started\n" + SSE_EVENT + r"id: 2\nevent: token\n" + SSE_EVENT
+        next_id = 3
+    example += f"id: {next_id}\nevent: error\n" + error_event(kind, retriable)
+    structure += rf"id: {next_id}\nevent: error\n" + SSE_EVENT + "$"
+    flag = "true" if retriable else "false"
+    return example, (
+        structure,
+        rf'[\s\S]*event: error\ndata: \{{[^\n]*"kind": ?"{kind}"[,}}][\s\S]*',
+        rf'[\s\S]*event: error\ndata: \{{[^\n]*"retriable": ?{flag}[,}}][\s\S]*',
+        r'[\s\S]*event: error\ndata: \{[^\n]*"message": ?"[^"]+"[\s\S]*',
+    )
+
+
+def engine_side_interactions(
+    kind: str, pool: str, tokens: bool, req: tuple[str, ...]
+) -> tuple[Interaction, Interaction]:
+    """A task that failed with ``kind`` on ``pool`` of the ``faulty`` server, read and streamed."""
+    state = f"a task failed with {kind}"
+    determinism = "best_effort" if kind == "WORKER_RESET" else "strict"
+    example, rules = error_stream(kind, tokens=tokens)
+    body = failed_task_body(kind, determinism=determinism)
+    return (
+        Interaction(
+            f"get a task that failed with {kind}",
+            (*req, "ORCH-0062", "ORCH-0056", "ORCH-0019"),
+            "GET",
+            "/v1/tasks/task_1",
+            200,
+            states=(state,),
+            path_expr=TASK_PATH,
+            response_body={**body, "pool": pool},
+        ),
+        Interaction(
+            f"stream a task that failed with {kind}",
+            (*req, "ORCH-0020", "ORCH-0082"),
+            "GET",
+            "/v1/tasks/task_1/stream",
+            200,
+            states=(state,),
+            path_expr=TASK_PATH + "/stream",
+            request_headers={"Accept": "text/event-stream"},
+            response_headers=SSE_TYPE,
+            sse_body=example,
+            sse_rules=rules,
+        ),
+    )
