@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     in_process = walls.get("orchq verify (in-process, cold)")
     served = walls.get("orchq verify --serve-cmd (cold)")
     if in_process and served:
-        print(f"--serve-cmd / in-process: {median(served) / median(in_process):.2f} x")
+        print(f"--serve-cmd / in-process: {median(served) / median(in_process):.2f}x")
+    serial, parallel = walls.get("pytest -n 0"), walls.get("pytest -n 2")
+    if serial and parallel:
+        print(f"-n 2 / serial: {median(parallel) / median(serial):.2f}x")
     if "suite" in only:
         suites = sorted(set(per_suite[0]) | set(per_suite[2]))
         print()

