@@ -21,7 +21,6 @@ import httpx
 import pytest
 
 from orchestrator.client import OrchClient
-from orchestrator.config import Config
 from orchestrator.server import ServerThread
 from tests.orchestrator.rawhttp import (
     assert_envelope,
@@ -32,10 +31,7 @@ from tests.orchestrator.rawhttp import (
     read_response,
 )
 from tests.orchestrator.serve_process import StartProcess, write_config
-from tests.support import config_with, pool
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, config_with, pool
 
 SWEEP_SLACK_S = 2.0
 """How late a timeout may close a connection: the limits are checked about once a second."""

@@ -34,7 +34,7 @@ from harness.fuzz.runner import load_contract
 from orchestrator.api.contract import event_schema_name
 from orchestrator.api.sse import LAST_EVENT_ID_PATTERN, parse_last_event_id
 from orchestrator.schemas import STREAM_EVENT_MODELS
-from tests.orchestrator.api.helpers import admit, new_session, wait_terminal
+from tests.orchestrator.wire import admit, new_session, wait_terminal
 
 OPERATIONS = (
     "createSession", "getSession", "deleteSession", "createTask", "getTask", "cancelTask",

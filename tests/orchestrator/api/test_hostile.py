@@ -22,7 +22,7 @@ import pytest
 from orchestrator.server import ServerThread
 from orchestrator.vocabulary import TERMINAL_STATES
 from tests.orchestrator.api.envelope import assert_4xx_envelope, read_stream
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     admit,
     get_task,
     new_session,

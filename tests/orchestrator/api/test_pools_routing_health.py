@@ -6,15 +6,11 @@ ORCH-0126, ORCH-0127, ORCH-0128, ORCH-0129, ORCH-0130, ORCH-0131.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx
 import pytest
 
-from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
     admit,
@@ -22,10 +18,7 @@ from tests.orchestrator.api.helpers import (
     slow_pool,
     wait_state,
 )
-from tests.support import pool
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, pool
 
 POOL_FIELDS = {
     "pool_id", "ready", "queue_capacity", "queue_depth", "overflow_policy", "max_attempts",

@@ -12,12 +12,9 @@ import httpx
 import pytest
 
 from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error, assert_request_id, iter_events
-from tests.orchestrator.api.helpers import HttpFactory, admit, new_session, post_raw, wait_terminal
-from tests.support import config_with
-
-ServeFactory = Callable[..., ServerThread]
+from tests.orchestrator.wire import HttpFactory, admit, new_session, post_raw, wait_terminal
+from tests.support import ServeFactory, config_with
 
 
 def _requests(http: httpx.Client) -> list[tuple[str, Callable[[dict[str, str]], httpx.Response]]]:

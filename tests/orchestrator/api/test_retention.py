@@ -19,12 +19,10 @@ import pytest
 from orchestrator.config import Config
 from orchestrator.runtime import ManualClock
 from orchestrator.runtime import service as runtime_service
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error
-from tests.orchestrator.api.helpers import HttpFactory, admit, new_session, wait_terminal
-from tests.support import wait_until
+from tests.orchestrator.wire import HttpFactory, admit, new_session, wait_terminal
+from tests.support import ServeFactory, wait_until
 
-ServeFactory = Callable[..., ServerThread]
 RETENTION_S = 100
 JANITOR_S = 0.02
 

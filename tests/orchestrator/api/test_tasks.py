@@ -7,16 +7,13 @@ ORCH-0066, ORCH-0069, ORCH-0080, ORCH-0082, ORCH-0091, ORCH-0100, ORCH-0117.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 import httpx
 import pytest
 
-from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error, assert_task_error, read_stream
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
     admit,
@@ -27,10 +24,7 @@ from tests.orchestrator.api.helpers import (
     wait_state,
     wait_terminal,
 )
-from tests.support import pool
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, pool
 
 ADMITTED_FIELDS = {
     "task_id", "session_id", "state", "priority", "pool", "queue_position", "seed", "stream_url",
