@@ -4,6 +4,11 @@ The cases are data (``hostile_cases``), checked one by one by the parametrized
 test, and all together by the barrage test on a fresh server, which then proves
 the tasks admitted before the barrage still reach a terminal state.
 
+The conformance fuzz suite generates input from the OpenAPI document; these cases
+are the ones a generator does not reach (NaN, infinities and huge numbers, lone
+surrogates, bodies nested 10,000 deep, operator-injection shapes, a barrage on one
+server).
+
 Spec: ORCH-0002, ORCH-0014, ORCH-0015, ORCH-0017, ORCH-0019, ORCH-0024, ORCH-0038,
 ORCH-0050, ORCH-0060.
 """

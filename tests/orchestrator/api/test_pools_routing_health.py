@@ -1,5 +1,10 @@
 """Pools, the persisted routing mode, and the health endpoints.
 
+Beyond the conformance suite's shapes: the pools describe this configuration's own
+values, in-flight counts and queue depths move with the work, and the routing mode
+is persisted in the database across a restart (the configured one applies until
+one is set).
+
 Spec: ORCH-0119, ORCH-0120, ORCH-0121, ORCH-0122, ORCH-0123, ORCH-0124, ORCH-0125,
 ORCH-0126, ORCH-0127, ORCH-0128, ORCH-0129, ORCH-0130, ORCH-0131.
 """

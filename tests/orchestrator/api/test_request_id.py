@@ -1,5 +1,9 @@
 """X-Request-Id: on every response, generated when absent, echoed when sent.
 
+Beyond the conformance suite (three routes, and the 128-character bound): every
+route, the stream before its first event, a 401 and a chunked 413; the generated
+ids' form, unusable ids replaced, ids that differ between two servers.
+
 Spec: ORCH-0004, ORCH-0015.
 """
 

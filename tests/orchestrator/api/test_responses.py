@@ -1,5 +1,8 @@
 """Response bodies are JSON everywhere but the stream, /metrics and a 204; backoff is jittered.
 
+Beyond the conformance suite (which can only see that the jitter exists): the
+content type of every route, and the jitter's exact 0..250 ms range.
+
 Spec: ORCH-0001, ORCH-0022.
 """
 

@@ -1,5 +1,10 @@
 """Sessions: create, read (TTL and task counts), delete (cancels its live tasks).
 
+Beyond the conformance suite's session checks (fields, TTL arithmetic on the wall
+clock, 404/410, delete cancelling live tasks): the defaults of a body-less create,
+unique ids, metadata round-tripped exactly, the TTL counted down on the manual clock,
+the streams of a deleted session's tasks closed, and deleting an expired session.
+
 Spec: ORCH-0005, ORCH-0006, ORCH-0025, ORCH-0026, ORCH-0027, ORCH-0028, ORCH-0029,
 ORCH-0031, ORCH-0032, ORCH-0033, ORCH-0034, ORCH-0035, ORCH-0046, ORCH-0063, ORCH-0082.
 """

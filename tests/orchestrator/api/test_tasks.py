@@ -1,5 +1,10 @@
 """Tasks: admission (202), reading (every field the spec lists), cancelling.
 
+Beyond the conformance suite's task checks (fields through completion, queued and
+running then cancel): the defaults orchestratord fills in, a server-picked seed that
+reproduces the tokens in strict mode, queue positions per lane, admission into a
+named pool of several, and every field of a completed task with orchestratord's values.
+
 Spec: ORCH-0005, ORCH-0039, ORCH-0040, ORCH-0042, ORCH-0043, ORCH-0044, ORCH-0051,
 ORCH-0052, ORCH-0053, ORCH-0054, ORCH-0055, ORCH-0056, ORCH-0057, ORCH-0061, ORCH-0063,
 ORCH-0066, ORCH-0069, ORCH-0080, ORCH-0082, ORCH-0091, ORCH-0100, ORCH-0117.
