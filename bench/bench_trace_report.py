@@ -90,9 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         trace.write_text(generate_trace_text(args.tests, args.requirements), encoding="utf-8")
         size_mib = trace.stat().st_size / 2**20
         argv_report = [
-            "report", str(trace), "--md", str(root / "COMPLIANCE.md"),
-            "--html", str(root / "report.html"),
-        ]  # fmt: skip
+            "report",
+            str(trace),
+            "--md",
+            str(root / "COMPLIANCE.md"),
+            "--html",
+            str(root / "report.html"),
+        ]
         timings: list[float] = []
         cpu: list[float] = []
         baseline: list[float] = []

@@ -185,8 +185,10 @@ def _open_file_limit(soft: int, hard: int) -> Callable[[], None]:
 
 @pytest.fixture
 def small_config(tmp_path: Path) -> Path:
-    return write_config(tmp_path / "orchq.yaml", {"pools": [{"pool_id": "default", "replicas": [
-        {"replica_id": "r1"}]}]})  # fmt: skip
+    return write_config(
+        tmp_path / "orchq.yaml",
+        {"pools": [{"pool_id": "default", "replicas": [{"replica_id": "r1"}]}]},
+    )
 
 
 @pytest.mark.slow

@@ -480,8 +480,10 @@ def test_warming_pool_is_503_pool_unready(
     response = submit(http, session_id)
     assert_error(response, 503, "POOL_UNREADY", message="warming")
     assert http.get(f"/v1/sessions/{session_id}").json()["tasks"] == {
-        "queued": 0, "running": 0, "terminal": 0,
-    }  # fmt: skip
+        "queued": 0,
+        "running": 0,
+        "terminal": 0,
+    }
     # The estimate of the remaining warm-up (about 60 s) is what the client is told to wait.
     assert 30 <= int(response.headers["Retry-After"]) <= 61
     readyz = http.get("/readyz")

@@ -132,9 +132,11 @@ class Recorder:
     def client(self, server: ServerThread, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(
-            base_url=server.url, headers=headers, timeout=15.0,
+            base_url=server.url,
+            headers=headers,
+            timeout=15.0,
             event_hooks={"response": [self]},
-        )  # fmt: skip
+        )
 
 
 def test_every_declared_error_status_is_observed_and_nothing_else(

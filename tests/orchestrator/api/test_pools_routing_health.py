@@ -26,10 +26,16 @@ from tests.orchestrator.wire import (
 from tests.support import ConfigFactory, ServeFactory, pool
 
 POOL_FIELDS = {
-    "pool_id", "ready", "queue_capacity", "queue_depth", "overflow_policy", "max_attempts",
+    "pool_id",
+    "ready",
+    "queue_capacity",
+    "queue_depth",
+    "overflow_policy",
+    "max_attempts",
     "replicas",
-    "batch_share_every", "decode_timeout_ms",  # beyond the spec: the rest of the pool's config
-}  # fmt: skip
+    "batch_share_every",
+    "decode_timeout_ms",  # beyond the spec: the rest of the pool's config
+}
 REPLICA_FIELDS = {"replica_id", "engine", "engine_version", "state", "in_flight", "slots"}
 
 
@@ -71,9 +77,8 @@ def test_pools_describe_the_configuration(
             assert isinstance(replica["engine_version"], str)
         assert http.get(f"/v1/pools/{listed['pool_id']}").json() == listed
     assert default["pool_id"] == "default"
-    assert (default["queue_capacity"], default["overflow_policy"], default["max_attempts"]) == (
-        1024, "reject", 2,
-    )  # fmt: skip
+    configured = (default["queue_capacity"], default["overflow_policy"], default["max_attempts"])
+    assert configured == (1024, "reject", 2)
     assert [r["replica_id"] for r in default["replicas"]] == ["r1", "r2"]
     assert batchy == {
         "pool_id": "batchy",

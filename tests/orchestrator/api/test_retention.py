@@ -108,5 +108,6 @@ def test_sessions_are_purged_once_retention_has_passed_and_not_before(
         ) from None
     gone(http, expiring, expiring_task)
     assert rows_owned(db_path, expiring_task) == (0, 0, 0)
-    assert_error(http.post("/v1/tasks", json={"session_id": expiring, "prompt": "p"}), 404,
-                 "NOT_FOUND")  # fmt: skip
+    assert_error(
+        http.post("/v1/tasks", json={"session_id": expiring, "prompt": "p"}), 404, "NOT_FOUND"
+    )

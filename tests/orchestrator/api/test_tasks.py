@@ -32,14 +32,34 @@ from tests.orchestrator.wire import (
 from tests.support import ConfigFactory, ServeFactory, pool
 
 ADMITTED_FIELDS = {
-    "task_id", "session_id", "state", "priority", "pool", "queue_position", "seed", "stream_url",
-}  # fmt: skip
+    "task_id",
+    "session_id",
+    "state",
+    "priority",
+    "pool",
+    "queue_position",
+    "seed",
+    "stream_url",
+}
 TASK_FIELDS = {
-    "task_id", "session_id", "state", "priority", "pool", "params", "replica_id", "engine",
-    "engine_version", "tokens_out", "finish_reason", "error", "attempts", "created_at",
-    "started_at", "finished_at",
+    "task_id",
+    "session_id",
+    "state",
+    "priority",
+    "pool",
+    "params",
+    "replica_id",
+    "engine",
+    "engine_version",
+    "tokens_out",
+    "finish_reason",
+    "error",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
     "max_tokens",  # beyond the spec's list: echoed so a client can tell "length" from "stop"
-}  # fmt: skip
+}
 PARAMS_FIELDS = {"seed", "sampler_profile_version", "determinism", "temperature", "top_p"}
 ATTEMPT_FIELDS = {"attempt", "replica_id", "state", "error_kind", "started_at", "finished_at"}
 
@@ -116,9 +136,12 @@ def test_a_server_picked_seed_reproduces_the_tokens_in_strict_mode(http: httpx.C
     session_id = new_session(http)
     first = admit(http, session_id, "same prompt", max_tokens=6)
     again = admit(
-        http, session_id, "same prompt", max_tokens=6,
+        http,
+        session_id,
+        "same prompt",
+        max_tokens=6,
         params={"seed": first["seed"], "determinism": "strict"},
-    )  # fmt: skip
+    )
 
     def tokens(task_id: str) -> list[tuple[str, int]]:
         return [

@@ -150,8 +150,13 @@ def test_queue_positions_at_admission(
         assert blocker.queue_position == 0
         wait_until(lambda: client.get_task(blocker.task_id).state == "running", timeout=5)
         plan: list[Literal["interactive", "batch"]] = [
-            "interactive", "interactive", "batch", "interactive", "batch", "batch",
-        ]  # fmt: skip
+            "interactive",
+            "interactive",
+            "batch",
+            "interactive",
+            "batch",
+            "batch",
+        ]
         admitted = [client.submit_task(sid, "p", priority=p, max_tokens=1) for p in plan]
         assert [a.queue_position for a in admitted] == [0, 1, 0, 2, 1, 2]
         assert all(a.state == "queued" for a in admitted)
