@@ -174,41 +174,22 @@ def bench(rounds: int = 3, seeds: int = 64, tokens: int = 32) -> dict[str, Any]:
     }
 
 
+def _row(label: object, verdict: dict[str, Any], seeds: int) -> list[object]:
+    return [
+        label,
+        fmt(verdict["seconds"], 2),
+        verdict["runs"],
+        verdict["extra_runs"],
+        f"{verdict['seeds_on_both']}/{seeds}",
+        len(verdict["mismatched_seeds"]),
+    ]
+
+
 def render(result: dict[str, Any]) -> str:
     p = result["params"]
-    rows = [
-        [
-            i + 1,
-            fmt(r["seconds"], 2),
-            r["runs"],
-            r["extra_runs"],
-            f"{r['seeds_on_both']}/{p['seeds']}",
-            len(r["mismatched_seeds"]),
-        ]
-        for i, r in enumerate(result["rounds"])
-    ]
-    rows += [
-        [
-            f"{i + 1} baseline",
-            fmt(r["seconds"], 2),
-            r["runs"],
-            r["extra_runs"],
-            f"{r['seeds_on_both']}/{p['seeds']}",
-            len(r["mismatched_seeds"]),
-        ]
-        for i, r in enumerate(result["baseline"])
-    ]
-    n = result["negative"]
-    rows.append(
-        [
-            "negative control",
-            fmt(n["seconds"], 2),
-            n["runs"],
-            n["extra_runs"],
-            f"{n['seeds_on_both']}/{p['seeds']}",
-            len(n["mismatched_seeds"]),
-        ]
-    )
+    rows = [_row(i + 1, r, p["seeds"]) for i, r in enumerate(result["rounds"])]
+    rows += [_row(f"{i + 1} baseline", r, p["seeds"]) for i, r in enumerate(result["baseline"])]
+    rows.append(_row("negative control", result["negative"], p["seeds"]))
     s = result["summary"]
     return "\n".join(
         [
