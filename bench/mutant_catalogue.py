@@ -200,7 +200,9 @@ def _section(index: Any, req_id: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.path.insert(0, str(ROOT))
+    # The catalogue lives with the self-tests, outside the package; orchq is the installed one.
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
     from harness.trace.index import load_index
     from tests.harness.catalogue import CATALOGUE, describe
 
