@@ -6,7 +6,7 @@ for the admission benchmark where ``wrk`` is. The baseline runs under
 ``uvicorn --loop uvloop --http httptools --workers 1 --no-access-log``;
 ``orchq serve`` builds its uvicorn server with the same http (httptools, via
 "auto"), one process and no access log, on uvloop too (orchestrator/listeners.py).
-``orchq+asyncio`` is the same command on the stdlib loop (bench/_serve_diag.py),
+``orchq+asyncio`` is the same command on the stdlib loop (bench/tools/serve_diag.py),
 a diagnostic contender, like the other DIAG_KINDS.
 """
 
@@ -139,14 +139,16 @@ def orchq_server(
     python: str | None = None,
     off: Sequence[str] = (),
 ) -> Server:
-    """``orchq serve``; with ``diag`` the same command via bench/_serve_diag.py (``extra_env``).
+    """``orchq serve``; with ``diag`` the same command via bench/tools/serve_diag.py.
+
+    ``extra_env``: added to the server's environment.
 
     ``python``: run it on that interpreter (``python -m harness serve``) instead of this venv's.
     ``off``: optimisations to switch off (:func:`tuned_config`).
     """
     db = workdir / "orchq.db"
     if diag:
-        launcher = [python or PYTHON, "-m", "bench._serve_diag"]
+        launcher = [python or PYTHON, "-m", "bench.tools.serve_diag"]
     elif python is not None:
         # -P: started in this repository, the server must still import PYTHONPATH's tree first.
         launcher = [python, "-P", "-m", "harness", "serve"]
@@ -165,7 +167,7 @@ DIAG_KINDS = {
     "orchq+asyncio+gclog": {"ORCHQ_DIAG_LOOP": "asyncio", "ORCHQ_DIAG_GC_LOG": "1"},
     "orchq+asyncio+nogc": {"ORCHQ_DIAG_LOOP": "asyncio", "ORCHQ_DIAG_NO_GC": "1"},
 }
-"""Diagnostic variants of ``orchq serve`` (bench/_serve_diag.py), by benchmark kind name."""
+"""Diagnostic variants of ``orchq serve`` (bench/tools/serve_diag.py), by benchmark kind name."""
 
 
 def baseline_server(workdir: Path, extra_env: dict[str, str] | None = None) -> Server:

@@ -14,7 +14,9 @@ the same uvicorn settings as orchestratord:
 - ``GET /v1/tasks/{id}/stream?n=N&chunk=K``: ``retry:``, ``started``, N
   ``token`` events and ``end``, pre-built and framed exactly like
   orchestratord's, written K events per write: the ceiling of SSE over this
-  stack for the benchmark's client.
+  stack for the benchmark's client. Its ``started`` event names replica
+  ``r1`` and ``r2`` in turn, so the determinism benchmark's client sees every
+  seed served by both, as from a pool of two deterministic replicas.
 
 ``BENCH_BASELINE_DB`` names the database file (default: in memory);
 ``BENCH_BASELINE_CHUNK`` the default K (1).
@@ -42,6 +44,7 @@ _VOCABULARY = tuple(f" {a}{b}" for a in ("ka", "lo", "mi", "ne", "su") for b in 
 
 class _State:
     db: sqlite3.Connection | None = None
+    streams: int = 0
 
 
 _state = _State()
@@ -94,8 +97,8 @@ async def create_task(request: Request) -> JSONResponse:
     )
 
 
-@lru_cache(maxsize=16)
-def _events(n: int) -> tuple[str, ...]:
+@lru_cache(maxsize=32)
+def _events(n: int, replica_id: str) -> tuple[str, ...]:
     """``started``, n ``token`` events and ``end``, framed as orchestratord frames them."""
 
     def frame(seq: int, event: str, data: dict[str, object]) -> str:
@@ -108,7 +111,7 @@ def _events(n: int) -> tuple[str, ...]:
             "started",
             {
                 "task_id": "task_baseline",
-                "replica_id": "r1",
+                "replica_id": replica_id,
                 "engine": "mock",
                 "engine_version": "mock-1",
                 "seed": 0,
@@ -128,7 +131,8 @@ def _events(n: int) -> tuple[str, ...]:
 async def stream_task(request: Request) -> StreamingResponse:
     n = int(request.query_params.get("n", "64"))
     chunk = max(1, int(request.query_params.get("chunk", str(_DEFAULT_CHUNK))))
-    events = _events(n)
+    _state.streams += 1
+    events = _events(n, "r1" if _state.streams % 2 else "r2")
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 3000\n\n"

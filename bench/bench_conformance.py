@@ -44,8 +44,20 @@ def _suite_times(junit: Path) -> dict[str, float]:
 
 def run_suite(workers: int, workdir: Path) -> tuple[float, dict[str, float], int]:
     junit = workdir / f"junit-n{workers}.xml"
-    args = [sys.executable, "-m", "pytest", "--pyargs", "harness.conformance", "-q",
-            "-p", "no:cacheprovider", "--junitxml", str(junit), "-n", str(workers)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "harness.conformance",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--junitxml",
+        str(junit),
+        "-n",
+        str(workers),
+    ]
     began = time.perf_counter()
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - began
@@ -59,8 +71,16 @@ SERVE_CMD = f"{ORCHQ} serve --port {{port}} --config {{config}} --db {{state_dir
 def run_verify(
     workdir: Path, *, serve_cmd: str | None = None, suites: str | None = None, workers: int = 0
 ) -> tuple[float, int]:
-    args = [sys.executable, "-m", "harness", "verify", "--report-dir", str(workdir / "verify"),
-            "-n", str(workers)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "verify",
+        "--report-dir",
+        str(workdir / "verify"),
+        "-n",
+        str(workers),
+    ]
     if suites:
         args += ["--suites", suites]
     if serve_cmd is not None:
@@ -93,10 +113,14 @@ def main(argv: list[str] | None = None) -> None:
                     codes.append(code)
                     for suite, seconds in suites.items():
                         per_suite[workers][suite].append(seconds)
-            contenders = [(name, serve) for name, serve in (
-                ("orchq verify (in-process, cold)", None),
-                ("orchq verify --serve-cmd (cold)", SERVE_CMD),
-            ) if ("serve-cmd" if serve else "verify") in only]  # fmt: skip
+            contenders = [
+                (name, serve)
+                for name, serve in (
+                    ("orchq verify (in-process, cold)", None),
+                    ("orchq verify --serve-cmd (cold)", SERVE_CMD),
+                )
+                if ("serve-cmd" if serve else "verify") in only
+            ]
             if round_no % 2 == 0:
                 contenders.reverse()
             for name, serve in contenders:
@@ -106,20 +130,27 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"round {round_no}: {name}: {wall:.1f} s (exit {code})")
                 walls[name].append(wall)
                 codes.append(code)
-    rows = [[name, fmt(median(values)), " / ".join(fmt(v) for v in values)]
-            for name, values in walls.items()]  # fmt: skip
+    rows = [
+        [name, fmt(median(values)), " / ".join(fmt(v) for v in values)]
+        for name, values in walls.items()
+    ]
     print(table(["run", "median wall s", "rounds"], rows))
     in_process = walls.get("orchq verify (in-process, cold)")
     served = walls.get("orchq verify --serve-cmd (cold)")
     if in_process and served:
-        print(f"--serve-cmd / in-process: {median(served) / median(in_process):.2f} x")
+        print(f"--serve-cmd / in-process: {median(served) / median(in_process):.2f}x")
+    serial, parallel = walls.get("pytest -n 0"), walls.get("pytest -n 2")
+    if serial and parallel:
+        print(f"-n 2 / serial: {median(parallel) / median(serial):.2f}x")
     if "suite" in only:
         suites = sorted(set(per_suite[0]) | set(per_suite[2]))
         print()
-        print(table(
-            ["suite", "serial: sum of test times s", "-n 2: sum of test times s"],
-            [[s, fmt(median(per_suite[0][s])), fmt(median(per_suite[2][s]))] for s in suites],
-        ))  # fmt: skip
+        print(
+            table(
+                ["suite", "serial: sum of test times s", "-n 2: sum of test times s"],
+                [[s, fmt(median(per_suite[0][s])), fmt(median(per_suite[2][s]))] for s in suites],
+            )
+        )
     if any(codes):
         print(f"NOTE: some runs did not exit 0: {codes}")
         raise SystemExit(1)

@@ -10,6 +10,12 @@ landed on the same replica is run again, one run at a time (at most 8 more),
 until the other replica has served it too; the extra runs count in the time. Target: <= 5 s from the
 first admission to the last verified stream. A negative control (replica r2
 nondeterministic) must be caught.
+
+Side by side in every round (alternating which goes first), the same client
+verifies the bare baseline (bench/baseline_app.py: pre-built streams, no
+engine, replicas named in turn): the ratio of the medians, orchestratord's
+seconds over the baseline's, is what admission, dispatch, the mock engines and
+the event journal add to the client's own work.
 """
 
 from __future__ import annotations
@@ -129,15 +135,18 @@ def verify(url: str, seeds: int, tokens: int) -> Verdict:
 
 def bench(rounds: int = 3, seeds: int = 64, tokens: int = 32) -> dict[str, Any]:
     verdicts: list[Verdict] = []
+    baseline: list[Verdict] = []
     for round_no in range(1, rounds + 1):
-        with running("orchq", CONFIG) as server:
-            verdict = verify(server.url, seeds, tokens)
-        verdicts.append(verdict)
-        log(
-            f"determinism round {round_no}: {verdict.seconds:.2f} s, {verdict.runs} runs "
-            f"({verdict.extra_runs} extra), {verdict.seeds_on_both}/{seeds} seeds on both "
-            f"replicas, {len(verdict.mismatched_seeds)} mismatched"
-        )
+        kinds = ["orchq", "baseline"] if round_no % 2 else ["baseline", "orchq"]
+        for kind in kinds:
+            with running(kind, CONFIG) as server:
+                verdict = verify(server.url, seeds, tokens)
+            (verdicts if kind == "orchq" else baseline).append(verdict)
+            log(
+                f"determinism round {round_no} {kind}: {verdict.seconds:.2f} s, {verdict.runs} "
+                f"runs ({verdict.extra_runs} extra), {verdict.seeds_on_both}/{seeds} seeds on "
+                f"both replicas, {len(verdict.mismatched_seeds)} mismatched"
+            )
     with running("orchq", NEGATIVE_CONFIG) as server:
         negative = verify(server.url, seeds, tokens)
     log(
@@ -145,9 +154,12 @@ def bench(rounds: int = 3, seeds: int = 64, tokens: int = 32) -> dict[str, Any]:
         f"mismatched (must be > 0)"
     )
     seconds = median([v.seconds for v in verdicts])
+    baseline_s = median([v.seconds for v in baseline])
     all_ok = all(not v.mismatched_seeds and v.seeds_on_both == seeds for v in verdicts)
     summary = {
         "median_s": seconds,
+        "baseline_median_s": baseline_s,
+        "ratio": seconds / baseline_s if baseline_s > 0 else float("nan"),
         "identical_and_covered": all_ok,
         "negative_control_caught": len(negative.mismatched_seeds) > 0,
         "negative_mismatched": len(negative.mismatched_seeds),
@@ -156,35 +168,28 @@ def bench(rounds: int = 3, seeds: int = 64, tokens: int = 32) -> dict[str, Any]:
     return {
         "params": {"rounds": rounds, "seeds": seeds, "tokens": tokens, "concurrency": CONCURRENCY},
         "rounds": [vars(v) for v in verdicts],
+        "baseline": [vars(v) for v in baseline],
         "negative": vars(negative),
         "summary": summary,
     }
 
 
+def _row(label: object, verdict: dict[str, Any], seeds: int) -> list[object]:
+    return [
+        label,
+        fmt(verdict["seconds"], 2),
+        verdict["runs"],
+        verdict["extra_runs"],
+        f"{verdict['seeds_on_both']}/{seeds}",
+        len(verdict["mismatched_seeds"]),
+    ]
+
+
 def render(result: dict[str, Any]) -> str:
     p = result["params"]
-    rows = [
-        [
-            i + 1,
-            fmt(r["seconds"], 2),
-            r["runs"],
-            r["extra_runs"],
-            f"{r['seeds_on_both']}/{p['seeds']}",
-            len(r["mismatched_seeds"]),
-        ]
-        for i, r in enumerate(result["rounds"])
-    ]
-    n = result["negative"]
-    rows.append(
-        [
-            "negative control",
-            fmt(n["seconds"], 2),
-            n["runs"],
-            n["extra_runs"],
-            f"{n['seeds_on_both']}/{p['seeds']}",
-            len(n["mismatched_seeds"]),
-        ]
-    )
+    rows = [_row(i + 1, r, p["seeds"]) for i, r in enumerate(result["rounds"])]
+    rows += [_row(f"{i + 1} baseline", r, p["seeds"]) for i, r in enumerate(result["baseline"])]
+    rows.append(_row("negative control", result["negative"], p["seeds"]))
     s = result["summary"]
     return "\n".join(
         [
@@ -213,11 +218,15 @@ def render(result: dict[str, Any]) -> str:
                     ]
                 ],
             ),
+            "",
+            f"orchq / baseline: {fmt(s['median_s'], 2)} s / {fmt(s['baseline_median_s'], 2)} s "
+            f"= {s['ratio']:.2f}x (medians of {p['rounds']} rounds)",
         ]
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Print the report; exit 0 when every target is met."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=64)
@@ -230,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
 
+    return 0 if result["summary"]["pass"] else 1
+
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

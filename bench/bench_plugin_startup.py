@@ -94,12 +94,13 @@ def render(result: dict[str, Any]) -> str:
                 f"{(wall - base_wall) * 1000:+.0f} ms",
                 f"{fmt(cpu * 1000, 0)} ms",
                 f"{(cpu - base_cpu) * 1000:+.0f} ms",
+                f"{cpu / base_cpu:.3f}x",
             ]
         )
     return (
         f"A foreign project, {result['tests']} trivial tests; medians of {result['rounds']} "
         "interleaved rounds, fresh `python -m pytest -q -p no:cacheprovider` each.\n\n"
-        + table(["variant", "wall", "vs no:orchq", "CPU", "vs no:orchq"], rows)
+        + table(["variant", "wall", "vs no:orchq", "CPU", "vs no:orchq", "CPU ratio"], rows)
     )
 
 

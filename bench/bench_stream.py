@@ -201,14 +201,14 @@ def bench(
     rounds: int = 3,
     single_reps: int = 3,
     agg_reps: int = 1,
-    with_stdlib_loop: bool = False,
     against: dict[str, Path] | None = None,
     baseline: bool = True,
+    *,
+    single_tokens: int = SINGLE_TOKENS,
+    agg_streams: int = AGG_STREAMS,
+    agg_tokens: int = AGG_TOKENS,
 ) -> dict[str, Any]:
-    """``with_stdlib_loop`` adds ``orchq+asyncio`` (bench/_serve_diag.py): a diagnostic.
-
-    ``against``: ``orchq@REV`` -> that commit's tree, served beside this one.
-    """
+    """``against``: ``orchq@REV`` -> that commit's tree, served beside this one."""
     single: dict[str, list[float]] = {}
     aggregate: dict[str, list[float]] = {}
     trees = against or {}
@@ -216,7 +216,6 @@ def bench(
         *(["baseline"] if baseline else []),
         "orchq",
         *trees,
-        *(["orchq+asyncio"] if with_stdlib_loop else []),
     ]
     for round_no in range(1, rounds + 1):
         order = kinds if round_no % 2 else kinds[::-1]
@@ -227,7 +226,7 @@ def bench(
                     for name, extra in _variants(kind):
                         single_stream(client, session_id, 256, 10_000, extra)  # warm-up
                         rates = [
-                            single_stream(client, session_id, SINGLE_TOKENS, rep, extra)
+                            single_stream(client, session_id, single_tokens, rep, extra)
                             for rep in range(single_reps)
                         ]
                         single.setdefault(name, []).extend(rates)
@@ -238,7 +237,7 @@ def bench(
                         )
                 for name, extra in _variants(kind):
                     rates = [
-                        aggregate_streams(server.url, session_id, AGG_STREAMS, AGG_TOKENS, extra)
+                        aggregate_streams(server.url, session_id, agg_streams, agg_tokens, extra)
                         for _ in range(agg_reps)
                     ]
                     aggregate.setdefault(name, []).extend(rates)
@@ -258,9 +257,9 @@ def bench(
             "rounds": rounds,
             "single_reps": single_reps,
             "agg_reps": agg_reps,
-            "single_tokens": SINGLE_TOKENS,
-            "agg_streams": AGG_STREAMS,
-            "agg_tokens": AGG_TOKENS,
+            "single_tokens": single_tokens,
+            "agg_streams": agg_streams,
+            "agg_tokens": agg_tokens,
         },
         "single": single,
         "aggregate": aggregate,
@@ -322,14 +321,15 @@ def render(result: dict[str, Any]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Print the report; exit 0 when every target is met."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single-reps", type=int, default=3)
     parser.add_argument("--agg-reps", type=int, default=1)
-    parser.add_argument(
-        "--with-stdlib-loop", action="store_true", help="Add orchq on the stdlib asyncio loop."
-    )
+    parser.add_argument("--single-tokens", type=int, default=SINGLE_TOKENS)
+    parser.add_argument("--agg-streams", type=int, default=AGG_STREAMS)
+    parser.add_argument("--agg-tokens", type=int, default=AGG_TOKENS)
     parser.add_argument(
         "--against", default=None, metavar="REV", help="Also serve this commit (orchq@REV)."
     )
@@ -346,15 +346,19 @@ def main(argv: list[str] | None = None) -> None:
             args.rounds,
             args.single_reps,
             args.agg_reps,
-            args.with_stdlib_loop,
             against,
             baseline=not args.no_baseline,
+            single_tokens=args.single_tokens,
+            agg_streams=args.agg_streams,
+            agg_tokens=args.agg_tokens,
         )
     print(render(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
 
+    return 0 if result["summary"]["pass_single"] and result["summary"]["pass_aggregate"] else 1
+
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

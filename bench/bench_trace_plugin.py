@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         dw, dc = wall / base_wall - 1, cpu / base_cpu - 1
         if name != "without":
             worst = max(worst, dc)
-        print(f"  {name:13s} wall {wall:6.2f} s ({dw:+6.1%})   CPU {cpu:6.2f} s ({dc:+6.1%})")
+        print(
+            f"  {name:13s} wall {wall:6.2f} s ({dw:+6.1%})   CPU {cpu:6.2f} s ({dc:+6.1%}, "
+            f"ratio {cpu / base_cpu:.3f}x)"
+        )
     print(f"  budget {BUDGET:.0%} (judged on CPU time, the steady figure on a shared machine)")
     if worst > BUDGET:
         print("  OVER BUDGET", file=sys.stderr)

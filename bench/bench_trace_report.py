@@ -5,7 +5,10 @@ index (mixed levels and outcomes, each test citing one to three requirements,
 some requirements suspect through a lock), written as ``orchq-trace/4`` JSON,
 and the full command path is timed in-process through click (read + validate
 + recompute states + render COMPLIANCE.md and HTML + atomic writes), five
-times; the median wall time is what the budget applies to.
+times; the median wall time is what the budget applies to. Side by side, run
+for run, the bare baseline reads the same trace, parses its JSON and writes it
+back: the ratio of the medians is what validating, recomputing and rendering
+cost over touching the data once.
 
 Run: ``.venv/bin/python -m bench.bench_trace_report [--tests N] [--requirements N] [--runs K]``
 """
@@ -13,6 +16,7 @@ Run: ``.venv/bin/python -m bench.bench_trace_report [--tests N] [--requirements 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -22,7 +26,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from harness.trace.index import LEVELS, Index, Requirement, normalise_text, text_sha256
+from harness.trace.index import (
+    LEVELS,
+    Index,
+    Requirement,
+    normalise_text,
+    text_sha256,
+    write_text_atomic,
+)
 from harness.trace.report import OUTCOMES, build_trace
 from harness.trace.trace_cli import trace_group
 
@@ -61,6 +72,12 @@ def generate_trace_text(tests: int, requirements: int, seed: int = 7) -> str:
     return trace.render()
 
 
+def bare_baseline(trace: Path, out: Path) -> None:
+    """Read and parse the trace, write it back: the floor under any report of it."""
+    document = json.loads(trace.read_text(encoding="utf-8"))
+    write_text_atomic(out, json.dumps(document, sort_keys=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=100_000)
@@ -73,13 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         trace.write_text(generate_trace_text(args.tests, args.requirements), encoding="utf-8")
         size_mib = trace.stat().st_size / 2**20
         argv_report = [
-            "report", str(trace), "--md", str(root / "COMPLIANCE.md"),
-            "--html", str(root / "report.html"),
-        ]  # fmt: skip
+            "report",
+            str(trace),
+            "--md",
+            str(root / "COMPLIANCE.md"),
+            "--html",
+            str(root / "report.html"),
+        ]
         timings: list[float] = []
         cpu: list[float] = []
+        baseline: list[float] = []
         outputs: set[bytes] = set()
         for _ in range(args.runs):
+            t0 = time.perf_counter()
+            bare_baseline(trace, root / "copy.json")
+            baseline.append(time.perf_counter() - t0)
             t0, c0 = time.perf_counter(), time.process_time()
             result = CliRunner().invoke(trace_group, argv_report, catch_exceptions=False)
             timings.append(time.perf_counter() - t0)
@@ -101,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  median of {args.runs}: {median:.2f} s (min {min(timings):.2f}, max "
         f"{max(timings):.2f}; budget {BUDGET_S:.0f} s); median CPU {statistics.median(cpu):.2f} s"
     )
+    bare = statistics.median(baseline)
+    print(f"  bare baseline (parse + write the trace): {bare:.2f} s; ratio {median / bare:.2f}x")
     if median > BUDGET_S:
         print("  OVER BUDGET", file=sys.stderr)
         return 1

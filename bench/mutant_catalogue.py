@@ -82,9 +82,21 @@ def run(
 ) -> Run:
     """One pytest process over ``target`` (its trace read back)."""
     trace = work / f"trace-{time.monotonic_ns()}.json"
-    argv = [sys.executable, "-m", "pytest", *target, "-q", "-p", "no:cacheprovider",
-            "-p", "tests.harness.catalogue", "--orch-trace", str(trace),
-            "-n", str(workers)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *target,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "tests.harness.catalogue",
+        "--orch-trace",
+        str(trace),
+        "-n",
+        str(workers),
+    ]
     if serve_command is not None:
         argv += ["--orch-serve-cmd", serve_command]
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
@@ -117,8 +129,18 @@ def judge(mutant: Any, section: str, got: Run, baseline: Run) -> Verdict:
     masked = mutant.breaks in baseline.failing
     named = None if masked else (killed and mutant.breaks in new_reqs)
     exactly = bool(named) and new_reqs == [mutant.breaks]
-    return Verdict(mutant.name, mutant.area, mutant.breaks, section, killed, named, exactly,
-                   new_reqs, new_tests, round(got.seconds, 1))  # fmt: skip
+    return Verdict(
+        mutant.name,
+        mutant.area,
+        mutant.breaks,
+        section,
+        killed,
+        named,
+        exactly,
+        new_reqs,
+        new_tests,
+        round(got.seconds, 1),
+    )
 
 
 def report(verdicts: list[Verdict]) -> str:
@@ -134,8 +156,14 @@ def report(verdicts: list[Verdict]) -> str:
     for section in sorted(by_section, key=number):
         group = by_section[section]
         killed = sum(v.killed for v in group)
-        rows.append([section, str(len(group)), f"{killed}/{len(group)}",
-                     f"{100 * killed / len(group):.0f} %"])  # fmt: skip
+        rows.append(
+            [
+                section,
+                str(len(group)),
+                f"{killed}/{len(group)}",
+                f"{100 * killed / len(group):.0f} %",
+            ]
+        )
     caught = [v for v in verdicts if v.killed and v.named is not None]
     named = sum(bool(v.named) for v in caught)
     exactly = sum(v.exactly for v in caught)
@@ -155,9 +183,14 @@ def report(verdicts: list[Verdict]) -> str:
         lines += ["", "survived: " + "; ".join(f"{v.name} ({v.breaks})" for v in missed)]
     misnamed = [v for v in caught if not v.named]
     if misnamed:
-        lines += ["", "caught, but blamed elsewhere: " + "; ".join(
-            f"{v.name} ({v.breaks} -> {', '.join(v.newly_failing) or 'no requirement'})"
-            for v in misnamed)]  # fmt: skip
+        lines += [
+            "",
+            "caught, but blamed elsewhere: "
+            + "; ".join(
+                f"{v.name} ({v.breaks} -> {', '.join(v.newly_failing) or 'no requirement'})"
+                for v in misnamed
+            ),
+        ]
     return "\n".join(lines)
 
 
@@ -167,23 +200,31 @@ def _section(index: Any, req_id: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.path.insert(0, str(ROOT))
+    # The catalogue lives with the self-tests, outside the package; orchq is the installed one.
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
     from harness.trace.index_file import load_index
     from tests.harness.catalogue import CATALOGUE, describe
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--list", action="store_true", help="Print the catalogue and exit.")
-    parser.add_argument("--select", action="append", default=[],
-                        help="Only mutants whose name contains this, or of this area "
-                             "(repeatable).")  # fmt: skip
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        help="Only mutants whose name contains this, or of this area (repeatable).",
+    )
     parser.add_argument("--scope", choices=SCOPES, default="suite")
     parser.add_argument("-n", dest="workers", type=int, default=0, help="xdist workers per run.")
     parser.add_argument("--json", type=Path, default=None, help="Write the raw results here.")
     options = parser.parse_args(argv)
 
     index = load_index(ROOT / "requirements" / "index.yaml", "requirements/index.yaml")
-    chosen = [m for m in CATALOGUE if not options.select
-              or any(s in m.name or s == m.area for s in options.select)]  # fmt: skip
+    chosen = [
+        m
+        for m in CATALOGUE
+        if not options.select or any(s in m.name or s == m.area for s in options.select)
+    ]
     if options.list:
         for mutant in chosen:
             section = _section(index, mutant.breaks)
@@ -209,29 +250,42 @@ def main(argv: list[str] | None = None) -> None:
 
                     healthy = embedded_command().template
                 log(f"baseline {' '.join(key)} ...")
-                baselines[key] = run(target, mutant=None, serve_command=healthy,
-                                     workers=options.workers, work=work)  # fmt: skip
+                baselines[key] = run(
+                    target, mutant=None, serve_command=healthy, workers=options.workers, work=work
+                )
                 log(f"  {baselines[key].seconds:.0f} s; failing {baselines[key].failing or 'none'}")
             log(f"{mutant.name} ({mutant.breaks}) ...")
-            got = run(target, mutant=None if serve else mutant.name, serve_command=serve,
-                      workers=options.workers, work=work)  # fmt: skip
+            got = run(
+                target,
+                mutant=None if serve else mutant.name,
+                serve_command=serve,
+                workers=options.workers,
+                work=work,
+            )
             section = _section(index, mutant.breaks)
             verdict = judge(mutant, section, got, baselines[key])
-            log(f"  killed={verdict.killed} named={verdict.named} newly failing "
-                f"{verdict.newly_failing} ({verdict.seconds:.0f} s)")  # fmt: skip
+            log(
+                f"  killed={verdict.killed} named={verdict.named} newly failing "
+                f"{verdict.newly_failing} ({verdict.seconds:.0f} s)"
+            )
             verdicts.append(verdict)
     print(report(verdicts))
     if options.json is not None:
         options.json.parent.mkdir(parents=True, exist_ok=True)
         options.json.write_text(
             json.dumps(
-                {"scope": options.scope, "workers": options.workers,
-                 "baselines": {" ".join(k): asdict(v) for k, v in baselines.items()},
-                 "mutants": [asdict(v) for v in verdicts]},
-                indent=2, sort_keys=True,
-            ) + "\n",
+                {
+                    "scope": options.scope,
+                    "workers": options.workers,
+                    "baselines": {" ".join(k): asdict(v) for k, v in baselines.items()},
+                    "mutants": [asdict(v) for v in verdicts],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n",
             encoding="utf-8",
-        )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":

@@ -1,79 +1,180 @@
-"""Run every benchmark and print one report (about 3 minutes on 2 cores).
+"""The benchmark runner: every benchmark of orchq, each against its baseline in the same run.
 
-    .venv/bin/python -m bench.run_all [--rounds 3] [--only admission,stream,determinism,startup]
+    .venv/bin/python -m bench [--only admission,stream,...] [--rounds N] [--smoke]
+    .venv/bin/python -m bench --list
 
-Servers are subprocesses on 127.0.0.1 with temporary databases; wrk is
-installed with apt-get if missing. Raw results go to bench/out/ (ignored by
-git); bench/RESULTS.md records a run with its command.
+Each benchmark runs its contenders side by side, round by round, alternating
+which goes first, and prints medians and the ratio to its baseline; its own
+command (``python -m bench.<module>``, in :data:`BENCHMARKS`) takes more
+options. ``--rounds`` overrides every benchmark's rounds (or runs); ``--smoke``
+runs each with its smallest settings, which proves it works and measures
+nothing. Benchmarks run against the installed package, from the repository
+root; servers are subprocesses on 127.0.0.1 with temporary databases, and wrk
+is installed with apt-get if missing. Raw results go to bench/out/ (ignored by
+git); bench/RESULTS.md holds the method and the current figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 
-from bench import bench_admission, bench_determinism, bench_plugin_startup, bench_stream
 from bench._common import BENCH_DIR, code_note, machine_note
 
 
-def main(argv: list[str] | None = None) -> None:
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark: its module, what it compares, and its arguments."""
+
+    module: str
+    compares: str
+    rounds_flag: str
+    smoke: tuple[str, ...]
+    """The smallest settings that still run every contender once."""
+    json: bool = False
+    """The module writes its raw results with ``--json PATH``."""
+    default: bool = True
+    """Run when ``--only`` is not given."""
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "admission": Benchmark(
+        "bench.bench_admission",
+        "POST /v1/tasks under wrk -c64: orchestratord vs bare Starlette + one SQLite insert",
+        "--rounds",
+        ("--rounds", "1", "--duration", "1", "--warmup", "0"),
+        json=True,
+    ),
+    "stream": Benchmark(
+        "bench.bench_stream",
+        "SSE tokens/s, one stream and 100 at once: orchestratord vs a bare SSE server",
+        "--rounds",
+        (
+            "--rounds",
+            "1",
+            "--single-reps",
+            "1",
+            "--single-tokens",
+            "256",
+            "--agg-streams",
+            "4",
+            "--agg-tokens",
+            "64",
+        ),
+        json=True,
+    ),
+    "determinism": Benchmark(
+        "bench.bench_determinism",
+        "64 seeds x 2 replicas verified byte for byte: orchestratord vs pre-built streams",
+        "--rounds",
+        ("--rounds", "1", "--seeds", "4", "--tokens", "8"),
+        json=True,
+    ),
+    "conformance": Benchmark(
+        "bench.bench_conformance",
+        "the conformance suite: -n 2 vs serial, orchq verify --serve-cmd vs in-process",
+        "--rounds",
+        ("--rounds", "1", "--only", "verify,serve-cmd", "--suites", "metrics"),
+    ),
+    "trace-report": Benchmark(
+        "bench.bench_trace_report",
+        "orchq trace report on 100,000 results vs parsing and writing the trace",
+        "--runs",
+        ("--tests", "1000", "--requirements", "50", "--runs", "1"),
+    ),
+    "spec-extract": Benchmark(
+        "bench.bench_spec_extract",
+        "orchq spec extract on 10,000 requirements vs reading the spec and writing the index",
+        "--runs",
+        ("--requirements", "100", "--runs", "1"),
+    ),
+    "plugin": Benchmark(
+        "bench.bench_trace_plugin",
+        "5,000 trivial tests: the traceability plugin vs -p no:harness.plugin.trace",
+        "--rounds",
+        ("--tests", "50", "--rounds", "1"),
+    ),
+    "startup": Benchmark(
+        "bench.bench_plugin_startup",
+        "a foreign project's pytest run: orchq installed vs -p no:orchq",
+        "--rounds",
+        ("--rounds", "1", "--tests", "5"),
+    ),
+    "mutants": Benchmark(
+        "bench.mutant_catalogue",
+        "the conformance suite against every catalogued mutant vs unmutated: kill rate",
+        "",
+        ("--scope", "targeted", "--select", "X-Request-Id not echoed"),
+        default=False,
+    ),
+}
+"""The benchmarks, by the name ``--only`` takes. ``mutants`` takes hours: only on demand."""
+
+
+def arguments(bench: Benchmark, rounds: int | None, smoke: bool, raw: Path) -> list[str]:
+    argv = list(bench.smoke) if smoke else []
+    if rounds is not None and bench.rounds_flag and not smoke:
+        argv += [bench.rounds_flag, str(rounds)]
+    if bench.json:
+        argv += ["--json", str(raw)]
+    return argv
+
+
+def run_one(name: str, argv: list[str]) -> int:
+    """Run benchmark ``name``'s ``main(argv)``; its exit code (0: ran, every target met)."""
+    main: Callable[[list[str]], int | None] = importlib.import_module(BENCHMARKS[name].module).main
+    try:
+        return main(argv) or 0
+    except SystemExit as stopped:
+        return stopped.code if isinstance(stopped.code, int) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds per benchmark.")
-    parser.add_argument("--only", default="admission,stream,determinism,startup")
-    parser.add_argument("--duration", type=int, default=10, help="wrk seconds per run.")
     parser.add_argument(
-        "--with-stdlib-loop",
-        action="store_true",
-        help="Add orchq on the stdlib asyncio loop (bench/_serve_diag.py), a diagnostic contender.",
+        "--only",
+        default=",".join(name for name, bench in BENCHMARKS.items() if bench.default),
+        help=f"Comma-separated, out of {', '.join(BENCHMARKS)}.",
     )
+    parser.add_argument("--rounds", type=int, default=None, help="Rounds of every benchmark.")
+    parser.add_argument(
+        "--smoke", action="store_true", help="Smallest settings: proves each runs, no figures."
+    )
+    parser.add_argument("--list", action="store_true", help="Print the benchmarks and exit.")
     args = parser.parse_args(argv)
+    if args.list:
+        for name, bench in BENCHMARKS.items():
+            print(f"{name:13s} python -m {bench.module}: {bench.compares}")
+        return 0
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
 
-    note = f"{machine_note()}; code: {code_note()}"
+    out = BENCH_DIR / "out" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Machine: {machine_note()}; code: {code_note()}")
+    codes: dict[str, int] = {}
     started = time.perf_counter()
-    results: dict[str, Any] = {"machine": note, "started_at": datetime.now(UTC).isoformat()}
-    sections: list[str] = []
-    if "admission" in wanted:
-        results["admission"] = bench_admission.bench(
-            rounds=args.rounds, duration_s=args.duration, with_stdlib_loop=args.with_stdlib_loop
-        )
-        sections.append(
-            "## Admission (POST /v1/tasks, wrk -t1 -c64 -d"
-            f"{args.duration}s)\n\n" + bench_admission.render(results["admission"])
-        )
-    if "stream" in wanted:
-        results["stream"] = bench_stream.bench(
-            rounds=args.rounds, with_stdlib_loop=args.with_stdlib_loop
-        )
-        sections.append(
-            "## Streaming, zero token delay\n\n" + bench_stream.render(results["stream"])
-        )
-    if "determinism" in wanted:
-        results["determinism"] = bench_determinism.bench(rounds=args.rounds)
-        sections.append(
-            "## Strict determinism over HTTP\n\n" + bench_determinism.render(results["determinism"])
-        )
-    if "startup" in wanted:
-        results["startup"] = bench_plugin_startup.bench(rounds=max(args.rounds, 5) * 3)
-        sections.append(
-            "## Start-up cost of the installed plugin in a foreign project\n\n"
-            + bench_plugin_startup.render(results["startup"])
-        )
-    results["seconds"] = time.perf_counter() - started
-
-    print(f"Machine: {note}\n")
-    print("\n\n".join(sections))
-    print(f"\nTotal bench time: {results['seconds']:.0f} s")
-    out = BENCH_DIR / "out"
-    out.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = out / f"results-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    print(f"Raw results: {path.relative_to(BENCH_DIR.parent)}")
+    for name in wanted:
+        bench = BENCHMARKS[name]
+        command = arguments(bench, args.rounds, args.smoke, out / f"{name}.json")
+        print(f"\n## {name}: {bench.compares}\n\n`python -m {bench.module} {' '.join(command)}`\n")
+        began = time.perf_counter()
+        codes[name] = run_one(name, command)
+        print(f"\n({name}: exit {codes[name]}, {time.perf_counter() - began:.0f} s)", flush=True)
+    print(f"\nTotal bench time: {time.perf_counter() - started:.0f} s; raw results in {out}")
+    failed = [name for name, code in codes.items() if code != 0]
+    if failed:
+        print(f"Missed a target or failed: {', '.join(failed)}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -12,11 +12,9 @@ import pytest
 from orchestrator.client import OrchClient
 from orchestrator.config import Config
 from orchestrator.server import ServerThread
-from tests.support import config_with
+from tests.support import ServeFactory, config_with
 
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
-
-ServeFactory = Callable[..., ServerThread]
 
 
 @pytest.fixture

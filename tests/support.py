@@ -9,6 +9,13 @@ from typing import Any
 
 from orchestrator.client import OrchClient, StreamResult
 from orchestrator.config import Config, parse_config
+from orchestrator.server import ServerThread
+
+ServeFactory = Callable[..., ServerThread]
+"""The ``serve`` fixture (tests/conftest.py): ``serve(config=None, **kwargs)`` starts a server."""
+
+ConfigFactory = Callable[..., Config]
+"""The ``make_config`` fixture: ``make_config(**top_level_keys)`` on the test's database."""
 
 
 def config_with(database: str, **overrides: Any) -> Config:

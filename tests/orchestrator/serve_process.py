@@ -26,8 +26,19 @@ from tests.support import wait_until
 
 def serve_argv(config: Path, db: Path, *args: str) -> list[str]:
     """The command line of ``orchq serve --port 0`` on ``config`` and ``db``."""
-    return [sys.executable, "-m", "harness", "serve", "--port", "0",
-            "--config", str(config), "--db", str(db), *args]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "harness",
+        "serve",
+        "--port",
+        "0",
+        "--config",
+        str(config),
+        "--db",
+        str(db),
+        *args,
+    ]
 
 
 class ServeProcess:
@@ -46,9 +57,11 @@ class ServeProcess:
     ) -> None:
         self.proc = subprocess.Popen(
             serve_argv(config, db, *args),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             preexec_fn=preexec_fn,
-        )  # fmt: skip
+        )
         assert self.proc.stdout is not None
         self._lines: list[str] = []
         self._lock = threading.Lock()

@@ -21,7 +21,6 @@ import httpx
 import pytest
 
 from orchestrator.client import OrchClient
-from orchestrator.config import Config
 from orchestrator.server import ServerThread
 from tests.orchestrator.rawhttp import (
     assert_envelope,
@@ -32,10 +31,7 @@ from tests.orchestrator.rawhttp import (
     read_response,
 )
 from tests.orchestrator.serve_process import StartProcess, write_config
-from tests.support import config_with, pool
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, config_with, pool
 
 SWEEP_SLACK_S = 2.0
 """How late a timeout may close a connection: the limits are checked about once a second."""
@@ -189,8 +185,10 @@ def _open_file_limit(soft: int, hard: int) -> Callable[[], None]:
 
 @pytest.fixture
 def small_config(tmp_path: Path) -> Path:
-    return write_config(tmp_path / "orchq.yaml", {"pools": [{"pool_id": "default", "replicas": [
-        {"replica_id": "r1"}]}]})  # fmt: skip
+    return write_config(
+        tmp_path / "orchq.yaml",
+        {"pools": [{"pool_id": "default", "replicas": [{"replica_id": "r1"}]}]},
+    )
 
 
 @pytest.mark.slow

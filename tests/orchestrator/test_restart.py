@@ -170,9 +170,16 @@ def test_kill_9_never_reuses_an_event_id_a_reader_has_seen(
     means the same event after the restart, and resuming from it reaches the task's end."""
     config = write_config(
         tmp_path / "fast.yaml",
-        {"pools": [{"pool_id": "default", "max_attempts": 2, "replicas": [
-            {"replica_id": "r1", "slots": 8, "token_delay_ms": 2}]}]},
-    )  # fmt: skip
+        {
+            "pools": [
+                {
+                    "pool_id": "default",
+                    "max_attempts": 2,
+                    "replicas": [{"replica_id": "r1", "slots": 8, "token_delay_ms": 2}],
+                }
+            ]
+        },
+    )
     db = tmp_path / "orchq.db"
     first = serve_process(config, db)
     with OrchClient(first.url) as client:

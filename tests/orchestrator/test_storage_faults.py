@@ -54,20 +54,29 @@ def test_a_full_volume_stalls_streams_and_every_task_finishes_once_it_is_freed(
 ) -> None:
     config = write_config(
         tmp_path / "orchq.yaml",
-        {"pools": [{"pool_id": "default", "max_attempts": 2, "replicas": [
-            {"replica_id": "r1", "slots": 8, "token_delay_ms": 20}]}]},
-    )  # fmt: skip
+        {
+            "pools": [
+                {
+                    "pool_id": "default",
+                    "max_attempts": 2,
+                    "replicas": [{"replica_id": "r1", "slots": 8, "token_delay_ms": 20}],
+                }
+            ]
+        },
+    )
     with small_volume(tmp_path) as volume:
         server = serve_process(config, volume.directory / "orchq.db")
         with OrchClient(server.url) as client:
             session = client.create_session(ttl_seconds=3600).session_id
             tasks = [
                 client.submit_task(
-                    session, f"decoding {i}", max_tokens=MAX_TOKENS,
+                    session,
+                    f"decoding {i}",
+                    max_tokens=MAX_TOKENS,
                     **({"seed": i, "determinism": "strict"} if i % 2 else {}),
                 ).task_id
                 for i in range(6)
-            ]  # fmt: skip
+            ]
             readers = [StreamReader(server.url, task_id) for task_id in tasks]
             for reader in readers:
                 reader.start()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,7 @@ from orchestrator.server import ServerThread
 from orchestrator.store.db import TaskRow
 from tests.orchestrator.serve_process import StartProcess, write_config
 from tests.orchestrator.unit.test_compact_json import VALUES
-from tests.support import config_with, pool, run_task
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, config_with, pool, run_task
 
 SWITCHES = sorted(Tuning.model_fields)
 

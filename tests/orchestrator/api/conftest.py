@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from orchestrator.server import ServerThread
-from tests.orchestrator.api.helpers import HttpFactory
+from tests.orchestrator.wire import HttpFactory
 
 
 @pytest.fixture

@@ -34,13 +34,24 @@ from harness.fuzz.runner import load_contract
 from orchestrator.api.contract import event_schema_name
 from orchestrator.api.sse import LAST_EVENT_ID_PATTERN, parse_last_event_id
 from orchestrator.schemas import STREAM_EVENT_MODELS
-from tests.orchestrator.api.helpers import admit, new_session, wait_terminal
+from tests.orchestrator.wire import admit, new_session, wait_terminal
 
 OPERATIONS = (
-    "createSession", "getSession", "deleteSession", "createTask", "getTask", "cancelTask",
-    "streamTask", "listPools", "getPool", "getRouting", "setRouting", "healthz", "readyz",
+    "createSession",
+    "getSession",
+    "deleteSession",
+    "createTask",
+    "getTask",
+    "cancelTask",
+    "streamTask",
+    "listPools",
+    "getPool",
+    "getRouting",
+    "setRouting",
+    "healthz",
+    "readyz",
     "metrics",
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -245,9 +256,14 @@ _EXPIRED = (
 
 
 @pytest.mark.req("ORCH-0031", "ORCH-0047")
-@pytest.mark.parametrize(("operation_id", "expected"), [
-    ("getSession", True), ("createTask", True), ("getTask", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("operation_id", "expected"),
+    [
+        ("getSession", True),
+        ("createTask", True),
+        ("getTask", False),
+    ],
+)
 def test_410_is_expected_for_valid_input_where_the_spec_says_so(
     contract: OpenApiSchema, operation_id: str, expected: bool
 ) -> None:

@@ -1,30 +1,36 @@
-"""Every HTTP answer of the spec's error table (ORCH-0019), over real HTTP, in the one envelope.
+"""The error answers of orchestratord beyond what the conformance suite certifies.
 
-Each test asserts the status, the exact envelope (kind, message, retriable per
-the table, request_id equal to the X-Request-Id header) and, for 429/503, the
-Retry-After / X-Backoff-Ms pair (see ``envelope.assert_error``).
+The conformance suite (``harness/conformance/``, run against orchestratord in the
+same CI run) certifies the spec's error table: each status with its kind, the
+envelope, the backpressure headers, the request bounds on both sides. This module
+keeps what is orchestratord's own: the messages (they name the offending field,
+id, media type or method), the detail fields it adds (``state`` on a 409,
+``pools`` on ``/readyz``), FastAPI's routes it must not expose, chunked and
+unlabelled bodies, the request routes conformance does not probe, an exact
+session expiry on the manual clock, and a 500 from an injected fault. Each
+assertion goes through ``envelope.assert_error`` (envelope, retriable flag,
+request id, backpressure headers).
 
-Spec: ORCH-0002, ORCH-0003, ORCH-0007, ORCH-0008, ORCH-0009, ORCH-0010, ORCH-0011,
-ORCH-0012, ORCH-0013, ORCH-0014, ORCH-0015, ORCH-0016, ORCH-0018, ORCH-0019, ORCH-0021,
-ORCH-0023, ORCH-0024, ORCH-0025, ORCH-0030, ORCH-0031, ORCH-0038, ORCH-0039, ORCH-0040,
-ORCH-0041, ORCH-0046, ORCH-0047, ORCH-0048, ORCH-0049, ORCH-0050, ORCH-0058, ORCH-0067,
-ORCH-0069, ORCH-0094, ORCH-0095, ORCH-0096, ORCH-0097, ORCH-0098, ORCH-0099, ORCH-0119,
-ORCH-0122, ORCH-0129, ORCH-0130.
+Spec: ORCH-0002, ORCH-0003, ORCH-0007, ORCH-0009, ORCH-0010, ORCH-0011, ORCH-0012,
+ORCH-0013, ORCH-0014, ORCH-0015, ORCH-0016, ORCH-0018, ORCH-0019, ORCH-0021, ORCH-0023,
+ORCH-0024, ORCH-0025, ORCH-0030, ORCH-0031, ORCH-0038, ORCH-0039, ORCH-0040, ORCH-0041,
+ORCH-0046, ORCH-0047, ORCH-0048, ORCH-0049, ORCH-0050, ORCH-0058, ORCH-0067, ORCH-0069,
+ORCH-0094, ORCH-0095, ORCH-0096, ORCH-0097, ORCH-0098, ORCH-0099, ORCH-0119, ORCH-0122,
+ORCH-0129, ORCH-0130.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from orchestrator.config import Config
 from orchestrator.runtime import ManualClock
 from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error, assert_task_error
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
     admit,
@@ -38,10 +44,8 @@ from tests.orchestrator.api.helpers import (
     wait_state,
     wait_terminal,
 )
-from tests.support import pool
+from tests.support import ConfigFactory, ServeFactory, pool
 
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
 TWO_MIB = 2 * 1024 * 1024
 
 # ---------------------------------------------------------------- 400 INVALID_PARAMS
@@ -108,12 +112,7 @@ def test_invalid_task_fields_are_400(
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"bogus": True}, id="unknown field"),
-        pytest.param({"ttl_seconds": "600"}, id="ttl a string"),
-        pytest.param({"ttl_seconds": True}, id="ttl a bool"),
         pytest.param({"ttl_seconds": 1.5}, id="ttl a fraction"),
-        pytest.param({"ttl_seconds": 0}, id="ttl 0"),
-        pytest.param({"ttl_seconds": 86_401}, id="ttl over a day"),
         pytest.param({"ttl_seconds": -5}, id="ttl negative"),
         pytest.param({"metadata": []}, id="metadata a list"),
         pytest.param({"metadata": "x"}, id="metadata a string"),
@@ -137,24 +136,6 @@ def test_invalid_session_bodies_are_400(http: httpx.Client, body: Any) -> None:
 def test_malformed_json_is_400(http: httpx.Client, path: str, method: str, content: bytes) -> None:
     response = post_raw(http, path, content, method=method)
     assert_error(response, 400, "INVALID_PARAMS")
-
-
-@pytest.mark.req("ORCH-0003", "ORCH-0025", "ORCH-0038", "ORCH-0039", "ORCH-0040")
-def test_valid_boundaries_are_accepted(http: httpx.Client) -> None:
-    """The positive side of the ranges above: the limits themselves are valid."""
-    for ttl in (1, 86_400):
-        assert http.post("/v1/sessions", json={"ttl_seconds": ttl}).status_code == 201
-    session_id = new_session(http)
-    for fields in (
-        {"prompt": "x" * 32_768, "max_tokens": 1},
-        {"max_tokens": 4096, "prompt": "p"},
-        {"params": {"seed": 0, "temperature": 0, "top_p": 1, "determinism": "strict"}},
-        {"params": {"seed": 2**63 - 1, "temperature": 2}},
-        {"params": {"top_p": 1e-9}},
-        {"max_tokens": 3.0},  # JSON Schema counts 3.0 as an integer
-    ):
-        response = submit(http, session_id, **fields)
-        assert response.status_code == 202, (fields, response.text)
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5", "1e3", "0x10", "9" * 19, "1, 2"])
@@ -230,13 +211,11 @@ def test_every_v1_route_requires_the_bearer_token(
 ) -> None:
     url, payload = _fill(path, resources), _fill(body, resources)
     anonymous = connect(auth_server)
+    # No header, a wrong token, another scheme and an empty token are conformance's
+    # (test_contract_auth); these are the near misses orchestratord refuses too.
     for headers in (
-        {},
-        {"Authorization": "Bearer wrong"},
         {"Authorization": TOKEN},
-        {"Authorization": f"Basic {TOKEN}"},
         {"Authorization": f"Bearer {TOKEN}x"},
-        {"Authorization": "Bearer"},
         {"Authorization": f"bearer  {TOKEN}"},
     ):
         response = anonymous.request(method, url, json=payload, headers=headers)
@@ -250,51 +229,36 @@ def test_every_v1_route_requires_the_bearer_token(
     assert response.status_code == ok, response.text
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
-@pytest.mark.req("ORCH-0008")
-def test_health_and_metrics_stay_open_with_a_token_configured(
-    auth_server: ServerThread, connect: HttpFactory, path: str
-) -> None:
-    anonymous = connect(auth_server)
-    assert anonymous.get(path).status_code == 200
-    assert anonymous.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 200
-
-
 # ---------------------------------------------------------------- 404 NOT_FOUND
 
 
-@pytest.mark.req("ORCH-0030", "ORCH-0046")
-def test_unknown_session_is_404(http: httpx.Client) -> None:
+@pytest.mark.req("ORCH-0016", "ORCH-0030", "ORCH-0046", "ORCH-0058", "ORCH-0069", "ORCH-0119")
+def test_messages_name_what_is_missing_or_ended(http: httpx.Client) -> None:
     assert_error(http.get("/v1/sessions/sess_nope"), 404, "NOT_FOUND", message="sess_nope")
-    assert_error(http.delete("/v1/sessions/sess_nope"), 404, "NOT_FOUND")
-    response = post_json(http, "/v1/tasks", task_body("sess_nope"))
-    assert_error(response, 404, "NOT_FOUND", message="sess_nope")
-
-
-@pytest.mark.req("ORCH-0058")
-def test_unknown_task_is_404(http: httpx.Client) -> None:
+    unknown_session = post_json(http, "/v1/tasks", task_body("sess_nope"))
+    assert_error(unknown_session, 404, "NOT_FOUND", message="sess_nope")
     for method, path in (
         ("GET", "/v1/tasks/task_nope"),
         ("DELETE", "/v1/tasks/task_nope"),
         ("GET", "/v1/tasks/task_nope/stream"),
     ):
         assert_error(http.request(method, path), 404, "NOT_FOUND", message="task_nope")
-
-
-@pytest.mark.req("ORCH-0046", "ORCH-0119")
-def test_unknown_pool_is_404(http: httpx.Client) -> None:
-    body = task_body(new_session(http), pool="gpu-xl")
+    session_id = new_session(http)
+    body = task_body(session_id, pool="gpu-xl")
     assert_error(post_json(http, "/v1/tasks", body), 404, "NOT_FOUND", message="gpu-xl")
     assert_error(http.get("/v1/pools/gpu-xl"), 404, "NOT_FOUND", message="gpu-xl")
+    # A refused cancel says the task ended, and in which state (a detail field, ORCH-0016).
+    task_id = admit(http, session_id, max_tokens=2)["task_id"]
+    assert wait_terminal(http, task_id)["state"] == "completed"
+    error = assert_error(http.delete(f"/v1/tasks/{task_id}"), 409, "CONFLICT", message="ended")
+    assert error.get("state") == "completed"
 
 
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/"),
         ("GET", "/v1"),
         ("GET", "/v1/"),
-        ("GET", "/v1/nope"),
         ("POST", "/v2/tasks"),
         ("GET", "/v1/tasks/x/stream/more"),
         ("DELETE", "/v1/sessions/a/b"),
@@ -315,8 +279,6 @@ def test_unknown_route_is_404(http: httpx.Client, method: str, path: str) -> Non
         ("PUT", "/v1/tasks/x", {"GET", "DELETE"}),
         ("PATCH", "/v1/sessions", {"POST"}),
         ("GET", "/v1/tasks", {"POST"}),
-        ("POST", "/healthz", {"GET"}),
-        ("DELETE", "/v1/pools", {"GET"}),
         ("POST", "/v1/admin/routing", {"GET", "PUT"}),
     ],
 )
@@ -325,28 +287,6 @@ def test_wrong_method_is_405(http: httpx.Client, method: str, path: str, allowed
     response = http.request(method, path)
     assert_error(response, 405, "METHOD_NOT_ALLOWED", message=method)
     assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
-
-
-# ---------------------------------------------------------------- 409 CONFLICT
-
-
-@pytest.mark.req("ORCH-0016", "ORCH-0069")
-def test_cancelling_an_ended_task_is_409(http: httpx.Client) -> None:
-    task_id = admit(http, new_session(http), max_tokens=2)["task_id"]
-    assert wait_terminal(http, task_id)["state"] == "completed"
-    error = assert_error(http.delete(f"/v1/tasks/{task_id}"), 409, "CONFLICT", message="ended")
-    assert error.get("state") == "completed"
-    assert get_task(http, task_id)["state"] == "completed"
-
-
-@pytest.mark.req("ORCH-0069")
-def test_cancelling_twice_is_409(
-    serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
-) -> None:
-    http = connect(serve(make_config(pools=[slow_pool()])))
-    task_id = admit(http, new_session(http), max_tokens=HOLD_TOKENS)["task_id"]
-    assert http.delete(f"/v1/tasks/{task_id}").status_code == 200
-    assert_error(http.delete(f"/v1/tasks/{task_id}"), 409, "CONFLICT")
 
 
 # ---------------------------------------------------------------- 410 SESSION_EXPIRED
@@ -540,8 +480,10 @@ def test_warming_pool_is_503_pool_unready(
     response = submit(http, session_id)
     assert_error(response, 503, "POOL_UNREADY", message="warming")
     assert http.get(f"/v1/sessions/{session_id}").json()["tasks"] == {
-        "queued": 0, "running": 0, "terminal": 0,
-    }  # fmt: skip
+        "queued": 0,
+        "running": 0,
+        "terminal": 0,
+    }
     # The estimate of the remaining warm-up (about 60 s) is what the client is told to wait.
     assert 30 <= int(response.headers["Retry-After"]) <= 61
     readyz = http.get("/readyz")

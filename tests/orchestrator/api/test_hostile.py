@@ -4,6 +4,11 @@ The cases are data (``hostile_cases``), checked one by one by the parametrized
 test, and all together by the barrage test on a fresh server, which then proves
 the tasks admitted before the barrage still reach a terminal state.
 
+The conformance fuzz suite generates input from the OpenAPI document; these cases
+are the ones a generator does not reach (NaN, infinities and huge numbers, lone
+surrogates, bodies nested 10,000 deep, operator-injection shapes, a barrage on one
+server).
+
 Spec: ORCH-0002, ORCH-0014, ORCH-0015, ORCH-0017, ORCH-0019, ORCH-0024, ORCH-0038,
 ORCH-0050, ORCH-0060.
 """
@@ -22,7 +27,7 @@ import pytest
 from orchestrator.server import ServerThread
 from orchestrator.vocabulary import TERMINAL_STATES
 from tests.orchestrator.api.envelope import assert_4xx_envelope, read_stream
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     admit,
     get_task,
     new_session,
@@ -72,9 +77,14 @@ def _with_raw_value(body: dict[str, Any], dotted: str, raw: str) -> bytes:
 
 
 WRONG_VALUES: dict[str, Any] = {
-    "null": None, "bool": True, "int": 7, "float": 1.5,
-    "string": "x", "list": [1], "object": {"a": 1},
-}  # fmt: skip
+    "null": None,
+    "bool": True,
+    "int": 7,
+    "float": 1.5,
+    "string": "x",
+    "list": [1],
+    "object": {"a": 1},
+}
 # Field -> the kinds of WRONG_VALUES that are in fact valid there (skipped).
 TASK_FIELD_TYPES: dict[str, set[str]] = {
     "session_id": {"string"},  # valid type; an unknown id is a 404, tested elsewhere
@@ -92,9 +102,15 @@ TASK_FIELD_TYPES: dict[str, set[str]] = {
 SESSION_FIELD_TYPES: dict[str, set[str]] = {"ttl_seconds": {"int"}, "metadata": {"object"}}
 NUMERIC_TASK_FIELDS = ["max_tokens", "params.seed", "params.temperature", "params.top_p"]
 HUGE_NUMBERS = {
-    "1e400": "1e400", "-1e400": "-1e400", "2**70": str(2**70), "-1": "-1",
-    "NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity", "10**5000": "9" * 5000,
-}  # fmt: skip
+    "1e400": "1e400",
+    "-1e400": "-1e400",
+    "2**70": str(2**70),
+    "-1": "-1",
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+    "-Infinity": "-Infinity",
+    "10**5000": "9" * 5000,
+}
 SURROGATE = '"\\ud800"'
 ODD_IDS = {
     "sql-quote": "' OR '1'='1",
@@ -252,8 +268,10 @@ def test_hostile_request_is_a_4xx_envelope(shared_http: httpx.Client, case: Case
     assert response.status_code == case.status, (case.name, response.status_code, error)
     # Nothing was admitted by a refused request.
     assert http.get(f"/v1/sessions/{session_id}").json()["tasks"] == {
-        "queued": 0, "running": 0, "terminal": 0,
-    }  # fmt: skip
+        "queued": 0,
+        "running": 0,
+        "terminal": 0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ cited by the tests that exercise it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,12 @@ import pytest
 import yaml
 
 from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
-from orchestrator.config import Config
 from orchestrator.runtime import ManualClock
 from orchestrator.server import ServerThread
 from orchestrator.vocabulary import ERROR_KINDS, RESPONSE_ERROR_KINDS
-from tests.orchestrator.api.helpers import HOLD_TOKENS, slow_pool, wait_state
-from tests.support import config_with, pool
+from tests.orchestrator.wire import HOLD_TOKENS, slow_pool, wait_state
+from tests.support import ConfigFactory, ServeFactory, config_with, pool
 
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / DEFAULT_PATH
 
@@ -135,9 +132,11 @@ class Recorder:
     def client(self, server: ServerThread, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(
-            base_url=server.url, headers=headers, timeout=15.0,
+            base_url=server.url,
+            headers=headers,
+            timeout=15.0,
             event_hooks={"response": [self]},
-        )  # fmt: skip
+        )
 
 
 def test_every_declared_error_status_is_observed_and_nothing_else(

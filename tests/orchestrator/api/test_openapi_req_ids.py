@@ -51,8 +51,11 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
 def orchq(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness", *args],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def test_every_operation_cites_active_requirements(document: dict[str, Any], index: Index) -> None:
@@ -100,8 +103,9 @@ def tombstoned(index: Index, req_id: str) -> Index:
 
 def test_validation_refuses_a_deleted_requirement(document: dict[str, Any], index: Index) -> None:
     problems = req_id_problems(document, tombstoned(index, "ORCH-0124"))
-    assert problems == ["GET /v1/admin/routing (getRouting): x-req-id cites deleted requirement "
-                        "ORCH-0124"]  # fmt: skip
+    assert problems == [
+        "GET /v1/admin/routing (getRouting): x-req-id cites deleted requirement ORCH-0124"
+    ]
 
 
 def test_regen_exits_7_in_one_line_and_writes_nothing(index: Index, tmp_path: Path) -> None:

@@ -1,20 +1,21 @@
 """Pools, the persisted routing mode, and the health endpoints.
 
+Beyond the conformance suite's shapes: the pools describe this configuration's own
+values, in-flight counts and queue depths move with the work, and the routing mode
+is persisted in the database across a restart (the configured one applies until
+one is set).
+
 Spec: ORCH-0119, ORCH-0120, ORCH-0121, ORCH-0122, ORCH-0123, ORCH-0124, ORCH-0125,
 ORCH-0126, ORCH-0127, ORCH-0128, ORCH-0129, ORCH-0130, ORCH-0131.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx
 import pytest
 
-from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
     admit,
@@ -22,16 +23,19 @@ from tests.orchestrator.api.helpers import (
     slow_pool,
     wait_state,
 )
-from tests.support import pool
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, pool
 
 POOL_FIELDS = {
-    "pool_id", "ready", "queue_capacity", "queue_depth", "overflow_policy", "max_attempts",
+    "pool_id",
+    "ready",
+    "queue_capacity",
+    "queue_depth",
+    "overflow_policy",
+    "max_attempts",
     "replicas",
-    "batch_share_every", "decode_timeout_ms",  # beyond the spec: the rest of the pool's config
-}  # fmt: skip
+    "batch_share_every",
+    "decode_timeout_ms",  # beyond the spec: the rest of the pool's config
+}
 REPLICA_FIELDS = {"replica_id", "engine", "engine_version", "state", "in_flight", "slots"}
 
 
@@ -73,9 +77,8 @@ def test_pools_describe_the_configuration(
             assert isinstance(replica["engine_version"], str)
         assert http.get(f"/v1/pools/{listed['pool_id']}").json() == listed
     assert default["pool_id"] == "default"
-    assert (default["queue_capacity"], default["overflow_policy"], default["max_attempts"]) == (
-        1024, "reject", 2,
-    )  # fmt: skip
+    configured = (default["queue_capacity"], default["overflow_policy"], default["max_attempts"])
+    assert configured == (1024, "reject", 2)
     assert [r["replica_id"] for r in default["replicas"]] == ["r1", "r2"]
     assert batchy == {
         "pool_id": "batchy",

@@ -1,5 +1,9 @@
 """X-Request-Id: on every response, generated when absent, echoed when sent.
 
+Beyond the conformance suite (three routes, and the 128-character bound): every
+route, the stream before its first event, a 401 and a chunked 413; the generated
+ids' form, unusable ids replaced, ids that differ between two servers.
+
 Spec: ORCH-0004, ORCH-0015.
 """
 
@@ -12,12 +16,9 @@ import httpx
 import pytest
 
 from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error, assert_request_id, iter_events
-from tests.orchestrator.api.helpers import HttpFactory, admit, new_session, post_raw, wait_terminal
-from tests.support import config_with
-
-ServeFactory = Callable[..., ServerThread]
+from tests.orchestrator.wire import HttpFactory, admit, new_session, post_raw, wait_terminal
+from tests.support import ServeFactory, config_with
 
 
 def _requests(http: httpx.Client) -> list[tuple[str, Callable[[dict[str, str]], httpx.Response]]]:

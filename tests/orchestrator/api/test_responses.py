@@ -1,20 +1,20 @@
 """Response bodies are JSON everywhere but the stream, /metrics and a 204; backoff is jittered.
 
+Beyond the conformance suite (which can only see that the jitter exists): the
+content type of every route, and the jitter's exact 0..250 ms range.
+
 Spec: ORCH-0001, ORCH-0022.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import httpx
 import pytest
 
-from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from orchestrator.vocabulary import MAX_BACKOFF_JITTER_MS
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
     admit,
@@ -25,10 +25,7 @@ from tests.orchestrator.api.helpers import (
     wait_state,
     wait_terminal,
 )
-from tests.support import pool
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, pool
 
 
 def assert_json_body(response: httpx.Response, what: str) -> None:

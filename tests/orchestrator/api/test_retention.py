@@ -19,12 +19,10 @@ import pytest
 from orchestrator.config import Config
 from orchestrator.runtime import ManualClock
 from orchestrator.runtime import service as runtime_service
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error
-from tests.orchestrator.api.helpers import HttpFactory, admit, new_session, wait_terminal
-from tests.support import wait_until
+from tests.orchestrator.wire import HttpFactory, admit, new_session, wait_terminal
+from tests.support import ServeFactory, wait_until
 
-ServeFactory = Callable[..., ServerThread]
 RETENTION_S = 100
 JANITOR_S = 0.02
 
@@ -110,5 +108,6 @@ def test_sessions_are_purged_once_retention_has_passed_and_not_before(
         ) from None
     gone(http, expiring, expiring_task)
     assert rows_owned(db_path, expiring_task) == (0, 0, 0)
-    assert_error(http.post("/v1/tasks", json={"session_id": expiring, "prompt": "p"}), 404,
-                 "NOT_FOUND")  # fmt: skip
+    assert_error(
+        http.post("/v1/tasks", json={"session_id": expiring, "prompt": "p"}), 404, "NOT_FOUND"
+    )

@@ -1,28 +1,30 @@
 """Sessions: create, read (TTL and task counts), delete (cancels its live tasks).
 
+Beyond the conformance suite's session checks (fields, TTL arithmetic on the wall
+clock, 404/410, delete cancelling live tasks): the defaults of a body-less create,
+unique ids, metadata round-tripped exactly, the TTL counted down on the manual clock,
+the streams of a deleted session's tasks closed, and deleting an expired session.
+
 Spec: ORCH-0005, ORCH-0006, ORCH-0025, ORCH-0026, ORCH-0027, ORCH-0028, ORCH-0029,
 ORCH-0031, ORCH-0032, ORCH-0033, ORCH-0034, ORCH-0035, ORCH-0046, ORCH-0063, ORCH-0082.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from orchestrator.config import Config
 from orchestrator.runtime import ManualClock
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import (
     assert_error,
     assert_task_error,
     iter_events,
     read_stream,
 )
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
     admit,
@@ -32,9 +34,8 @@ from tests.orchestrator.api.helpers import (
     wait_state,
     wait_terminal,
 )
+from tests.support import ConfigFactory, ServeFactory
 
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
 SESSION_FIELDS = {"session_id", "ttl_seconds", "created_at", "expires_at", "metadata"}
 
 

@@ -1,5 +1,10 @@
 """Tasks: admission (202), reading (every field the spec lists), cancelling.
 
+Beyond the conformance suite's task checks (fields through completion, queued and
+running then cancel): the defaults orchestratord fills in, a server-picked seed that
+reproduces the tokens in strict mode, queue positions per lane, admission into a
+named pool of several, and every field of a completed task with orchestratord's values.
+
 Spec: ORCH-0005, ORCH-0039, ORCH-0040, ORCH-0042, ORCH-0043, ORCH-0044, ORCH-0051,
 ORCH-0052, ORCH-0053, ORCH-0054, ORCH-0055, ORCH-0056, ORCH-0057, ORCH-0061, ORCH-0063,
 ORCH-0066, ORCH-0069, ORCH-0080, ORCH-0082, ORCH-0091, ORCH-0100, ORCH-0117.
@@ -7,16 +12,13 @@ ORCH-0066, ORCH-0069, ORCH-0080, ORCH-0082, ORCH-0091, ORCH-0100, ORCH-0117.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 import httpx
 import pytest
 
-from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from tests.orchestrator.api.envelope import assert_error, assert_task_error, read_stream
-from tests.orchestrator.api.helpers import (
+from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
     admit,
@@ -27,20 +29,37 @@ from tests.orchestrator.api.helpers import (
     wait_state,
     wait_terminal,
 )
-from tests.support import pool
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, pool
 
 ADMITTED_FIELDS = {
-    "task_id", "session_id", "state", "priority", "pool", "queue_position", "seed", "stream_url",
-}  # fmt: skip
+    "task_id",
+    "session_id",
+    "state",
+    "priority",
+    "pool",
+    "queue_position",
+    "seed",
+    "stream_url",
+}
 TASK_FIELDS = {
-    "task_id", "session_id", "state", "priority", "pool", "params", "replica_id", "engine",
-    "engine_version", "tokens_out", "finish_reason", "error", "attempts", "created_at",
-    "started_at", "finished_at",
+    "task_id",
+    "session_id",
+    "state",
+    "priority",
+    "pool",
+    "params",
+    "replica_id",
+    "engine",
+    "engine_version",
+    "tokens_out",
+    "finish_reason",
+    "error",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
     "max_tokens",  # beyond the spec's list: echoed so a client can tell "length" from "stop"
-}  # fmt: skip
+}
 PARAMS_FIELDS = {"seed", "sampler_profile_version", "determinism", "temperature", "top_p"}
 ATTEMPT_FIELDS = {"attempt", "replica_id", "state", "error_kind", "started_at", "finished_at"}
 
@@ -117,9 +136,12 @@ def test_a_server_picked_seed_reproduces_the_tokens_in_strict_mode(http: httpx.C
     session_id = new_session(http)
     first = admit(http, session_id, "same prompt", max_tokens=6)
     again = admit(
-        http, session_id, "same prompt", max_tokens=6,
+        http,
+        session_id,
+        "same prompt",
+        max_tokens=6,
         params={"seed": first["seed"], "determinism": "strict"},
-    )  # fmt: skip
+    )
 
     def tokens(task_id: str) -> list[tuple[str, int]]:
         return [

@@ -15,8 +15,7 @@ import pytest
 
 from harness.pact.faults import crashing_engine_factory
 from orchestrator.client import OrchClient
-from tests.conftest import ServeFactory
-from tests.support import config_with, pool, wait_until
+from tests.support import ServeFactory, config_with, pool, wait_until
 
 
 @pytest.mark.req("ORCH-0060", "ORCH-0062", "ORCH-0018", "ORCH-0020", "ORCH-0082")

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
 
 import httpx
 import pytest
 
 from orchestrator.client import OrchClient
-from orchestrator.config import Config
 from orchestrator.runtime.journal import Journal
-from orchestrator.server import ServerThread
 from tests.orchestrator.runtime.gated_engine import Gate
-from tests.support import pool, wait_until
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, pool, wait_until
 
 
 def _stored_events(db_path: str, task_id: str) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -17,13 +16,9 @@ import httpx
 import pytest
 
 from orchestrator.client import OrchClient
-from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from orchestrator.vocabulary import TERMINAL_STATES
-from tests.support import pool, wait_until
+from tests.support import ConfigFactory, ServeFactory, pool, wait_until
 
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
 PATHS = (
     ("queued", "running", "completed"),
     ("queued", "running", "failed"),

@@ -24,9 +24,17 @@ from tests.support import config_with, pool, wait_until
 
 NAME = re.compile(r"^orchq_[a-z0-9_]+$")
 LABEL_ALLOWLIST = {
-    "pool", "priority", "kind", "state", "reason", "replica", "outcome", "engine", "version",
+    "pool",
+    "priority",
+    "kind",
+    "state",
+    "reason",
+    "replica",
+    "outcome",
+    "engine",
+    "version",
     "python",
-}  # fmt: skip
+}
 NON_BASE_UNITS = ("_ms", "_milliseconds", "_msec", "_sec", "_secs", "_minutes", "_hours", "_us")
 TYPE_WORDS = ("_counter", "_gauge", "_histogram", "_summary")
 REQUIRED = {
@@ -205,9 +213,13 @@ def test_metrics_after_a_mixed_workload(
             seeds.append(seed)
             prompts.append(prompt)
             admitted = client.submit_task(
-                sid, prompt, pool=pool_id, max_tokens=max_tokens, seed=seed,
+                sid,
+                prompt,
+                pool=pool_id,
+                max_tokens=max_tokens,
+                seed=seed,
                 priority=priority,  # type: ignore[arg-type]
-            )  # fmt: skip
+            )
             task_ids.append(admitted.task_id)
             return admitted.task_id
 

@@ -22,7 +22,8 @@ import pytest
 
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.config import Config
-from orchestrator.vocabulary import TERMINAL_STATES, Priority
+from orchestrator.vocabulary import Priority
+from tests.orchestrator.wire import wait_terminal
 from tests.support import pool, wait_until
 
 TOKEN_DELAY_MS = 4
@@ -40,12 +41,11 @@ def start_blocker(client: OrchClient, session_id: str) -> str:
     return blocker.task_id
 
 
-def wait_terminal(client: OrchClient, task_ids: list[str], timeout: float = 20) -> None:
-    wait_until(
-        lambda: all(client.get_task(t).state in TERMINAL_STATES for t in task_ids),
-        timeout=timeout,
-        interval=0.02,
-    )
+def wait_all_terminal(url: str, task_ids: list[str], timeout: float = 20) -> None:
+    """Until every task of ``task_ids`` has reached a terminal state."""
+    with httpx.Client(base_url=url, timeout=15.0) as http:
+        for task_id in task_ids:
+            wait_terminal(http, task_id, timeout)
 
 
 def dispatch_order(client: OrchClient, task_ids: list[str]) -> list[str]:
@@ -112,7 +112,7 @@ def test_fifo_per_lane_and_fairness_budget(
 
         client.cancel_task(blocker)
         everything = interactive + batch
-        wait_terminal(client, everything)
+        wait_all_terminal(server.url, everything)
         assert {client.get_task(t).state for t in everything} == {"completed"}
         order = dispatch_order(client, everything)
 
@@ -150,8 +150,13 @@ def test_queue_positions_at_admission(
         assert blocker.queue_position == 0
         wait_until(lambda: client.get_task(blocker.task_id).state == "running", timeout=5)
         plan: list[Literal["interactive", "batch"]] = [
-            "interactive", "interactive", "batch", "interactive", "batch", "batch",
-        ]  # fmt: skip
+            "interactive",
+            "interactive",
+            "batch",
+            "interactive",
+            "batch",
+            "batch",
+        ]
         admitted = [client.submit_task(sid, "p", priority=p, max_tokens=1) for p in plan]
         assert [a.queue_position for a in admitted] == [0, 1, 0, 2, 1, 2]
         assert all(a.state == "queued" for a in admitted)
@@ -160,7 +165,7 @@ def test_queue_positions_at_admission(
         late = client.submit_task(sid, "late", max_tokens=1)
         assert late.queue_position == 2
         client.cancel_task(blocker.task_id)
-        wait_terminal(client, [a.task_id for a in admitted[1:]] + [late.task_id])
+        wait_all_terminal(server.url, [a.task_id for a in admitted[1:]] + [late.task_id])
 
 
 @pytest.mark.req(
@@ -236,7 +241,7 @@ def test_drop_lru_evicts_the_right_task_and_ends_its_stream(
 
         client.cancel_task(blocker)
         survivors = [i2, i3, i4]
-        wait_terminal(client, survivors)
+        wait_all_terminal(server.url, survivors)
         assert {state(t) for t in survivors} == {"completed"}
         # the survivors ran in admission order
         assert dispatch_order(client, survivors) == survivors

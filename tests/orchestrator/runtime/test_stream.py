@@ -121,8 +121,13 @@ def assert_event_payloads(events: list[Block], task_id: str, seed: int, spv: str
     started = events[0].data
     assert started is not None
     assert set(started) >= {
-        "task_id", "replica_id", "engine", "engine_version", "seed", "sampler_profile_version",
-    }  # fmt: skip
+        "task_id",
+        "replica_id",
+        "engine",
+        "engine_version",
+        "seed",
+        "sampler_profile_version",
+    }
     assert started["task_id"] == task_id
     assert started["seed"] == seed
     assert started["sampler_profile_version"] == spv

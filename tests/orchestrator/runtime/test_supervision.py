@@ -9,19 +9,15 @@ Spec: ORCH-0060, ORCH-0062, ORCH-0173.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from orchestrator.client import OrchClient
-from orchestrator.config import Config, ReplicaConfig
+from orchestrator.config import ReplicaConfig
 from orchestrator.engines import Engine, build_engine
 from orchestrator.engines.base import GenerationRequest, Token
-from orchestrator.server import ServerThread
-from tests.support import pool, wait_until
-
-ServeFactory = Callable[..., ServerThread]
-ConfigFactory = Callable[..., Config]
+from tests.support import ConfigFactory, ServeFactory, pool, wait_until
 
 
 class UnencodableTokenEngine:

@@ -26,7 +26,7 @@ THRESHOLD_FRAMES = 64
 
 
 def _commit_round(store: Store, checkpointer: WalCheckpointer, round_no: int) -> None:
-    """One transaction, still open while the thread copies what came before it.
+    """One transaction, left uncommitted while the thread copies what came before it.
 
     That is a writer that never pauses: whenever a background copy completes,
     a transaction is open, so the log cannot start over by itself.

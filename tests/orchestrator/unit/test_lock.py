@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import Config
-from orchestrator.server import ServerThread
 from orchestrator.store.lock import DatabaseInUse, DatabaseLock
-
-ServeFactory = Callable[..., ServerThread]
+from tests.support import ServeFactory
 
 
 @pytest.mark.req("ORCH-0174")

@@ -42,9 +42,12 @@ def test_tokens_depend_only_on_the_request_not_the_replica(prompt: str, seed: in
 def test_every_sampling_input_changes_the_output() -> None:
     reference = texts(MockEngine("r1"))
     for change in (
-        {"prompt": "other"}, {"seed": 8}, {"sampler_profile_version": "v2"},
-        {"temperature": 0.5}, {"top_p": 0.9},
-    ):  # fmt: skip
+        {"prompt": "other"},
+        {"seed": 8},
+        {"sampler_profile_version": "v2"},
+        {"temperature": 0.5},
+        {"top_p": 0.9},
+    ):
         assert texts(MockEngine("r1"), replace(BASE, **change)) != reference, change  # type: ignore[arg-type]
 
 

@@ -1,7 +1,7 @@
 """Paired A/B of instructions per task and per admission, counted by valgrind, not timed.
 
-    .venv/bin/python -m bench.ab_instructions --against REV [--this REV] [--workload both]
-    .venv/bin/python -m bench.ab_instructions --toggle NAME [--workload both]
+    .venv/bin/python -m bench.tools.ab_instructions --against REV [--this REV] [--workload both]
+    .venv/bin/python -m bench.tools.ab_instructions --toggle NAME [--workload both]
 
 Wall-clock A/B runs on this shared machine move by 20 % from one run to the
 next (bench/RESULTS.md), so a change worth 3 % of an admission cannot be seen
@@ -27,7 +27,7 @@ revision checked out into a temporary git worktree, each tree first on
 ``NAME`` switched off (a field of the config's ``tuning`` section:
 orchestrator/config.py, docs/design/performance.md).
 
-- ``execution``: bench/_execution_child.py in process: admit N one-token tasks
+- ``execution``: bench/tools/execution_child.py in process: admit N one-token tasks
   on two zero-delay mock replicas (bench/configs/admission.yaml) and run them
   all. Instructions per task: admission, dispatch, decode and persistence,
   without HTTP.
@@ -100,12 +100,12 @@ class Contender:
 
 
 def count_execution(contender: Contender, tasks: int, workdir: Path) -> int:
-    """Instructions of bench/_execution_child.py admitting and running ``tasks`` tasks."""
+    """Instructions of bench/tools/execution_child.py admitting and running ``tasks`` tasks."""
     log_file = workdir / f"execution-{tasks}.log"
     argv = [
         *_cachegrind(log_file),
         PYTHON,
-        str(BENCH_DIR / "_execution_child.py"),
+        str(BENCH_DIR / "tools" / "execution_child.py"),
         str(tasks),
         str(tuned_config("admission.yaml", workdir, contender.off)),
     ]

@@ -1,13 +1,13 @@
-"""The execution workload bench/ab_instructions.py counts: admit N one-token tasks, run them.
+"""The execution workload bench/tools/ab_instructions.py counts: admit N one-token tasks, run them.
 
-    python bench/_execution_child.py N CONFIG
+    python bench/tools/execution_child.py N CONFIG
 
 Run as a script with the tree under test first on ``PYTHONPATH``: it imports
 only orchestratord's public runtime API, never the ``bench`` package, so the
 same driver measures any commit. It runs on the event loop ``orchq serve``
 runs on (uvloop, through ``orchestrator.server.run``), and waits for the end
 by polling every 50 ms rather than every millisecond (as
-bench/bench_execution.py does), so the instructions an idle poll costs stay a
+bench/tools/execution_cpu.py does), so the instructions an idle poll costs stay a
 negligible share of the count.
 """
 

@@ -1,17 +1,15 @@
 """Diagnostic: what the event loop and the garbage collector do to admission latency.
 
-    .venv/bin/python -m bench.diag_admission [--rounds 1] [--config admission.yaml]
+    .venv/bin/python -m bench.tools.diag_admission [--rounds 1] [--config admission.yaml]
 
 The admission workload of bench/bench_admission.py (wrk -t1 -c64, 2 s warm-up,
-then 10 s) against ``orchq serve`` variants from bench/_serve_diag.py: uvloop
+then 10 s) against ``orchq serve`` variants from bench/tools/serve_diag.py: uvloop
 (what ``orchq serve`` runs on) or the stdlib loop, GC on (every pause over
 20 ms logged) or off. GC off is not a proposal; it shows how much of the tail
 the collector causes while queued tasks pile up (the replicas are slower than
-admission). Every pause over 20 ms is reported by generation: before queued
-tasks were held as bytes, the middle generation's took 55-180 ms under a
-backlog (bench/RESULTS.md, "A backlog the collector does not scan"); this
-diagnostic then counted only full collections, and missed them. Not a target
-check.
+admission). Every pause over 20 ms is reported by generation (a pause of
+the middle generation under a backlog is what ``packed_queued_tasks`` removes:
+docs/design/performance.md). Not a target check.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from bench import bench_admission
 from bench._common import WRK_DIR, ensure_wrk, fmt, log, median, run_wrk, running, table
 
 _GC_PAUSE = re.compile(r"GC gen(\d) (\d+) ms")
-"""What bench/_serve_diag.py prints for a collection over 20 ms, of any generation."""
+"""What bench/tools/serve_diag.py prints for a collection over 20 ms, of any generation."""
 
 KINDS = ("orchq+gclog", "orchq+nogc", "orchq+asyncio+gclog", "orchq+asyncio+nogc")
 

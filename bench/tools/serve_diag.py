@@ -1,6 +1,6 @@
 """Diagnostic launcher: ``orchq serve`` with knobs the benchmarks use to attribute costs.
 
-    .venv/bin/python -m bench._serve_diag [orchq serve options]
+    .venv/bin/python -m bench.tools.serve_diag [orchq serve options]
 
 Environment:
 

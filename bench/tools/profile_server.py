@@ -1,10 +1,10 @@
 """Profile orchestratord under one benchmark workload with py-spy (sampling, out of process).
 
     .venv/bin/pip install py-spy        # once; not a project dependency
-    .venv/bin/python -m bench.profile_server admission [--stdlib-loop] [--seconds 10]
-    .venv/bin/python -m bench.profile_server stream-single|stream-aggregate [--stdlib-loop]
+    .venv/bin/python -m bench.tools.profile_server admission [--stdlib-loop] [--seconds 10]
+    .venv/bin/python -m bench.tools.profile_server stream-single|stream-aggregate [--stdlib-loop]
 
-Starts ``orchq serve`` (or, on the stdlib loop, bench/_serve_diag.py) as a subprocess, attaches
+Starts ``orchq serve`` (or, on the stdlib loop, bench/tools/serve_diag.py) as a subprocess, attaches
 ``py-spy record --format raw`` to it, drives the workload from this process
 (wrk for admission), then prints the functions with the most samples: self
 time and inclusive time, as a percentage of the server's busy samples. The raw
@@ -36,7 +36,7 @@ def _py_spy() -> str:
     return found
 
 
-# Hot spots named in bench/RESULTS.md: share of samples whose stack contains the key.
+# Hot spots of the admission and streaming paths: share of samples whose stack contains the key.
 WATCH = (
     ("Store.* (SQLite)", "orchestrator/store/db.py"),
     ("Store.insert_task", "Store.insert_task"),

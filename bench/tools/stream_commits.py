@@ -1,7 +1,7 @@
 """SQLite commits per streaming workload: what durability-before-visibility costs in commits.
 
-    .venv/bin/python -m bench.stream_commits
-    PYTHONPATH=<other tree> .venv/bin/python bench/stream_commits.py   # that tree's orchestrator
+    .venv/bin/python -m bench.tools.stream_commits
+    PYTHONPATH=<other tree> .venv/bin/python bench/tools/stream_commits.py  # that tree's
 
 Runs bench_stream's two workloads (one 4096-token stream; 100 streams of 1000
 tokens, all at once) against an in-process orchestratord with bench_stream's

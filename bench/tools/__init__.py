@@ -1,0 +1,1 @@
+"""Diagnostics of orchestratord's performance: each answers one question (README.md here)."""
