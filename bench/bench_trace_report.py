@@ -34,7 +34,8 @@ from harness.trace.index import (
     text_sha256,
     write_text_atomic,
 )
-from harness.trace.report import OUTCOMES, build_trace
+from harness.trace.report import build_trace
+from harness.trace.states import OUTCOMES
 from harness.trace.trace_cli import trace_group
 
 BUDGET_S = 3.0

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.plugin.target import LIVE_TARGET_SKIP, Target, live_url, target_mode
-from orchestrator.vocabulary import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from harness.engine.control import EngineControl
@@ -119,6 +118,8 @@ class Factories:
         timeout: float = DISPATCH_TIMEOUT_S,
         **kwargs: Any,
     ) -> Dispatched:
+        from orchestrator.vocabulary import TERMINAL_STATES
+
         admitted = self.task(prompt, session_id=session_id, **kwargs)
         deadline = time.monotonic() + timeout
         while True:

@@ -56,7 +56,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.checks import CheckRecord
 from harness.plugin.settings import add
 from harness.plugin.trace_recorder import TraceRecorder
 from harness.plugin.trace_settings import (
@@ -77,9 +76,10 @@ from harness.plugin.trace_settings import (
     run_index,
     tracing,
 )
-from harness.trace.report import GATE_LEVELS
+from harness.trace.states import GATE_LEVELS
 
 if TYPE_CHECKING:
+    from harness.checks import CheckRecord
     from harness.project import Project
     from harness.trace.index import Index
 
@@ -233,7 +233,7 @@ def _evidence_of(item: pytest.Item) -> str:
     return f"{kind_of(item)} {path}:{line}"
 
 
-_RECORD = pytest.StashKey[CheckRecord]()
+_RECORD: pytest.StashKey[CheckRecord] = pytest.StashKey()
 
 
 @pytest.hookimpl(wrapper=True)

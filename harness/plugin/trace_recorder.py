@@ -34,7 +34,7 @@ from harness.plugin.trace_settings import (
     option_path,
     run_index,
 )
-from harness.trace.report import GATE_LEVELS
+from harness.trace.states import GATE_LEVELS
 
 if TYPE_CHECKING:
     from harness.trace.report import Blame, CaseInfo, Trace

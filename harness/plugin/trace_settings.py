@@ -16,7 +16,7 @@ import pytest
 
 from harness.exitcodes import SPEC_ERROR
 from harness.plugin.settings import Setting, orchq_session
-from harness.trace.report import GATE_LEVELS, SCHEMA
+from harness.trace.states import GATE_LEVELS, SCHEMA
 
 if TYPE_CHECKING:
     from harness.project import Project

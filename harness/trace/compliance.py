@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 
 from harness.trace.index import LEVELS
-from harness.trace.report import STATES, CaseInfo, Trace, evidence_states
+from harness.trace.report import CaseInfo, Trace, evidence_states
+from harness.trace.states import STATES
 
 __all__ = ["case_link", "evidence_text", "md_escape", "render_compliance"]
 

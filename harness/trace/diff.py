@@ -15,7 +15,8 @@ requirement ID. Reported, each as a table, only when non-empty:
 from __future__ import annotations
 
 from harness.trace.compliance import md_escape
-from harness.trace.report import GOODNESS, STATES, ReqInfo, Trace
+from harness.trace.report import ReqInfo, Trace
+from harness.trace.states import GOODNESS, STATES
 
 __all__ = ["render_diff"]
 

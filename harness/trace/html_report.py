@@ -25,7 +25,8 @@ from html import escape
 from harness.trace.compliance import case_link
 from harness.trace.evidence import KINDS
 from harness.trace.index import LEVELS
-from harness.trace.report import STATES, ReqInfo, Trace, evidence_states
+from harness.trace.report import ReqInfo, Trace, evidence_states
+from harness.trace.states import STATES
 
 __all__ = ["STATE_COLOURS", "render_html"]
 

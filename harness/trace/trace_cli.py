@@ -22,7 +22,8 @@ from harness.trace.index import TraceFileError
 from harness.trace.index_file import load_index, read_text_file, write_text_atomic
 from harness.trace.lock import load_lock, write_lock
 from harness.trace.outputs import write_outputs
-from harness.trace.report import STATES, Trace, index_digest
+from harness.trace.report import Trace, index_digest
+from harness.trace.states import STATES
 from harness.trace.trace_reader import merge_traces, parse_trace
 
 __all__ = ["trace_group"]
@@ -136,7 +137,8 @@ def gate_command(trace_file: Path, gate: str, rules_text: str | None) -> None:
     exit 0 otherwise.
     """
     from harness.trace.evidence import EvidenceRuleError, evidence_violations, parse_rules
-    from harness.trace.report import GATE_LEVELS, evidence_states
+    from harness.trace.report import evidence_states
+    from harness.trace.states import GATE_LEVELS
 
     try:
         rules = parse_rules(rules_text)

@@ -17,18 +17,14 @@ from harness.trace.evidence import KINDS
 from harness.trace.index import LEVELS, IdScheme, TraceFileError
 from harness.trace.report import (
     NO_INFO,
-    OUTCOME_RANK,
-    OUTCOMES,
-    SCHEMA,
-    STATES,
     Blame,
     CaseInfo,
     ReqInfo,
     Trace,
     evidence_states,
     id_order,
-    worse_outcome,
 )
+from harness.trace.states import OUTCOME_RANK, OUTCOMES, SCHEMA, STATES, worse_outcome
 
 
 class _Bad(Exception):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.conformance import NOT_VERIFIABLE_LIVE
-from harness.trace.report import GATE_LEVELS, requirement_state
+from harness.trace.states import GATE_LEVELS, requirement_state
 
 __all__ = ["OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
 

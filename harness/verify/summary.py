@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import exitcodes
-from harness.trace.report import STATES
+from harness.trace.states import STATES
 from harness.verify.gate import OUTSIDE, REMOTE_UNVERIFIABLE, judge
 from harness.verify.progress import SuiteProgress
 

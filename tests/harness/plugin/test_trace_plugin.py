@@ -16,7 +16,7 @@ import pytest
 from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
 from harness.trace.index import Index, Requirement, normalise_text, text_sha256
 from harness.trace.index_file import render_index
-from harness.trace.report import SCHEMA, requirement_state
+from harness.trace.states import SCHEMA, requirement_state
 
 pytest_plugins = ["pytester"]
 

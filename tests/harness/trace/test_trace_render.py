@@ -6,7 +6,7 @@ import pytest
 
 from harness.trace.compliance import md_escape, render_compliance
 from harness.trace.html_report import render_html
-from harness.trace.report import requirement_state
+from harness.trace.states import requirement_state
 from tests.harness.trace.report_helpers import synthetic_trace
 
 _EVIL = 'The server MUST keep <script>alert("x")</script> a | b & `c` *d*.'

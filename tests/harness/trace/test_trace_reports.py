@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from harness.exitcodes import SPEC_ERROR, TRACE_VIOLATION
-from harness.trace.report import SCHEMA
+from harness.trace.states import SCHEMA
 from tests.harness.trace.report_helpers import (
     EXPECTED_STATES,
     LOCK,

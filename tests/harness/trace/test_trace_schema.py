@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from harness.trace.report import SCHEMA, SCHEMA_FILE, STATES
+from harness.trace.states import SCHEMA, SCHEMA_FILE, STATES
 from tests.harness.trace.report_helpers import load_json, make_project
 
 pytest_plugins = ["pytester"]
