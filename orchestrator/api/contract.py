@@ -124,6 +124,38 @@ def _describe_stream(document: dict[str, Any]) -> None:
     document.setdefault("components", {}).setdefault("schemas", {}).update(_stream_schemas())
 
 
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A required JSON request body of ``model``, for a route that validates its body itself.
+
+    Its schema is added to the components by :func:`install_openapi`.
+    """
+    schema = {"$ref": _REF.format(model=model.__name__)}
+    return {"content": {"application/json": {"schema": schema}}, "required": True}
+
+
+def _referenced(node: Any) -> set[str]:
+    """The component names ``node``'s ``$ref`` values point at."""
+    if isinstance(node, dict):
+        found = {str(node["$ref"]).rsplit("/", 1)[1]} if "$ref" in node else set()
+        for value in node.values():
+            found |= _referenced(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_referenced(item) for item in node))
+    return set()
+
+
+def _complete_components(document: dict[str, Any]) -> None:
+    """Add the wire models that the paths name (:func:`json_body`) but FastAPI did not see."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in sorted(_referenced(document.get("paths", {})) - schemas.keys()):
+        model = getattr(wire, name)
+        schema = model.model_json_schema(ref_template=_REF)
+        for nested, nested_schema in schema.pop("$defs", {}).items():
+            schemas.setdefault(nested, nested_schema)
+        schemas[name] = schema
+
+
 def _copy_exact_bounds(target: Any, source: Any) -> None:
     """Put pydantic's exact numeric bounds back where FastAPI made them floats.
 
@@ -188,8 +220,9 @@ def install_openapi(app: FastAPI) -> None:
         document = generate()
         if fresh:
             _without_fastapi_422(document)
-            _exact_bounds(document)
             _describe_stream(document)
+            _complete_components(document)
+            _exact_bounds(document)
             _declare_request_id(document)
         return document
 

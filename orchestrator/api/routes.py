@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from orchestrator.api.contract import SSE_MEDIA_TYPE, stream_content
+from orchestrator.api.contract import SSE_MEDIA_TYPE, json_body, stream_content
+from orchestrator.api.errors import invalid_params
 from orchestrator.api.sse import event_stream, parse_last_event_id
 from orchestrator.errors import ApiError
 from orchestrator.runtime import Orchestrator
@@ -212,6 +213,7 @@ async def delete_session(request: Request, session_id: str) -> Response:
     },
     operation_id="createTask",
     openapi_extra={
+        "requestBody": json_body(TaskCreate),
         "x-req-id": [
             "ORCH-0038",
             "ORCH-0039",
@@ -229,12 +231,16 @@ async def delete_session(request: Request, session_id: str) -> Response:
             "ORCH-0095",
             "ORCH-0096",
             "ORCH-0098",
-        ]
+        ],
     },
     tags=["tasks"],
 )
-async def create_task(request: Request, body: TaskCreate) -> WireResponse:
+async def create_task(request: Request) -> WireResponse:
     """Admit a task into its pool's queue."""
+    try:
+        body = TaskCreate.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise invalid_params(exc.errors()) from None
     view = await _orchestrator(request).admit(body)
     return WireResponse(view, 202, headers={"Location": f"/v1/tasks/{view.task_id}"})
 

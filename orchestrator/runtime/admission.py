@@ -23,7 +23,7 @@ from orchestrator.schemas import TaskAdmitted, TaskCreate
 from orchestrator.store import StoreError, TaskRow
 from orchestrator.vocabulary import ErrorKind, Priority
 
-MAX_SERVER_SEED = 2**31
+SERVER_SEED_BITS = 31
 """Seeds the server picks fit in 31 bits, which every engine accepts."""
 
 
@@ -69,7 +69,7 @@ class Admitter:
                 f"({pool.config.queue_capacity} tasks, overflow policy {exc.policy})",
             ) from None
         params = body.params
-        seed = params.seed if params.seed is not None else self._seeds.randrange(MAX_SERVER_SEED)
+        seed = params.seed if params.seed is not None else self._seeds.getrandbits(SERVER_SEED_BITS)
         self._sequence += 1
         row = TaskRow(
             task_id=task_id,
