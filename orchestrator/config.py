@@ -100,8 +100,6 @@ class Tuning(_Strict):
     """The WAL is copied into the database file by a thread, not inside commits."""
     compact_json: bool = True
     """Stream events and stored JSON are encoded by pydantic-core instead of the ``json`` module."""
-    batched_inserts: bool = True
-    """The admissions of a loop turn are inserted with one ``executemany`` at its commit."""
     session_cache: bool = True
     """Open sessions are kept in memory; an admission reads none from the database."""
     metric_children_cache: bool = True

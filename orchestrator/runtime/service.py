@@ -132,7 +132,6 @@ class Orchestrator:
         store = Store(
             self.config.database,
             compact_json=tuning.compact_json,
-            batched_inserts=tuning.batched_inserts,
         )
         if tuning.background_checkpoint:
             store.checkpoint_in_background()

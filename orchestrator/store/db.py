@@ -219,42 +219,32 @@ class Store:
         path: str | Path,
         *,
         compact_json: bool = True,
-        batched_inserts: bool = True,
     ) -> None:
-        """``compact_json``, ``batched_inserts``: see :class:`~orchestrator.config.Tuning`."""
+        """``compact_json``: see :class:`~orchestrator.config.Tuning`."""
         self.path = str(path)
         self._canonical = dumps_canonical if compact_json else stdlib_dumps_canonical
-        self._batched_inserts = batched_inserts
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._group: list[asyncio.Future[None]] | None = None
             self._joined = False
             self._participant: CommitParticipant | None = None
-            self._pending_tasks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
             self._checkpointer: WalCheckpointer | None = None
             self._connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.execute("PRAGMA foreign_keys=ON")
+            self._connection.execute("PRAGMA busy_timeout=5000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
 
     # ------------------------------------------------------------ plumbing
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        """The connection, once the group's pending admissions are in: all statements see them."""
-        if self._pending_tasks:
-            self._insert_pending_tasks()
-        return self._connection
-
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        version = self._connection.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"{self.path}: database schema v{version} is newer than this build "
@@ -266,22 +256,22 @@ class Store:
         # dropping the old one with foreign keys enforced would cascade into its
         # children. So they are off while migrating (the pragma is a no-op inside a
         # transaction) and checked before each step commits.
-        self._db.execute("PRAGMA foreign_keys=OFF")
+        self._connection.execute("PRAGMA foreign_keys=OFF")
         try:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 with self.transaction():
                     for statement in script.split(";"):
                         if statement.strip():
-                            self._db.execute(statement)
-                    broken = self._db.execute("PRAGMA foreign_key_check").fetchone()
+                            self._connection.execute(statement)
+                    broken = self._connection.execute("PRAGMA foreign_key_check").fetchone()
                     if broken is not None:
                         raise StoreError(
                             f"{self.path}: migration to schema v{number} refused: a row "
                             f"of table {broken[0]!r} has no parent {broken[2]!r} row"
                         )
-                    self._db.execute(f"PRAGMA user_version={number}")
+                    self._connection.execute(f"PRAGMA user_version={number}")
         finally:
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._connection.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -291,7 +281,7 @@ class Store:
         now: one commit for both instead of the group's and then the body's.
         """
         if self._group is not None:
-            self._db.execute("SAVEPOINT body")
+            self._connection.execute("SAVEPOINT body")
             self._joined = True
             try:
                 yield
@@ -306,10 +296,10 @@ class Store:
             self._connection.execute("RELEASE body")
             self.settle()
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        self._connection.execute("BEGIN IMMEDIATE")
         try:
             yield
-            self._db.execute("COMMIT")
+            self._connection.execute("COMMIT")
         except BaseException:
             self._rollback()
             raise
@@ -327,7 +317,7 @@ class Store:
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
-        self._db.close()
+        self._connection.close()
 
     def checkpoint_in_background(self, threshold_frames: int = DEFAULT_THRESHOLD_FRAMES) -> None:
         """Copy the WAL into the database file from a thread, not inside commits.
@@ -344,7 +334,7 @@ class Store:
             log.warning("%s: WAL checkpoints stay in commits: %s", self.path, exc)
             return
         self.settle()
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._connection.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = checkpointer
 
     @property
@@ -373,50 +363,13 @@ class Store:
         group = self._open_group()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         group.append(done)
-        values = _task_values(row, self._canonical)
-        if self._batched_inserts:
-            self._pending_tasks.append((values, done))
-            return done
         try:
-            self._connection.execute(_INSERT_TASK, values)
+            self._connection.execute(_INSERT_TASK, _task_values(row, self._canonical))
         except sqlite3.Error as exc:
             if is_storage_fault(exc):
                 raise self._abandon_group(exc) from exc
             done.set_exception(StoreError(f"{self.path}: admission failed: {exc}"))
         return done
-
-    def _insert_pending_tasks(self) -> None:
-        """Insert the group's pending admissions, in order, before any other statement runs.
-
-        One ``executemany`` per loop turn instead of an ``execute`` between
-        every two admissions: interleaved with the rest of a request, each
-        insert ran with SQLite's working set evicted from the CPU caches and
-        cost about 1.6 times as much (docs/design/performance.md). A row that fails on
-        its own fails only its own admission; a database that cannot be
-        written fails the whole group at once.
-        """
-        pending, self._pending_tasks = self._pending_tasks, []
-        connection = self._connection
-        try:
-            connection.execute("SAVEPOINT admissions")
-            try:
-                connection.executemany(_INSERT_TASK, [values for values, _ in pending])
-            except sqlite3.Error as exc:
-                if is_storage_fault(exc):
-                    raise
-                connection.execute("ROLLBACK TO admissions")
-                for values, done in pending:
-                    try:
-                        connection.execute(_INSERT_TASK, values)
-                    except sqlite3.Error as row_exc:
-                        if is_storage_fault(row_exc):
-                            raise
-                        done.set_exception(StoreError(f"{self.path}: admission failed: {row_exc}"))
-            connection.execute("RELEASE admissions")
-        except sqlite3.Error as exc:
-            if not is_storage_fault(exc):
-                raise
-            raise self._abandon_group(exc) from exc
 
     def _open_group(self) -> list[asyncio.Future[None]]:
         if self._group is None:
@@ -452,8 +405,6 @@ class Store:
             return
         participant = self._participant
         try:
-            if self._pending_tasks:
-                self._insert_pending_tasks()
             if participant is not None:
                 # Its writes call store methods that settle first: they must join instead.
                 self._joined = True
@@ -480,7 +431,6 @@ class Store:
         """Roll the open group back and fail it: its admissions, and ``participant``'s writes."""
         self._rollback()
         waiting, self._group = self._group or [], None
-        self._pending_tasks = []
         error = self._commit_error(exc)
         for future in waiting:
             if not future.done():
@@ -497,13 +447,13 @@ class Store:
         return StoreError(f"{self.path}: commit failed: {exc}")
 
     def foreign_keys_enabled(self) -> bool:
-        return bool(self._db.execute("PRAGMA foreign_keys").fetchone()[0])
+        return bool(self._connection.execute("PRAGMA foreign_keys").fetchone()[0])
 
     # ------------------------------------------------------------ sessions
 
     def insert_session(self, row: SessionRow) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
             (
                 row.session_id,
@@ -516,7 +466,7 @@ class Store:
         )
 
     def get_session(self, session_id: str) -> SessionRow | None:
-        row = self._db.execute(
+        row = self._connection.execute(
             "SELECT session_id, ttl_seconds, metadata, created_ms, expires_ms, ended_ms "
             "FROM sessions WHERE session_id = ?",
             (session_id,),
@@ -527,14 +477,14 @@ class Store:
 
     def end_session(self, session_id: str, now_ms: int) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             "UPDATE sessions SET ended_ms = ? WHERE session_id = ? AND ended_ms IS NULL",
             (now_ms, session_id),
         )
 
     def session_task_counts(self, session_id: str) -> dict[str, int]:
         counts = {"queued": 0, "running": 0, "terminal": 0}
-        for state, count in self._db.execute(
+        for state, count in self._connection.execute(
             "SELECT state, COUNT(*) FROM tasks WHERE session_id = ? GROUP BY state",
             (session_id,),
         ):
@@ -545,7 +495,7 @@ class Store:
     def purge_sessions(self, ended_or_expired_before_ms: int) -> int:
         """Hard-delete sessions gone before the cutoff; tasks, attempts and events cascade."""
         self.settle()
-        cursor = self._db.execute(
+        cursor = self._connection.execute(
             "DELETE FROM sessions WHERE COALESCE(ended_ms, expires_ms) < ? AND NOT EXISTS "
             "(SELECT 1 FROM tasks t WHERE t.session_id = sessions.session_id "
             " AND t.state IN ('queued', 'running'))",
@@ -556,7 +506,7 @@ class Store:
     # ------------------------------------------------------------ tasks
 
     def next_admit_seq(self) -> int:
-        value = self._db.execute("SELECT MAX(admit_seq) FROM tasks").fetchone()[0]
+        value = self._connection.execute("SELECT MAX(admit_seq) FROM tasks").fetchone()[0]
         return 0 if value is None else int(value)
 
     def insert_task(self, row: TaskRow) -> None:
@@ -564,17 +514,17 @@ class Store:
         self._insert_task(row)
 
     def _insert_task(self, row: TaskRow) -> None:
-        self._db.execute(_INSERT_TASK, _task_values(row, self._canonical))
+        self._connection.execute(_INSERT_TASK, _task_values(row, self._canonical))
 
     def get_task(self, task_id: str) -> TaskRow | None:
-        row = self._db.execute(
+        row = self._connection.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)
         ).fetchone()
         return None if row is None else _task(row)
 
     def live_tasks(self) -> list[TaskRow]:
         """Queued and running tasks in admission order (for restart recovery)."""
-        rows = self._db.execute(
+        rows = self._connection.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state IN ('queued', 'running') "
             "ORDER BY admit_seq"
         ).fetchall()
@@ -587,13 +537,13 @@ class Store:
         # Column names come from this package's code, never from a request.
         assignments = ", ".join(f"{name} = ?" for name in fields)
         statement = f"UPDATE tasks SET {assignments} WHERE task_id = ?"
-        self._db.execute(statement, (*fields.values(), task_id))
+        self._connection.execute(statement, (*fields.values(), task_id))
 
     # ------------------------------------------------------------ attempts
 
     def insert_attempt(self, row: AttemptRow) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 row.task_id,
@@ -610,14 +560,14 @@ class Store:
         self, task_id: str, attempt: int, state: str, error_kind: str | None, now_ms: int
     ) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             "UPDATE attempts SET state = ?, error_kind = ?, finished_ms = ? "
             "WHERE task_id = ? AND attempt = ?",
             (state, error_kind, now_ms, task_id, attempt),
         )
 
     def attempts(self, task_id: str) -> list[AttemptRow]:
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT task_id, attempt, replica_id, state, error_kind, started_ms, finished_ms "
             "FROM attempts WHERE task_id = ? ORDER BY attempt",
             (task_id,),
@@ -638,7 +588,7 @@ class Store:
         still queued. Two scans of the tasks table, once per pool at startup;
         nothing is added to the dispatch path.
         """
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT task_id, priority, started_ms FROM tasks "
             "WHERE pool_id = ? AND started_ms IS NOT NULL "
             "ORDER BY started_ms DESC, priority = 'interactive' DESC, admit_seq DESC LIMIT ?",
@@ -647,7 +597,7 @@ class Store:
         if not rows:
             return []
         newest, oldest = rows[0][2], rows[-1][2]
-        spans: list[tuple[int, int | None, int | None]] = self._db.execute(
+        spans: list[tuple[int, int | None, int | None]] = self._connection.execute(
             "SELECT created_ms, started_ms, finished_ms FROM tasks "
             "WHERE pool_id = ? AND priority = 'batch' AND created_ms <= ? "
             "AND COALESCE(started_ms, finished_ms, ?) >= ?",
@@ -674,10 +624,10 @@ class Store:
 
     def insert_events(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
         """Insert ``(task_id, seq, event, data)`` rows (the caller holds the transaction)."""
-        self._db.executemany("INSERT OR IGNORE INTO task_events VALUES (?, ?, ?, ?)", rows)
+        self._connection.executemany("INSERT OR IGNORE INTO task_events VALUES (?, ?, ?, ?)", rows)
 
     def events(self, task_id: str, after_seq: int = 0) -> list[EventRow]:
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT seq, event, data FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq",
             (task_id, after_seq),
         ).fetchall()
@@ -686,12 +636,14 @@ class Store:
     # ------------------------------------------------------------ settings
 
     def get_setting(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        row = self._connection.execute(
+            "SELECT value FROM settings WHERE key = ?", (key,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def put_setting(self, key: str, value: str) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
             (key, value, value),
         )

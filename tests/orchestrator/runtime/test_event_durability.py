@@ -70,9 +70,9 @@ def test_a_database_that_cannot_grow_holds_events_back_until_it_can(
         wait_until(lambda: client.get_task(task_id).tokens_out == 3)
 
         def full(limit: int) -> None:
-            server.call(lambda: store._db.execute(f"PRAGMA max_page_count = {limit}"))
+            server.call(lambda: store._connection.execute(f"PRAGMA max_page_count = {limit}"))
 
-        pages = server.call(lambda: store._db.execute("PRAGMA page_count").fetchone()[0])
+        pages = server.call(lambda: store._connection.execute("PRAGMA page_count").fetchone()[0])
         assert isinstance(pages, int)
         full(pages)
         gate.open()
@@ -108,12 +108,12 @@ def test_a_one_token_task_commits_its_events_with_its_end(
     store = server.app.state.orchestrator.store
     with OrchClient(server.url) as client:
         sid = client.create_session().session_id
-        store._db.set_trace_callback(trace)
+        store._connection.set_trace_callback(trace)
         try:
             task_id = client.submit_task(sid, "one token", max_tokens=1).task_id
             wait_until(lambda: client.get_task(task_id).state == "completed")
         finally:
-            store._db.set_trace_callback(None)
+            store._connection.set_trace_callback(None)
     assert _stored_events(db_path, task_id) == ["started", "token", "end"]
     assert len(commits) == 2, (
         f"expected 2 commits (admission, then the attempt), saw {len(commits)}"

@@ -30,12 +30,12 @@ def _store(tmp_path: Path) -> Store:
 
 
 def _fill(store: Store) -> None:
-    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    pages = store._connection.execute("PRAGMA page_count").fetchone()[0]
+    store._connection.execute(f"PRAGMA max_page_count = {pages}")
 
 
 def _free(store: Store) -> None:
-    store._db.execute("PRAGMA max_page_count = 1000000")
+    store._connection.execute("PRAGMA max_page_count = 1000000")
 
 
 def _stored(store: Store) -> list[int]:

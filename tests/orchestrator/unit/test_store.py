@@ -222,8 +222,8 @@ def test_a_full_database_fails_the_group_and_the_participant_keeps_its_writes(
     store.insert_task(task("t1"))
     participant = Participant(store)
     store.attach(participant)
-    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    pages = store._connection.execute("PRAGMA page_count").fetchone()[0]
+    store._connection.execute(f"PRAGMA max_page_count = {pages}")
 
     async def while_full() -> BaseException | None:
         admitted = store.insert_task_grouped(task("t2", seq=2))
@@ -238,7 +238,7 @@ def test_a_full_database_fails_the_group_and_the_participant_keeps_its_writes(
     assert participant.queue == _events(300), "the writes were lost with the commit"
     assert _stored(store) == ({"t1"}, 0), "a failed group left rows behind"
 
-    store._db.execute("PRAGMA max_page_count = 1000000")
+    store._connection.execute("PRAGMA max_page_count = 1000000")
 
     async def once_writable() -> None:
         store.commit()

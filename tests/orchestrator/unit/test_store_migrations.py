@@ -113,16 +113,16 @@ def test_no_per_task_statement_builds_an_ephemeral_index(tmp_path: Path) -> None
         None, None, None, 0, None, None, 1_000, None, None,
     )  # fmt: skip
     run: list[str] = []
-    store._db.set_trace_callback(run.append)
+    store._connection.set_trace_callback(run.append)
     store.insert_task(row)
     store.insert_attempt(AttemptRow("t1", 1, "r1", "running", None, 1_100, None))
     store.update_task("t1", state="running", replica_id="r1", started_ms=1_100)
     store.finish_attempt("t1", 1, "completed", None, 1_200)
     store.update_task("t1", state="completed", finished_ms=1_200, tokens_out=4)
-    store._db.set_trace_callback(None)
+    store._connection.set_trace_callback(None)
     written = [sql for sql in run if sql.split(None, 1)[0].upper() in ("INSERT", "UPDATE")]
     assert len(written) == 5, run
     for sql in written:
-        program = [row[1] for row in store._db.execute(f"EXPLAIN {sql}")]
+        program = [row[1] for row in store._connection.execute(f"EXPLAIN {sql}")]
         assert "OpenEphemeral" not in program, sql
     store.close()
