@@ -4,6 +4,11 @@ Handlers are thin: FastAPI decodes and validates the request, the orchestrator
 answers with the wire models of :mod:`orchestrator.schemas`, and
 :class:`WireResponse` encodes them as they are: the models the OpenAPI document
 declares are the ones the server builds, validated when built, not again.
+
+``POST /v1/tasks``, the busiest operation, validates its body itself, from the
+JSON bytes with the same model (``model_validate_json``: no intermediate dict),
+and declares it with :func:`~orchestrator.api.contract.json_body`, so the OpenAPI
+document states the same request body either way.
 """
 
 from __future__ import annotations
