@@ -3,7 +3,9 @@
 Each interaction is verified on its own (a one-interaction copy of the pact
 file), so a failure is reported with exactly the ORCH IDs that interaction
 certifies, and the provider states it needs are set up by
-:class:`~harness.pact.states.StateServer` through the public API.
+:class:`~harness.pact.states.StateServer` through the public API. When a state
+cannot be set up the interaction is not replayed: the failure is led by the
+requirement the server broke during the setup, when one is known.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import httpx
 
 from harness.pact.model import PROVIDER, Interaction
 from harness.pact.pactfiles import single_interaction_pact
-from harness.pact.states import state_server
+from harness.pact.states import StateFailure, state_server
 from orchestrator.client import OrchClient
 
 __all__ = ["Outcome", "verify_interaction"]
@@ -124,16 +126,34 @@ def verify_interaction(
         except RuntimeError:
             failed = True
         results = verifier.results
-        state_errors = list(states.errors)
-    if not failed and results.get("result") is True and not state_errors:
+        state_failures = list(states.failures)
+    if not failed and results.get("result") is True and not state_failures:
         return Outcome(True, f"{ids}: {interaction.description!r} verified")
-    details = _mismatches(results) + [f"provider state failed: {e}" for e in state_errors]
+    if state_failures:
+        return _unreplayed(interaction, state_failures)
+    details = _mismatches(results)
     if not details:
         output = _ANSI.sub("", "\n".join(str(line) for line in results.get("output", [])))
         details = [output.strip() or "the verifier reported a failure without details"]
     body = "\n  ".join(_clip(line) for line in details)
     return Outcome(
         False, f"{ids}: the provider broke pact interaction {interaction.description!r}:\n  {body}"
+    )
+
+
+def _unreplayed(interaction: Interaction, failures: list[StateFailure]) -> Outcome:
+    """The interaction was not replayed: its provider state could not be set up.
+
+    Led by the requirements the server broke during the setup (the typed client refused
+    an answer), else by the interaction's own.
+    """
+    broken = tuple(dict.fromkeys(i for failure in failures for i in failure.requirements))
+    lead = "/".join(broken) if broken else ", ".join(interaction.req)
+    body = "\n  ".join(_clip(failure.line()) for failure in failures)
+    return Outcome(
+        False,
+        f"{lead}: pact interaction {interaction.description!r} ({', '.join(interaction.req)}) "
+        f"was not replayed, its provider state failed:\n  {body}",
     )
 
 

@@ -21,6 +21,12 @@ verifiable against a live target. The ``crashing`` group's server is an
 in-process orchestratord only (:data:`IN_PROCESS_GROUPS`).
 The state handlers of those groups check that the server really is in the
 stated condition, so a misconfiguration fails the state, not the contract.
+
+A setup that fails is answered with a 4xx the verifier does not retry (it
+retries a 5xx, 429 or 408 seven times with doubling pauses, about two minutes,
+rerunning a setup that is not idempotent), after deleting what it made. Its
+:class:`StateFailure` names the requirement the server's answer broke when the
+typed client refused that answer (:func:`harness.wire.blame.client_blame`).
 """
 
 from __future__ import annotations
@@ -31,12 +37,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from harness.checks import blamed
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
 from harness.pact.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.plugin.fixtures import Factories
+from harness.wire.blame import client_blame
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted
 
@@ -49,6 +58,7 @@ __all__ = [
     "LIVE_GROUPS",
     "STATES",
     "ServerGroup",
+    "StateFailure",
     "StateServer",
     "group_of",
     "serve_group",
@@ -326,14 +336,45 @@ def group_of(states: tuple[str, ...]) -> str:
     return groups.pop() if groups else "default"
 
 
+_FAILED_STATE = HTTPStatus.UNPROCESSABLE_ENTITY
+"""The answer to a state change that failed: a 4xx, which the pact verifier reports at once."""
+
+
+@dataclass(frozen=True)
+class StateFailure:
+    """A provider state change that failed.
+
+    ``requirements``: those the server under test broke on the way (its answer refused
+    by the typed client), or ``()`` when the failure names none (the server answered
+    correctly but is not in the stated condition).
+    """
+
+    state: str
+    error: str
+    requirements: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, state: str, exc: Exception) -> StateFailure:
+        requirements = blamed(exc) or client_blame(exc) or ()
+        return cls(state, f"{type(exc).__name__}: {exc}", requirements)
+
+    def line(self) -> str:
+        """One line, led by the requirements (``ORCH-0042: ...``) so a check blames them."""
+        lead = f"{'/'.join(self.requirements)}: " if self.requirements else ""
+        return f"{lead}provider state {self.state!r} failed: {self.error}"
+
+
 class StateServer:
-    """A loopback HTTP endpoint the pact verifier calls to set up and tear down states."""
+    """A loopback HTTP endpoint the pact verifier calls to set up and tear down states.
+
+    ``failures`` lists every state change that failed, in order.
+    """
 
     def __init__(self, client_factory: Callable[[], OrchClient]) -> None:
         self._client_factory = client_factory
         self._client: OrchClient | None = None
         self._made: dict[str, Factories] = {}
-        self.errors: list[str] = []
+        self.failures: list[StateFailure] = []
         handler = self._handler_class()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
@@ -360,7 +401,7 @@ class StateServer:
         state = str(request.get("state", ""))
         action = str(request.get("action", "setup"))
         if state not in STATES:
-            raise KeyError(f"unknown provider state {state!r}")
+            raise ValueError(f"unknown provider state {state!r}")
         if self._client is None:
             # One client for all changes: building an httpx client (its TLS context)
             # costs more than the state change itself.
@@ -371,7 +412,13 @@ class StateServer:
                 made.cleanup()  # deletes the sessions this state made, newest first
             return {}
         made = self._made.setdefault(state, Factories(self._client))
-        return STATES[state][1](made)
+        try:
+            return STATES[state][1](made)
+        except Exception:
+            # The verifier sends no teardown after a failed setup.
+            self._made.pop(state, None)
+            made.cleanup()
+            raise
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self
@@ -379,12 +426,16 @@ class StateServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                request: Any = {}
                 try:
-                    values = owner.change(json.loads(self.rfile.read(length) or b"{}"))
-                    status, body = 200, json.dumps(values).encode()
+                    request = json.loads(self.rfile.read(length) or b"{}")
+                    values = owner.change(request)
+                    status, body = HTTPStatus.OK, json.dumps(values).encode()
                 except Exception as exc:  # reported to the verifier and to the test
-                    owner.errors.append(f"{type(exc).__name__}: {exc}")
-                    status, body = 500, json.dumps({"error": str(exc)}).encode()
+                    state = request.get("state") if isinstance(request, dict) else None
+                    failure = StateFailure.of(str(state or ""), exc)
+                    owner.failures.append(failure)
+                    status, body = _FAILED_STATE, json.dumps({"error": failure.line()}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

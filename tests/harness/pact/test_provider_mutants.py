@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import named_ids
 from harness.engine.control import EngineControl
 from harness.pact.interactions import by_description
 from harness.pact.model import PACT_FILE
@@ -97,6 +98,23 @@ def test_renamed_stream_url_fails_orch_0042(orch_serve: ServeFactory, tmp_path: 
     outcome = verify_interaction(spec, PACT, tmp_path, target.url)
     assert not outcome.ok, "ORCH-0042: a 202 without stream_url passed the pact"
     assert "ORCH-0042" in outcome.message and "stream_url" in outcome.message
+
+
+def test_renamed_stream_url_fails_a_provider_state_once_naming_orch_0042(
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
+) -> None:
+    """A state that admits a task meets the broken 202 first: the failure names ORCH-0042 (not
+    the interaction's own requirements, never replayed) after one setup, not seven retries."""
+    spec = by_description()["cancel a running task"]
+    mutant = json_body_mutant("POST", "/v1/tasks", rename_field("stream_url", "events_url"))
+    outcome = verify_interaction(
+        spec, PACT, tmp_path, _constrained(orch_serve, orch_engine, wrap_app=mutant)
+    )
+    assert not outcome.ok, "ORCH-0042: a 202 without stream_url passed a provider state"
+    assert named_ids(outcome.message) == ("ORCH-0042",), outcome.message
+    failed_setups = [line for line in outcome.message.splitlines() if "provider state '" in line]
+    assert len(failed_setups) == 1, outcome.message
+    assert "stream_url" in failed_setups[0]
 
 
 def test_the_unmodified_server_honours_the_same_interactions(

@@ -1,13 +1,19 @@
-"""Tasks: admission (202), reading (every field the spec lists), cancelling.
+"""Tasks: what orchestratord answers beyond what the conformance suite certifies.
 
-Beyond the conformance suite's task checks (fields through completion, queued and
-running then cancel): the defaults orchestratord fills in, a server-picked seed that
-reproduces the tokens in strict mode, queue positions per lane, admission into a
-named pool of several, and every field of a completed task with orchestratord's values.
+The conformance suite (``harness/conformance/test_contract_lifecycle.py``,
+``test_contract_shapes.py``, ``test_contract_queue.py``) certifies every field
+set (202, task, params, attempts), the defaults of ``params``, queue positions
+per lane and cancel versus conflict; those are not re-tested here. What stays:
+the defaults of ``priority``, ``pool`` and ``max_tokens``, a server-picked seed
+that varies and reproduces the tokens in strict mode, seeds at the bounds echoed
+everywhere, admission into a named pool of several, orchestratord's own values in
+a completed task (its mock engine, replicas, timestamps in order, the ``started``
+event), and what a cancel leaves behind (attempts, the stream's last event, the
+session's counts).
 
-Spec: ORCH-0005, ORCH-0039, ORCH-0040, ORCH-0042, ORCH-0043, ORCH-0044, ORCH-0051,
-ORCH-0052, ORCH-0053, ORCH-0054, ORCH-0055, ORCH-0056, ORCH-0057, ORCH-0061, ORCH-0063,
-ORCH-0066, ORCH-0069, ORCH-0080, ORCH-0082, ORCH-0091, ORCH-0100, ORCH-0117.
+Spec: ORCH-0005, ORCH-0039, ORCH-0040, ORCH-0044, ORCH-0052, ORCH-0053, ORCH-0054,
+ORCH-0056, ORCH-0057, ORCH-0063, ORCH-0066, ORCH-0080, ORCH-0082, ORCH-0091, ORCH-0100,
+ORCH-0117.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.orchestrator.api.envelope import assert_error, assert_task_error, read_stream
+from tests.orchestrator.api.envelope import assert_task_error, read_stream
 from tests.orchestrator.wire import (
     HOLD_TOKENS,
     HttpFactory,
@@ -25,43 +31,10 @@ from tests.orchestrator.wire import (
     get_task,
     new_session,
     slow_pool,
-    submit,
     wait_state,
     wait_terminal,
 )
 from tests.support import ConfigFactory, ServeFactory, pool
-
-ADMITTED_FIELDS = {
-    "task_id",
-    "session_id",
-    "state",
-    "priority",
-    "pool",
-    "queue_position",
-    "seed",
-    "stream_url",
-}
-TASK_FIELDS = {
-    "task_id",
-    "session_id",
-    "state",
-    "priority",
-    "pool",
-    "params",
-    "replica_id",
-    "engine",
-    "engine_version",
-    "tokens_out",
-    "finish_reason",
-    "error",
-    "attempts",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "max_tokens",  # beyond the spec's list: echoed so a client can tell "length" from "stop"
-}
-PARAMS_FIELDS = {"seed", "sampler_profile_version", "determinism", "temperature", "top_p"}
-ATTEMPT_FIELDS = {"attempt", "replica_id", "state", "error_kind", "started_at", "finished_at"}
 
 
 def stamp(value: str) -> datetime:
@@ -72,43 +45,13 @@ def stamp(value: str) -> datetime:
 # ---------------------------------------------------------------- POST
 
 
-@pytest.mark.req("ORCH-0042", "ORCH-0044")
-def test_admission_is_202_with_location_and_every_field(http: httpx.Client) -> None:
-    session_id = new_session(http)
-    response = submit(http, session_id, priority="batch", params={"seed": 7})
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert set(body) == ADMITTED_FIELDS
-    task_id = body["task_id"]
-    assert isinstance(task_id, str)
-    assert task_id
-    assert response.headers["Location"] == f"/v1/tasks/{task_id}"
-    assert body["stream_url"] == f"/v1/tasks/{task_id}/stream"
-    assert body["session_id"] == session_id
-    assert body["state"] == "queued"
-    assert body["priority"] == "batch"
-    assert body["pool"] == "default"
-    assert body["seed"] == 7
-    assert isinstance(body["queue_position"], int)
-    assert body["queue_position"] >= 0
-    assert http.get(response.headers["Location"]).status_code == 200
-
-
-@pytest.mark.req("ORCH-0039", "ORCH-0040", "ORCH-0052")
+@pytest.mark.req("ORCH-0039")
 def test_admission_defaults(http: httpx.Client) -> None:
     response = http.post("/v1/tasks", json={"session_id": new_session(http), "prompt": "p"})
     assert response.status_code == 202
     body = response.json()
     assert (body["priority"], body["pool"]) == ("interactive", "default")
-    task = get_task(http, body["task_id"])
-    assert task["max_tokens"] == 64
-    assert task["params"] == {
-        "seed": body["seed"],
-        "sampler_profile_version": "v1",
-        "determinism": "best_effort",
-        "temperature": 1.0,
-        "top_p": 1.0,
-    }
+    assert get_task(http, body["task_id"])["max_tokens"] == 64
 
 
 @pytest.mark.req("ORCH-0044", "ORCH-0052", "ORCH-0080")
@@ -165,21 +108,6 @@ def test_a_given_seed_is_echoed_everywhere(http: httpx.Client, seed: int) -> Non
     assert events[-1][2] == {"tokens_out": 2, "finish_reason": "length", "seed": seed}
 
 
-@pytest.mark.req("ORCH-0043")
-def test_queue_positions_count_the_tasks_ahead_in_the_lane(
-    serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
-) -> None:
-    http = connect(serve(make_config(pools=[slow_pool()])))
-    session_id = new_session(http)
-    holder = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
-    wait_state(http, holder, {"running"})
-    interactive = [admit(http, session_id, max_tokens=HOLD_TOKENS) for _ in range(3)]
-    batch = [admit(http, session_id, max_tokens=HOLD_TOKENS, priority="batch") for _ in range(2)]
-    assert [t["queue_position"] for t in interactive] == [0, 1, 2]
-    assert [t["queue_position"] for t in batch] == [0, 1]
-    http.delete(f"/v1/sessions/{session_id}")
-
-
 @pytest.mark.req("ORCH-0039", "ORCH-0091")
 def test_tasks_are_admitted_into_the_named_pool(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
@@ -196,46 +124,22 @@ def test_tasks_are_admitted_into_the_named_pool(
 
 
 @pytest.mark.req(
-    "ORCH-0005",
-    "ORCH-0051",
-    "ORCH-0052",
-    "ORCH-0053",
-    "ORCH-0054",
-    "ORCH-0055",
-    "ORCH-0056",
-    "ORCH-0057",
-    "ORCH-0061",
-    "ORCH-0100",
-    "ORCH-0117",
+    "ORCH-0005", "ORCH-0052", "ORCH-0053", "ORCH-0054", "ORCH-0057", "ORCH-0100", "ORCH-0117"
 )
-def test_a_completed_task_has_every_field(http: httpx.Client) -> None:
-    session_id = new_session(http)
+def test_a_completed_task_holds_orchestratords_values(http: httpx.Client) -> None:
     params = {"seed": 11, "temperature": 0.7, "top_p": 0.9, "sampler_profile_version": "v1"}
-    admitted = admit(http, session_id, max_tokens=5, params=params)
+    admitted = admit(http, new_session(http), max_tokens=5, params=params)
     task = wait_terminal(http, admitted["task_id"])
-    assert set(task) == TASK_FIELDS
-    assert task["task_id"] == admitted["task_id"]
-    assert task["session_id"] == session_id
-    assert (task["state"], task["priority"], task["pool"]) == (
-        "completed",
-        "interactive",
-        "default",
-    )
-    assert set(task["params"]) == PARAMS_FIELDS
     assert task["params"] == params | {"determinism": "best_effort"}
     assert task["replica_id"] in {"r1", "r2"}
     assert task["engine"] == "mock"
     assert isinstance(task["engine_version"], str)
     assert task["engine_version"]
-    assert (task["tokens_out"], task["finish_reason"], task["error"]) == (5, "length", None)
     created, started, finished = (
         stamp(task[k]) for k in ("created_at", "started_at", "finished_at")
     )
     assert created <= started <= finished
     (attempt,) = task["attempts"]
-    assert set(attempt) == ATTEMPT_FIELDS
-    assert attempt["attempt"] == 1
-    assert attempt["replica_id"] == task["replica_id"]
     assert (attempt["state"], attempt["error_kind"]) == ("completed", None)
     assert started <= stamp(attempt["started_at"]) <= stamp(attempt["finished_at"]) <= finished
     events = read_stream(http, task["task_id"])
@@ -251,36 +155,12 @@ def test_a_completed_task_has_every_field(http: httpx.Client) -> None:
     assert len([e for e in events if e[1] == "token"]) == task["tokens_out"]
 
 
-@pytest.mark.req("ORCH-0051", "ORCH-0053", "ORCH-0054", "ORCH-0055", "ORCH-0056", "ORCH-0057")
-def test_queued_and_running_tasks(
-    serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
-) -> None:
-    http = connect(serve(make_config(pools=[slow_pool()])))
-    session_id = new_session(http)
-    running = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
-    queued = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
-    task = wait_state(http, running, {"running"})
-    assert set(task) == TASK_FIELDS
-    assert (task["replica_id"], task["engine"]) == ("r1", "mock")
-    assert task["started_at"] is not None
-    assert task["finished_at"] is None
-    assert task["finish_reason"] is None
-    assert task["error"] is None
-    (attempt,) = task["attempts"]
-    assert (attempt["state"], attempt["finished_at"]) == ("running", None)
-    waiting = get_task(http, queued)
-    assert set(waiting) == TASK_FIELDS
-    assert waiting["state"] == "queued"
-    for key in ("replica_id", "engine", "engine_version", "started_at", "finished_at", "error"):
-        assert waiting[key] is None, key
-    assert (waiting["tokens_out"], waiting["attempts"]) == (0, [])
-    http.delete(f"/v1/sessions/{session_id}")
-
-
 # ---------------------------------------------------------------- DELETE
 
 
-@pytest.mark.req("ORCH-0056", "ORCH-0063", "ORCH-0066", "ORCH-0069", "ORCH-0082")
+@pytest.mark.req(
+    "ORCH-0053", "ORCH-0056", "ORCH-0057", "ORCH-0063", "ORCH-0066", "ORCH-0082", "ORCH-0100"
+)
 def test_cancel_a_running_and_a_queued_task(
     serve: ServeFactory, make_config: ConfigFactory, connect: HttpFactory
 ) -> None:
@@ -288,18 +168,19 @@ def test_cancel_a_running_and_a_queued_task(
     session_id = new_session(http)
     running = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
     queued = admit(http, session_id, max_tokens=HOLD_TOKENS)["task_id"]
-    wait_state(http, running, {"running"})
+    live = wait_state(http, running, {"running"})
+    assert (live["replica_id"], live["engine"]) == ("r1", "mock")
+    (attempt,) = live["attempts"]
+    assert (attempt["state"], attempt["finished_at"]) == ("running", None)
     # The queued one first: cancelling the running one would hand it the freed slot.
     for task_id, attempts in ((queued, []), (running, ["cancelled"])):
         response = http.delete(f"/v1/tasks/{task_id}")
         assert response.status_code == 200
         task = response.json()
-        assert set(task) == TASK_FIELDS
         assert task["state"] == "cancelled"
         assert_task_error(task["error"], "CANCELLED")
         assert task["finished_at"] is not None
         assert [a["state"] for a in task["attempts"]] == attempts
         assert get_task(http, task_id) == task
         assert read_stream(http, task_id)[-1][1] == "error"
-        assert_error(http.delete(f"/v1/tasks/{task_id}"), 409, "CONFLICT")
     assert http.get(f"/v1/sessions/{session_id}").json()["tasks"]["terminal"] == 2
