@@ -150,9 +150,9 @@ class Config(_Strict):
     """A folder whose ``*.json``, ``*.yaml`` and ``*.yml`` files are run definitions,
     registered at start (spec section 12.2)."""
     max_run_steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 100
-    """Steps a run definition may have (ORCH-0313)."""
+    """Steps a run definition may have (ORCH-0309)."""
     max_definition_bytes: Annotated[StrictInt, Field(ge=1024, le=64 * 1024 * 1024)] = 262_144
-    """Bytes a run definition document may have (ORCH-0313)."""
+    """Bytes a run definition document may have (ORCH-0309)."""
     tuning: Tuning = Tuning()
 
     @model_validator(mode="after")

@@ -406,3 +406,62 @@ def _check_unicode(value: Any, where: str, depth: int = 0) -> None:
     elif isinstance(value, list):
         for item in value:
             _check_unicode(item, where, depth + 1)
+
+
+# ---------------------------------------------------------------- run events (section 12.5)
+
+
+class RunStartedData(_Response):
+    run_id: str
+    definition: str
+    version: str
+    seed: int
+
+
+class StepStartedData(_Response):
+    step_id: str
+    attempt: int
+    task_id: str
+
+
+class StepSucceededData(_Response):
+    step_id: str
+    task_id: str
+    output: str
+
+
+class StepFailedData(_Response):
+    step_id: str
+    error: TaskError
+
+
+class StepSkippedData(_Response):
+    step_id: str
+
+
+class RunCompletedData(_Response):
+    run_id: str
+
+
+class RunFailedData(_Response):
+    run_id: str
+    step_id: str
+    error: TaskError
+
+
+class RunAbortedData(_Response):
+    run_id: str
+    message: str
+
+
+RUN_EVENT_MODELS: dict[RunEvent, type[BaseModel]] = {
+    "run.started": RunStartedData,
+    "step.started": StepStartedData,
+    "step.succeeded": StepSucceededData,
+    "step.failed": StepFailedData,
+    "step.skipped": StepSkippedData,
+    "run.completed": RunCompletedData,
+    "run.failed": RunFailedData,
+    "run.aborted": RunAbortedData,
+}
+"""Each run event's ``data`` (ORCH-0351)."""

@@ -17,7 +17,12 @@ from pydantic import BaseModel
 from orchestrator.api.contract import SSE_MEDIA_TYPE, stream_content
 from orchestrator.api.sse import event_stream, parse_last_event_id
 from orchestrator.errors import ApiError
-from orchestrator.runs import DefinitionError, parse_definition
+from orchestrator.runs import (
+    DefinitionError,
+    DefinitionLimits,
+    MalformedDocument,
+    parse_definition,
+)
 from orchestrator.runtime import Orchestrator, StreamSource
 from orchestrator.runtime.runs import MAX_LIST_LIMIT, definition_error
 from orchestrator.schemas import (
@@ -451,13 +456,13 @@ def _after(last_event_id: str | None) -> int:
         200: {
             "model": Definition,
             "description": "The same document was already registered under this name and "
-            "version (ORCH-0316).",
+            "version (ORCH-0313).",
             **_DEFINITION_LINKS,
-            "headers": _location("/v1/definitions/{id}/versions/{id}", "ORCH-0315"),
+            "headers": _location("/v1/definitions/{id}/versions/{id}", "ORCH-0312"),
         },
         201: {
             **_DEFINITION_LINKS,
-            "headers": _location("/v1/definitions/{id}/versions/{id}", "ORCH-0315"),
+            "headers": _location("/v1/definitions/{id}/versions/{id}", "ORCH-0312"),
         },
         **_errors(*_WITH_BODY, 409),
     },
@@ -472,12 +477,11 @@ def _after(last_event_id: str | None) -> int:
             "ORCH-0304",
             "ORCH-0305",
             "ORCH-0306",
+            "ORCH-0307",
             "ORCH-0308",
+            "ORCH-0309",
             "ORCH-0312",
             "ORCH-0313",
-            "ORCH-0314",
-            "ORCH-0315",
-            "ORCH-0316",
         ],
     },
     tags=["runs"],
@@ -486,8 +490,6 @@ async def register_definition(request: Request) -> WireResponse:
     """Register a run definition; name@version is immutable."""
     orchestrator = _orchestrator(request)
     config = orchestrator.config
-    from orchestrator.runs import DefinitionLimits
-
     try:
         parsed = parse_definition(
             await request.body(),
@@ -495,6 +497,8 @@ async def register_definition(request: Request) -> WireResponse:
         )
     except DefinitionError as exc:
         raise definition_error(exc) from None
+    except MalformedDocument as exc:
+        raise ApiError(ErrorKind.INVALID_PARAMS, str(exc)) from None
     view, created = orchestrator.register_definition(parsed)
     location = f"/v1/definitions/{view.name}/versions/{view.version}"
     return WireResponse(view, 201 if created else 200, headers={"Location": location})
@@ -505,7 +509,7 @@ async def register_definition(request: Request) -> WireResponse:
     response_model=DefinitionList,
     responses=_errors(*_V1),
     operation_id="listDefinitions",
-    openapi_extra={"x-req-id": ["ORCH-0317"]},
+    openapi_extra={"x-req-id": ["ORCH-0314"]},
     tags=["runs"],
 )
 async def list_definitions(request: Request) -> WireResponse:
@@ -518,7 +522,7 @@ async def list_definitions(request: Request) -> WireResponse:
     response_model=Definition,
     responses=_errors(*_V1, 404),
     operation_id="getDefinition",
-    openapi_extra={"x-req-id": ["ORCH-0317"]},
+    openapi_extra={"x-req-id": ["ORCH-0314"]},
     tags=["runs"],
 )
 async def get_definition(request: Request, name: str, version: str) -> WireResponse:
@@ -531,18 +535,11 @@ async def get_definition(request: Request, name: str, version: str) -> WireRespo
     status_code=202,
     response_model=Run,
     responses={
-        202: {**_RUN_LINKS, "headers": _location("/v1/runs/{id}", "ORCH-0320")},
+        202: {**_RUN_LINKS, "headers": _location("/v1/runs/{id}", "ORCH-0317")},
         **_errors(*_WITH_BODY, 404, 410),
     },
     operation_id="createRun",
-    openapi_extra={
-        "x-req-id": [
-            "ORCH-0309",
-            "ORCH-0320",
-            "ORCH-0321",
-            "ORCH-0322",
-        ]
-    },
+    openapi_extra={"x-req-id": ["ORCH-0310", "ORCH-0316", "ORCH-0317", "ORCH-0318", "ORCH-0319"]},
     tags=["runs"],
 )
 async def create_run(request: Request, body: RunCreate) -> WireResponse:
@@ -586,9 +583,7 @@ async def list_runs(
     response_model=Run,
     responses={200: _RUN_LINKS, **_errors(*_V1, 404)},
     operation_id="getRun",
-    openapi_extra={
-        "x-req-id": ["ORCH-0322", "ORCH-0325", "ORCH-0326", "ORCH-0328", "ORCH-0329"]
-    },
+    openapi_extra={"x-req-id": ["ORCH-0320", "ORCH-0321", "ORCH-0322"]},
     tags=["runs"],
 )
 async def get_run(request: Request, run_id: str) -> WireResponse:

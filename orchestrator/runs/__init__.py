@@ -8,6 +8,7 @@ harness may import them to build or check definitions.
 from orchestrator.runs.definition import (
     DefinitionError,
     DefinitionLimits,
+    MalformedDocument,
     ParsedDefinition,
     canonical_json,
     parse_definition,
@@ -19,6 +20,7 @@ from orchestrator.runs.templates import Template, TemplateError, parse_template
 __all__ = [
     "DefinitionError",
     "DefinitionLimits",
+    "MalformedDocument",
     "ParsedDefinition",
     "Template",
     "TemplateError",

@@ -23,7 +23,7 @@ from orchestrator.runs.templates import Template, TemplateError, parse_template
 from orchestrator.schemas import DefinitionDocument
 
 MAX_DEFINITION_DEPTH = 16
-"""How deeply a definition document may nest (ORCH-0313); a valid one needs 5 levels."""
+"""How deeply a definition document may nest (ORCH-0309); a valid one needs 5 levels."""
 DOCUMENT = "(document)"
 """The path of a problem of the document as a whole."""
 
@@ -35,6 +35,10 @@ class DefinitionError(ValueError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class MalformedDocument(ValueError):
+    """Bytes that are not JSON: ``INVALID_PARAMS`` like any malformed body (ORCH-0002)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def parse_definition(raw: bytes, limits: DefinitionLimits) -> ParsedDefinition:
     except RecursionError:
         raise DefinitionError(DOCUMENT, _too_deep()) from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise DefinitionError(DOCUMENT, f"not a JSON document: {exc}") from None
+        raise MalformedDocument(f"malformed JSON: {exc}") from None
     return validate_definition(data, limits)
 
 

@@ -1,4 +1,4 @@
-"""A step's seed, derived from its run's seed (ORCH-0309), and the wait before a retry (ORCH-0311).
+"""A step's seed, derived from its run's seed (ORCH-0310), and the wait before a retry (ORCH-0332).
 
 The derivation is spelled out in the spec so that any implementation gives a
 step the same seed, and so the same tokens for a ``strict`` step.
@@ -25,4 +25,5 @@ def backoff_ms(
     """The wait after attempt ``failed_attempt`` (from 1) failed:
     ``min(cap, base * 2 ** (attempt - 1))`` plus a uniform jitter of 0 to ``jitter_ms``."""
     exponent = min(failed_attempt - 1, 32)
-    return min(cap_ms, base_ms * 2**exponent) + (rng.randint(0, jitter_ms) if jitter_ms else 0)
+    wait: int = min(cap_ms, base_ms * 2**exponent)
+    return wait + (rng.randint(0, jitter_ms) if jitter_ms else 0)

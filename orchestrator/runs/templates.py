@@ -48,7 +48,7 @@ class Template:
         return [part.step_id for part in self.parts if isinstance(part, StepRef)]
 
     def render(self, inputs: dict[str, Any], outputs: dict[str, str]) -> str:
-        """The prompt: each reference replaced by its value (ORCH-0307)."""
+        """The prompt: each reference replaced by its value (ORCH-0311)."""
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):

@@ -16,7 +16,7 @@ no second executor. Invariants:
   tasks, so nothing is lost, a step that succeeded never runs again, and event
   ids continue (ORCH-0340..0343, ORCH-0351).
 - **Fail fast.** A step that fails after its attempts skips every pending step;
-  running steps finish; the run fails once none runs (ORCH-0327).
+  running steps finish; the run fails once none runs (ORCH-0328).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class Runs:
 
     def register(self, parsed: ParsedDefinition) -> tuple[Definition, bool]:
         """Register ``parsed``; ``(definition, created)``. The same name@version with another
-        document is 409 ``CONFLICT``; with the same document, the stored one (ORCH-0316)."""
+        document is 409 ``CONFLICT``; with the same document, the stored one (ORCH-0313)."""
         store = self._context.store
         digest = parsed.digest()
         existing = store.get_definition(parsed.name, parsed.version)
@@ -276,7 +276,7 @@ class Runs:
             attempts.setdefault(attempt.step_id, []).append(attempt)
         return self._view(row, store.run_steps(run_id), attempts)
 
-    def list(
+    def listing(
         self,
         *,
         state: RunState | None,
@@ -330,7 +330,7 @@ class Runs:
         return self.get(run_id)
 
     def abort_session(self, session_id: str) -> None:
-        """The session ends: each of its running runs is aborted (ORCH-0334)."""
+        """The session ends: each of its running runs is aborted (ORCH-0333)."""
         for run in [r for r in self._live.values() if r.row.session_id == session_id]:
             self._abort(run, "session ended")
 
@@ -342,9 +342,7 @@ class Runs:
         for step in _in_order(run):
             if step.state == "running":
                 change.step(step.step_id, state="failed", error=cancelled, finished_ms=now)
-                change.events.append(
-                    ("step.failed", {"step_id": step.step_id, "error": cancelled})
-                )
+                change.events.append(("step.failed", {"step_id": step.step_id, "error": cancelled}))
                 attempts = run.attempts[step.step_id]
                 if attempts and attempts[-1].task_id is not None:
                     tasks.append(attempts[-1].task_id)
@@ -545,7 +543,7 @@ class Runs:
     def _step_failed(
         self, run: LiveRun, step_id: str, error: dict[str, Any], *, final: bool
     ) -> None:
-        """Retry after the backoff while attempts remain (ORCH-0311), else fail the step."""
+        """Retry after the backoff while attempts remain (ORCH-0332), else fail the step."""
         declared = run.definition.document.steps[run.steps[step_id].position]
         retry = declared.retry
         made = len(run.attempts[step_id])
@@ -687,9 +685,7 @@ class Runs:
 
     # ------------------------------------------------------------ views
 
-    def _view(
-        self, row: RunRow, steps: Any, attempts: dict[str, list[StepAttemptRow]]
-    ) -> Run:
+    def _view(self, row: RunRow, steps: Any, attempts: dict[str, list[StepAttemptRow]]) -> Run:
         parsed = self._definition(row.definition, row.version)
         declared = {s.id: s for s in parsed.document.steps} if parsed is not None else {}
         out: list[Step] = []
@@ -766,7 +762,7 @@ def _definition_view(row: DefinitionRow) -> Definition:
 
 
 def _checked_inputs(document: DefinitionDocument, given: dict[str, Any]) -> dict[str, Any]:
-    """The run's inputs against the definition's declarations (ORCH-0321)."""
+    """The run's inputs against the definition's declarations (ORCH-0319)."""
     checked: dict[str, Any] = {}
     for name, value in given.items():
         declared = document.inputs.get(name)
@@ -824,5 +820,5 @@ def _parse_time(value: str | None, name: str) -> int | None:
 
 
 def definition_error(exc: DefinitionError) -> ApiError:
-    """400 ``INVALID_DEFINITION`` naming the field (ORCH-0312)."""
+    """400 ``INVALID_DEFINITION`` naming the field (ORCH-0308)."""
     return ApiError(ErrorKind.INVALID_DEFINITION, str(exc), details={"path": exc.path})

@@ -31,6 +31,7 @@ from typing import Any, cast
 from orchestrator.config import Config, ReplicaConfig, load_definitions
 from orchestrator.engines import Engine, build_engine
 from orchestrator.metrics import Metrics
+from orchestrator.runs import ParsedDefinition
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.context import RuntimeContext
@@ -45,8 +46,6 @@ from orchestrator.runtime.streams import StreamSource
 from orchestrator.runtime.tasks import LiveTasks
 from orchestrator.runtime.termination import Termination
 from orchestrator.runtime.views import Views, pool_snapshots
-from orchestrator.schemas import Pool as PoolView
-from orchestrator.runs import ParsedDefinition
 from orchestrator.schemas import (
     Definition,
     DefinitionList,
@@ -62,6 +61,7 @@ from orchestrator.schemas import (
     TaskAdmitted,
     TaskCreate,
 )
+from orchestrator.schemas import Pool as PoolView
 from orchestrator.store import Store
 from orchestrator.store.lock import DatabaseLock
 from orchestrator.vocabulary import FallbackMode, RunState
@@ -292,7 +292,7 @@ class Orchestrator:
         cursor: str | None,
         limit: int,
     ) -> RunList:
-        return self._runs.list(
+        return self._runs.listing(
             state=state,
             definition=definition,
             created_after=created_after,
