@@ -48,13 +48,14 @@ class Template:
         return [part.step_id for part in self.parts if isinstance(part, StepRef)]
 
     def render(self, inputs: dict[str, Any], outputs: dict[str, str]) -> str:
-        """The prompt: each reference replaced by its value (ORCH-0311)."""
+        """The prompt: each reference replaced by its value, an optional input the run
+        does not give by the empty text (ORCH-0311)."""
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
                 out.append(part)
             elif isinstance(part, InputRef):
-                out.append(render_input(inputs[part.name]))
+                out.append(render_input(inputs.get(part.name, "")))
             else:
                 out.append(outputs[part.step_id])
         return "".join(out)

@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from orchestrator.errors import ApiError, task_error
 from orchestrator.runs import (
     DefinitionError,
@@ -452,10 +450,16 @@ class Runs:
             else:
                 self._refused_attempt(run, step_id, number, task_error(exc.kind, exc.message))
             return
-        except (StoreError, ValidationError) as exc:
+        except StoreError as exc:
             run.admitting.discard(step_id)
             log.warning("run %s: step %s could not be admitted: %s", run.run_id, step_id, exc)
             self._resync_later(run.run_id)
+            return
+        except Exception:  # a bug: the step fails, the other runs go on (ORCH-0173)
+            run.admitting.discard(step_id)
+            log.exception("run %s: starting step %s failed", run.run_id, step_id)
+            failure = task_error(ErrorKind.INTERNAL, "internal error starting the step")
+            self._step_failed(run, step_id, failure, final=True)
             return
         run.admitting.discard(step_id)
         if run.row.state != "running":  # aborted while the admission was committing
