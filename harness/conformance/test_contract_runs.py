@@ -524,7 +524,9 @@ def test_runs_are_listed_in_order_a_page_at_a_time(wire: Wire) -> None:
     cursor: str | None = None
     with orch_check("ORCH-0323"):
         for _ in range(5):
-            query = {"definition": name, "limit": 2, **({"cursor": cursor} if cursor else {})}
+            query: dict[str, str | int] = {"definition": name, "limit": 2}
+            if cursor:
+                query["cursor"] = cursor
             page = wire.http.get("/v1/runs", params=query)
             expect(page.status_code == 200, f"ORCH-0323: GET /v1/runs answered {page.text}")
             body = page.json()
