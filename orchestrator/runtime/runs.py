@@ -70,7 +70,7 @@ from orchestrator.store import (
     StoreError,
     TaskRow,
 )
-from orchestrator.vocabulary import ErrorKind, RunEvent, RunState
+from orchestrator.vocabulary import ErrorKind, RunEvent, RunState, StepState
 
 log = logging.getLogger("orchestrator.runs")
 
@@ -350,12 +350,16 @@ class Runs:
         change.run.update(state="aborted", finished_ms=now)
         change.events.append(("run.aborted", {"run_id": run.run_id, "message": f"run {why}"}))
         self._commit(run, change)
+        self._cancel_tasks(tasks, f"run {why}")
+
+    def _cancel_tasks(self, task_ids: list[str], why: str) -> None:
+        """Cancel the tasks of steps that ended with their run (ORCH-0324)."""
         context = self._context
-        for task_id in tasks:
+        for task_id in task_ids:
             self._task_steps.pop(task_id, None)
             lt = context.live.get(task_id)
             if lt is not None and not lt.finished:
-                self._termination.cancel(lt, f"run {why}")
+                self._termination.cancel(lt, why)
         context.journal.commit_now()
 
     def stream(self, run_id: str, after: int) -> StreamSource:
@@ -405,7 +409,7 @@ class Runs:
                 break
             if step.state != "pending" or step.step_id in run.admitting:
                 continue
-            if all(states[d] == "succeeded" for d in declared[step.step_id].depends_on):
+            if dependencies_met(states, declared[step.step_id].depends_on):
                 busy += 1
                 self._start_attempt(run, step.step_id)
 
@@ -416,7 +420,6 @@ class Runs:
 
     async def _attempt(self, run: LiveRun, step_id: str) -> None:
         """Admit the step's next attempt as a task (ORCH-0330, ORCH-0331)."""
-        context = self._context
         step = run.steps[step_id]
         if run.row.state != "running" or step.state not in ("pending", "running"):
             run.admitting.discard(step_id)  # aborted before this attempt began
@@ -463,11 +466,7 @@ class Runs:
             return
         run.admitting.discard(step_id)
         if run.row.state != "running":  # aborted while the admission was committing
-            self._task_steps.pop(admitted.task_id, None)
-            lt = context.live.get(admitted.task_id)
-            if lt is not None and not lt.finished:
-                self._termination.cancel(lt, "run aborted")
-                context.journal.commit_now()
+            self._cancel_tasks([admitted.task_id], "run aborted")
 
     def _record_attempt(self, run: LiveRun, step_id: str, number: int, task_id: str) -> None:
         """Joined to the task's admission commit: the attempt row and ``step.started``."""
@@ -733,6 +732,11 @@ class Runs:
             finished_at=rfc3339(row.finished_ms),
             events_url=f"/v1/runs/{row.run_id}/events",
         )
+
+
+def dependencies_met(states: dict[str, StepState], depends_on: list[str]) -> bool:
+    """A step may start once every step it depends on succeeded (ORCH-0326)."""
+    return all(states[dependency] == "succeeded" for dependency in depends_on)
 
 
 def _in_order(run: LiveRun) -> list[StepRow]:
