@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.harness.mutantkit import assert_caught, run_conformance
+from tests.harness.restart.mutants import RUN_MUTANTS, serve_command
 from tests.harness.runs.mutants import MUTANTS
 
 pytest_plugins = ["pytester"]
@@ -33,4 +34,14 @@ def test_runs_checks_catch_the_mutant(
     mutate, selection, req = MUTANTS[name]
     mutate(monkeypatch)
     result = run_conformance(pytester, "test_contract_runs", "-rfs", "-k", selection)
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RUN_MUTANTS))
+def test_the_runs_restart_check_catches_the_mutant(name: str, pytester: pytest.Pytester) -> None:
+    _, req = RUN_MUTANTS[name]
+    result = run_conformance(
+        pytester, "test_contract_runs_restart", "--orch-serve-cmd", serve_command(name)
+    )
     assert_caught(result, req, name, failed=1)
