@@ -34,7 +34,7 @@ from orchestrator.runs import step_seed
 from orchestrator.schemas import RUN_EVENT_MODELS
 from orchestrator.vocabulary import RUN_CLOSING_EVENTS
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.orch_profile("runs")]
 
 DEFINITION_FIELDS = {"name", "version", "digest", "created_at", "definition"}
 RUN_FIELDS = {

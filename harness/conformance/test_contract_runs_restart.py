@@ -34,7 +34,7 @@ from harness.wire.runs import (
     wait_run,
 )
 
-pytestmark = [pytest.mark.contract, pytest.mark.slow]
+pytestmark = [pytest.mark.contract, pytest.mark.slow, pytest.mark.orch_profile("runs")]
 
 SLOW_TOKEN_MS = 40
 MIDDLE_TOKENS = 40

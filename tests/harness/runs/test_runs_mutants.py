@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.mutantkit import assert_caught, run_conformance
+from tests.harness.mutantkit import (
+    App,
+    Receive,
+    Scope,
+    Send,
+    assert_caught,
+    mutate_every_server,
+    respond,
+    run_conformance,
+)
 from tests.harness.restart.mutants import RUN_MUTANTS, serve_command
 from tests.harness.runs.mutants import MUTANTS
 
@@ -25,6 +34,37 @@ CHECKS = 11
 def test_healthy_orchestrator_passes(pytester: pytest.Pytester) -> None:
     result = run_conformance(pytester, "test_contract_runs", "-rfs")
     result.assert_outcomes(passed=CHECKS)
+
+
+def _core_only(app: App) -> App:
+    """A target without the runs profile: ``/v1/definitions`` and ``/v1/runs`` are 404."""
+    body = (
+        b'{"error": {"kind": "NOT_FOUND", "message": "no such path", "retriable": false, '
+        b'"request_id": "r"}}'
+    )
+
+    async def core(scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] == "http" and path.startswith(("/v1/definitions", "/v1/runs")):
+            headers = [(b"content-type", b"application/json"), (b"x-request-id", b"r")]
+            await respond(send, 404, headers, body)
+            return
+        await app(scope, receive, send)
+
+    return core
+
+
+def test_a_core_only_target_fails_the_runs_checks_unless_it_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a silent pass: without ``--orch-profile core`` the runs checks fail; with it,
+    each is skipped as not claimed."""
+    mutate_every_server(monkeypatch, wrap_app=_core_only)
+    failing = run_conformance(pytester, "test_contract_runs", "-k", "registered_once")
+    assert_caught(failing, "ORCH-0312", "a core-only target", failed=1)
+    core = run_conformance(pytester, "test_contract_runs", "--orch-profile", "core", "-rs")
+    core.assert_outcomes(skipped=CHECKS)
+    core.stdout.fnmatch_lines(["*NOT CLAIMED by the target: the runs profile*"])
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
