@@ -93,7 +93,7 @@ def test_a_broken_definition_file_refuses_the_config_naming_file_and_field(
     assert "broken.yaml" in message and "steps[0].depends_on[0]" in message
     assert "\n" not in message
     (folder / "broken.yaml").write_text(": not yaml [", encoding="utf-8")
-    with pytest.raises(ConfigError, match="broken.yaml: not a definition document"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not a definition document"):
         load_config(config)
 
 
