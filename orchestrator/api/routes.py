@@ -164,6 +164,28 @@ def _orchestrator(request: Request) -> Orchestrator:
     return orchestrator
 
 
+def _event_stream_response(source: StreamSource, after: int, request: Request) -> StreamingResponse:
+    """The SSE response of a task's or a run's events after ``after`` (sections 5, 12.5)."""
+    config = _orchestrator(request).config
+    return StreamingResponse(
+        event_stream(
+            source,
+            after=after,
+            retry_ms=config.sse_retry_ms,
+            ping_s=config.sse_ping_interval_ms / 1000,
+        ),
+        media_type=SSE_MEDIA_TYPE,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _after(last_event_id: str | None) -> int:
+    after = parse_last_event_id(last_event_id)
+    if after is None:
+        raise ApiError(ErrorKind.INVALID_PARAMS, "Last-Event-ID must be a non-negative integer")
+    return after
+
+
 # ---------------------------------------------------------------- sessions
 
 
@@ -342,22 +364,9 @@ async def stream_task(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """The task's event stream; resumable with ``Last-Event-ID``."""
-    after = parse_last_event_id(last_event_id)
-    if after is None:
-        raise ApiError(ErrorKind.INVALID_PARAMS, "Last-Event-ID must be a non-negative integer")
-    orchestrator = _orchestrator(request)
-    source = orchestrator.open_stream(task_id, after)
-    config = orchestrator.config
-    return StreamingResponse(
-        event_stream(
-            source,
-            after=after,
-            retry_ms=config.sse_retry_ms,
-            ping_s=config.sse_ping_interval_ms / 1000,
-        ),
-        media_type=SSE_MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    after = _after(last_event_id)
+    source = _orchestrator(request).open_stream(task_id, after)
+    return _event_stream_response(source, after, request)
 
 
 # ---------------------------------------------------------------- pools & routing
@@ -425,27 +434,6 @@ _DEFINITION_BODY = {
         },
     }
 }
-
-
-def _event_stream_response(source: StreamSource, after: int, request: Request) -> Any:
-    config = _orchestrator(request).config
-    return StreamingResponse(
-        event_stream(
-            source,
-            after=after,
-            retry_ms=config.sse_retry_ms,
-            ping_s=config.sse_ping_interval_ms / 1000,
-        ),
-        media_type=SSE_MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _after(last_event_id: str | None) -> int:
-    after = parse_last_event_id(last_event_id)
-    if after is None:
-        raise ApiError(ErrorKind.INVALID_PARAMS, "Last-Event-ID must be a non-negative integer")
-    return after
 
 
 @router.post(
@@ -628,8 +616,7 @@ async def stream_run(
     """The run's event stream; resumable with ``Last-Event-ID``."""
     after = _after(last_event_id)
     source = _orchestrator(request).open_run_stream(run_id, after)
-    response: StreamingResponse = _event_stream_response(source, after, request)
-    return response
+    return _event_stream_response(source, after, request)
 
 
 # ---------------------------------------------------------------- health & metrics
