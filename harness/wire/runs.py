@@ -88,9 +88,10 @@ def wait_run(
         if run.get("state") in RUN_TERMINAL_STATES:
             return run
         if time.monotonic() > deadline:
+            steps = {s.get("step_id"): s.get("state") for s in run.get("steps", [])}
             raise RequirementFailure(
                 f"{what}: not reached within {timeout:.0f} s; run {run_id} is "
-                f"{run.get('state')!r}: {json.dumps(run)[:600]}",
+                f"{run.get('state')!r}, its steps {steps}: {json.dumps(run)[:600]}",
                 leading_ids(what),
                 default=True,
             )

@@ -136,6 +136,9 @@ class Runs:
         """The task of each running step attempt -> ``(run_id, step_id)``."""
         self._parsed: dict[tuple[str, str], ParsedDefinition] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._ended: list[TaskRow] = []
+        """Tasks of steps that ended and whose steps have not moved yet (:meth:`_drain`)."""
+        self._drain_scheduled = False
         self._rng = random.Random(secrets.randbits(128))
         context.task_ended.append(self._task_ended)
         context.session_ending.append(self.abort_session)
@@ -314,6 +317,7 @@ class Runs:
 
     def abort(self, run_id: str) -> Run:
         """Abort a running run, durable when this returns; 409 for an ended run (ORCH-0324)."""
+        self._land_task_ends()
         run = self._live.get(run_id)
         if run is None:
             row = self._context.store.get_run(run_id)
@@ -329,8 +333,15 @@ class Runs:
 
     def abort_session(self, session_id: str) -> None:
         """The session ends: each of its running runs is aborted (ORCH-0333)."""
+        self._land_task_ends()
         for run in [r for r in self._live.values() if r.row.session_id == session_id]:
             self._abort(run, "session ended")
+
+    def _land_task_ends(self) -> None:
+        """Commit the task ends waiting in the journal, so their steps take them first: a
+        step whose task completed is not aborted as if it were still running."""
+        self._context.journal.commit_now()
+        self._drain()
 
     def _abort(self, run: LiveRun, why: str) -> None:
         change = Change()
@@ -508,18 +519,38 @@ class Runs:
         self._step_failed(run, step_id, error, final=False)
 
     def _task_ended(self, row: TaskRow) -> None:
-        """A task ended (from :class:`Termination`, once durable): its step goes on."""
-        found = self._task_steps.pop(row.task_id, None)
-        if found is None:
+        """A task ended (from :class:`Termination`, once durable): its step goes on.
+
+        Called from inside a commit (the journal publishes after it lands, and a run's
+        own transaction may be the one that lands it), so the step moves later, in
+        :meth:`_drain`, never in the middle of another change of its run.
+        """
+        if row.task_id not in self._task_steps:
             return
-        run = self._live.get(found[0])
-        if run is None or run.steps[found[1]].state != "running":
+        self._ended.append(row)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """Move the steps whose tasks ended, in the order the tasks ended."""
+        self._drain_scheduled = False
+        if not self._context.running:  # stopped: a restart derives the steps again
+            self._ended.clear()
             return
-        try:
-            self._apply_outcome(run, found[1], row)
-        except StoreError as exc:
-            log.warning("run %s: cannot record step %s: %s", run.run_id, found[1], exc)
-            self._resync_later(run.run_id)
+        while self._ended:
+            row = self._ended.pop(0)
+            found = self._task_steps.pop(row.task_id, None)
+            if found is None:
+                continue
+            run = self._live.get(found[0])
+            if run is None or run.steps[found[1]].state != "running":
+                continue
+            try:
+                self._apply_outcome(run, found[1], row)
+            except StoreError as exc:
+                log.warning("run %s: cannot record step %s: %s", run.run_id, found[1], exc)
+                self._resync_later(run.run_id)
 
     def _apply_outcome(self, run: LiveRun, step_id: str, task: TaskRow) -> None:
         if task.state == "completed":
