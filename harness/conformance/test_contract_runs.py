@@ -13,6 +13,7 @@ skip against ``--orch-url``, never pass.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -816,3 +817,47 @@ def test_the_run_stream_reports_every_step(wire: Wire) -> None:
         expect_error(unknown, 404, "NOT_FOUND", "ORCH-0350", "the events of an unknown run")
         bad = wire.http.get(f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": "x"})
         expect_error(bad, 400, "INVALID_PARAMS", "ORCH-0350", "Last-Event-ID x")
+
+
+@pytest.mark.req("ORCH-0350", "ORCH-0352")
+def test_the_run_stream_is_live_pings_while_idle_and_closes_with_the_abort(
+    serve_on_engine: ServeOnEngine, orch_engine: EngineControl
+) -> None:
+    wire = serve_on_engine(slots=4, sse_ping_interval_ms=100)
+    tag = unique_tag("live run stream")
+    orch_engine.set_faults([rule({"hang_after_tokens": 1}, prompt_contains=tag)])
+    name = _name("live")
+    register(wire, definition(name, [step("hold", f"{tag} hold")]))
+    run_id = str(start_run(wire, name)["run_id"])
+    path = f"/v1/runs/{run_id}/events"
+    with orch_check("ORCH-0350"):
+        started = read_stream(
+            wire, run_id, path=path, on_event=lambda e: e.event == "step.started", timeout=10
+        )
+        expect(
+            started.names == ["run.started", "step.started"],
+            f"ORCH-0350: a live run's stream delivers its events as they happen; got "
+            f"{started.names}",
+        )
+    abort = threading.Timer(0.5, lambda: wire.http.delete(f"/v1/runs/{run_id}"))
+    abort.start()
+    try:
+        live = read_stream(wire, run_id, path=path, last_event_id=2, timeout=10)
+    finally:
+        abort.join()
+    with orch_check("ORCH-0350"):
+        expect(
+            len(live.comments) >= 2 and all(c.startswith(": ping") for c in live.comments),
+            f"ORCH-0350: an idle run stream sends `: ping` every sse_ping_interval_ms (100); "
+            f"got comments {live.comments}",
+        )
+    with orch_check("ORCH-0352"):
+        expect(
+            live.closed_by_server and live.names[-1:] == ["run.aborted"],
+            f"ORCH-0352: the live stream of an aborted run closes with run.aborted; got "
+            f"{live.names}, closed by the server: {live.closed_by_server}",
+        )
+        expect(
+            live.ids[:1] == [3],
+            f"ORCH-0350: after Last-Event-ID 2 the stream continues with 3; got {live.ids}",
+        )

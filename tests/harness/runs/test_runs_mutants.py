@@ -26,7 +26,7 @@ from tests.harness.runs.mutants import MUTANTS
 
 pytest_plugins = ["pytester"]
 
-CHECKS = 11
+CHECKS = 12
 """The checks of ``test_contract_runs``, all passing against the healthy orchestratord."""
 
 
