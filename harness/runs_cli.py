@@ -20,7 +20,7 @@ import click
 import yaml
 
 from harness import exitcodes
-from harness.orchestrator_cli import _fail, start_embedded
+from harness.orchestrator_cli import _fail, fail_on_client_error, start_embedded
 
 POLL_S = 0.02
 _TARGET = click.option(
@@ -70,7 +70,7 @@ def register_command(file: Path, url: str | None, token: str | None) -> None:
         with OrchClient(url, token=token) as client:
             registered = client.register_definition(document)
     except OrchClientError as exc:
-        _fail(str(exc).splitlines()[0], exitcodes.TESTS_FAILED)
+        fail_on_client_error(exc)
     click.echo(f"orchq: registered {registered.name}@{registered.version} ({registered.digest})")
 
 
@@ -111,7 +111,7 @@ def start_command(
                 time.sleep(POLL_S)
                 run = client.get_run(run.run_id)
         except OrchClientError as exc:
-            _fail(str(exc).splitlines()[0], exitcodes.TESTS_FAILED)
+            fail_on_client_error(exc)
     width = max(len(step.step_id) for step in run.steps)
     for step in run.steps:
         detail = json.dumps(step.output) if step.output is not None else ""
