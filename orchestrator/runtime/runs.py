@@ -22,14 +22,11 @@ no second executor. Invariants:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import random
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from orchestrator.errors import ApiError, task_error
@@ -41,26 +38,29 @@ from orchestrator.runs import (
     step_seed,
     validate_definition,
 )
+from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.channel import TaskChannel
-from orchestrator.runtime.clock import rfc3339
 from orchestrator.runtime.context import RuntimeContext
+from orchestrator.runtime.run_views import (
+    decode_cursor,
+    definition_summary,
+    definition_view,
+    encode_cursor,
+    parse_time,
+    run_summary,
+    run_view,
+)
 from orchestrator.runtime.sessions import Sessions
 from orchestrator.runtime.streams import StreamSource
 from orchestrator.runtime.termination import Termination
 from orchestrator.schemas import (
     Definition,
-    DefinitionDocument,
     DefinitionList,
-    DefinitionSummary,
     Run,
     RunCreate,
     RunList,
-    RunSummary,
-    Step,
-    StepAttempt,
     TaskCreate,
-    TaskError,
 )
 from orchestrator.store import (
     DefinitionRow,
@@ -164,32 +164,24 @@ class Runs:
                     "another document; versions are immutable",
                     details={"digest": existing.digest},
                 )
-            return _definition_view(existing), False
+            return definition_view(existing), False
         row = DefinitionRow(
             parsed.name, parsed.version, digest, parsed.normalized(), self._context.clock.now_ms()
         )
         with store.transaction():
             store.insert_definition(row)
         self._parsed[(row.name, row.version)] = parsed
-        return _definition_view(row), True
+        return definition_view(row), True
 
     def definition(self, name: str, version: str) -> Definition:
         row = self._context.store.get_definition(name, version)
         if row is None:
             raise ApiError(ErrorKind.NOT_FOUND, f"definition {name}@{version} not found")
-        return _definition_view(row)
+        return definition_view(row)
 
     def definitions(self) -> DefinitionList:
         return DefinitionList(
-            definitions=[
-                DefinitionSummary(
-                    name=r.name,
-                    version=r.version,
-                    digest=r.digest,
-                    created_at=rfc3339(r.created_ms),
-                )
-                for r in self._context.store.definitions()
-            ]
+            definitions=[definition_summary(r) for r in self._context.store.definitions()]
         )
 
     def _definition(self, name: str, version: str) -> ParsedDefinition | None:
@@ -216,7 +208,10 @@ class Runs:
                 ErrorKind.NOT_FOUND, f"definition {body.definition}@{body.version} not found"
             )
         session = self._sessions.active(body.session_id)
-        inputs = _checked_inputs(parsed.document, body.inputs)
+        try:
+            inputs = check_inputs(parsed.document, body.inputs)
+        except InputError as exc:
+            raise ApiError(ErrorKind.INVALID_PARAMS, str(exc), details={"path": exc.path}) from None
         for position, step in enumerate(parsed.document.steps):
             if step.pool not in context.pools:
                 raise ApiError(
@@ -262,12 +257,12 @@ class Runs:
         run.channel.reveal(1)
         self._live[row.run_id] = run
         self._advance(run)
-        return self._view(row, run.steps.values(), run.attempts)
+        return self._run_view(row, run.steps.values(), run.attempts)
 
     def get(self, run_id: str) -> Run:
         run = self._live.get(run_id)
         if run is not None:
-            return self._view(run.row, run.steps.values(), run.attempts)
+            return self._run_view(run.row, run.steps.values(), run.attempts)
         store = self._context.store
         row = store.get_run(run_id)
         if row is None:
@@ -275,7 +270,7 @@ class Runs:
         attempts: dict[str, list[StepAttemptRow]] = {}
         for attempt in store.step_attempts(run_id):
             attempts.setdefault(attempt.step_id, []).append(attempt)
-        return self._view(row, store.run_steps(run_id), attempts)
+        return self._run_view(row, store.run_steps(run_id), attempts)
 
     def listing(
         self,
@@ -288,30 +283,19 @@ class Runs:
         limit: int,
     ) -> RunList:
         """Runs in creation order, filtered, a page at a time (ORCH-0323)."""
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         rows = self._context.store.list_runs(
             state=state,
             definition=definition,
-            created_from_ms=_parse_time(created_after, "created_after"),
-            created_before_ms=_parse_time(created_before, "created_before"),
+            created_from_ms=parse_time(created_after, "created_after"),
+            created_before_ms=parse_time(created_before, "created_before"),
             after=after,
             limit=limit + 1,
         )
         page, more = rows[:limit], len(rows) > limit
-        next_cursor = _encode_cursor(page[-1].created_ms, page[-1].run_id) if more else None
+        next_cursor = encode_cursor(page[-1].created_ms, page[-1].run_id) if more else None
         return RunList(
-            runs=[
-                RunSummary(
-                    run_id=r.run_id,
-                    session_id=r.session_id,
-                    definition=r.definition,
-                    version=r.version,
-                    state=r.state,
-                    created_at=rfc3339(r.created_ms),
-                    finished_at=rfc3339(r.finished_ms),
-                )
-                for r in page
-            ],
+            runs=[run_summary(r) for r in page],
             next_cursor=next_cursor,
         )
 
@@ -704,6 +688,9 @@ class Runs:
 
         asyncio.get_running_loop().call_later(RESYNC_DELAY_S, resync)
 
+    def _run_view(self, row: RunRow, steps: Any, attempts: dict[str, list[StepAttemptRow]]) -> Run:
+        return run_view(row, steps, attempts, self._definition(row.definition, row.version))
+
     def stop(self) -> None:
         for run in self._live.values():
             for timer in run.timers.values():
@@ -716,53 +703,6 @@ class Runs:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    # ------------------------------------------------------------ views
-
-    def _view(self, row: RunRow, steps: Any, attempts: dict[str, list[StepAttemptRow]]) -> Run:
-        parsed = self._definition(row.definition, row.version)
-        declared = {s.id: s for s in parsed.document.steps} if parsed is not None else {}
-        out: list[Step] = []
-        for step in sorted(steps, key=lambda s: s.position):
-            made = attempts.get(step.step_id, [])
-            spec = declared.get(step.step_id)
-            out.append(
-                Step(
-                    step_id=step.step_id,
-                    state=step.state,
-                    depends_on=list(spec.depends_on) if spec is not None else [],
-                    pool=spec.pool if spec is not None else "",
-                    seed=step.seed,
-                    task_id=next((a.task_id for a in reversed(made) if a.task_id), None),
-                    attempts=[
-                        StepAttempt(
-                            attempt=a.attempt,
-                            task_id=a.task_id,
-                            error=None if a.error is None else TaskError(**a.error),
-                            started_at=rfc3339(a.started_ms),
-                        )
-                        for a in made
-                    ],
-                    output=step.output,
-                    error=None if step.error is None else TaskError(**step.error),
-                    started_at=rfc3339(step.started_ms),
-                    finished_at=rfc3339(step.finished_ms),
-                )
-            )
-        return Run(
-            run_id=row.run_id,
-            session_id=row.session_id,
-            definition=row.definition,
-            version=row.version,
-            state=row.state,
-            seed=row.seed,
-            max_parallel=row.max_parallel,
-            inputs=row.inputs,
-            steps=out,
-            created_at=rfc3339(row.created_ms),
-            finished_at=rfc3339(row.finished_ms),
-            events_url=f"/v1/runs/{row.run_id}/events",
-        )
 
 
 def dependencies_met(states: dict[str, StepState], depends_on: list[str]) -> bool:
@@ -788,74 +728,6 @@ def _run_started(row: RunRow) -> dict[str, Any]:
         "version": row.version,
         "seed": row.seed,
     }
-
-
-def _definition_view(row: DefinitionRow) -> Definition:
-    return Definition(
-        name=row.name,
-        version=row.version,
-        digest=row.digest,
-        created_at=rfc3339(row.created_ms),
-        definition=DefinitionDocument.model_validate(row.document),
-    )
-
-
-def _checked_inputs(document: DefinitionDocument, given: dict[str, Any]) -> dict[str, Any]:
-    """The run's inputs against the definition's declarations (ORCH-0319)."""
-    checked: dict[str, Any] = {}
-    for name, value in given.items():
-        declared = document.inputs.get(name)
-        if declared is None:
-            raise _bad_input(name, "is not declared by the definition")
-        if declared.type == "string":
-            ok = isinstance(value, str) and len(value) <= MAX_PROMPT_CHARS
-        elif declared.type == "boolean":
-            ok = isinstance(value, bool)
-        else:
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok:
-            raise _bad_input(name, f"must be of type {declared.type}")
-        checked[name] = value
-    for name, declared in document.inputs.items():
-        if declared.required and name not in checked:
-            raise _bad_input(name, "is required")
-    return checked
-
-
-def _bad_input(name: str, problem: str) -> ApiError:
-    return ApiError(
-        ErrorKind.INVALID_PARAMS, f"inputs.{name}: {problem}", details={"path": f"inputs.{name}"}
-    )
-
-
-def _encode_cursor(created_ms: int, run_id: str) -> str:
-    raw = json.dumps([created_ms, run_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_ms, run_id = json.loads(raw)
-        if not isinstance(created_ms, int) or not isinstance(run_id, str):
-            raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
-        raise ApiError(ErrorKind.INVALID_PARAMS, "cursor: not a cursor this server gave") from None
-    return created_ms, run_id
-
-
-def _parse_time(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        stamp = None
-    if stamp is None or stamp.utcoffset() is None:
-        raise ApiError(ErrorKind.INVALID_PARAMS, f"{name}: must be an RFC 3339 timestamp")
-    return int(stamp.timestamp() * 1000)
 
 
 def definition_error(exc: DefinitionError) -> ApiError:
