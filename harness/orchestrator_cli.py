@@ -143,9 +143,7 @@ def serve_command(
         pass
 
 
-@click.command("run")
-@click.argument("prompt")
-@click.option(
+target_option = click.option(
     "--target",
     "url",
     default=None,
@@ -154,7 +152,16 @@ def serve_command(
     help="A running OrchQueue v1 server (env ORCHQ_TARGET); without it, an embedded "
     "orchestratord is started.",
 )
-@click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target.")
+"""``--target URL`` of the commands that talk to a server or start an embedded one."""
+token_option = click.option(
+    "--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target."
+)
+
+
+@click.command("run")
+@click.argument("prompt")
+@target_option
+@token_option
 @click.option("--seed", type=click.IntRange(0), default=None, help="Seed; implies --strict.")
 @click.option(
     "--strict/--best-effort",

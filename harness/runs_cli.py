@@ -20,19 +20,15 @@ import click
 import yaml
 
 from harness import exitcodes
-from harness.orchestrator_cli import _fail, fail_on_client_error, start_embedded
+from harness.orchestrator_cli import (
+    _fail,
+    fail_on_client_error,
+    start_embedded,
+    target_option,
+    token_option,
+)
 
 POLL_S = 0.02
-_TARGET = click.option(
-    "--target",
-    "url",
-    default=None,
-    metavar="URL",
-    envvar="ORCHQ_TARGET",
-    help="A running OrchQueue v1 server (env ORCHQ_TARGET); without it, an embedded "
-    "orchestratord is started.",
-)
-_TOKEN = click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token.")
 
 
 @click.group("runs")
@@ -54,8 +50,8 @@ def _input(text: str) -> tuple[str, Any]:
 
 @runs_group.command("register")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@_TARGET
-@_TOKEN
+@target_option
+@token_option
 def register_command(file: Path, url: str | None, token: str | None) -> None:
     """Register the definition in FILE (JSON or YAML) on the server at --target."""
     from orchestrator.client import OrchClient, OrchClientError
@@ -76,12 +72,19 @@ def register_command(file: Path, url: str | None, token: str | None) -> None:
 
 @runs_group.command("start")
 @click.argument("definition")
-@click.option("--version", "version", default="1", show_default=True)
+@click.option(
+    "--version", "version", default="1", show_default=True, help="The definition's version."
+)
 @click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE", help="A run input.")
 @click.option("--seed", type=click.IntRange(0), default=None, help="The run's seed.")
-@click.option("--max-parallel", type=click.IntRange(1, 64), default=None)
-@_TARGET
-@_TOKEN
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Steps of the run running at once (the server's default: 4).",
+)
+@target_option
+@token_option
 @click.option("--config", "config_path", default=None, help="Config of the embedded server.")
 def start_command(
     definition: str,
