@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from orchestrator.validators import JsonInt, JsonNumber, Text
 from orchestrator.vocabulary import (
@@ -99,7 +99,8 @@ Identifier = Annotated[Text, Field(pattern=IDENTIFIER_PATTERN)]
 
 class InputDeclaration(_Request):
     type: InputType
-    required: bool = True
+    required: StrictBool = True
+    """A JSON boolean only: ``0`` and ``"true"`` are refused, as the JSON Schema says."""
 
 
 class RetryPolicy(_Request):

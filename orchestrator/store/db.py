@@ -768,16 +768,18 @@ class Store:
         )
 
     # ------------------------------------------------------------ run definitions
+    # Run statements use the connection itself: every write of a run is inside a
+    # transaction, whose start has put the loop turn's pending admissions in already.
 
     def insert_definition(self, row: DefinitionRow) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             "INSERT INTO definitions VALUES (?, ?, ?, ?, ?)",
             (row.name, row.version, row.digest, self._canonical(row.document), row.created_ms),
         )
 
     def get_definition(self, name: str, version: str) -> DefinitionRow | None:
-        row = self._db.execute(
+        row = self._connection.execute(
             "SELECT name, version, digest, document, created_ms FROM definitions "
             "WHERE name = ? AND version = ?",
             (name, version),
@@ -787,7 +789,7 @@ class Store:
         return DefinitionRow(row[0], row[1], row[2], json.loads(row[3]), row[4])
 
     def definitions(self) -> list[DefinitionRow]:
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT name, version, digest, document, created_ms FROM definitions "
             "ORDER BY name, version"
         ).fetchall()
@@ -797,7 +799,7 @@ class Store:
 
     def insert_run(self, run: RunRow, steps: Iterable[StepRow]) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.run_id,
@@ -812,7 +814,7 @@ class Store:
                 run.finished_ms,
             ),
         )
-        self._db.executemany(
+        self._connection.executemany(
             f"INSERT INTO run_steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
@@ -832,14 +834,14 @@ class Store:
         )
 
     def get_run(self, run_id: str) -> RunRow | None:
-        row = self._db.execute(
+        row = self._connection.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         return None if row is None else _run(row)
 
     def live_runs(self) -> list[RunRow]:
         """Running runs in creation order (restart recovery)."""
-        rows = self._db.execute(
+        rows = self._connection.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE state = 'running' ORDER BY created_ms, run_id"
         ).fetchall()
         return [_run(row) for row in rows]
@@ -873,14 +875,14 @@ class Store:
             clauses.append("(created_ms > ? OR (created_ms = ? AND run_id > ?))")
             values.extend((after[0], after[0], after[1]))
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        rows = self._db.execute(
+        rows = self._connection.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs {where}ORDER BY created_ms, run_id LIMIT ?",
             (*values, limit),
         ).fetchall()
         return [_run(row) for row in rows]
 
     def running_runs_of_session(self, session_id: str) -> list[str]:
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT run_id FROM runs WHERE session_id = ? AND state = 'running' "
             "ORDER BY created_ms, run_id",
             (session_id,),
@@ -891,12 +893,12 @@ class Store:
         self.settle()
         # Column names come from this package's code, never from a request.
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._db.execute(
+        self._connection.execute(
             f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id)
         )
 
     def run_steps(self, run_id: str) -> list[StepRow]:
-        rows = self._db.execute(
+        rows = self._connection.execute(
             f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = ? ORDER BY position",
             (run_id,),
         ).fetchall()
@@ -907,14 +909,14 @@ class Store:
         if fields.get("error") is not None:
             fields["error"] = self._canonical(fields["error"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._db.execute(
+        self._connection.execute(
             f"UPDATE run_steps SET {assignments} WHERE run_id = ? AND step_id = ?",
             (*fields.values(), run_id, step_id),
         )
 
     def insert_step_attempt(self, row: StepAttemptRow) -> None:
         self.settle()
-        self._db.execute(
+        self._connection.execute(
             "INSERT INTO step_attempts VALUES (?, ?, ?, ?, ?, ?)",
             (
                 row.run_id,
@@ -927,7 +929,7 @@ class Store:
         )
 
     def step_attempts(self, run_id: str) -> list[StepAttemptRow]:
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT run_id, step_id, attempt, task_id, error, started_ms FROM step_attempts "
             "WHERE run_id = ? ORDER BY step_id, attempt",
             (run_id,),
@@ -940,10 +942,10 @@ class Store:
     def insert_run_events(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
         """Insert ``(run_id, seq, event, data)`` rows."""
         self.settle()
-        self._db.executemany("INSERT INTO run_events VALUES (?, ?, ?, ?)", rows)
+        self._connection.executemany("INSERT INTO run_events VALUES (?, ?, ?, ?)", rows)
 
     def run_events(self, run_id: str, after_seq: int = 0) -> list[EventRow]:
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT seq, event, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq",
             (run_id, after_seq),
         ).fetchall()
@@ -951,7 +953,7 @@ class Store:
 
     def task_output(self, task_id: str) -> str:
         """The texts of a task's ``token`` events in order: a step's output (ORCH-0328)."""
-        rows = self._db.execute(
+        rows = self._connection.execute(
             "SELECT data FROM task_events WHERE task_id = ? AND event = 'token' ORDER BY seq",
             (task_id,),
         ).fetchall()

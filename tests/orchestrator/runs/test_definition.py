@@ -59,6 +59,8 @@ REFUSED = [
     ("ORCH-0301", {**doc(s("a")), "name": ".hidden"}, "name"),
     ("ORCH-0302", doc(s("a"), inputs={"1x": {"type": "string"}}), "inputs.1x"),
     ("ORCH-0302", doc(s("a"), inputs={"x": {"type": "string", "min": 1}}), "inputs.x.min"),
+    ("ORCH-0302", doc(s("a"), inputs={"x": {"type": "string", "required": 0}}),
+     "inputs.x.required"),
     ("ORCH-0303", doc(s("a", prompt="")), "steps[0].prompt"),
     ("ORCH-0303", doc(s("a-b")), "steps[0].id"),
     ("ORCH-0303", doc(s("a", params={"seed": -1})), "steps[0].params.seed"),
