@@ -19,6 +19,7 @@ from orchestrator import __version__
 COMMANDS: dict[str, str] = {
     "serve": "harness.orchestrator_cli:serve_command",
     "run": "harness.orchestrator_cli:run_command",
+    "runs": "harness.runs_cli:runs_group",
     "openapi": "harness.orchestrator_cli:openapi_group",
     "spec": "harness.trace.spec_cli:spec_group",
     "verify": "harness.verify.cli:verify_command",

@@ -35,6 +35,21 @@ def _load(config_path: str | None, db: str | None) -> Config:
         _fail(f"bad config: {exc}", exitcodes.USAGE)
 
 
+def fail_on_client_error(exc: Exception) -> NoReturn:
+    """End a command on a client error, in one line.
+
+    Like ``orchq verify --target``: a server we cannot talk to (unreachable, refusing
+    our credentials, not OrchQueue v1) is a usage problem (2); a server that answered
+    and refused or failed the work is 1.
+    """
+    from orchestrator.client import OrchError, OrchProtocolError, OrchUnreachable
+
+    unusable = isinstance(exc, OrchUnreachable | OrchProtocolError) or (
+        isinstance(exc, OrchError) and exc.status == 401
+    )
+    _fail(str(exc).splitlines()[0], exitcodes.USAGE if unusable else exitcodes.TESTS_FAILED)
+
+
 def start_embedded(stack: ExitStack, config_path: str | None, prefix: str) -> str:
     """Start orchestratord for one command on a temporary database; return its URL.
 
@@ -128,9 +143,7 @@ def serve_command(
         pass
 
 
-@click.command("run")
-@click.argument("prompt")
-@click.option(
+target_option = click.option(
     "--target",
     "url",
     default=None,
@@ -139,7 +152,16 @@ def serve_command(
     help="A running OrchQueue v1 server (env ORCHQ_TARGET); without it, an embedded "
     "orchestratord is started.",
 )
-@click.option("--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target.")
+"""``--target URL`` of the commands that talk to a server or start an embedded one."""
+token_option = click.option(
+    "--token", default=None, envvar="ORCHQ_TOKEN", help="Bearer token for --target."
+)
+
+
+@click.command("run")
+@click.argument("prompt")
+@target_option
+@token_option
 @click.option("--seed", type=click.IntRange(0), default=None, help="Seed; implies --strict.")
 @click.option(
     "--strict/--best-effort",
@@ -168,13 +190,7 @@ def run_command(
     Without --target this starts orchestratord for the run (real HTTP on an
     ephemeral loopback port, a temporary database) and stops it afterwards.
     """
-    from orchestrator.client import (
-        OrchClient,
-        OrchClientError,
-        OrchError,
-        OrchProtocolError,
-        OrchUnreachable,
-    )
+    from orchestrator.client import OrchClient, OrchClientError
 
     determinism = (
         "strict" if (strict if strict is not None else seed is not None) else "best_effort"
@@ -207,16 +223,7 @@ def run_command(
                     outcome = event
             click.echo()
         except OrchClientError as exc:
-            # Like `orchq verify --target`: a server we cannot talk to (unreachable,
-            # refusing our credentials, not OrchQueue v1) is a usage problem (2);
-            # a server that answered and refused or failed the task is 1.
-            unusable = isinstance(exc, OrchUnreachable | OrchProtocolError) or (
-                isinstance(exc, OrchError) and exc.status == 401
-            )
-            _fail(
-                str(exc).splitlines()[0],
-                exitcodes.USAGE if unusable else exitcodes.TESTS_FAILED,
-            )
+            fail_on_client_error(exc)
         where = (
             f"replica {started['replica_id']} ({started['engine']} {started['engine_version']})"
             if started

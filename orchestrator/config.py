@@ -7,14 +7,20 @@ because a typo in a pool definition must not silently fall back to a default.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.validators import StrictFloat, StrictInt
 from orchestrator.vocabulary import FallbackMode, OverflowPolicy
+
+if TYPE_CHECKING:
+    from orchestrator.runs import ParsedDefinition
+
+DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 class ConfigError(Exception):
@@ -138,6 +144,13 @@ class Config(_Strict):
     raise_open_file_limit: bool = True
     """``orchq serve`` raises its soft open-file limit to the hard limit at start."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)] = Field(default_factory=_default_pools)
+    definitions_dir: Annotated[str, Field(min_length=1)] | None = None
+    """A folder whose ``*.json``, ``*.yaml`` and ``*.yml`` files are run definitions,
+    registered at start (spec section 12.2)."""
+    max_run_steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 100
+    """Steps a run definition may have (ORCH-0309)."""
+    max_definition_bytes: Annotated[StrictInt, Field(ge=1024, le=64 * 1024 * 1024)] = 262_144
+    """Bytes a run definition document may have (ORCH-0309)."""
     tuning: Tuning = Tuning()
 
     @model_validator(mode="after")
@@ -204,6 +217,38 @@ def load_config(path: str | Path | None, *, database: str | None = None) -> Conf
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError(f"{file}: invalid YAML{where}: {problem}") from None
         config = parse_config(data, source=str(file))
+        if config.definitions_dir is not None:
+            folder = file.parent / config.definitions_dir
+            config = config.model_copy(update={"definitions_dir": str(folder)})
     if database is not None:
         config = config.model_copy(update={"database": database})
+    load_definitions(config)
     return config
+
+
+def load_definitions(config: Config) -> list[ParsedDefinition]:
+    """The run definitions of ``definitions_dir`` in file-name order; a file that is not one
+    raises :class:`ConfigError` naming the file and the field (spec section 12.2)."""
+    from orchestrator.runs import DefinitionError, DefinitionLimits, validate_definition
+
+    if config.definitions_dir is None:
+        return []
+    folder = Path(config.definitions_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"definitions_dir: {folder} is not a folder")
+    limits = DefinitionLimits(config.max_run_steps, config.max_definition_bytes)
+    parsed: list[ParsedDefinition] = []
+    for file in sorted(p for p in folder.iterdir() if p.suffix in DEFINITION_SUFFIXES):
+        try:
+            raw = file.read_bytes()
+            if len(raw) > limits.max_bytes:
+                raise DefinitionError(
+                    "(document)", f"{len(raw)} bytes is over the limit of {limits.max_bytes} bytes"
+                )
+            data = yaml.safe_load(raw) if file.suffix != ".json" else json.loads(raw)
+            parsed.append(validate_definition(data, limits))
+        except DefinitionError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+        except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{file}: not a definition document: {exc}") from None
+    return parsed

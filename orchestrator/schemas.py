@@ -9,16 +9,20 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from orchestrator.validators import JsonInt, JsonNumber, Text
 from orchestrator.vocabulary import (
     AttemptState,
     Determinism,
     FallbackMode,
+    InputType,
     OverflowPolicy,
     Priority,
     ReplicaState,
+    RunEvent,
+    RunState,
+    StepState,
     TaskState,
 )
 
@@ -82,6 +86,66 @@ class TaskCreate(_Request):
 
 class RoutingUpdate(_Request):
     fallback_mode: FallbackMode
+
+
+# ---------------------------------------------------------------- run definitions (section 12)
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""A definition's ``name`` and ``version`` (ORCH-0301)."""
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+"""A step id or an input name: what a template can name (ORCH-0302, ORCH-0303)."""
+Identifier = Annotated[Text, Field(pattern=IDENTIFIER_PATTERN)]
+
+
+class InputDeclaration(_Request):
+    type: InputType
+    required: StrictBool = True
+    """A JSON boolean only: ``0`` and ``"true"`` are refused, as the JSON Schema says."""
+
+
+class RetryPolicy(_Request):
+    max_attempts: Annotated[int, Field(ge=1, le=10), JsonInt] = 1
+    backoff_base_ms: Annotated[int, Field(ge=0, le=60_000), JsonInt] = 100
+    backoff_cap_ms: Annotated[int, Field(ge=0, le=600_000), JsonInt] = 10_000
+    jitter_ms: Annotated[int, Field(ge=0, le=60_000), JsonInt] = 0
+
+
+class StepParams(_Request):
+    """A step's sampling parameters: a task's (ORCH-0040), the seed derived when absent."""
+
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), JsonInt] | None = None
+    sampler_profile_version: Annotated[Text, Field(min_length=1, max_length=64)] = "v1"
+    determinism: Determinism = "best_effort"
+    temperature: Annotated[float, Field(ge=0.0, le=2.0), JsonNumber] = 1.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0), JsonNumber] = 1.0
+
+
+class StepDeclaration(_Request):
+    id: Identifier
+    prompt: Annotated[Text, Field(min_length=1, max_length=32_768)]
+    depends_on: list[Identifier] = Field(default_factory=list)
+    pool: Annotated[Text, Field(min_length=1, max_length=64)] = "default"
+    max_tokens: Annotated[int, Field(ge=1, le=4096), JsonInt] = 64
+    params: StepParams = Field(default_factory=StepParams)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class DefinitionDocument(_Request):
+    """A run definition as registered (ORCH-0300..0312); graph and templates are checked apart."""
+
+    name: Annotated[Text, Field(pattern=NAME_PATTERN)]
+    version: Annotated[Text, Field(pattern=NAME_PATTERN)]
+    inputs: dict[Identifier, InputDeclaration] = Field(default_factory=dict)
+    steps: Annotated[list[StepDeclaration], Field(min_length=1)]
+
+
+class RunCreate(_Request):
+    session_id: Annotated[Text, Field(min_length=1, max_length=128)]
+    definition: Annotated[Text, Field(pattern=NAME_PATTERN)]
+    version: Annotated[Text, Field(pattern=NAME_PATTERN)]
+    inputs: dict[Text, Any] = Field(default_factory=dict)
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), JsonInt] | None = None
+    max_parallel: Annotated[int, Field(ge=1, le=64), JsonInt] = 4
 
 
 # ---------------------------------------------------------------- responses
@@ -215,6 +279,73 @@ class Readiness(_Response):
     pools: dict[str, bool]
 
 
+class DefinitionSummary(_Response):
+    name: str
+    version: str
+    digest: str
+    created_at: str
+
+
+class Definition(DefinitionSummary):
+    definition: DefinitionDocument
+
+
+class DefinitionList(_Response):
+    definitions: list[DefinitionSummary]
+
+
+class StepAttempt(_Response):
+    attempt: int
+    task_id: str | None
+    """``null`` when the step's task could not be admitted (the attempt's ``error`` says why)."""
+    error: TaskError | None
+    started_at: str
+
+
+class Step(_Response):
+    step_id: str
+    state: StepState
+    depends_on: list[str]
+    pool: str
+    seed: int
+    task_id: str | None
+    attempts: list[StepAttempt]
+    output: str | None
+    error: TaskError | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class Run(_Response):
+    run_id: str
+    session_id: str
+    definition: str
+    version: str
+    state: RunState
+    seed: int
+    max_parallel: int
+    inputs: dict[str, Any]
+    steps: list[Step]
+    created_at: str
+    finished_at: str | None
+    events_url: str
+
+
+class RunSummary(_Response):
+    run_id: str
+    session_id: str
+    definition: str
+    version: str
+    state: RunState
+    created_at: str
+    finished_at: str | None
+
+
+class RunList(_Response):
+    runs: list[RunSummary]
+    next_cursor: str | None
+
+
 # ---------------------------------------------------------------- stream events
 
 
@@ -276,3 +407,62 @@ def _check_unicode(value: Any, where: str, depth: int = 0) -> None:
     elif isinstance(value, list):
         for item in value:
             _check_unicode(item, where, depth + 1)
+
+
+# ---------------------------------------------------------------- run events (section 12.5)
+
+
+class RunStartedData(_Response):
+    run_id: str
+    definition: str
+    version: str
+    seed: int
+
+
+class StepStartedData(_Response):
+    step_id: str
+    attempt: int
+    task_id: str
+
+
+class StepSucceededData(_Response):
+    step_id: str
+    task_id: str
+    output: str
+
+
+class StepFailedData(_Response):
+    step_id: str
+    error: TaskError
+
+
+class StepSkippedData(_Response):
+    step_id: str
+
+
+class RunCompletedData(_Response):
+    run_id: str
+
+
+class RunFailedData(_Response):
+    run_id: str
+    step_id: str
+    error: TaskError
+
+
+class RunAbortedData(_Response):
+    run_id: str
+    message: str
+
+
+RUN_EVENT_MODELS: dict[RunEvent, type[BaseModel]] = {
+    "run.started": RunStartedData,
+    "step.started": StepStartedData,
+    "step.succeeded": StepSucceededData,
+    "step.failed": StepFailedData,
+    "step.skipped": StepSkippedData,
+    "run.completed": RunCompletedData,
+    "run.failed": RunFailedData,
+    "run.aborted": RunAbortedData,
+}
+"""Each run event's ``data`` (ORCH-0351)."""

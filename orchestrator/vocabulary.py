@@ -31,6 +31,26 @@ TERMINAL_STATES: Final = frozenset({"completed", "failed", "cancelled", "dropped
 AttemptState = Literal["running", "completed", "failed", "cancelled"]
 
 StreamEvent = Literal["started", "token", "end", "error"]
+
+RunState = Literal["running", "completed", "failed", "aborted"]
+RUN_TERMINAL_STATES: Final = frozenset({"completed", "failed", "aborted"})
+"""A run reaches exactly one of these and never leaves it (ORCH-0325)."""
+StepState = Literal["pending", "running", "succeeded", "failed", "skipped"]
+STEP_TERMINAL_STATES: Final = frozenset({"succeeded", "failed", "skipped"})
+RunEvent = Literal[
+    "run.started",
+    "step.started",
+    "step.succeeded",
+    "step.failed",
+    "step.skipped",
+    "run.completed",
+    "run.failed",
+    "run.aborted",
+]
+RUN_EVENTS: Final[tuple[RunEvent, ...]] = get_args(RunEvent)
+RUN_CLOSING_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.aborted"})
+"""The events that close a run's stream; it has exactly one of them (ORCH-0352)."""
+InputType = Literal["string", "integer", "boolean"]
 CLOSING_EVENTS: Final = frozenset({"end", "error"})
 """The events that close a task's stream; it has exactly one of them (ORCH-0081)."""
 
@@ -40,6 +60,7 @@ class ErrorKind(enum.StrEnum):
     ``error`` event carries one of these (ORCH-0019)."""
 
     INVALID_PARAMS = "INVALID_PARAMS"
+    INVALID_DEFINITION = "INVALID_DEFINITION"
     UNAUTHORIZED = "UNAUTHORIZED"
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
@@ -69,6 +90,7 @@ class ErrorKindInfo(NamedTuple):
 
 ERROR_KINDS: Final[Mapping[str, ErrorKindInfo]] = {
     ErrorKind.INVALID_PARAMS:         ErrorKindInfo(400, False),
+    ErrorKind.INVALID_DEFINITION:     ErrorKindInfo(400, False),
     ErrorKind.UNAUTHORIZED:           ErrorKindInfo(401, False),
     ErrorKind.NOT_FOUND:              ErrorKindInfo(404, False),
     ErrorKind.METHOD_NOT_ALLOWED:     ErrorKindInfo(405, False),

@@ -42,3 +42,15 @@ violated.
 """
 
 LIVE_TARGET_SKIP = f"{NOT_VERIFIABLE_LIVE}: needs an in-process orchestratord it can configure"
+
+PROFILE_MARKER = "orch_profile"
+"""Marker of a conformance test of an optional profile: ``orch_profile("runs")``."""
+OPTIONAL_PROFILES: dict[str, str] = {"runs": "12 Runs"}
+"""Each optional profile of the spec and the section that states it."""
+CORE_PROFILE = "core"
+"""``--orch-profile core``: the target claims none of the optional profiles."""
+NOT_CLAIMED = "NOT CLAIMED by the target"
+"""Prefix of the skip reason of a check of a profile the target does not claim
+(``--orch-profile core``): ``orchq verify`` reports its requirements as *not claimed*,
+neither passed nor violated. Without the option every profile is claimed, so a target
+without runs fails their checks: it never passes them by answering 404."""

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from harness.checks import register_explainer
-from harness.conformance import REFERENCE_CODE, SUITE_MARKERS
+from harness.conformance import NOT_CLAIMED, PROFILE_MARKER, REFERENCE_CODE, SUITE_MARKERS
 from harness.engine.control import EngineControl, ServeOnEngine, engine_pool
-from harness.plugin.target import ServeFactory, Target, target_mode
+from harness.plugin.target import ServeFactory, Target, claimed_profiles, target_mode
 from harness.properties.profile import register_profile
 from harness.wire import Wire
 from harness.wire.blame import client_blame
@@ -30,6 +30,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in SUITE_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers", f"{PROFILE_MARKER}(name): checks an optional profile of the spec (runs)"
+    )
     config.addinivalue_line(
         "markers", "evidence(kind): the kind of evidence a test gives (harness.trace.evidence)"
     )
@@ -41,7 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A managed target may be any implementation: checks of orchestratord's own in-process
     code say nothing about it, so they are deselected (against ``--orch-url`` they skip).
-    Last, so syrupy has seen them collected: their snapshots are not reported unused."""
+    Last, so syrupy has seen them collected: their snapshots are not reported unused.
+
+    Checks of a profile the target does not claim (``--orch-profile core``) are skipped
+    with :data:`~harness.conformance.NOT_CLAIMED`, never run and never passed."""
+    claimed = claimed_profiles(config)
+    for item in items:
+        marker = item.get_closest_marker(PROFILE_MARKER)
+        if marker is not None and marker.args[0] not in claimed:
+            reason = f"{NOT_CLAIMED}: the {marker.args[0]} profile (--orch-profile core)"
+            item.add_marker(pytest.mark.skip(reason=reason))
     if target_mode(config) != "managed":
         return
     reference = [item for item in items if item.get_closest_marker(REFERENCE_CODE)]

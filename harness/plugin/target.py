@@ -46,7 +46,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from harness.conformance import LIVE_TARGET_SKIP, NOT_VERIFIABLE_LIVE, REFERENCE_CODE
+from harness.conformance import (
+    CORE_PROFILE,
+    LIVE_TARGET_SKIP,
+    NOT_VERIFIABLE_LIVE,
+    REFERENCE_CODE,
+)
 from harness.plugin.persisted import guarded
 from harness.plugin.settings import Setting, add, orchq_session
 
@@ -91,6 +96,13 @@ SERVE_CMD = Setting(
 SERVE_TIMEOUT = Setting(
     "serve_timeout",
     "seconds a target started with --orch-serve-cmd may take to become ready (default 60)",
+)
+
+PROFILE = Setting(
+    "profile",
+    "the profiles of the spec the target implements: 'all' (the default) or 'core' (no "
+    "optional profile: the checks of section 12, runs, are skipped as not claimed)",
+    env="ORCHQ_PROFILE",
 )
 
 IN_PROCESS_ONLY_KEYWORDS = ("engine_factory", "clock", "wrap_app")
@@ -181,6 +193,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(parser, "orchq target", TOKEN, metavar="TOKEN")
     add(parser, "orchq target", SERVE_CMD, metavar="CMD")
     add(parser, "orchq target", SERVE_TIMEOUT, metavar="SECONDS")
+    add(parser, "orchq target", PROFILE, choices=["all", CORE_PROFILE])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -219,6 +232,14 @@ def target_mode(config: pytest.Config) -> Mode:
     if session.value(SERVE_CMD):
         return "managed"
     return "in-process"
+
+
+def claimed_profiles(config: pytest.Config) -> frozenset[str]:
+    """The optional profiles the target claims (``--orch-profile``): all unless ``core``."""
+    from harness.conformance import OPTIONAL_PROFILES
+
+    value = orchq_session(config).value(PROFILE)
+    return frozenset() if value == CORE_PROFILE else frozenset(OPTIONAL_PROFILES)
 
 
 def serve_command(config: pytest.Config) -> ServeCommand:

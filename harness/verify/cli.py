@@ -83,6 +83,16 @@ def _suites(value: str) -> tuple[str, ...]:
     "(env ORCHQ_SERVE_CMD).",
 )
 @click.option(
+    "--profile",
+    type=click.Choice(["all", "core"]),
+    default="all",
+    show_default=True,
+    envvar="ORCHQ_PROFILE",
+    help="The profiles of the spec the target implements: 'core' for a target without "
+    "runs (section 12), whose requirements are then reported as not claimed "
+    "(env ORCHQ_PROFILE).",
+)
+@click.option(
     "--suites",
     default=",".join(DEFAULT_SUITES),
     show_default=True,
@@ -121,6 +131,7 @@ def verify_command(
     target: str | None,
     token: str | None,
     serve_cmd: str | None,
+    profile: str,
     suites: str,
     workers: int,
     report_dir: Path,
@@ -182,7 +193,7 @@ def verify_command(
         )
     else:
         console.print("orchq: verifying the embedded orchestratord (in-process, real HTTP)")
-    plan = RunPlan(selected, report_dir, gate, workers, target, token, serve_cmd)
+    plan = RunPlan(selected, report_dir, gate, workers, target, token, serve_cmd, profile)
     try:
         plan.report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

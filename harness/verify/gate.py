@@ -8,7 +8,9 @@ the suite*, not as a violation. Against ``--target``, tests that need an
 in-process orchestratord are skipped; a requirement whose every citing test
 was skipped for that reason is *not verifiable against a live target* and is
 listed, never counted as passed nor as a violation; one whose other citing
-tests ran is judged on those alone. Everything else follows
+tests ran is judged on those alone. A requirement whose every citing test was skipped
+because the target does not claim its profile (``--profile core``) is *not claimed*:
+listed, never counted as passed nor as a violation. Everything else follows
 the plugin's states: a gated requirement that is not ``verified`` refuses the run.
 """
 
@@ -18,12 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.conformance import NOT_VERIFIABLE_LIVE
+from harness.conformance import NOT_CLAIMED, NOT_VERIFIABLE_LIVE
 from harness.trace.states import GATE_LEVELS, requirement_state
 
-__all__ = ["OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
+__all__ = ["NOT_CLAIMED_STATE", "OUTSIDE", "REMOTE_UNVERIFIABLE", "Judgement", "judge"]
 
 OUTSIDE = "not in the suites run"
+NOT_CLAIMED_STATE = "not claimed"
 REMOTE_UNVERIFIABLE = "not verifiable live"
 
 
@@ -50,6 +53,13 @@ def judge(
         state = str(req["state"])
         if not tests:
             category[req["id"]] = OUTSIDE
+            continue
+        if all(
+            t.get("outcome") == "skipped"
+            and skip_reasons.get(t["nodeid"], "").startswith(NOT_CLAIMED)
+            for t in tests
+        ):
+            category[req["id"]] = NOT_CLAIMED_STATE
             continue
         if live:
             runnable = [

@@ -40,6 +40,8 @@ class RunPlan:
     token: str | None = None
     serve_cmd: str | None = None
     """The serve command of a harness-managed target (``--orch-serve-cmd``)."""
+    profile: str = "all"
+    """The profiles the target claims (``--orch-profile``): ``all`` or ``core``."""
 
     @property
     def trace_json(self) -> Path:
@@ -97,6 +99,8 @@ def pytest_args(plan: RunPlan) -> list[str]:
             args += ["--orch-token", plan.token]
     if plan.serve_cmd is not None:
         args += ["--orch-serve-cmd", plan.serve_cmd]
+    if plan.profile != "all":
+        args += ["--orch-profile", plan.profile]
     return args
 
 

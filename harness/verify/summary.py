@@ -14,13 +14,13 @@ from typing import Any
 
 from harness import exitcodes
 from harness.trace.states import STATES
-from harness.verify.gate import OUTSIDE, REMOTE_UNVERIFIABLE, judge
+from harness.verify.gate import NOT_CLAIMED_STATE, OUTSIDE, REMOTE_UNVERIFIABLE, judge
 from harness.verify.progress import SuiteProgress
 
 __all__ = ["LEVELS", "STATE_ORDER", "VERDICTS", "VerifySummary", "summarise"]
 
 LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
-STATE_ORDER = (*STATES, REMOTE_UNVERIFIABLE, OUTSIDE)
+STATE_ORDER = (*STATES, REMOTE_UNVERIFIABLE, NOT_CLAIMED_STATE, OUTSIDE)
 VERDICTS: dict[int, str] = {
     exitcodes.OK: "conformant",
     exitcodes.TESTS_FAILED: "tests failed",

@@ -79,14 +79,16 @@ def read_stream(
     last_event_id: int | None = None,
     on_event: Callable[[SseEvent], bool] | None = None,
     timeout: float = 30.0,
+    path: str | None = None,
 ) -> SseCapture:
-    """GET the task's stream; read until the server closes it or ``on_event`` returns True."""
+    """GET the task's stream (or the stream at ``path``, a run's events); read until the
+    server closes it or ``on_event`` returns True."""
     headers = {"Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     deadline = time.monotonic() + timeout
     with wire.http.stream(
-        "GET", f"/v1/tasks/{task_id}/stream", headers=headers, timeout=timeout
+        "GET", path or f"/v1/tasks/{task_id}/stream", headers=headers, timeout=timeout
     ) as response:
         capture = SseCapture(
             status=response.status_code,

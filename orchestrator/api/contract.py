@@ -10,7 +10,8 @@ finishes the document so that a standard tool reading it (Schemathesis's
   (``itemSchema``) with its name, id and JSON ``data`` (``contentMediaType``
   and ``contentSchema``), selected by a discriminator on ``event``, and the
   whole stream (``schema``) with at most one closing event (ORCH section 5);
-- the ``Last-Event-ID`` header with the pattern the server accepts (ORCH-0200);
+- the ``Last-Event-ID`` header of the task and run streams with the pattern the server
+  accepts (ORCH-0200, ORCH-0350);
 - ``X-Request-Id`` on every response (ORCH-0004), so a client or a pact may rely on it.
 
 Invariant: the document is a function of the code alone (no clock, no
@@ -32,6 +33,8 @@ OPENAPI_VERSION = "3.2.0"
 """3.2 is the first OpenAPI version that describes the events of a stream (``itemSchema``)."""
 
 STREAM_OPERATION = "streamTask"
+RESUMABLE_OPERATIONS = frozenset({STREAM_OPERATION, "streamRun"})
+"""The event streams a client resumes with ``Last-Event-ID`` (ORCH-0083, ORCH-0350)."""
 SSE_MEDIA_TYPE = "text/event-stream"
 EVENT_ID_PATTERN = "^[1-9][0-9]*$"
 """Event ids are the task's sequence numbers 1, 2, 3 ... (ORCH-0072)."""
@@ -116,7 +119,7 @@ def _last_event_id_schema() -> dict[str, Any]:
 def _describe_stream(document: dict[str, Any]) -> None:
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
-            if operation.get("operationId") != STREAM_OPERATION:
+            if operation.get("operationId") not in RESUMABLE_OPERATIONS:
                 continue
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "header" and parameter.get("name") == "Last-Event-ID":

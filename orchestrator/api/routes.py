@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
@@ -23,8 +23,18 @@ from orchestrator.api.contract import SSE_MEDIA_TYPE, json_body, stream_content
 from orchestrator.api.errors import invalid_params
 from orchestrator.api.sse import event_stream, parse_last_event_id
 from orchestrator.errors import ApiError
-from orchestrator.runtime import Orchestrator
+from orchestrator.runs import (
+    DefinitionError,
+    DefinitionLimits,
+    MalformedDocument,
+    parse_definition,
+)
+from orchestrator.runtime import Orchestrator, StreamSource
+from orchestrator.runtime.runs import MAX_LIST_LIMIT, definition_error
 from orchestrator.schemas import (
+    NAME_PATTERN,
+    Definition,
+    DefinitionList,
     ErrorEnvelope,
     Health,
     Pool,
@@ -32,6 +42,9 @@ from orchestrator.schemas import (
     Readiness,
     Routing,
     RoutingUpdate,
+    Run,
+    RunCreate,
+    RunList,
     SessionCreate,
     SessionCreated,
     SessionInfo,
@@ -39,7 +52,7 @@ from orchestrator.schemas import (
     TaskAdmitted,
     TaskCreate,
 )
-from orchestrator.vocabulary import ErrorKind
+from orchestrator.vocabulary import ErrorKind, RunState
 
 _BACKOFF_HEADERS = {
     "Retry-After": {
@@ -69,7 +82,8 @@ def _errors(*statuses: int, busy: str = _BUSY) -> dict[int | str, dict[str, Any]
     and, for writes, when the database cannot be written (ORCH-0170).
     """
     described = {
-        400: "Invalid parameters or malformed JSON (INVALID_PARAMS).",
+        400: "Invalid parameters or malformed JSON (INVALID_PARAMS), or a run definition "
+        "refused (INVALID_DEFINITION).",
         401: "Missing or wrong bearer token (UNAUTHORIZED).",
         404: "Unknown resource (NOT_FOUND).",
         409: "Conflict with the resource state (CONFLICT).",
@@ -131,6 +145,9 @@ def _location(template: str, requirement: str) -> dict[str, Any]:
 
 
 _STREAM_LINKS = _links("task_id", "$request.path.task_id", "getTask", "cancelTask")
+_RUN_LINKS = _links("run_id", "$response.body#/run_id", "getRun", "streamRun", "abortRun")
+_DEFINITION_LINKS = _links("name", "$response.body#/name", "getDefinition")
+_DEFINITION_LINKS["links"]["GetDefinition"]["parameters"]["version"] = "$response.body#/version"
 
 READINESS_WAIT_MS = 1000
 """The suggested wait of a 503 from ``/readyz``."""
@@ -151,6 +168,28 @@ class WireResponse(JSONResponse):
 def _orchestrator(request: Request) -> Orchestrator:
     orchestrator: Orchestrator = request.app.state.orchestrator
     return orchestrator
+
+
+def _event_stream_response(source: StreamSource, after: int, request: Request) -> StreamingResponse:
+    """The SSE response of a task's or a run's events after ``after`` (sections 5, 12.5)."""
+    config = _orchestrator(request).config
+    return StreamingResponse(
+        event_stream(
+            source,
+            after=after,
+            retry_ms=config.sse_retry_ms,
+            ping_s=config.sse_ping_interval_ms / 1000,
+        ),
+        media_type=SSE_MEDIA_TYPE,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _after(last_event_id: str | None) -> int:
+    after = parse_last_event_id(last_event_id)
+    if after is None:
+        raise ApiError(ErrorKind.INVALID_PARAMS, "Last-Event-ID must be a non-negative integer")
+    return after
 
 
 # ---------------------------------------------------------------- sessions
@@ -336,22 +375,9 @@ async def stream_task(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """The task's event stream; resumable with ``Last-Event-ID``."""
-    after = parse_last_event_id(last_event_id)
-    if after is None:
-        raise ApiError(ErrorKind.INVALID_PARAMS, "Last-Event-ID must be a non-negative integer")
-    orchestrator = _orchestrator(request)
-    source = orchestrator.open_stream(task_id, after)
-    config = orchestrator.config
-    return StreamingResponse(
-        event_stream(
-            source,
-            after=after,
-            retry_ms=config.sse_retry_ms,
-            ping_s=config.sse_ping_interval_ms / 1000,
-        ),
-        media_type=SSE_MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    after = _after(last_event_id)
+    source = _orchestrator(request).open_stream(task_id, after)
+    return _event_stream_response(source, after, request)
 
 
 # ---------------------------------------------------------------- pools & routing
@@ -407,6 +433,201 @@ async def get_routing(request: Request) -> WireResponse:
 async def set_routing(request: Request, body: RoutingUpdate) -> WireResponse:
     """Change the routing fallback mode; persisted across restarts."""
     return WireResponse(_orchestrator(request).set_fallback_mode(body.fallback_mode))
+
+
+# ---------------------------------------------------------------- runs (spec section 12)
+
+_DEFINITION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/DefinitionDocument"}}
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/definitions",
+    status_code=201,
+    response_model=Definition,
+    responses={
+        200: {
+            "model": Definition,
+            "description": "The same document was already registered under this name and "
+            "version (ORCH-0313).",
+            **_DEFINITION_LINKS,
+            "headers": _location("/v1/definitions/{id}/versions/{id}", "ORCH-0312"),
+        },
+        201: {
+            **_DEFINITION_LINKS,
+            "headers": _location("/v1/definitions/{id}/versions/{id}", "ORCH-0312"),
+        },
+        **_errors(*_WITH_BODY, 409),
+    },
+    operation_id="registerDefinition",
+    openapi_extra={
+        **_DEFINITION_BODY,
+        "x-req-id": [
+            "ORCH-0300",
+            "ORCH-0301",
+            "ORCH-0302",
+            "ORCH-0303",
+            "ORCH-0304",
+            "ORCH-0305",
+            "ORCH-0306",
+            "ORCH-0307",
+            "ORCH-0308",
+            "ORCH-0309",
+            "ORCH-0312",
+            "ORCH-0313",
+        ],
+    },
+    tags=["runs"],
+)
+async def register_definition(request: Request) -> WireResponse:
+    """Register a run definition; name@version is immutable."""
+    orchestrator = _orchestrator(request)
+    config = orchestrator.config
+    try:
+        parsed = parse_definition(
+            await request.body(),
+            DefinitionLimits(config.max_run_steps, config.max_definition_bytes),
+        )
+    except DefinitionError as exc:
+        raise definition_error(exc) from None
+    except MalformedDocument as exc:
+        raise ApiError(ErrorKind.INVALID_PARAMS, str(exc)) from None
+    view, created = orchestrator.register_definition(parsed)
+    location = f"/v1/definitions/{view.name}/versions/{view.version}"
+    return WireResponse(view, 201 if created else 200, headers={"Location": location})
+
+
+@router.get(
+    "/v1/definitions",
+    response_model=DefinitionList,
+    responses=_errors(*_V1),
+    operation_id="listDefinitions",
+    openapi_extra={"x-req-id": ["ORCH-0314"]},
+    tags=["runs"],
+)
+async def list_definitions(request: Request) -> WireResponse:
+    """Every registered definition, by name and version."""
+    return WireResponse(_orchestrator(request).list_definitions())
+
+
+@router.get(
+    "/v1/definitions/{name}/versions/{version}",
+    response_model=Definition,
+    responses=_errors(*_V1, 404),
+    operation_id="getDefinition",
+    openapi_extra={"x-req-id": ["ORCH-0314"]},
+    tags=["runs"],
+)
+async def get_definition(request: Request, name: str, version: str) -> WireResponse:
+    """One registered definition, with every default filled in."""
+    return WireResponse(_orchestrator(request).get_definition(name, version))
+
+
+@router.post(
+    "/v1/runs",
+    status_code=202,
+    response_model=Run,
+    responses={
+        202: {**_RUN_LINKS, "headers": _location("/v1/runs/{id}", "ORCH-0317")},
+        **_errors(*_WITH_BODY, 404, 410),
+    },
+    operation_id="createRun",
+    openapi_extra={"x-req-id": ["ORCH-0310", "ORCH-0316", "ORCH-0317", "ORCH-0318", "ORCH-0319"]},
+    tags=["runs"],
+)
+async def create_run(request: Request, body: RunCreate) -> WireResponse:
+    """Start a run of a registered definition."""
+    view = _orchestrator(request).create_run(body)
+    return WireResponse(view, 202, headers={"Location": f"/v1/runs/{view.run_id}"})
+
+
+@router.get(
+    "/v1/runs",
+    response_model=RunList,
+    responses=_errors(*_V1, 400),
+    operation_id="listRuns",
+    openapi_extra={"x-req-id": ["ORCH-0323"]},
+    tags=["runs"],
+)
+async def list_runs(
+    request: Request,
+    state: RunState | None = None,
+    definition: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+) -> WireResponse:
+    """Runs in creation order, filtered, a page at a time."""
+    return WireResponse(
+        _orchestrator(request).list_runs(
+            state=state,
+            definition=definition,
+            created_after=created_after,
+            created_before=created_before,
+            cursor=cursor,
+            limit=limit,
+        )
+    )
+
+
+@router.get(
+    "/v1/runs/{run_id}",
+    response_model=Run,
+    responses={200: _RUN_LINKS, **_errors(*_V1, 404)},
+    operation_id="getRun",
+    openapi_extra={"x-req-id": ["ORCH-0320", "ORCH-0321", "ORCH-0322"]},
+    tags=["runs"],
+)
+async def get_run(request: Request, run_id: str) -> WireResponse:
+    """A run with every step's state, attempts, output and error."""
+    return WireResponse(_orchestrator(request).get_run(run_id))
+
+
+@router.delete(
+    "/v1/runs/{run_id}",
+    response_model=Run,
+    responses={200: _RUN_LINKS, **_errors(*_V1, 404, 409)},
+    operation_id="abortRun",
+    openapi_extra={"x-req-id": ["ORCH-0324"]},
+    tags=["runs"],
+)
+async def abort_run(request: Request, run_id: str) -> WireResponse:
+    """Abort a running run: its running steps' tasks are cancelled, pending steps skipped."""
+    return WireResponse(_orchestrator(request).abort_run(run_id))
+
+
+@router.get(
+    "/v1/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-sent events of the run: a `retry:` field first, then "
+            "`run.started`, `step.*` events and one closing `run.completed`, `run.failed` or "
+            "`run.aborted`, each with `id:`, `event:` and a JSON `data:` line.",
+            "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        },
+        **_errors(*_V1, 400, 404),
+    },
+    operation_id="streamRun",
+    openapi_extra={"x-req-id": ["ORCH-0350", "ORCH-0351", "ORCH-0352", "ORCH-0353"]},
+    tags=["runs"],
+)
+async def stream_run(
+    request: Request,
+    run_id: str,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """The run's event stream; resumable with ``Last-Event-ID``."""
+    after = _after(last_event_id)
+    source = _orchestrator(request).open_run_stream(run_id, after)
+    return _event_stream_response(source, after, request)
 
 
 # ---------------------------------------------------------------- health & metrics

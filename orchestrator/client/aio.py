@@ -18,23 +18,30 @@ from orchestrator.client.calls import (
     StreamEvent,
     StreamResult,
     T,
+    _abort_run,
     _base_url,
     _Call,
     _cancel_task,
     _check_stream_response,
     _Collector,
+    _create_run,
     _create_session,
     _default_headers,
     _delete_session,
+    _get_definition,
     _get_pool,
     _get_routing,
+    _get_run,
     _get_session,
     _get_task,
     _health,
+    _list_definitions,
     _list_pools,
+    _list_runs,
     _metrics,
     _ready,
     _reason,
+    _register_definition,
     _set_routing,
     _StreamState,
     _submit_task,
@@ -43,10 +50,14 @@ from orchestrator.client.errors import (
     OrchUnreachable,
 )
 from orchestrator.schemas import (
+    Definition,
+    DefinitionSummary,
     Health,
     Pool,
     Readiness,
     Routing,
+    Run,
+    RunList,
     SessionCreated,
     SessionInfo,
     Task,
@@ -170,6 +181,72 @@ class AsyncOrchClient:
     async def cancel_task(self, task_id: str) -> Task:
         """``DELETE /v1/tasks/{id}``; a task that already ended raises ``CONFLICT`` (409)."""
         return await self._call(_cancel_task(task_id))
+
+    # -- run definitions and runs (spec section 12)
+
+    async def register_definition(self, document: Mapping[str, Any]) -> Definition:
+        """``POST /v1/definitions``; the same document again returns the registered one,
+        another under the same name and version raises ``CONFLICT`` (409)."""
+        return await self._call(_register_definition(document))
+
+    async def get_definition(self, name: str, version: str) -> Definition:
+        """``GET /v1/definitions/{name}/versions/{version}``."""
+        return await self._call(_get_definition(name, version))
+
+    async def list_definitions(self) -> list[DefinitionSummary]:
+        """``GET /v1/definitions``, unwrapped from its ``{"definitions": [...]}`` envelope."""
+        return await self._call(_list_definitions())
+
+    async def create_run(
+        self,
+        session_id: str,
+        definition: str,
+        version: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        max_parallel: int | None = None,
+    ) -> Run:
+        """``POST /v1/runs``: the run as created (state ``running``)."""
+        return await self._call(
+            _create_run(
+                session_id,
+                definition,
+                version,
+                inputs=inputs,
+                seed=seed,
+                max_parallel=max_parallel,
+            )
+        )
+
+    async def get_run(self, run_id: str) -> Run:
+        """``GET /v1/runs/{id}``: the run and every step."""
+        return await self._call(_get_run(run_id))
+
+    async def list_runs(
+        self,
+        *,
+        state: str | None = None,
+        definition: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> RunList:
+        """``GET /v1/runs``: one page; pass its ``next_cursor`` as ``cursor`` for the next."""
+        query = {
+            "state": state,
+            "definition": definition,
+            "created_after": created_after,
+            "created_before": created_before,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return await self._call(_list_runs(query))
+
+    async def abort_run(self, run_id: str) -> Run:
+        """``DELETE /v1/runs/{id}``; a run that already ended raises ``CONFLICT`` (409)."""
+        return await self._call(_abort_run(run_id))
 
     # -- pools, routing, health, metrics
 

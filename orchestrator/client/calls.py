@@ -24,6 +24,9 @@ from orchestrator.client.errors import (
 from orchestrator.numerals import ascii_int
 from orchestrator.schemas import (
     STREAM_EVENT_MODELS,
+    Definition,
+    DefinitionList,
+    DefinitionSummary,
     EndData,
     ErrorData,
     ErrorEnvelope,
@@ -32,6 +35,8 @@ from orchestrator.schemas import (
     PoolList,
     Readiness,
     Routing,
+    Run,
+    RunList,
     SessionCreated,
     SessionInfo,
     StartedData,
@@ -327,6 +332,61 @@ def _ready() -> _Call[Readiness]:
 def _metrics() -> _Call[str]:
     # Plain text exposition format, not OpenMetrics: it is what `promtool` checks.
     return _Call("GET", "/metrics", "/metrics", _decode_text, accept="text/plain")
+
+
+def _register_definition(document: Mapping[str, Any]) -> _Call[Definition]:
+    return _Call("POST", "/v1/definitions", "/v1/definitions", _model(Definition), dict(document))
+
+
+def _get_definition(name: str, version: str) -> _Call[Definition]:
+    path = f"/v1/definitions/{_segment(name, 'name')}/versions/{_segment(version, 'version')}"
+    return _Call("GET", "/v1/definitions/{name}/versions/{version}", path, _model(Definition))
+
+
+def _decode_definitions(endpoint: str, response: httpx.Response) -> list[DefinitionSummary]:
+    return _validate(endpoint, response, DefinitionList).definitions
+
+
+def _list_definitions() -> _Call[list[DefinitionSummary]]:
+    return _Call("GET", "/v1/definitions", "/v1/definitions", _decode_definitions)
+
+
+def _create_run(
+    session_id: str,
+    definition: str,
+    version: str,
+    *,
+    inputs: Mapping[str, Any] | None,
+    seed: int | None,
+    max_parallel: int | None,
+) -> _Call[Run]:
+    body: dict[str, Any] = {
+        "session_id": session_id,
+        "definition": definition,
+        "version": version,
+        "inputs": dict(inputs or {}),
+    }
+    if seed is not None:
+        body["seed"] = seed
+    if max_parallel is not None:
+        body["max_parallel"] = max_parallel
+    return _Call("POST", "/v1/runs", "/v1/runs", _model(Run), body)
+
+
+def _get_run(run_id: str) -> _Call[Run]:
+    path = f"/v1/runs/{_segment(run_id, 'run_id')}"
+    return _Call("GET", "/v1/runs/{id}", path, _model(Run))
+
+
+def _abort_run(run_id: str) -> _Call[Run]:
+    path = f"/v1/runs/{_segment(run_id, 'run_id')}"
+    return _Call("DELETE", "/v1/runs/{id}", path, _model(Run))
+
+
+def _list_runs(query: Mapping[str, str | int | None]) -> _Call[RunList]:
+    given = {key: str(value) for key, value in query.items() if value is not None}
+    path = "/v1/runs" + ("?" + str(httpx.QueryParams(given)) if given else "")
+    return _Call("GET", "/v1/runs", path, _model(RunList))
 
 
 def _stream_path(task_id: str) -> str:

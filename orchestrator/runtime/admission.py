@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+from collections.abc import Callable
 
 from orchestrator.errors import ApiError
 from orchestrator.queue import QueueFull
@@ -46,8 +47,14 @@ class Admitter:
         """Continue ``admit_seq`` after the database's last admission (at start)."""
         self._sequence = self._context.store.next_admit_seq()
 
-    async def admit(self, body: TaskCreate) -> TaskAdmitted:
-        """Admit a task; returns once it is committed (ORCH-0038..0050, ORCH-0095..0098)."""
+    async def admit(
+        self, body: TaskCreate, *, joined: Callable[[str], None] | None = None
+    ) -> TaskAdmitted:
+        """Admit a task; returns once it is committed (ORCH-0038..0050, ORCH-0095..0098).
+
+        ``joined(task_id)`` writes what must be committed with the task (a run's step
+        attempt), in a transaction of its own that joins the admission's commit.
+        """
         context = self._context
         pool = context.pool(body.pool)
         session = self._sessions.active(body.session_id)
@@ -109,6 +116,8 @@ class Admitter:
             self._termination.drop(place.evicted)
         pool.schedule()
         try:
+            if joined is not None:
+                joined(task_id)
             await durable
         except StoreError:
             # Never acknowledged, so never admitted: take it back out. A runner

@@ -19,7 +19,7 @@ from orchestrator.runtime.ids import ordered_id, random_id
 from orchestrator.runtime.journal import Journal
 from orchestrator.runtime.pool import Pool
 from orchestrator.runtime.tasks import LiveTask, LiveTasks
-from orchestrator.store import Store
+from orchestrator.store import Store, TaskRow
 from orchestrator.vocabulary import ErrorKind, FallbackMode, StreamEvent
 
 
@@ -40,6 +40,10 @@ class RuntimeContext:
         """How a retry after an engine 429 picks its replica (ORCH-0109, ORCH-0110); persisted."""
         self._store: Store | None = None
         self._journal: Journal | None = None
+        self.task_ended: list[Callable[[TaskRow], None]] = []
+        """Called with each task's row once its terminal state is durable (runs follow steps)."""
+        self.session_ending: list[Callable[[str], None]] = []
+        """Called with a session's id when it ends, before its tasks are cancelled."""
 
     @property
     def store(self) -> Store:

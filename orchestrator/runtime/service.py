@@ -7,15 +7,16 @@ Each operation is one part's job, and the parts share a :class:`RuntimeContext`:
 - :class:`Executor` runs dispatched tasks: slots, attempts, retries, tokens;
 - :class:`Termination` ends tasks, cancellations included;
 - :class:`Views` builds what readers see: tasks, streams, pools;
-- :func:`recover` resumes, at start, what the last process left live.
+- :func:`recover` resumes, at start, what the last process left live;
+- :class:`Runs` registers run definitions and runs their steps as tasks.
 
 This class owns the lifecycle (start, stop, the janitor) and wires the parts.
 Everything runs on one event loop. State lives in two places kept in step:
 SQLite, the truth across restarts, and a :class:`LiveTask` per queued or
 running task, the truth for streaming; what a running task changes is shown
 only once the journal has committed it (docs/design/event-durability.md).
-A new kind of work (multi-step runs, say) is a part of its own beside these,
-reached through this face (docs/design/runtime.md).
+A new kind of work is a part of its own beside these, reached through this
+face (docs/design/runtime.md), as multi-step runs are.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from orchestrator.config import Config, ReplicaConfig
+from orchestrator.config import Config, ReplicaConfig, load_definitions
 from orchestrator.engines import Engine, build_engine
 from orchestrator.metrics import Metrics
+from orchestrator.runs import ParsedDefinition
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.context import RuntimeContext
@@ -37,16 +39,21 @@ from orchestrator.runtime.execution import Executor
 from orchestrator.runtime.journal import Journal
 from orchestrator.runtime.pool import Pool
 from orchestrator.runtime.recovery import recover
+from orchestrator.runtime.runs import Runs
 from orchestrator.runtime.sessions import Sessions
 from orchestrator.runtime.starts import AttemptStarts
 from orchestrator.runtime.streams import StreamSource
 from orchestrator.runtime.tasks import LiveTasks
 from orchestrator.runtime.termination import Termination
 from orchestrator.runtime.views import Views, pool_snapshots
-from orchestrator.schemas import Pool as PoolView
 from orchestrator.schemas import (
+    Definition,
+    DefinitionList,
     PoolList,
     Routing,
+    Run,
+    RunCreate,
+    RunList,
     SessionCreate,
     SessionCreated,
     SessionInfo,
@@ -54,9 +61,10 @@ from orchestrator.schemas import (
     TaskAdmitted,
     TaskCreate,
 )
+from orchestrator.schemas import Pool as PoolView
 from orchestrator.store import Store
 from orchestrator.store.lock import DatabaseLock
-from orchestrator.vocabulary import FallbackMode
+from orchestrator.vocabulary import FallbackMode, RunState
 
 log = logging.getLogger("orchestrator")
 
@@ -93,6 +101,7 @@ class Orchestrator:
         self._admitter = Admitter(context, self._sessions, self._termination)
         self._executor = Executor(context, self._starts, self._termination, self._admitter)
         self._views = Views(context, self._starts)
+        self._runs = Runs(context, self._sessions, self._admitter, self._termination)
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
 
@@ -154,6 +163,9 @@ class Orchestrator:
         # Replicas that are ready at once should be ready before the first request;
         # slow warm-ups go on in the background.
         await asyncio.wait(warmups, timeout=STARTUP_READY_GRACE_S)
+        for parsed in load_definitions(self.config):
+            self._runs.register(parsed)
+        self._runs.resume()
         self._spawn(self._janitor())
         self.started = True
 
@@ -164,6 +176,7 @@ class Orchestrator:
             pool.draining = True
             for replica in pool.replicas:
                 replica.state = "draining"
+        self._runs.stop()
         runners = [lt.runner for lt in context.live.made() if lt.runner is not None]
         for runner in runners:
             runner.cancel()
@@ -250,3 +263,45 @@ class Orchestrator:
         self.store.put_setting(FALLBACK_MODE_KEY, mode)
         self._context.fallback_mode = mode
         return self.routing()
+
+    # ------------------------------------------------------------ runs (spec section 12)
+
+    def register_definition(self, parsed: ParsedDefinition) -> tuple[Definition, bool]:
+        return self._runs.register(parsed)
+
+    def get_definition(self, name: str, version: str) -> Definition:
+        return self._runs.definition(name, version)
+
+    def list_definitions(self) -> DefinitionList:
+        return self._runs.definitions()
+
+    def create_run(self, body: RunCreate) -> Run:
+        return self._runs.create(body)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._runs.get(run_id)
+
+    def list_runs(
+        self,
+        *,
+        state: RunState | None,
+        definition: str | None,
+        created_after: str | None,
+        created_before: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> RunList:
+        return self._runs.listing(
+            state=state,
+            definition=definition,
+            created_after=created_after,
+            created_before=created_before,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    def abort_run(self, run_id: str) -> Run:
+        return self._runs.abort(run_id)
+
+    def open_run_stream(self, run_id: str, after: int) -> StreamSource:
+        return self._runs.stream(run_id, after)

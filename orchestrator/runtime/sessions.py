@@ -64,6 +64,8 @@ class Sessions:
         context = self._context
         context.store.end_session(session_id, context.clock.now_ms())
         self._open.pop(session_id, None)
+        for listener in context.session_ending:
+            listener(session_id)
         for lt in context.live.of_session(session_id):
             self._termination.cancel(lt, "session ended")
         context.journal.commit_now()

@@ -95,6 +95,8 @@ class Termination:
             reason = str(finish_reason) if error is None else str(error["kind"])
             metrics = context.metrics
             metrics.child(metrics.tasks_finished, row.pool_id, row.priority, state, reason).inc()
+            for listener in context.task_ended:
+                listener(row)
 
         context.journal.write(persist)
         context.journal.then(publish)

@@ -1,4 +1,4 @@
-"""SQLite persistence of sessions, tasks, attempts, stream events and settings.
+"""SQLite persistence of sessions, tasks, attempts, stream events, settings and runs.
 
 One connection, used only from the event loop thread: every statement is
 short, and keeping them on the loop avoids a thread hop per request (measured
@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from orchestrator.compact_json import dumps_canonical, stdlib_dumps_canonical
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
 from orchestrator.store.migrations import MIGRATIONS
-from orchestrator.vocabulary import AttemptState, Priority, TaskState
+from orchestrator.vocabulary import AttemptState, Priority, RunState, StepState, TaskState
 
 log = logging.getLogger("orchestrator.store")
 
@@ -177,6 +177,75 @@ class EventRow:
     event: str
     data: str
     """The event's JSON payload, exactly as sent on the wire."""
+
+
+@dataclass(frozen=True)
+class DefinitionRow:
+    name: str
+    version: str
+    digest: str
+    document: dict[str, Any]
+    created_ms: int
+
+
+@dataclass
+class RunRow:
+    run_id: str
+    session_id: str
+    definition: str
+    version: str
+    seed: int
+    max_parallel: int
+    inputs: dict[str, Any]
+    state: RunState
+    created_ms: int
+    finished_ms: int | None
+
+
+@dataclass
+class StepRow:
+    run_id: str
+    step_id: str
+    position: int
+    state: StepState
+    seed: int
+    output: str | None
+    error: dict[str, Any] | None
+    started_ms: int | None
+    finished_ms: int | None
+    retry_at_ms: int | None
+    """When the next attempt of a step waiting out its retry backoff starts."""
+
+
+@dataclass(frozen=True)
+class StepAttemptRow:
+    run_id: str
+    step_id: str
+    attempt: int
+    task_id: str | None
+    error: dict[str, Any] | None
+    started_ms: int
+
+
+_RUN_COLUMNS = (
+    "run_id, session_id, definition, version, seed, max_parallel, inputs, state, "
+    "created_ms, finished_ms"
+)
+_STEP_COLUMNS = (
+    "run_id, step_id, position, state, seed, output, error, started_ms, finished_ms, retry_at_ms"
+)
+
+
+def _run(row: tuple[Any, ...]) -> RunRow:
+    values = list(row)
+    values[6] = json.loads(values[6])
+    return RunRow(*values)
+
+
+def _step(row: tuple[Any, ...]) -> StepRow:
+    values = list(row)
+    values[6] = json.loads(values[6]) if values[6] is not None else None
+    return StepRow(*values)
 
 
 _TASK_COLUMNS = (
@@ -498,7 +567,9 @@ class Store:
         cursor = self._connection.execute(
             "DELETE FROM sessions WHERE COALESCE(ended_ms, expires_ms) < ? AND NOT EXISTS "
             "(SELECT 1 FROM tasks t WHERE t.session_id = sessions.session_id "
-            " AND t.state IN ('queued', 'running'))",
+            " AND t.state IN ('queued', 'running')) AND NOT EXISTS "
+            "(SELECT 1 FROM runs r WHERE r.session_id = sessions.session_id "
+            " AND r.state = 'running')",
             (ended_or_expired_before_ms,),
         )
         return cursor.rowcount
@@ -647,3 +718,195 @@ class Store:
             "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
             (key, value, value),
         )
+
+    # ------------------------------------------------------------ run definitions
+    # Run statements use the connection itself: every write of a run is inside a
+    # transaction, whose start has put the loop turn's pending admissions in already.
+
+    def insert_definition(self, row: DefinitionRow) -> None:
+        self.settle()
+        self._connection.execute(
+            "INSERT INTO definitions VALUES (?, ?, ?, ?, ?)",
+            (row.name, row.version, row.digest, self._canonical(row.document), row.created_ms),
+        )
+
+    def get_definition(self, name: str, version: str) -> DefinitionRow | None:
+        row = self._connection.execute(
+            "SELECT name, version, digest, document, created_ms FROM definitions "
+            "WHERE name = ? AND version = ?",
+            (name, version),
+        ).fetchone()
+        if row is None:
+            return None
+        return DefinitionRow(row[0], row[1], row[2], json.loads(row[3]), row[4])
+
+    def definitions(self) -> list[DefinitionRow]:
+        rows = self._connection.execute(
+            "SELECT name, version, digest, document, created_ms FROM definitions "
+            "ORDER BY name, version"
+        ).fetchall()
+        return [DefinitionRow(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    # ------------------------------------------------------------ runs
+
+    def insert_run(self, run: RunRow, steps: Iterable[StepRow]) -> None:
+        self.settle()
+        self._connection.execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.run_id,
+                run.session_id,
+                run.definition,
+                run.version,
+                run.seed,
+                run.max_parallel,
+                self._canonical(run.inputs),
+                run.state,
+                run.created_ms,
+                run.finished_ms,
+            ),
+        )
+        self._connection.executemany(
+            f"INSERT INTO run_steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    step.run_id,
+                    step.step_id,
+                    step.position,
+                    step.state,
+                    step.seed,
+                    step.output,
+                    None if step.error is None else self._canonical(step.error),
+                    step.started_ms,
+                    step.finished_ms,
+                    step.retry_at_ms,
+                )
+                for step in steps
+            ],
+        )
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        row = self._connection.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else _run(row)
+
+    def live_runs(self) -> list[RunRow]:
+        """Running runs in creation order (restart recovery)."""
+        rows = self._connection.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE state = 'running' ORDER BY created_ms, run_id"
+        ).fetchall()
+        return [_run(row) for row in rows]
+
+    def list_runs(
+        self,
+        *,
+        state: str | None,
+        definition: str | None,
+        created_from_ms: int | None,
+        created_before_ms: int | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[RunRow]:
+        """Runs in ``(created_ms, run_id)`` order, after the cursor's key, filtered."""
+        clauses: list[str] = []
+        values: list[Any] = []
+        if state is not None:
+            clauses.append("state = ?")
+            values.append(state)
+        if definition is not None:
+            clauses.append("definition = ?")
+            values.append(definition)
+        if created_from_ms is not None:
+            clauses.append("created_ms >= ?")
+            values.append(created_from_ms)
+        if created_before_ms is not None:
+            clauses.append("created_ms < ?")
+            values.append(created_before_ms)
+        if after is not None:
+            clauses.append("(created_ms > ? OR (created_ms = ? AND run_id > ?))")
+            values.extend((after[0], after[0], after[1]))
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        rows = self._connection.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where}ORDER BY created_ms, run_id LIMIT ?",
+            (*values, limit),
+        ).fetchall()
+        return [_run(row) for row in rows]
+
+    def running_runs_of_session(self, session_id: str) -> list[str]:
+        rows = self._connection.execute(
+            "SELECT run_id FROM runs WHERE session_id = ? AND state = 'running' "
+            "ORDER BY created_ms, run_id",
+            (session_id,),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        self.settle()
+        # Column names come from this package's code, never from a request.
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._connection.execute(
+            f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id)
+        )
+
+    def run_steps(self, run_id: str) -> list[StepRow]:
+        rows = self._connection.execute(
+            f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        return [_step(row) for row in rows]
+
+    def update_step(self, run_id: str, step_id: str, **fields: Any) -> None:
+        self.settle()
+        if fields.get("error") is not None:
+            fields["error"] = self._canonical(fields["error"])
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._connection.execute(
+            f"UPDATE run_steps SET {assignments} WHERE run_id = ? AND step_id = ?",
+            (*fields.values(), run_id, step_id),
+        )
+
+    def insert_step_attempt(self, row: StepAttemptRow) -> None:
+        self.settle()
+        self._connection.execute(
+            "INSERT INTO step_attempts VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                row.run_id,
+                row.step_id,
+                row.attempt,
+                row.task_id,
+                None if row.error is None else self._canonical(row.error),
+                row.started_ms,
+            ),
+        )
+
+    def step_attempts(self, run_id: str) -> list[StepAttemptRow]:
+        rows = self._connection.execute(
+            "SELECT run_id, step_id, attempt, task_id, error, started_ms FROM step_attempts "
+            "WHERE run_id = ? ORDER BY step_id, attempt",
+            (run_id,),
+        ).fetchall()
+        return [
+            StepAttemptRow(r[0], r[1], r[2], r[3], None if r[4] is None else json.loads(r[4]), r[5])
+            for r in rows
+        ]
+
+    def insert_run_events(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
+        """Insert ``(run_id, seq, event, data)`` rows."""
+        self.settle()
+        self._connection.executemany("INSERT INTO run_events VALUES (?, ?, ?, ?)", rows)
+
+    def run_events(self, run_id: str, after_seq: int = 0) -> list[EventRow]:
+        rows = self._connection.execute(
+            "SELECT seq, event, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq",
+            (run_id, after_seq),
+        ).fetchall()
+        return [EventRow(*row) for row in rows]
+
+    def task_output(self, task_id: str) -> str:
+        """The texts of a task's ``token`` events in order: a step's output (ORCH-0328)."""
+        rows = self._connection.execute(
+            "SELECT data FROM task_events WHERE task_id = ? AND event = 'token' ORDER BY seq",
+            (task_id,),
+        ).fetchall()
+        return "".join(json.loads(row[0])["text"] for row in rows)

@@ -121,4 +121,65 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE attempts;
     ALTER TABLE attempts_v2 RENAME TO attempts;
     """,
+    # 3: run definitions, runs, their steps, step attempts (-> tasks) and run events
+    """
+    CREATE TABLE definitions (
+        name        TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        document    TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        run_id       TEXT PRIMARY KEY,
+        session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+        definition   TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        seed         INTEGER NOT NULL,
+        max_parallel INTEGER NOT NULL,
+        inputs       TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (
+                       state = 'running' OR state = 'completed' OR state = 'failed'
+                       OR state = 'aborted'),
+        created_ms   INTEGER NOT NULL,
+        finished_ms  INTEGER,
+        FOREIGN KEY (definition, version) REFERENCES definitions(name, version)
+    );
+    CREATE INDEX runs_by_created ON runs(created_ms, run_id);
+    CREATE INDEX runs_by_session ON runs(session_id, state);
+    CREATE TABLE run_steps (
+        run_id      TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        step_id     TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        state       TEXT NOT NULL CHECK (
+                      state = 'pending' OR state = 'running' OR state = 'succeeded'
+                      OR state = 'failed' OR state = 'skipped'),
+        seed        INTEGER NOT NULL,
+        output      TEXT,
+        error       TEXT,
+        started_ms  INTEGER,
+        finished_ms INTEGER,
+        retry_at_ms INTEGER,
+        PRIMARY KEY (run_id, step_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE step_attempts (
+        run_id     TEXT NOT NULL,
+        step_id    TEXT NOT NULL,
+        attempt    INTEGER NOT NULL,
+        task_id    TEXT REFERENCES tasks(task_id) ON DELETE CASCADE,
+        error      TEXT,
+        started_ms INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step_id, attempt),
+        FOREIGN KEY (run_id, step_id) REFERENCES run_steps(run_id, step_id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX step_attempts_by_task ON step_attempts(task_id);
+    CREATE TABLE run_events (
+        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        seq    INTEGER NOT NULL,
+        event  TEXT NOT NULL,
+        data   TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    """,
 )

@@ -47,6 +47,7 @@ EXPECTED_PAGES = {
     "docs/ci.md",
     "docs/spec-author.md",
     "docs/real-engine.md",
+    "docs/runs.md",
     "docs/trace-format.md",
     "docs/troubleshooting.md",
 }

@@ -46,6 +46,8 @@ class Mutation:
     """A replacement for orchestratord's ``PoolQueue`` (servers and the queue properties)."""
     serve_command: str | None = None
     """A serve command that starts the mutant (``--orch-serve-cmd``)."""
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None
+    """Patches orchestratord's own code in the run's processes (the runs mutants)."""
 
     def apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Make every orchestratord this process starts the mutant."""
@@ -59,6 +61,8 @@ class Mutation:
                 wrap_engine=self.wrap_engine,
                 change_config=self.change_config,
             )
+        if self.patch is not None:
+            self.patch(monkeypatch)
         if self.queue is not None:
             import orchestrator.queue
             import orchestrator.queue.admission
@@ -97,6 +101,7 @@ def _build() -> list[Mutant]:
     from tests.harness.pact import pact_mutants
     from tests.harness.properties import mutants as properties
     from tests.harness.restart import mutants as restart
+    from tests.harness.runs import mutants as runs
     from tests.harness.wire import wire_mutants as wire
 
     out: list[Mutant] = []
@@ -136,6 +141,13 @@ def _build() -> list[Mutant]:
     for name, (_mutate, req) in restart.MUTANTS.items():
         mutation = Mutation(serve_command=restart.serve_command(name))
         out.append(Mutant(name, "restart", req, mutation, "test_contract_restart"))
+    for name, (_mutate, req) in restart.RUN_MUTANTS.items():
+        mutation = Mutation(serve_command=restart.serve_command(name))
+        out.append(Mutant(name, "runs", req, mutation, "test_contract_runs_restart"))
+    for name, (patch, selection, req) in runs.MUTANTS.items():
+        out.append(
+            Mutant(name, "runs", req, Mutation(patch=patch), "test_contract_runs", selection)
+        )
     names = [m.name for m in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

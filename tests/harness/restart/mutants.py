@@ -64,7 +64,24 @@ MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
 }
 """name -> (the mutation, the requirement it breaks)."""
 
-SLUGS = {name.replace(" ", "-"): name for name in MUTANTS}
+
+def runs_not_resumed() -> None:
+    """Recovery leaves running runs as they were: they never go on (ORCH-0341)."""
+    from orchestrator.runtime.runs import Runs
+
+    def resume(self: Runs) -> None:
+        return None
+
+    Runs.resume = resume  # type: ignore[method-assign]
+
+
+RUN_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
+    "a run lost after a restart": (runs_not_resumed, "ORCH-0341"),
+}
+"""The runs restart mutants (``test_contract_runs_restart``): name -> (mutation, requirement)."""
+
+ALL = {**MUTANTS, **RUN_MUTANTS}
+SLUGS = {name.replace(" ", "-"): name for name in ALL}
 
 
 def serve_command(name: str) -> str:
@@ -77,7 +94,7 @@ def serve_command(name: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    MUTANTS[SLUGS[argv[0]]][0]()
+    ALL[SLUGS[argv[0]]][0]()
     from harness.cli import main as orchq
 
     orchq(["serve", *argv[1:]])

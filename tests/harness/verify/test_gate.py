@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.conformance import NOT_CLAIMED
 from harness.plugin.target import LIVE_TARGET_SKIP
-from harness.verify.gate import OUTSIDE, REMOTE_UNVERIFIABLE, judge
+from harness.verify.gate import NOT_CLAIMED_STATE, OUTSIDE, REMOTE_UNVERIFIABLE, judge
 
 
 def _req(req_id: str, level: str, state: str, *nodeids: str) -> dict[str, Any]:
@@ -75,3 +76,16 @@ def test_live_target_judges_a_requirement_on_the_tests_it_can_run() -> None:
     # In-process, the same skip is a real gap; live, a skip for another reason is one too.
     assert judge([mixed], reasons, gate="must", live=False).violations
     assert judge([other_skip], {"configured": "flaky network"}, gate="must", live=True).violations
+
+
+def test_a_profile_the_target_does_not_claim_is_not_claimed_and_nothing_else_is() -> None:
+    reason = f"{NOT_CLAIMED}: the runs profile (--orch-profile core)"
+    for live in (False, True):
+        core = judge(REQS, {"b": reason}, gate="must", live=live)
+        assert core.category["ORCH-0003"] == NOT_CLAIMED_STATE
+        assert [r["id"] for r in core.violations] == ["ORCH-0005"]
+    partly = _req("ORCH-0009", "MUST", "partly-skipped", "b", "e")
+    partly["tests"][1]["outcome"] = "passed"
+    judged = judge([partly], {"b": reason}, gate="must", live=False)
+    assert judged.category["ORCH-0009"] == "partly-skipped"
+    assert judged.violations

@@ -42,6 +42,14 @@ EXPECTED_ERRORS: dict[str, set[int]] = {
     "getPool": {401, 404, 503},
     "getRouting": {401, 503},
     "setRouting": {400, 401, 413, 415, 503},
+    "registerDefinition": {400, 401, 409, 413, 415, 503},
+    "listDefinitions": {401, 503},
+    "getDefinition": {401, 404, 503},
+    "createRun": {400, 401, 404, 410, 413, 415, 503},
+    "listRuns": {400, 401, 503},
+    "getRun": {401, 404, 503},
+    "abortRun": {401, 404, 409, 503},
+    "streamRun": {400, 401, 404, 503},
     "healthz": set(),
     "readyz": {503},
     "metrics": set(),
@@ -171,6 +179,35 @@ def test_every_declared_error_status_is_observed_and_nothing_else(
         http.get(f"/v1/sessions/{session}")
         http.get("/v1/sessions/nope")
         http.delete("/v1/sessions/nope")
+        # Run definitions and runs.
+        steps = [{"id": "hold", "prompt": "p", "max_tokens": HOLD_TOKENS}]
+        definition = {"name": "tour", "version": "1", "steps": steps}
+        http.post("/v1/definitions", json=definition)  # 201
+        http.post("/v1/definitions", json=definition)  # 200
+        http.post("/v1/definitions", json={**definition, "steps": [{"id": "x", "prompt": "q"}]})
+        http.post("/v1/definitions", json={**definition, "steps": []})  # 400
+        http.post("/v1/definitions", content=big, headers=json_type)
+        http.post("/v1/definitions", content=b"{}", headers=text_type)
+        http.get("/v1/definitions")
+        http.get("/v1/definitions/tour/versions/1")
+        http.get("/v1/definitions/tour/versions/2")
+        run_body = {"session_id": session, "definition": "tour", "version": "1"}
+        run = http.post("/v1/runs", json=run_body).json()["run_id"]
+        http.post("/v1/runs", json={**run_body, "max_parallel": 0})
+        http.post("/v1/runs", json={**run_body, "version": "2"})
+        http.post("/v1/runs", content=big, headers=json_type)
+        http.post("/v1/runs", content=b"{}", headers=text_type)
+        http.get("/v1/runs")
+        http.get("/v1/runs", params={"limit": 0})
+        http.get(f"/v1/runs/{run}")
+        http.get("/v1/runs/nope")
+        http.delete(f"/v1/runs/{run}")
+        http.delete(f"/v1/runs/{run}")
+        http.delete("/v1/runs/nope")
+        with http.stream("GET", f"/v1/runs/{run}/events") as stream:
+            stream.read()
+        http.get(f"/v1/runs/{run}/events", headers={"Last-Event-ID": "x"})
+        http.get("/v1/runs/nope/events")
         # Tasks.
         body = {"session_id": session, "prompt": "p", "max_tokens": HOLD_TOKENS}
         running = http.post("/v1/tasks", json=body).json()["task_id"]
@@ -194,6 +231,7 @@ def test_every_declared_error_status_is_observed_and_nothing_else(
         clock.advance(1_000)
         http.get(f"/v1/sessions/{short}")
         http.post("/v1/tasks", json={**body, "session_id": short})
+        http.post("/v1/runs", json={**run_body, "session_id": short})
         http.delete(f"/v1/sessions/{session}")
         # Pools, routing, health.
         http.get("/v1/pools")

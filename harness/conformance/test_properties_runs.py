@@ -1,0 +1,40 @@
+"""Conformance: a Hypothesis state machine over random step graphs, on the wire (section 12.3).
+
+Random acyclic definitions run with random ``max_parallel`` values and random
+aborts (:mod:`harness.properties.runs_machine`); each run, once ended, must have
+started no step before its dependencies ended (ORCH-0326), held ``max_parallel``
+(ORCH-0327), completed only with every step succeeded (ORCH-0329), and an abort
+must have reached every step (ORCH-0324, ORCH-0325). Any target, in-process,
+``--orch-url`` or ``--orch-serve-cmd``: the machine only talks HTTP.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from harness.properties.profile import suite_settings
+from harness.properties.runs_machine import RunsMachine
+from harness.wire import Wire
+
+pytestmark = [pytest.mark.properties, pytest.mark.orch_profile("runs")]
+
+EXAMPLES = 8
+STEPS = 6
+
+
+@pytest.mark.req("ORCH-0324", "ORCH-0325", "ORCH-0326", "ORCH-0327", "ORCH-0329")
+def test_random_step_graphs_run_in_order_within_max_parallel(
+    wire: Wire, request: pytest.FixtureRequest
+) -> None:
+    machine = type("Runs", (RunsMachine,), {"wire": wire})
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            suite_settings(request.config),
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )

@@ -1,0 +1,735 @@
+"""Multi-step runs: definitions, the step graph, and every step run as an ordinary task.
+
+A run is a DAG of steps (spec section 12). This part registers definitions,
+creates runs, starts each step whose dependencies all succeeded (up to the
+run's ``max_parallel``) by admitting a task through :class:`Admitter`, and
+learns each task's outcome from :class:`Termination` (``context.task_ended``):
+no second executor. Invariants:
+
+- **Durable before visible.** Every change of a run (a step's state, output or
+  attempt, the run's state) and the run events that report it are committed in
+  one transaction before readers can see them; a step attempt's row and its
+  ``step.started`` event join the commit of the task's admission, so a step's
+  task is never admitted without being recorded (ORCH-0340).
+- **Derivable again.** What a run does next follows from the store alone: a
+  restart rebuilds each running run from its rows and the states of its steps'
+  tasks, so nothing is lost, a step that succeeded never runs again, and event
+  ids continue (ORCH-0340..0343, ORCH-0351).
+- **Fail fast.** A step that fails after its attempts skips every pending step;
+  running steps finish; the run fails once none runs (ORCH-0328).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import ApiError, task_error
+from orchestrator.runs import (
+    DefinitionError,
+    DefinitionLimits,
+    ParsedDefinition,
+    backoff_ms,
+    step_seed,
+    validate_definition,
+)
+from orchestrator.runs.inputs import InputError, check_inputs
+from orchestrator.runtime.admission import Admitter
+from orchestrator.runtime.channel import TaskChannel
+from orchestrator.runtime.context import RuntimeContext
+from orchestrator.runtime.run_views import (
+    decode_cursor,
+    definition_summary,
+    definition_view,
+    encode_cursor,
+    parse_time,
+    run_summary,
+    run_view,
+)
+from orchestrator.runtime.sessions import Sessions
+from orchestrator.runtime.streams import StreamSource
+from orchestrator.runtime.termination import Termination
+from orchestrator.schemas import (
+    Definition,
+    DefinitionList,
+    Run,
+    RunCreate,
+    RunList,
+    TaskCreate,
+)
+from orchestrator.store import (
+    DefinitionRow,
+    RunRow,
+    StepAttemptRow,
+    StepRow,
+    StoreError,
+    TaskRow,
+)
+from orchestrator.vocabulary import ErrorKind, RunEvent, RunState, StepState
+
+log = logging.getLogger("orchestrator.runs")
+
+MAX_SERVER_RUN_SEED = 2**31
+"""Run seeds the server picks fit in 31 bits, like task seeds."""
+MAX_PROMPT_CHARS = 32_768
+"""A rendered step prompt is a task prompt (ORCH-0038)."""
+STEP_PRIORITY = "batch"
+"""Every step's task is admitted with this priority (ORCH-0330)."""
+RESYNC_DELAY_S = 1.0
+"""After a write that failed, a run is derived again from the store this much later."""
+MAX_LIST_LIMIT = 100
+
+
+@dataclass
+class LiveRun:
+    """A running run: its rows as stored, and the channel its event readers follow."""
+
+    row: RunRow
+    definition: ParsedDefinition
+    steps: dict[str, StepRow]
+    attempts: dict[str, list[StepAttemptRow]]
+    channel: TaskChannel
+    admitting: set[str] = field(default_factory=set)
+    """Steps whose task admission is in flight: they hold a place of ``max_parallel``."""
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    """Steps waiting out their retry backoff."""
+
+    @property
+    def run_id(self) -> str:
+        return self.row.run_id
+
+    def running(self) -> list[StepRow]:
+        return [s for s in self.steps.values() if s.state == "running"]
+
+
+@dataclass
+class Change:
+    """One transition of a run: what to write, and the events that report it."""
+
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[RunEvent, dict[str, Any]]] = field(default_factory=list)
+
+    def step(self, step_id: str, **fields: Any) -> None:
+        self.steps.setdefault(step_id, {}).update(fields)
+
+
+class Runs:
+    def __init__(
+        self,
+        context: RuntimeContext,
+        sessions: Sessions,
+        admitter: Admitter,
+        termination: Termination,
+    ) -> None:
+        self._context = context
+        self._sessions = sessions
+        self._admitter = admitter
+        self._termination = termination
+        self._live: dict[str, LiveRun] = {}
+        self._task_steps: dict[str, tuple[str, str]] = {}
+        """The task of each running step attempt -> ``(run_id, step_id)``."""
+        self._parsed: dict[tuple[str, str], ParsedDefinition] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._ended: list[TaskRow] = []
+        """Tasks of steps that ended and whose steps have not moved yet (:meth:`_drain`)."""
+        self._drain_scheduled = False
+        self._rng = random.Random(secrets.randbits(128))
+        context.task_ended.append(self._task_ended)
+        context.session_ending.append(self.abort_session)
+
+    @property
+    def limits(self) -> DefinitionLimits:
+        config = self._context.config
+        return DefinitionLimits(config.max_run_steps, config.max_definition_bytes)
+
+    # ------------------------------------------------------------ definitions
+
+    def register(self, parsed: ParsedDefinition) -> tuple[Definition, bool]:
+        """Register ``parsed``; ``(definition, created)``. The same name@version with another
+        document is 409 ``CONFLICT``; with the same document, the stored one (ORCH-0313)."""
+        store = self._context.store
+        digest = parsed.digest()
+        existing = store.get_definition(parsed.name, parsed.version)
+        if existing is not None:
+            if existing.digest != digest:
+                raise ApiError(
+                    ErrorKind.CONFLICT,
+                    f"definition {parsed.name}@{parsed.version} is already registered with "
+                    "another document; versions are immutable",
+                    details={"digest": existing.digest},
+                )
+            return definition_view(existing), False
+        row = DefinitionRow(
+            parsed.name, parsed.version, digest, parsed.normalized(), self._context.clock.now_ms()
+        )
+        with store.transaction():
+            store.insert_definition(row)
+        self._parsed[(row.name, row.version)] = parsed
+        return definition_view(row), True
+
+    def definition(self, name: str, version: str) -> Definition:
+        row = self._context.store.get_definition(name, version)
+        if row is None:
+            raise ApiError(ErrorKind.NOT_FOUND, f"definition {name}@{version} not found")
+        return definition_view(row)
+
+    def definitions(self) -> DefinitionList:
+        return DefinitionList(
+            definitions=[definition_summary(r) for r in self._context.store.definitions()]
+        )
+
+    def _definition(self, name: str, version: str) -> ParsedDefinition | None:
+        key = (name, version)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            row = self._context.store.get_definition(name, version)
+            if row is None:
+                return None
+            # Stored documents were valid when registered; a limit lowered since does not
+            # make a registered definition unusable.
+            parsed = validate_definition(row.document, DefinitionLimits(10**9, 10**12))
+            self._parsed[key] = parsed
+        return parsed
+
+    # ------------------------------------------------------------ runs
+
+    def create(self, body: RunCreate) -> Run:
+        """Create a run: committed with its ``run.started`` event, then its first steps start."""
+        context = self._context
+        parsed = self._definition(body.definition, body.version)
+        if parsed is None:
+            raise ApiError(
+                ErrorKind.NOT_FOUND, f"definition {body.definition}@{body.version} not found"
+            )
+        session = self._sessions.active(body.session_id)
+        try:
+            inputs = check_inputs(parsed.document, body.inputs)
+        except InputError as exc:
+            raise ApiError(ErrorKind.INVALID_PARAMS, str(exc), details={"path": exc.path}) from None
+        for position, step in enumerate(parsed.document.steps):
+            if step.pool not in context.pools:
+                raise ApiError(
+                    ErrorKind.NOT_FOUND,
+                    f"pool {step.pool!r} of step {step.id!r} (steps[{position}].pool) not found",
+                )
+        seed = body.seed if body.seed is not None else self._rng.randrange(MAX_SERVER_RUN_SEED)
+        now = context.clock.now_ms()
+        row = RunRow(
+            run_id=context.new_id("run"),
+            session_id=session.session_id,
+            definition=parsed.name,
+            version=parsed.version,
+            seed=seed,
+            max_parallel=body.max_parallel,
+            inputs=inputs,
+            state="running",
+            created_ms=now,
+            finished_ms=None,
+        )
+        steps = {
+            step.id: StepRow(
+                run_id=row.run_id,
+                step_id=step.id,
+                position=position,
+                state="pending",
+                seed=step.params.seed if step.params.seed is not None else step_seed(seed, step.id),
+                output=None,
+                error=None,
+                started_ms=None,
+                finished_ms=None,
+                retry_at_ms=None,
+            )
+            for position, step in enumerate(parsed.document.steps)
+        }
+        run = LiveRun(row, parsed, steps, {s: [] for s in steps}, TaskChannel())
+        started = _event_row(run, 1, "run.started", _run_started(row))
+        store = context.store
+        with store.transaction():
+            store.insert_run(row, steps.values())
+            store.insert_run_events([started])
+        run.channel.append(started[2], started[3])
+        run.channel.reveal(1)
+        self._live[row.run_id] = run
+        self._advance(run)
+        return self._run_view(row, run.steps.values(), run.attempts)
+
+    def get(self, run_id: str) -> Run:
+        run = self._live.get(run_id)
+        if run is not None:
+            return self._run_view(run.row, run.steps.values(), run.attempts)
+        store = self._context.store
+        row = store.get_run(run_id)
+        if row is None:
+            raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} not found")
+        attempts: dict[str, list[StepAttemptRow]] = {}
+        for attempt in store.step_attempts(run_id):
+            attempts.setdefault(attempt.step_id, []).append(attempt)
+        return self._run_view(row, store.run_steps(run_id), attempts)
+
+    def listing(
+        self,
+        *,
+        state: RunState | None,
+        definition: str | None,
+        created_after: str | None,
+        created_before: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> RunList:
+        """Runs in creation order, filtered, a page at a time (ORCH-0323)."""
+        after = decode_cursor(cursor) if cursor else None
+        rows = self._context.store.list_runs(
+            state=state,
+            definition=definition,
+            created_from_ms=parse_time(created_after, "created_after"),
+            created_before_ms=parse_time(created_before, "created_before"),
+            after=after,
+            limit=limit + 1,
+        )
+        page, more = rows[:limit], len(rows) > limit
+        next_cursor = encode_cursor(page[-1].created_ms, page[-1].run_id) if more else None
+        return RunList(
+            runs=[run_summary(r) for r in page],
+            next_cursor=next_cursor,
+        )
+
+    def abort(self, run_id: str) -> Run:
+        """Abort a running run, durable when this returns; 409 for an ended run (ORCH-0324)."""
+        self._land_task_ends()
+        run = self._live.get(run_id)
+        if run is None:
+            row = self._context.store.get_run(run_id)
+            if row is None:
+                raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} not found")
+            raise ApiError(
+                ErrorKind.CONFLICT,
+                f"run {run_id!r} already ended ({row.state})",
+                details={"state": row.state},
+            )
+        self._abort(run, "aborted by the client")
+        return self.get(run_id)
+
+    def abort_session(self, session_id: str) -> None:
+        """The session ends: each of its running runs is aborted (ORCH-0333)."""
+        self._land_task_ends()
+        for run in [r for r in self._live.values() if r.row.session_id == session_id]:
+            self._abort(run, "session ended")
+
+    def _land_task_ends(self) -> None:
+        """Commit the task ends waiting in the journal, so their steps take them first: a
+        step whose task completed is not aborted as if it were still running."""
+        self._context.journal.commit_now()
+        self._drain()
+
+    def _abort(self, run: LiveRun, why: str) -> None:
+        change = Change()
+        cancelled = task_error(ErrorKind.CANCELLED, f"run {why}")
+        now = self._context.clock.now_ms()
+        tasks: list[str] = []
+        for step in _in_order(run):
+            if step.state == "running":
+                change.step(step.step_id, state="failed", error=cancelled, finished_ms=now)
+                change.events.append(("step.failed", {"step_id": step.step_id, "error": cancelled}))
+                attempts = run.attempts[step.step_id]
+                if attempts and attempts[-1].task_id is not None:
+                    tasks.append(attempts[-1].task_id)
+            elif step.state == "pending":
+                change.step(step.step_id, state="skipped", finished_ms=now)
+                change.events.append(("step.skipped", {"step_id": step.step_id}))
+        change.run.update(state="aborted", finished_ms=now)
+        change.events.append(("run.aborted", {"run_id": run.run_id, "message": f"run {why}"}))
+        self._commit(run, change)
+        self._cancel_tasks(tasks, f"run {why}")
+
+    def _cancel_tasks(self, task_ids: list[str], why: str) -> None:
+        """Cancel the tasks of steps that ended with their run (ORCH-0324)."""
+        context = self._context
+        for task_id in task_ids:
+            self._task_steps.pop(task_id, None)
+            lt = context.live.get(task_id)
+            if lt is not None and not lt.finished:
+                self._termination.cancel(lt, why)
+        context.journal.commit_now()
+
+    def stream(self, run_id: str, after: int) -> StreamSource:
+        run = self._live.get(run_id)
+        if run is not None:
+            return StreamSource(run.channel, [])
+        store = self._context.store
+        if store.get_run(run_id) is None:
+            raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} not found")
+        return StreamSource(None, store.run_events(run_id, after))
+
+    # ------------------------------------------------------------ scheduling
+
+    def _advance(self, run: LiveRun) -> None:
+        """Decide what happens next: skip, end the run, or start ready steps."""
+        if run.row.state != "running":
+            return
+        change = Change()
+        now = self._context.clock.now_ms()
+        states = {s.step_id: s.state for s in run.steps.values()}
+        busy = len({s.step_id for s in run.running()} | run.admitting)
+        if any(state == "failed" for state in states.values()):
+            for step in _in_order(run):
+                if step.state == "pending" and step.step_id not in run.admitting:
+                    change.step(step.step_id, state="skipped", finished_ms=now)
+                    change.events.append(("step.skipped", {"step_id": step.step_id}))
+            if busy == 0:
+                failed = next(s for s in _in_order(run) if s.state == "failed")
+                change.run.update(state="failed", finished_ms=now)
+                change.events.append(
+                    (
+                        "run.failed",
+                        {"run_id": run.run_id, "step_id": failed.step_id, "error": failed.error},
+                    )
+                )
+            if change.steps or change.run:
+                self._commit(run, change)
+            return
+        if all(state == "succeeded" for state in states.values()):
+            change.run.update(state="completed", finished_ms=now)
+            change.events.append(("run.completed", {"run_id": run.run_id}))
+            self._commit(run, change)
+            return
+        declared = {s.id: s for s in run.definition.document.steps}
+        for step in _in_order(run):
+            if busy >= run.row.max_parallel:
+                break
+            if step.state != "pending" or step.step_id in run.admitting:
+                continue
+            if dependencies_met(states, declared[step.step_id].depends_on):
+                busy += 1
+                self._start_attempt(run, step.step_id)
+
+    def _start_attempt(self, run: LiveRun, step_id: str) -> None:
+        run.admitting.add(step_id)
+        run.timers.pop(step_id, None)
+        self._spawn(self._attempt(run, step_id))
+
+    async def _attempt(self, run: LiveRun, step_id: str) -> None:
+        """Admit the step's next attempt as a task (ORCH-0330, ORCH-0331)."""
+        step = run.steps[step_id]
+        if run.row.state != "running" or step.state not in ("pending", "running"):
+            run.admitting.discard(step_id)  # aborted before this attempt began
+            return
+        declared = run.definition.document.steps[step.position]
+        number = len(run.attempts[step_id]) + 1
+        outputs = {d: run.steps[d].output or "" for d in declared.depends_on}
+        prompt = run.definition.templates[step_id].render(run.row.inputs, outputs)
+        try:
+            if not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
+                raise ApiError(
+                    ErrorKind.INVALID_PARAMS,
+                    f"the rendered prompt of step {step_id!r} has {len(prompt)} characters; "
+                    f"a task prompt has 1 to {MAX_PROMPT_CHARS}",
+                )
+            body = TaskCreate(
+                session_id=run.row.session_id,
+                prompt=prompt,
+                priority=STEP_PRIORITY,
+                pool=declared.pool,
+                max_tokens=declared.max_tokens,
+                params={**declared.params.model_dump(), "seed": step.seed},
+            )
+            admitted = await self._admitter.admit(
+                body, joined=lambda task_id: self._record_attempt(run, step_id, number, task_id)
+            )
+        except ApiError as exc:
+            run.admitting.discard(step_id)
+            if exc.kind == ErrorKind.INVALID_PARAMS:  # the same prompt would fail again
+                self._step_failed(run, step_id, task_error(exc.kind, exc.message), final=True)
+            else:
+                self._refused_attempt(run, step_id, number, task_error(exc.kind, exc.message))
+            return
+        except StoreError as exc:
+            run.admitting.discard(step_id)
+            log.warning("run %s: step %s could not be admitted: %s", run.run_id, step_id, exc)
+            self._resync_later(run.run_id)
+            return
+        except Exception:  # a bug: the step fails, the other runs go on (ORCH-0173)
+            run.admitting.discard(step_id)
+            log.exception("run %s: starting step %s failed", run.run_id, step_id)
+            failure = task_error(ErrorKind.INTERNAL, "internal error starting the step")
+            self._step_failed(run, step_id, failure, final=True)
+            return
+        run.admitting.discard(step_id)
+        if run.row.state != "running":  # aborted while the admission was committing
+            self._cancel_tasks([admitted.task_id], "run aborted")
+
+    def _record_attempt(self, run: LiveRun, step_id: str, number: int, task_id: str) -> None:
+        """Joined to the task's admission commit: the attempt row and ``step.started``."""
+        store = self._context.store
+        now = self._context.clock.now_ms()
+        step = run.steps[step_id]
+        attempt = StepAttemptRow(run.run_id, step_id, number, task_id, None, now)
+        change = Change()
+        fields: dict[str, Any] = {"state": "running", "retry_at_ms": None}
+        if step.started_ms is None:
+            fields["started_ms"] = now
+        change.step(step_id, **fields)
+        change.events.append(
+            ("step.started", {"step_id": step_id, "attempt": number, "task_id": task_id})
+        )
+        self._commit(run, change, also=lambda: store.insert_step_attempt(attempt))
+        self._task_steps[task_id] = (run.run_id, step_id)
+        run.attempts[step_id].append(attempt)
+
+    def _refused_attempt(
+        self, run: LiveRun, step_id: str, number: int, error: dict[str, Any]
+    ) -> None:
+        """An attempt whose task the server refused to admit (a full queue, an unready pool)."""
+        if run.row.state != "running":
+            return
+        store = self._context.store
+        now = self._context.clock.now_ms()
+        attempt = StepAttemptRow(run.run_id, step_id, number, None, error, now)
+        try:
+            change = Change()
+            if run.steps[step_id].started_ms is None:
+                change.step(step_id, state="running", started_ms=now)
+            self._commit(run, change, also=lambda: store.insert_step_attempt(attempt))
+        except StoreError as exc:
+            log.warning("run %s: cannot record a refused attempt: %s", run.run_id, exc)
+            self._resync_later(run.run_id)
+            return
+        run.attempts[step_id].append(attempt)
+        self._step_failed(run, step_id, error, final=False)
+
+    def _task_ended(self, row: TaskRow) -> None:
+        """A task ended (from :class:`Termination`, once durable): its step goes on.
+
+        Called from inside a commit (the journal publishes after it lands, and a run's
+        own transaction may be the one that lands it), so the step moves later, in
+        :meth:`_drain`, never in the middle of another change of its run.
+        """
+        if row.task_id not in self._task_steps:
+            return
+        self._ended.append(row)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """Move the steps whose tasks ended, in the order the tasks ended."""
+        self._drain_scheduled = False
+        if not self._context.running:  # stopped: a restart derives the steps again
+            self._ended.clear()
+            return
+        while self._ended:
+            row = self._ended.pop(0)
+            found = self._task_steps.pop(row.task_id, None)
+            if found is None:
+                continue
+            run = self._live.get(found[0])
+            if run is None or run.steps[found[1]].state != "running":
+                continue
+            try:
+                self._apply_outcome(run, found[1], row)
+            except StoreError as exc:
+                log.warning("run %s: cannot record step %s: %s", run.run_id, found[1], exc)
+                self._resync_later(run.run_id)
+
+    def _apply_outcome(self, run: LiveRun, step_id: str, task: TaskRow) -> None:
+        if task.state == "completed":
+            output = self._context.store.task_output(task.task_id)
+            change = Change()
+            change.step(
+                step_id,
+                state="succeeded",
+                output=output,
+                finished_ms=self._context.clock.now_ms(),
+            )
+            change.events.append(
+                (
+                    "step.succeeded",
+                    {"step_id": step_id, "task_id": task.task_id, "output": output},
+                )
+            )
+            self._commit(run, change)
+            self._advance(run)
+            return
+        error = task.error or task_error(ErrorKind.INTERNAL, f"task ended {task.state}")
+        self._step_failed(run, step_id, error, final=task.state == "cancelled")
+
+    def _step_failed(
+        self, run: LiveRun, step_id: str, error: dict[str, Any], *, final: bool
+    ) -> None:
+        """Retry after the backoff while attempts remain (ORCH-0332), else fail the step."""
+        declared = run.definition.document.steps[run.steps[step_id].position]
+        retry = declared.retry
+        made = len(run.attempts[step_id])
+        now = self._context.clock.now_ms()
+        change = Change()
+        if not final and made < retry.max_attempts:
+            wait = backoff_ms(
+                made, retry.backoff_base_ms, retry.backoff_cap_ms, retry.jitter_ms, self._rng
+            )
+            change.step(step_id, state="running", retry_at_ms=now + wait)
+            self._commit(run, change)
+            self._retry_at(run, step_id, wait)
+            return
+        change.step(step_id, state="failed", error=error, finished_ms=now, retry_at_ms=None)
+        change.events.append(("step.failed", {"step_id": step_id, "error": error}))
+        self._commit(run, change)
+        self._advance(run)
+
+    def _retry_at(self, run: LiveRun, step_id: str, wait_ms: int) -> None:
+        def due() -> None:
+            run.timers.pop(step_id, None)
+            if run.row.state == "running" and run.steps[step_id].state == "running":
+                self._start_attempt(run, step_id)
+
+        loop = asyncio.get_running_loop()
+        run.timers[step_id] = loop.call_later(max(0, wait_ms) / 1000, due)
+
+    # ------------------------------------------------------------ the store
+
+    def _commit(self, run: LiveRun, change: Change, also: Any = None) -> None:
+        """Write ``change`` (and ``also``) in one transaction, then show it: rows, then events."""
+        store = self._context.store
+        base = len(run.channel.events)
+        rows = [
+            _event_row(run, base + number, event, data)
+            for number, (event, data) in enumerate(change.events, start=1)
+        ]
+        with store.transaction():
+            if also is not None:
+                also()
+            for step_id, fields in change.steps.items():
+                store.update_step(run.run_id, step_id, **fields)
+            if change.run:
+                store.update_run(run.run_id, **change.run)
+            if rows:
+                store.insert_run_events(rows)
+        for step_id, fields in change.steps.items():
+            step = run.steps[step_id]
+            for name, value in fields.items():
+                setattr(step, name, value)
+        for name, value in change.run.items():
+            setattr(run.row, name, value)
+        for row in rows:
+            run.channel.append(row[2], row[3])
+        if rows:
+            run.channel.reveal(rows[-1][1])
+        if run.row.state != "running":
+            self._end(run)
+
+    def _end(self, run: LiveRun) -> None:
+        for timer in run.timers.values():
+            timer.cancel()
+        run.timers.clear()
+        run.channel.close()
+        self._live.pop(run.run_id, None)
+
+    # ------------------------------------------------------------ restart
+
+    def resume(self) -> None:
+        """Rebuild every running run from the store and go on (ORCH-0341..0343)."""
+        for row in self._context.store.live_runs():
+            self._resume_run(row)
+
+    def _resume_run(self, row: RunRow) -> None:
+        store = self._context.store
+        parsed = self._definition(row.definition, row.version)
+        if parsed is None:  # a foreign key makes this impossible
+            return
+        steps = {s.step_id: s for s in store.run_steps(row.run_id)}
+        attempts: dict[str, list[StepAttemptRow]] = {s: [] for s in steps}
+        for attempt in store.step_attempts(row.run_id):
+            attempts[attempt.step_id].append(attempt)
+        run = LiveRun(row, parsed, steps, attempts, TaskChannel(store.run_events(row.run_id)))
+        self._live[row.run_id] = run
+        ended: list[tuple[str, TaskRow]] = []
+        now = self._context.clock.now_ms()
+        for step in _in_order(run):
+            if step.state != "running":
+                continue
+            made = attempts[step.step_id]
+            task_id = made[-1].task_id if made else None
+            task = store.get_task(task_id) if task_id is not None else None
+            if task is not None and task.state in ("queued", "running"):
+                self._task_steps[task.task_id] = (row.run_id, step.step_id)
+            elif task is not None and step.retry_at_ms is None:
+                ended.append((step.step_id, task))
+            else:  # waiting for a retry, or crashed before its admission
+                self._retry_at(run, step.step_id, (step.retry_at_ms or now) - now)
+        for step_id, task in ended:
+            self._apply_outcome(run, step_id, task)
+        self._advance(run)
+
+    def _resync_later(self, run_id: str) -> None:
+        """Derive the run again from the store after a write failed."""
+
+        def resync() -> None:
+            run = self._live.pop(run_id, None)
+            if run is None:
+                return
+            for timer in run.timers.values():
+                timer.cancel()
+            for task_id, (owner, _) in list(self._task_steps.items()):
+                if owner == run_id:
+                    del self._task_steps[task_id]
+            row = self._context.store.get_run(run_id)
+            try:
+                if row is not None and row.state == "running":
+                    self._resume_run(row)
+                else:
+                    run.channel.close()
+            except StoreError:
+                self._live.setdefault(run_id, run)
+                self._resync_later(run_id)
+
+        asyncio.get_running_loop().call_later(RESYNC_DELAY_S, resync)
+
+    def _run_view(self, row: RunRow, steps: Any, attempts: dict[str, list[StepAttemptRow]]) -> Run:
+        return run_view(row, steps, attempts, self._definition(row.definition, row.version))
+
+    def stop(self) -> None:
+        for run in self._live.values():
+            for timer in run.timers.values():
+                timer.cancel()
+            run.channel.close()
+        for task in list(self._background):
+            task.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def dependencies_met(states: dict[str, StepState], depends_on: list[str]) -> bool:
+    """A step may start once every step it depends on succeeded (ORCH-0326)."""
+    return all(states[dependency] == "succeeded" for dependency in depends_on)
+
+
+def _in_order(run: LiveRun) -> list[StepRow]:
+    return sorted(run.steps.values(), key=lambda s: s.position)
+
+
+def _event_row(
+    run: LiveRun, seq: int, event: RunEvent, data: dict[str, Any]
+) -> tuple[str, int, str, str]:
+    payload = json.dumps(data, separators=(", ", ": "), ensure_ascii=False)
+    return (run.run_id, seq, event, payload)
+
+
+def _run_started(row: RunRow) -> dict[str, Any]:
+    return {
+        "run_id": row.run_id,
+        "definition": row.definition,
+        "version": row.version,
+        "seed": row.seed,
+    }
+
+
+def definition_error(exc: DefinitionError) -> ApiError:
+    """400 ``INVALID_DEFINITION`` naming the field (ORCH-0308)."""
+    return ApiError(ErrorKind.INVALID_DEFINITION, str(exc), details={"path": exc.path})

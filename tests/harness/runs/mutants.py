@@ -1,0 +1,74 @@
+"""orchestratord with one requirement of section 12 broken: the runs checks must catch each.
+
+Each mutation patches orchestratord's own runs code for the whole process (an
+inner conformance run starts its servers in it); none reaches into a
+dependency. Each breaks one rule and nothing else, so the check that catches it
+must fail naming that rule's ID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import orchestrator.runs.definition
+import orchestrator.runtime.runs
+from orchestrator.runs.templates import InputRef, Template
+
+
+def steps_ignore_dependencies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step starts without waiting for its dependencies (ORCH-0326)."""
+    monkeypatch.setattr(orchestrator.runtime.runs, "dependencies_met", lambda *_: True)
+
+
+def abort_leaves_tasks_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An abort ends the run and its steps but leaves their tasks running (ORCH-0324)."""
+
+    def keep_running(self: Any, task_ids: list[str], why: str) -> None:
+        return None
+
+    monkeypatch.setattr(orchestrator.runtime.runs.Runs, "_cancel_tasks", keep_running)
+
+
+def templates_not_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps run their prompt with the references left as written (ORCH-0311)."""
+
+    def render(self: Template, inputs: dict[str, Any], outputs: dict[str, str]) -> str:
+        return "".join(
+            part
+            if isinstance(part, str)
+            else f"{{{{ inputs.{part.name} }}}}"
+            if isinstance(part, InputRef)
+            else f"{{{{ steps.{part.step_id}.output }}}}"
+            for part in self.parts
+        )
+
+    monkeypatch.setattr(Template, "render", render)
+
+
+def cycles_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A definition whose dependencies form a cycle is registered (ORCH-0305)."""
+    monkeypatch.setattr(orchestrator.runs.definition, "_check_acyclic", lambda *_: None)
+
+
+MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
+    "a step started before its dependency succeeded": (
+        steps_ignore_dependencies,
+        "steps_wait_for_their_dependencies",
+        "ORCH-0326",
+    ),
+    "an abort that leaves a step's task running": (
+        abort_leaves_tasks_running,
+        "abort_cancels",
+        "ORCH-0324",
+    ),
+    "a template not substituted": (
+        templates_not_rendered,
+        "renders_its_prompt",
+        "ORCH-0311",
+    ),
+    "a cycle accepted": (cycles_accepted, "broken_definition", "ORCH-0305"),
+}
+"""name -> (the mutation, the ``-k`` of the check that must catch it, the requirement)."""

@@ -1,0 +1,87 @@
+"""Self-tests: the runs checks pass on orchestratord and fail, naming the rule, on each mutant.
+
+The conformance module runs in-process the way a user runs it (``--pyargs
+harness.conformance.test_contract_runs``), first against the healthy
+orchestratord, then with one rule of section 12 broken in every orchestratord
+it starts (:mod:`tests.harness.runs.mutants`), selecting the check that must
+catch it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness.mutantkit import (
+    App,
+    Receive,
+    Scope,
+    Send,
+    assert_caught,
+    mutate_every_server,
+    respond,
+    run_conformance,
+)
+from tests.harness.restart.mutants import RUN_MUTANTS, serve_command
+from tests.harness.runs.mutants import MUTANTS
+
+pytest_plugins = ["pytester"]
+
+CHECKS = 12
+"""The checks of ``test_contract_runs``, all passing against the healthy orchestratord."""
+
+
+@pytest.mark.slow
+def test_healthy_orchestrator_passes(pytester: pytest.Pytester) -> None:
+    result = run_conformance(pytester, "test_contract_runs", "-rfs")
+    result.assert_outcomes(passed=CHECKS)
+
+
+def _core_only(app: App) -> App:
+    """A target without the runs profile: ``/v1/definitions`` and ``/v1/runs`` are 404."""
+    body = (
+        b'{"error": {"kind": "NOT_FOUND", "message": "no such path", "retriable": false, '
+        b'"request_id": "r"}}'
+    )
+
+    async def core(scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] == "http" and path.startswith(("/v1/definitions", "/v1/runs")):
+            headers = [(b"content-type", b"application/json"), (b"x-request-id", b"r")]
+            await respond(send, 404, headers, body)
+            return
+        await app(scope, receive, send)
+
+    return core
+
+
+def test_a_core_only_target_fails_the_runs_checks_unless_it_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a silent pass: without ``--orch-profile core`` the runs checks fail; with it,
+    each is skipped as not claimed."""
+    mutate_every_server(monkeypatch, wrap_app=_core_only)
+    failing = run_conformance(pytester, "test_contract_runs", "-k", "registered_once")
+    assert_caught(failing, "ORCH-0312", "a core-only target", failed=1)
+    core = run_conformance(pytester, "test_contract_runs", "--orch-profile", "core", "-rs")
+    core.assert_outcomes(skipped=CHECKS)
+    core.stdout.fnmatch_lines(["*NOT CLAIMED by the target: the runs profile*"])
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_runs_checks_catch_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mutate, selection, req = MUTANTS[name]
+    mutate(monkeypatch)
+    result = run_conformance(pytester, "test_contract_runs", "-rfs", "-k", selection)
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RUN_MUTANTS))
+def test_the_runs_restart_check_catches_the_mutant(name: str, pytester: pytest.Pytester) -> None:
+    _, req = RUN_MUTANTS[name]
+    result = run_conformance(
+        pytester, "test_contract_runs_restart", "--orch-serve-cmd", serve_command(name)
+    )
+    assert_caught(result, req, name, failed=1)

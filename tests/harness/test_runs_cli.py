@@ -1,0 +1,63 @@
+"""``orchq runs``: one line and an exit code for every outcome, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from harness.cli import main
+
+FAILING = {
+    "name": "failing",
+    "version": "1",
+    "inputs": {"text": {"type": "string"}},
+    "steps": [
+        {"id": "empty", "prompt": "{{ inputs.text }}"},
+        {"id": "after", "prompt": "then", "depends_on": ["empty"]},
+    ],
+}
+
+
+def _config(tmp_path: Path) -> Path:
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "failing.yaml").write_text(yaml.safe_dump(FAILING), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "definitions"}), encoding="utf-8")
+    return config
+
+
+def test_a_failed_run_prints_its_steps_and_exits_1(tmp_path: Path) -> None:
+    config = str(_config(tmp_path))
+    result = CliRunner().invoke(
+        main, ["runs", "start", "failing", "--config", config, "--input", "text="]
+    )
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("empty  failed     INVALID_PARAMS: the rendered prompt")
+    assert lines[1] == "after  skipped"
+    assert "failed: failing@1" in result.stderr and "Traceback" not in result.output
+
+
+def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    runner = CliRunner()
+    definition = tmp_path / "d.yaml"
+    definition.write_text(yaml.safe_dump(FAILING), encoding="utf-8")
+    untargeted = runner.invoke(main, ["runs", "register", str(definition)])
+    assert untargeted.exit_code == 2
+    assert untargeted.stderr.strip().startswith("orchq: runs register needs --target")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(": [", encoding="utf-8")
+    unreadable = runner.invoke(
+        main, ["runs", "register", str(broken), "--target", "http://127.0.0.1:9"]
+    )
+    assert unreadable.exit_code == 2 and "not a definition document" in unreadable.stderr
+    bad_input = runner.invoke(main, ["runs", "start", "x", "--input", "novalue"])
+    assert bad_input.exit_code == 2 and "is not KEY=VALUE" in bad_input.stderr
+    unreachable = runner.invoke(
+        main, ["runs", "start", "x", "--target", "http://127.0.0.1:9", "--input", "a=1"]
+    )
+    assert unreachable.exit_code == 2, unreachable.output
+    assert len(unreachable.stderr.strip().splitlines()) == 1

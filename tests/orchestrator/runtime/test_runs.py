@@ -1,0 +1,167 @@
+"""Runs in orchestratord: the typed client end to end, definitions loaded from a folder,
+what the store keeps and removes, and a run that survives ``kill -9``.
+
+Spec: ORCH-0315, ORCH-0317, ORCH-0323, ORCH-0324, ORCH-0331, ORCH-0341, ORCH-0343.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.client import OrchClient, OrchClientError
+from orchestrator.config import ConfigError, load_config
+from orchestrator.store import DefinitionRow, RunRow, SessionRow, StepRow, Store
+from tests.orchestrator.serve_process import StartProcess, single_slot_config
+from tests.support import ConfigFactory, ServeFactory, wait_until
+
+CHAIN = {
+    "name": "chain",
+    "version": "1",
+    "inputs": {"topic": {"type": "string"}},
+    "steps": [
+        {"id": "a", "prompt": "about {{ inputs.topic }}", "max_tokens": 3},
+        {"id": "b", "prompt": "then {{ steps.a.output }}", "depends_on": ["a"], "max_tokens": 3},
+    ],
+}
+
+
+@pytest.mark.req("ORCH-0317", "ORCH-0323", "ORCH-0324")
+def test_the_client_registers_runs_lists_and_aborts(
+    serve: ServeFactory, make_config: ConfigFactory
+) -> None:
+    server = serve()
+    with OrchClient(server.url) as client:
+        registered = client.register_definition(CHAIN)
+        assert client.register_definition(CHAIN) == registered
+        assert client.get_definition("chain", "1") == registered
+        assert [d.name for d in client.list_definitions()] == ["chain"]
+        session = client.create_session().session_id
+        runs = [
+            client.create_run(session, "chain", "1", inputs={"topic": f"t{i}"}, seed=i)
+            for i in range(3)
+        ]
+        assert all(run.state == "running" and run.seed == i for i, run in enumerate(runs))
+        for run in runs:
+            wait_until(lambda run=run: client.get_run(run.run_id).state == "completed")
+        first = client.list_runs(limit=2)
+        rest = client.list_runs(limit=2, cursor=first.next_cursor)
+        assert [r.run_id for r in [*first.runs, *rest.runs]] == [r.run_id for r in runs]
+        assert rest.next_cursor is None
+        with pytest.raises(OrchClientError) as conflict:
+            client.abort_run(runs[0].run_id)
+        assert conflict.value.status == 409
+        done = client.get_run(runs[0].run_id)
+        assert [s.output is not None for s in done.steps] == [True, True]
+
+
+@pytest.mark.req("ORCH-0315")
+def test_definitions_dir_is_registered_at_start(
+    serve: ServeFactory, make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    (folder / "chain.json").write_text(json.dumps(CHAIN), encoding="utf-8")
+    (folder / "single.yaml").write_text(
+        yaml.safe_dump({"name": "single", "version": "2", "steps": [{"id": "x", "prompt": "y"}]})
+    )
+    (folder / "notes.txt").write_text("not a definition")
+    server = serve(make_config(definitions_dir=str(folder)))
+    with OrchClient(server.url) as client:
+        assert [(d.name, d.version) for d in client.list_definitions()] == [
+            ("chain", "1"),
+            ("single", "2"),
+        ]
+
+
+@pytest.mark.req("ORCH-0315")
+def test_a_broken_definition_file_refuses_the_config_naming_file_and_field(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    broken = {**CHAIN, "steps": [{"id": "a", "prompt": "p", "depends_on": ["a"]}]}
+    (folder / "broken.yaml").write_text(yaml.safe_dump(broken), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "defs"}), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    message = str(refused.value)
+    assert "broken.yaml" in message and "steps[0].depends_on[0]" in message
+    assert "\n" not in message
+    (folder / "broken.yaml").write_text(": not yaml [", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not a definition document"):
+        load_config(config)
+
+
+@pytest.mark.req("ORCH-0343")
+def test_purging_a_session_removes_its_runs_but_never_a_running_one(tmp_path: Path) -> None:
+    store = Store(tmp_path / "orchq.db")
+    store.insert_session(SessionRow("s", 60, {}, 0, 60_000, 1_000))
+    store.insert_definition(DefinitionRow("d", "1", "digest", {"name": "d"}, 0))
+    run = RunRow("r", "s", "d", "1", 7, 4, {}, "running", 0, None)
+    step = StepRow("r", "a", 0, "pending", 1, None, None, None, None, None)
+    with store.transaction():
+        store.insert_run(run, [step])
+        store.insert_run_events([("r", 1, "run.started", "{}")])
+    assert store.purge_sessions(10**12) == 0
+    store.update_run("r", state="aborted", finished_ms=2_000)
+    assert store.purge_sessions(10**12) == 1
+    assert store.get_run("r") is None and store.run_steps("r") == []
+    assert store.run_events("r") == []
+    assert store.get_definition("d", "1") is not None
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        store.insert_run(RunRow("r2", "gone", "d", "1", 7, 4, {}, "running", 0, None), [])
+    store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.req("ORCH-0331", "ORCH-0341", "ORCH-0342")
+def test_a_step_killed_mid_decode_takes_its_outcome_after_the_restart_and_retries(
+    tmp_path: Path, serve_process: StartProcess
+) -> None:
+    """A best_effort step's task that had sent tokens ends WORKER_RESET at the restart
+    (ORCH-0142): the step takes that outcome as its failed attempt and runs again."""
+    config = single_slot_config(tmp_path / "orchq.yaml", max_attempts=3)
+    db = tmp_path / "orchq.db"
+    definition = {
+        "name": "killed",
+        "version": "1",
+        "steps": [
+            {"id": "first", "prompt": "quick", "max_tokens": 2},
+            {
+                "id": "long",
+                "prompt": "long {{ steps.first.output }}",
+                "depends_on": ["first"],
+                "max_tokens": 40,
+                "retry": {"max_attempts": 2, "backoff_base_ms": 0},
+            },
+        ],
+    }
+    first = serve_process(config, db)
+    with OrchClient(first.url) as client:
+        client.register_definition(definition)
+        session = client.create_session(ttl_seconds=900).session_id
+        run_id = client.create_run(session, "killed", "1").run_id
+
+        def long_decoding() -> bool:
+            task_id = client.get_run(run_id).steps[1].task_id
+            return task_id is not None and client.get_task(task_id).tokens_out >= 3
+
+        wait_until(long_decoding, timeout=10)
+        before = client.get_run(run_id)
+    first.kill9()
+
+    second = serve_process(config, db)
+    with OrchClient(second.url) as client:
+        wait_until(lambda: client.get_run(run_id).state != "running", timeout=20)
+        after = client.get_run(run_id)
+        killed = client.get_task(str(after.steps[1].attempts[0].task_id))
+    assert after.state == "completed"
+    assert after.steps[0].attempts == before.steps[0].attempts
+    assert [a.attempt for a in after.steps[1].attempts] == [1, 2]
+    assert killed.state == "failed" and killed.error is not None
+    assert killed.error.kind == "WORKER_RESET"
