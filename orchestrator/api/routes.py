@@ -34,6 +34,7 @@ from orchestrator.runtime.runs import MAX_LIST_LIMIT, definition_error
 from orchestrator.schemas import (
     NAME_PATTERN,
     Definition,
+    DefinitionDocument,
     DefinitionList,
     ErrorEnvelope,
     Health,
@@ -437,16 +438,6 @@ async def set_routing(request: Request, body: RoutingUpdate) -> WireResponse:
 
 # ---------------------------------------------------------------- runs (spec section 12)
 
-_DEFINITION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/DefinitionDocument"}}
-        },
-    }
-}
-
-
 @router.post(
     "/v1/definitions",
     status_code=201,
@@ -467,7 +458,7 @@ _DEFINITION_BODY = {
     },
     operation_id="registerDefinition",
     openapi_extra={
-        **_DEFINITION_BODY,
+        "requestBody": json_body(DefinitionDocument),
         "x-req-id": [
             "ORCH-0300",
             "ORCH-0301",
