@@ -438,6 +438,7 @@ async def set_routing(request: Request, body: RoutingUpdate) -> WireResponse:
 
 # ---------------------------------------------------------------- runs (spec section 12)
 
+
 @router.post(
     "/v1/definitions",
     status_code=201,
