@@ -631,9 +631,15 @@ class Runs:
     # ------------------------------------------------------------ restart
 
     def resume(self) -> None:
-        """Rebuild every running run from the store and go on (ORCH-0341..0343)."""
-        for row in self._context.store.live_runs():
+        """Rebuild every running run from the store and go on (ORCH-0341..0343), and cancel
+        the tasks of runs whose abort was committed by a process that died before it
+        cancelled them (ORCH-0324)."""
+        store = self._context.store
+        for row in store.live_runs():
             self._resume_run(row)
+        orphans = store.live_tasks_of_ended_runs()
+        if orphans:
+            self._cancel_tasks(orphans, "run aborted")
 
     def _resume_run(self, row: RunRow) -> None:
         store = self._context.store

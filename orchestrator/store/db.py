@@ -891,6 +891,15 @@ class Store:
             for r in rows
         ]
 
+    def live_tasks_of_ended_runs(self) -> list[str]:
+        """Tasks still queued or running whose step belongs to a run that has ended."""
+        rows = self._connection.execute(
+            "SELECT a.task_id FROM step_attempts a JOIN runs r ON r.run_id = a.run_id "
+            "JOIN tasks t ON t.task_id = a.task_id "
+            "WHERE r.state != 'running' AND t.state IN ('queued', 'running') ORDER BY a.task_id"
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def insert_run_events(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
         """Insert ``(run_id, seq, event, data)`` rows."""
         self.settle()

@@ -165,3 +165,37 @@ def test_a_step_killed_mid_decode_takes_its_outcome_after_the_restart_and_retrie
     assert [a.attempt for a in after.steps[1].attempts] == [1, 2]
     assert killed.state == "failed" and killed.error is not None
     assert killed.error.kind == "WORKER_RESET"
+
+
+@pytest.mark.slow
+@pytest.mark.req("ORCH-0324", "ORCH-0341")
+def test_an_abort_that_died_before_cancelling_its_tasks_cancels_them_at_the_restart(
+    tmp_path: Path, serve_process: StartProcess
+) -> None:
+    """The abort's commit landed and the process died before it cancelled the step's task:
+    the restart cancels that task rather than run it for a run that is over."""
+    config = single_slot_config(tmp_path / "orchq.yaml")
+    db = tmp_path / "orchq.db"
+    first = serve_process(config, db)
+    with OrchClient(first.url) as client:
+        client.register_definition(CHAIN)
+        session = client.create_session(ttl_seconds=900).session_id
+        client.submit_task(session, "hold the only slot", max_tokens=40)
+        run_id = client.create_run(session, "chain", "1", inputs={"topic": "x"}).run_id
+        wait_until(lambda: client.get_run(run_id).steps[0].task_id is not None, timeout=10)
+        task_id = str(client.get_run(run_id).steps[0].task_id)
+        assert client.get_task(task_id).state == "queued"
+    first.kill9()
+    store = Store(db)
+    cancelled = {"kind": "CANCELLED", "message": "run aborted by the client", "retriable": False}
+    with store.transaction():
+        store.update_step(run_id, "a", state="failed", error=cancelled, finished_ms=1)
+        store.update_step(run_id, "b", state="skipped", finished_ms=1)
+        store.update_run(run_id, state="aborted", finished_ms=1)
+    store.close()
+
+    second = serve_process(config, db)
+    with OrchClient(second.url) as client:
+        wait_until(lambda: client.get_task(task_id).state not in ("queued", "running"), timeout=20)
+        assert client.get_task(task_id).state == "cancelled"
+        assert client.get_run(run_id).state == "aborted"
