@@ -5,11 +5,14 @@ cause; these fixtures make that impossible (docs/design/test-isolation.md):
 
 **Parents first.** ``orch_make_task()`` without a ``session_id`` creates its
 session; ``orch_make_attempt()`` brings its task and session and waits until
-the task was dispatched. They go over the public API, so they work against any
-target (in-process or ``--orch-url``); every session they create is deleted at
-teardown. ``orch_db`` is the same at the store level: a real orchestratord
-SQLite store (foreign keys ON) whose ``make_*`` insert rows parents-first
-through the store's own API.
+the task was dispatched; ``orch_make_run()`` registers its definition and creates
+its session. They go over the public API, so they work against any target
+(in-process or ``--orch-url``); every session they create is deleted at teardown,
+which aborts its running runs (ORCH-0333). Definitions cannot be removed
+(ORCH-0313): ``orch_make_definition`` names each one uniquely, so tests never share
+one. ``orch_db`` is the same at the store level: a real orchestratord SQLite store
+(foreign keys ON) whose ``make_*`` insert rows parents-first through the store's own
+API.
 
 The other two ways one test hurts another are :mod:`harness.plugin.persisted`'s job
 (a persisted setting leaking between workers) and
@@ -22,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,19 +39,23 @@ if TYPE_CHECKING:
     from harness.engine.server import EngineThread
     from harness.managed.engine import EngineProcess
     from orchestrator.client import OrchClient
-    from orchestrator.schemas import Attempt, SessionCreated, Task, TaskAdmitted
+    from orchestrator.schemas import Attempt, Definition, Run, SessionCreated, Task, TaskAdmitted
     from orchestrator.store.db import AttemptRow, SessionRow, Store, TaskRow
 
 __all__ = [
     "Dispatched",
     "Factories",
     "MakeAttempt",
+    "MakeDefinition",
+    "MakeRun",
     "MakeSession",
     "MakeTask",
     "OrchDB",
 ]
 
 DISPATCH_TIMEOUT_S = 10.0
+ONE_STEP: dict[str, Any] = {"steps": [{"id": "answer", "prompt": "hello", "max_tokens": 4}]}
+"""The definition ``orch_make_definition()`` registers when given none."""
 
 
 # ---------------------------------------------------------------- API factories
@@ -79,6 +86,10 @@ MakeTask = Callable[..., "TaskAdmitted"]
 """``orch_make_task(prompt="hello", *, session_id=None, **submit_task_kwargs) -> TaskAdmitted``."""
 MakeAttempt = Callable[..., Dispatched]
 """``orch_make_attempt(prompt="hello", *, session_id=None, timeout=10.0, **submit_task_kwargs)``."""
+MakeDefinition = Callable[..., "Definition"]
+"""``orch_make_definition(document=None, **keys) -> Definition``."""
+MakeRun = Callable[..., "Run"]
+"""``orch_make_run(definition=None, *, session_id=None, inputs=None, **create_run_kw) -> Run``."""
 
 
 @dataclass
@@ -138,6 +149,32 @@ class Factories:
                 )
             time.sleep(0.01)
 
+    def definition(self, document: Mapping[str, Any] | None = None, **keys: Any) -> Any:
+        body = {**(ONE_STEP if document is None else document), **keys}
+        body.setdefault("name", f"orchq-{uuid.uuid4().hex[:16]}")
+        body.setdefault("version", "1")
+        return self.client.register_definition(body)
+
+    def run(
+        self,
+        definition: Definition | Mapping[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        from orchestrator import schemas
+
+        if isinstance(definition, schemas.Definition):
+            registered = definition
+        else:
+            registered = self.definition(definition)
+        if session_id is None:
+            session_id = self.session().session_id
+        return self.client.create_run(
+            session_id, registered.name, registered.version, inputs=inputs, **kwargs
+        )
+
 
 @pytest.fixture
 def _orch_made(orch_target: Target) -> Iterator[Factories]:
@@ -179,6 +216,30 @@ def orch_make_attempt(_orch_made: Factories) -> MakeAttempt:
 
 
 # ---------------------------------------------------------------- the harness's engine
+
+
+@pytest.fixture
+def orch_make_definition(_orch_made: Factories) -> MakeDefinition:
+    """``orch_make_definition(document=None, **keys) -> Definition``, registered over the API.
+
+    ``document`` defaults to one step; ``keys`` override its top-level keys. A document
+    without ``name`` gets a unique one (and ``version`` ``"1"``): definitions stay
+    registered for good, so two tests, or two workers, never collide on a name.
+    """
+    return _orch_made.definition
+
+
+@pytest.fixture
+def orch_make_run(_orch_made: Factories) -> MakeRun:
+    """``orch_make_run(definition=None, *, session_id=None, inputs=None, **kw) -> Run``.
+
+    **Parents first**: ``definition`` is a registered :class:`Definition`, or a document
+    (or ``None``) that is registered first as ``orch_make_definition`` does; without
+    ``session_id`` a new session is created. Keyword arguments are those of
+    :meth:`OrchClient.create_run` (``seed``, ``max_parallel``). Returns the run as
+    created; its session is deleted at teardown, which aborts it if it still runs.
+    """
+    return _orch_made.run
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,8 @@ HARNESS_FIXTURES = frozenset(
         "orch_make_session",
         "orch_make_task",
         "orch_make_attempt",
+        "orch_make_definition",
+        "orch_make_run",
         "orch_db",
         "orch_scripted_engine",
         "orch_engine",
