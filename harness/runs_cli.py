@@ -120,6 +120,8 @@ def start_command(
         detail = json.dumps(step.output) if step.output is not None else ""
         if step.error is not None:
             detail = f"{step.error.kind}: {step.error.message}"
+        if len(step.attempts) > 1:
+            detail = f"{detail}  [{len(step.attempts)} attempts]"
         click.echo(f"{step.step_id:<{width}}  {step.state:<9}  {detail}".rstrip())
     summary = f"orchq: run {run.run_id} {run.state}: {definition}@{version}, seed {run.seed}"
     if run.state != "completed":

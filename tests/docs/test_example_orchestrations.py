@@ -2,9 +2,10 @@
 
 ``docs/examples/orchestrations/definitions/`` is the ``definitions_dir`` of the
 example configuration; each of its definitions runs on orchestratord with every
-step succeeding, and ``broken-cycle.yaml`` is refused naming its field.
+step succeeding (the steps of ``flaky.yaml`` each after a failed attempt), and
+``broken-cycle.yaml`` is refused naming its field.
 
-Spec: ORCH-0305, ORCH-0315, ORCH-0329.
+Spec: ORCH-0305, ORCH-0315, ORCH-0329, ORCH-0332.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.support import wait_until
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "orchestrations"
 
 
-@pytest.mark.req("ORCH-0315", "ORCH-0329")
+@pytest.mark.req("ORCH-0315", "ORCH-0329", "ORCH-0332")
 def test_every_example_definition_runs_to_completion(tmp_path: Path) -> None:
     config = load_config(EXAMPLES / "orchq.yaml", database=str(tmp_path / "orchq.db"))
     files = sorted((EXAMPLES / "definitions").iterdir())
@@ -43,6 +44,10 @@ def test_every_example_definition_runs_to_completion(tmp_path: Path) -> None:
             done = client.get_run(run.run_id)
             assert done.state == "completed", f"{file.name}: {done}"
             assert all(step.output for step in done.steps)
+            if document["name"] == "flaky":
+                assert all(len(step.attempts) > 1 for step in done.steps), (
+                    f"the flaky example shows no retry: {done}"
+                )
 
 
 @pytest.mark.req("ORCH-0305")
