@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from tests.docs.doccommands import (
+    RUN_FROM_THE_WHEEL,
     Command,
     DocError,
     PageRun,
@@ -100,6 +101,8 @@ def _run_page(page: str, tmp_path: Path) -> None:
     run = PageRun(workspace, command_env(workspace), {"ORCHQ_FUZZ_EXAMPLES": FUZZ_EXAMPLES})
     try:
         for command in PAGES[page]:
+            if (page, command.text) in RUN_FROM_THE_WHEEL:
+                continue
             reason = NOT_RUN_HERE.get((page, command.text))
             if reason is not None and command.text in INSTALL_CHECKS:
                 if REAL_ENGINE:
@@ -145,6 +148,15 @@ def test_every_command_not_run_here_is_on_its_page_with_a_reason() -> None:
     assert not stale, f"NOT_RUN_HERE names commands no page shows any more: {stale}"
     assert all(reason.strip() for reason in NOT_RUN_HERE.values())
     assert set(INSTALL_CHECKS) <= {text for _, text in NOT_RUN_HERE}
+
+
+def test_every_command_run_from_the_wheel_is_on_its_page_and_its_test_exists() -> None:
+    shown = {(page, c.text) for page, commands in PAGES.items() for c in commands}
+    stale = [key for key in RUN_FROM_THE_WHEEL if key not in shown]
+    assert not stale, f"RUN_FROM_THE_WHEEL names commands no page shows any more: {stale}"
+    for test_id in RUN_FROM_THE_WHEEL.values():
+        module, name = test_id.split("::")
+        assert f"def {name}(" in (ROOT / module).read_text(encoding="utf-8"), test_id
 
 
 def test_relative_links_of_the_pages_exist() -> None:

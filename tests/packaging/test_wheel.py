@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs.doccommands import RUN_FROM_THE_WHEEL, commands_of, matches_output
 from tests.packaging.venvs import ROOT, build_wheel, clean_env, copy_checkout, make_venv, run
 
 pytestmark = pytest.mark.slow
@@ -76,18 +77,27 @@ def test_the_installed_package_reads_its_own_copy_not_a_checkout(
     assert not Path(index).resolve().is_relative_to(ROOT)
 
 
+def _page_command(test_name: str) -> tuple[str, tuple[str, ...]]:
+    """The command a docs page shows that ``test_name`` runs for it, and its output lines."""
+    ((page, text),) = (key for key, test in RUN_FROM_THE_WHEEL.items() if test.endswith(test_name))
+    (command,) = (c for c in commands_of(ROOT / "docs")[page] if c.text == text)
+    return text, command.output
+
+
 def test_orchq_verify_passes_in_an_empty_folder(installed: Path, tmp_path: Path) -> None:
+    """The user guide's first command, from the wheel: it prints what the page shows."""
+    text, page_output = _page_command("test_orchq_verify_passes_in_an_empty_folder")
     folder = tmp_path / "empty"
     folder.mkdir()
-    done = run(
-        [str(installed / "orchq"), "verify", "-n", "2"], folder, clean_env(), VERIFY_TIMEOUT_S
-    )
+    done = run([str(installed / "orchq"), *text.split()[1:]], folder, clean_env(), VERIFY_TIMEOUT_S)
     log = folder / "orchq-report" / "pytest.log"
     detail = done.stdout[-4000:] + done.stderr[-2000:]
     if log.exists():
         detail += "\n--- pytest.log (tail) ---\n" + log.read_text(encoding="utf-8")[-4000:]
     assert done.returncode == 0, detail
     assert "orchq verify: conformant (exit 0)" in done.stdout, detail
+    missing = matches_output(page_output, done.stderr + done.stdout)
+    assert missing is None, f"`{text}` did not print the line docs/README.md shows: {missing}"
     reports = sorted(p.name for p in (folder / "orchq-report").iterdir())
     assert reports == ["COMPLIANCE.md", "junit.xml", "pytest.log", "report.html", "trace.json"]
     trace = json.loads((folder / "orchq-report" / "trace.json").read_text(encoding="utf-8"))
