@@ -147,6 +147,26 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.runs_started = Counter("orchq_runs_started_total", "Runs created.", registry=r)
+        self.runs_finished = Counter(
+            "orchq_runs_finished_total",
+            "Runs that reached a terminal state.",
+            ["state"],
+            registry=r,
+        )
+        self.run_steps_finished = Counter(
+            "orchq_run_steps_finished_total",
+            "Steps of runs that reached a terminal state.",
+            ["state"],
+            registry=r,
+        )
+        self.run_step_start_delay = Histogram(
+            "orchq_run_step_start_delay_seconds",
+            "Time from a step's last dependency succeeding to its first task's admission.",
+            ["pool"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
         build = Gauge(
             "orchq_build_info",
             "Build of orchestratord (always 1).",

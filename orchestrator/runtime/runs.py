@@ -42,6 +42,7 @@ from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.channel import TaskChannel
 from orchestrator.runtime.context import RuntimeContext
+from orchestrator.runtime.run_metrics import RunMetrics
 from orchestrator.runtime.run_views import (
     decode_cursor,
     definition_summary,
@@ -140,6 +141,7 @@ class Runs:
         """Tasks of steps that ended and whose steps have not moved yet (:meth:`_drain`)."""
         self._drain_scheduled = False
         self._rng = random.Random(secrets.randbits(128))
+        self._metrics = RunMetrics(context.metrics)
         context.task_ended.append(self._task_ended)
         context.session_ending.append(self.abort_session)
 
@@ -255,6 +257,7 @@ class Runs:
             store.insert_run_events([started])
         run.channel.append(started[2], started[3])
         run.channel.reveal(1)
+        self._metrics.record([("run.started", {})], lambda step_id: self._start_delay(run, step_id))
         self._live[row.run_id] = run
         self._advance(run)
         return self._run_view(row, run.steps.values(), run.attempts)
@@ -618,8 +621,18 @@ class Runs:
             run.channel.append(row[2], row[3])
         if rows:
             run.channel.reveal(rows[-1][1])
+        self._metrics.record(change.events, lambda step_id: self._start_delay(run, step_id))
         if run.row.state != "running":
             self._end(run)
+
+    def _start_delay(self, run: LiveRun, step_id: str) -> tuple[str, float]:
+        """The step's pool, and the seconds since its last dependency succeeded (ORCH-0462)."""
+        declared = run.definition.document.steps[run.steps[step_id].position]
+        ready = max(
+            (run.steps[d].finished_ms or 0 for d in declared.depends_on),
+            default=run.row.created_ms,
+        )
+        return declared.pool, max(0, self._context.clock.now_ms() - ready) / 1000
 
     def _end(self, run: LiveRun) -> None:
         for timer in run.timers.values():

@@ -115,32 +115,62 @@ def _reason_is_the_message(body: str, _: list[str]) -> str:
     return "".join(lines)
 
 
-def _first_token_in_milliseconds(body: str, _: list[str]) -> str:
-    """Time to first token observed in milliseconds under a ``_seconds`` name (ORCH-0241).
+def _in_milliseconds(name: str) -> Transform:
+    """The histogram ``name`` observed in milliseconds under its ``_seconds`` name.
 
     Every observation is 1000 times larger: the sum grows 1000-fold and each bucket
     ``le`` holds what the seconds histogram held at ``le / 1000`` (its largest bound
     not above that).
     """
-    name = "orchq_time_to_first_token_seconds"
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for match in re.finditer(rf'^{name}_bucket\{{(.*?)le="([^"]+)"(.*?)\}} (\S+)$', body, re.M):
-        series = match.group(1) + match.group(3)
-        buckets.setdefault(series, []).append((float(match.group(2)), float(match.group(4))))
 
-    def shifted(match: re.Match[str]) -> str:
-        series, le = match.group(1) + match.group(3), float(match.group(2))
-        below = [count for bound, count in buckets[series] if bound <= le / 1000]
-        value = float(match.group(4)) if le == float("inf") else (max(below) if below else 0.0)
-        return f'{name}_bucket{{{match.group(1)}le="{match.group(2)}"{match.group(3)}}} {value}'
+    def transform(body: str, _: list[str]) -> str:
+        buckets: dict[str, list[tuple[float, float]]] = {}
+        pattern = rf'^{name}_bucket\{{(.*?)le="([^"]+)"(.*?)\}} (\S+)$'
+        for match in re.finditer(pattern, body, re.M):
+            series = match.group(1) + match.group(3)
+            buckets.setdefault(series, []).append((float(match.group(2)), float(match.group(4))))
 
-    body = re.sub(rf'^{name}_bucket\{{(.*?)le="([^"]+)"(.*?)\}} (\S+)$', shifted, body, flags=re.M)
-    return re.sub(
-        rf"^({name}_sum\{{[^}}]*\}}) (\S+)$",
-        lambda m: f"{m.group(1)} {float(m.group(2)) * 1000}",
-        body,
-        flags=re.M,
+        def shifted(match: re.Match[str]) -> str:
+            series, le = match.group(1) + match.group(3), float(match.group(2))
+            below = [count for bound, count in buckets[series] if bound <= le / 1000]
+            value = float(match.group(4)) if le == float("inf") else (max(below) if below else 0.0)
+            return f'{name}_bucket{{{match.group(1)}le="{match.group(2)}"{match.group(3)}}} {value}'
+
+        body = re.sub(pattern, shifted, body, flags=re.M)
+        return re.sub(
+            rf"^({name}_sum\{{[^}}]*\}}) (\S+)$",
+            lambda m: f"{m.group(1)} {float(m.group(2)) * 1000}",
+            body,
+            flags=re.M,
+        )
+
+    return transform
+
+
+def _steps_finished_skip_skipped(body: str, _: list[str]) -> str:
+    """Skipped steps are never counted as finished (ORCH-0460)."""
+    return "".join(
+        line
+        for line in body.splitlines(keepends=True)
+        if not (line.startswith("orchq_run_steps_finished_total{") and 'state="skipped"' in line)
     )
+
+
+def _aborted_runs_labelled_cancelled(body: str, _: list[str]) -> str:
+    """An aborted run counted under a state runs do not have (ORCH-0461)."""
+    return body.replace(
+        'orchq_runs_finished_total{state="aborted"}', 'orchq_runs_finished_total{state="cancelled"}'
+    )
+
+
+def _start_delay_per_attempt(body: str, _: list[str]) -> str:
+    """One more start-delay observation, as a server observing every attempt would (ORCH-0462)."""
+
+    def bump(match: re.Match[str]) -> str:
+        return f"{match.group(1)} {float(match.group(2)) + 1}"
+
+    pattern = r"^(orchq_run_step_start_delay_seconds_(?:count|bucket)\{[^}]*\}) (\S+)$"
+    return re.sub(pattern, bump, body, flags=re.M)
 
 
 MUTANTS: dict[str, tuple[Transform, str]] = {
@@ -157,6 +187,21 @@ MUTANTS: dict[str, tuple[Transform, str]] = {
 TRUTH_MUTANTS: dict[str, tuple[Transform, str]] = {
     "finished counter skips dropped tasks": (_finished_skips_dropped, "ORCH-0240"),
     "reason label fed with the error message": (_reason_is_the_message, "ORCH-0242"),
-    "time to first token in milliseconds": (_first_token_in_milliseconds, "ORCH-0241"),
+    "time to first token in milliseconds": (
+        _in_milliseconds("orchq_time_to_first_token_seconds"),
+        "ORCH-0241",
+    ),
 }
 """name -> (body transform, ORCH ID): caught by the ground-truth check on a configured server."""
+
+
+RUN_MUTANTS: dict[str, tuple[Transform, str]] = {
+    "skipped steps not counted": (_steps_finished_skip_skipped, "ORCH-0460"),
+    "aborted runs counted as cancelled": (_aborted_runs_labelled_cancelled, "ORCH-0461"),
+    "start delay observed per attempt": (_start_delay_per_attempt, "ORCH-0462"),
+    "start delay in milliseconds": (
+        _in_milliseconds("orchq_run_step_start_delay_seconds"),
+        "ORCH-0462",
+    ),
+}
+"""name -> (body transform, ORCH ID): caught by the run metrics check of the runs profile."""

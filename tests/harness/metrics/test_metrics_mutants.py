@@ -10,7 +10,12 @@ from __future__ import annotations
 import pytest
 
 from harness.plugin.target import ServeFactory
-from tests.harness.metrics.mutants import MUTANTS, TRUTH_MUTANTS, metrics_rewriter
+from tests.harness.metrics.mutants import (
+    MUTANTS,
+    RUN_MUTANTS,
+    TRUTH_MUTANTS,
+    metrics_rewriter,
+)
 from tests.harness.mutantkit import assert_caught, mutate_every_server, run_conformance
 
 pytest_plugins = ["pytester"]
@@ -54,4 +59,20 @@ def test_ground_truth_check_catches_the_mutant(
     transform, req = TRUTH_MUTANTS[name]
     mutate_every_server(monkeypatch, wrap_app=metrics_rewriter(transform))
     result = run_conformance(pytester, "test_metrics", "-rfs", "-k", TRUTH_CHECK)
+    assert_caught(result, req, name, failed=1)
+
+
+def test_healthy_orchestrator_passes_the_run_metrics_check(pytester: pytest.Pytester) -> None:
+    result = run_conformance(pytester, "test_metrics_runs", "-rfs")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RUN_MUTANTS))
+def test_run_metrics_check_catches_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transform, req = RUN_MUTANTS[name]
+    mutate_every_server(monkeypatch, wrap_app=metrics_rewriter(transform))
+    result = run_conformance(pytester, "test_metrics_runs", "-rfs")
     assert_caught(result, req, name, failed=1)
