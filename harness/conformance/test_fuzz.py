@@ -6,7 +6,8 @@ inputs over real HTTP (the in-process orchestratord, or ``--orch-url`` with
 content type and a schema-valid body, never a 5xx, carry ``X-Request-Id``, use
 the error envelope and kinds on 4xx/5xx and the backpressure headers on 429/503.
 Then a state machine follows the contract's links (session -> task -> status ->
-stream -> cancel) and checks each stream's SSE format.
+stream -> cancel) and checks each stream's SSE format, and another runs a
+definition the harness registered (session -> run -> status -> events -> abort).
 
 Failures start with the ORCH IDs they break and end with a curl line.
 Sizes: ``--orch-fuzz-examples``, ``--orch-fuzz-scenarios``, ``--orch-fuzz-steps``;
@@ -78,11 +79,11 @@ def test_linked_workflow_meets_contract(
 ) -> None:
     """Sessions, tasks, their status, streams and cancels chained by the contract's links."""
     from harness.fuzz.runner import load_contract
-    from harness.fuzz.stateful import run_stateful
+    from harness.fuzz.stateful import run_stateful, task_workflow
 
     schema = load_contract(orch_fuzz_options.contract)
     run_stateful(
-        schema,
+        task_workflow(schema),
         fuzz_target,
         scenarios=orch_fuzz_options.scenarios,
         steps=orch_fuzz_options.steps,
@@ -96,4 +97,43 @@ def test_linked_workflow_meets_contract(
     assert fuzz_target.seen[("streamTask", 200)] > 0, (
         "ORCH-0070/ORCH-0071/ORCH-0072/ORCH-0073/ORCH-0081: the linked run never opened a task "
         f"stream, so the stream format is unchecked; reached: {reached} ({hint})"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.orch_profile("runs")
+@pytest.mark.req(
+    *sorted(
+        {
+            *req.COMMON,
+            *req.RUN_STREAM,
+            *req.RUN_STREAM_DATA,
+            *req.RESPONSE_SHAPES["createRun"],
+            *req.RESPONSE_SHAPES["getRun"],
+            *req.RESPONSE_SHAPES["abortRun"],
+        }
+    )
+)
+def test_linked_runs_workflow_meets_contract(
+    fuzz_target: FuzzClient, orch_fuzz_options: FuzzOptions
+) -> None:
+    """Runs of a definition the harness registered, their status, event streams and aborts,
+    chained by the contract's links from each new session."""
+    from harness.fuzz.runner import load_contract
+    from harness.fuzz.stateful import run_stateful, runs_workflow
+
+    schema = load_contract(orch_fuzz_options.contract)
+    run_stateful(
+        runs_workflow(schema, fuzz_target),
+        fuzz_target,
+        scenarios=orch_fuzz_options.scenarios,
+        steps=orch_fuzz_options.steps,
+        explore=orch_fuzz_options.explore,
+        until=("streamRun", 200),
+    )
+    reached = sorted(f"{op} {status}" for op, status in fuzz_target.seen)
+    assert fuzz_target.seen[("streamRun", 200)] > 0, (
+        "ORCH-0350/ORCH-0351/ORCH-0352: the linked run never opened a run's event stream, so "
+        f"its events are unchecked; reached: {reached} (raise --orch-fuzz-scenarios / "
+        "--orch-fuzz-steps)"
     )
