@@ -68,6 +68,13 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
         json=True,
     ),
+    "runs": Benchmark(
+        "bench.bench_runs",
+        "1,000 diamond DAGs at once: orchestratord runs vs a client orchestrating plain tasks",
+        "--rounds",
+        ("--rounds", "1", "--runs", "8"),
+        json=True,
+    ),
     "determinism": Benchmark(
         "bench.bench_determinism",
         "64 seeds x 2 replicas verified byte for byte: orchestratord vs pre-built streams",

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from harness.conformance import REFERENCE_CODE
+from harness.conformance import PROFILE_MARKER, REFERENCE_CODE
 from harness.pact.interactions import INTERACTIONS
 from harness.pact.model import PACT_FILE, Interaction
 from harness.pact.states import IN_PROCESS_GROUPS, LIVE_GROUPS, group_of, serve_group
@@ -54,6 +54,8 @@ def _provider_param(interaction: Interaction) -> object:
     marks = [pytest.mark.req(*interaction.req)]
     if group_of(interaction.states) in IN_PROCESS_GROUPS:
         marks.append(getattr(pytest.mark, REFERENCE_CODE))
+    if interaction.profile is not None:
+        marks.append(getattr(pytest.mark, PROFILE_MARKER)(interaction.profile))
     return pytest.param(interaction, id=interaction.description, marks=marks)
 
 

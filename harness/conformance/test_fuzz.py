@@ -6,7 +6,8 @@ inputs over real HTTP (the in-process orchestratord, or ``--orch-url`` with
 content type and a schema-valid body, never a 5xx, carry ``X-Request-Id``, use
 the error envelope and kinds on 4xx/5xx and the backpressure headers on 429/503.
 Then a state machine follows the contract's links (session -> task -> status ->
-stream -> cancel) and checks each stream's SSE format.
+stream -> cancel) and checks each stream's SSE format, and another runs a
+definition the harness registered (session -> run -> status -> events -> abort).
 
 Failures start with the ORCH IDs they break and end with a curl line.
 Sizes: ``--orch-fuzz-examples``, ``--orch-fuzz-scenarios``, ``--orch-fuzz-steps``;
@@ -24,6 +25,8 @@ from harness.fuzz import requirements as req
 from harness.fuzz.document import contract_path, operations
 
 if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiSchema
+
     from harness.fuzz.plugin import FuzzOptions
     from harness.fuzz.runner import FuzzClient
     from harness.plugin.target import Target
@@ -69,6 +72,32 @@ def test_operation_meets_contract(
     )
 
 
+def _walk_until_streamed(
+    workflow: OpenApiSchema,
+    target: FuzzClient,
+    options: FuzzOptions,
+    stream: str,
+    unchecked: str,
+) -> None:
+    """Walk ``workflow``'s links until ``stream`` answered 200; else fail with ``unchecked``
+    (its ORCH IDs first) and what the walk reached."""
+    from harness.fuzz.stateful import run_stateful
+
+    run_stateful(
+        workflow,
+        target,
+        scenarios=options.scenarios,
+        steps=options.steps,
+        explore=options.explore,
+        until=(stream, 200),
+    )
+    reached = sorted(f"{op} {status}" for op, status in target.seen)
+    hint = "raise --orch-fuzz-scenarios / --orch-fuzz-steps"
+    if {status for _, status in target.seen} == {401}:
+        hint = "every answer was 401 UNAUTHORIZED: give the target's --orch-token"
+    assert target.seen[(stream, 200)] > 0, f"{unchecked}; reached: {reached} ({hint})"
+
+
 @pytest.mark.slow
 @pytest.mark.req(
     *sorted({*req.COMMON, *req.STREAM, *req.STREAM_DATA, *req.RESPONSE_SHAPES["createTask"]})
@@ -78,22 +107,45 @@ def test_linked_workflow_meets_contract(
 ) -> None:
     """Sessions, tasks, their status, streams and cancels chained by the contract's links."""
     from harness.fuzz.runner import load_contract
-    from harness.fuzz.stateful import run_stateful
+    from harness.fuzz.stateful import task_workflow
 
-    schema = load_contract(orch_fuzz_options.contract)
-    run_stateful(
-        schema,
+    _walk_until_streamed(
+        task_workflow(load_contract(orch_fuzz_options.contract)),
         fuzz_target,
-        scenarios=orch_fuzz_options.scenarios,
-        steps=orch_fuzz_options.steps,
-        explore=orch_fuzz_options.explore,
-        until=("streamTask", 200),
-    )
-    reached = sorted(f"{op} {status}" for op, status in fuzz_target.seen)
-    hint = "raise --orch-fuzz-scenarios / --orch-fuzz-steps"
-    if {status for _, status in fuzz_target.seen} == {401}:
-        hint = "every answer was 401 UNAUTHORIZED: give the target's --orch-token"
-    assert fuzz_target.seen[("streamTask", 200)] > 0, (
+        orch_fuzz_options,
+        "streamTask",
         "ORCH-0070/ORCH-0071/ORCH-0072/ORCH-0073/ORCH-0081: the linked run never opened a task "
-        f"stream, so the stream format is unchecked; reached: {reached} ({hint})"
+        "stream, so the stream format is unchecked",
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.orch_profile("runs")
+@pytest.mark.req(
+    *sorted(
+        {
+            *req.COMMON,
+            *req.RUN_STREAM,
+            *req.RUN_STREAM_DATA,
+            *req.RESPONSE_SHAPES["createRun"],
+            *req.RESPONSE_SHAPES["getRun"],
+            *req.RESPONSE_SHAPES["abortRun"],
+        }
+    )
+)
+def test_linked_runs_workflow_meets_contract(
+    fuzz_target: FuzzClient, orch_fuzz_options: FuzzOptions
+) -> None:
+    """Runs of a definition the harness registered, their status, event streams and aborts,
+    chained by the contract's links from each new session."""
+    from harness.fuzz.runner import load_contract
+    from harness.fuzz.stateful import runs_workflow
+
+    _walk_until_streamed(
+        runs_workflow(load_contract(orch_fuzz_options.contract), fuzz_target),
+        fuzz_target,
+        orch_fuzz_options,
+        "streamRun",
+        "ORCH-0350/ORCH-0351/ORCH-0352: the linked run never opened a run's event stream, so "
+        "its events are unchecked",
     )

@@ -39,7 +39,7 @@ from schemathesis.openapi.checks import (
 
 from harness.checks import RequirementFailure, leading_ids, note_passed
 from harness.fuzz import requirements as req
-from harness.fuzz.sse import stream_problems
+from harness.fuzz.sse import RUN_STREAM, TASK_STREAM, StreamRules, stream_problems
 from harness.fuzz.wire import (
     backpressure_problems,
     envelope_problems,
@@ -49,6 +49,12 @@ from harness.fuzz.wire import (
 from orchestrator.numerals import ascii_int
 
 STREAM_OPERATION = "streamTask"
+RUN_STREAM_OPERATION = "streamRun"
+STREAM_RULES: dict[str, tuple[StreamRules, str]] = {
+    STREAM_OPERATION: (TASK_STREAM, "ORCH-0070"),
+    RUN_STREAM_OPERATION: (RUN_STREAM, "ORCH-0350"),
+}
+"""Each stream operation: its rules, and the requirement of its media type."""
 
 
 def operation_id(case: Case[Any]) -> str:
@@ -75,16 +81,23 @@ def last_event_id(case: Case[Any]) -> int:
 
 
 def orchq_stream(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
-    """The SSE format of a 200 stream (ORCH section 5); other responses are not streams."""
-    if operation_id(case) != STREAM_OPERATION or response.status_code != 200:
+    """The SSE format of a 200 task stream (ORCH section 5) or run stream (ORCH-0350); other
+    responses are not streams."""
+    operation = operation_id(case)
+    if operation not in STREAM_RULES or response.status_code != 200:
         return None
+    rules, media_type_rule = STREAM_RULES[operation]
     content_type = header(response.headers, "Content-Type")
     problems = []
     if not content_type or not content_type[0].startswith("text/event-stream"):
-        problems.append(f"ORCH-0070: the stream must be text/event-stream, got {content_type}")
+        problems.append(
+            f"{media_type_rule}: the stream must be text/event-stream, got {content_type}"
+        )
     body = response.text_lossy()
     complete = not response.stream_cut_short
-    problems.extend(stream_problems(body, after=last_event_id(case), complete=complete))
+    problems.extend(
+        stream_problems(body, after=last_event_id(case), complete=complete, rules=rules)
+    )
     if problems:
         raise AssertionError("\n".join(problems))
     return None
@@ -112,6 +125,8 @@ def failure_ids(failure: Failure, operation: str, status: int) -> str:
         return req.ids(req.METHODS)
     if operation == STREAM_OPERATION and status == 200 and isinstance(failure, JsonSchemaError):
         return req.ids(req.STREAM, req.STREAM_DATA)
+    if operation == RUN_STREAM_OPERATION and status == 200 and isinstance(failure, JsonSchemaError):
+        return req.ids(req.RUN_STREAM, req.RUN_STREAM_DATA)
     if isinstance(failure, UndefinedStatusCode):
         return req.ids(req.STATUS_CODES)
     if isinstance(failure, MissingHeaders) or (
@@ -148,6 +163,8 @@ def checked_ids(case: Case[Any], status: int) -> tuple[str, ...]:
     ids = [*req.COMMON, *req.RESPONSE_SHAPES.get(operation, ())]
     if operation == STREAM_OPERATION and status == 200:
         ids += [*req.STREAM, *req.STREAM_DATA]
+    if operation == RUN_STREAM_OPERATION and status == 200:
+        ids += [*req.RUN_STREAM, *req.RUN_STREAM_DATA]
     return tuple(ids)
 
 

@@ -36,6 +36,12 @@ STREAM = ("ORCH-0070", "ORCH-0071", "ORCH-0072", "ORCH-0073", "ORCH-0081")
 STREAM_DATA = ("ORCH-0076",)
 """Each event's data holds exactly the fields of its event."""
 
+RUN_STREAM = ("ORCH-0350", "ORCH-0352")
+"""A run's stream: the task stream's format, ``run.started`` first, one closing event."""
+
+RUN_STREAM_DATA = ("ORCH-0351",)
+"""Each run event's data holds exactly the fields the table of section 12.5 lists."""
+
 METHODS = ("ORCH-0011", "ORCH-0012")
 """An unsupported method answers 405 METHOD_NOT_ALLOWED with an ``Allow`` header."""
 
@@ -57,6 +63,14 @@ RESPONSE_SHAPES: dict[str, tuple[str, ...]] = {
     "healthz": ("ORCH-0129",),
     "readyz": ("ORCH-0130",),
     "metrics": ("ORCH-0131",),
+    "registerDefinition": ("ORCH-0312", "ORCH-0313"),
+    "listDefinitions": ("ORCH-0314",),
+    "getDefinition": ("ORCH-0314",),
+    "createRun": ("ORCH-0317",),
+    "listRuns": ("ORCH-0323",),
+    "getRun": ("ORCH-0320",),
+    "abortRun": ("ORCH-0324",),
+    "streamRun": ("ORCH-0350",),
 }
 """The requirement stating each operation's success response (schema and status conformance)."""
 

@@ -2,17 +2,21 @@
 
 Schemathesis can only say a stream is a string; these checks read it the way an
 EventSource does (WHATWG framing) and name the requirement each problem breaks.
-Standard library only, so the checks are cheap to reuse outside fuzzing.
+A run's stream (section 12.5) follows the same format with its own events
+(:data:`RUN_STREAM`); its problems name the run stream's requirements.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.numerals import ascii_int
+from orchestrator.schemas import RUN_EVENT_MODELS
 from orchestrator.vocabulary import CLOSING_EVENTS as TERMINAL
+from orchestrator.vocabulary import RUN_CLOSING_EVENTS
 
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     "started": frozenset(
@@ -23,6 +27,36 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "error": frozenset({"kind", "message", "retriable"}),
 }
 """ORCH-0076: the data fields of each event (spec table 5.2)."""
+
+
+@dataclass(frozen=True)
+class StreamRules:
+    """A kind of stream: its events' data fields, its closing events, and the requirement
+    each kind of problem breaks."""
+
+    fields: Mapping[str, frozenset[str]]
+    closing: frozenset[str]
+    retry: str
+    framing: str
+    numbering: str
+    data: str
+    closing_rule: str
+
+
+TASK_STREAM = StreamRules(
+    EVENT_FIELDS, TERMINAL, "ORCH-0073", "ORCH-0071", "ORCH-0072", "ORCH-0076", "ORCH-0081"
+)
+RUN_STREAM = StreamRules(
+    {name: frozenset(model.model_fields) for name, model in RUN_EVENT_MODELS.items()},
+    RUN_CLOSING_EVENTS,
+    "ORCH-0350",
+    "ORCH-0350",
+    "ORCH-0350",
+    "ORCH-0351",
+    "ORCH-0352",
+)
+"""A run's stream follows the task stream's format (ORCH-0350) with the events of the
+table of section 12.5 (ORCH-0351), closed by one of its closing events (ORCH-0352)."""
 
 
 @dataclass
@@ -66,8 +100,10 @@ def parse(body: str) -> ParsedStream:
     return ParsedStream(retry_lines, retry_before, events)
 
 
-def stream_problems(body: str, *, after: int = 0, complete: bool = True) -> list[str]:
-    """Every way ``body`` breaks the stream format, each prefixed with its ORCH ID.
+def stream_problems(
+    body: str, *, after: int = 0, complete: bool = True, rules: StreamRules = TASK_STREAM
+) -> list[str]:
+    """Every way ``body`` breaks the stream format of ``rules``, each prefixed with its ORCH ID.
 
     ``after`` is the ``Last-Event-ID`` the request sent: the first event must
     then be ``after + 1``, and a resume past the end may legitimately be empty.
@@ -78,7 +114,7 @@ def stream_problems(body: str, *, after: int = 0, complete: bool = True) -> list
     problems: list[str] = []
     if parsed.retry_lines != 1 or not parsed.retry_before_first_event:
         problems.append(
-            f"ORCH-0073: `retry:` must come once, before any event; got {parsed.retry_lines} "
+            f"{rules.retry}: `retry:` must come once, before any event; got {parsed.retry_lines} "
             f"retry line(s){'' if parsed.retry_before_first_event else ', not first'}"
         )
     names: list[str] = []
@@ -88,52 +124,55 @@ def stream_problems(body: str, *, after: int = 0, complete: bool = True) -> list
         for name in ("id", "event", "data"):
             count = len(event.fields.get(name, []))
             if count != 1:
-                problems.append(f"ORCH-0071: {where} has {count} `{name}:` line(s), expected 1")
+                problems.append(
+                    f"{rules.framing}: {where} has {count} `{name}:` line(s), expected 1"
+                )
         unknown = sorted(set(event.fields) - {"id", "event", "data"})
         if unknown:
-            problems.append(f"ORCH-0071: {where} has unexpected field(s) {unknown}")
+            problems.append(f"{rules.framing}: {where} has unexpected field(s) {unknown}")
         ids = event.fields.get("id", [])
         if ids and expected_id > 0:
             if ascii_int(ids[0]) == expected_id:
                 expected_id += 1
             else:
                 problems.append(
-                    f"ORCH-0072: {where} has id {ids[0]!r}, expected {expected_id} "
+                    f"{rules.numbering}: {where} has id {ids[0]!r}, expected {expected_id} "
                     "(ids 1, 2, 3 ... without gap or repetition)"
                 )
                 expected_id = 0  # one numbering problem is reported, not its echoes
         kinds = event.fields.get("event", [])
         kind = kinds[0] if kinds else ""
         names.append(kind)
-        if kind not in EVENT_FIELDS:
+        if kind not in rules.fields:
             problems.append(
-                f"ORCH-0071: {where} has event {kind!r}, not one of {sorted(EVENT_FIELDS)}"
+                f"{rules.framing}: {where} has event {kind!r}, not one of {sorted(rules.fields)}"
             )
         datas = event.fields.get("data", [])
         if datas:
-            problems.extend(_data_problems(where, kind, datas[0]))
-    terminals = [i for i, name in enumerate(names) if name in TERMINAL]
+            problems.extend(_data_problems(where, kind, datas[0], rules))
+    terminals = [i for i, name in enumerate(names) if name in rules.closing]
     if not complete or (not names and after > 0):
         return problems
     if len(terminals) != 1 or terminals[0] != len(names) - 1:
+        closing = " or ".join(f"`{name}`" for name in sorted(rules.closing))
         problems.append(
-            "ORCH-0081: exactly one `end` or `error` event must close the stream as its last "
-            f"event; events were {names}"
+            f"{rules.closing_rule}: exactly one {closing} event must close the stream as its "
+            f"last event; events were {names}"
         )
     return problems
 
 
-def _data_problems(where: str, kind: str, data: str) -> list[str]:
+def _data_problems(where: str, kind: str, data: str, rules: StreamRules) -> list[str]:
     try:
         value: Any = json.loads(data)
     except ValueError:
-        return [f"ORCH-0071: {where} `data:` is not JSON: {data[:120]!r}"]
+        return [f"{rules.framing}: {where} `data:` is not JSON: {data[:120]!r}"]
     if not isinstance(value, dict):
-        return [f"ORCH-0071: {where} `data:` is not a JSON object: {data[:120]!r}"]
-    expected = EVENT_FIELDS.get(kind)
+        return [f"{rules.framing}: {where} `data:` is not a JSON object: {data[:120]!r}"]
+    expected = rules.fields.get(kind)
     if expected is not None and set(value) != expected:
         return [
-            f"ORCH-0076: {where} ({kind}) data has fields {sorted(value)}, "
+            f"{rules.data}: {where} ({kind}) data has fields {sorted(value)}, "
             f"expected {sorted(expected)}"
         ]
     return []

@@ -1,18 +1,25 @@
-"""The link-driven state machine: session -> task -> status -> stream -> cancel.
+"""The link-driven state machines: session -> task -> status -> stream -> cancel, and
+session -> run -> status -> events -> abort.
 
 Schemathesis builds the rules from the OpenAPI ``links`` of the committed
-contract, so requests carry real session and task IDs from earlier responses
+contract, so requests carry real session, task and run IDs from earlier responses
 and reach the states random IDs never do: queued, running and finished tasks,
 their streams (checked by :mod:`harness.fuzz.sse`) and cancellations (409 once
-ended). The server keeps its state between scenarios; nothing in a scenario
-depends on another's, so no reset is needed in ``setup()``.
+ended); runs, their event streams and aborts. A run needs a definition that is
+valid beyond what a JSON Schema states (ORCH-0305..0309), which a random walk
+rarely writes: the runs workflow starts from one the harness registers through
+the public API first, linked from each new session (:func:`runs_workflow`). The
+server keeps its state between scenarios; nothing in a scenario depends on
+another's, so no reset is needed in ``setup()``.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import hypothesis
+import schemathesis
 from hypothesis.errors import Flaky, FlakyFailure
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.checks import CheckFunction
@@ -21,7 +28,8 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from harness.checks import RequirementFailure, leading_ids, named_ids
 from harness.fuzz.checks import validate
-from harness.fuzz.runner import FuzzClient, fuzz_settings
+from harness.fuzz.config import schemathesis_config
+from harness.fuzz.runner import REQUEST_TIMEOUT_S, FuzzClient, fuzz_settings
 
 MAX_ROUNDS = 4
 """Most rounds of ``scenarios`` scenarios a run with ``until`` takes to reach its operation."""
@@ -32,13 +40,83 @@ OTHER_TAGS = ("pools", "admin", "health", "runs")
 """Every other tag of the contract. They are excluded by name: ``include(tag=...)``
 keeps every operation of this contract (seen with Schemathesis 4.32), and each
 operation the walk may take makes it less likely to reach a task's stream. Runs
-chain through definitions a random walk cannot register validly, and their
-operations are fuzzed one by one."""
+chain through a definition the harness registers, in a workflow of their own
+(:data:`RUN_WORKFLOW`)."""
+
+RUN_WORKFLOW = (
+    "createSession",
+    "registerDefinition",
+    "getDefinition",
+    "createRun",
+    "getRun",
+    "listRuns",
+    "streamRun",
+    "abortRun",
+)
+"""The operations of the runs workflow: a session, definitions, and runs of one."""
+
+FUZZ_DEFINITION: dict[str, Any] = {
+    "name": "orchq-fuzz-chain",
+    "version": "1",
+    "steps": [
+        {"id": "a", "prompt": "hello", "max_tokens": 2},
+        {"id": "b", "prompt": "{{ steps.a.output }}", "max_tokens": 2, "depends_on": ["a"]},
+    ],
+}
+"""The definition each new session of the runs workflow starts runs of: ``b`` waits for ``a``."""
+
+FUZZ_RUN_LINK = "CreateRunOfTheHarnessDefinition"
 
 
-def state_machine(schema: OpenApiSchema, target: FuzzClient) -> type[APIStateMachine]:
-    """A state machine class that sends to ``target`` and validates with our checks."""
+def task_workflow(schema: OpenApiSchema) -> OpenApiSchema:
+    """Sessions and tasks (:data:`WORKFLOW_TAGS`)."""
     workflow = schema.exclude(tag=list(OTHER_TAGS))
+    assert isinstance(workflow, OpenApiSchema)
+    return workflow
+
+
+def runs_workflow(schema: OpenApiSchema, target: FuzzClient) -> OpenApiSchema:
+    """:data:`RUN_WORKFLOW` on the contract plus one link, ``createSession`` ->
+    ``createRun`` of :data:`FUZZ_DEFINITION`, which this registers on ``target`` first
+    (again: 200, ORCH-0313). The committed contract is not changed."""
+    response = target.session.post(
+        target.url + "/v1/definitions",
+        json=FUZZ_DEFINITION,
+        headers=target.headers,
+        timeout=REQUEST_TIMEOUT_S,
+    )
+    if response.status_code not in (200, 201):
+        raise RequirementFailure(
+            f"ORCH-0312/ORCH-0313: POST /v1/definitions of a valid definition must answer 201 "
+            f"(200 when registered before); got {response.status_code}: {response.text[:300]}",
+            ("ORCH-0312", "ORCH-0313"),
+        )
+    document = copy.deepcopy(schema.raw_schema)
+    created = document["paths"]["/v1/sessions"]["post"]["responses"]["201"]
+    created.setdefault("links", {})[FUZZ_RUN_LINK] = {
+        "operationId": "createRun",
+        "requestBody": {
+            "session_id": "$response.body#/session_id",
+            "definition": FUZZ_DEFINITION["name"],
+            "version": FUZZ_DEFINITION["version"],
+            "inputs": {},
+        },
+    }
+    linked = schemathesis.openapi.from_dict(document, config=schemathesis_config())
+    others = [
+        operation["operationId"]
+        for methods in document["paths"].values()
+        for operation in methods.values()
+        if isinstance(operation, dict) and operation.get("operationId") not in RUN_WORKFLOW
+    ]
+    workflow = linked.exclude(operation_id=others)
+    assert isinstance(workflow, OpenApiSchema)
+    return workflow
+
+
+def state_machine(workflow: OpenApiSchema, target: FuzzClient) -> type[APIStateMachine]:
+    """A state machine class over ``workflow`` that sends to ``target`` and validates with
+    our checks."""
     # Valid inputs only: the stateless runs cover invalid ones, and an invalid
     # step ends a chain before it reaches a task's stream.
     workflow.config.generation.update(modes=[GenerationMode.POSITIVE])
@@ -85,11 +163,15 @@ def unanswered(case: Case[Any], error: Exception) -> str:
             f"ORCH-0081: {operation}: the stream broke off before an `end` or `error` event "
             f"closed it ({cause})"
         )
+    if case.path.endswith("/events"):
+        return (
+            f"ORCH-0352: {operation}: the run's stream broke off before its closing event ({cause})"
+        )
     return f"{operation}: no whole answer ({cause})"
 
 
 def run_stateful(
-    schema: OpenApiSchema,
+    workflow: OpenApiSchema,
     target: FuzzClient,
     *,
     scenarios: int,
@@ -97,7 +179,8 @@ def run_stateful(
     explore: bool,
     until: tuple[str, int] | None = None,
 ) -> int:
-    """Run ``scenarios`` sequences of up to ``steps`` linked calls; returns calls sent.
+    """Run ``scenarios`` sequences of up to ``steps`` linked calls of ``workflow``
+    (:func:`task_workflow`, :func:`runs_workflow`); returns calls sent.
 
     Without ``explore`` each round runs on a fixed seed (``hypothesis.seed`` on
     the machine class): Schemathesis builds the machine class at run time, so
@@ -115,7 +198,7 @@ def run_stateful(
     the same drift (a task ended meanwhile, a queue now full) can still make
     Hypothesis stop a round as flaky: the round ends and the next one runs.
     """
-    machine = state_machine(schema, target)
+    machine = state_machine(workflow, target)
     before = target.cases
     for round_number in range(MAX_ROUNDS if until is not None else 1):
         if not explore:

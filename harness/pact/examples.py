@@ -282,3 +282,195 @@ def engine_side_interactions(
             sse_rules=rules,
         ),
     )
+
+
+# ---------------------------------------------------------------- runs (spec section 12)
+
+RUN_PATH = "/v1/runs/${run_id}"
+PACT_DEFINITION = "orchq-pact-chain"
+"""The definition the run states register (idempotently: the same document answers 200)."""
+
+
+def definition_document(name: Any = PACT_DEFINITION) -> dict[str, Any]:
+    """Exactly the document the client registers: step ``b`` waits for ``a`` and reads its
+    output, so its run shows a dependency in its steps and its events."""
+    return {
+        "name": name,
+        "version": "1",
+        "steps": [
+            {"id": "a", "prompt": "hello", "max_tokens": 2},
+            {"id": "b", "prompt": "{{ steps.a.output }}", "max_tokens": 2, "depends_on": ["a"]},
+        ],
+    }
+
+
+def _declared_step(step_id: str, prompt: str, depends_on: list[str]) -> dict[str, Any]:
+    """A step of a registered definition: every default filled in (ORCH-0313)."""
+    return {
+        "id": step_id,
+        "prompt": prompt,
+        "depends_on": depends_on,
+        "pool": "default",
+        "max_tokens": 2,
+        "params": {
+            "seed": None,
+            "sampler_profile_version": "v1",
+            "determinism": "best_effort",
+            "temperature": match.number(1.0),
+            "top_p": match.number(1.0),
+        },
+        "retry": {
+            "max_attempts": 1,
+            "backoff_base_ms": 100,
+            "backoff_cap_ms": 10000,
+            "jitter_ms": 0,
+        },
+    }
+
+
+def definition_body(name: Any) -> dict[str, Any]:
+    """The registered definition: its digest, and the document with every default filled in."""
+    return {
+        "name": name,
+        "version": "1",
+        "digest": match.regex("0" * 64, regex=r"^[0-9a-f]{64}$"),
+        "created_at": stamp(),
+        "definition": {
+            "name": name,
+            "version": "1",
+            "inputs": {},
+            "steps": [
+                _declared_step("a", "hello", []),
+                _declared_step("b", "{{ steps.a.output }}", ["a"]),
+            ],
+        },
+    }
+
+
+DEFINITION_LOCATION = {
+    "Location": match.regex(
+        f"/v1/definitions/{PACT_DEFINITION}/versions/1",
+        regex=r"^/v1/definitions/[^/]+/versions/[^/]+$",
+    )
+}
+RUN_LOCATION = {"Location": match.regex("/v1/runs/run_1", regex=r"^/v1/runs/[^/]+$")}
+
+
+def run_body(state: str, steps: list[dict[str, Any]], *, finished: bool) -> dict[str, Any]:
+    """A run of :data:`PACT_DEFINITION` in ``state`` with ``steps`` (``a``, then ``b``)."""
+    return {
+        "run_id": match.str("run_1"),
+        "session_id": match.str("sess_1"),
+        "definition": PACT_DEFINITION,
+        "version": "1",
+        "state": state,
+        "seed": match.int(1317549976),
+        "max_parallel": 4,
+        "inputs": {},
+        "steps": steps,
+        "created_at": stamp(),
+        "finished_at": stamp() if finished else None,
+        "events_url": match.regex("/v1/runs/run_1/events", regex=r"^/v1/runs/[^/]+/events$"),
+    }
+
+
+def _step(step_id: str, state: str, **fields: Any) -> dict[str, Any]:
+    """Step ``step_id`` of :data:`PACT_DEFINITION` in ``state``; ``fields`` override the
+    values of a step that has not started."""
+    return {
+        "step_id": step_id,
+        "state": state,
+        "depends_on": ["a"] if step_id == "b" else [],
+        "pool": "default",
+        "seed": match.int(3677294140118564008),
+        "task_id": None,
+        "attempts": [],
+        "output": None,
+        "error": None,
+        "started_at": None,
+        "finished_at": None,
+        **fields,
+    }
+
+
+def _started(**fields: Any) -> dict[str, Any]:
+    """The fields of a step whose one attempt's task was admitted."""
+    attempt = {"attempt": 1, "task_id": match.str("task_1"), "error": None, "started_at": stamp()}
+    return {
+        "task_id": match.str("task_1"),
+        "attempts": [attempt],
+        "started_at": stamp(),
+        **fields,
+    }
+
+
+def succeeded_step(step_id: str) -> dict[str, Any]:
+    return _step(
+        step_id, "succeeded", **_started(output=match.str(" jetlo mine"), finished_at=stamp())
+    )
+
+
+def pending_step(step_id: str) -> dict[str, Any]:
+    return _step(step_id, "pending")
+
+
+ABORTED_STEPS = [
+    _step(
+        "a",
+        "failed",
+        **_started(
+            error={"kind": "CANCELLED", "message": match.str("cancelled"), "retriable": False},
+            finished_at=stamp(),
+        ),
+    ),
+    _step("b", "skipped", finished_at=stamp()),
+]
+"""An aborted run's steps: the running one failed with ``CANCELLED``, the waiting one
+skipped (ORCH-0324)."""
+
+RUN_SUMMARY = {
+    "run_id": match.str("run_1"),
+    "session_id": match.str("sess_1"),
+    "definition": match.str(PACT_DEFINITION),
+    "version": "1",
+    "state": "completed",
+    "created_at": stamp(),
+    "finished_at": stamp(),
+}
+
+RUN_STREAM_EXAMPLE = (
+    "retry: 3000\n\n"
+    'id: 1\nevent: run.started\ndata: {"run_id": "run_1", "definition": "orchq-pact-chain", '
+    '"version": "1", "seed": 1317549976}\n\n'
+    'id: 2\nevent: step.started\ndata: {"step_id": "a", "attempt": 1, "task_id": "task_1"}\n\n'
+    'id: 3\nevent: step.succeeded\ndata: {"step_id": "a", "task_id": "task_1", '
+    '"output": " jetlo mine"}\n\n'
+    'id: 4\nevent: step.started\ndata: {"step_id": "b", "attempt": 1, "task_id": "task_2"}\n\n'
+    'id: 5\nevent: step.succeeded\ndata: {"step_id": "b", "task_id": "task_2", '
+    '"output": " duqui fanve"}\n\n'
+    'id: 6\nevent: run.completed\ndata: {"run_id": "run_1"}\n\n'
+)
+RUN_STREAM_RULES = (
+    SSE_HEAD
+    + r"id: 1\nevent: run\.started\n"
+    + SSE_EVENT
+    + r"id: 2\nevent: step\.started\n"
+    + SSE_EVENT
+    + r"id: 3\nevent: step\.succeeded\n"
+    + SSE_EVENT
+    + r"id: 4\nevent: step\.started\n"
+    + SSE_EVENT
+    + r"id: 5\nevent: step\.succeeded\n"
+    + SSE_EVENT
+    + r"id: 6\nevent: run\.completed\n"
+    + SSE_EVENT
+    + "$",
+    r'[\s\S]*event: run\.started\ndata: \{[^\n]*"definition": ?"orchq-pact-chain"[,}][\s\S]*',
+    r'[\s\S]*id: 2\nevent: step\.started\ndata: \{[^\n]*"step_id": ?"a"[,}][\s\S]*',
+    r'[\s\S]*id: 3\nevent: step\.succeeded\ndata: \{[^\n]*"step_id": ?"a"[,}][\s\S]*',
+    r'[\s\S]*id: 4\nevent: step\.started\ndata: \{[^\n]*"step_id": ?"b"[,}][\s\S]*',
+    r'[\s\S]*event: step\.started\ndata: \{[^\n]*"attempt": ?1[,}][\s\S]*',
+)
+"""The replay of an ended run of :data:`PACT_DEFINITION`: ``b`` starts only after ``a``
+succeeded (ORCH-0326), each event of the table of section 12.5 in order (ORCH-0352/0353).
+The data's exact fields are the OpenAPI document's to pin (``orchq pact check``)."""

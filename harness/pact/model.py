@@ -52,6 +52,11 @@ class Interaction:
     sse_rules: tuple[str, ...] = ()
     request_text: tuple[str, str] | None = None
     """``(content type, text)`` of a request body that is not JSON."""
+    query: Mapping[str, Any] = field(default_factory=dict)
+    """Query parameters: a value or a matcher (:func:`from_state` for a state's value)."""
+    profile: str | None = None
+    """The optional profile of the spec the interaction belongs to (``runs``), if any: a
+    target that does not claim it is not held to the interaction."""
 
 
 def from_state(example: str, expression: str) -> AbstractMatcher[str]:
@@ -83,6 +88,8 @@ def add_interaction(pact: Pact, interaction: Interaction) -> None:
     if interaction.path_expr is not None:
         path = path_from_state(interaction.path, interaction.path_expr)
     declared.with_request(interaction.method, path)
+    for name, value in interaction.query.items():
+        declared.with_query_parameter(name, value)
     for name, value in interaction.request_headers.items():
         declared.with_header(name, value, part="Request")
     if interaction.request_body is not None:

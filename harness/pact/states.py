@@ -6,9 +6,10 @@ made deleted at teardown) on a client of the target.
 
 The verifier POSTs ``{"state", "params", "action"}`` to a small loopback HTTP
 server (:class:`StateServer`); setup answers a JSON object of the IDs it made
-(``session_id``, ``task_id``), which the verifier injects into the interaction's
-``ProviderState`` generators. The URL form is used rather than pact-python's
-dict of functions because that one cannot return values, and it is faster.
+(``session_id``, ``task_id``, ``run_id``, a fresh ``definition`` name), which the
+verifier injects into the interaction's ``ProviderState`` generators. The URL form
+is used rather than pact-python's dict of functions because that one cannot return
+values, and it is faster.
 
 Every state belongs to a *server group*. ``default`` states only need an
 OrchQueue v1 server and its public API, so they are verifiable against any
@@ -34,6 +35,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,11 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.checks import blamed
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
+from harness.pact.examples import PACT_DEFINITION, definition_document
 from harness.pact.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.plugin.fixtures import Factories
 from harness.wire.blame import client_blame
 from orchestrator.client import OrchClient, OrchError
 from orchestrator.schemas import TaskAdmitted
+from orchestrator.vocabulary import RUN_TERMINAL_STATES
 
 if TYPE_CHECKING:
     from harness.plugin.target import ServeFactory, Target
@@ -289,6 +293,76 @@ def _an_evicted_task(made: Factories) -> Values:
     return {"session_id": session_id, "task_id": evicted.task_id}
 
 
+def _register(made: Factories, name: str = PACT_DEFINITION) -> str:
+    """Register :func:`~harness.pact.examples.definition_document` as ``name`` (again: 200)."""
+    made.client.register_definition(definition_document(name))
+    return name
+
+
+def _own_definition_name(made: Factories) -> str:
+    """A definition name nothing is registered under yet."""
+    name = f"{PACT_DEFINITION}-{uuid.uuid4().hex[:12]}"
+    try:
+        made.client.get_definition(name, "1")
+    except OrchError as exc:
+        if exc.status == HTTPStatus.NOT_FOUND:
+            return name
+        raise
+    raise RuntimeError(f"definition {name}@1 should not exist")
+
+
+def _a_free_definition_name(made: Factories) -> Values:
+    return {"definition": _own_definition_name(made)}
+
+
+def _the_pact_definition(made: Factories) -> Values:
+    _register(made)
+    return {}
+
+
+def _a_session_and_the_pact_definition(made: Factories) -> Values:
+    _register(made)
+    return _a_session(made)
+
+
+def _run(made: Factories, definition: str) -> Values:
+    session_id = made.session().session_id
+    run_id = made.client.create_run(session_id, definition, "1").run_id
+    return {"session_id": session_id, "run_id": run_id}
+
+
+def _completed_run(made: Factories, definition: str) -> Values:
+    values = _run(made, definition)
+    run_id = values["run_id"]
+    _wait(f"run {run_id} ended", lambda: made.client.get_run(run_id).state in RUN_TERMINAL_STATES)
+    state = made.client.get_run(run_id).state
+    if state != "completed":
+        raise RuntimeError(f"run {run_id} of {definition} should complete, ended {state}")
+    return values
+
+
+def _a_completed_run(made: Factories) -> Values:
+    return _completed_run(made, _register(made))
+
+
+def _a_completed_run_of_its_own(made: Factories) -> Values:
+    name = _register(made, _own_definition_name(made))
+    return {**_completed_run(made, name), "definition": name}
+
+
+def _a_running_run(made: Factories) -> Values:
+    """A run whose first step's task runs on the stalled replica until cancelled."""
+    values = _run(made, _register(made))
+    run_id = values["run_id"]
+
+    def stalled() -> bool:
+        task_id = made.client.get_run(run_id).steps[0].task_id
+        return task_id is not None and made.client.get_task(task_id).tokens_out == 1
+
+    _wait(f"run {run_id} running its first step", stalled)
+    return values
+
+
 def _nothing(made: Factories) -> Values:
     """A condition the server group's configuration provides (checked by its interaction)."""
     return {}
@@ -324,6 +398,15 @@ STATES: dict[str, tuple[str, Setup]] = {
         _failed_with("DECODE_TIMEOUT", "stalled", "strict"),
     ),
     "a task failed with INTERNAL": ("crashing", _failed_with("INTERNAL", "crashing", "strict")),
+    "no definition is registered under the name to register": ("default", _a_free_definition_name),
+    "the pact's definition is registered": ("default", _the_pact_definition),
+    "a session exists and the pact's definition is registered": (
+        "default",
+        _a_session_and_the_pact_definition,
+    ),
+    "a completed run exists": ("default", _a_completed_run),
+    "a completed run of a definition of its own exists": ("default", _a_completed_run_of_its_own),
+    "a running run exists": ("constrained", _a_running_run),
 }
 """Provider state name -> (server group, setup through the public API)."""
 

@@ -27,6 +27,13 @@ ENDPOINT_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "GET /healthz": ("ORCH-0129",),
     "GET /readyz": ("ORCH-0130",),
     "GET /metrics": ("ORCH-0131",),
+    "POST /v1/definitions": ("ORCH-0312", "ORCH-0313"),
+    "GET /v1/definitions": ("ORCH-0314",),
+    "GET /v1/definitions/{name}/versions/{version}": ("ORCH-0314",),
+    "POST /v1/runs": ("ORCH-0317",),
+    "GET /v1/runs": ("ORCH-0323",),
+    "GET /v1/runs/{id}": ("ORCH-0320",),
+    "DELETE /v1/runs/{id}": ("ORCH-0324",),
 }
 """The client's name of each operation -> the requirements stating its answer."""
 

@@ -11,15 +11,19 @@ import json
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from harness.checks import RequirementFailure, expect, leading_ids
 from harness.wire.http import Wire
-from harness.wire.stream import SseCapture, read_stream
+from harness.wire.stream import SseCapture, SseEvent, read_stream
+from orchestrator.schemas import RUN_EVENT_MODELS
 from orchestrator.vocabulary import RUN_TERMINAL_STATES
 
 __all__ = [
     "definition",
     "read_run_events",
     "register",
+    "run_event_problems",
     "start_run",
     "step",
     "steps_by_id",
@@ -113,3 +117,20 @@ def read_run_events(
         timeout=timeout,
         path=f"/v1/runs/{run_id}/events",
     )
+
+
+def run_event_problems(event: SseEvent) -> list[str]:
+    """How ``event`` breaks the table of section 12.5 (ORCH-0351): an unknown name, or
+    ``data`` without exactly its fields and their JSON types; empty when it does not."""
+    model = RUN_EVENT_MODELS.get(event.event)  # type: ignore[call-overload]
+    if model is None:
+        return [f"{event.event!r} is not a run event"]
+    try:
+        # Strict and from JSON text: "1" is no integer, "queued" may stand for its enum.
+        model.model_validate_json(json.dumps(event.data), strict=True)
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(map(str, error['loc'])) or 'data'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        ]
+    return []

@@ -6,10 +6,11 @@ finishes the document so that a standard tool reading it (Schemathesis's
 
 - no FastAPI 422 (validation errors are 400 ``INVALID_PARAMS``, declared by
   every operation) and pydantic's exact integer bounds;
-- the task stream as OpenAPI 3.2 describes ``text/event-stream``: each event
-  (``itemSchema``) with its name, id and JSON ``data`` (``contentMediaType``
-  and ``contentSchema``), selected by a discriminator on ``event``, and the
-  whole stream (``schema``) with at most one closing event (ORCH section 5);
+- the task and run streams as OpenAPI 3.2 describes ``text/event-stream``: each
+  event (``itemSchema``) with its name, id and JSON ``data`` (``contentMediaType``
+  and ``contentSchema`` of the wire model the server encodes), selected by a
+  discriminator on ``event``, and the whole stream (``schema``) with at most one
+  closing event (ORCH section 5, section 12.5);
 - the ``Last-Event-ID`` header of the task and run streams with the pattern the server
   accepts (ORCH-0200, ORCH-0350);
 - ``X-Request-Id`` on every response (ORCH-0004), so a client or a pact may rely on it.
@@ -21,6 +22,8 @@ database), so ``orchq openapi regen --check`` can compare it byte for byte.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,12 +31,14 @@ from pydantic import BaseModel
 
 from orchestrator import schemas as wire
 from orchestrator.api.sse import LAST_EVENT_ID_PATTERN
+from orchestrator.vocabulary import RUN_CLOSING_EVENTS
 
 OPENAPI_VERSION = "3.2.0"
 """3.2 is the first OpenAPI version that describes the events of a stream (``itemSchema``)."""
 
 STREAM_OPERATION = "streamTask"
-RESUMABLE_OPERATIONS = frozenset({STREAM_OPERATION, "streamRun"})
+RUN_STREAM_OPERATION = "streamRun"
+RESUMABLE_OPERATIONS = frozenset({STREAM_OPERATION, RUN_STREAM_OPERATION})
 """The event streams a client resumes with ``Last-Event-ID`` (ORCH-0083, ORCH-0350)."""
 SSE_MEDIA_TYPE = "text/event-stream"
 EVENT_ID_PATTERN = "^[1-9][0-9]*$"
@@ -42,18 +47,51 @@ EVENT_ID_PATTERN = "^[1-9][0-9]*$"
 _REF = "#/components/schemas/{model}"
 _FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
-_TERMINAL_EVENTS = ("end", "error")
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """One kind of event stream: its events' data models and the events that close it."""
+
+    union: str
+    """The component that is any one event of the stream (``itemSchema``)."""
+    summary: str
+    models: Mapping[str, type[BaseModel]]
+    closing: tuple[str, ...]
+    requirements: str
+    """The ORCH IDs of an event's format and of its ``data``."""
+    closing_requirement: str
+
+
+TASK_STREAM = EventStream(
+    union="StreamEvent",
+    summary="One event of a task stream: `started`, `token`, then `end` or `error`.",
+    models=wire.STREAM_EVENT_MODELS,
+    closing=("end", "error"),
+    requirements="ORCH-0071, ORCH-0076",
+    closing_requirement="ORCH-0081",
+)
+RUN_STREAM = EventStream(
+    union="RunStreamEvent",
+    summary="One event of a run stream: `run.started`, `step.*`, then `run.completed`, "
+    "`run.failed` or `run.aborted` (section 12.5).",
+    models=dict(wire.RUN_EVENT_MODELS.items()),
+    closing=tuple(sorted(RUN_CLOSING_EVENTS)),
+    requirements="ORCH-0350, ORCH-0351",
+    closing_requirement="ORCH-0352",
+)
 
 
 def event_schema_name(event: str) -> str:
-    """``started`` -> ``StartedEvent``: the component describing one event of the stream."""
-    return f"{event.capitalize()}Event"
+    """``started`` -> ``StartedEvent``, ``run.started`` -> ``RunStartedEvent``: the
+    component describing one event of a stream."""
+    return "".join(part.capitalize() for part in event.split(".")) + "Event"
 
 
-def _event_schema(event: str, data_model: type[BaseModel]) -> dict[str, Any]:
+def _event_schema(event: str, data_model: type[BaseModel], stream: EventStream) -> dict[str, Any]:
     return {
         "type": "object",
-        "description": f"The `{event}` event (ORCH-0071, ORCH-0076).",
+        "description": f"The `{event}` event ({stream.requirements}).",
         "additionalProperties": False,
         "required": ["id", "event", "data"],
         "properties": {
@@ -69,37 +107,36 @@ def _event_schema(event: str, data_model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def _stream_schemas() -> dict[str, dict[str, Any]]:
-    """Components of the stream: each event's ``data``, each event, and any event."""
-    schemas: dict[str, dict[str, Any]] = {}
-    events = wire.STREAM_EVENT_MODELS
-    for event, model in events.items():
+def _add_stream_schemas(schemas: dict[str, Any], stream: EventStream) -> None:
+    """Add the components of a stream: each event's ``data``, each event, and any event."""
+    for event, model in stream.models.items():
         data = model.model_json_schema(ref_template=_REF)
-        data.pop("$defs", None)
+        for nested, nested_schema in data.pop("$defs", {}).items():
+            schemas.setdefault(nested, nested_schema)
         schemas[model.__name__] = data
-        schemas[event_schema_name(event)] = _event_schema(event, model)
-    names = {event: _REF.format(model=event_schema_name(event)) for event in events}
-    schemas["StreamEvent"] = {
-        "description": "One event of a task stream: `started`, `token`, then `end` or `error`.",
+        schemas[event_schema_name(event)] = _event_schema(event, model, stream)
+    names = {event: _REF.format(model=event_schema_name(event)) for event in stream.models}
+    schemas[stream.union] = {
+        "description": stream.summary,
         "oneOf": [{"$ref": ref} for ref in names.values()],
         "discriminator": {"propertyName": "event", "mapping": names},
     }
-    return schemas
 
 
-def stream_content() -> dict[str, Any]:
-    """The ``text/event-stream`` media type of the stream's 200 response.
+def stream_content(stream: EventStream = TASK_STREAM) -> dict[str, Any]:
+    """The ``text/event-stream`` media type of a stream's 200 response.
 
     Its ``$ref`` targets are added to the components by :func:`install_openapi`.
     """
-    closing = {"required": ["event"], "properties": {"event": {"enum": list(_TERMINAL_EVENTS)}}}
+    closing = {"required": ["event"], "properties": {"event": {"enum": list(stream.closing)}}}
+    names = ", ".join(f"`{event}`" for event in stream.closing)
     return {
-        "itemSchema": {"$ref": _REF.format(model="StreamEvent")},
+        "itemSchema": {"$ref": _REF.format(model=stream.union)},
         "schema": {
             "type": "array",
-            "description": "The events of one response in order; at most one `end` or `error`, "
-            "which closes the stream (ORCH-0081).",
-            "items": {"$ref": _REF.format(model="StreamEvent")},
+            "description": f"The events of one response in order; at most one of {names}, "
+            f"which closes the stream ({stream.closing_requirement}).",
+            "items": {"$ref": _REF.format(model=stream.union)},
             "contains": closing,
             "minContains": 0,
             "maxContains": 1,
@@ -124,7 +161,9 @@ def _describe_stream(document: dict[str, Any]) -> None:
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "header" and parameter.get("name") == "Last-Event-ID":
                     parameter["schema"] = _last_event_id_schema()
-    document.setdefault("components", {}).setdefault("schemas", {}).update(_stream_schemas())
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for stream in (TASK_STREAM, RUN_STREAM):
+        _add_stream_schemas(schemas, stream)
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

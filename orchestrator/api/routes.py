@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.api.contract import SSE_MEDIA_TYPE, json_body, stream_content
+from orchestrator.api.contract import RUN_STREAM, SSE_MEDIA_TYPE, json_body, stream_content
 from orchestrator.api.errors import invalid_params
 from orchestrator.api.sse import event_stream, parse_last_event_id
 from orchestrator.errors import ApiError
@@ -603,7 +603,7 @@ async def abort_run(request: Request, run_id: str) -> WireResponse:
             "description": "Server-sent events of the run: a `retry:` field first, then "
             "`run.started`, `step.*` events and one closing `run.completed`, `run.failed` or "
             "`run.aborted`, each with `id:`, `event:` and a JSON `data:` line.",
-            "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "content": {SSE_MEDIA_TYPE: stream_content(RUN_STREAM)},
         },
         **_errors(*_V1, 400, 404),
     },

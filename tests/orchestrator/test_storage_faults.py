@@ -1,5 +1,8 @@
 """A full disk under a real ``orchq serve``: streams stall, nothing is lost, all finish once freed.
 
+Runs too: a run whose steps end while nothing can be written completes once the
+volume is freed, each step run exactly once.
+
 The database lives on a small volume the test fills while tasks decode
 (tests/orchestrator/volume.py: a tmpfs as root, else ``RLIMIT_FSIZE``).
 Writes fail; readers must see nothing that is not written, admissions must be
@@ -19,6 +22,7 @@ import httpx
 import pytest
 
 from orchestrator.client import OrchClient
+from orchestrator.vocabulary import RUN_TERMINAL_STATES
 from tests.orchestrator.serve_process import StartProcess, write_config
 from tests.orchestrator.streams import StreamReader
 from tests.orchestrator.volume import small_volume
@@ -130,3 +134,133 @@ def test_a_full_volume_stalls_streams_and_every_task_finishes_once_it_is_freed(
         server.wait_for_output("cannot write the database")
         server.wait_for_output("database writes succeed again")
         server.stop()  # before the volume is unmounted
+
+
+RUN_TOKENS = 40
+"""Each step decodes for about 0.8 s (20 ms a token): the fault outlasts the first step."""
+DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
+
+
+def _wait_runs(client: OrchClient, run_ids: list[str], timeout: float) -> None:
+    wait_until(
+        lambda: all(client.get_run(r).state in RUN_TERMINAL_STATES for r in run_ids),
+        timeout=timeout,
+    )
+
+
+@pytest.mark.req("ORCH-0170", "ORCH-0171", "ORCH-0326", "ORCH-0351", "ORCH-0353")
+def test_a_full_volume_while_runs_change_steps_loses_no_step_and_runs_none_twice(
+    tmp_path: Path, serve_process: StartProcess
+) -> None:
+    """The first steps end while nothing can be written: the runs cannot commit the steps'
+    outcomes and the steps they start; new runs, definitions and aborts are refused with 503
+    ``STORAGE_UNAVAILABLE`` (the refused abort changes nothing); once freed, every run
+    completes with each step run once."""
+    config = write_config(
+        tmp_path / "orchq.yaml",
+        {
+            "pools": [
+                {
+                    "pool_id": "default",
+                    "replicas": [{"replica_id": "r1", "slots": 16, "token_delay_ms": 20}],
+                }
+            ]
+        },
+    )
+    steps = [
+        {"id": step, "prompt": f"step {step}", "max_tokens": RUN_TOKENS, "depends_on": needs}
+        for step, needs in DIAMOND.items()
+    ]
+    with small_volume(tmp_path) as volume:
+        server = serve_process(config, volume.directory / "orchq.db")
+        with OrchClient(server.url) as client:
+            client.register_definition({"name": "diamond", "version": "1", "steps": steps})
+            session = client.create_session(ttl_seconds=3600).session_id
+            run_ids = [client.create_run(session, "diamond", "1").run_id for _ in range(3)]
+
+            def first_steps_decoding() -> bool:
+                firsts = [client.get_run(r).steps[0] for r in run_ids]
+                return all(
+                    s.task_id is not None and client.get_task(s.task_id).tokens_out >= 2
+                    for s in firsts
+                )
+
+            wait_until(first_steps_decoding, timeout=20)
+            volume.fill(server.pid)
+            refused_run = httpx.post(
+                f"{server.url}/v1/runs",
+                json={"session_id": session, "definition": "diamond", "version": "1"},
+                timeout=30,
+            )
+            refused_definition = httpx.post(
+                f"{server.url}/v1/definitions",
+                json={"name": "during-the-fault", "version": "1", "steps": steps[:1]},
+                timeout=30,
+            )
+            refused_abort = httpx.delete(f"{server.url}/v1/runs/{run_ids[0]}", timeout=30)
+            time.sleep(2.0)  # the first steps' tasks end; their runs cannot write it
+            during = {r: client.get_run(r) for r in run_ids}
+            volume.free(server.pid)
+
+            _wait_runs(client, run_ids, timeout=30)
+            runs = [client.get_run(r) for r in run_ids]
+            problems = []
+            for run in runs:
+                states = {s.step_id: (s.state, len(s.attempts)) for s in run.steps}
+                if run.state != "completed" or set(states.values()) != {("succeeded", 1)}:
+                    problems.append(f"{run.run_id} {run.state}: steps {states}")
+            assert not problems, f"ORCH-0171: after the volume was freed: {problems}"
+            task_ids = [s.task_id for run in runs for s in run.steps]
+            assert len(set(task_ids)) == len(DIAMOND) * len(run_ids), task_ids
+            tasks = client.get_session(session).tasks
+            assert (tasks.queued, tasks.running, tasks.terminal) == (0, 0, len(task_ids)), (
+                f"ORCH-0353: a step ran twice or a task was left: {tasks}, steps {task_ids}"
+            )
+            for run_id in run_ids:
+                replay = httpx.get(f"{server.url}/v1/runs/{run_id}/events", timeout=30)
+                events = [
+                    (int(block["id"]), block["event"], json.loads(block["data"]))
+                    for block in _sse_blocks(replay.text)
+                ]
+                assert [i for i, _, _ in events] == list(range(1, len(events) + 1)), events
+                for step in DIAMOND:
+                    mine = [name for _, name, data in events if data.get("step_id") == step]
+                    assert mine == ["step.started", "step.succeeded"], (
+                        f"ORCH-0353: run {run_id} step {step}: {mine}"
+                    )
+                assert events[-1][1] == "run.completed", events[-1]
+
+            # What readers saw during the fault was committed: no step after `a` had
+            # started in a committed state without `a` having succeeded (ORCH-0326).
+            for run in during.values():
+                first, *rest = run.steps
+                if first.state != "succeeded":
+                    assert all(s.state == "pending" for s in rest), run.steps
+
+            for refused, what in (
+                (refused_run, "a run"),
+                (refused_definition, "a definition"),
+                (refused_abort, "an abort"),
+            ):
+                assert refused.status_code == 503, (
+                    f"ORCH-0170: {what} on a full volume: {refused.status_code} {refused.text}"
+                )
+                error = refused.json()["error"]
+                assert (error["kind"], error["retriable"]) == ("STORAGE_UNAVAILABLE", True), error
+
+            after = client.create_run(session, "diamond", "1").run_id
+            _wait_runs(client, [after], timeout=30)
+            assert client.get_run(after).state == "completed"
+        server.wait_for_output("cannot write the database")
+        server.wait_for_output("database writes succeed again")
+        server.stop()  # before the volume is unmounted
+
+
+def _sse_blocks(body: str) -> list[dict[str, str]]:
+    """The events of a whole SSE body, each as its fields (the ``retry:`` block left out)."""
+    blocks = []
+    for chunk in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in chunk.splitlines() if ": " in line)
+        if "event" in fields:
+            blocks.append(fields)
+    return blocks

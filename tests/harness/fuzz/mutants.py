@@ -135,6 +135,15 @@ def sse_duplicate_id(app: App) -> App:
     return rewrite_chunks(app, change, matching(path=".*/stream"))
 
 
+def run_event_with_an_extra_field(app: App) -> App:
+    """Every ``step.succeeded`` of a run's stream also carries ``tokens_out`` (ORCH-0351)."""
+
+    def change(chunk: bytes) -> bytes:
+        return chunk.replace(b'"output": ', b'"tokens_out": 2, "output": ')
+
+    return rewrite_chunks(app, change, matching(path="/v1/runs/[^/]+/events"))
+
+
 class StreamBrokenOff(Exception):
     """What :func:`stream_broken_off` raises to drop a response it has started."""
 
@@ -188,6 +197,10 @@ MUTANTS: dict[str, tuple[Wrap, dict[str, Any], str, str]] = {
     ),
     "stream broken off before its closing event": (
         stream_broken_off, {}, "test_linked_workflow_meets_contract", "ORCH-0081",
+    ),
+    "run event data with a field the table does not list": (
+        run_event_with_an_extra_field, {}, "test_linked_runs_workflow_meets_contract",
+        "ORCH-0351",
     ),
 }  # fmt: skip
 """name -> (wrap_app, orch_serve config, ``-k`` selection of the fuzz suite, ORCH ID it breaks)."""

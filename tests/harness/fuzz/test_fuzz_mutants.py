@@ -28,9 +28,12 @@ def _run_suite(pytester: pytest.Pytester, url: str, selection: str) -> pytest.Ru
 def test_healthy_orchestrator_passes_what_the_mutants_break(
     pytester: pytest.Pytester, orch_serve: ServeFactory
 ) -> None:
-    selection = "createTask or readyz or getTask or test_linked_workflow_meets_contract"
+    selection = (
+        "createTask or readyz or getTask or test_linked_workflow_meets_contract"
+        " or test_linked_runs_workflow_meets_contract"
+    )
     result = _run_suite(pytester, orch_serve().url, selection)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     warming = _run_suite(pytester, orch_serve(**WARMING).url, "readyz or createTask")
     warming.assert_outcomes(passed=2)
 

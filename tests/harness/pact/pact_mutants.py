@@ -62,15 +62,24 @@ def drop_headers_mutant(*names: str) -> Wrap:
     return wrap
 
 
-def stream_text_mutant(pattern: str, replacement: str | Callable[[re.Match[str]], str]) -> Wrap:
-    """Rewrite every chunk of task streams (``GET /v1/tasks/{id}/stream``) with a regex."""
+TASK_STREAMS = "/v1/tasks/[^/]+/stream"
+RUN_STREAMS = "/v1/runs/[^/]+/events"
+
+
+def stream_text_mutant(
+    pattern: str,
+    replacement: str | Callable[[re.Match[str]], str],
+    streams: str = TASK_STREAMS,
+) -> Wrap:
+    """Rewrite every chunk of the streams on paths matching ``streams`` (task streams unless
+    told) with a regex."""
     rx = re.compile(pattern)
 
     def change(chunk: bytes) -> bytes:
         return rx.sub(replacement, chunk.decode()).encode() if chunk else chunk
 
     def wrap(app: App) -> App:
-        return rewrite_chunks(app, change, matching(path="/v1/tasks/[^/]+/stream"))
+        return rewrite_chunks(app, change, matching(path=streams))
 
     return wrap
 
@@ -89,6 +98,13 @@ MUTANTS: dict[str, tuple[Wrap, str, str]] = {
     "stream ids from 0": (
         stream_text_mutant(r"id: (\d+)\n", lambda m: f"id: {int(m.group(1)) - 1}\n"),
         "stream a completed task", "ORCH-0072",
+    ),
+    "run without its Location": (
+        drop_headers_mutant("Location"), "start a run", "ORCH-0317",
+    ),
+    "run stream's step.succeeded renamed step.done": (
+        stream_text_mutant("event: step.succeeded", "event: step.done", RUN_STREAMS),
+        "stream the events of a completed run", "ORCH-0351",
     ),
     "stream error WORKER_RESET renamed REPLICA_RESET": (
         stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"'),

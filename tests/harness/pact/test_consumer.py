@@ -16,13 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from httpx_sse import connect_sse
 
-from harness.pact.examples import ENGINE_SIDE_KINDS
+from harness.pact.examples import ENGINE_SIDE_KINDS, PACT_DEFINITION, definition_document
 from harness.pact.interactions import INTERACTIONS
 from harness.pact.model import CONSUMER, PROVIDER, Interaction, add_interaction
 from harness.pact.pactfiles import write_with_retry
 from orchestrator.client import AsyncOrchClient, OrchClient, OrchError
-from orchestrator.schemas import ErrorEnvelope
+from orchestrator.schemas import RUN_EVENT_MODELS, ErrorEnvelope
 
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
 
@@ -274,6 +275,82 @@ def evicted_task(url: str) -> None:
     assert task.error is not None and task.error.kind == "QUEUE_FULL_DROP_LRU"
 
 
+def register_definition(url: str) -> None:
+    with OrchClient(url) as client:
+        registered = client.register_definition(definition_document())
+    assert (registered.name, registered.version) == (PACT_DEFINITION, "1")
+    steps = registered.definition.steps
+    assert [(s.id, s.depends_on, s.retry.max_attempts) for s in steps] == [
+        ("a", [], 1),
+        ("b", ["a"], 1),
+    ]
+
+
+def register_definition_again(url: str) -> None:
+    register_definition(url)
+
+
+def start_run(url: str) -> None:
+    with OrchClient(url) as client:
+        run = client.create_run("sess_1", PACT_DEFINITION, "1")
+    assert (run.run_id, run.state, run.events_url) == ("run_1", "running", "/v1/runs/run_1/events")
+    assert [(s.step_id, s.state) for s in run.steps] == [("a", "pending"), ("b", "pending")]
+
+
+def get_completed_run(url: str) -> None:
+    with OrchClient(url) as client:
+        run = client.get_run("run_1")
+    assert run.state == "completed" and run.finished_at is not None
+    assert [(s.step_id, s.state, s.depends_on) for s in run.steps] == [
+        ("a", "succeeded", []),
+        ("b", "succeeded", ["a"]),
+    ]
+    assert all(s.output is not None and len(s.attempts) == 1 for s in run.steps)
+
+
+def list_runs_of_a_definition(url: str) -> None:
+    with OrchClient(url) as client:
+        page = client.list_runs(definition=PACT_DEFINITION, limit=10)
+    assert [(r.run_id, r.state) for r in page.runs] == [("run_1", "completed")]
+    assert page.next_cursor is None
+
+
+def abort_running_run(url: str) -> None:
+    with OrchClient(url) as client:
+        run = client.abort_run("run_1")
+    assert run.state == "aborted"
+    (first, second) = run.steps
+    assert first.state == "failed" and first.error is not None
+    assert first.error.kind == "CANCELLED"
+    assert second.state == "skipped"
+
+
+def abort_completed_run(url: str) -> None:
+    with OrchClient(url) as client:
+        _raises("CONFLICT", 409, lambda: client.abort_run("run_1"))
+
+
+def stream_completed_run(url: str) -> None:
+    """The client has no run-stream reader: read it as any SSE consumer does."""
+    with (
+        httpx.Client(base_url=url) as http,
+        connect_sse(http, "GET", "/v1/runs/run_1/events") as source,
+    ):
+        assert source.response.status_code == 200
+        # The leading ``retry:`` block dispatches an event without data: not a run event.
+        events = [(sse.id, sse.event, sse.json()) for sse in source.iter_sse() if sse.data]
+    assert [(i, name) for i, name, _ in events] == [
+        ("1", "run.started"),
+        ("2", "step.started"),
+        ("3", "step.succeeded"),
+        ("4", "step.started"),
+        ("5", "step.succeeded"),
+        ("6", "run.completed"),
+    ]
+    for _, name, data in events:
+        RUN_EVENT_MODELS[name].model_validate(data)  # type: ignore[index]
+
+
 EXERCISES: dict[str, Exercise] = {
     "create a session with metadata": create_session,
     "create a session with an out-of-range ttl": create_session_bad_ttl,
@@ -311,6 +388,14 @@ EXERCISES: dict[str, Exercise] = {
     "create a session with a body that is not JSON": not_json,
     "stream a cancelled task": cancelled_stream,
     "get a task evicted from a full drop_lru queue": evicted_task,
+    "register a definition": register_definition,
+    "register the same definition again": register_definition_again,
+    "start a run": start_run,
+    "get a completed run": get_completed_run,
+    "list the runs of a definition": list_runs_of_a_definition,
+    "abort a running run": abort_running_run,
+    "abort a completed run": abort_completed_run,
+    "stream the events of a completed run": stream_completed_run,
 }
 
 

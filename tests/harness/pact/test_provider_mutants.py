@@ -23,6 +23,7 @@ from harness.pact.states import serve_group
 from harness.plugin.target import ServeFactory
 from tests.harness.mutantkit import run_conformance
 from tests.harness.pact.pact_mutants import (
+    RUN_STREAMS,
     drop_headers_mutant,
     json_body_mutant,
     rename_field,
@@ -174,4 +175,35 @@ def test_internal_stream_is_honoured_on_the_crashing_server(
     spec = by_description()["stream a task that failed with INTERNAL"]
     target = serve_group("crashing", orch_serve, orch_engine)
     outcome = verify_interaction(spec, PACT, tmp_path, target.url)
+    assert outcome.ok, outcome.message
+
+
+def test_a_run_without_its_location_fails_orch_0317(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    spec = by_description()["start a run"]
+    target = orch_serve(wrap_app=drop_headers_mutant("Location"))
+    outcome = verify_interaction(spec, PACT, tmp_path, target.url)
+    assert not outcome.ok, "ORCH-0317: a 202 run without Location passed the pact"
+    assert "ORCH-0317" in outcome.message and "Location" in outcome.message
+
+
+def test_a_renamed_run_event_fails_orch_0351(orch_serve: ServeFactory, tmp_path: Path) -> None:
+    spec = by_description()["stream the events of a completed run"]
+    mutant = stream_text_mutant("event: step.succeeded", "event: step.done", RUN_STREAMS)
+    outcome = verify_interaction(spec, PACT, tmp_path, orch_serve(wrap_app=mutant).url)
+    assert not outcome.ok, "ORCH-0351: a run stream with step.done events passed the pact"
+    assert "ORCH-0351" in outcome.message
+
+
+def test_the_unmodified_server_honours_the_run_interactions(
+    orch_serve: ServeFactory, orch_engine: EngineControl, tmp_path: Path
+) -> None:
+    """The control of the two above, and of the configured group's run state."""
+    target = orch_serve()
+    for description in ("start a run", "stream the events of a completed run"):
+        outcome = verify_interaction(by_description()[description], PACT, tmp_path, target.url)
+        assert outcome.ok, outcome.message
+    spec = by_description()["abort a running run"]
+    outcome = verify_interaction(spec, PACT, tmp_path, _constrained(orch_serve, orch_engine))
     assert outcome.ok, outcome.message

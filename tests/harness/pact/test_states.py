@@ -13,6 +13,7 @@ import pytest
 from harness.engine.control import EngineControl
 from harness.pact.states import serve_group, state_server
 from harness.plugin.target import ServeFactory, Target
+from orchestrator.client import OrchError
 from tests.harness.pact.pact_mutants import json_body_mutant, rename_field
 
 pytestmark = pytest.mark.contract
@@ -67,3 +68,23 @@ def test_an_unknown_state_is_refused_without_a_retry(orch_serve: ServeFactory) -
         answer = _setup(states.url, "a unicorn exists")
     assert answer.status_code not in _VERIFIER_RETRIES
     assert "unknown provider state 'a unicorn exists'" in answer.json()["error"]
+
+
+def test_a_run_state_the_answer_breaks_fails_naming_the_requirement_and_cleans_up(
+    orch_serve: ServeFactory,
+) -> None:
+    """A run created with its ``run_id`` renamed: the state fails once, naming ORCH-0317, and
+    the session it made is deleted."""
+    mutant = json_body_mutant("POST", "/v1/runs", rename_field("run_id", "id"))
+    target = orch_serve(wrap_app=mutant)
+    with state_server(target.client) as states:
+        answer = _setup(states.url, "a completed run exists")
+    assert 400 <= answer.status_code < 500 and answer.status_code not in _VERIFIER_RETRIES
+    error = answer.json()["error"]
+    assert error.startswith("ORCH-0317: provider state 'a completed run exists' failed: "), error
+    assert [failure.requirements for failure in states.failures] == [("ORCH-0317",)]
+    with target.client() as client:
+        (run,) = client.list_runs().runs
+        with pytest.raises(OrchError) as gone:
+            client.get_session(run.session_id)
+    assert gone.value.kind == "NOT_FOUND", gone.value

@@ -53,6 +53,40 @@ def cycles_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(orchestrator.runs.definition, "_check_acyclic", lambda *_: None)
 
 
+def _rewrite_event_data(
+    monkeypatch: pytest.MonkeyPatch, name: str, rewrite: Callable[[dict[str, Any]], None]
+) -> None:
+    """Rewrite the data of every ``name`` event as the run commits it."""
+    event_row = orchestrator.runtime.runs._event_row
+
+    def rewritten(
+        run: Any, seq: int, event: Any, data: dict[str, Any]
+    ) -> tuple[str, int, str, str]:
+        if event == name:
+            data = dict(data)
+            rewrite(data)
+        return event_row(run, seq, event, data)
+
+    monkeypatch.setattr(orchestrator.runtime.runs, "_event_row", rewritten)
+
+
+def step_succeeded_with_an_extra_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``step.succeeded`` also carries the step's token count (ORCH-0351)."""
+    _rewrite_event_data(monkeypatch, "step.succeeded", lambda data: data.update(tokens_out=4))
+
+
+def run_started_without_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run.started`` leaves out the run's seed (ORCH-0351)."""
+    _rewrite_event_data(monkeypatch, "run.started", lambda data: data.pop("seed"))
+
+
+def step_attempt_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``step.started`` names its attempt as a string, ``"1"`` (ORCH-0351)."""
+    _rewrite_event_data(
+        monkeypatch, "step.started", lambda data: data.update(attempt=str(data["attempt"]))
+    )
+
+
 MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
     "a step started before its dependency succeeded": (
         steps_ignore_dependencies,
@@ -70,5 +104,20 @@ MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
         "ORCH-0311",
     ),
     "a cycle accepted": (cycles_accepted, "broken_definition", "ORCH-0305"),
+    "step.succeeded data with a field the table does not list": (
+        step_succeeded_with_an_extra_field,
+        "run_stream_reports_every_step",
+        "ORCH-0351",
+    ),
+    "run.started data without its seed": (
+        run_started_without_its_seed,
+        "run_stream_reports_every_step",
+        "ORCH-0351",
+    ),
+    "a step attempt sent as text": (
+        step_attempt_as_text,
+        "run_stream_reports_every_step",
+        "ORCH-0351",
+    ),
 }
 """name -> (the mutation, the ``-k`` of the check that must catch it, the requirement)."""

@@ -10,9 +10,11 @@ where the spec says so, and a cancelled task is no use after free.
 
 from __future__ import annotations
 
+import itertools
 import re
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import hypothesis
@@ -31,9 +33,9 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from harness import resources
 from harness.fuzz.document import contract_path
 from harness.fuzz.runner import load_contract
-from orchestrator.api.contract import event_schema_name
+from orchestrator.api.contract import RUN_STREAM, TASK_STREAM, EventStream, event_schema_name
 from orchestrator.api.sse import LAST_EVENT_ID_PATTERN, parse_last_event_id
-from orchestrator.schemas import STREAM_EVENT_MODELS
+from orchestrator.vocabulary import RUN_CLOSING_EVENTS, RUN_TERMINAL_STATES, RunEvent
 from tests.orchestrator.wire import admit, new_session, wait_terminal
 
 OPERATIONS = (
@@ -108,17 +110,26 @@ def _stream_case(contract: OpenApiSchema, task_id: str) -> Case[Any]:
     return operation.Case(path_parameters={"task_id": task_id})
 
 
-@pytest.mark.req("ORCH-0071", "ORCH-0076")
-def test_each_event_is_declared_with_its_data_schema(contract: OpenApiSchema) -> None:
+_STREAM_PATHS = {
+    "/v1/tasks/{task_id}/stream": TASK_STREAM,
+    "/v1/runs/{run_id}/events": RUN_STREAM,
+}
+
+
+@pytest.mark.req("ORCH-0071", "ORCH-0076", "ORCH-0350", "ORCH-0351")
+@pytest.mark.parametrize("path", sorted(_STREAM_PATHS))
+def test_each_event_is_declared_with_its_data_schema(contract: OpenApiSchema, path: str) -> None:
+    stream: EventStream = _STREAM_PATHS[path]
     document = contract.raw_schema
-    content = document["paths"]["/v1/tasks/{task_id}/stream"]["get"]["responses"]["200"]
+    content = document["paths"][path]["get"]["responses"]["200"]
     media = content["content"]["text/event-stream"]
-    assert media["itemSchema"] == {"$ref": "#/components/schemas/StreamEvent"}
+    assert media["itemSchema"] == {"$ref": f"#/components/schemas/{stream.union}"}
     schemas = document["components"]["schemas"]
-    stream_event = schemas["StreamEvent"]
-    assert stream_event["discriminator"]["propertyName"] == "event"
-    assert set(stream_event["discriminator"]["mapping"]) == set(STREAM_EVENT_MODELS)
-    for event, model in STREAM_EVENT_MODELS.items():
+    union = schemas[stream.union]
+    assert union["discriminator"]["propertyName"] == "event"
+    assert set(union["discriminator"]["mapping"]) == set(stream.models)
+    assert media["schema"]["contains"]["properties"]["event"]["enum"] == list(stream.closing)
+    for event, model in stream.models.items():
         declared = schemas[event_schema_name(event)]
         assert declared["properties"]["event"] == {"const": event}
         assert set(declared["required"]) == {"id", "event", "data"}
@@ -127,6 +138,11 @@ def test_each_event_is_declared_with_its_data_schema(contract: OpenApiSchema) ->
         assert data["contentSchema"] == {"$ref": f"#/components/schemas/{model.__name__}"}
         assert set(schemas[model.__name__]["required"]) == set(model.model_fields), event
         assert schemas[model.__name__]["additionalProperties"] is False, event
+
+
+def test_the_run_stream_closes_with_the_run_closing_events() -> None:
+    assert set(RUN_STREAM.closing) == RUN_CLOSING_EVENTS
+    assert set(RUN_STREAM.models) == set(get_args(RunEvent))
 
 
 @pytest.mark.req("ORCH-0071", "ORCH-0072", "ORCH-0076")
@@ -159,14 +175,85 @@ def test_schemathesis_refuses_a_broken_stream(
     name: str, contract: OpenApiSchema, http: httpx.Client
 ) -> None:
     task_id, body = _stream(http)
-    broken = BROKEN_STREAMS[name](body)
+    _assert_refused(name, _stream_case(contract, task_id), body, BROKEN_STREAMS[name])
+
+
+def _assert_refused(
+    name: str, case: Case[Any], body: bytes, mutation: Callable[[bytes], bytes]
+) -> None:
+    """Schemathesis refuses ``body`` changed by ``mutation`` as an answer to ``case``."""
+    broken = mutation(body)
     assert broken != body, f"{name}: the mutation did not apply to {body!r}"
-    case = _stream_case(contract, task_id)
     failures = _failures(
         case, _response(case, 200, "text/event-stream", broken), response_schema_conformance
     )
     assert failures, f"{name}: the document lets this stream through:\n{broken.decode()}"
     assert all(f.startswith("SSE ") for f in failures), failures
+
+
+_RUN_NAMES = itertools.count(1)
+
+
+def _run_stream(http: httpx.Client) -> tuple[str, bytes]:
+    """The replay of an ended two-step run (``a`` then ``b``)."""
+    steps = [
+        {"id": "a", "prompt": "p", "max_tokens": 2},
+        {"id": "b", "prompt": "{{ steps.a.output }}", "max_tokens": 2, "depends_on": ["a"]},
+    ]
+    name = f"contract-{next(_RUN_NAMES)}"
+    document = {"name": name, "version": "1", "steps": steps}
+    assert http.post("/v1/definitions", json=document).status_code == 201
+    body = {"session_id": new_session(http), "definition": name, "version": "1"}
+    run_id = http.post("/v1/runs", json=body).json()["run_id"]
+    deadline = time.monotonic() + 10
+    while http.get(f"/v1/runs/{run_id}").json()["state"] not in RUN_TERMINAL_STATES:
+        assert time.monotonic() < deadline, f"run {run_id} did not end"
+        time.sleep(0.01)
+    response = http.get(f"/v1/runs/{run_id}/events")
+    assert response.status_code == 200, response.text
+    return run_id, response.content
+
+
+def _run_stream_case(contract: OpenApiSchema, run_id: str) -> Case[Any]:
+    operation = contract.find_operation_by_id("streamRun")
+    return operation.Case(path_parameters={"run_id": run_id})
+
+
+@pytest.mark.req("ORCH-0350", "ORCH-0351", "ORCH-0352")
+def test_schemathesis_accepts_every_event_of_a_real_run_stream(
+    contract: OpenApiSchema, http: httpx.Client
+) -> None:
+    run_id, body = _run_stream(http)
+    assert body.count(b"event: step.succeeded") == 2, body
+    case = _run_stream_case(contract, run_id)
+    response = _response(case, 200, "text/event-stream", body)
+    assert _failures(case, response, response_schema_conformance) == []
+
+
+BROKEN_RUN_STREAMS: dict[str, Callable[[bytes], bytes]] = {
+    "step.succeeded data with a field the table does not list": lambda body: body.replace(
+        b'"output":', b'"tokens_out":2,"output":', 1
+    ),
+    "run.started data without its seed": lambda body: re.sub(
+        rb',\s*"seed":\s*[0-9]+', b"", body, count=1
+    ),
+    "step.started with an attempt that is not a number": lambda body: re.sub(
+        rb'"attempt":\s*1', b'"attempt":"1"', body, count=1
+    ),
+    "a step event the spec does not define": lambda body: body.replace(
+        b"event: step.started", b"event: step.begun", 1
+    ),
+    "two closing events": lambda body: body + body[body.rindex(b"id: ") :],
+}
+
+
+@pytest.mark.req("ORCH-0350", "ORCH-0351", "ORCH-0352")
+@pytest.mark.parametrize("name", sorted(BROKEN_RUN_STREAMS))
+def test_schemathesis_refuses_a_broken_run_stream(
+    name: str, contract: OpenApiSchema, http: httpx.Client
+) -> None:
+    run_id, body = _run_stream(http)
+    _assert_refused(name, _run_stream_case(contract, run_id), body, BROKEN_RUN_STREAMS[name])
 
 
 # ---------------------------------------------------------------- Last-Event-ID
