@@ -389,7 +389,7 @@ def test_a_failed_attempt_is_retried_under_its_id_with_a_fresh_signature(
     run = _run_to_end(wire)
     run_id = str(run["run_id"])
     with orch_check("ORCH-0414"):
-        accepted = orch_webhook_receiver.wait_for("run.started", run_id)
+        accepted = orch_webhook_receiver.wait_for("run.started", run_id, requirement="ORCH-0414")
     attempts = orch_webhook_receiver.attempts(str(accepted.delivery_id))
     with orch_check("ORCH-0411"):
         failed = [r for r in orch_webhook_receiver.records() if r.verdict == "failed"]
@@ -568,16 +568,22 @@ def test_a_pending_delivery_survives_a_restart(
         _subscribe_on(wire, orch_webhook_receiver, ["run.started", "run.completed"])
         orch_webhook_receiver.fail_next(1000, status=503)
         run_id = str(_run_to_end(wire)["run_id"])
-        orch_webhook_receiver.wait_until(
-            lambda records: any(r.run_id == run_id for r in records), timeout=10
+        sent = orch_webhook_receiver.wait_until(
+            lambda records: {r.event for r in records if r.run_id == run_id} >= {"run.started"},
+            timeout=10,
         )
     target.terminate()
     before = {r.delivery_id for r in orch_webhook_receiver.records() if r.run_id == run_id}
+    expect(
+        sent and before,
+        "ORCH-0406: the receiver got no attempt of the run's deliveries before the restart",
+        "ORCH-0406",
+    )
     orch_webhook_receiver.clear()
     target = target.restart()
     with orch_check("ORCH-0416"):
-        started = orch_webhook_receiver.wait_for("run.started", run_id)
-        orch_webhook_receiver.wait_for("run.completed", run_id)
+        started = orch_webhook_receiver.wait_for("run.started", run_id, requirement="ORCH-0416")
+        orch_webhook_receiver.wait_for("run.completed", run_id, requirement="ORCH-0416")
     with orch_check("ORCH-0411"):
         expect(
             started.delivery_id in before,

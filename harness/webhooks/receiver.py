@@ -194,12 +194,18 @@ class Receiver:
         return [r for r in self.records() if r.delivery_id == delivery_id]
 
     def wait_for(
-        self, event: str, run_id: str | None = None, timeout: float = DEFAULT_WAIT_S
+        self,
+        event: str,
+        run_id: str | None = None,
+        timeout: float = DEFAULT_WAIT_S,
+        *,
+        requirement: str = "ORCH-0406",
     ) -> Received:
         """The accepted delivery of ``event`` (of ``run_id``), waiting up to ``timeout`` s.
 
         Fails naming the rule broken: that of a rejected delivery of the event
-        when one arrived, else ORCH-0406 (the event was never delivered).
+        when one arrived, else ``requirement`` (by default ORCH-0406: the event
+        was never delivered).
         """
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -228,7 +234,7 @@ class Receiver:
                 f"{len(rejected)} rejected)"
             )
         raise AssertionError(
-            f"ORCH-0406: no verified delivery of {event} for run {run_id} arrived within "
+            f"{requirement}: no verified delivery of {event} for run {run_id} arrived within "
             f"{timeout:g} s; the receiver got: {everything or 'nothing'}"
         )
 

@@ -64,8 +64,9 @@ def verify(
     expected = "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "replace")):
         raise WebhookVerificationError(
-            "ORCH-0417",
-            f"{SIGNATURE_HEADER} is not v1=HMAC-SHA256(secret, timestamp + '.' + body)",
+            "ORCH-0410",
+            f"{SIGNATURE_HEADER} is not v1=HMAC-SHA256(secret, timestamp + '.' + body), "
+            "so a receiver refuses it (ORCH-0417)",
         )
     clock = time.time() if now is None else now
     if abs(clock - int(stamp)) > tolerance_s:
