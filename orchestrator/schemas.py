@@ -31,7 +31,9 @@ from orchestrator.vocabulary import (
 from orchestrator.webhooks.subscriptions import (
     ALL_EVENTS,
     MAX_SECRET_CHARS,
+    MAX_URL_CHARS,
     MIN_SECRET_CHARS,
+    URL_PATTERN,
     check_events,
     check_url,
 )
@@ -161,12 +163,20 @@ class RunCreate(_Request):
 class WebhookCreate(_Request):
     """A subscription to run events (ORCH-0400)."""
 
-    url: Text
+    url: Annotated[
+        Text, Field(json_schema_extra={"pattern": URL_PATTERN, "maxLength": MAX_URL_CHARS})
+    ]
     events: Annotated[
         list[Text],
         Field(
             min_length=1,
-            json_schema_extra={"items": {"type": "string", "enum": [*RUN_EVENTS, ALL_EVENTS]}},
+            json_schema_extra={
+                "uniqueItems": True,
+                "anyOf": [
+                    {"const": [ALL_EVENTS]},
+                    {"items": {"type": "string", "enum": list(RUN_EVENTS)}},
+                ],
+            },
         ),
     ]
     secret: Annotated[Text, Field(min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS)]

@@ -504,18 +504,25 @@ def test_a_delivery_fails_after_its_last_attempt(
 def test_an_attempt_not_answered_in_time_fails_and_is_retried(
     orch_serve: ServeFactory, orch_webhook_receiver: Receiver
 ) -> None:
-    target = orch_serve(webhook_timeout_ms=300, **FAST_RETRIES)
+    held_s = 4.0
+    target = orch_serve(webhook_timeout_ms=1000, **FAST_RETRIES)
     with Wire(target.url, target.auth_headers()) as wire:
         webhook_id = str(_subscribe_on(wire, orch_webhook_receiver, ["run.started"])["webhook_id"])
-        orch_webhook_receiver.delay_next(1, seconds=1.5)
+        orch_webhook_receiver.delay_next(1, seconds=held_s)
         run_id = str(_run_to_end(wire)["run_id"])
         with orch_check("ORCH-0413"):
-            accepted = orch_webhook_receiver.wait_for("run.started", run_id)
-            first = orch_webhook_receiver.records()[0] if orch_webhook_receiver.records() else None
+            accepted = orch_webhook_receiver.wait_for(
+                "run.started", run_id, timeout=held_s, requirement="ORCH-0413"
+            )
+            orch_webhook_receiver.wait_until(
+                lambda records: any(r.verdict == "failed" for r in records), timeout=held_s + 5
+            )
+            held = next(r for r in orch_webhook_receiver.records() if r.verdict == "failed")
             expect(
-                accepted.at - (first.at if first else accepted.at) < 1.4,
-                "ORCH-0413: an attempt not answered within webhook_timeout_ms (300) must fail "
-                "and be retried without waiting for the answer",
+                held.delivery_id == accepted.delivery_id and accepted.at - held.at < held_s,
+                "ORCH-0413: an attempt not answered within webhook_timeout_ms (1000) must fail "
+                f"and be retried before its late answer ({held_s:g} s); the retry came "
+                f"{accepted.at - held.at:.2f} s after it",
             )
             entry = _wait_log(
                 wire,
@@ -524,7 +531,7 @@ def test_an_attempt_not_answered_in_time_fails_and_is_retried(
                 "ORCH-0413: the retry answered 200 must be logged delivered",
             )[0]
             expect(
-                entry["attempts"] == 2,
+                entry["attempts"] >= 2,
                 f"ORCH-0413: the late answer is a failed attempt; got {entry}",
             )
 

@@ -19,6 +19,7 @@ from orchestrator.webhooks.subscriptions import (
     MAX_SECRET_CHARS,
     MAX_URL_CHARS,
     MIN_SECRET_CHARS,
+    URL_PATTERN,
     selects,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "SIGNATURE_VERSION",
     "TIMESTAMP_HEADER",
+    "URL_PATTERN",
     "delivery_body",
     "selects",
     "signature",

@@ -17,8 +17,12 @@ SECRET = "s" * 16
         ("ftp://h/x", "http or https"),
         ("http:///x", "host"),
         ("/hooks", "http or https"),
-        ("http://h:port/x", "not a URL"),
-        ("http://h/a b", "spaces"),
+        ("http://h:port/x", "HOST"),
+        ("http://h:65536/x", "HOST"),
+        ("http://user:pw@h/x", "HOST"),
+        ("http://h/a b", "visible ASCII"),
+        ("http://h/x\n", "visible ASCII"),
+        ("http://h/\u00e9", "visible ASCII"),
         ("http://h/" + "a" * 2048, "2048"),
     ],
 )
@@ -28,7 +32,12 @@ def test_a_url_that_is_not_absolute_http_with_a_host_is_refused(url: str, why: s
 
 
 def test_http_and_https_urls_with_a_host_are_kept() -> None:
-    for url in ("http://127.0.0.1:8080/h", "https://example.com", "http://[::1]:9/x?y=1"):
+    for url in (
+        "http://127.0.0.1:8080/h",
+        "https://example.com",
+        "http://[::1]:9/x?y=1",
+        "http://h:65535#f",
+    ):
         assert check_url(url) == url
 
 
