@@ -580,7 +580,7 @@ def test_a_pending_delivery_survives_a_restart(
             timeout=10,
         )
     target.terminate()
-    before = {r.delivery_id for r in orch_webhook_receiver.records() if r.run_id == run_id}
+    before = {str(r.delivery_id) for r in orch_webhook_receiver.records() if r.run_id == run_id}
     expect(
         sent and before,
         "ORCH-0406: the receiver got no attempt of the run's deliveries before the restart",
