@@ -152,8 +152,8 @@ def _build() -> list[Mutant]:
     for name, (patch, selection, req) in webhooks.MUTANTS.items():
         mutation = Mutation(patch=patch)
         out.append(Mutant(name, "webhooks", req, mutation, "test_contract_webhooks", selection))
-    for name, (_mutate, req) in webhooks.RESTART_MUTANTS.items():
-        mutation = Mutation(serve_command=webhooks.serve_command(name))
+    for name, (_mutate, req) in restart.WEBHOOK_MUTANTS.items():
+        mutation = Mutation(serve_command=restart.serve_command(name))
         selection = webhooks.RESTART_SELECTION
         out.append(Mutant(name, "webhooks", req, mutation, "test_contract_webhooks", selection))
     names = [m.name for m in out]

@@ -1,11 +1,10 @@
 """orchestratord with one rule of webhooks (spec section 12.8) broken: the checks must catch each.
 
-:data:`MUTANTS` patch orchestratord's own webhook code for the whole process (an
-inner conformance run starts its servers in it). :data:`RESTART_MUTANTS` are
-processes of their own: ``python mutants.py NAME --port {port} --config
-{config} --db {state_dir}/orchq.db`` is ``orchq serve`` with the mutation, for
-the restart check that runs through ``--orch-serve-cmd``. Each breaks one rule
-and nothing else, so the check that catches it must fail naming that rule's ID.
+Each mutation patches orchestratord's own webhook code for the whole process (an
+inner conformance run starts its servers in it). The restart mutant is a serve
+command, with the other restart mutants (``tests.harness.restart.mutants``).
+Each breaks one rule and nothing else, so the check that catches it must fail
+naming that rule's ID.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -95,42 +93,5 @@ MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
 """name -> (the mutation, the ``-k`` of the check of ``test_contract_webhooks``, the rule)."""
 
 
-def pending_dropped_at_start() -> None:
-    """Deliveries still pending when the server stopped are dropped at start (ORCH-0416)."""
-    original = Webhooks.start
-
-    def start(self: Webhooks) -> None:
-        connection = self._context.store.connection
-        connection.execute("DELETE FROM webhook_deliveries WHERE state = 'pending'")
-        original(self)
-
-    Webhooks.start = start  # type: ignore[method-assign]
-
-
-RESTART_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
-    "a pending webhook delivery lost across a restart": (pending_dropped_at_start, "ORCH-0416"),
-}
-"""name -> (the mutation of the serve command, the rule); the check is ``survives_a_restart``."""
-
 RESTART_SELECTION = "survives_a_restart"
-_SLUGS = {name.replace(" ", "-"): name for name in RESTART_MUTANTS}
-
-
-def serve_command(name: str) -> str:
-    """The ``--orch-serve-cmd`` of the restart mutant ``name``."""
-    slug = name.replace(" ", "-")
-    return (
-        f"{sys.executable} {__file__} {slug} --port {{port}} --config {{config}} "
-        "--db {state_dir}/orchq.db"
-    )
-
-
-def main(argv: list[str]) -> None:
-    RESTART_MUTANTS[_SLUGS[argv[0]]][0]()
-    from harness.cli import main as orchq
-
-    orchq(["serve", *argv[1:]])
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+"""The ``-k`` of the check that catches ``restart.mutants.WEBHOOK_MUTANTS``."""

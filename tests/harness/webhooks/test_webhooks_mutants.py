@@ -11,12 +11,8 @@ from __future__ import annotations
 import pytest
 
 from tests.harness.mutantkit import assert_caught, run_conformance
-from tests.harness.webhooks.mutants import (
-    MUTANTS,
-    RESTART_MUTANTS,
-    RESTART_SELECTION,
-    serve_command,
-)
+from tests.harness.restart.mutants import WEBHOOK_MUTANTS, serve_command
+from tests.harness.webhooks.mutants import MUTANTS, RESTART_SELECTION
 
 pytest_plugins = ["pytester"]
 
@@ -38,11 +34,11 @@ def test_webhooks_checks_catch_the_mutant(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(RESTART_MUTANTS))
+@pytest.mark.parametrize("name", sorted(WEBHOOK_MUTANTS))
 def test_the_webhooks_restart_check_catches_the_mutant(
     name: str, pytester: pytest.Pytester
 ) -> None:
-    _, req = RESTART_MUTANTS[name]
+    _, req = WEBHOOK_MUTANTS[name]
     result = run_conformance(
         pytester,
         "test_contract_webhooks",
