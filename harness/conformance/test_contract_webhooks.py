@@ -428,6 +428,28 @@ def test_a_failed_attempt_is_retried_under_its_id_with_a_fresh_signature(
         )
 
 
+@pytest.mark.req("ORCH-0413")
+def test_a_redirect_is_a_failed_attempt(
+    wire: Wire, orch_webhook_receiver: Receiver, subscribe: Subscribe
+) -> None:
+    webhook_id = str(subscribe(["run.started"])["webhook_id"])
+    orch_webhook_receiver.fail_next(1, status=307)
+    run_id = str(_run_to_end(wire)["run_id"])
+    orch_webhook_receiver.wait_for("run.started", run_id, requirement="ORCH-0413")
+    with orch_check("ORCH-0413"):
+        entry = _wait_log(
+            wire,
+            webhook_id,
+            lambda log: bool(log) and log[0]["state"] != "pending",
+            "ORCH-0413: the delivery must end delivered after its redirect",
+        )[0]
+        expect(
+            entry["attempts"] == 2 and entry["last_status"] == 200,
+            f"ORCH-0413: a 307 answer is a failed attempt, not a redirect to follow: the "
+            f"delivery must take a second attempt; got {entry}",
+        )
+
+
 @pytest.mark.req("ORCH-0415")
 def test_a_lane_is_delivered_strictly_in_order(
     wire: Wire, orch_webhook_receiver: Receiver, subscribe: Subscribe

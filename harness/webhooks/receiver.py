@@ -159,7 +159,11 @@ class Receiver:
     # ------------------------------------------------------------ misbehaving on demand
 
     def fail_next(self, count: int = 1, status: int = 500) -> None:
-        """Answer the next ``count`` verified deliveries with ``status`` (not seen: retried)."""
+        """Answer the next ``count`` verified deliveries with ``status`` (not seen: retried).
+
+        A 3xx answer carries ``Location`` (the receiver itself), so a sender that
+        follows redirects gets its delivery accepted within the same attempt.
+        """
         with self._lock:
             self._faults.extend(_Fault(status, 0.0) for _ in range(count))
 
@@ -310,6 +314,8 @@ class Receiver:
                 try:
                     payload = b'{"ok": true}' if 200 <= status < 300 else b'{"ok": false}'
                     self.send_response(status)
+                    if 300 <= status < 400:  # a redirect to itself: following it would be accepted
+                        self.send_header("Location", receiver.url)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
