@@ -16,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from orchestrator.validators import StrictFloat, StrictInt
 from orchestrator.vocabulary import FallbackMode, OverflowPolicy
+from orchestrator.webhooks.subscriptions import (
+    MAX_SECRET_CHARS,
+    MIN_SECRET_CHARS,
+    check_events,
+    check_url,
+)
 
 if TYPE_CHECKING:
     from orchestrator.runs import ParsedDefinition
@@ -89,6 +95,30 @@ class PoolConfig(_Strict):
         return self
 
 
+class WebhookConfig(_Strict):
+    """A subscription made at start (spec section 12.8); its rules are the API's (ORCH-0400)."""
+
+    url: str
+    events: Annotated[list[str], Field(min_length=1)]
+    secret: Annotated[str, Field(min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS)]
+
+    def fields(self) -> tuple[str, list[str], str]:
+        """``(url, events, secret)``."""
+        return self.url, self.events, self.secret
+
+    @model_validator(mode="after")
+    def _rules(self) -> WebhookConfig:
+        try:
+            check_url(self.url)
+        except ValueError as exc:
+            raise ValueError(f"url: {exc}") from None
+        try:
+            check_events(self.events)
+        except ValueError as exc:
+            raise ValueError(f"events: {exc}") from None
+        return self
+
+
 class Tuning(_Strict):
     """Switches for the optimisations docs/design/performance.md records, all on by default.
 
@@ -151,6 +181,14 @@ class Config(_Strict):
     """Steps a run definition may have (ORCH-0309)."""
     max_definition_bytes: Annotated[StrictInt, Field(ge=1024, le=64 * 1024 * 1024)] = 262_144
     """Bytes a run definition document may have (ORCH-0309)."""
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    """Subscriptions to run events made at start (spec section 12.8)."""
+    webhook_timeout_ms: Annotated[StrictInt, Field(ge=1, le=600_000)] = 5_000
+    """An attempt not answered 2xx within this failed (ORCH-0413)."""
+    webhook_max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 8
+    webhook_backoff_base_ms: Annotated[StrictInt, Field(ge=0, le=3_600_000)] = 1_000
+    webhook_backoff_cap_ms: Annotated[StrictInt, Field(ge=0, le=86_400_000)] = 60_000
+    """Attempt n + 1 waits ``min(cap, base * 2**(n - 1))`` ms after attempt n failed (ORCH-0414)."""
     tuning: Tuning = Tuning()
 
     @model_validator(mode="after")
@@ -171,7 +209,7 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in {"function-after[_engine_fields()]"}:
+        elif part in {"function-after[_engine_fields()]", "function-after[_rules()]"}:
             continue
         else:
             path += f".{part}" if path else str(part)

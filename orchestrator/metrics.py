@@ -167,6 +167,23 @@ class Metrics:
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "orchq_webhook_deliveries_total",
+            "Webhook delivery attempts that ended, by outcome (delivered, retried, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_attempt_duration = Histogram(
+            "orchq_webhook_attempt_duration_seconds",
+            "Time from sending a webhook delivery attempt to its answer or failure.",
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.webhook_pending = Gauge(
+            "orchq_webhook_deliveries_pending",
+            "Webhook deliveries not yet delivered or failed.",
+            registry=r,
+        )
         build = Gauge(
             "orchq_build_info",
             "Build of orchestratord (always 1).",

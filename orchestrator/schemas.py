@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from orchestrator.validators import JsonInt, JsonNumber, Text
 from orchestrator.vocabulary import (
+    RUN_EVENTS,
     AttemptState,
+    DeliveryState,
     Determinism,
     FallbackMode,
     InputType,
@@ -24,6 +26,16 @@ from orchestrator.vocabulary import (
     RunState,
     StepState,
     TaskState,
+    WebhookSource,
+)
+from orchestrator.webhooks.subscriptions import (
+    ALL_EVENTS,
+    MAX_SECRET_CHARS,
+    MAX_URL_CHARS,
+    MIN_SECRET_CHARS,
+    URL_PATTERN,
+    check_events,
+    check_url,
 )
 
 MAX_SEED = 2**63 - 1
@@ -146,6 +158,38 @@ class RunCreate(_Request):
     inputs: dict[Text, Any] = Field(default_factory=dict)
     seed: Annotated[int, Field(ge=0, le=MAX_SEED), JsonInt] | None = None
     max_parallel: Annotated[int, Field(ge=1, le=64), JsonInt] = 4
+
+
+class WebhookCreate(_Request):
+    """A subscription to run events (ORCH-0400)."""
+
+    url: Annotated[
+        Text, Field(json_schema_extra={"pattern": URL_PATTERN, "maxLength": MAX_URL_CHARS})
+    ]
+    events: Annotated[
+        list[Text],
+        Field(
+            min_length=1,
+            json_schema_extra={
+                "uniqueItems": True,
+                "anyOf": [
+                    {"const": [ALL_EVENTS]},
+                    {"items": {"type": "string", "enum": list(RUN_EVENTS)}},
+                ],
+            },
+        ),
+    ]
+    secret: Annotated[Text, Field(min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS)]
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_url(url)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, events: list[str]) -> list[str]:
+        return check_events(events)
 
 
 # ---------------------------------------------------------------- responses
@@ -343,6 +387,40 @@ class RunSummary(_Response):
 
 class RunList(_Response):
     runs: list[RunSummary]
+    next_cursor: str | None
+
+
+class Webhook(_Response):
+    """A subscription as every response shows it: never its secret (ORCH-0403, ORCH-0404)."""
+
+    webhook_id: str
+    url: str
+    events: list[str]
+    source: WebhookSource
+    created_at: str
+
+
+class WebhookList(_Response):
+    webhooks: list[Webhook]
+
+
+class Delivery(_Response):
+    """One delivery of the log (ORCH-0407, ORCH-0408)."""
+
+    delivery_id: str
+    event: RunEvent
+    run_id: str
+    event_id: int
+    state: DeliveryState
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+class DeliveryList(_Response):
+    deliveries: list[Delivery]
     next_cursor: str | None
 
 

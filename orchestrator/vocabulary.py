@@ -48,6 +48,11 @@ RunEvent = Literal[
     "run.aborted",
 ]
 RUN_EVENTS: Final[tuple[RunEvent, ...]] = get_args(RunEvent)
+DeliveryState = Literal["pending", "delivered", "failed"]
+"""States of a webhook delivery (ORCH-0408)."""
+DeliveryOutcome = Literal["delivered", "retried", "failed"]
+"""How a delivery attempt ended, the ``outcome`` label of ``orchq_webhook_deliveries_total``."""
+WebhookSource = Literal["config", "api"]
 RUN_CLOSING_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.aborted"})
 """The events that close a run's stream; it has exactly one of them (ORCH-0352)."""
 InputType = Literal["string", "integer", "boolean"]

@@ -36,12 +36,13 @@ MAX_ROUNDS = 4
 
 WORKFLOW_TAGS = ("sessions", "tasks")
 """The linked operations; pools, routing and health have no state to chain."""
-OTHER_TAGS = ("pools", "admin", "health", "runs")
+OTHER_TAGS = ("pools", "admin", "health", "runs", "webhooks")
 """Every other tag of the contract. They are excluded by name: ``include(tag=...)``
 keeps every operation of this contract (seen with Schemathesis 4.32), and each
 operation the walk may take makes it less likely to reach a task's stream. Runs
 chain through a definition the harness registers, in a workflow of their own
-(:data:`RUN_WORKFLOW`)."""
+(:data:`RUN_WORKFLOW`); the webhooks' operations, which only report runs, are fuzzed
+one by one."""
 
 RUN_WORKFLOW = (
     "createSession",

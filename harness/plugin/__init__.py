@@ -12,7 +12,8 @@ Settings are command-line options with ini twins, read through one helper
 
 - :mod:`.target`: the server under test (``orch_target``, ``orch_client``, ``orch_serve``)
 - :mod:`.persisted`: the persisted-settings guard and its cross-process lock
-- :mod:`.fixtures`: session-first factories (``orch_make_*``, ``orch_db``)
+- :mod:`.fixtures`: session-first factories (``orch_make_*``, ``orch_db``), ``orch_engine``,
+  ``orch_webhook_receiver``
 - :mod:`.scripted`: ``orch_scripted_engine``
 - :mod:`.leaks`: the leak guard
 - :mod:`.trace`: ``@pytest.mark.req``, requirement states, reports and the gate

@@ -32,12 +32,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.plugin.target import LIVE_TARGET_SKIP, Target, live_url, target_mode
+from harness.plugin.target import (
+    LIVE_TARGET_SKIP,
+    Target,
+    live_url,
+    target_mode,
+    webhook_address,
+)
 
 if TYPE_CHECKING:
     from harness.engine.control import EngineControl
     from harness.engine.server import EngineThread
     from harness.managed.engine import EngineProcess
+    from harness.webhooks import Receiver
     from orchestrator.client import OrchClient
     from orchestrator.schemas import Attempt, Definition, Run, SessionCreated, Task, TaskAdmitted
     from orchestrator.store.db import AttemptRow, SessionRow, Store, TaskRow
@@ -277,6 +284,32 @@ def orch_engine(_orch_engine_server: EngineThread) -> Iterator[EngineControl]:
         control.reset()
         yield control
         control.reset()
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+@pytest.fixture
+def orch_webhook_receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    """A real webhook receiver (spec section 12.8): HTTP on an ephemeral port, for this test.
+
+    Subscribe ``orch_webhook_receiver.url`` with ``orch_webhook_receiver.secret``
+    (random per test). It verifies each delivery with :func:`harness.webhooks.verify`,
+    records it (``records()``, ``accepted()``, ``attempts(delivery_id)``) with its
+    verdict, answers a replayed delivery id without processing it again, and
+    misbehaves on demand (``fail_next(n, status)``, ``delay_next(n, seconds)``).
+    ``wait_for(event, run_id, timeout)`` returns the accepted delivery or fails naming
+    the rule broken; ``assert_all_verified()`` fails on any rejected request.
+
+    It listens on 127.0.0.1 unless ``--orch-webhook-bind`` says otherwise; a remote
+    ``--orch-url`` target needs an address it can reach (``--orch-webhook-bind
+    0.0.0.0 --orch-webhook-host <this machine>``). Costs one thread, no process.
+    """
+    from harness.webhooks import Receiver
+
+    bind, host = webhook_address(request.config)
+    with Receiver(bind=bind, host=host) as receiver:
+        yield receiver
 
 
 # ---------------------------------------------------------------- store level

@@ -105,6 +105,18 @@ PROFILE = Setting(
     env="ORCHQ_PROFILE",
 )
 
+WEBHOOK_BIND = Setting(
+    "webhook_bind",
+    "the address orch_webhook_receiver listens on (default 127.0.0.1; 0.0.0.0 for a remote "
+    "--orch-url target to reach it)",
+    env="ORCHQ_WEBHOOK_BIND",
+)
+WEBHOOK_HOST = Setting(
+    "webhook_host",
+    "the host name or address of orch_webhook_receiver in the URL the target is given "
+    "(default: the bind address, or this machine's name when it binds 0.0.0.0)",
+    env="ORCHQ_WEBHOOK_HOST",
+)
 IN_PROCESS_ONLY_KEYWORDS = ("engine_factory", "clock", "wrap_app")
 """``orch_serve`` keywords that reach into an in-process orchestratord (mutants, fake clocks)."""
 
@@ -194,6 +206,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(parser, "orchq target", SERVE_CMD, metavar="CMD")
     add(parser, "orchq target", SERVE_TIMEOUT, metavar="SECONDS")
     add(parser, "orchq target", PROFILE, choices=["all", CORE_PROFILE])
+    add(parser, "orchq target", WEBHOOK_BIND, metavar="ADDRESS")
+    add(parser, "orchq target", WEBHOOK_HOST, metavar="HOST")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -222,6 +236,12 @@ def live_url(config: pytest.Config) -> str | None:
 def live_token(config: pytest.Config) -> str | None:
     """The ``--orch-token`` value, or ``None``."""
     return orchq_session(config).value(TOKEN)
+
+
+def webhook_address(config: pytest.Config) -> tuple[str, str | None]:
+    """``(bind address, host in the URL or None)`` of ``orch_webhook_receiver``."""
+    session = orchq_session(config)
+    return session.value(WEBHOOK_BIND) or "127.0.0.1", session.value(WEBHOOK_HOST)
 
 
 def target_mode(config: pytest.Config) -> Mode:

@@ -36,6 +36,7 @@ from orchestrator.schemas import (
     Definition,
     DefinitionDocument,
     DefinitionList,
+    DeliveryList,
     ErrorEnvelope,
     Health,
     Pool,
@@ -52,8 +53,11 @@ from orchestrator.schemas import (
     Task,
     TaskAdmitted,
     TaskCreate,
+    Webhook,
+    WebhookCreate,
+    WebhookList,
 )
-from orchestrator.vocabulary import ErrorKind, RunState
+from orchestrator.vocabulary import DeliveryState, ErrorKind, RunState
 
 _BACKOFF_HEADERS = {
     "Retry-After": {
@@ -620,6 +624,95 @@ async def stream_run(
     after = _after(last_event_id)
     source = _orchestrator(request).open_run_stream(run_id, after)
     return _event_stream_response(source, after, request)
+
+
+# ---------------------------------------------------------------- webhooks (spec section 12.8)
+
+_WEBHOOK_LINKS = _links(
+    "webhook_id", "$response.body#/webhook_id", "getWebhook", "listDeliveries", "deleteWebhook"
+)
+
+
+@router.post(
+    "/v1/webhooks",
+    status_code=201,
+    response_model=Webhook,
+    responses={
+        201: {**_WEBHOOK_LINKS, "headers": _location("/v1/webhooks/{id}", "ORCH-0402")},
+        **_errors(*_WITH_BODY),
+    },
+    operation_id="createWebhook",
+    openapi_extra={"x-req-id": ["ORCH-0400", "ORCH-0401", "ORCH-0402", "ORCH-0404"]},
+    tags=["webhooks"],
+)
+async def create_webhook(request: Request, body: WebhookCreate) -> WireResponse:
+    """Subscribe a URL to run events; the secret is never shown again."""
+    view = _orchestrator(request).webhooks.create(body)
+    return WireResponse(view, 201, headers={"Location": f"/v1/webhooks/{view.webhook_id}"})
+
+
+@router.get(
+    "/v1/webhooks",
+    response_model=WebhookList,
+    responses=_errors(*_V1),
+    operation_id="listWebhooks",
+    openapi_extra={"x-req-id": ["ORCH-0403", "ORCH-0404"]},
+    tags=["webhooks"],
+)
+async def list_webhooks(request: Request) -> WireResponse:
+    """Every subscription, configured or made through the API."""
+    return WireResponse(_orchestrator(request).webhooks.listing())
+
+
+@router.get(
+    "/v1/webhooks/{webhook_id}",
+    response_model=Webhook,
+    responses={200: _WEBHOOK_LINKS, **_errors(*_V1, 404)},
+    operation_id="getWebhook",
+    openapi_extra={"x-req-id": ["ORCH-0403", "ORCH-0404"]},
+    tags=["webhooks"],
+)
+async def get_webhook(request: Request, webhook_id: str) -> WireResponse:
+    """One subscription, without its secret."""
+    return WireResponse(_orchestrator(request).webhooks.get(webhook_id))
+
+
+@router.delete(
+    "/v1/webhooks/{webhook_id}",
+    status_code=204,
+    responses=_errors(*_V1, 404, 409),
+    operation_id="deleteWebhook",
+    openapi_extra={"x-req-id": ["ORCH-0405"]},
+    tags=["webhooks"],
+)
+async def delete_webhook(request: Request, webhook_id: str) -> Response:
+    """Remove a subscription made through the API, with its deliveries."""
+    _orchestrator(request).webhooks.delete(webhook_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/webhooks/{webhook_id}/deliveries",
+    response_model=DeliveryList,
+    responses=_errors(*_V1, 400, 404),
+    operation_id="listDeliveries",
+    openapi_extra={"x-req-id": ["ORCH-0407", "ORCH-0408"]},
+    tags=["webhooks"],
+)
+async def list_deliveries(
+    request: Request,
+    webhook_id: str,
+    state: DeliveryState | None = None,
+    run_id: Annotated[str | None, Query(max_length=128)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+) -> WireResponse:
+    """The subscription's delivery log in creation order, a page at a time."""
+    return WireResponse(
+        _orchestrator(request).webhooks.deliveries(
+            webhook_id, state=state, run_id=run_id, cursor=cursor, limit=limit
+        )
+    )
 
 
 # ---------------------------------------------------------------- health & metrics

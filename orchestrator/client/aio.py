@@ -26,18 +26,23 @@ from orchestrator.client.calls import (
     _Collector,
     _create_run,
     _create_session,
+    _create_webhook,
     _default_headers,
     _delete_session,
+    _delete_webhook,
     _get_definition,
     _get_pool,
     _get_routing,
     _get_run,
     _get_session,
     _get_task,
+    _get_webhook,
     _health,
     _list_definitions,
+    _list_deliveries,
     _list_pools,
     _list_runs,
+    _list_webhooks,
     _metrics,
     _ready,
     _reason,
@@ -52,6 +57,7 @@ from orchestrator.client.errors import (
 from orchestrator.schemas import (
     Definition,
     DefinitionSummary,
+    DeliveryList,
     Health,
     Pool,
     Readiness,
@@ -62,6 +68,8 @@ from orchestrator.schemas import (
     SessionInfo,
     Task,
     TaskAdmitted,
+    Webhook,
+    WebhookList,
 )
 from orchestrator.vocabulary import Determinism, FallbackMode, Priority
 
@@ -247,6 +255,37 @@ class AsyncOrchClient:
     async def abort_run(self, run_id: str) -> Run:
         """``DELETE /v1/runs/{id}``; a run that already ended raises ``CONFLICT`` (409)."""
         return await self._call(_abort_run(run_id))
+
+    # -- webhooks (spec section 12.8)
+
+    async def create_webhook(self, url: str, events: list[str], secret: str) -> Webhook:
+        """``POST /v1/webhooks``: the subscription (its secret is never returned)."""
+        return await self._call(_create_webhook(url, events, secret))
+
+    async def list_webhooks(self) -> WebhookList:
+        """``GET /v1/webhooks``: every subscription, configured or made through the API."""
+        return await self._call(_list_webhooks())
+
+    async def get_webhook(self, webhook_id: str) -> Webhook:
+        """``GET /v1/webhooks/{id}``."""
+        return await self._call(_get_webhook(webhook_id))
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """``DELETE /v1/webhooks/{id}``; a configured one raises ``CONFLICT`` (409)."""
+        return await self._call(_delete_webhook(webhook_id))
+
+    async def list_deliveries(
+        self,
+        webhook_id: str,
+        *,
+        state: str | None = None,
+        run_id: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> DeliveryList:
+        """``GET /v1/webhooks/{id}/deliveries``: one page of the delivery log."""
+        query = {"state": state, "run_id": run_id, "cursor": cursor, "limit": limit}
+        return await self._call(_list_deliveries(webhook_id, query))
 
     # -- pools, routing, health, metrics
 

@@ -27,6 +27,7 @@ from orchestrator.schemas import (
     Definition,
     DefinitionList,
     DefinitionSummary,
+    DeliveryList,
     EndData,
     ErrorData,
     ErrorEnvelope,
@@ -43,6 +44,8 @@ from orchestrator.schemas import (
     Task,
     TaskAdmitted,
     TokenData,
+    Webhook,
+    WebhookList,
 )
 
 DEFAULT_TIMEOUT = 30.0
@@ -387,6 +390,32 @@ def _list_runs(query: Mapping[str, str | int | None]) -> _Call[RunList]:
     given = {key: str(value) for key, value in query.items() if value is not None}
     path = "/v1/runs" + ("?" + str(httpx.QueryParams(given)) if given else "")
     return _Call("GET", "/v1/runs", path, _model(RunList))
+
+
+def _create_webhook(url: str, events: list[str], secret: str) -> _Call[Webhook]:
+    body = {"url": url, "events": events, "secret": secret}
+    return _Call("POST", "/v1/webhooks", "/v1/webhooks", _model(Webhook), body)
+
+
+def _list_webhooks() -> _Call[WebhookList]:
+    return _Call("GET", "/v1/webhooks", "/v1/webhooks", _model(WebhookList))
+
+
+def _get_webhook(webhook_id: str) -> _Call[Webhook]:
+    path = f"/v1/webhooks/{_segment(webhook_id, 'webhook_id')}"
+    return _Call("GET", "/v1/webhooks/{id}", path, _model(Webhook))
+
+
+def _delete_webhook(webhook_id: str) -> _Call[None]:
+    path = f"/v1/webhooks/{_segment(webhook_id, 'webhook_id')}"
+    return _Call("DELETE", "/v1/webhooks/{id}", path, _decode_nothing)
+
+
+def _list_deliveries(webhook_id: str, query: Mapping[str, str | int | None]) -> _Call[DeliveryList]:
+    given = {key: value for key, value in query.items() if value is not None}
+    path = f"/v1/webhooks/{_segment(webhook_id, 'webhook_id')}/deliveries"
+    path += "?" + str(httpx.QueryParams(given)) if given else ""
+    return _Call("GET", "/v1/webhooks/{id}/deliveries", path, _model(DeliveryList))
 
 
 def _stream_path(task_id: str) -> str:

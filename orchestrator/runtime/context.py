@@ -44,6 +44,9 @@ class RuntimeContext:
         """Called with each task's row once its terminal state is durable (runs follow steps)."""
         self.session_ending: list[Callable[[str], None]] = []
         """Called with a session's id when it ends, before its tasks are cancelled."""
+        self.run_events_writing: list[Callable[[list[tuple[str, int, str, str]]], None]] = []
+        """Called inside the transaction that writes run events, with their rows (the webhook
+        outbox joins that transaction, ORCH-0406)."""
 
     @property
     def store(self) -> Store:
@@ -70,6 +73,12 @@ class RuntimeContext:
         opened = self._store, self._journal
         self._store = self._journal = None
         return opened
+
+    def write_run_events(self, rows: list[tuple[str, int, str, str]]) -> None:
+        """Insert ``(run_id, seq, event, data)`` rows; the caller holds the transaction."""
+        self.store.insert_run_events(rows)
+        for hook in self.run_events_writing:
+            hook(rows)
 
     def pool(self, pool_id: str) -> Pool:
         """The pool ``pool_id``, or 404 ``NOT_FOUND``."""

@@ -254,7 +254,7 @@ class Runs:
         store = context.store
         with store.transaction():
             store.insert_run(row, steps.values())
-            store.insert_run_events([started])
+            context.write_run_events([started])
         run.channel.append(started[2], started[3])
         run.channel.reveal(1)
         self._metrics.record([("run.started", {})], lambda step_id: self._start_delay(run, step_id))
@@ -610,7 +610,7 @@ class Runs:
             if change.run:
                 store.update_run(run.run_id, **change.run)
             if rows:
-                store.insert_run_events(rows)
+                self._context.write_run_events(rows)
         for step_id, fields in change.steps.items():
             step = run.steps[step_id]
             for name, value in fields.items():

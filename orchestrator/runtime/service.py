@@ -46,6 +46,7 @@ from orchestrator.runtime.streams import StreamSource
 from orchestrator.runtime.tasks import LiveTasks
 from orchestrator.runtime.termination import Termination
 from orchestrator.runtime.views import Views, pool_snapshots
+from orchestrator.runtime.webhooks import Webhooks
 from orchestrator.schemas import (
     Definition,
     DefinitionList,
@@ -102,6 +103,7 @@ class Orchestrator:
         self._executor = Executor(context, self._starts, self._termination, self._admitter)
         self._views = Views(context, self._starts)
         self._runs = Runs(context, self._sessions, self._admitter, self._termination)
+        self._webhooks = Webhooks(context)
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
 
@@ -146,6 +148,7 @@ class Orchestrator:
             store.checkpoint_in_background()
         journal = Journal(store, before_write=self._starts.write_all, on_recovered=self._schedule)
         context.attach(store, journal)
+        self._webhooks.start()  # before anything can write a run event (ORCH-0406)
         persisted = store.get_setting(FALLBACK_MODE_KEY)
         if persisted is not None:  # written by set_fallback_mode alone
             context.fallback_mode = cast(FallbackMode, persisted)
@@ -177,6 +180,7 @@ class Orchestrator:
             for replica in pool.replicas:
                 replica.state = "draining"
         self._runs.stop()
+        await self._webhooks.stop()
         runners = [lt.runner for lt in context.live.made() if lt.runner is not None]
         for runner in runners:
             runner.cancel()
@@ -305,3 +309,10 @@ class Orchestrator:
 
     def open_run_stream(self, run_id: str, after: int) -> StreamSource:
         return self._runs.stream(run_id, after)
+
+    # ------------------------------------------------------------ webhooks (spec section 12.8)
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Subscriptions, the delivery log and the delivery loop."""
+        return self._webhooks

@@ -407,6 +407,12 @@ class Store:
         self._checkpointer = checkpointer
 
     @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for the store's query modules of one feature each
+        (:mod:`orchestrator.store.webhooks`); callers write inside :meth:`transaction`."""
+        return self._connection
+
+    @property
     def checkpointing_in_background(self) -> bool:
         return self._checkpointer is not None
 

@@ -182,4 +182,34 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     """,
+    # 4: webhook subscriptions and their deliveries, an outbox written with the run events
+    """
+    CREATE TABLE webhooks (
+        webhook_id TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        events     TEXT NOT NULL,
+        secret     TEXT NOT NULL,
+        source     TEXT NOT NULL CHECK (source = 'config' OR source = 'api'),
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id  TEXT NOT NULL UNIQUE,
+        webhook_id   TEXT NOT NULL REFERENCES webhooks(webhook_id) ON DELETE CASCADE,
+        run_id       TEXT NOT NULL,
+        event_id     INTEGER NOT NULL,
+        state        TEXT NOT NULL CHECK (
+                       state = 'pending' OR state = 'delivered' OR state = 'failed'),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        last_status  INTEGER,
+        last_error   TEXT,
+        next_ms      INTEGER NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        delivered_ms INTEGER,
+        FOREIGN KEY (run_id, event_id) REFERENCES run_events(run_id, seq) ON DELETE CASCADE
+    );
+    CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(webhook_id, run_id, seq)
+        WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries(run_id, event_id);
+    """,
 )

@@ -102,6 +102,7 @@ def _build() -> list[Mutant]:
     from tests.harness.properties import mutants as properties
     from tests.harness.restart import mutants as restart
     from tests.harness.runs import mutants as runs
+    from tests.harness.webhooks import mutants as webhooks
     from tests.harness.wire import wire_mutants as wire
 
     out: list[Mutant] = []
@@ -148,6 +149,13 @@ def _build() -> list[Mutant]:
         out.append(
             Mutant(name, "runs", req, Mutation(patch=patch), "test_contract_runs", selection)
         )
+    for name, (patch, selection, req) in webhooks.MUTANTS.items():
+        mutation = Mutation(patch=patch)
+        out.append(Mutant(name, "webhooks", req, mutation, "test_contract_webhooks", selection))
+    for name, (_mutate, req) in restart.WEBHOOK_MUTANTS.items():
+        mutation = Mutation(serve_command=restart.serve_command(name))
+        selection = webhooks.RESTART_SELECTION
+        out.append(Mutant(name, "webhooks", req, mutation, "test_contract_webhooks", selection))
     names = [m.name for m in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

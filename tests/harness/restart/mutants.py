@@ -1,4 +1,4 @@
-"""orchestratord with a broken restart recovery, run as a serve command (spec section 10).
+"""orchestratord with a broken restart recovery, run as a serve command (spec sections 10, 12).
 
 ``python mutants.py NAME --port {port} --config {config} --db {state_dir}/orchq.db``
 is ``orchq serve`` with one mutation applied to its recovery: each breaks one
@@ -19,6 +19,7 @@ from orchestrator.queue.admission import PoolQueue
 from orchestrator.runtime import recovery
 from orchestrator.runtime.channel import TaskChannel
 from orchestrator.runtime.tasks import LiveTask
+from orchestrator.runtime.webhooks import Webhooks
 from orchestrator.vocabulary import ErrorKind
 
 
@@ -80,7 +81,26 @@ RUN_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
 }
 """The runs restart mutants (``test_contract_runs_restart``): name -> (mutation, requirement)."""
 
-ALL = {**MUTANTS, **RUN_MUTANTS}
+
+def pending_deliveries_dropped() -> None:
+    """Webhook deliveries still pending when the server stopped are dropped at start
+    (ORCH-0416)."""
+    original = Webhooks.start
+
+    def start(self: Webhooks) -> None:
+        connection = self._context.store.connection
+        connection.execute("DELETE FROM webhook_deliveries WHERE state = 'pending'")
+        original(self)
+
+    Webhooks.start = start  # type: ignore[method-assign]
+
+
+WEBHOOK_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
+    "a pending webhook delivery lost across a restart": (pending_deliveries_dropped, "ORCH-0416"),
+}
+"""The webhooks restart mutants (``test_contract_webhooks``): name -> (mutation, requirement)."""
+
+ALL = {**MUTANTS, **RUN_MUTANTS, **WEBHOOK_MUTANTS}
 SLUGS = {name.replace(" ", "-"): name for name in ALL}
 
 

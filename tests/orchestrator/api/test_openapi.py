@@ -50,6 +50,11 @@ EXPECTED_ERRORS: dict[str, set[int]] = {
     "getRun": {401, 404, 503},
     "abortRun": {401, 404, 409, 503},
     "streamRun": {400, 401, 404, 503},
+    "createWebhook": {400, 401, 413, 415, 503},
+    "listWebhooks": {401, 503},
+    "getWebhook": {401, 404, 503},
+    "deleteWebhook": {401, 404, 409, 503},
+    "listDeliveries": {400, 401, 404, 503},
     "healthz": set(),
     "readyz": {503},
     "metrics": set(),
@@ -153,7 +158,11 @@ def test_every_declared_error_status_is_observed_and_nothing_else(
     recorder = Recorder(document)
     clock = ManualClock()
     token = "tour-token"
-    main = serve(make_config(auth_token=token, pools=[slow_pool(queue_capacity=1)]), clock=clock)
+    configured = {"url": "http://127.0.0.1:9/hooks", "events": ["*"], "secret": "s" * 16}
+    main = serve(
+        make_config(auth_token=token, pools=[slow_pool(queue_capacity=1)], webhooks=[configured]),
+        clock=clock,
+    )
     down = [{"replica_id": "r1", "faults": {"unavailable": True}}]
     broken = serve(config_with(str(tmp_path / "broken.db"), pools=[pool("default", replicas=down)]))
     full = serve(config_with(str(tmp_path / "full.db"), max_connections=1, pools=[slow_pool()]))
@@ -208,6 +217,22 @@ def test_every_declared_error_status_is_observed_and_nothing_else(
             stream.read()
         http.get(f"/v1/runs/{run}/events", headers={"Last-Event-ID": "x"})
         http.get("/v1/runs/nope/events")
+        # Webhooks.
+        hook = {"url": "http://127.0.0.1:9/hooks", "events": ["run.failed"], "secret": "s" * 16}
+        made = http.post("/v1/webhooks", json=hook).json()["webhook_id"]
+        http.post("/v1/webhooks", json={**hook, "url": "ftp://h"})
+        http.post("/v1/webhooks", content=big, headers=json_type)
+        http.post("/v1/webhooks", content=b"{}", headers=text_type)
+        listed = http.get("/v1/webhooks").json()["webhooks"]
+        from_config = next(w["webhook_id"] for w in listed if w["source"] == "config")
+        http.get(f"/v1/webhooks/{made}")
+        http.get("/v1/webhooks/nope")
+        http.get(f"/v1/webhooks/{made}/deliveries")
+        http.get(f"/v1/webhooks/{made}/deliveries", params={"limit": 0})
+        http.get("/v1/webhooks/nope/deliveries")
+        http.delete(f"/v1/webhooks/{from_config}")
+        http.delete(f"/v1/webhooks/{made}")
+        http.delete("/v1/webhooks/nope")
         # Tasks.
         body = {"session_id": session, "prompt": "p", "max_tokens": HOLD_TOKENS}
         running = http.post("/v1/tasks", json=body).json()["task_id"]
