@@ -1,0 +1,176 @@
+"""Checkpoints of runs (spec section 12.6): their ids, what a decision may say, their views.
+
+Pure functions over the rows of :mod:`orchestrator.store.approvals`: the run
+scheduler (:mod:`orchestrator.runtime.runs`) requests, decides and cancels
+checkpoints with them, inside its own changes. Invariants: a checkpoint id is
+``<step_id>.<when>.<n>``, derived from the checkpoints the run already has, so
+it is the same on every replay and never reused (ORCH-0364); a decision is
+checked completely before anything changes (ORCH-0370); the prompt or inputs of
+a step's latest ``retry`` decision are what its next attempts use (ORCH-0368).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from orchestrator.errors import ApiError
+from orchestrator.runs.inputs import InputError, check_inputs
+from orchestrator.runtime.clock import rfc3339
+from orchestrator.runtime.run_views import decode_cursor, encode_cursor
+from orchestrator.schemas import Approval, ApprovalList, CheckpointDecision, DefinitionDocument
+from orchestrator.store import CheckpointRow
+from orchestrator.vocabulary import CheckpointState, CheckpointWhen, Decision, ErrorKind
+
+
+def request(
+    existing: Iterable[CheckpointRow],
+    run_id: str,
+    step_id: str,
+    when: CheckpointWhen,
+    decisions: list[Decision],
+    output: str | None,
+    now_ms: int,
+) -> CheckpointRow:
+    """A new pending checkpoint of the step, numbered after the run's ``existing`` ones."""
+    number = 1 + sum(1 for c in existing if c.step_id == step_id and c.when == when)
+    return CheckpointRow(
+        run_id=run_id,
+        checkpoint_id=f"{step_id}.{when}.{number}",
+        step_id=step_id,
+        when=when,
+        number=number,
+        state="pending",
+        decisions=list(decisions),
+        output=output if when == "after" else None,
+        requested_ms=now_ms,
+    )
+
+
+def approved_before(checkpoints: Iterable[CheckpointRow], step_id: str) -> bool:
+    """Whether the step's ``before`` checkpoint was decided ``continue``: it may start."""
+    return any(
+        c.step_id == step_id and c.when == "before" and c.decision == "continue"
+        for c in checkpoints
+    )
+
+
+def pending(checkpoints: Iterable[CheckpointRow]) -> list[CheckpointRow]:
+    return [c for c in checkpoints if c.state == "pending"]
+
+
+def attempt_overrides(
+    checkpoints: Iterable[CheckpointRow], step_id: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    """``(prompt, inputs)`` of the step's latest ``retry`` decision (ORCH-0368)."""
+    retries = [c for c in checkpoints if c.step_id == step_id and c.decision == "retry"]
+    if not retries:
+        return None, None
+    latest = max(retries, key=lambda c: c.number)
+    return latest.prompt, latest.inputs
+
+
+def check_decision(
+    row: CheckpointRow,
+    body: CheckpointDecision,
+    document: DefinitionDocument,
+    run_inputs: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Refuse what the checkpoint does not allow (ORCH-0370); the inputs a retry renders with."""
+    if row.state != "pending":
+        raise ApiError(
+            ErrorKind.CONFLICT,
+            f"checkpoint {row.checkpoint_id!r} of run {row.run_id!r} is already {row.state}",
+            details={"state": row.state},
+        )
+    if body.decision not in row.decisions:
+        raise ApiError(
+            ErrorKind.INVALID_PARAMS,
+            f"decision: {body.decision!r} is not one of this checkpoint's decisions "
+            f"({', '.join(row.decisions)})",
+            details={"path": "decision"},
+        )
+    if body.decision != "retry" and (body.prompt is not None or body.inputs is not None):
+        given = "prompt" if body.prompt is not None else "inputs"
+        raise ApiError(
+            ErrorKind.INVALID_PARAMS,
+            f"{given}: only a 'retry' decision takes a prompt or inputs",
+            details={"path": given},
+        )
+    if body.prompt is not None and body.inputs is not None:
+        raise ApiError(
+            ErrorKind.INVALID_PARAMS,
+            "inputs: give a prompt or inputs, not both",
+            details={"path": "inputs"},
+        )
+    if body.inputs is None:
+        return None
+    try:
+        return check_inputs(document, {**run_inputs, **body.inputs})
+    except InputError as exc:
+        raise ApiError(ErrorKind.INVALID_PARAMS, str(exc), details={"path": exc.path}) from None
+
+
+def approval_view(row: CheckpointRow) -> Approval:
+    """A checkpoint as ``GET /v1/approvals`` lists it (ORCH-0365)."""
+    return Approval(
+        checkpoint_id=row.checkpoint_id,
+        run_id=row.run_id,
+        step_id=row.step_id,
+        when=row.when,
+        state=row.state,
+        decisions=row.decisions,
+        requested_at=rfc3339(row.requested_ms),
+        decided_at=rfc3339(row.decided_ms),
+        decision=row.decision,
+        decided_by=row.decided_by,
+        output=row.output,
+    )
+
+
+def listing_key(cursor: str | None) -> tuple[int, str, str] | None:
+    if not cursor:
+        return None
+    requested_ms, (run_id, checkpoint_id) = decode_cursor(cursor, keys=2)
+    return requested_ms, run_id, checkpoint_id
+
+
+def approval_list(rows: list[CheckpointRow], limit: int) -> ApprovalList:
+    """A page of ``limit`` of ``rows`` (fetched one more, to know whether a page follows)."""
+    page, more = rows[:limit], len(rows) > limit
+    last = page[-1] if page else None
+    next_cursor = (
+        encode_cursor(last.requested_ms, last.run_id, last.checkpoint_id)
+        if more and last is not None
+        else None
+    )
+    return ApprovalList(approvals=[approval_view(r) for r in page], next_cursor=next_cursor)
+
+
+def resolved_data(row: CheckpointRow) -> dict[str, Any]:
+    """The data of ``checkpoint.resolved`` (section 12.5)."""
+    return {
+        "checkpoint_id": row.checkpoint_id,
+        "step_id": row.step_id,
+        "state": row.state,
+        "decision": row.decision,
+        "decided_by": row.decided_by,
+    }
+
+
+def requested_data(row: CheckpointRow) -> dict[str, Any]:
+    """The data of ``checkpoint.requested`` (section 12.5)."""
+    return {
+        "checkpoint_id": row.checkpoint_id,
+        "step_id": row.step_id,
+        "when": row.when,
+        "decisions": list(row.decisions),
+    }
+
+
+def cancelled(row: CheckpointRow) -> CheckpointRow:
+    return _with_state(row, "cancelled")
+
+
+def _with_state(row: CheckpointRow, state: CheckpointState) -> CheckpointRow:
+    return CheckpointRow(**{**vars(row), "state": state})
