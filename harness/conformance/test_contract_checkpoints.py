@@ -200,7 +200,7 @@ def test_a_before_checkpoint_holds_the_step_and_the_run_until_continue(wire: Wir
         )
         parse_rfc3339(pending["requested_at"], "ORCH-0365", "requested_at")
     response = decide(wire, run_id, "gate.before.1", "continue", decided_by="alice")
-    with orch_check("ORCH-0366"):
+    with orch_check("ORCH-0366", "ORCH-0370"):
         expect(
             response.status_code == 200,
             f"ORCH-0366: a decision must answer 200; got {response.status_code}: "
@@ -215,6 +215,8 @@ def test_a_before_checkpoint_holds_the_step_and_the_run_until_continue(wire: Wir
             f"ORCH-0366: the answer is the checkpoint, decided; got {decided}",
         )
         parse_rfc3339(decided["decided_at"], "ORCH-0366", "decided_at")
+        twice = decide(wire, run_id, "gate.before.1", "abort", decided_by="mallory")
+        expect_error(twice, 409, "CONFLICT", "ORCH-0370", "a second decision on a checkpoint")
         decided_list = approvals(wire, run_id=run_id, state="decided")["approvals"]
         expect(
             [a["checkpoint_id"] for a in decided_list] == ["gate.before.1"],
@@ -274,7 +276,7 @@ def test_a_before_checkpoint_holds_the_step_and_the_run_until_continue(wire: Wir
 # ---------------------------------------------------------------- 12.6 after and retry
 
 
-@pytest.mark.req("ORCH-0362", "ORCH-0364", "ORCH-0367", "ORCH-0368")
+@pytest.mark.req("ORCH-0362", "ORCH-0364", "ORCH-0367", "ORCH-0368", "ORCH-0370")
 def test_an_after_checkpoint_holds_the_output_and_a_retry_reruns_the_step(wire: Wire) -> None:
     name = _name("after")
     register(
@@ -328,6 +330,15 @@ def test_an_after_checkpoint_holds_the_output_and_a_retry_reruns_the_step(wire: 
     second = wait_checkpoint(
         wire, run_id, "draft.after.2", "ORCH-0364: the retried step reaches draft.after.2"
     )
+    with orch_check("ORCH-0370"):
+        # The run is paused at draft.after.2: the decided draft.after.1 is still its own.
+        expect_error(
+            decide(wire, run_id, "draft.after.1", "continue"),
+            409,
+            "CONFLICT",
+            "ORCH-0370",
+            "a second decision on a checkpoint of a paused run",
+        )
     with orch_check("ORCH-0368"):
         attempts = steps_by_id(get_run(wire, run_id))["draft"]["attempts"]
         expect(

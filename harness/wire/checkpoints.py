@@ -15,6 +15,7 @@ import httpx
 
 from harness.checks import RequirementFailure, expect, leading_ids
 from harness.wire.http import Wire
+from orchestrator.vocabulary import RUN_TERMINAL_STATES
 
 __all__ = ["approvals", "audit", "decide", "wait_checkpoint"]
 
@@ -38,18 +39,21 @@ def wait_checkpoint(
     what: str,
     timeout: float = 20.0,
 ) -> dict[str, Any]:
-    """Poll the run's pending checkpoints until ``checkpoint_id`` is one; fail naming ``what``."""
+    """Poll the run's pending checkpoints until ``checkpoint_id`` is one; fail naming ``what``
+    as soon as the run ended without it, or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         listed = approvals(wire, run_id=run_id, state="pending")
         for approval in listed.get("approvals", []):
             if approval.get("checkpoint_id") == checkpoint_id:
                 return dict(approval)
-        if time.monotonic() > deadline:
-            run = wire.http.get(f"/v1/runs/{run_id}").text
+        run = wire.http.get(f"/v1/runs/{run_id}")
+        ended = run.status_code == 200 and run.json().get("state") in RUN_TERMINAL_STATES
+        if ended or time.monotonic() > deadline:
+            why = "the run ended" if ended else f"not pending within {timeout:.0f} s"
             raise RequirementFailure(
-                f"{what}: checkpoint {checkpoint_id} of run {run_id} not pending within "
-                f"{timeout:.0f} s; pending: {json.dumps(listed)[:300]}; the run: {run[:400]}",
+                f"{what}: checkpoint {checkpoint_id} of run {run_id}: {why}; pending: "
+                f"{json.dumps(listed)[:300]}; the run: {run.text[:400]}",
                 leading_ids(what),
                 default=True,
             )

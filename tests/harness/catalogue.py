@@ -148,6 +148,9 @@ def _build() -> list[Mutant]:
         out.append(
             Mutant(name, "runs", req, Mutation(patch=patch), "test_contract_runs", selection)
         )
+    for name, (patch, selection, req) in runs.CHECKPOINT_MUTANTS.items():
+        mutation = Mutation(patch=patch)
+        out.append(Mutant(name, "runs", req, mutation, "test_contract_checkpoints", selection))
     names = [m.name for m in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

@@ -22,12 +22,14 @@ from tests.harness.mutantkit import (
     run_conformance,
 )
 from tests.harness.restart.mutants import RUN_MUTANTS, serve_command
-from tests.harness.runs.mutants import MUTANTS
+from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS
 
 pytest_plugins = ["pytester"]
 
 CHECKS = 12
 """The checks of ``test_contract_runs``, all passing against the healthy orchestratord."""
+CHECKPOINT_CHECKS = 6
+"""The checks of ``test_contract_checkpoints``."""
 
 
 @pytest.mark.slow
@@ -74,6 +76,22 @@ def test_runs_checks_catch_the_mutant(
     mutate, selection, req = MUTANTS[name]
     mutate(monkeypatch)
     result = run_conformance(pytester, "test_contract_runs", "-rfs", "-k", selection)
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+def test_healthy_orchestrator_passes_the_checkpoint_checks(pytester: pytest.Pytester) -> None:
+    result = run_conformance(pytester, "test_contract_checkpoints", "-rfs")
+    result.assert_outcomes(passed=CHECKPOINT_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_MUTANTS))
+def test_checkpoint_checks_catch_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mutate, selection, req = CHECKPOINT_MUTANTS[name]
+    mutate(monkeypatch)
+    result = run_conformance(pytester, "test_contract_checkpoints", "-rfs", "-k", selection)
     assert_caught(result, req, name, failed=1)
 
 
