@@ -21,7 +21,7 @@ from tests.harness.mutantkit import (
     respond,
     run_conformance,
 )
-from tests.harness.restart.mutants import RUN_MUTANTS, serve_command
+from tests.harness.restart.mutants import CHECKPOINT_RESTART_MUTANTS, RUN_MUTANTS, serve_command
 from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS
 
 pytest_plugins = ["pytester"]
@@ -101,5 +101,25 @@ def test_the_runs_restart_check_catches_the_mutant(name: str, pytester: pytest.P
     _, req = RUN_MUTANTS[name]
     result = run_conformance(
         pytester, "test_contract_runs_restart", "--orch-serve-cmd", serve_command(name)
+    )
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+def test_a_paused_run_survives_a_restart_of_the_healthy_orchestrator(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_conformance(pytester, "test_contract_checkpoints_restart", "-rfs")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_RESTART_MUTANTS))
+def test_the_checkpoint_restart_check_catches_the_mutant(
+    name: str, pytester: pytest.Pytester
+) -> None:
+    _, req = CHECKPOINT_RESTART_MUTANTS[name]
+    result = run_conformance(
+        pytester, "test_contract_checkpoints_restart", "--orch-serve-cmd", serve_command(name)
     )
     assert_caught(result, req, name, failed=1)
