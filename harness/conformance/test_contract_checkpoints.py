@@ -646,3 +646,35 @@ def test_the_audit_log_names_who_did_what_in_order(wire: Wire) -> None:
             [(e.get("actor"), e.get("action")) for e in last] == [("system", "run.aborted")],
             f"ORCH-0381: the end of the session aborts the run, logged by system; got {last}",
         )
+
+
+@pytest.mark.req("ORCH-0371")
+def test_a_failed_step_cancels_the_pending_checkpoints_and_fails_the_run(wire: Wire) -> None:
+    """A step whose rendered prompt is empty fails at once (ORCH-0331): the step paused
+    beside it must not keep the run waiting for a decision that can change nothing."""
+    name = _name("failing")
+    register(
+        wire,
+        definition(
+            name,
+            [
+                step("bad", "{{ inputs.blank }}"),
+                step("gate", checkpoint={"when": "before"}),
+            ],
+            inputs={"blank": {"type": "string", "required": False}},
+        ),
+    )
+    run_id = str(start_run(wire, name)["run_id"])
+    run = wait_run(wire, run_id, "ORCH-0371: a failed step must end the run despite a checkpoint")
+    with orch_check("ORCH-0371"):
+        states = {s["step_id"]: s["state"] for s in run["steps"]}
+        expect(
+            run["state"] == "failed" and states == {"bad": "failed", "gate": "skipped"},
+            f"ORCH-0371: the run fails and the paused step is skipped; got {run['state']} "
+            f"{states}",
+        )
+        listed = approvals(wire, run_id=run_id)["approvals"]
+        expect(
+            all(a["state"] == "cancelled" for a in listed),
+            f"ORCH-0371: a checkpoint of the failed run must be cancelled; got {listed}",
+        )

@@ -28,7 +28,7 @@ pytest_plugins = ["pytester"]
 
 CHECKS = 12
 """The checks of ``test_contract_runs``, all passing against the healthy orchestratord."""
-CHECKPOINT_CHECKS = 6
+CHECKPOINT_CHECKS = 7
 """The checks of ``test_contract_checkpoints``."""
 
 
