@@ -104,7 +104,6 @@ def test_deciding_on_a_server_names_the_run_when_the_id_is_ambiguous(serve: Serv
     assert decided.exit_code == 0, decided.output
     assert decided.stdout.startswith('gate  succeeded  "'), decided.output
     assert "completed: gated@1" in decided.stderr
-    ]
     again = runner.invoke(main, [*decide, "--run", first])
     assert again.exit_code == 1 and again.stderr.startswith("orchq: CONFLICT (HTTP 409)")
     untargeted = runner.invoke(main, ["runs", "decide", "gate.before.1", "abort", "--by", "me"])
