@@ -590,8 +590,12 @@ class Runs:
                 and checkpoint.when == "before"
                 and not checkpoints.approved_before(run.checkpoints.values(), step.step_id)
             ):
-                self._request_checkpoint(run, change, step.step_id, None, now)
-                break  # the run is paused: no later step starts (ORCH-0361, ORCH-0363)
+                # The run pauses here: no later step starts (ORCH-0361, ORCH-0363). With
+                # admissions in flight, the checkpoint is requested once they landed (the
+                # last one advances the run again), so no step starts while it is pending.
+                if not ready and not run.admitting:
+                    self._request_checkpoint(run, change, step.step_id, None, now)
+                break
             ready.append(step.step_id)
         if change.steps or change.run or change.checkpoints:
             self._commit(run, change)
@@ -682,6 +686,8 @@ class Runs:
         run.admitting.discard(step_id)
         if run.ended:  # aborted while the admission was committing
             self._cancel_tasks([admitted.task_id], "run aborted")
+        elif not run.admitting:
+            self._advance(run)  # a checkpoint may wait for these admissions (ORCH-0363)
 
     def _record_attempt(self, run: LiveRun, step_id: str, number: int, task_id: str) -> None:
         """Joined to the task's admission commit: the attempt row and ``step.started``."""

@@ -10,7 +10,9 @@ catch it.
 from __future__ import annotations
 
 import pytest
+from hypothesis import Phase, settings
 
+from harness.properties.profile import PROFILE, register_profile
 from tests.harness.mutantkit import (
     App,
     Receive,
@@ -29,6 +31,8 @@ pytest_plugins = ["pytester"]
 CHECKS = 12
 """The checks of ``test_contract_runs``, all passing against the healthy orchestratord."""
 CHECKPOINT_CHECKS = 7
+NO_SHRINK = "orchq-checkpoint-self-test"
+"""The suite's Hypothesis profile without shrinking (the machine self-tests)."""
 """The checks of ``test_contract_checkpoints``."""
 
 
@@ -121,5 +125,24 @@ def test_the_checkpoint_restart_check_catches_the_mutant(
     _, req = CHECKPOINT_RESTART_MUTANTS[name]
     result = run_conformance(
         pytester, "test_contract_checkpoints_restart", "--orch-serve-cmd", serve_command(name)
+    )
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_MUTANTS))
+def test_the_runs_state_machine_catches_the_checkpoint_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hypothesis machine finds each checkpoint mutant by itself, from random graphs."""
+    mutate, _, req = CHECKPOINT_MUTANTS[name]
+    mutate(monkeypatch)
+    register_profile()
+    # Shrinking costs most of the time, and what is checked is the catch, not the example.
+    settings.register_profile(
+        NO_SHRINK, settings.get_profile(PROFILE), phases=[p for p in Phase if p != Phase.shrink]
+    )
+    result = run_conformance(
+        pytester, "test_properties_runs", "-rfs", "--hypothesis-profile", NO_SHRINK
     )
     assert_caught(result, req, name, failed=1)
