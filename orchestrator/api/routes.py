@@ -30,7 +30,7 @@ from orchestrator.runs import (
     parse_definition,
 )
 from orchestrator.runtime import Orchestrator, StreamSource
-from orchestrator.runtime.audit import ACTOR_HEADER, actor_of
+from orchestrator.runtime.audit import ACTOR_HEADER, ACTOR_PATTERN, actor_of
 from orchestrator.runtime.runs import MAX_LIST_LIMIT, definition_error
 from orchestrator.schemas import (
     NAME_PATTERN,
@@ -160,6 +160,9 @@ READINESS_WAIT_MS = 1000
 
 _ACTOR = Header(
     alias=ACTOR_HEADER,
+    min_length=1,
+    max_length=128,
+    pattern=ACTOR_PATTERN,
     description="Who makes the request, for the run's audit log (ORCH-0382); "
     "`anonymous` when absent.",
 )

@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator.errors import ApiError
 from orchestrator.runtime.clock import rfc3339
 from orchestrator.schemas import AuditEntry, AuditLog
-from orchestrator.store import AuditRow
+from orchestrator.store import AuditRow, Store
 from orchestrator.vocabulary import AuditAction, ErrorKind
 
 ANONYMOUS = "anonymous"
@@ -22,7 +22,9 @@ ANONYMOUS = "anonymous"
 SYSTEM = "system"
 """The actor of what the server does by itself: the abort when a session ends."""
 ACTOR_HEADER = "X-Orch-Actor"
-_ACTOR = re.compile(r"[\x20-\x7e]{1,128}")
+ACTOR_PATTERN = r"^[\x20-\x7e]{1,128}$"
+"""1 to 128 characters of printable ASCII (ORCH-0382)."""
+_ACTOR = re.compile(ACTOR_PATTERN)
 
 
 def actor_of(header: str | None) -> str:
@@ -52,8 +54,11 @@ def entry(
     return AuditRow(run_id, seq, at_ms, actor, action, step_id, checkpoint_id, detail)
 
 
-def audit_view(rows: list[AuditRow]) -> AuditLog:
-    """``GET /v1/runs/{id}/audit`` (ORCH-0380)."""
+def run_audit(store: Store, run_id: str) -> AuditLog:
+    """``GET /v1/runs/{id}/audit``: the run's entries in order (ORCH-0380)."""
+    if store.get_run(run_id) is None:
+        raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} not found")
+    rows = store.audit_entries(run_id)
     return AuditLog(
         entries=[
             AuditEntry(

@@ -12,14 +12,14 @@ a step's latest ``retry`` decision are what its next attempts use (ORCH-0368).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from orchestrator.errors import ApiError
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime.clock import rfc3339
 from orchestrator.runtime.run_views import decode_cursor, encode_cursor
 from orchestrator.schemas import Approval, ApprovalList, CheckpointDecision, DefinitionDocument
-from orchestrator.store import CheckpointRow
+from orchestrator.store import CheckpointRow, Store
 from orchestrator.vocabulary import CheckpointState, CheckpointWhen, Decision, ErrorKind
 
 
@@ -128,15 +128,21 @@ def approval_view(row: CheckpointRow) -> Approval:
     )
 
 
-def listing_key(cursor: str | None) -> tuple[int, str, str] | None:
-    if not cursor:
-        return None
-    requested_ms, (run_id, checkpoint_id) = decode_cursor(cursor, keys=2)
-    return requested_ms, run_id, checkpoint_id
-
-
-def approval_list(rows: list[CheckpointRow], limit: int) -> ApprovalList:
-    """A page of ``limit`` of ``rows`` (fetched one more, to know whether a page follows)."""
+def approvals(
+    store: Store,
+    *,
+    state: CheckpointState | None,
+    run_id: str | None,
+    cursor: str | None,
+    limit: int,
+) -> ApprovalList:
+    """Checkpoints in the order they were requested, a page at a time (ORCH-0365): the
+    store is the truth, every change of a checkpoint being committed before it is seen."""
+    after = None
+    if cursor:
+        requested_ms, (cursor_run, cursor_checkpoint) = decode_cursor(cursor, keys=2)
+        after = (requested_ms, cursor_run, cursor_checkpoint)
+    rows = store.list_checkpoints(state=state, run_id=run_id, after=after, limit=limit + 1)
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if page else None
     next_cursor = (
@@ -145,6 +151,20 @@ def approval_list(rows: list[CheckpointRow], limit: int) -> ApprovalList:
         else None
     )
     return ApprovalList(approvals=[approval_view(r) for r in page], next_cursor=next_cursor)
+
+
+def refuse_decision(store: Store, run_id: str, checkpoint_id: str) -> NoReturn:
+    """A decision on a run that is not live: 404, or 409 for a checkpoint it had (ORCH-0370)."""
+    if store.get_run(run_id) is None:
+        raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} not found")
+    row = store.get_checkpoint(run_id, checkpoint_id)
+    if row is None:
+        raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} has no checkpoint {checkpoint_id!r}")
+    raise ApiError(
+        ErrorKind.CONFLICT,
+        f"checkpoint {checkpoint_id!r} of run {run_id!r} is already {row.state}",
+        details={"state": row.state},
+    )
 
 
 def resolved_data(row: CheckpointRow) -> dict[str, Any]:

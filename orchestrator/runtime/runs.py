@@ -31,7 +31,7 @@ import logging
 import random
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 from orchestrator.errors import ApiError, task_error
 from orchestrator.runs import (
@@ -45,7 +45,7 @@ from orchestrator.runs import (
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime import checkpoints
 from orchestrator.runtime.admission import Admitter
-from orchestrator.runtime.audit import SYSTEM, audit_view
+from orchestrator.runtime.audit import SYSTEM
 from orchestrator.runtime.audit import entry as audit_entry
 from orchestrator.runtime.channel import TaskChannel
 from orchestrator.runtime.context import RuntimeContext
@@ -63,8 +63,6 @@ from orchestrator.runtime.streams import StreamSource
 from orchestrator.runtime.termination import Termination
 from orchestrator.schemas import (
     Approval,
-    ApprovalList,
-    AuditLog,
     CheckpointDecision,
     Definition,
     DefinitionList,
@@ -85,7 +83,6 @@ from orchestrator.store import (
 from orchestrator.vocabulary import (
     RUN_TERMINAL_STATES,
     AuditAction,
-    CheckpointState,
     ErrorKind,
     RunEvent,
     RunState,
@@ -384,7 +381,7 @@ class Runs:
         self._land_task_ends()
         run = self._live.get(run_id)
         if run is None:
-            self._refuse_decision(run_id, checkpoint_id)
+            checkpoints.refuse_decision(self._context.store, run_id, checkpoint_id)
         row = run.checkpoints.get(checkpoint_id)
         if row is None:
             raise ApiError(
@@ -438,43 +435,6 @@ class Runs:
             self._start_attempt(run, step_id)
         self._advance(run)
         return checkpoints.approval_view(decided)
-
-    def _refuse_decision(self, run_id: str, checkpoint_id: str) -> NoReturn:
-        """A decision on a run that is not live: 404, or 409 for a checkpoint it had."""
-        store = self._context.store
-        if store.get_run(run_id) is None:
-            raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} not found")
-        row = store.get_checkpoint(run_id, checkpoint_id)
-        if row is None:
-            raise ApiError(
-                ErrorKind.NOT_FOUND, f"run {run_id!r} has no checkpoint {checkpoint_id!r}"
-            )
-        raise ApiError(
-            ErrorKind.CONFLICT,
-            f"checkpoint {checkpoint_id!r} of run {run_id!r} is already {row.state}",
-            details={"state": row.state},
-        )
-
-    def approvals(
-        self,
-        *,
-        state: CheckpointState | None,
-        run_id: str | None,
-        cursor: str | None,
-        limit: int,
-    ) -> ApprovalList:
-        """Checkpoints in the order they were requested, a page at a time (ORCH-0365)."""
-        rows = self._context.store.list_checkpoints(
-            state=state, run_id=run_id, after=checkpoints.listing_key(cursor), limit=limit + 1
-        )
-        return checkpoints.approval_list(rows, limit)
-
-    def audit(self, run_id: str) -> AuditLog:
-        """The run's audit log in order (ORCH-0380)."""
-        store = self._context.store
-        if store.get_run(run_id) is None:
-            raise ApiError(ErrorKind.NOT_FOUND, f"run {run_id!r} not found")
-        return audit_view(store.audit_entries(run_id))
 
     def _land_task_ends(self) -> None:
         """Commit the task ends waiting in the journal, so their steps take them first: a

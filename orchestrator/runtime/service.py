@@ -32,6 +32,7 @@ from orchestrator.config import Config, ReplicaConfig, load_definitions
 from orchestrator.engines import Engine, build_engine
 from orchestrator.metrics import Metrics
 from orchestrator.runs import ParsedDefinition
+from orchestrator.runtime import audit, checkpoints
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.context import RuntimeContext
@@ -320,10 +321,12 @@ class Orchestrator:
         cursor: str | None,
         limit: int,
     ) -> ApprovalList:
-        return self._runs.approvals(state=state, run_id=run_id, cursor=cursor, limit=limit)
+        return checkpoints.approvals(
+            self._context.store, state=state, run_id=run_id, cursor=cursor, limit=limit
+        )
 
     def run_audit(self, run_id: str) -> AuditLog:
-        return self._runs.audit(run_id)
+        return audit.run_audit(self._context.store, run_id)
 
     def open_run_stream(self, run_id: str, after: int) -> StreamSource:
         return self._runs.stream(run_id, after)
