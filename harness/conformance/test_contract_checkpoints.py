@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from harness.checks import expect, orch_check
-from harness.engine.control import unique_tag
-from harness.wire import Wire, expect_error, parse_rfc3339, read_stream
+from harness.wire import Wire, expect_error, parse_rfc3339
 from harness.wire.checkpoints import approvals, audit, decide, wait_checkpoint
 from harness.wire.runs import (
     definition,
@@ -29,6 +28,8 @@ from harness.wire.runs import (
     start_run,
     step,
     steps_by_id,
+    task_text,
+    unique_name,
     wait_run,
 )
 from orchestrator.schemas import RUN_EVENT_MODELS
@@ -52,15 +53,6 @@ AUDIT_FIELDS = {"seq", "at", "actor", "action", "step_id", "checkpoint_id", "det
 STRICT = {"determinism": "strict", "seed": 5}
 
 
-def _name(what: str) -> str:
-    return unique_tag(what)[1:-1].replace(" ", "-")
-
-
-def _task_text(wire: Wire, task_id: str) -> str:
-    capture = read_stream(wire, task_id)
-    return "".join(str(event.data["text"]) for event in capture.tokens())
-
-
 def _index(names: list[tuple[str, Any]], event: str, step_id: str) -> int:
     for number, (name, data) in enumerate(names):
         if name == event and isinstance(data, dict) and data.get("step_id") == step_id:
@@ -73,7 +65,7 @@ def _index(names: list[tuple[str, Any]], event: str, step_id: str) -> int:
 
 @pytest.mark.req("ORCH-0360")
 def test_a_checkpoint_is_declared_with_its_decisions_or_refused(wire: Wire) -> None:
-    name = _name("declare")
+    name = unique_name("declare")
     response = wire.post_json(
         "/v1/definitions",
         definition(
@@ -112,7 +104,7 @@ def test_a_checkpoint_is_declared_with_its_decisions_or_refused(wire: Wire) -> N
         ({"when": "after", "timeout": 5}, "steps[1].checkpoint.timeout"),
     ]
     for checkpoint, path in bad:
-        document = definition(_name("bad"), [step("a"), step("b", checkpoint=checkpoint)])
+        document = definition(unique_name("bad"), [step("a"), step("b", checkpoint=checkpoint)])
         with orch_check("ORCH-0360"):
             error = expect_error(
                 wire.post_json("/v1/definitions", document),
@@ -141,7 +133,7 @@ def test_a_checkpoint_is_declared_with_its_decisions_or_refused(wire: Wire) -> N
     "ORCH-0373",
 )
 def test_a_before_checkpoint_holds_the_step_and_the_run_until_continue(wire: Wire) -> None:
-    name = _name("before")
+    name = unique_name("before")
     register(
         wire,
         definition(
@@ -278,7 +270,7 @@ def test_a_before_checkpoint_holds_the_step_and_the_run_until_continue(wire: Wir
 
 @pytest.mark.req("ORCH-0362", "ORCH-0364", "ORCH-0367", "ORCH-0368", "ORCH-0370")
 def test_an_after_checkpoint_holds_the_output_and_a_retry_reruns_the_step(wire: Wire) -> None:
-    name = _name("after")
+    name = unique_name("after")
     register(
         wire,
         definition(
@@ -308,7 +300,7 @@ def test_an_after_checkpoint_holds_the_output_and_a_retry_reruns_the_step(wire: 
             f"ORCH-0362: the step waits with no output of its own; got {draft}",
         )
         expect(
-            first["output"] == _task_text(wire, str(draft["task_id"])),
+            first["output"] == task_text(wire, str(draft["task_id"])),
             f"ORCH-0362: the checkpoint's output is the task's; got {first['output']!r}",
         )
         expect(
@@ -318,7 +310,7 @@ def test_an_after_checkpoint_holds_the_output_and_a_retry_reruns_the_step(wire: 
 
     def direct(prompt: str) -> str:
         task = wire.admit(session, prompt=prompt, max_tokens=4, params=STRICT)
-        return _task_text(wire, str(task["task_id"]))
+        return task_text(wire, str(task["task_id"]))
 
     with orch_check("ORCH-0368"):
         retried = decide(wire, run_id, "draft.after.1", "retry", prompt="Say it shorter")
@@ -398,7 +390,7 @@ def test_an_after_checkpoint_holds_the_output_and_a_retry_reruns_the_step(wire: 
 
 @pytest.mark.req("ORCH-0369", "ORCH-0370", "ORCH-0371")
 def test_a_decision_is_taken_once_and_abort_ends_the_run(wire: Wire) -> None:
-    name = _name("refuse")
+    name = unique_name("refuse")
     register(
         wire,
         definition(
@@ -514,7 +506,7 @@ def test_a_decision_is_taken_once_and_abort_ends_the_run(wire: Wire) -> None:
 
 @pytest.mark.req("ORCH-0365")
 def test_approvals_are_listed_in_order_a_page_at_a_time(wire: Wire) -> None:
-    name = _name("pages")
+    name = unique_name("pages")
     register(wire, definition(name, [step("gate", checkpoint={"when": "before"})]))
     runs = [str(start_run(wire, name)["run_id"]) for _ in range(3)]
     for run_id in runs:
@@ -552,7 +544,7 @@ def test_approvals_are_listed_in_order_a_page_at_a_time(wire: Wire) -> None:
 
 @pytest.mark.req("ORCH-0380", "ORCH-0381", "ORCH-0382", "ORCH-0383")
 def test_the_audit_log_names_who_did_what_in_order(wire: Wire) -> None:
-    name = _name("audit")
+    name = unique_name("audit")
     register(
         wire,
         definition(
@@ -652,7 +644,7 @@ def test_the_audit_log_names_who_did_what_in_order(wire: Wire) -> None:
 def test_a_failed_step_cancels_the_pending_checkpoints_and_fails_the_run(wire: Wire) -> None:
     """A step whose rendered prompt is empty fails at once (ORCH-0331): the step paused
     beside it must not keep the run waiting for a decision that can change nothing."""
-    name = _name("failing")
+    name = unique_name("failing")
     register(
         wire,
         definition(

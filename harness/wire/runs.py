@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from harness.checks import RequirementFailure, expect, leading_ids
+from harness.engine.control import unique_tag
 from harness.wire.http import Wire
 from harness.wire.stream import SseCapture, read_stream
 from orchestrator.vocabulary import RUN_TERMINAL_STATES
@@ -23,6 +24,8 @@ __all__ = [
     "start_run",
     "step",
     "steps_by_id",
+    "task_text",
+    "unique_name",
     "wait_run",
 ]
 
@@ -113,3 +116,14 @@ def read_run_events(
         timeout=timeout,
         path=f"/v1/runs/{run_id}/events",
     )
+
+
+def unique_name(what: str) -> str:
+    """A definition name no other run of the suite uses (the target keeps definitions)."""
+    return unique_tag(what)[1:-1].replace(" ", "-")
+
+
+def task_text(wire: Wire, task_id: str) -> str:
+    """The texts of a task's ``token`` events, in order: what a step's output must be."""
+    capture = read_stream(wire, task_id)
+    return "".join(str(event.data["text"]) for event in capture.tokens())
