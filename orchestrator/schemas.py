@@ -18,9 +18,12 @@ from orchestrator.vocabulary import (
     CheckpointState,
     CheckpointWhen,
     Decision,
+    DeclaredDecision,
+    DeclaredWhen,
     Determinism,
     FallbackMode,
     InputType,
+    OnFailure,
     OverflowPolicy,
     Priority,
     ReplicaState,
@@ -124,7 +127,7 @@ class StepParams(_Request):
     top_p: Annotated[float, Field(gt=0.0, le=1.0), JsonNumber] = 1.0
 
 
-DEFAULT_DECISIONS: dict[str, list[Decision]] = {
+DEFAULT_DECISIONS: dict[str, list[DeclaredDecision]] = {
     "before": ["continue", "abort"],
     "after": ["continue", "retry", "abort"],
 }
@@ -134,8 +137,8 @@ DEFAULT_DECISIONS: dict[str, list[Decision]] = {
 class CheckpointDeclaration(_Request):
     """A step's checkpoint (ORCH-0360): ``decisions`` filled in from ``when`` when absent."""
 
-    when: CheckpointWhen
-    decisions: Annotated[list[Decision], Field(min_length=1, max_length=3)] | None = None
+    when: DeclaredWhen
+    decisions: Annotated[list[DeclaredDecision], Field(min_length=1, max_length=3)] | None = None
 
     @model_validator(mode="after")
     def _default_decisions(self) -> CheckpointDeclaration:
@@ -143,7 +146,7 @@ class CheckpointDeclaration(_Request):
             self.decisions = list(DEFAULT_DECISIONS[self.when])
         return self
 
-    def allowed(self) -> list[Decision]:
+    def allowed(self) -> list[DeclaredDecision]:
         return list(self.decisions or DEFAULT_DECISIONS[self.when])
 
 
@@ -156,6 +159,7 @@ class StepDeclaration(_Request):
     params: StepParams = Field(default_factory=StepParams)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     checkpoint: CheckpointDeclaration | None = None
+    on_failure: OnFailure = "fail"
 
 
 class DefinitionDocument(_Request):
@@ -397,6 +401,7 @@ class Approval(_Response):
     decision: Decision | None
     decided_by: str | None
     output: str | None
+    error: TaskError | None
 
 
 class ApprovalList(_Response):

@@ -53,8 +53,15 @@ RUN_EVENTS: Final[tuple[RunEvent, ...]] = get_args(RunEvent)
 RUN_CLOSING_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.aborted"})
 """The events that close a run's stream; it has exactly one of them (ORCH-0352)."""
 InputType = Literal["string", "integer", "boolean"]
-CheckpointWhen = Literal["before", "after"]
-Decision = Literal["continue", "retry", "abort"]
+DeclaredWhen = Literal["before", "after"]
+"""Where a definition may put a step's checkpoint (ORCH-0360)."""
+CheckpointWhen = Literal["before", "after", "failure"]
+"""``failure``: the checkpoint of a step held by ``on_failure: hold`` (ORCH-0374)."""
+DeclaredDecision = Literal["continue", "retry", "abort"]
+Decision = Literal["continue", "retry", "skip", "abort"]
+FAILURE_DECISIONS: Final[tuple[Decision, ...]] = ("retry", "skip", "abort")
+"""The decisions of a failure checkpoint (ORCH-0374)."""
+OnFailure = Literal["fail", "hold"]
 CheckpointState = Literal["pending", "decided", "cancelled"]
 AuditAction = Literal["run.created", "checkpoint.decided", "run.aborted"]
 CLOSING_EVENTS: Final = frozenset({"end", "error"})

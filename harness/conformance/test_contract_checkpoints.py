@@ -48,6 +48,7 @@ APPROVAL_FIELDS = {
     "decision",
     "decided_by",
     "output",
+    "error",
 }
 AUDIT_FIELDS = {"seq", "at", "actor", "action", "step_id", "checkpoint_id", "detail"}
 STRICT = {"determinism": "strict", "seed": 5}
@@ -187,7 +188,8 @@ def test_a_before_checkpoint_holds_the_step_and_the_run_until_continue(wire: Wir
             and pending["decided_at"] is None
             and pending["decision"] is None
             and pending["decided_by"] is None
-            and pending["output"] is None,
+            and pending["output"] is None
+            and pending["error"] is None,
             f"ORCH-0365: the pending checkpoint as declared, undecided, no output; got {pending}",
         )
         parse_rfc3339(pending["requested_at"], "ORCH-0365", "requested_at")
@@ -668,4 +670,77 @@ def test_a_failed_step_cancels_the_pending_checkpoints_and_fails_the_run(wire: W
         expect(
             all(a["state"] == "cancelled" for a in listed),
             f"ORCH-0371: a checkpoint of the failed run must be cancelled; got {listed}",
+        )
+
+
+# ---------------------------------------------------------------- 12.6 held failures
+
+
+@pytest.mark.req("ORCH-0374", "ORCH-0375", "ORCH-0376")
+def test_a_held_failure_waits_to_be_retried_by_hand_or_skipped(wire: Wire) -> None:
+    """An empty rendered prompt fails its step at once (ORCH-0331): with ``on_failure: hold``
+    the step waits for an operator instead of failing the run."""
+    name = unique_name("held")
+    register(
+        wire,
+        definition(
+            name,
+            [
+                step("flaky", "{{ inputs.blank }}", on_failure="hold"),
+                step("after", "then {{ steps.flaky.output }}", depends_on=["flaky"]),
+                step("other", "beside"),
+            ],
+            inputs={"blank": {"type": "string", "required": False}},
+        ),
+    )
+    run_id = str(start_run(wire, name)["run_id"])
+    held = wait_checkpoint(
+        wire, run_id, "flaky.failure.1", "ORCH-0374: the failing step must be held"
+    )
+    with orch_check("ORCH-0374"):
+        expect(
+            held["when"] == "failure"
+            and held["decisions"] == ["retry", "skip", "abort"]
+            and (held["error"] or {}).get("kind") == "INVALID_PARAMS",
+            f"ORCH-0374: a failure checkpoint lists retry, skip, abort and the error; got {held}",
+        )
+        run = get_run(wire, run_id)
+        flaky = steps_by_id(run)["flaky"]
+        expect(
+            run["state"] == "awaiting_approval"
+            and flaky["state"] == "waiting_approval"
+            and flaky["error"] is None
+            and steps_by_id(run)["after"]["state"] == "pending",
+            f"ORCH-0374: the held step waits and skips nothing; got {run}",
+        )
+    with orch_check("ORCH-0375"):
+        retried = decide(wire, run_id, "flaky.failure.1", "retry", prompt="a prompt at last")
+        expect(
+            retried.status_code == 200,
+            f"ORCH-0375: retry answers 200; got {retried.status_code}: {retried.text[:300]}",
+        )
+        run = wait_run(wire, run_id, "ORCH-0375: the run retried by hand must end")
+        flaky = steps_by_id(run)["flaky"]
+        expect(
+            run["state"] == "completed"
+            and flaky["state"] == "succeeded"
+            and flaky["attempts"][-1:] != []
+            and flaky["output"] == task_text(wire, str(flaky["attempts"][-1]["task_id"])),
+            f"ORCH-0375: the retried step succeeds at its next attempt; got {run}",
+        )
+    skipped_run = str(start_run(wire, name)["run_id"])
+    wait_checkpoint(wire, skipped_run, "flaky.failure.1", "ORCH-0374: the step must be held")
+    with orch_check("ORCH-0376"):
+        answer = decide(wire, skipped_run, "flaky.failure.1", "skip", decided_by="ops")
+        expect(
+            answer.status_code == 200,
+            f"ORCH-0376: skip answers 200; got {answer.status_code}: {answer.text[:300]}",
+        )
+        run = wait_run(wire, skipped_run, "ORCH-0376: a run with a skipped step must end")
+        states = {s["step_id"]: s["state"] for s in run["steps"]}
+        expect(
+            run["state"] == "completed"
+            and states == {"flaky": "skipped", "after": "skipped", "other": "succeeded"},
+            f"ORCH-0376: skip skips the step and its dependants, and the run completes; got "
+            f"{run['state']} {states}",
         )

@@ -66,12 +66,14 @@ class ParsedDefinition:
     def normalized(self) -> dict[str, Any]:
         """The document with every default filled in: what two registrations compare.
 
-        A step without a checkpoint is stored without the key, so a definition
-        registered before checkpoints existed keeps its digest (ORCH-0313)."""
+        A step without a checkpoint and failing as before is stored without those keys,
+        so a definition registered before they existed keeps its digest (ORCH-0313)."""
         document = self.document.model_dump(mode="json")
         for step in document["steps"]:
             if step.get("checkpoint") is None:
                 step.pop("checkpoint", None)
+            if step.get("on_failure") == "fail":
+                step.pop("on_failure", None)
         return document
 
     def digest(self) -> str:

@@ -18,7 +18,13 @@ from orchestrator.errors import ApiError
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime.clock import rfc3339
 from orchestrator.runtime.run_views import decode_cursor, encode_cursor
-from orchestrator.schemas import Approval, ApprovalList, CheckpointDecision, DefinitionDocument
+from orchestrator.schemas import (
+    Approval,
+    ApprovalList,
+    CheckpointDecision,
+    DefinitionDocument,
+    TaskError,
+)
 from orchestrator.store import CheckpointRow, Store
 from orchestrator.vocabulary import CheckpointState, CheckpointWhen, Decision, ErrorKind
 
@@ -31,6 +37,7 @@ def request(
     decisions: list[Decision],
     output: str | None,
     now_ms: int,
+    error: dict[str, Any] | None = None,
 ) -> CheckpointRow:
     """A new pending checkpoint of the step, numbered after the run's ``existing`` ones."""
     number = 1 + sum(1 for c in existing if c.step_id == step_id and c.when == when)
@@ -44,6 +51,7 @@ def request(
         decisions=list(decisions),
         output=output if when == "after" else None,
         requested_ms=now_ms,
+        error=error,
     )
 
 
@@ -125,6 +133,7 @@ def approval_view(row: CheckpointRow) -> Approval:
         decision=row.decision,
         decided_by=row.decided_by,
         output=row.output,
+        error=None if row.error is None else TaskError(**row.error),
     )
 
 

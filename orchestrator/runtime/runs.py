@@ -81,8 +81,11 @@ from orchestrator.store import (
     TaskRow,
 )
 from orchestrator.vocabulary import (
+    FAILURE_DECISIONS,
     RUN_TERMINAL_STATES,
     AuditAction,
+    CheckpointWhen,
+    Decision,
     ErrorKind,
     RunEvent,
     RunState,
@@ -417,7 +420,10 @@ class Runs:
             change.events.append(("step.skipped", {"step_id": step_id}))
             self._abort(run, f"aborted at checkpoint {checkpoint_id}", None, change)
             return checkpoints.approval_view(decided)
-        if body.decision == "continue" and row.when == "after":
+        if body.decision == "skip":
+            change.step(step_id, state="skipped", finished_ms=now, retry_at_ms=None)
+            change.events.append(("step.skipped", {"step_id": step_id}))
+        elif body.decision == "continue" and row.when == "after":
             task_id = next((a.task_id for a in reversed(run.attempts[step_id]) if a.task_id), "")
             change.step(step_id, state="succeeded", output=row.output, finished_ms=now)
             change.events.append(
@@ -518,7 +524,14 @@ class Runs:
             if change.steps or change.run:
                 self._commit(run, change)
             return
-        if all(state == "succeeded" for state in states.values()):
+        declared = {s.id: s for s in run.definition.document.steps}
+        for step in _in_order(run):  # the dependants of a skipped step (ORCH-0376)
+            needs = declared[step.step_id].depends_on
+            if states[step.step_id] == "pending" and any(states[d] == "skipped" for d in needs):
+                states[step.step_id] = "skipped"
+                change.step(step.step_id, state="skipped", finished_ms=now)
+                change.events.append(("step.skipped", {"step_id": step.step_id}))
+        if all(state in ("succeeded", "skipped") for state in states.values()):
             change.run.update(state="completed", finished_ms=now)
             change.events.append(("run.completed", {"run_id": run.run_id}))
             self._commit(run, change)
@@ -526,6 +539,7 @@ class Runs:
         if checkpoints.pending(run.checkpoints.values()):
             if run.row.state != "awaiting_approval":
                 change.run.update(state="awaiting_approval")
+            if change.steps or change.run:
                 self._commit(run, change)
             return  # no step starts while a checkpoint is pending (ORCH-0363)
         if run.row.state != "running":
@@ -534,12 +548,11 @@ class Runs:
             {s.step_id for s in run.steps.values() if s.state in ("running", "waiting_approval")}
             | run.admitting
         )
-        declared = {s.id: s for s in run.definition.document.steps}
         ready: list[str] = []
         for step in _in_order(run):
             if busy >= run.row.max_parallel:
                 break
-            if step.state != "pending" or step.step_id in run.admitting:
+            if states[step.step_id] != "pending" or step.step_id in run.admitting:
                 continue
             if not dependencies_met(states, declared[step.step_id].depends_on):
                 continue
@@ -563,19 +576,32 @@ class Runs:
             self._start_attempt(run, step_id)
 
     def _request_checkpoint(
-        self, run: LiveRun, change: Change, step_id: str, output: str | None, now: int
+        self,
+        run: LiveRun,
+        change: Change,
+        step_id: str,
+        output: str | None,
+        now: int,
+        error: dict[str, Any] | None = None,
     ) -> None:
-        """Pause the step at its checkpoint, and the run with it (ORCH-0361..0364)."""
+        """Pause the step at its declared checkpoint, or at a failure checkpoint when
+        ``error`` is given, and the run with it (ORCH-0361..0364, ORCH-0374)."""
         declared = run.definition.document.steps[run.steps[step_id].position]
-        assert declared.checkpoint is not None
+        if error is not None:
+            when: CheckpointWhen = "failure"
+            decisions: list[Decision] = list(FAILURE_DECISIONS)
+        else:
+            assert declared.checkpoint is not None
+            when, decisions = declared.checkpoint.when, [*declared.checkpoint.allowed()]
         row = checkpoints.request(
             [*run.checkpoints.values(), *change.checkpoints.values()],
             run.run_id,
             step_id,
-            declared.checkpoint.when,
-            declared.checkpoint.allowed(),
+            when,
+            decisions,
             output,
             now,
+            error,
         )
         change.step(step_id, state="waiting_approval")
         change.checkpoint(row)
@@ -767,6 +793,12 @@ class Runs:
             change.step(step_id, state="running", retry_at_ms=now + wait)
             self._commit(run, change)
             self._retry_at(run, step_id, wait)
+            return
+        if declared.on_failure == "hold" and not run.ended:
+            change.step(step_id, retry_at_ms=None)
+            self._request_checkpoint(run, change, step_id, None, now, error)
+            self._commit(run, change)
+            self._advance(run)
             return
         change.step(step_id, state="failed", error=error, finished_ms=now, retry_at_ms=None)
         change.events.append(("step.failed", {"step_id": step_id, "error": error}))

@@ -38,6 +38,8 @@ class CheckpointRow:
     """A ``retry`` decision's prompt for the step's next attempts."""
     inputs: dict[str, Any] | None = None
     """A ``retry`` decision's inputs, the run's updated by them, for the next attempts."""
+    error: dict[str, Any] | None = None
+    """The error a step held by ``on_failure: hold`` would have failed with."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class AuditRow:
 
 _CHECKPOINT_COLUMNS = (
     'run_id, checkpoint_id, step_id, "when", number, state, decisions, output, requested_ms, '
-    "decided_ms, decision, decided_by, prompt, inputs"
+    "decided_ms, decision, decided_by, prompt, inputs, error"
 )
 
 
@@ -62,6 +64,7 @@ def _checkpoint(row: tuple[Any, ...]) -> CheckpointRow:
     values = list(row)
     values[6] = json.loads(values[6])
     values[13] = None if values[13] is None else json.loads(values[13])
+    values[14] = None if values[14] is None else json.loads(values[14])
     return CheckpointRow(*values)
 
 
@@ -77,7 +80,7 @@ class RunApprovals:
         self.settle()
         self._connection.execute(
             f"INSERT INTO run_checkpoints ({_CHECKPOINT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (run_id, checkpoint_id) DO UPDATE SET state = excluded.state, "
             "decided_ms = excluded.decided_ms, decision = excluded.decision, "
             "decided_by = excluded.decided_by, prompt = excluded.prompt, "
@@ -97,6 +100,7 @@ class RunApprovals:
                 row.decided_by,
                 row.prompt,
                 None if row.inputs is None else self._canonical(row.inputs),
+                None if row.error is None else self._canonical(row.error),
             ),
         )
 

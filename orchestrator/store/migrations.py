@@ -229,7 +229,8 @@ MIGRATIONS: tuple[str, ...] = (
         run_id        TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
         checkpoint_id TEXT NOT NULL,
         step_id       TEXT NOT NULL,
-        "when"        TEXT NOT NULL CHECK ("when" = 'before' OR "when" = 'after'),
+        "when"        TEXT NOT NULL CHECK (
+                        "when" = 'before' OR "when" = 'after' OR "when" = 'failure'),
         number        INTEGER NOT NULL,
         state         TEXT NOT NULL CHECK (
                         state = 'pending' OR state = 'decided' OR state = 'cancelled'),
@@ -241,6 +242,7 @@ MIGRATIONS: tuple[str, ...] = (
         decided_by    TEXT,
         prompt        TEXT,
         inputs        TEXT,
+        error         TEXT,
         PRIMARY KEY (run_id, checkpoint_id),
         FOREIGN KEY (run_id, step_id) REFERENCES run_steps(run_id, step_id) ON DELETE CASCADE
     ) WITHOUT ROWID;

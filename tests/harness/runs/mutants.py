@@ -82,6 +82,11 @@ def decisions_not_audited(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(orchestrator.runtime.runs.Runs, "_commit", commit)
 
 
+def failures_not_skippable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held failure can be retried or aborted, never skipped (ORCH-0374)."""
+    monkeypatch.setattr(orchestrator.runtime.runs, "FAILURE_DECISIONS", ("retry", "abort"))
+
+
 MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
     "a step started before its dependency succeeded": (
         steps_ignore_dependencies,
@@ -113,6 +118,11 @@ CHECKPOINT_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, s
         decisions_taken_twice,
         "after_checkpoint_holds",
         "ORCH-0370",
+    ),
+    "a held failure that cannot be skipped": (
+        failures_not_skippable,
+        "held_failure",
+        "ORCH-0374",
     ),
     "an audit log missing a decision": (
         decisions_not_audited,
