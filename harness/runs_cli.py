@@ -218,7 +218,7 @@ def approvals_command(run_id: str | None, state: str, url: str | None, token: st
 
 @runs_group.command("decide")
 @click.argument("checkpoint_id")
-@click.argument("decision", type=click.Choice(["continue", "retry", "abort"]))
+@click.argument("decision", type=click.Choice(["continue", "retry", "skip", "abort"]))
 @click.option("--by", "decided_by", required=True, help="Who decides (the audit log's actor).")
 @click.option(
     "--run",
@@ -226,7 +226,7 @@ def approvals_command(run_id: str | None, state: str, url: str | None, token: st
     default=None,
     help="The run of the checkpoint; needed only when several runs wait at this id.",
 )
-@click.option("--prompt", default=None, help="retry: the prompt of the step's next attempt.")
+@click.option("--prompt", default=None, help="retry: the prompt of the step's next attempts.")
 @click.option(
     "--input", "inputs", multiple=True, metavar="KEY=VALUE", help="retry: a run input to change."
 )
