@@ -15,10 +15,17 @@ from orchestrator.validators import JsonInt, JsonNumber, Text
 from orchestrator.vocabulary import (
     RUN_EVENTS,
     AttemptState,
+    AuditAction,
+    CheckpointState,
+    CheckpointWhen,
+    Decision,
+    DeclaredDecision,
+    DeclaredWhen,
     DeliveryState,
     Determinism,
     FallbackMode,
     InputType,
+    OnFailure,
     OverflowPolicy,
     Priority,
     ReplicaState,
@@ -132,6 +139,29 @@ class StepParams(_Request):
     top_p: Annotated[float, Field(gt=0.0, le=1.0), JsonNumber] = 1.0
 
 
+DEFAULT_DECISIONS: dict[str, list[DeclaredDecision]] = {
+    "before": ["continue", "abort"],
+    "after": ["continue", "retry", "abort"],
+}
+"""The decisions a checkpoint allows when its definition does not say (ORCH-0360)."""
+
+
+class CheckpointDeclaration(_Request):
+    """A step's checkpoint (ORCH-0360): ``decisions`` filled in from ``when`` when absent."""
+
+    when: DeclaredWhen
+    decisions: Annotated[list[DeclaredDecision], Field(min_length=1, max_length=3)] | None = None
+
+    @model_validator(mode="after")
+    def _default_decisions(self) -> CheckpointDeclaration:
+        if self.decisions is None:
+            self.decisions = list(DEFAULT_DECISIONS[self.when])
+        return self
+
+    def allowed(self) -> list[DeclaredDecision]:
+        return list(self.decisions or DEFAULT_DECISIONS[self.when])
+
+
 class StepDeclaration(_Request):
     id: Identifier
     prompt: Annotated[Text, Field(min_length=1, max_length=32_768)]
@@ -140,6 +170,8 @@ class StepDeclaration(_Request):
     max_tokens: Annotated[int, Field(ge=1, le=4096), JsonInt] = 64
     params: StepParams = Field(default_factory=StepParams)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    checkpoint: CheckpointDeclaration | None = None
+    on_failure: OnFailure = "fail"
 
 
 class DefinitionDocument(_Request):
@@ -190,6 +222,15 @@ class WebhookCreate(_Request):
     @classmethod
     def _events(cls, events: list[str]) -> list[str]:
         return check_events(events)
+
+
+class CheckpointDecision(_Request):
+    """``POST /v1/runs/{id}/checkpoints/{checkpoint_id}`` (ORCH-0366, ORCH-0368)."""
+
+    decision: Decision
+    decided_by: Annotated[Text, Field(min_length=1, max_length=128)]
+    prompt: Annotated[Text, Field(min_length=1, max_length=32_768)] | None = None
+    inputs: dict[Text, Any] | None = None
 
 
 # ---------------------------------------------------------------- responses
@@ -424,6 +465,44 @@ class DeliveryList(_Response):
     next_cursor: str | None
 
 
+class Approval(_Response):
+    """A checkpoint of a run, as ``GET /v1/approvals`` lists it (ORCH-0365)."""
+
+    checkpoint_id: str
+    run_id: str
+    step_id: str
+    when: CheckpointWhen
+    state: CheckpointState
+    decisions: list[Decision]
+    requested_at: str
+    decided_at: str | None
+    decision: Decision | None
+    decided_by: str | None
+    output: str | None
+    error: TaskError | None
+
+
+class ApprovalList(_Response):
+    approvals: list[Approval]
+    next_cursor: str | None
+
+
+class AuditEntry(_Response):
+    """One entry of a run's audit log (ORCH-0380, ORCH-0381)."""
+
+    seq: int
+    at: str
+    actor: str
+    action: AuditAction
+    step_id: str | None
+    checkpoint_id: str | None
+    detail: dict[str, Any]
+
+
+class AuditLog(_Response):
+    entries: list[AuditEntry]
+
+
 # ---------------------------------------------------------------- stream events
 
 
@@ -533,6 +612,21 @@ class RunAbortedData(_Response):
     message: str
 
 
+class CheckpointRequestedData(_Response):
+    checkpoint_id: str
+    step_id: str
+    when: CheckpointWhen
+    decisions: list[Decision]
+
+
+class CheckpointResolvedData(_Response):
+    checkpoint_id: str
+    step_id: str
+    state: Literal["decided", "cancelled"]
+    decision: Decision | None
+    decided_by: str | None
+
+
 RUN_EVENT_MODELS: dict[RunEvent, type[BaseModel]] = {
     "run.started": RunStartedData,
     "step.started": StepStartedData,
@@ -542,5 +636,7 @@ RUN_EVENT_MODELS: dict[RunEvent, type[BaseModel]] = {
     "run.completed": RunCompletedData,
     "run.failed": RunFailedData,
     "run.aborted": RunAbortedData,
+    "checkpoint.requested": CheckpointRequestedData,
+    "checkpoint.resolved": CheckpointResolvedData,
 }
 """Each run event's ``data`` (ORCH-0351)."""

@@ -32,10 +32,10 @@ AttemptState = Literal["running", "completed", "failed", "cancelled"]
 
 StreamEvent = Literal["started", "token", "end", "error"]
 
-RunState = Literal["running", "completed", "failed", "aborted"]
+RunState = Literal["running", "awaiting_approval", "completed", "failed", "aborted"]
 RUN_TERMINAL_STATES: Final = frozenset({"completed", "failed", "aborted"})
 """A run reaches exactly one of these and never leaves it (ORCH-0325)."""
-StepState = Literal["pending", "running", "succeeded", "failed", "skipped"]
+StepState = Literal["pending", "running", "waiting_approval", "succeeded", "failed", "skipped"]
 STEP_TERMINAL_STATES: Final = frozenset({"succeeded", "failed", "skipped"})
 RunEvent = Literal[
     "run.started",
@@ -46,6 +46,8 @@ RunEvent = Literal[
     "run.completed",
     "run.failed",
     "run.aborted",
+    "checkpoint.requested",
+    "checkpoint.resolved",
 ]
 RUN_EVENTS: Final[tuple[RunEvent, ...]] = get_args(RunEvent)
 DeliveryState = Literal["pending", "delivered", "failed"]
@@ -56,6 +58,17 @@ WebhookSource = Literal["config", "api"]
 RUN_CLOSING_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.aborted"})
 """The events that close a run's stream; it has exactly one of them (ORCH-0352)."""
 InputType = Literal["string", "integer", "boolean"]
+DeclaredWhen = Literal["before", "after"]
+"""Where a definition may put a step's checkpoint (ORCH-0360)."""
+CheckpointWhen = Literal["before", "after", "failure"]
+"""``failure``: the checkpoint of a step held by ``on_failure: hold`` (ORCH-0374)."""
+DeclaredDecision = Literal["continue", "retry", "abort"]
+Decision = Literal["continue", "retry", "skip", "abort"]
+FAILURE_DECISIONS: Final[tuple[Decision, ...]] = ("retry", "skip", "abort")
+"""The decisions of a failure checkpoint (ORCH-0374)."""
+OnFailure = Literal["fail", "hold"]
+CheckpointState = Literal["pending", "decided", "cancelled"]
+AuditAction = Literal["run.created", "checkpoint.decided", "run.aborted"]
 CLOSING_EVENTS: Final = frozenset({"end", "error"})
 """The events that close a task's stream; it has exactly one of them (ORCH-0081)."""
 

@@ -30,6 +30,8 @@ from harness.wire.runs import (
     start_run,
     step,
     steps_by_id,
+    task_text,
+    unique_name,
     wait_run,
 )
 from orchestrator.runs import step_seed
@@ -80,16 +82,6 @@ STEP_DEFAULTS = {
 }
 
 
-def _name(what: str) -> str:
-    return unique_tag(what)[1:-1].replace(" ", "-")
-
-
-def _task_text(wire: Wire, task_id: str) -> str:
-    """The texts of a task's ``token`` events, in order."""
-    capture = read_stream(wire, task_id)
-    return "".join(str(event.data["text"]) for event in capture.tokens())
-
-
 def _ms(value: Any, req: str, what: str) -> float:
     return parse_rfc3339(value, req, what).timestamp() * 1000
 
@@ -99,7 +91,7 @@ def _ms(value: Any, req: str, what: str) -> float:
 
 @pytest.mark.req("ORCH-0300", "ORCH-0303", "ORCH-0304", "ORCH-0312", "ORCH-0313", "ORCH-0314")
 def test_a_definition_is_registered_once_and_read_back(wire: Wire) -> None:
-    name = _name("registered")
+    name = unique_name("registered")
     document = definition(
         name,
         [{"id": "first", "prompt": "Say {{ inputs.topic }}"}, {"id": "second", "prompt": "x"}],
@@ -287,7 +279,7 @@ def _bad(name: str) -> list[tuple[str, str, dict[str, Any] | bytes, str]]:
     "ORCH-0309",
 )
 def test_a_broken_definition_is_refused_naming_its_field(wire: Wire) -> None:
-    name = _name("broken")
+    name = unique_name("broken")
     with orch_checks() as check:
         for req, what, document, path in _bad(name):
             with check(req, "ORCH-0308"):
@@ -343,7 +335,7 @@ def _diamond(name: str) -> dict[str, Any]:
     "ORCH-0330",
 )
 def test_a_run_completes_each_step_as_a_task(wire: Wire) -> None:
-    name = _name("diamond")
+    name = unique_name("diamond")
     register(wire, _diamond(name))
     session = str(wire.new_session()["session_id"])
     body = {
@@ -416,7 +408,7 @@ def test_a_run_completes_each_step_as_a_task(wire: Wire) -> None:
             )
         with orch_check("ORCH-0322"):
             expect(
-                s["error"] is None and s["output"] == _task_text(wire, str(s["task_id"])),
+                s["error"] is None and s["output"] == task_text(wire, str(s["task_id"])),
                 f"ORCH-0322: step {step_id}'s output is its task's token texts; got {s}",
             )
 
@@ -425,7 +417,7 @@ def test_a_run_completes_each_step_as_a_task(wire: Wire) -> None:
 def test_a_step_renders_its_prompt_and_derives_its_seed(wire: Wire) -> None:
     """The tokens of a strict step are those of a task with the rendered prompt and the
     derived seed (ORCH-0113): the only way a client sees what the server rendered."""
-    name = _name("render")
+    name = unique_name("render")
     register(wire, _diamond(name))
     run = wait_run(
         wire,
@@ -451,7 +443,7 @@ def test_a_step_renders_its_prompt_and_derives_its_seed(wire: Wire) -> None:
         params = {"seed": s["seed"], "determinism": "strict"}
         direct = wire.admit(session, prompt=prompt, max_tokens=4, params=params)
         with orch_check("ORCH-0311", "ORCH-0334"):
-            text = _task_text(wire, str(direct["task_id"]))
+            text = task_text(wire, str(direct["task_id"]))
             expect(
                 text == s["output"],
                 f"ORCH-0311: step {step_id} must run the prompt {prompt!r} (references "
@@ -474,7 +466,7 @@ def test_a_step_renders_its_prompt_and_derives_its_seed(wire: Wire) -> None:
 
 @pytest.mark.req("ORCH-0318", "ORCH-0319")
 def test_a_run_is_refused_for_what_it_names(wire: Wire) -> None:
-    name = _name("inputs")
+    name = unique_name("inputs")
     register(wire, _diamond(name))
     session = str(wire.new_session()["session_id"])
     base = {"session_id": session, "definition": name, "version": "1"}
@@ -495,7 +487,12 @@ def test_a_run_is_refused_for_what_it_names(wire: Wire) -> None:
                     f"ORCH-0319: {what}: the error's path must be {path}; got {error}",
                 )
         for what, body, kind, status in [
-            ("an unknown definition", {**base, "definition": _name("none")}, "NOT_FOUND", 404),
+            (
+                "an unknown definition",
+                {**base, "definition": unique_name("none")},
+                "NOT_FOUND",
+                404,
+            ),
             ("an unknown version", {**base, "version": "9"}, "NOT_FOUND", 404),
             ("an unknown session", {**base, "session_id": "nope"}, "NOT_FOUND", 404),
         ]:
@@ -503,7 +500,7 @@ def test_a_run_is_refused_for_what_it_names(wire: Wire) -> None:
                 response = wire.post_json("/v1/runs", {**body, "inputs": good})
                 expect_error(response, status, kind, "ORCH-0318", what)
         with check("ORCH-0318"):
-            pooled = _name("pool")
+            pooled = unique_name("pool")
             register(wire, definition(pooled, [step("a", pool="no-such-pool")]))
             response = wire.post_json("/v1/runs", {**base, "definition": pooled})
             error = expect_error(response, 404, "NOT_FOUND", "ORCH-0318", "an unknown pool")
@@ -515,7 +512,7 @@ def test_a_run_is_refused_for_what_it_names(wire: Wire) -> None:
 
 @pytest.mark.req("ORCH-0323")
 def test_runs_are_listed_in_order_a_page_at_a_time(wire: Wire) -> None:
-    name = _name("listed")
+    name = unique_name("listed")
     register(wire, definition(name, [step("a")]))
     session = str(wire.new_session()["session_id"])
     made = [start_run(wire, name, session)["run_id"] for _ in range(3)]
@@ -574,7 +571,7 @@ def test_steps_wait_for_their_dependencies_and_for_max_parallel(
     serve_on_engine: ServeOnEngine,
 ) -> None:
     wire = serve_on_engine(slots=4, token_delay_ms=15)
-    name = _name("graph")
+    name = unique_name("graph")
     fan = [step(f"p{i}", f"P{i}", max_tokens=6) for i in range(5)]
     chain = [
         step("c1", "C1", max_tokens=6),
@@ -614,7 +611,7 @@ def test_a_failed_attempt_is_retried_after_its_backoff(
     wire = serve_on_engine(pool_keys={"max_attempts": 1}, slots=4)
     tag = unique_tag("step retry")
     orch_engine.set_faults([rule({"die_after_tokens": 1}, prompt_contains=tag, times=1)])
-    name = _name("retry")
+    name = unique_name("retry")
     retry = {"max_attempts": 3, "backoff_base_ms": 300, "backoff_cap_ms": 400}
     register(wire, definition(name, [step("flaky", f"{tag} go", retry=retry)]))
     run = wait_run(wire, start_run(wire, name)["run_id"])
@@ -646,7 +643,7 @@ def test_a_failed_step_fails_the_run_and_skips_what_waits(
     wire = serve_on_engine(pool_keys={"max_attempts": 1}, slots=4)
     tag = unique_tag("step failure")
     orch_engine.set_faults([rule({"die_after_tokens": 1}, prompt_contains=tag)])
-    name = _name("failing")
+    name = unique_name("failing")
     register(
         wire,
         definition(
@@ -701,7 +698,7 @@ def test_abort_cancels_running_steps_and_skips_pending_ones(
     wire = serve_on_engine(slots=4)
     tag = unique_tag("abort")
     orch_engine.set_faults([rule({"hang_after_tokens": 1}, prompt_contains=tag)])
-    name = _name("abort")
+    name = unique_name("abort")
     register(
         wire,
         definition(name, [step("hold", f"{tag} hold"), step("next", "n", depends_on=["hold"])]),
@@ -756,7 +753,7 @@ def test_abort_cancels_running_steps_and_skips_pending_ones(
 
 @pytest.mark.req("ORCH-0350", "ORCH-0351", "ORCH-0352", "ORCH-0353")
 def test_the_run_stream_reports_every_step(wire: Wire) -> None:
-    name = _name("events")
+    name = unique_name("events")
     register(wire, _diamond(name))
     run = wait_run(wire, start_run(wire, name, inputs={"topic": "t", "n": 2})["run_id"])
     run_id = run["run_id"]
@@ -824,7 +821,7 @@ def test_the_run_stream_is_live_pings_while_idle_and_closes_with_the_abort(
     wire = serve_on_engine(slots=4, sse_ping_interval_ms=100)
     tag = unique_tag("live run stream")
     orch_engine.set_faults([rule({"hang_after_tokens": 1}, prompt_contains=tag)])
-    name = _name("live")
+    name = unique_name("live")
     register(wire, definition(name, [step("hold", f"{tag} hold")]))
     run_id = str(start_run(wire, name)["run_id"])
     path = f"/v1/runs/{run_id}/events"

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.checks import RequirementFailure, expect, leading_ids
+from harness.engine.control import unique_tag
 from harness.wire.http import Wire
 from harness.wire.stream import SseCapture, SseEvent, read_stream
 from orchestrator.schemas import RUN_EVENT_MODELS
@@ -27,6 +28,8 @@ __all__ = [
     "start_run",
     "step",
     "steps_by_id",
+    "task_text",
+    "unique_name",
     "wait_run",
 ]
 
@@ -134,3 +137,14 @@ def run_event_problems(event: SseEvent) -> list[str]:
             for error in exc.errors(include_url=False)
         ]
     return []
+
+
+def unique_name(what: str) -> str:
+    """A definition name no other run of the suite uses (the target keeps definitions)."""
+    return unique_tag(what)[1:-1].replace(" ", "-")
+
+
+def task_text(wire: Wire, task_id: str) -> str:
+    """The texts of a task's ``token`` events, in order: what a step's output must be."""
+    capture = read_stream(wire, task_id)
+    return "".join(str(event.data["text"]) for event in capture.tokens())

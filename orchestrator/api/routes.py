@@ -30,9 +30,14 @@ from orchestrator.runs import (
     parse_definition,
 )
 from orchestrator.runtime import Orchestrator, StreamSource
+from orchestrator.runtime.audit import ACTOR_HEADER, ACTOR_PATTERN, actor_of
 from orchestrator.runtime.runs import MAX_LIST_LIMIT, definition_error
 from orchestrator.schemas import (
     NAME_PATTERN,
+    Approval,
+    ApprovalList,
+    AuditLog,
+    CheckpointDecision,
     Definition,
     DefinitionDocument,
     DefinitionList,
@@ -57,7 +62,7 @@ from orchestrator.schemas import (
     WebhookCreate,
     WebhookList,
 )
-from orchestrator.vocabulary import DeliveryState, ErrorKind, RunState
+from orchestrator.vocabulary import CheckpointState, DeliveryState, ErrorKind, RunState
 
 _BACKOFF_HEADERS = {
     "Retry-After": {
@@ -157,6 +162,14 @@ _DEFINITION_LINKS["links"]["GetDefinition"]["parameters"]["version"] = "$respons
 READINESS_WAIT_MS = 1000
 """The suggested wait of a 503 from ``/readyz``."""
 
+_ACTOR = Header(
+    alias=ACTOR_HEADER,
+    min_length=1,
+    max_length=128,
+    pattern=ACTOR_PATTERN,
+    description="Who makes the request, for the run's audit log (ORCH-0382); "
+    "`anonymous` when absent.",
+)
 _V1 = (401, 503)
 _WITH_BODY = (400, 401, 413, 415, 503)
 
@@ -534,12 +547,26 @@ async def get_definition(request: Request, name: str, version: str) -> WireRespo
         **_errors(*_WITH_BODY, 404, 410),
     },
     operation_id="createRun",
-    openapi_extra={"x-req-id": ["ORCH-0310", "ORCH-0316", "ORCH-0317", "ORCH-0318", "ORCH-0319"]},
+    openapi_extra={
+        "x-req-id": [
+            "ORCH-0310",
+            "ORCH-0316",
+            "ORCH-0317",
+            "ORCH-0318",
+            "ORCH-0319",
+            "ORCH-0381",
+            "ORCH-0382",
+        ]
+    },
     tags=["runs"],
 )
-async def create_run(request: Request, body: RunCreate) -> WireResponse:
+async def create_run(
+    request: Request,
+    body: RunCreate,
+    x_orch_actor: Annotated[str | None, _ACTOR] = None,
+) -> WireResponse:
     """Start a run of a registered definition."""
-    view = _orchestrator(request).create_run(body)
+    view = _orchestrator(request).create_run(body, actor_of(x_orch_actor))
     return WireResponse(view, 202, headers={"Location": f"/v1/runs/{view.run_id}"})
 
 
@@ -589,14 +616,78 @@ async def get_run(request: Request, run_id: str) -> WireResponse:
 @router.delete(
     "/v1/runs/{run_id}",
     response_model=Run,
-    responses={200: _RUN_LINKS, **_errors(*_V1, 404, 409)},
+    responses={200: _RUN_LINKS, **_errors(*_V1, 400, 404, 409)},
     operation_id="abortRun",
-    openapi_extra={"x-req-id": ["ORCH-0324"]},
+    openapi_extra={"x-req-id": ["ORCH-0324", "ORCH-0371", "ORCH-0381", "ORCH-0382"]},
     tags=["runs"],
 )
-async def abort_run(request: Request, run_id: str) -> WireResponse:
-    """Abort a running run: its running steps' tasks are cancelled, pending steps skipped."""
-    return WireResponse(_orchestrator(request).abort_run(run_id))
+async def abort_run(
+    request: Request,
+    run_id: str,
+    x_orch_actor: Annotated[str | None, _ACTOR] = None,
+) -> WireResponse:
+    """Abort a run not ended: its running steps' tasks are cancelled, pending steps skipped."""
+    return WireResponse(_orchestrator(request).abort_run(run_id, actor_of(x_orch_actor)))
+
+
+@router.post(
+    "/v1/runs/{run_id}/checkpoints/{checkpoint_id}",
+    response_model=Approval,
+    responses=_errors(*_WITH_BODY, 404, 409),
+    operation_id="decideCheckpoint",
+    openapi_extra={
+        "x-req-id": [
+            "ORCH-0366",
+            "ORCH-0367",
+            "ORCH-0368",
+            "ORCH-0369",
+            "ORCH-0370",
+            "ORCH-0381",
+        ]
+    },
+    tags=["runs"],
+)
+async def decide_checkpoint(
+    request: Request, run_id: str, checkpoint_id: str, body: CheckpointDecision
+) -> WireResponse:
+    """Decide a pending checkpoint of a run: continue, retry or abort."""
+    return WireResponse(_orchestrator(request).decide_checkpoint(run_id, checkpoint_id, body))
+
+
+@router.get(
+    "/v1/approvals",
+    response_model=ApprovalList,
+    responses=_errors(*_V1, 400),
+    operation_id="listApprovals",
+    openapi_extra={"x-req-id": ["ORCH-0364", "ORCH-0365"]},
+    tags=["runs"],
+)
+async def list_approvals(
+    request: Request,
+    state: CheckpointState | None = None,
+    run_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+) -> WireResponse:
+    """Checkpoints of every run in the order they were requested, a page at a time."""
+    return WireResponse(
+        _orchestrator(request).list_approvals(
+            state=state, run_id=run_id, cursor=cursor, limit=limit
+        )
+    )
+
+
+@router.get(
+    "/v1/runs/{run_id}/audit",
+    response_model=AuditLog,
+    responses=_errors(*_V1, 404),
+    operation_id="getRunAudit",
+    openapi_extra={"x-req-id": ["ORCH-0380", "ORCH-0381", "ORCH-0383"]},
+    tags=["runs"],
+)
+async def get_run_audit(request: Request, run_id: str) -> WireResponse:
+    """The run's audit log: who created it, decided its checkpoints, aborted it."""
+    return WireResponse(_orchestrator(request).run_audit(run_id))
 
 
 @router.get(

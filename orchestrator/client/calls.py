@@ -24,6 +24,9 @@ from orchestrator.client.errors import (
 from orchestrator.numerals import ascii_int
 from orchestrator.schemas import (
     STREAM_EVENT_MODELS,
+    Approval,
+    ApprovalList,
+    AuditLog,
     Definition,
     DefinitionList,
     DefinitionSummary,
@@ -236,6 +239,8 @@ class _Call(Generic[T]):
     decode: Callable[[str, httpx.Response], T]
     json: dict[str, Any] | None = None
     accept: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Request headers of this call alone (``X-Orch-Actor``)."""
 
     @property
     def endpoint(self) -> str:
@@ -354,6 +359,10 @@ def _list_definitions() -> _Call[list[DefinitionSummary]]:
     return _Call("GET", "/v1/definitions", "/v1/definitions", _decode_definitions)
 
 
+def _actor(actor: str | None) -> dict[str, str]:
+    return {} if actor is None else {"X-Orch-Actor": actor}
+
+
 def _create_run(
     session_id: str,
     definition: str,
@@ -362,6 +371,7 @@ def _create_run(
     inputs: Mapping[str, Any] | None,
     seed: int | None,
     max_parallel: int | None,
+    actor: str | None = None,
 ) -> _Call[Run]:
     body: dict[str, Any] = {
         "session_id": session_id,
@@ -373,7 +383,7 @@ def _create_run(
         body["seed"] = seed
     if max_parallel is not None:
         body["max_parallel"] = max_parallel
-    return _Call("POST", "/v1/runs", "/v1/runs", _model(Run), body)
+    return _Call("POST", "/v1/runs", "/v1/runs", _model(Run), body, headers=_actor(actor))
 
 
 def _get_run(run_id: str) -> _Call[Run]:
@@ -381,9 +391,42 @@ def _get_run(run_id: str) -> _Call[Run]:
     return _Call("GET", "/v1/runs/{id}", path, _model(Run))
 
 
-def _abort_run(run_id: str) -> _Call[Run]:
+def _abort_run(run_id: str, actor: str | None = None) -> _Call[Run]:
     path = f"/v1/runs/{_segment(run_id, 'run_id')}"
-    return _Call("DELETE", "/v1/runs/{id}", path, _model(Run))
+    return _Call("DELETE", "/v1/runs/{id}", path, _model(Run), headers=_actor(actor))
+
+
+def _decide_checkpoint(
+    run_id: str,
+    checkpoint_id: str,
+    decision: str,
+    decided_by: str,
+    *,
+    prompt: str | None,
+    inputs: Mapping[str, Any] | None,
+) -> _Call[Approval]:
+    path = (
+        f"/v1/runs/{_segment(run_id, 'run_id')}/checkpoints/"
+        f"{_segment(checkpoint_id, 'checkpoint_id')}"
+    )
+    body: dict[str, Any] = {"decision": decision, "decided_by": decided_by}
+    if prompt is not None:
+        body["prompt"] = prompt
+    if inputs is not None:
+        body["inputs"] = dict(inputs)
+    route = "/v1/runs/{id}/checkpoints/{checkpoint_id}"
+    return _Call("POST", route, path, _model(Approval), body)
+
+
+def _list_approvals(query: Mapping[str, str | int | None]) -> _Call[ApprovalList]:
+    given = {key: str(value) for key, value in query.items() if value is not None}
+    path = "/v1/approvals" + ("?" + str(httpx.QueryParams(given)) if given else "")
+    return _Call("GET", "/v1/approvals", path, _model(ApprovalList))
+
+
+def _get_run_audit(run_id: str) -> _Call[AuditLog]:
+    path = f"/v1/runs/{_segment(run_id, 'run_id')}/audit"
+    return _Call("GET", "/v1/runs/{id}/audit", path, _model(AuditLog))
 
 
 def _list_runs(query: Mapping[str, str | int | None]) -> _Call[RunList]:

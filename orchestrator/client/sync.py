@@ -26,6 +26,7 @@ from orchestrator.client.calls import (
     _create_run,
     _create_session,
     _create_webhook,
+    _decide_checkpoint,
     _default_headers,
     _delete_session,
     _delete_webhook,
@@ -33,10 +34,12 @@ from orchestrator.client.calls import (
     _get_pool,
     _get_routing,
     _get_run,
+    _get_run_audit,
     _get_session,
     _get_task,
     _get_webhook,
     _health,
+    _list_approvals,
     _list_definitions,
     _list_deliveries,
     _list_pools,
@@ -54,6 +57,9 @@ from orchestrator.client.errors import (
     OrchUnreachable,
 )
 from orchestrator.schemas import (
+    Approval,
+    ApprovalList,
+    AuditLog,
     Definition,
     DefinitionSummary,
     DeliveryList,
@@ -133,7 +139,7 @@ class OrchClient:
                 call.method,
                 self._base_url + call.path,
                 json=call.json,
-                headers={**self._headers, "Accept": call.accept},
+                headers={**self._headers, **call.headers, "Accept": call.accept},
             )
         except httpx.TransportError as exc:
             raise OrchUnreachable(self._base_url, _reason(exc)) from exc
@@ -220,8 +226,10 @@ class OrchClient:
         inputs: Mapping[str, Any] | None = None,
         seed: int | None = None,
         max_parallel: int | None = None,
+        actor: str | None = None,
     ) -> Run:
-        """``POST /v1/runs``: the run as created (state ``running``)."""
+        """``POST /v1/runs``: the run as created (state ``running``); ``actor`` is who
+        starts it, for its audit log (``X-Orch-Actor``)."""
         return self._call(
             _create_run(
                 session_id,
@@ -230,6 +238,7 @@ class OrchClient:
                 inputs=inputs,
                 seed=seed,
                 max_parallel=max_parallel,
+                actor=actor,
             )
         )
 
@@ -258,9 +267,43 @@ class OrchClient:
         }
         return self._call(_list_runs(query))
 
-    def abort_run(self, run_id: str) -> Run:
+    def abort_run(self, run_id: str, actor: str | None = None) -> Run:
         """``DELETE /v1/runs/{id}``; a run that already ended raises ``CONFLICT`` (409)."""
-        return self._call(_abort_run(run_id))
+        return self._call(_abort_run(run_id, actor))
+
+    def decide_checkpoint(
+        self,
+        run_id: str,
+        checkpoint_id: str,
+        decision: str,
+        decided_by: str,
+        *,
+        prompt: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Approval:
+        """``POST /v1/runs/{id}/checkpoints/{checkpoint_id}``: ``continue``, ``retry`` (with
+        a ``prompt`` or ``inputs``) or ``abort``; a decided checkpoint raises ``CONFLICT``."""
+        return self._call(
+            _decide_checkpoint(
+                run_id, checkpoint_id, decision, decided_by, prompt=prompt, inputs=inputs
+            )
+        )
+
+    def list_approvals(
+        self,
+        *,
+        state: str | None = None,
+        run_id: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> ApprovalList:
+        """``GET /v1/approvals``: one page of checkpoints, oldest first."""
+        query = {"state": state, "run_id": run_id, "cursor": cursor, "limit": limit}
+        return self._call(_list_approvals(query))
+
+    def get_run_audit(self, run_id: str) -> AuditLog:
+        """``GET /v1/runs/{id}/audit``: who created the run, decided its checkpoints, aborted it."""
+        return self._call(_get_run_audit(run_id))
 
     # -- webhooks (spec section 12.8)
 

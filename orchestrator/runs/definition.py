@@ -64,8 +64,17 @@ class ParsedDefinition:
         return self.document.version
 
     def normalized(self) -> dict[str, Any]:
-        """The document with every default filled in: what two registrations compare."""
-        return self.document.model_dump(mode="json")
+        """The document with every default filled in: what two registrations compare.
+
+        A step without a checkpoint and failing as before is stored without those keys,
+        so a definition registered before they existed keeps its digest (ORCH-0313)."""
+        document = self.document.model_dump(mode="json")
+        for step in document["steps"]:
+            if step.get("checkpoint") is None:
+                step.pop("checkpoint", None)
+            if step.get("on_failure") == "fail":
+                step.pop("on_failure", None)
+        return document
 
     def digest(self) -> str:
         return hashlib.sha256(canonical_json(self.normalized()).encode()).hexdigest()
@@ -111,6 +120,7 @@ def validate_definition(data: Any, limits: DefinitionLimits) -> ParsedDefinition
     index = _step_index(document)
     _check_dependencies(document, index)
     _check_acyclic(document, index)
+    _check_checkpoints(document)
     templates = _check_templates(document)
     return ParsedDefinition(document, templates, order)
 
@@ -207,6 +217,23 @@ def _check_acyclic(document: DefinitionDocument, index: dict[str, int]) -> None:
                 )
             on_path.append(dependency)
             iterators.append(iter(document.steps[index[dependency]].depends_on))
+
+
+def _check_checkpoints(document: DefinitionDocument) -> None:
+    """Decisions without repeats, and ``retry`` only after the step ran (ORCH-0360)."""
+    for position, step in enumerate(document.steps):
+        if step.checkpoint is None:
+            continue
+        seen: set[str] = set()
+        for number, decision in enumerate(step.checkpoint.allowed()):
+            where = f"steps[{position}].checkpoint.decisions[{number}]"
+            if decision in seen:
+                raise DefinitionError(where, f"decision {decision!r} is listed twice")
+            if decision == "retry" and step.checkpoint.when == "before":
+                raise DefinitionError(
+                    where, "'retry' needs an output to retry: only an 'after' checkpoint allows it"
+                )
+            seen.add(decision)
 
 
 def _check_templates(document: DefinitionDocument) -> dict[str, Template]:

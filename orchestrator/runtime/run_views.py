@@ -111,21 +111,22 @@ def definition_view(row: DefinitionRow) -> Definition:
     )
 
 
-def encode_cursor(created_ms: int, run_id: str) -> str:
-    """An opaque cursor: the listing key of the page's last run."""
-    raw = json.dumps([created_ms, run_id], separators=(",", ":")).encode()
+def encode_cursor(at_ms: int, *keys: str) -> str:
+    """An opaque cursor: the listing key of the page's last item (a time, then ids)."""
+    raw = json.dumps([at_ms, *keys], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, str]:
+def decode_cursor(cursor: str, keys: int = 1) -> tuple[int, tuple[str, ...]]:
+    """The key :func:`encode_cursor` encoded, with ``keys`` ids after the time."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_ms, run_id = json.loads(raw)
-        if type(created_ms) is not int or not isinstance(run_id, str):
+        at_ms, *ids = json.loads(raw)
+        if type(at_ms) is not int or len(ids) != keys or not all(isinstance(i, str) for i in ids):
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error):
         raise ApiError(ErrorKind.INVALID_PARAMS, "cursor: not a cursor this server gave") from None
-    return created_ms, run_id
+    return at_ms, tuple(ids)
 
 
 def parse_time(value: str | None, name: str) -> int | None:

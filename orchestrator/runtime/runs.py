@@ -15,8 +15,12 @@ no second executor. Invariants:
   restart rebuilds each running run from its rows and the states of its steps'
   tasks, so nothing is lost, a step that succeeded never runs again, and event
   ids continue (ORCH-0340..0343, ORCH-0351).
-- **Fail fast.** A step that fails after its attempts skips every pending step;
-  running steps finish; the run fails once none runs (ORCH-0328).
+- **Fail fast.** A step that fails after its attempts skips every pending step
+  and cancels every pending checkpoint; running steps finish; the run fails once
+  none runs (ORCH-0328, ORCH-0371).
+- **Paused, not stopped.** While a checkpoint is pending the run is
+  ``awaiting_approval`` and starts no pending step; a decision, its effects, its
+  events and its audit entry are one commit (:mod:`.checkpoints`, :mod:`.audit`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,10 @@ from orchestrator.runs import (
     validate_definition,
 )
 from orchestrator.runs.inputs import InputError, check_inputs
+from orchestrator.runtime import checkpoints
 from orchestrator.runtime.admission import Admitter
+from orchestrator.runtime.audit import SYSTEM
+from orchestrator.runtime.audit import entry as audit_entry
 from orchestrator.runtime.channel import TaskChannel
 from orchestrator.runtime.context import RuntimeContext
 from orchestrator.runtime.run_metrics import RunMetrics
@@ -56,6 +63,8 @@ from orchestrator.runtime.sessions import Sessions
 from orchestrator.runtime.streams import StreamSource
 from orchestrator.runtime.termination import Termination
 from orchestrator.schemas import (
+    Approval,
+    CheckpointDecision,
     Definition,
     DefinitionList,
     Run,
@@ -64,6 +73,7 @@ from orchestrator.schemas import (
     TaskCreate,
 )
 from orchestrator.store import (
+    CheckpointRow,
     DefinitionRow,
     RunRow,
     StepAttemptRow,
@@ -71,7 +81,17 @@ from orchestrator.store import (
     StoreError,
     TaskRow,
 )
-from orchestrator.vocabulary import ErrorKind, RunEvent, RunState, StepState
+from orchestrator.vocabulary import (
+    FAILURE_DECISIONS,
+    RUN_TERMINAL_STATES,
+    AuditAction,
+    CheckpointWhen,
+    Decision,
+    ErrorKind,
+    RunEvent,
+    RunState,
+    StepState,
+)
 
 log = logging.getLogger("orchestrator.runs")
 
@@ -99,10 +119,18 @@ class LiveRun:
     """Steps whose task admission is in flight: they hold a place of ``max_parallel``."""
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     """Steps waiting out their retry backoff."""
+    checkpoints: dict[str, CheckpointRow] = field(default_factory=dict)
+    """Every checkpoint of the run, by id, in the order they were requested."""
+    audit_seq: int = 0
+    """The ``seq`` of the run's last audit entry."""
 
     @property
     def run_id(self) -> str:
         return self.row.run_id
+
+    @property
+    def ended(self) -> bool:
+        return self.row.state in RUN_TERMINAL_STATES
 
     def running(self) -> list[StepRow]:
         return [s for s in self.steps.values() if s.state == "running"]
@@ -115,9 +143,23 @@ class Change:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[RunEvent, dict[str, Any]]] = field(default_factory=list)
+    checkpoints: dict[str, CheckpointRow] = field(default_factory=dict)
+    """Checkpoints requested or resolved by the change, by id."""
+    audit: list[tuple[str, AuditAction, dict[str, Any], CheckpointRow | None]] = field(
+        default_factory=list
+    )
+    """Audit entries: ``(actor, action, detail, the checkpoint they are about)``."""
 
     def step(self, step_id: str, **fields: Any) -> None:
         self.steps.setdefault(step_id, {}).update(fields)
+
+    def checkpoint(self, row: CheckpointRow) -> None:
+        """Save ``row`` and report it: ``checkpoint.requested`` or ``checkpoint.resolved``."""
+        self.checkpoints[row.checkpoint_id] = row
+        if row.state == "pending":
+            self.events.append(("checkpoint.requested", checkpoints.requested_data(row)))
+        else:
+            self.events.append(("checkpoint.resolved", checkpoints.resolved_data(row)))
 
 
 class Runs:
@@ -201,8 +243,9 @@ class Runs:
 
     # ------------------------------------------------------------ runs
 
-    def create(self, body: RunCreate) -> Run:
-        """Create a run: committed with its ``run.started`` event, then its first steps start."""
+    def create(self, body: RunCreate, actor: str) -> Run:
+        """Create a run: committed with its ``run.started`` event and its audit entry
+        (ORCH-0381), then its first steps start."""
         context = self._context
         parsed = self._definition(body.definition, body.version)
         if parsed is None:
@@ -249,12 +292,21 @@ class Runs:
             )
             for position, step in enumerate(parsed.document.steps)
         }
-        run = LiveRun(row, parsed, steps, {s: [] for s in steps}, TaskChannel())
+        run = LiveRun(row, parsed, steps, {s: [] for s in steps}, TaskChannel(), audit_seq=1)
         started = _event_row(run, 1, "run.started", _run_started(row))
+        created = audit_entry(
+            row.run_id,
+            1,
+            now,
+            actor,
+            "run.created",
+            {"definition": row.definition, "version": row.version},
+        )
         store = context.store
         with store.transaction():
             store.insert_run(row, steps.values())
             context.write_run_events([started])
+            store.insert_audit([created])
         run.channel.append(started[2], started[3])
         run.channel.reveal(1)
         self._metrics.record([("run.started", {})], lambda step_id: self._start_delay(run, step_id))
@@ -286,7 +338,10 @@ class Runs:
         limit: int,
     ) -> RunList:
         """Runs in creation order, filtered, a page at a time (ORCH-0323)."""
-        after = decode_cursor(cursor) if cursor else None
+        after = None
+        if cursor:
+            created_ms, (run_id,) = decode_cursor(cursor)
+            after = (created_ms, run_id)
         rows = self._context.store.list_runs(
             state=state,
             definition=definition,
@@ -302,8 +357,8 @@ class Runs:
             next_cursor=next_cursor,
         )
 
-    def abort(self, run_id: str) -> Run:
-        """Abort a running run, durable when this returns; 409 for an ended run (ORCH-0324)."""
+    def abort(self, run_id: str, actor: str) -> Run:
+        """Abort a run not ended, durable when this returns; 409 for an ended run (ORCH-0324)."""
         self._land_task_ends()
         run = self._live.get(run_id)
         if run is None:
@@ -315,14 +370,80 @@ class Runs:
                 f"run {run_id!r} already ended ({row.state})",
                 details={"state": row.state},
             )
-        self._abort(run, "aborted by the client")
+        self._abort(run, "aborted by the client", actor)
         return self.get(run_id)
 
     def abort_session(self, session_id: str) -> None:
         """The session ends: each of its running runs is aborted (ORCH-0333)."""
         self._land_task_ends()
         for run in [r for r in self._live.values() if r.row.session_id == session_id]:
-            self._abort(run, "session ended")
+            self._abort(run, "session ended", SYSTEM)
+
+    # ------------------------------------------------------------ checkpoints and audit
+
+    def decide(self, run_id: str, checkpoint_id: str, body: CheckpointDecision) -> Approval:
+        """Decide a pending checkpoint: the decision, its effects, its events and its audit
+        entry in one commit (ORCH-0366..0370, ORCH-0381)."""
+        self._land_task_ends()
+        run = self._live.get(run_id)
+        if run is None:
+            checkpoints.refuse_decision(self._context.store, run_id, checkpoint_id)
+        row = run.checkpoints.get(checkpoint_id)
+        if row is None:
+            raise ApiError(
+                ErrorKind.NOT_FOUND, f"run {run_id!r} has no checkpoint {checkpoint_id!r}"
+            )
+        retry_inputs = checkpoints.check_decision(
+            row, body, run.definition.document, run.row.inputs
+        )
+        now = self._context.clock.now_ms()
+        decided = CheckpointRow(
+            **{
+                **vars(row),
+                "state": "decided",
+                "decided_ms": now,
+                "decision": body.decision,
+                "decided_by": body.decided_by,
+                "prompt": body.prompt,
+                "inputs": retry_inputs,
+            }
+        )
+        change = Change()
+        change.checkpoint(decided)
+        detail: dict[str, Any] = {"decision": body.decision}
+        if body.prompt is not None:
+            detail["prompt"] = body.prompt
+        if body.inputs is not None:
+            detail["inputs"] = body.inputs
+        change.audit.append((body.decided_by, "checkpoint.decided", detail, decided))
+        step_id = row.step_id
+        start = False
+        if body.decision == "abort":
+            change.step(step_id, state="skipped", finished_ms=now, retry_at_ms=None)
+            change.events.append(("step.skipped", {"step_id": step_id}))
+            self._abort(run, f"aborted at checkpoint {checkpoint_id}", None, change)
+            return checkpoints.approval_view(decided)
+        if body.decision == "skip":
+            change.step(step_id, state="skipped", finished_ms=now, retry_at_ms=None)
+            change.events.append(("step.skipped", {"step_id": step_id}))
+        elif body.decision == "continue" and row.when == "after":
+            task_id = next((a.task_id for a in reversed(run.attempts[step_id]) if a.task_id), "")
+            change.step(step_id, state="succeeded", output=row.output, finished_ms=now)
+            change.events.append(
+                ("step.succeeded", {"step_id": step_id, "task_id": task_id, "output": row.output})
+            )
+        else:  # continue before the first attempt, or retry: the next attempt starts now
+            # retry_at_ms marks the attempt as due, so a restart before its admission
+            # starts it rather than taking the last task's outcome again (ORCH-0372).
+            change.step(step_id, state="running", retry_at_ms=now)
+            start = True
+        if not [c for c in checkpoints.pending(run.checkpoints.values()) if c is not row]:
+            change.run.update(state="running")
+        self._commit(run, change)
+        if start:
+            self._start_attempt(run, step_id)
+        self._advance(run)
+        return checkpoints.approval_view(decided)
 
     def _land_task_ends(self) -> None:
         """Commit the task ends waiting in the journal, so their steps take them first: a
@@ -330,11 +451,16 @@ class Runs:
         self._context.journal.commit_now()
         self._drain()
 
-    def _abort(self, run: LiveRun, why: str) -> None:
-        change = Change()
+    def _abort(
+        self, run: LiveRun, why: str, actor: str | None, change: Change | None = None
+    ) -> None:
+        """End the run ``aborted`` in one commit with ``change`` (a decision to abort, whose
+        own audit entry records it: ``actor`` ``None``)."""
+        change = change or Change()
         cancelled = task_error(ErrorKind.CANCELLED, f"run {why}")
         now = self._context.clock.now_ms()
         tasks: list[str] = []
+        self._cancel_checkpoints(run, change, now)
         for step in _in_order(run):
             if step.state == "running":
                 change.step(step.step_id, state="failed", error=cancelled, finished_ms=now)
@@ -347,6 +473,8 @@ class Runs:
                 change.events.append(("step.skipped", {"step_id": step.step_id}))
         change.run.update(state="aborted", finished_ms=now)
         change.events.append(("run.aborted", {"run_id": run.run_id, "message": f"run {why}"}))
+        if actor is not None:
+            change.audit.append((actor, "run.aborted", {"message": f"run {why}"}, None))
         self._commit(run, change)
         self._cancel_tasks(tasks, f"run {why}")
 
@@ -372,18 +500,19 @@ class Runs:
     # ------------------------------------------------------------ scheduling
 
     def _advance(self, run: LiveRun) -> None:
-        """Decide what happens next: skip, end the run, or start ready steps."""
-        if run.row.state != "running":
+        """Decide what happens next: skip, end the run, pause it, or start ready steps."""
+        if run.ended:
             return
         change = Change()
         now = self._context.clock.now_ms()
         states = {s.step_id: s.state for s in run.steps.values()}
-        busy = len({s.step_id for s in run.running()} | run.admitting)
         if any(state == "failed" for state in states.values()):
+            self._cancel_checkpoints(run, change, now)
             for step in _in_order(run):
                 if step.state == "pending" and step.step_id not in run.admitting:
                     change.step(step.step_id, state="skipped", finished_ms=now)
                     change.events.append(("step.skipped", {"step_id": step.step_id}))
+            busy = len({s.step_id for s in run.running()} | run.admitting)
             if busy == 0:
                 failed = next(s for s in _in_order(run) if s.state == "failed")
                 change.run.update(state="failed", finished_ms=now)
@@ -393,23 +522,102 @@ class Runs:
                         {"run_id": run.run_id, "step_id": failed.step_id, "error": failed.error},
                     )
                 )
+            elif run.row.state != "running":
+                change.run.update(state="running")
             if change.steps or change.run:
                 self._commit(run, change)
             return
-        if all(state == "succeeded" for state in states.values()):
+        declared = {s.id: s for s in run.definition.document.steps}
+        for step in _in_order(run):  # the dependants of a skipped step (ORCH-0376)
+            needs = declared[step.step_id].depends_on
+            if states[step.step_id] == "pending" and any(states[d] == "skipped" for d in needs):
+                states[step.step_id] = "skipped"
+                change.step(step.step_id, state="skipped", finished_ms=now)
+                change.events.append(("step.skipped", {"step_id": step.step_id}))
+        if all(state in ("succeeded", "skipped") for state in states.values()):
             change.run.update(state="completed", finished_ms=now)
             change.events.append(("run.completed", {"run_id": run.run_id}))
             self._commit(run, change)
             return
-        declared = {s.id: s for s in run.definition.document.steps}
+        if checkpoints.pending(run.checkpoints.values()):
+            if run.row.state != "awaiting_approval":
+                change.run.update(state="awaiting_approval")
+            if change.steps or change.run:
+                self._commit(run, change)
+            return  # no step starts while a checkpoint is pending (ORCH-0363)
+        if run.row.state != "running":
+            change.run.update(state="running")
+        busy = len(
+            {s.step_id for s in run.steps.values() if s.state in ("running", "waiting_approval")}
+            | run.admitting
+        )
+        ready: list[str] = []
         for step in _in_order(run):
             if busy >= run.row.max_parallel:
                 break
-            if step.state != "pending" or step.step_id in run.admitting:
+            if states[step.step_id] != "pending" or step.step_id in run.admitting:
                 continue
-            if dependencies_met(states, declared[step.step_id].depends_on):
-                busy += 1
-                self._start_attempt(run, step.step_id)
+            if not dependencies_met(states, declared[step.step_id].depends_on):
+                continue
+            busy += 1
+            checkpoint = declared[step.step_id].checkpoint
+            if (
+                checkpoint is not None
+                and checkpoint.when == "before"
+                and not checkpoints.approved_before(run.checkpoints.values(), step.step_id)
+            ):
+                # The run pauses here: no later step starts (ORCH-0361, ORCH-0363). With
+                # admissions in flight, the checkpoint is requested once they landed (the
+                # last one advances the run again), so no step starts while it is pending.
+                if not ready and not run.admitting:
+                    self._request_checkpoint(run, change, step.step_id, None, now)
+                break
+            ready.append(step.step_id)
+        if change.steps or change.run or change.checkpoints:
+            self._commit(run, change)
+        for step_id in ready:
+            self._start_attempt(run, step_id)
+
+    def _request_checkpoint(
+        self,
+        run: LiveRun,
+        change: Change,
+        step_id: str,
+        output: str | None,
+        now: int,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """Pause the step at its declared checkpoint, or at a failure checkpoint when
+        ``error`` is given, and the run with it (ORCH-0361..0364, ORCH-0374)."""
+        declared = run.definition.document.steps[run.steps[step_id].position]
+        if error is not None:
+            when: CheckpointWhen = "failure"
+            decisions: list[Decision] = list(FAILURE_DECISIONS)
+        else:
+            assert declared.checkpoint is not None
+            when, decisions = declared.checkpoint.when, [*declared.checkpoint.allowed()]
+        row = checkpoints.request(
+            [*run.checkpoints.values(), *change.checkpoints.values()],
+            run.run_id,
+            step_id,
+            when,
+            decisions,
+            output,
+            now,
+            error,
+        )
+        change.step(step_id, state="waiting_approval")
+        change.checkpoint(row)
+        change.run.update(state="awaiting_approval")
+
+    def _cancel_checkpoints(self, run: LiveRun, change: Change, now: int) -> None:
+        """Cancel each pending checkpoint the change does not decide; skip its step (ORCH-0371)."""
+        for row in checkpoints.pending(run.checkpoints.values()):
+            if row.checkpoint_id in change.checkpoints:
+                continue
+            change.checkpoint(checkpoints.cancelled(row))
+            change.step(row.step_id, state="skipped", finished_ms=now, retry_at_ms=None)
+            change.events.append(("step.skipped", {"step_id": row.step_id}))
 
     def _start_attempt(self, run: LiveRun, step_id: str) -> None:
         run.admitting.add(step_id)
@@ -419,13 +627,15 @@ class Runs:
     async def _attempt(self, run: LiveRun, step_id: str) -> None:
         """Admit the step's next attempt as a task (ORCH-0330, ORCH-0331)."""
         step = run.steps[step_id]
-        if run.row.state != "running" or step.state not in ("pending", "running"):
+        if run.ended or step.state not in ("pending", "running"):
             run.admitting.discard(step_id)  # aborted before this attempt began
             return
         declared = run.definition.document.steps[step.position]
         number = len(run.attempts[step_id]) + 1
-        outputs = {d: run.steps[d].output or "" for d in declared.depends_on}
-        prompt = run.definition.templates[step_id].render(run.row.inputs, outputs)
+        prompt, inputs = checkpoints.attempt_overrides(run.checkpoints.values(), step_id)
+        if prompt is None:
+            outputs = {d: run.steps[d].output or "" for d in declared.depends_on}
+            prompt = run.definition.templates[step_id].render(inputs or run.row.inputs, outputs)
         try:
             if not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
                 raise ApiError(
@@ -463,8 +673,10 @@ class Runs:
             self._step_failed(run, step_id, failure, final=True)
             return
         run.admitting.discard(step_id)
-        if run.row.state != "running":  # aborted while the admission was committing
+        if run.ended:  # aborted while the admission was committing
             self._cancel_tasks([admitted.task_id], "run aborted")
+        elif not run.admitting:
+            self._advance(run)  # a checkpoint may wait for these admissions (ORCH-0363)
 
     def _record_attempt(self, run: LiveRun, step_id: str, number: int, task_id: str) -> None:
         """Joined to the task's admission commit: the attempt row and ``step.started``."""
@@ -488,7 +700,7 @@ class Runs:
         self, run: LiveRun, step_id: str, number: int, error: dict[str, Any]
     ) -> None:
         """An attempt whose task the server refused to admit (a full queue, an unready pool)."""
-        if run.row.state != "running":
+        if run.ended:
             return
         store = self._context.store
         now = self._context.clock.now_ms()
@@ -543,6 +755,13 @@ class Runs:
         if task.state == "completed":
             output = self._context.store.task_output(task.task_id)
             change = Change()
+            checkpoint = run.definition.document.steps[run.steps[step_id].position].checkpoint
+            if checkpoint is not None and checkpoint.when == "after":
+                now = self._context.clock.now_ms()
+                self._request_checkpoint(run, change, step_id, output, now)
+                self._commit(run, change)
+                self._advance(run)
+                return
             change.step(
                 step_id,
                 state="succeeded",
@@ -578,6 +797,12 @@ class Runs:
             self._commit(run, change)
             self._retry_at(run, step_id, wait)
             return
+        if declared.on_failure == "hold" and not run.ended:
+            change.step(step_id, retry_at_ms=None)
+            self._request_checkpoint(run, change, step_id, None, now, error)
+            self._commit(run, change)
+            self._advance(run)
+            return
         change.step(step_id, state="failed", error=error, finished_ms=now, retry_at_ms=None)
         change.events.append(("step.failed", {"step_id": step_id, "error": error}))
         self._commit(run, change)
@@ -586,7 +811,7 @@ class Runs:
     def _retry_at(self, run: LiveRun, step_id: str, wait_ms: int) -> None:
         def due() -> None:
             run.timers.pop(step_id, None)
-            if run.row.state == "running" and run.steps[step_id].state == "running":
+            if not run.ended and run.steps[step_id].state == "running":
                 self._start_attempt(run, step_id)
 
         loop = asyncio.get_running_loop()
@@ -602,6 +827,20 @@ class Runs:
             _event_row(run, base + number, event, data)
             for number, (event, data) in enumerate(change.events, start=1)
         ]
+        now = self._context.clock.now_ms()
+        audit = [
+            audit_entry(
+                run.run_id,
+                run.audit_seq + number,
+                now,
+                actor,
+                action,
+                detail,
+                step_id=about.step_id if about is not None else None,
+                checkpoint_id=about.checkpoint_id if about is not None else None,
+            )
+            for number, (actor, action, detail, about) in enumerate(change.audit, start=1)
+        ]
         with store.transaction():
             if also is not None:
                 also()
@@ -609,8 +848,14 @@ class Runs:
                 store.update_step(run.run_id, step_id, **fields)
             if change.run:
                 store.update_run(run.run_id, **change.run)
+            for checkpoint in change.checkpoints.values():
+                store.save_checkpoint(checkpoint)
+            if audit:
+                store.insert_audit(audit)
             if rows:
                 self._context.write_run_events(rows)
+        run.checkpoints.update(change.checkpoints)
+        run.audit_seq += len(audit)
         for step_id, fields in change.steps.items():
             step = run.steps[step_id]
             for name, value in fields.items():
@@ -622,7 +867,7 @@ class Runs:
         if rows:
             run.channel.reveal(rows[-1][1])
         self._metrics.record(change.events, lambda step_id: self._start_delay(run, step_id))
-        if run.row.state != "running":
+        if run.ended:
             self._end(run)
 
     def _start_delay(self, run: LiveRun, step_id: str) -> tuple[str, float]:
@@ -663,7 +908,15 @@ class Runs:
         attempts: dict[str, list[StepAttemptRow]] = {s: [] for s in steps}
         for attempt in store.step_attempts(row.run_id):
             attempts[attempt.step_id].append(attempt)
-        run = LiveRun(row, parsed, steps, attempts, TaskChannel(store.run_events(row.run_id)))
+        run = LiveRun(
+            row,
+            parsed,
+            steps,
+            attempts,
+            TaskChannel(store.run_events(row.run_id)),
+            checkpoints={c.checkpoint_id: c for c in store.run_checkpoints(row.run_id)},
+            audit_seq=len(store.audit_entries(row.run_id)),
+        )
         self._live[row.run_id] = run
         ended: list[tuple[str, TaskRow]] = []
         now = self._context.clock.now_ms()
@@ -697,7 +950,7 @@ class Runs:
                     del self._task_steps[task_id]
             row = self._context.store.get_run(run_id)
             try:
-                if row is not None and row.state == "running":
+                if row is not None and row.state not in RUN_TERMINAL_STATES:
                     self._resume_run(row)
                 else:
                     run.channel.close()

@@ -32,6 +32,7 @@ from orchestrator.config import Config, ReplicaConfig, load_definitions
 from orchestrator.engines import Engine, build_engine
 from orchestrator.metrics import Metrics
 from orchestrator.runs import ParsedDefinition
+from orchestrator.runtime import audit, checkpoints
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.context import RuntimeContext
@@ -48,6 +49,10 @@ from orchestrator.runtime.termination import Termination
 from orchestrator.runtime.views import Views, pool_snapshots
 from orchestrator.runtime.webhooks import Webhooks
 from orchestrator.schemas import (
+    Approval,
+    ApprovalList,
+    AuditLog,
+    CheckpointDecision,
     Definition,
     DefinitionList,
     PoolList,
@@ -65,7 +70,7 @@ from orchestrator.schemas import (
 from orchestrator.schemas import Pool as PoolView
 from orchestrator.store import Store
 from orchestrator.store.lock import DatabaseLock
-from orchestrator.vocabulary import FallbackMode, RunState
+from orchestrator.vocabulary import CheckpointState, FallbackMode, RunState
 
 log = logging.getLogger("orchestrator")
 
@@ -279,8 +284,8 @@ class Orchestrator:
     def list_definitions(self) -> DefinitionList:
         return self._runs.definitions()
 
-    def create_run(self, body: RunCreate) -> Run:
-        return self._runs.create(body)
+    def create_run(self, body: RunCreate, actor: str) -> Run:
+        return self._runs.create(body, actor)
 
     def get_run(self, run_id: str) -> Run:
         return self._runs.get(run_id)
@@ -304,8 +309,28 @@ class Orchestrator:
             limit=limit,
         )
 
-    def abort_run(self, run_id: str) -> Run:
-        return self._runs.abort(run_id)
+    def abort_run(self, run_id: str, actor: str) -> Run:
+        return self._runs.abort(run_id, actor)
+
+    def decide_checkpoint(
+        self, run_id: str, checkpoint_id: str, body: CheckpointDecision
+    ) -> Approval:
+        return self._runs.decide(run_id, checkpoint_id, body)
+
+    def list_approvals(
+        self,
+        *,
+        state: CheckpointState | None,
+        run_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> ApprovalList:
+        return checkpoints.approvals(
+            self._context.store, state=state, run_id=run_id, cursor=cursor, limit=limit
+        )
+
+    def run_audit(self, run_id: str) -> AuditLog:
+        return audit.run_audit(self._context.store, run_id)
 
     def open_run_stream(self, run_id: str, after: int) -> StreamSource:
         return self._runs.stream(run_id, after)

@@ -1,5 +1,6 @@
 """Persistence: SQLite with foreign keys, versioned migrations and group commits."""
 
+from orchestrator.store.approvals import AuditRow, CheckpointRow
 from orchestrator.store.db import (
     AttemptRow,
     CommitParticipant,
@@ -19,6 +20,8 @@ from orchestrator.store.db import (
 
 __all__ = [
     "AttemptRow",
+    "AuditRow",
+    "CheckpointRow",
     "CommitParticipant",
     "DefinitionRow",
     "DispatchRow",

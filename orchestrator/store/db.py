@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.compact_json import dumps_canonical, stdlib_dumps_canonical
+from orchestrator.store.approvals import RunApprovals
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
 from orchestrator.store.migrations import MIGRATIONS
 from orchestrator.vocabulary import AttemptState, Priority, RunState, StepState, TaskState
@@ -280,7 +281,18 @@ def _task(row: tuple[Any, ...]) -> TaskRow:
     return TaskRow(*values)
 
 
-class Store:
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script; a trigger's body keeps its own semicolons."""
+    statement = ""
+    for part in script.split(";"):
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
+
+
+class Store(RunApprovals):
     """Typed access to the orchestrator database."""
 
     def __init__(
@@ -329,9 +341,8 @@ class Store:
         try:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 with self.transaction():
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._connection.execute(statement)
+                    for statement in _statements(script):
+                        self._connection.execute(statement)
                     broken = self._connection.execute("PRAGMA foreign_key_check").fetchone()
                     if broken is not None:
                         raise StoreError(
@@ -575,7 +586,7 @@ class Store:
             "(SELECT 1 FROM tasks t WHERE t.session_id = sessions.session_id "
             " AND t.state IN ('queued', 'running')) AND NOT EXISTS "
             "(SELECT 1 FROM runs r WHERE r.session_id = sessions.session_id "
-            " AND r.state = 'running')",
+            " AND r.state IN ('running', 'awaiting_approval'))",
             (ended_or_expired_before_ms,),
         )
         return cursor.rowcount
@@ -798,9 +809,10 @@ class Store:
         return None if row is None else _run(row)
 
     def live_runs(self) -> list[RunRow]:
-        """Running runs in creation order (restart recovery)."""
+        """Runs not ended (running or awaiting approval) in creation order (restart recovery)."""
         rows = self._connection.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE state = 'running' ORDER BY created_ms, run_id"
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE state IN ('running', 'awaiting_approval') "
+            "ORDER BY created_ms, run_id"
         ).fetchall()
         return [_run(row) for row in rows]
 
@@ -841,7 +853,8 @@ class Store:
 
     def running_runs_of_session(self, session_id: str) -> list[str]:
         rows = self._connection.execute(
-            "SELECT run_id FROM runs WHERE session_id = ? AND state = 'running' "
+            "SELECT run_id FROM runs WHERE session_id = ? "
+            "AND state IN ('running', 'awaiting_approval') "
             "ORDER BY created_ms, run_id",
             (session_id,),
         ).fetchall()

@@ -182,7 +182,90 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     """,
-    # 4: webhook subscriptions and their deliveries, an outbox written with the run events
+    # 4: checkpoints and the audit log (spec sections 12.6, 12.7). runs and run_steps are
+    # rebuilt for the states `awaiting_approval` and `waiting_approval` (a CHECK cannot be
+    # altered); audit entries refuse UPDATE, and DELETE unless their run is gone (the
+    # cascade of a purged session).
+    """
+    CREATE TABLE runs_v4 (
+        run_id       TEXT PRIMARY KEY,
+        session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+        definition   TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        seed         INTEGER NOT NULL,
+        max_parallel INTEGER NOT NULL,
+        inputs       TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (
+                       state = 'running' OR state = 'awaiting_approval' OR state = 'completed'
+                       OR state = 'failed' OR state = 'aborted'),
+        created_ms   INTEGER NOT NULL,
+        finished_ms  INTEGER,
+        FOREIGN KEY (definition, version) REFERENCES definitions(name, version)
+    );
+    INSERT INTO runs_v4 SELECT * FROM runs;
+    DROP TABLE runs;
+    ALTER TABLE runs_v4 RENAME TO runs;
+    CREATE INDEX runs_by_created ON runs(created_ms, run_id);
+    CREATE INDEX runs_by_session ON runs(session_id, state);
+    CREATE TABLE run_steps_v4 (
+        run_id      TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        step_id     TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        state       TEXT NOT NULL CHECK (
+                      state = 'pending' OR state = 'running' OR state = 'waiting_approval'
+                      OR state = 'succeeded' OR state = 'failed' OR state = 'skipped'),
+        seed        INTEGER NOT NULL,
+        output      TEXT,
+        error       TEXT,
+        started_ms  INTEGER,
+        finished_ms INTEGER,
+        retry_at_ms INTEGER,
+        PRIMARY KEY (run_id, step_id)
+    ) WITHOUT ROWID;
+    INSERT INTO run_steps_v4 SELECT * FROM run_steps;
+    DROP TABLE run_steps;
+    ALTER TABLE run_steps_v4 RENAME TO run_steps;
+    CREATE TABLE run_checkpoints (
+        run_id        TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        checkpoint_id TEXT NOT NULL,
+        step_id       TEXT NOT NULL,
+        "when"        TEXT NOT NULL CHECK (
+                        "when" = 'before' OR "when" = 'after' OR "when" = 'failure'),
+        number        INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (
+                        state = 'pending' OR state = 'decided' OR state = 'cancelled'),
+        decisions     TEXT NOT NULL,
+        output        TEXT,
+        requested_ms  INTEGER NOT NULL,
+        decided_ms    INTEGER,
+        decision      TEXT,
+        decided_by    TEXT,
+        prompt        TEXT,
+        inputs        TEXT,
+        error         TEXT,
+        PRIMARY KEY (run_id, checkpoint_id),
+        FOREIGN KEY (run_id, step_id) REFERENCES run_steps(run_id, step_id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX run_checkpoints_listed ON run_checkpoints(requested_ms, run_id, checkpoint_id);
+    CREATE INDEX run_checkpoints_pending ON run_checkpoints(state) WHERE state = 'pending';
+    CREATE TABLE run_audit (
+        run_id        TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        at_ms         INTEGER NOT NULL,
+        actor         TEXT NOT NULL,
+        action        TEXT NOT NULL,
+        step_id       TEXT,
+        checkpoint_id TEXT,
+        detail        TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER run_audit_no_update BEFORE UPDATE ON run_audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+    CREATE TRIGGER run_audit_no_delete BEFORE DELETE ON run_audit
+    WHEN EXISTS (SELECT 1 FROM runs WHERE runs.run_id = OLD.run_id)
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END
+    """,
+    # 5: webhook subscriptions and their deliveries, an outbox written with the run events
     """
     CREATE TABLE webhooks (
         webhook_id TEXT PRIMARY KEY,

@@ -2,10 +2,10 @@
 
 ``docs/examples/orchestrations/definitions/`` is the ``definitions_dir`` of the
 example configuration; each of its definitions runs on orchestratord with every
-step succeeding (the steps of ``flaky.yaml`` each after a failed attempt), and
-``broken-cycle.yaml`` is refused naming its field.
+step succeeding (the steps of ``flaky.yaml`` each after a failed attempt, each
+checkpoint decided ``continue``), and ``broken-cycle.yaml`` is refused naming its field.
 
-Spec: ORCH-0305, ORCH-0315, ORCH-0329, ORCH-0332.
+Spec: ORCH-0305, ORCH-0315, ORCH-0329, ORCH-0332, ORCH-0367.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.support import wait_until
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "orchestrations"
 
 
-@pytest.mark.req("ORCH-0315", "ORCH-0329", "ORCH-0332")
+@pytest.mark.req("ORCH-0315", "ORCH-0329", "ORCH-0332", "ORCH-0367")
 def test_every_example_definition_runs_to_completion(tmp_path: Path) -> None:
     config = load_config(EXAMPLES / "orchq.yaml", database=str(tmp_path / "orchq.db"))
     files = sorted((EXAMPLES / "definitions").iterdir())
@@ -40,8 +40,13 @@ def test_every_example_definition_runs_to_completion(tmp_path: Path) -> None:
                 for name, spec in document.get("inputs", {}).items()
             }
             run = client.create_run(session, document["name"], document["version"], inputs=inputs)
-            wait_until(lambda run=run: client.get_run(run.run_id).state != "running")
-            done = client.get_run(run.run_id)
+            while True:
+                wait_until(lambda run=run: client.get_run(run.run_id).state != "running")
+                done = client.get_run(run.run_id)
+                if done.state != "awaiting_approval":
+                    break
+                for waiting in client.list_approvals(run_id=run.run_id, state="pending").approvals:
+                    client.decide_checkpoint(run.run_id, waiting.checkpoint_id, "continue", "docs")
             assert done.state == "completed", f"{file.name}: {done}"
             assert all(step.output for step in done.steps)
             if document["name"] == "flaky":

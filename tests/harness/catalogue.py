@@ -145,6 +145,9 @@ def _build() -> list[Mutant]:
     for name, (_mutate, req) in restart.RUN_MUTANTS.items():
         mutation = Mutation(serve_command=restart.serve_command(name))
         out.append(Mutant(name, "runs", req, mutation, "test_contract_runs_restart"))
+    for name, (_mutate, req) in restart.CHECKPOINT_RESTART_MUTANTS.items():
+        mutation = Mutation(serve_command=restart.serve_command(name))
+        out.append(Mutant(name, "runs", req, mutation, "test_contract_checkpoints_restart"))
     for name, (patch, selection, req) in runs.MUTANTS.items():
         out.append(
             Mutant(name, "runs", req, Mutation(patch=patch), "test_contract_runs", selection)
@@ -156,6 +159,9 @@ def _build() -> list[Mutant]:
         mutation = Mutation(serve_command=restart.serve_command(name))
         selection = webhooks.RESTART_SELECTION
         out.append(Mutant(name, "webhooks", req, mutation, "test_contract_webhooks", selection))
+    for name, (patch, selection, req) in runs.CHECKPOINT_MUTANTS.items():
+        mutation = Mutation(patch=patch)
+        out.append(Mutant(name, "runs", req, mutation, "test_contract_checkpoints", selection))
     names = [m.name for m in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

@@ -8,6 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
+from orchestrator.client import OrchClient
+from tests.support import ServeFactory
 
 FAILING = {
     "name": "failing",
@@ -61,3 +63,48 @@ def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert unreachable.exit_code == 2, unreachable.output
     assert len(unreachable.stderr.strip().splitlines()) == 1
+
+
+GATED = {
+    "name": "gated",
+    "version": "1",
+    "steps": [{"id": "gate", "prompt": "go", "checkpoint": {"when": "before"}}],
+}
+
+
+def test_a_run_paused_on_an_embedded_server_exits_1_saying_why(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    (tmp_path / "definitions" / "gated.yaml").write_text(yaml.safe_dump(GATED), encoding="utf-8")
+    result = CliRunner().invoke(main, ["runs", "start", "gated", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [
+        "gate  waiting_approval",
+        "checkpoint gate.before.1 (continue|abort)",
+    ]
+    assert "an embedded server cannot wait for a decision" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_deciding_on_a_server_names_the_run_when_the_id_is_ambiguous(serve: ServeFactory) -> None:
+    server = serve()
+    runner = CliRunner()
+    with OrchClient(server.url) as client:
+        client.register_definition(GATED)
+        session = client.create_session().session_id
+        first = client.create_run(session, "gated", "1").run_id
+        client.create_run(session, "gated", "1")
+    target = ["--target", server.url]
+    listed = runner.invoke(main, ["runs", "approvals", *target])
+    assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == 2, listed.output
+    decide = ["runs", "decide", "gate.before.1", "continue", "--by", "me", *target]
+    ambiguous = runner.invoke(main, decide)
+    assert ambiguous.exit_code == 2
+    assert "2 runs wait at checkpoint 'gate.before.1': name one with --run" in ambiguous.stderr
+    decided = runner.invoke(main, [*decide, "--run", first])
+    assert decided.exit_code == 0, decided.output
+    assert decided.stdout.startswith('gate  succeeded  "'), decided.output
+    assert "completed: gated@1" in decided.stderr
+    again = runner.invoke(main, [*decide, "--run", first])
+    assert again.exit_code == 1 and again.stderr.startswith("orchq: CONFLICT (HTTP 409)")
+    untargeted = runner.invoke(main, ["runs", "decide", "gate.before.1", "abort", "--by", "me"])
+    assert untargeted.exit_code == 2 and "needs --target" in untargeted.stderr

@@ -101,6 +101,27 @@ WEBHOOK_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
 """The webhooks restart mutants (``test_contract_webhooks``): name -> (mutation, requirement)."""
 
 ALL = {**MUTANTS, **RUN_MUTANTS, **WEBHOOK_MUTANTS}
+
+
+def paused_runs_not_resumed() -> None:
+    """Recovery rebuilds running runs only: a run awaiting approval is never live again, and
+    its checkpoints cannot be decided (ORCH-0372)."""
+    from orchestrator.store import RunRow, Store
+
+    original = Store.live_runs
+
+    def live_runs(self: Store) -> list[RunRow]:
+        return [row for row in original(self) if row.state == "running"]
+
+    Store.live_runs = live_runs  # type: ignore[method-assign]
+
+
+CHECKPOINT_RESTART_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
+    "a paused run lost after a restart": (paused_runs_not_resumed, "ORCH-0372"),
+}
+"""The checkpoint restart mutants (``test_contract_checkpoints_restart``), as :data:`MUTANTS`."""
+
+ALL = {**MUTANTS, **RUN_MUTANTS, **CHECKPOINT_RESTART_MUTANTS}
 SLUGS = {name.replace(" ", "-"): name for name in ALL}
 
 

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 import orchestrator.runs.definition
+import orchestrator.runtime.checkpoints
 import orchestrator.runtime.runs
 from orchestrator.runs.templates import InputRef, Template
+from orchestrator.runtime.runs import Change, Runs
+from orchestrator.store import CheckpointRow
 
 
 def steps_ignore_dependencies(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,6 +90,37 @@ def step_attempt_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def checkpoints_never_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step with a before checkpoint starts as if it had been approved (ORCH-0361)."""
+    monkeypatch.setattr(orchestrator.runtime.checkpoints, "approved_before", lambda *_: True)
+
+
+def decisions_taken_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint already decided takes another decision (ORCH-0370)."""
+    original = orchestrator.runtime.checkpoints.check_decision
+
+    def check_decision(row: CheckpointRow, *args: Any) -> dict[str, Any] | None:
+        return original(CheckpointRow(**{**vars(row), "state": "pending"}), *args)
+
+    monkeypatch.setattr(orchestrator.runtime.checkpoints, "check_decision", check_decision)
+
+
+def decisions_not_audited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit log leaves out the decisions on checkpoints (ORCH-0381)."""
+    original = orchestrator.runtime.runs.Runs._commit
+
+    def commit(self: Runs, run: Any, change: Change, also: Any = None) -> None:
+        change.audit = [e for e in change.audit if e[1] != "checkpoint.decided"]
+        original(self, run, change, also)
+
+    monkeypatch.setattr(orchestrator.runtime.runs.Runs, "_commit", commit)
+
+
+def failures_not_skippable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held failure can be retried or aborted, never skipped (ORCH-0374)."""
+    monkeypatch.setattr(orchestrator.runtime.runs, "FAILURE_DECISIONS", ("retry", "abort"))
+
+
 MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
     "a step started before its dependency succeeded": (
         steps_ignore_dependencies,
@@ -121,3 +155,28 @@ MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
     ),
 }
 """name -> (the mutation, the ``-k`` of the check that must catch it, the requirement)."""
+
+
+CHECKPOINT_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
+    "a checkpoint that does not block": (
+        checkpoints_never_block,
+        "before_checkpoint_holds",
+        "ORCH-0361",
+    ),
+    "a checkpoint decided twice": (
+        decisions_taken_twice,
+        "after_checkpoint_holds",
+        "ORCH-0370",
+    ),
+    "a held failure that cannot be skipped": (
+        failures_not_skippable,
+        "held_failure",
+        "ORCH-0374",
+    ),
+    "an audit log missing a decision": (
+        decisions_not_audited,
+        "audit_log_names_who",
+        "ORCH-0381",
+    ),
+}
+"""The checkpoint and audit mutants (``test_contract_checkpoints``), shaped as :data:`MUTANTS`."""

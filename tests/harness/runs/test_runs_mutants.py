@@ -10,7 +10,9 @@ catch it.
 from __future__ import annotations
 
 import pytest
+from hypothesis import Phase, settings
 
+from harness.properties.profile import PROFILE, register_profile
 from tests.harness.mutantkit import (
     App,
     Receive,
@@ -21,13 +23,17 @@ from tests.harness.mutantkit import (
     respond,
     run_conformance,
 )
-from tests.harness.restart.mutants import RUN_MUTANTS, serve_command
-from tests.harness.runs.mutants import MUTANTS
+from tests.harness.restart.mutants import CHECKPOINT_RESTART_MUTANTS, RUN_MUTANTS, serve_command
+from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS
 
 pytest_plugins = ["pytester"]
 
 CHECKS = 12
 """The checks of ``test_contract_runs``, all passing against the healthy orchestratord."""
+CHECKPOINT_CHECKS = 8
+NO_SHRINK = "orchq-checkpoint-self-test"
+"""The suite's Hypothesis profile without shrinking (the machine self-tests)."""
+"""The checks of ``test_contract_checkpoints``."""
 
 
 @pytest.mark.slow
@@ -78,10 +84,73 @@ def test_runs_checks_catch_the_mutant(
 
 
 @pytest.mark.slow
+def test_healthy_orchestrator_passes_the_checkpoint_checks(pytester: pytest.Pytester) -> None:
+    result = run_conformance(pytester, "test_contract_checkpoints", "-rfs")
+    result.assert_outcomes(passed=CHECKPOINT_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_MUTANTS))
+def test_checkpoint_checks_catch_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mutate, selection, req = CHECKPOINT_MUTANTS[name]
+    mutate(monkeypatch)
+    result = run_conformance(pytester, "test_contract_checkpoints", "-rfs", "-k", selection)
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUN_MUTANTS))
 def test_the_runs_restart_check_catches_the_mutant(name: str, pytester: pytest.Pytester) -> None:
     _, req = RUN_MUTANTS[name]
     result = run_conformance(
         pytester, "test_contract_runs_restart", "--orch-serve-cmd", serve_command(name)
+    )
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+def test_a_paused_run_survives_a_restart_of_the_healthy_orchestrator(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_conformance(pytester, "test_contract_checkpoints_restart", "-rfs")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_RESTART_MUTANTS))
+def test_the_checkpoint_restart_check_catches_the_mutant(
+    name: str, pytester: pytest.Pytester
+) -> None:
+    _, req = CHECKPOINT_RESTART_MUTANTS[name]
+    result = run_conformance(
+        pytester, "test_contract_checkpoints_restart", "--orch-serve-cmd", serve_command(name)
+    )
+    assert_caught(result, req, name, failed=1)
+
+
+MACHINE_CATCHES = (
+    "a checkpoint that does not block",
+    "a checkpoint decided twice",
+    "an audit log missing a decision",
+)
+"""The checkpoint mutants the state machine must find (it holds no failing step)."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MACHINE_CATCHES)
+def test_the_runs_state_machine_catches_the_checkpoint_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hypothesis machine finds each checkpoint mutant by itself, from random graphs."""
+    mutate, _, req = CHECKPOINT_MUTANTS[name]
+    mutate(monkeypatch)
+    register_profile()
+    # Shrinking costs most of the time, and what is checked is the catch, not the example.
+    settings.register_profile(
+        NO_SHRINK, settings.get_profile(PROFILE), phases=[p for p in Phase if p != Phase.shrink]
+    )
+    result = run_conformance(
+        pytester, "test_properties_runs", "-rfs", "--hypothesis-profile", NO_SHRINK
     )
     assert_caught(result, req, name, failed=1)

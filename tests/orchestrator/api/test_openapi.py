@@ -48,7 +48,10 @@ EXPECTED_ERRORS: dict[str, set[int]] = {
     "createRun": {400, 401, 404, 410, 413, 415, 503},
     "listRuns": {400, 401, 503},
     "getRun": {401, 404, 503},
-    "abortRun": {401, 404, 409, 503},
+    "abortRun": {400, 401, 404, 409, 503},
+    "decideCheckpoint": {400, 401, 404, 409, 413, 415, 503},
+    "listApprovals": {400, 401, 503},
+    "getRunAudit": {401, 404, 503},
     "streamRun": {400, 401, 404, 503},
     "createWebhook": {400, 401, 413, 415, 503},
     "listWebhooks": {401, 503},
@@ -233,6 +236,25 @@ def test_every_declared_error_status_is_observed_and_nothing_else(
         http.delete(f"/v1/webhooks/{from_config}")
         http.delete(f"/v1/webhooks/{made}")
         http.delete("/v1/webhooks/nope")
+        http.delete("/v1/runs/nope", headers={"X-Orch-Actor": ""})  # 400
+        # Checkpoints and the audit log.
+        gated = [{"id": "gate", "prompt": "p", "checkpoint": {"when": "before"}}]
+        http.post("/v1/definitions", json={"name": "gated", "version": "1", "steps": gated})
+        # Its checkpoint is requested as the run is created: it is pending at once.
+        paused = http.post("/v1/runs", json={**run_body, "definition": "gated"}).json()["run_id"]
+        decision = f"/v1/runs/{paused}/checkpoints/gate.before.1"
+        http.post(decision, json={"decision": "retry", "decided_by": "me"})  # 400
+        http.post(decision, content=big, headers=json_type)
+        http.post(decision, content=b"{}", headers=text_type)
+        http.post(
+            f"/v1/runs/{paused}/checkpoints/x", json={"decision": "abort", "decided_by": "me"}
+        )
+        http.post(decision, json={"decision": "abort", "decided_by": "me"})  # 200
+        http.post(decision, json={"decision": "abort", "decided_by": "me"})  # 409
+        http.get("/v1/approvals")
+        http.get("/v1/approvals", params={"state": "maybe"})
+        http.get(f"/v1/runs/{paused}/audit")
+        http.get("/v1/runs/nope/audit")
         # Tasks.
         body = {"session_id": session, "prompt": "p", "max_tokens": HOLD_TOKENS}
         running = http.post("/v1/tasks", json=body).json()["task_id"]
