@@ -125,6 +125,9 @@ def _build() -> list[Mutant]:
     for name, (transform, req) in {**metrics.MUTANTS, **metrics.TRUTH_MUTANTS}.items():
         wrap = metrics.metrics_rewriter(transform)
         out.append(Mutant(name, "metrics", req, Mutation(wrap_app=wrap), "test_metrics"))
+    for name, (transform, req) in metrics.RUN_MUTANTS.items():
+        wrap = metrics.metrics_rewriter(transform)
+        out.append(Mutant(name, "metrics", req, Mutation(wrap_app=wrap), "test_metrics_runs"))
     for name, (keywords, module, selection, req) in engine.MUTANTS.items():
         out.append(Mutant(name, "engine", req, Mutation(**keywords), module, selection))
     for name, (keywords, selection, req) in determinism.MUTANTS.items():
