@@ -48,11 +48,13 @@ RunEvent = Literal[
     "run.aborted",
     "checkpoint.requested",
     "checkpoint.resolved",
+    "child.started",
 ]
 RUN_EVENTS: Final[tuple[RunEvent, ...]] = get_args(RunEvent)
 RUN_CLOSING_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.aborted"})
 """The events that close a run's stream; it has exactly one of them (ORCH-0352)."""
-InputType = Literal["string", "integer", "boolean"]
+InputType = Literal["string", "integer", "boolean", "list"]
+FanOutFailure = Literal["fail_fast", "collect_all"]
 CheckpointWhen = Literal["before", "after"]
 Decision = Literal["continue", "retry", "abort"]
 CheckpointState = Literal["pending", "decided", "cancelled"]

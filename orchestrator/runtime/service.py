@@ -32,6 +32,7 @@ from orchestrator.config import Config, ReplicaConfig, load_definitions
 from orchestrator.engines import Engine, build_engine
 from orchestrator.metrics import Metrics
 from orchestrator.runs import ParsedDefinition
+from orchestrator.runs.children import registration_order
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.context import RuntimeContext
@@ -167,7 +168,7 @@ class Orchestrator:
         # Replicas that are ready at once should be ready before the first request;
         # slow warm-ups go on in the background.
         await asyncio.wait(warmups, timeout=STARTUP_READY_GRACE_S)
-        for parsed in load_definitions(self.config):
+        for parsed in registration_order(load_definitions(self.config)):
             self._runs.register(parsed)
         self._runs.resume()
         self._spawn(self._janitor())

@@ -263,4 +263,16 @@ MIGRATIONS: tuple[str, ...] = (
     WHEN EXISTS (SELECT 1 FROM runs WHERE runs.run_id = OLD.run_id)
     BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END
     """,
+    # Child runs (ORCH-0487, ORCH-0488): one row per child, unique per parent step and item.
+    """
+    CREATE TABLE run_children (
+        parent_run_id  TEXT NOT NULL,
+        parent_step_id TEXT NOT NULL,
+        item           INTEGER NOT NULL CHECK (item >= 0),
+        child_run_id   TEXT NOT NULL UNIQUE REFERENCES runs(run_id) ON DELETE CASCADE,
+        PRIMARY KEY (parent_run_id, parent_step_id, item),
+        FOREIGN KEY (parent_run_id, parent_step_id)
+            REFERENCES run_steps(run_id, step_id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    """,
 )
