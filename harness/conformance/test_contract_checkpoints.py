@@ -670,8 +670,7 @@ def test_a_failed_step_cancels_the_pending_checkpoints_and_fails_the_run(wire: W
         states = {s["step_id"]: s["state"] for s in run["steps"]}
         expect(
             run["state"] == "failed" and states == {"bad": "failed", "gate": "skipped"},
-            f"ORCH-0371: the run fails and the paused step is skipped; got {run['state']} "
-            f"{states}",
+            f"ORCH-0371: the run fails and the paused step is skipped; got {run['state']} {states}",
         )
         listed = approvals(wire, run_id=run_id)["approvals"]
         expect(

@@ -154,6 +154,9 @@ def _build() -> list[Mutant]:
     for name, (patch, selection, req) in runs.CHECKPOINT_MUTANTS.items():
         mutation = Mutation(patch=patch)
         out.append(Mutant(name, "runs", req, mutation, "test_contract_checkpoints", selection))
+    for name, (patch, selection, req) in runs.SUBORCH_MUTANTS.items():
+        mutation = Mutation(patch=patch)
+        out.append(Mutant(name, "runs", req, mutation, "test_contract_suborch", selection))
     names = [m.name for m in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

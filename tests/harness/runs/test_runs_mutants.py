@@ -22,7 +22,7 @@ from tests.harness.mutantkit import (
     run_conformance,
 )
 from tests.harness.restart.mutants import CHECKPOINT_RESTART_MUTANTS, RUN_MUTANTS, serve_command
-from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS
+from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS, SUBORCH_MUTANTS
 
 pytest_plugins = ["pytester"]
 
@@ -30,6 +30,8 @@ CHECKS = 12
 """The checks of ``test_contract_runs``, all passing against the healthy orchestratord."""
 CHECKPOINT_CHECKS = 7
 """The checks of ``test_contract_checkpoints``."""
+SUBORCH_CHECKS = 8
+"""The checks of ``test_contract_suborch``."""
 
 
 @pytest.mark.slow
@@ -76,6 +78,22 @@ def test_runs_checks_catch_the_mutant(
     mutate, selection, req = MUTANTS[name]
     mutate(monkeypatch)
     result = run_conformance(pytester, "test_contract_runs", "-rfs", "-k", selection)
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+def test_healthy_orchestrator_passes_the_suborchestration_checks(pytester: pytest.Pytester) -> None:
+    result = run_conformance(pytester, "test_contract_suborch", "-rfs")
+    result.assert_outcomes(passed=SUBORCH_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(SUBORCH_MUTANTS))
+def test_suborchestration_checks_catch_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mutate, selection, req = SUBORCH_MUTANTS[name]
+    mutate(monkeypatch)
+    result = run_conformance(pytester, "test_contract_suborch", "-rfs", "-k", selection)
     assert_caught(result, req, name, failed=1)
 
 
