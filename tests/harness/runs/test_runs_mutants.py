@@ -21,7 +21,12 @@ from tests.harness.mutantkit import (
     respond,
     run_conformance,
 )
-from tests.harness.restart.mutants import CHECKPOINT_RESTART_MUTANTS, RUN_MUTANTS, serve_command
+from tests.harness.restart.mutants import (
+    CHECKPOINT_RESTART_MUTANTS,
+    RUN_MUTANTS,
+    SUBORCH_RESTART_MUTANTS,
+    serve_command,
+)
 from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS, SUBORCH_MUTANTS
 
 pytest_plugins = ["pytester"]
@@ -139,5 +144,25 @@ def test_the_checkpoint_restart_check_catches_the_mutant(
     _, req = CHECKPOINT_RESTART_MUTANTS[name]
     result = run_conformance(
         pytester, "test_contract_checkpoints_restart", "--orch-serve-cmd", serve_command(name)
+    )
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+def test_a_fan_out_survives_a_restart_of_the_healthy_orchestrator(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_conformance(pytester, "test_contract_suborch_restart", "-rfs")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SUBORCH_RESTART_MUTANTS))
+def test_the_suborchestration_restart_check_catches_the_mutant(
+    name: str, pytester: pytest.Pytester
+) -> None:
+    _, req = SUBORCH_RESTART_MUTANTS[name]
+    result = run_conformance(
+        pytester, "test_contract_suborch_restart", "--orch-serve-cmd", serve_command(name)
     )
     assert_caught(result, req, name, failed=1)
