@@ -55,13 +55,23 @@ def fan_out_seed(step_seed: int, item: int) -> int:
 def _leaf(wire: Wire, tag: str, *more_inputs: str) -> str:
     """A one-step child definition taking ``topic`` (and ``more_inputs``, optional)."""
     name = _name("leaf")
-    inputs = {"topic": {"type": "string"}}
+    inputs: dict[str, dict[str, Any]] = {"topic": {"type": "string"}}
     inputs.update({extra: {"type": "string", "required": False} for extra in more_inputs})
     register(
         wire,
         definition(name, [step("write", f"{tag} about {{{{ inputs.topic }}}}")], inputs=inputs),
     )
     return name
+
+
+def _refused_naming(response: Any, kind: str, path: str, req: str, what: str) -> None:
+    """``response`` is 400 ``kind`` whose error's ``path`` is ``path``."""
+    error = response.json().get("error", {}) if response.status_code == 400 else {}
+    expect(
+        error.get("kind") == kind and error.get("path") == path,
+        f"{req}: {what} must answer 400 {kind} naming {path}; got {response.status_code}: "
+        f"{response.text[:300]}",
+    )
 
 
 def _ms(value: Any) -> float:
@@ -357,13 +367,7 @@ def test_broken_child_references_are_refused_naming_the_field(wire: Wire) -> Non
     for req, document, path in cases:
         with orch_check(req):
             response = wire.post_json("/v1/definitions", document)
-            expect(
-                response.status_code == 400
-                and response.json().get("error", {}).get("kind") == "INVALID_DEFINITION"
-                and response.json()["error"].get("path") == path,
-                f"{req}: a definition breaking the rule at {path} must answer 400 "
-                f"INVALID_DEFINITION naming it; got {response.status_code}: {response.text[:300]}",
-            )
+            _refused_naming(response, "INVALID_DEFINITION", path, req, "a broken definition")
     with orch_check("ORCH-0484"):
         deepest = leaf
         for _level in range(3):  # depth 2, 3, 4: each accepted
@@ -377,12 +381,8 @@ def test_broken_child_references_are_refused_naming_the_field(wire: Wire) -> Non
             _name("level"), [step("first"), {"id": "down", "run": child_run(deepest)}]
         )
         response = wire.post_json("/v1/definitions", too_deep)
-        expect(
-            response.status_code == 400
-            and response.json().get("error", {}).get("path") == "steps[1].run",
-            f"ORCH-0484: a definition of depth 5 must be refused naming steps[1].run; got "
-            f"{response.status_code}: {response.text[:300]}",
-        )
+        what = "a definition of depth 5"
+        _refused_naming(response, "INVALID_DEFINITION", "steps[1].run", "ORCH-0484", what)
     with orch_check("ORCH-0482"):
         name = _name("lists")
         register(wire, definition(name, [step("a")], inputs={"t": {"type": "list"}}))
@@ -390,12 +390,8 @@ def test_broken_child_references_are_refused_naming_the_field(wire: Wire) -> Non
         for bad in ("one", [1, 2], ["x"] * 257, ["y" * 32_769]):
             body = {"session_id": session, "definition": name, "version": "1", "inputs": {"t": bad}}
             response = wire.post_json("/v1/runs", body)
-            expect(
-                response.status_code == 400
-                and response.json().get("error", {}).get("path") == "inputs.t",
-                f"ORCH-0482: a list input of {str(bad)[:40]} must be refused naming inputs.t; "
-                f"got {response.status_code}: {response.text[:200]}",
-            )
+            what = f"a list input of {str(bad)[:40]}"
+            _refused_naming(response, "INVALID_PARAMS", "inputs.t", "ORCH-0482", what)
     with orch_check("ORCH-0486"):
         name = _name("long")
         register(

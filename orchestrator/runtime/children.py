@@ -27,7 +27,7 @@ from orchestrator.runs.children import aggregate, child_seed, fan_out_items, nex
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime.audit import SYSTEM
 from orchestrator.store import ChildRow, StoreError
-from orchestrator.vocabulary import RUN_TERMINAL_STATES, ErrorKind, RunState
+from orchestrator.vocabulary import RUN_TERMINAL_STATES, ErrorKind, RunEvent, RunState
 
 if TYPE_CHECKING:
     from orchestrator.runtime.runs import LiveRun, Runs
@@ -123,33 +123,36 @@ class ChildRuns:
         return True
 
     def _succeed(self, run: LiveRun, step_id: str, output: str) -> None:
-        from orchestrator.runtime.runs import Change
-
-        change = Change()
-        now = self._now()
-        fields: dict[str, Any] = {"state": "succeeded", "output": output, "finished_ms": now}
-        if run.steps[step_id].started_ms is None:
-            fields["started_ms"] = now
-        change.step(step_id, **fields)
-        change.events.append(
-            ("step.succeeded", {"step_id": step_id, "task_id": None, "output": output})
+        event = {"step_id": step_id, "task_id": None, "output": output}
+        self._end_step(
+            run, step_id, {"state": "succeeded", "output": output}, "step.succeeded", event
         )
-        self._runs._commit(run, change)
-        self._runs._advance(run)
 
     def _fail(self, run: LiveRun, step_id: str, error: dict[str, Any]) -> None:
         """Fail the step and abort its children still running (ORCH-0491)."""
+        event = {"step_id": step_id, "error": error}
+        self._end_step(run, step_id, {"state": "failed", "error": error}, "step.failed", event)
+
+    def _end_step(
+        self,
+        run: LiveRun,
+        step_id: str,
+        fields: dict[str, Any],
+        event: RunEvent,
+        data: dict[str, Any],
+    ) -> None:
         from orchestrator.runtime.runs import Change
 
         change = Change()
         now = self._now()
-        fields: dict[str, Any] = {"state": "failed", "error": error, "finished_ms": now}
+        fields = {**fields, "finished_ms": now}
         if run.steps[step_id].started_ms is None:
             fields["started_ms"] = now
         change.step(step_id, **fields)
-        change.events.append(("step.failed", {"step_id": step_id, "error": error}))
+        change.events.append((event, data))
         self._runs._commit(run, change)
-        self._abort_children(run.children.get(step_id, {}).values(), SIBLING_FAILED)
+        if fields["state"] == "failed":
+            self._abort_children(run.children.get(step_id, {}).values(), SIBLING_FAILED)
         self._runs._advance(run)
 
     # ------------------------------------------------------------ child runs

@@ -1,7 +1,8 @@
 """Runs in orchestratord: the typed client end to end, definitions loaded from a folder,
 what the store keeps and removes, and a run that survives ``kill -9``.
 
-Spec: ORCH-0315, ORCH-0317, ORCH-0323, ORCH-0324, ORCH-0331, ORCH-0341, ORCH-0343.
+Spec: ORCH-0315, ORCH-0317, ORCH-0323, ORCH-0324, ORCH-0331, ORCH-0341, ORCH-0343,
+ORCH-0492, ORCH-0494.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import yaml
 
 from orchestrator.client import OrchClient, OrchClientError
 from orchestrator.config import ConfigError, load_config
-from orchestrator.store import DefinitionRow, RunRow, SessionRow, StepRow, Store
+from orchestrator.store import ChildRow, DefinitionRow, RunRow, SessionRow, StepRow, Store
 from tests.orchestrator.serve_process import StartProcess, single_slot_config
 from tests.support import ConfigFactory, ServeFactory, wait_until
 
@@ -165,3 +166,51 @@ def test_a_step_killed_mid_decode_takes_its_outcome_after_the_restart_and_retrie
     assert [a.attempt for a in after.steps[1].attempts] == [1, 2]
     assert killed.state == "failed" and killed.error is not None
     assert killed.error.kind == "WORKER_RESET"
+
+
+LEAF = {
+    "name": "leaf",
+    "version": "1",
+    "steps": [{"id": "w", "prompt": "hello", "max_tokens": 3}],
+}
+
+
+@pytest.mark.req("ORCH-0492", "ORCH-0494")
+def test_a_child_whose_parent_ended_before_a_crash_is_aborted_at_the_restart(
+    serve: ServeFactory, make_config: ConfigFactory, db_path: str
+) -> None:
+    """The parent's end was committed but the crash came before its child was aborted:
+    the restart aborts the orphan, and a running parent's missing child is created."""
+    store = Store(db_path)
+    store.insert_session(SessionRow("s", 600, {}, 0, 10**13, None))
+    parent_doc = {
+        "name": "fan",
+        "version": "1",
+        "steps": [{"id": "each", "run": {"definition": "leaf", "version": "1"}}],
+    }
+    for document in (LEAF, parent_doc):
+        store.insert_definition(DefinitionRow(str(document["name"]), "1", "x", document, 0))
+    ended = RunRow("top", "s", "fan", "1", 7, 4, {}, "aborted", 0, 1_000)
+    orphan = RunRow("kid", "s", "leaf", "1", 8, 4, {}, "running", 0, None)
+    waiting = RunRow("top2", "s", "fan", "1", 9, 4, {}, "running", 0, None)
+    with store.transaction():
+        store.insert_run(ended, [StepRow("top", "each", 0, "failed", 1, None, None, 0, 1, None)])
+        store.insert_run(
+            orphan, [StepRow("kid", "w", 0, "pending", 1, None, None, None, None, None)]
+        )
+        store.insert_run(
+            waiting, [StepRow("top2", "each", 0, "running", 1, None, None, 0, None, None)]
+        )
+        store.insert_child(ChildRow("top", "each", 0, "kid"))
+        for run_id in ("top", "kid", "top2"):
+            store.insert_run_events([(run_id, 1, "run.started", "{}")])
+    store.close()
+    server = serve(make_config())
+    with OrchClient(server.url) as client:
+        wait_until(lambda: client.get_run("kid").state != "running")
+        assert client.get_run("kid").state == "aborted"
+        wait_until(lambda: client.get_run("top2").state != "running")
+        resumed = client.get_run("top2")
+        assert resumed.state == "completed", resumed
+        assert len(resumed.steps[0].children) == 1
+        assert client.get_run(resumed.steps[0].children[0]).parent_run_id == "top2"
