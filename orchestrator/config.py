@@ -230,6 +230,7 @@ def load_definitions(config: Config) -> list[ParsedDefinition]:
     """The run definitions of ``definitions_dir`` in file-name order; a file that is not one
     raises :class:`ConfigError` naming the file and the field (spec section 12.2)."""
     from orchestrator.runs import DefinitionError, DefinitionLimits, validate_definition
+    from orchestrator.runs.children import check_children
 
     if config.definitions_dir is None:
         return []
@@ -238,7 +239,8 @@ def load_definitions(config: Config) -> list[ParsedDefinition]:
         raise ConfigError(f"definitions_dir: {folder} is not a folder")
     limits = DefinitionLimits(config.max_run_steps, config.max_definition_bytes)
     parsed: list[ParsedDefinition] = []
-    for file in sorted(p for p in folder.iterdir() if p.suffix in DEFINITION_SUFFIXES):
+    files = sorted(p for p in folder.iterdir() if p.suffix in DEFINITION_SUFFIXES)
+    for file in files:
         try:
             raw = file.read_bytes()
             if len(raw) > limits.max_bytes:
@@ -251,4 +253,10 @@ def load_definitions(config: Config) -> list[ParsedDefinition]:
             raise ConfigError(f"{file}: {exc}") from None
         except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
             raise ConfigError(f"{file}: not a definition document: {exc}") from None
+    known = {(p.name, p.version): p for p in parsed}
+    for file, definition in zip(files, parsed, strict=True):
+        try:  # child runs among the folder's own definitions (ORCH-0483, ORCH-0484)
+            check_children(definition, lambda n, v: known.get((n, v)), unknown_ok=True)
+        except DefinitionError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
     return parsed

@@ -29,14 +29,18 @@ Lookup = Callable[[str, str], ParsedDefinition | None]
 """The registered definition of a name and a version, or ``None``."""
 
 
-def check_children(parsed: ParsedDefinition, lookup: Lookup) -> None:
+def check_children(parsed: ParsedDefinition, lookup: Lookup, *, unknown_ok: bool = False) -> None:
     """Refuse a child that is not registered, inputs it does not take, or too deep a
-    nesting (ORCH-0483, ORCH-0484); the first problem raises :class:`DefinitionError`."""
+    nesting (ORCH-0483, ORCH-0484); the first problem raises :class:`DefinitionError`.
+    With ``unknown_ok``, a child ``lookup`` does not know is passed over (a folder of
+    definitions checked before the database it registers into is open)."""
     for position, step in enumerate(parsed.document.steps):
         if step.run is None:
             continue
         where = f"steps[{position}].run"
         child = lookup(step.run.definition, step.run.version)
+        if child is None and unknown_ok:
+            continue
         if child is None:
             raise DefinitionError(
                 f"{where}.version",

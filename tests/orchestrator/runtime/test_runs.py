@@ -214,3 +214,27 @@ def test_a_child_whose_parent_ended_before_a_crash_is_aborted_at_the_restart(
         assert resumed.state == "completed", resumed
         assert len(resumed.steps[0].children) == 1
         assert client.get_run(resumed.steps[0].children[0]).parent_run_id == "top2"
+
+
+@pytest.mark.req("ORCH-0315", "ORCH-0483")
+def test_a_folder_child_reference_is_checked_with_the_config(tmp_path: Path) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    parent = {
+        **LEAF,
+        "name": "a-parent",
+        "steps": [
+            {"id": "c", "run": {"definition": "leaf", "version": "1", "inputs": {"nope": "x"}}}
+        ],
+    }
+    (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    (folder / "leaf.yaml").write_text(yaml.safe_dump(LEAF), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "defs"}), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    message = str(refused.value)
+    assert "a-parent.yaml" in message and "steps[0].run.inputs.nope" in message
+    parent["steps"][0]["run"]["inputs"] = {}  # type: ignore[index]
+    (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    assert load_config(config).definitions_dir is not None  # a valid child reference loads
