@@ -263,7 +263,7 @@ def test_a_fan_out_runs_one_child_per_item_and_gathers_them_in_order(
         )
 
 
-@pytest.mark.req("ORCH-0481", "ORCH-0490")
+@pytest.mark.req("ORCH-0481", "ORCH-0490", "ORCH-0327")
 def test_a_fan_out_over_no_item_succeeds_with_an_empty_array(wire: Wire) -> None:
     leaf = _leaf(wire, unique_tag("none"))
     name = _name("empty")
@@ -276,13 +276,20 @@ def test_a_fan_out_over_no_item_succeeds_with_an_empty_array(wire: Wire) -> None
                     "id": "each",
                     "run": child_run(leaf),
                     "for_each": {"items": "{{ inputs.t }}", "as": "topic"},
-                }
+                },
+                step("side", "beside"),
             ],
             inputs={"t": {"type": "list"}},
         ),
     )
     run = wait_run(wire, start_run(wire, name, inputs={"t": []})["run_id"])
     each = steps_by_id(run)["each"]
+    with orch_check("ORCH-0327"):
+        side = steps_by_id(run)["side"]
+        expect(
+            len(side["attempts"]) == 1,
+            f"ORCH-0327: a step started beside a fan-out that ends at once runs once; got {side}",
+        )
     with orch_check("ORCH-0490"):
         expect(
             run["state"] == "completed" and each["output"] == "[]" and each["children"] == [],

@@ -655,11 +655,14 @@ class Runs:
             ready.append(step.step_id)
         if change.steps or change.run or change.checkpoints:
             self._commit(run, change)
+        # Tasks first: a step with child runs may end at once (no item) and advance the
+        # run again, which must find these steps already admitting.
+        for step_id in ready:
+            if declared[step_id].run is None:
+                self._start_attempt(run, step_id)
         for step_id in ready:
             if declared[step_id].run is not None:
                 self._children.evaluate(run, step_id)
-            else:
-                self._start_attempt(run, step_id)
 
     def _request_checkpoint(
         self, run: LiveRun, change: Change, step_id: str, output: str | None, now: int
