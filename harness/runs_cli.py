@@ -45,7 +45,8 @@ def runs_group() -> None:
 
 
 def _input(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE``: a JSON integer or boolean as such, anything else as text."""
+    """``KEY=VALUE``: a JSON integer, boolean or array (a ``list`` input) as such, anything
+    else as text."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--input")
@@ -53,7 +54,7 @@ def _input(text: str) -> tuple[str, Any]:
         parsed = json.loads(value)
     except ValueError:
         return key, value
-    return key, parsed if isinstance(parsed, bool | int) else value
+    return key, parsed if isinstance(parsed, bool | int | list) else value
 
 
 @runs_group.command("register")

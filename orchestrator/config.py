@@ -96,7 +96,7 @@ class PoolConfig(_Strict):
 
 
 class WebhookConfig(_Strict):
-    """A subscription made at start (spec section 12.8); its rules are the API's (ORCH-0400)."""
+    """A subscription made at start (spec section 12.9); its rules are the API's (ORCH-0400)."""
 
     url: str
     events: Annotated[list[str], Field(min_length=1)]
@@ -182,7 +182,7 @@ class Config(_Strict):
     max_definition_bytes: Annotated[StrictInt, Field(ge=1024, le=64 * 1024 * 1024)] = 262_144
     """Bytes a run definition document may have (ORCH-0309)."""
     webhooks: list[WebhookConfig] = Field(default_factory=list)
-    """Subscriptions to run events made at start (spec section 12.8)."""
+    """Subscriptions to run events made at start (spec section 12.9)."""
     webhook_timeout_ms: Annotated[StrictInt, Field(ge=1, le=600_000)] = 5_000
     """An attempt not answered 2xx within this failed (ORCH-0413)."""
     webhook_max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 8
@@ -268,6 +268,7 @@ def load_definitions(config: Config) -> list[ParsedDefinition]:
     """The run definitions of ``definitions_dir`` in file-name order; a file that is not one
     raises :class:`ConfigError` naming the file and the field (spec section 12.2)."""
     from orchestrator.runs import DefinitionError, DefinitionLimits, validate_definition
+    from orchestrator.runs.children import check_children
 
     if config.definitions_dir is None:
         return []
@@ -276,7 +277,8 @@ def load_definitions(config: Config) -> list[ParsedDefinition]:
         raise ConfigError(f"definitions_dir: {folder} is not a folder")
     limits = DefinitionLimits(config.max_run_steps, config.max_definition_bytes)
     parsed: list[ParsedDefinition] = []
-    for file in sorted(p for p in folder.iterdir() if p.suffix in DEFINITION_SUFFIXES):
+    files = sorted(p for p in folder.iterdir() if p.suffix in DEFINITION_SUFFIXES)
+    for file in files:
         try:
             raw = file.read_bytes()
             if len(raw) > limits.max_bytes:
@@ -289,4 +291,10 @@ def load_definitions(config: Config) -> list[ParsedDefinition]:
             raise ConfigError(f"{file}: {exc}") from None
         except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
             raise ConfigError(f"{file}: not a definition document: {exc}") from None
+    known = {(p.name, p.version): p for p in parsed}
+    for file, definition in zip(files, parsed, strict=True):
+        try:  # child runs among the folder's own definitions (ORCH-0483, ORCH-0484)
+            check_children(definition, lambda n, v: known.get((n, v)), unknown_ok=True)
+        except DefinitionError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
     return parsed

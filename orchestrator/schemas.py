@@ -24,6 +24,7 @@ from orchestrator.vocabulary import (
     DeliveryState,
     Determinism,
     FallbackMode,
+    FanOutFailure,
     InputType,
     OnFailure,
     OverflowPolicy,
@@ -162,9 +163,30 @@ class CheckpointDeclaration(_Request):
         return list(self.decisions or DEFAULT_DECISIONS[self.when])
 
 
+class ChildRunDeclaration(_Request):
+    """A step's child run (ORCH-0480): the child's inputs are templates over the parent's."""
+
+    definition: Annotated[Text, Field(pattern=NAME_PATTERN)]
+    version: Annotated[Text, Field(pattern=NAME_PATTERN)]
+    inputs: dict[Identifier, Annotated[Text, Field(max_length=32_768)]] = Field(
+        default_factory=dict
+    )
+
+
+class ForEachDeclaration(_Request):
+    """A fan-out (ORCH-0481): one child run per item of a ``list`` input."""
+
+    items: Annotated[Text, Field(min_length=1, max_length=256)]
+    as_: Annotated[Text, Field(alias="as", pattern=IDENTIFIER_PATTERN)]
+    max_parallel: Annotated[int, Field(ge=1, le=64), JsonInt] = 4
+    on_failure: FanOutFailure = "fail_fast"
+
+
 class StepDeclaration(_Request):
     id: Identifier
-    prompt: Annotated[Text, Field(min_length=1, max_length=32_768)]
+    prompt: Annotated[Text, Field(min_length=1, max_length=32_768)] | None = None
+    run: ChildRunDeclaration | None = None
+    for_each: ForEachDeclaration | None = None
     depends_on: list[Identifier] = Field(default_factory=list)
     pool: Annotated[Text, Field(min_length=1, max_length=64)] = "default"
     max_tokens: Annotated[int, Field(ge=1, le=4096), JsonInt] = 64
@@ -399,6 +421,8 @@ class Step(_Response):
     error: TaskError | None
     started_at: str | None
     finished_at: str | None
+    children: list[str]
+    """The step's child runs in item order (ORCH-0488); ``[]`` for a step with a prompt."""
 
 
 class Run(_Response):
@@ -414,6 +438,10 @@ class Run(_Response):
     created_at: str
     finished_at: str | None
     events_url: str
+    parent_run_id: str | None
+    parent_step_id: str | None
+    parent_item: int | None
+    """The run, step and item that created this child run; ``null`` for a top-level run."""
 
 
 class RunSummary(_Response):
@@ -584,7 +612,8 @@ class StepStartedData(_Response):
 
 class StepSucceededData(_Response):
     step_id: str
-    task_id: str
+    task_id: str | None
+    """``null`` for a step with ``run`` (ORCH-0490)."""
     output: str
 
 
@@ -627,6 +656,12 @@ class CheckpointResolvedData(_Response):
     decided_by: str | None
 
 
+class ChildStartedData(_Response):
+    step_id: str
+    item: int
+    child_run_id: str
+
+
 RUN_EVENT_MODELS: dict[RunEvent, type[BaseModel]] = {
     "run.started": RunStartedData,
     "step.started": StepStartedData,
@@ -638,5 +673,6 @@ RUN_EVENT_MODELS: dict[RunEvent, type[BaseModel]] = {
     "run.aborted": RunAbortedData,
     "checkpoint.requested": CheckpointRequestedData,
     "checkpoint.resolved": CheckpointResolvedData,
+    "child.started": ChildStartedData,
 }
 """Each run event's ``data`` (ORCH-0351)."""

@@ -48,6 +48,7 @@ RunEvent = Literal[
     "run.aborted",
     "checkpoint.requested",
     "checkpoint.resolved",
+    "child.started",
 ]
 RUN_EVENTS: Final[tuple[RunEvent, ...]] = get_args(RunEvent)
 DeliveryState = Literal["pending", "delivered", "failed"]
@@ -57,7 +58,8 @@ DeliveryOutcome = Literal["delivered", "retried", "failed"]
 WebhookSource = Literal["config", "api"]
 RUN_CLOSING_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.aborted"})
 """The events that close a run's stream; it has exactly one of them (ORCH-0352)."""
-InputType = Literal["string", "integer", "boolean"]
+InputType = Literal["string", "integer", "boolean", "list"]
+FanOutFailure = Literal["fail_fast", "collect_all"]
 DeclaredWhen = Literal["before", "after"]
 """Where a definition may put a step's checkpoint (ORCH-0360)."""
 CheckpointWhen = Literal["before", "after", "failure"]

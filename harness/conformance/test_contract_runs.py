@@ -53,6 +53,9 @@ RUN_FIELDS = {
     "created_at",
     "finished_at",
     "events_url",
+    "parent_run_id",
+    "parent_step_id",
+    "parent_item",
 }
 STEP_FIELDS = {
     "step_id",
@@ -66,6 +69,7 @@ STEP_FIELDS = {
     "error",
     "started_at",
     "finished_at",
+    "children",
 }
 STEP_DEFAULTS = {
     "depends_on": [],

@@ -1,4 +1,4 @@
-"""Webhooks of runs (spec section 12.8): subscriptions, signed deliveries, retries, the log.
+"""Webhooks of runs (spec section 12.9): subscriptions, signed deliveries, retries, the log.
 
 What a subscriber can observe, through a real receiver (``orch_webhook_receiver``)
 that verifies every request as ORCH-0417 and ORCH-0418 ask: the subscription API

@@ -371,6 +371,9 @@ def run_body(state: str, steps: list[dict[str, Any]], *, finished: bool) -> dict
         "created_at": stamp(),
         "finished_at": stamp() if finished else None,
         "events_url": match.regex("/v1/runs/run_1/events", regex=r"^/v1/runs/[^/]+/events$"),
+        "parent_run_id": None,
+        "parent_step_id": None,
+        "parent_item": None,
     }
 
 
@@ -389,6 +392,7 @@ def _step(step_id: str, state: str, **fields: Any) -> dict[str, Any]:
         "error": None,
         "started_at": None,
         "finished_at": None,
+        "children": [],
         **fields,
     }
 

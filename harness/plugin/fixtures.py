@@ -291,7 +291,7 @@ def orch_engine(_orch_engine_server: EngineThread) -> Iterator[EngineControl]:
 
 @pytest.fixture
 def orch_webhook_receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
-    """A real webhook receiver (spec section 12.8): HTTP on an ephemeral port, for this test.
+    """A real webhook receiver (spec section 12.9): HTTP on an ephemeral port, for this test.
 
     Subscribe ``orch_webhook_receiver.url`` with ``orch_webhook_receiver.secret``
     (random per test). It verifies each delivery with :func:`harness.webhooks.verify`,

@@ -1,4 +1,4 @@
-"""Receiving OrchQueue webhooks (spec section 12.8): verify a delivery, or run a receiver.
+"""Receiving OrchQueue webhooks (spec section 12.9): verify a delivery, or run a receiver.
 
 :func:`verify` is the receiver rules of ORCH-0417 and ORCH-0418 as one call, for
 users' own receivers and their tests; :class:`Receiver` is a real HTTP receiver

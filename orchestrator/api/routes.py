@@ -717,7 +717,7 @@ async def stream_run(
     return _event_stream_response(source, after, request)
 
 
-# ---------------------------------------------------------------- webhooks (spec section 12.8)
+# ---------------------------------------------------------------- webhooks (spec section 12.9)
 
 _WEBHOOK_LINKS = _links(
     "webhook_id", "$response.body#/webhook_id", "getWebhook", "listDeliveries", "deleteWebhook"

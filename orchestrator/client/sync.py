@@ -305,7 +305,7 @@ class OrchClient:
         """``GET /v1/runs/{id}/audit``: who created the run, decided its checkpoints, aborted it."""
         return self._call(_get_run_audit(run_id))
 
-    # -- webhooks (spec section 12.8)
+    # -- webhooks (spec section 12.9)
 
     def create_webhook(self, url: str, events: list[str], secret: str) -> Webhook:
         """``POST /v1/webhooks``: the subscription (its secret is never returned)."""

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.runs.templates import Template, TemplateError, parse_template
-from orchestrator.schemas import DefinitionDocument
+from orchestrator.runs.templates import InputRef, Template, TemplateError, parse_template
+from orchestrator.schemas import DefinitionDocument, StepDeclaration
 
 MAX_DEFINITION_DEPTH = 16
 """How deeply a definition document may nest (ORCH-0309); a valid one needs 5 levels."""
+PROMPT_ONLY_KEYS = ("prompt", "pool", "max_tokens", "params", "retry", "checkpoint")
+"""What a step with ``run`` must not carry (ORCH-0480)."""
 DOCUMENT = "(document)"
 """The path of a problem of the document as a whole."""
 
@@ -54,6 +56,8 @@ class ParsedDefinition:
     """Each step's parsed prompt, by step id."""
     order: tuple[str, ...]
     """The step ids in the order the document lists them."""
+    child_inputs: dict[str, dict[str, Template]] = field(default_factory=dict)
+    """Each step with ``run``: its child's input templates, by input name (ORCH-0480)."""
 
     @property
     def name(self) -> str:
@@ -66,14 +70,21 @@ class ParsedDefinition:
     def normalized(self) -> dict[str, Any]:
         """The document with every default filled in: what two registrations compare.
 
-        A step without a checkpoint and failing as before is stored without those keys,
-        so a definition registered before they existed keeps its digest (ORCH-0313)."""
-        document = self.document.model_dump(mode="json")
+        A step without a checkpoint and failing as before, and a step with a prompt, are
+        stored without the keys they do not use, so a definition registered before
+        checkpoints and child runs existed keeps its digest (ORCH-0313)."""
+        document = self.document.model_dump(mode="json", by_alias=True)
         for step in document["steps"]:
             if step.get("checkpoint") is None:
                 step.pop("checkpoint", None)
             if step.get("on_failure") == "fail":
                 step.pop("on_failure", None)
+            if step.get("run") is None:
+                step.pop("run", None)
+                step.pop("for_each", None)
+            else:
+                for unused in PROMPT_ONLY_KEYS:
+                    step.pop(unused, None)
         return document
 
     def digest(self) -> str:
@@ -121,8 +132,10 @@ def validate_definition(data: Any, limits: DefinitionLimits) -> ParsedDefinition
     _check_dependencies(document, index)
     _check_acyclic(document, index)
     _check_checkpoints(document)
+    _check_step_kinds(document)
     templates = _check_templates(document)
-    return ParsedDefinition(document, templates, order)
+    child_inputs = _check_child_templates(document)
+    return ParsedDefinition(document, templates, order, child_inputs)
 
 
 def _too_deep() -> str:
@@ -236,21 +249,80 @@ def _check_checkpoints(document: DefinitionDocument) -> None:
             seen.add(decision)
 
 
+def _check_step_kinds(document: DefinitionDocument) -> None:
+    """A prompt or a child run, never both; a fan-out over a ``list`` input (ORCH-0480..0483)."""
+    for position, step in enumerate(document.steps):
+        where = f"steps[{position}]"
+        if step.run is None:
+            if step.prompt is None:
+                raise DefinitionError(f"{where}.prompt", "required key is missing")
+            if step.for_each is not None:
+                raise DefinitionError(f"{where}.for_each", "needs 'run': only a child run fans out")
+            continue
+        for key in PROMPT_ONLY_KEYS:
+            if key in step.model_fields_set:
+                raise DefinitionError(f"{where}.{key}", "a step with 'run' cannot carry it")
+        if step.for_each is None:
+            continue
+        items = f"{where}.for_each.items"
+        try:
+            template = parse_template(step.for_each.items)
+        except TemplateError as exc:
+            raise DefinitionError(items, str(exc)) from None
+        parts = template.parts
+        if len(parts) != 1 or not isinstance(parts[0], InputRef):
+            raise DefinitionError(items, "must be exactly one reference '{{ inputs.NAME }}'")
+        declared = document.inputs.get(parts[0].name)
+        if declared is None or declared.type != "list":
+            raise DefinitionError(
+                items, f"names input {parts[0].name!r}, which is not a declared 'list' input"
+            )
+
+
+def _check_reference_scope(
+    document: DefinitionDocument, step: StepDeclaration, template: Template, where: str
+) -> None:
+    """Only declared inputs and the step's own dependencies (ORCH-0307)."""
+    for name in template.inputs:
+        if name not in document.inputs:
+            raise DefinitionError(where, f"names input {name!r}, which is not declared")
+    for step_id in template.steps:
+        if step_id not in step.depends_on:
+            raise DefinitionError(
+                where, f"names the output of step {step_id!r}, which is not in depends_on"
+            )
+
+
+def _parse(text: str, where: str) -> Template:
+    try:
+        return parse_template(text)
+    except TemplateError as exc:
+        raise DefinitionError(where, str(exc)) from None
+
+
 def _check_templates(document: DefinitionDocument) -> dict[str, Template]:
     templates: dict[str, Template] = {}
     for position, step in enumerate(document.steps):
+        if step.prompt is None:
+            continue
         where = f"steps[{position}].prompt"
-        try:
-            template = parse_template(step.prompt)
-        except TemplateError as exc:
-            raise DefinitionError(where, str(exc)) from None
-        for name in template.inputs:
-            if name not in document.inputs:
-                raise DefinitionError(where, f"names input {name!r}, which is not declared")
-        for step_id in template.steps:
-            if step_id not in step.depends_on:
-                raise DefinitionError(
-                    where, f"names the output of step {step_id!r}, which is not in depends_on"
-                )
+        template = _parse(step.prompt, where)
+        _check_reference_scope(document, step, template, where)
         templates[step.id] = template
     return templates
+
+
+def _check_child_templates(document: DefinitionDocument) -> dict[str, dict[str, Template]]:
+    """The templates of each child run's inputs, under the rules of prompts (ORCH-0480)."""
+    out: dict[str, dict[str, Template]] = {}
+    for position, step in enumerate(document.steps):
+        if step.run is None:
+            continue
+        templates: dict[str, Template] = {}
+        for name, text in step.run.inputs.items():
+            where = f"steps[{position}].run.inputs.{name}"
+            template = _parse(text, where)
+            _check_reference_scope(document, step, template, where)
+            templates[name] = template
+        out[step.id] = templates
+    return out

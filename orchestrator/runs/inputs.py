@@ -1,4 +1,4 @@
-"""A run's inputs checked against its definition's declarations (ORCH-0319).
+"""A run's inputs checked against its definition's declarations (ORCH-0319, ORCH-0482).
 
 Pure: the first problem raises :class:`InputError` naming the input's path
 (``inputs.topic``); the runtime answers it as 400 ``INVALID_PARAMS``.
@@ -12,6 +12,8 @@ from orchestrator.schemas import DefinitionDocument
 
 MAX_STRING_INPUT = 32_768
 """A string input fits in a task prompt (ORCH-0038)."""
+MAX_LIST_ITEMS = 256
+"""A ``list`` input fans out to at most this many child runs (ORCH-0482)."""
 
 
 class InputError(ValueError):
@@ -33,6 +35,12 @@ def check_inputs(document: DefinitionDocument, given: dict[str, Any]) -> dict[st
             ok = isinstance(value, str) and len(value) <= MAX_STRING_INPUT
         elif declared.type == "boolean":
             ok = isinstance(value, bool)
+        elif declared.type == "list":
+            ok = (
+                isinstance(value, list)
+                and len(value) <= MAX_LIST_ITEMS
+                and all(isinstance(i, str) and len(i) <= MAX_STRING_INPUT for i in value)
+            )
         else:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)

@@ -62,7 +62,10 @@ class Template:
 
 
 def render_input(value: Any) -> str:
-    """A string as it is, an integer in decimal digits, a boolean as ``true``/``false``."""
+    """A string as it is, an integer in decimal digits, a boolean as ``true``/``false``,
+    a list as its items joined by line feeds (ORCH-0482)."""
+    if isinstance(value, list):
+        return "\n".join(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else str(value)

@@ -26,7 +26,7 @@ from orchestrator.schemas import (
     StepAttempt,
     TaskError,
 )
-from orchestrator.store import DefinitionRow, RunRow, StepAttemptRow, StepRow
+from orchestrator.store import ChildRow, DefinitionRow, RunRow, StepAttemptRow, StepRow
 from orchestrator.vocabulary import ErrorKind
 
 
@@ -35,8 +35,12 @@ def run_view(
     steps: Iterable[StepRow],
     attempts: dict[str, list[StepAttemptRow]],
     parsed: ParsedDefinition | None,
+    parent: ChildRow | None = None,
+    children: dict[str, dict[int, str]] | None = None,
 ) -> Run:
-    """``GET /v1/runs/{id}``: the run and every step in the definition's order."""
+    """``GET /v1/runs/{id}``: the run and every step in the definition's order, with the
+    run's parent and each step's child runs (ORCH-0488)."""
+    children = children or {}
     declared = {s.id: s for s in parsed.document.steps} if parsed is not None else {}
     out: list[Step] = []
     for step in sorted(steps, key=lambda s: s.position):
@@ -63,6 +67,7 @@ def run_view(
                 error=None if step.error is None else TaskError(**step.error),
                 started_at=rfc3339(step.started_ms),
                 finished_at=rfc3339(step.finished_ms),
+                children=[c for _, c in sorted(children.get(step.step_id, {}).items())],
             )
         )
     return Run(
@@ -78,7 +83,18 @@ def run_view(
         created_at=rfc3339(row.created_ms),
         finished_at=rfc3339(row.finished_ms),
         events_url=f"/v1/runs/{row.run_id}/events",
+        parent_run_id=parent.parent_run_id if parent is not None else None,
+        parent_step_id=parent.parent_step_id if parent is not None else None,
+        parent_item=parent.item if parent is not None else None,
     )
+
+
+def stored_children(rows: Iterable[ChildRow]) -> dict[str, dict[int, str]]:
+    """A run's child runs as stored, by step, then item."""
+    out: dict[str, dict[int, str]] = {}
+    for row in rows:
+        out.setdefault(row.parent_step_id, {})[row.item] = row.child_run_id
+    return out
 
 
 def run_summary(row: RunRow) -> RunSummary:

@@ -30,6 +30,7 @@ import json
 import logging
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,12 +43,14 @@ from orchestrator.runs import (
     step_seed,
     validate_definition,
 )
+from orchestrator.runs.children import check_children
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime import checkpoints
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.audit import SYSTEM
 from orchestrator.runtime.audit import entry as audit_entry
 from orchestrator.runtime.channel import TaskChannel
+from orchestrator.runtime.children import ChildRuns
 from orchestrator.runtime.context import RuntimeContext
 from orchestrator.runtime.run_metrics import RunMetrics
 from orchestrator.runtime.run_views import (
@@ -58,6 +61,7 @@ from orchestrator.runtime.run_views import (
     parse_time,
     run_summary,
     run_view,
+    stored_children,
 )
 from orchestrator.runtime.sessions import Sessions
 from orchestrator.runtime.streams import StreamSource
@@ -74,6 +78,7 @@ from orchestrator.schemas import (
 )
 from orchestrator.store import (
     CheckpointRow,
+    ChildRow,
     DefinitionRow,
     RunRow,
     StepAttemptRow,
@@ -123,6 +128,10 @@ class LiveRun:
     """Every checkpoint of the run, by id, in the order they were requested."""
     audit_seq: int = 0
     """The ``seq`` of the run's last audit entry."""
+    parent: ChildRow | None = None
+    """The run, step and item that created this child run (ORCH-0488)."""
+    children: dict[str, dict[int, str]] = field(default_factory=dict)
+    """Each step's child runs: item -> run id (ORCH-0487)."""
 
     @property
     def run_id(self) -> str:
@@ -184,6 +193,7 @@ class Runs:
         self._drain_scheduled = False
         self._rng = random.Random(secrets.randbits(128))
         self._metrics = RunMetrics(context.metrics)
+        self._children = ChildRuns(self)
         context.task_ended.append(self._task_ended)
         context.session_ending.append(self.abort_session)
 
@@ -200,6 +210,11 @@ class Runs:
         store = self._context.store
         digest = parsed.digest()
         existing = store.get_definition(parsed.name, parsed.version)
+        if existing is None:
+            try:
+                check_children(parsed, self._definition)
+            except DefinitionError as exc:
+                raise definition_error(exc) from None
         if existing is not None:
             if existing.digest != digest:
                 raise ApiError(
@@ -258,20 +273,42 @@ class Runs:
         except InputError as exc:
             raise ApiError(ErrorKind.INVALID_PARAMS, str(exc), details={"path": exc.path}) from None
         for position, step in enumerate(parsed.document.steps):
-            if step.pool not in context.pools:
+            if step.run is None and step.pool not in context.pools:
                 raise ApiError(
                     ErrorKind.NOT_FOUND,
                     f"pool {step.pool!r} of step {step.id!r} (steps[{position}].pool) not found",
                 )
         seed = body.seed if body.seed is not None else self._rng.randrange(MAX_SERVER_RUN_SEED)
+        run, write = self.prepare_run(
+            parsed, session.session_id, inputs, seed, body.max_parallel, actor
+        )
+        with context.store.transaction():
+            write()
+        self.launch(run)
+        return self._run_view(run.row, run.steps.values(), run.attempts, run.parent, run.children)
+
+    def prepare_run(
+        self,
+        parsed: ParsedDefinition,
+        session_id: str,
+        inputs: dict[str, Any],
+        seed: int,
+        max_parallel: int,
+        actor: str,
+        parent: ChildRow | None = None,
+    ) -> tuple[LiveRun, Callable[[], None]]:
+        """A new run and the writes that persist it with its ``run.started`` event, its
+        audit entry (ORCH-0381) and, for a child run, its link to its parent (ORCH-0488):
+        the caller makes them part of a transaction, then calls :meth:`launch`."""
+        context = self._context
         now = context.clock.now_ms()
         row = RunRow(
             run_id=context.new_id("run"),
-            session_id=session.session_id,
+            session_id=session_id,
             definition=parsed.name,
             version=parsed.version,
             seed=seed,
-            max_parallel=body.max_parallel,
+            max_parallel=max_parallel,
             inputs=inputs,
             state="running",
             created_ms=now,
@@ -292,7 +329,11 @@ class Runs:
             )
             for position, step in enumerate(parsed.document.steps)
         }
-        run = LiveRun(row, parsed, steps, {s: [] for s in steps}, TaskChannel(), audit_seq=1)
+        if parent is not None:
+            parent = ChildRow(parent.parent_run_id, parent.parent_step_id, parent.item, row.run_id)
+        run = LiveRun(
+            row, parsed, steps, {s: [] for s in steps}, TaskChannel(), audit_seq=1, parent=parent
+        )
         started = _event_row(run, 1, "run.started", _run_started(row))
         created = audit_entry(
             row.run_id,
@@ -303,21 +344,33 @@ class Runs:
             {"definition": row.definition, "version": row.version},
         )
         store = context.store
-        with store.transaction():
+
+        def write() -> None:
             store.insert_run(row, steps.values())
+            if parent is not None:
+                store.insert_child(parent)
             context.write_run_events([started])
             store.insert_audit([created])
+
         run.channel.append(started[2], started[3])
+        return run, write
+
+    def launch(self, run: LiveRun) -> None:
+        """Show a run :meth:`prepare_run` made, once written, and start its first steps."""
         run.channel.reveal(1)
         self._metrics.record([("run.started", {})], lambda step_id: self._start_delay(run, step_id))
-        self._live[row.run_id] = run
+        self._live[run.run_id] = run
         self._advance(run)
-        return self._run_view(row, run.steps.values(), run.attempts)
+
+    def live_run(self, run_id: str) -> LiveRun | None:
+        return self._live.get(run_id)
 
     def get(self, run_id: str) -> Run:
         run = self._live.get(run_id)
         if run is not None:
-            return self._run_view(run.row, run.steps.values(), run.attempts)
+            return self._run_view(
+                run.row, run.steps.values(), run.attempts, run.parent, run.children
+            )
         store = self._context.store
         row = store.get_run(run_id)
         if row is None:
@@ -325,7 +378,13 @@ class Runs:
         attempts: dict[str, list[StepAttemptRow]] = {}
         for attempt in store.step_attempts(run_id):
             attempts.setdefault(attempt.step_id, []).append(attempt)
-        return self._run_view(row, store.run_steps(run_id), attempts)
+        return self._run_view(
+            row,
+            store.run_steps(run_id),
+            attempts,
+            store.parent_of(run_id),
+            stored_children(store.children_of(run_id)),
+        )
 
     def listing(
         self,
@@ -377,7 +436,8 @@ class Runs:
         """The session ends: each of its running runs is aborted (ORCH-0333)."""
         self._land_task_ends()
         for run in [r for r in self._live.values() if r.row.session_id == session_id]:
-            self._abort(run, "session ended", SYSTEM)
+            if not run.ended:  # a child run may have ended with its parent (ORCH-0492)
+                self._abort(run, "session ended", SYSTEM)
 
     # ------------------------------------------------------------ checkpoints and audit
 
@@ -575,8 +635,14 @@ class Runs:
             ready.append(step.step_id)
         if change.steps or change.run or change.checkpoints:
             self._commit(run, change)
+        # Tasks first: a step with child runs may end at once (no item) and advance the
+        # run again, which must find these steps already admitting.
         for step_id in ready:
-            self._start_attempt(run, step_id)
+            if declared[step_id].run is None:
+                self._start_attempt(run, step_id)
+        for step_id in ready:
+            if declared[step_id].run is not None:
+                self._children.evaluate(run, step_id)
 
     def _request_checkpoint(
         self,
@@ -885,6 +951,7 @@ class Runs:
         run.timers.clear()
         run.channel.close()
         self._live.pop(run.run_id, None)
+        self._children.run_ended(run)
 
     # ------------------------------------------------------------ restart
 
@@ -916,13 +983,15 @@ class Runs:
             TaskChannel(store.run_events(row.run_id)),
             checkpoints={c.checkpoint_id: c for c in store.run_checkpoints(row.run_id)},
             audit_seq=len(store.audit_entries(row.run_id)),
+            parent=store.parent_of(row.run_id),
+            children=stored_children(store.children_of(row.run_id)),
         )
         self._live[row.run_id] = run
         ended: list[tuple[str, TaskRow]] = []
         now = self._context.clock.now_ms()
         for step in _in_order(run):
-            if step.state != "running":
-                continue
+            if step.state != "running" or parsed.child_inputs.get(step.step_id) is not None:
+                continue  # a step with child runs goes on in ChildRuns.resume
             made = attempts[step.step_id]
             task_id = made[-1].task_id if made else None
             task = store.get_task(task_id) if task_id is not None else None
@@ -935,6 +1004,7 @@ class Runs:
         for step_id, task in ended:
             self._apply_outcome(run, step_id, task)
         self._advance(run)
+        self._children.resume(run)
 
     def _resync_later(self, run_id: str) -> None:
         """Derive the run again from the store after a write failed."""
@@ -960,8 +1030,16 @@ class Runs:
 
         asyncio.get_running_loop().call_later(RESYNC_DELAY_S, resync)
 
-    def _run_view(self, row: RunRow, steps: Any, attempts: dict[str, list[StepAttemptRow]]) -> Run:
-        return run_view(row, steps, attempts, self._definition(row.definition, row.version))
+    def _run_view(
+        self,
+        row: RunRow,
+        steps: Any,
+        attempts: dict[str, list[StepAttemptRow]],
+        parent: ChildRow | None,
+        children: dict[str, dict[int, str]],
+    ) -> Run:
+        parsed = self._definition(row.definition, row.version)
+        return run_view(row, steps, attempts, parsed, parent, children)
 
     def stop(self) -> None:
         for run in self._live.values():

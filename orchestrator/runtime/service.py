@@ -32,6 +32,7 @@ from orchestrator.config import Config, ReplicaConfig, load_definitions
 from orchestrator.engines import Engine, build_engine
 from orchestrator.metrics import Metrics
 from orchestrator.runs import ParsedDefinition
+from orchestrator.runs.children import registration_order
 from orchestrator.runtime import audit, checkpoints
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.clock import Clock
@@ -171,7 +172,7 @@ class Orchestrator:
         # Replicas that are ready at once should be ready before the first request;
         # slow warm-ups go on in the background.
         await asyncio.wait(warmups, timeout=STARTUP_READY_GRACE_S)
-        for parsed in load_definitions(self.config):
+        for parsed in registration_order(load_definitions(self.config)):
             self._runs.register(parsed)
         self._runs.resume()
         self._spawn(self._janitor())
@@ -335,7 +336,7 @@ class Orchestrator:
     def open_run_stream(self, run_id: str, after: int) -> StreamSource:
         return self._runs.stream(run_id, after)
 
-    # ------------------------------------------------------------ webhooks (spec section 12.8)
+    # ------------------------------------------------------------ webhooks (spec section 12.9)
 
     @property
     def webhooks(self) -> Webhooks:

@@ -1,4 +1,4 @@
-"""Webhook subscriptions and the delivery loop (spec section 12.8).
+"""Webhook subscriptions and the delivery loop (spec section 12.9).
 
 Invariants:
 

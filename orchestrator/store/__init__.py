@@ -1,6 +1,7 @@
 """Persistence: SQLite with foreign keys, versioned migrations and group commits."""
 
 from orchestrator.store.approvals import AuditRow, CheckpointRow
+from orchestrator.store.children import ChildRow
 from orchestrator.store.db import (
     AttemptRow,
     CommitParticipant,
@@ -22,6 +23,7 @@ __all__ = [
     "AttemptRow",
     "AuditRow",
     "CheckpointRow",
+    "ChildRow",
     "CommitParticipant",
     "DefinitionRow",
     "DispatchRow",

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from orchestrator.compact_json import dumps_canonical, stdlib_dumps_canonical
 from orchestrator.store.approvals import RunApprovals
 from orchestrator.store.checkpoint import DEFAULT_THRESHOLD_FRAMES, WalCheckpointer
+from orchestrator.store.children import RunChildren
 from orchestrator.store.migrations import MIGRATIONS
 from orchestrator.vocabulary import AttemptState, Priority, RunState, StepState, TaskState
 
@@ -292,7 +293,7 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
 
 
-class Store(RunApprovals):
+class Store(RunApprovals, RunChildren):
     """Typed access to the orchestrator database."""
 
     def __init__(

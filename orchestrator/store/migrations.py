@@ -295,4 +295,16 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE state = 'pending';
     CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries(run_id, event_id);
     """,
+    # 6: child runs (ORCH-0487, ORCH-0488): one row per child, unique per parent step and item.
+    """
+    CREATE TABLE run_children (
+        parent_run_id  TEXT NOT NULL,
+        parent_step_id TEXT NOT NULL,
+        item           INTEGER NOT NULL CHECK (item >= 0),
+        child_run_id   TEXT NOT NULL UNIQUE REFERENCES runs(run_id) ON DELETE CASCADE,
+        PRIMARY KEY (parent_run_id, parent_step_id, item),
+        FOREIGN KEY (parent_run_id, parent_step_id)
+            REFERENCES run_steps(run_id, step_id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    """,
 )

@@ -1,4 +1,4 @@
-"""The rows of webhook subscriptions and their deliveries (spec section 12.8).
+"""The rows of webhook subscriptions and their deliveries (spec section 12.9).
 
 Deliveries are an outbox: :meth:`WebhookStore.insert_deliveries` runs inside
 the transaction that writes the run events they report (ORCH-0406), and a

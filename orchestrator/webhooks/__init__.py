@@ -1,4 +1,4 @@
-"""Webhooks of runs (spec section 12.8), the parts that need no event loop or store.
+"""Webhooks of runs (spec section 12.9), the parts that need no event loop or store.
 
 :mod:`.signing` builds a delivery's body and headers; :mod:`.subscriptions`
 validates a subscription. The delivery loop is

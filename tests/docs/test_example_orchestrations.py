@@ -3,13 +3,15 @@
 ``docs/examples/orchestrations/definitions/`` is the ``definitions_dir`` of the
 example configuration; each of its definitions runs on orchestratord with every
 step succeeding (the steps of ``flaky.yaml`` each after a failed attempt, each
-checkpoint decided ``continue``), and ``broken-cycle.yaml`` is refused naming its field.
+checkpoint decided ``continue``, ``digest`` fanning out to ``section`` and gathering
+their outputs), and ``broken-cycle.yaml`` is refused naming its field.
 
-Spec: ORCH-0305, ORCH-0315, ORCH-0329, ORCH-0332, ORCH-0367.
+Spec: ORCH-0305, ORCH-0315, ORCH-0329, ORCH-0332, ORCH-0367, ORCH-0490.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from tests.support import wait_until
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "orchestrations"
 
 
-@pytest.mark.req("ORCH-0315", "ORCH-0329", "ORCH-0332", "ORCH-0367")
+@pytest.mark.req("ORCH-0315", "ORCH-0329", "ORCH-0332", "ORCH-0367", "ORCH-0490")
 def test_every_example_definition_runs_to_completion(tmp_path: Path) -> None:
     config = load_config(EXAMPLES / "orchq.yaml", database=str(tmp_path / "orchq.db"))
     files = sorted((EXAMPLES / "definitions").iterdir())
@@ -36,7 +38,9 @@ def test_every_example_definition_runs_to_completion(tmp_path: Path) -> None:
             document = yaml.safe_load(file.read_text(encoding="utf-8"))
             assert document["name"] in registered
             inputs = {
-                name: {"string": "queues", "integer": 2, "boolean": True}[spec["type"]]
+                name: {"string": "queues", "integer": 2, "boolean": True, "list": ["a", "b", "c"]}[
+                    spec["type"]
+                ]
                 for name, spec in document.get("inputs", {}).items()
             }
             run = client.create_run(session, document["name"], document["version"], inputs=inputs)
@@ -53,6 +57,10 @@ def test_every_example_definition_runs_to_completion(tmp_path: Path) -> None:
                 assert all(len(step.attempts) > 1 for step in done.steps), (
                     f"the flaky example shows no retry: {done}"
                 )
+            for step in done.steps:  # a fan-out gathers its children's outputs in item order
+                if step.children:
+                    outputs = [client.get_run(c).steps[-1].output for c in step.children]
+                    assert step.output == json.dumps(outputs, separators=(",", ":"))
 
 
 @pytest.mark.req("ORCH-0305")

@@ -151,6 +151,9 @@ def _build() -> list[Mutant]:
     for name, (_mutate, req) in restart.CHECKPOINT_RESTART_MUTANTS.items():
         mutation = Mutation(serve_command=restart.serve_command(name))
         out.append(Mutant(name, "runs", req, mutation, "test_contract_checkpoints_restart"))
+    for name, (_mutate, req) in restart.SUBORCH_RESTART_MUTANTS.items():
+        mutation = Mutation(serve_command=restart.serve_command(name))
+        out.append(Mutant(name, "runs", req, mutation, "test_contract_suborch_restart"))
     for name, (patch, selection, req) in runs.MUTANTS.items():
         out.append(
             Mutant(name, "runs", req, Mutation(patch=patch), "test_contract_runs", selection)
@@ -165,6 +168,9 @@ def _build() -> list[Mutant]:
     for name, (patch, selection, req) in runs.CHECKPOINT_MUTANTS.items():
         mutation = Mutation(patch=patch)
         out.append(Mutant(name, "runs", req, mutation, "test_contract_checkpoints", selection))
+    for name, (patch, selection, req) in runs.SUBORCH_MUTANTS.items():
+        mutation = Mutation(patch=patch)
+        out.append(Mutant(name, "runs", req, mutation, "test_contract_suborch", selection))
     names = [m.name for m in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

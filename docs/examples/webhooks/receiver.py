@@ -1,4 +1,4 @@
-"""A webhook receiver's check of a delivery, with harness.webhooks.verify (spec section 12.8).
+"""A webhook receiver's check of a delivery, with harness.webhooks.verify (spec section 12.9).
 
 ``handle`` is what a receiver's POST handler does with the request's headers and raw
 body: verify the signature and the timestamp, then process each delivery id once.

@@ -121,7 +121,26 @@ CHECKPOINT_RESTART_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
 }
 """The checkpoint restart mutants (``test_contract_checkpoints_restart``), as :data:`MUTANTS`."""
 
-ALL = {**MUTANTS, **RUN_MUTANTS, **CHECKPOINT_RESTART_MUTANTS}
+
+def child_runs_not_resumed() -> None:
+    """Recovery rebuilds top-level runs only: a child run running at the crash never goes
+    on, and the parent step waiting on it never ends (ORCH-0494)."""
+    from orchestrator.store import RunRow, Store
+
+    original = Store.live_runs
+
+    def live_runs(self: Store) -> list[RunRow]:
+        return [row for row in original(self) if self.parent_of(row.run_id) is None]
+
+    Store.live_runs = live_runs  # type: ignore[method-assign]
+
+
+SUBORCH_RESTART_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
+    "child runs lost after a restart": (child_runs_not_resumed, "ORCH-0494"),
+}
+"""The sub-orchestration restart mutants (``test_contract_suborch_restart``), as :data:`MUTANTS`."""
+
+ALL = {**MUTANTS, **RUN_MUTANTS, **CHECKPOINT_RESTART_MUTANTS, **SUBORCH_RESTART_MUTANTS}
 SLUGS = {name.replace(" ", "-"): name for name in ALL}
 
 

@@ -15,10 +15,14 @@ import pytest
 
 import orchestrator.runs.definition
 import orchestrator.runtime.checkpoints
+import orchestrator.runtime.children
 import orchestrator.runtime.runs
+from orchestrator.runs.children import FanOutState
 from orchestrator.runs.templates import InputRef, Template
+from orchestrator.runtime.children import ChildRuns
 from orchestrator.runtime.runs import Change, Runs
 from orchestrator.store import CheckpointRow
+from orchestrator.vocabulary import RunState
 
 
 def steps_ignore_dependencies(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,3 +184,50 @@ CHECKPOINT_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, s
     ),
 }
 """The checkpoint and audit mutants (``test_contract_checkpoints``), shaped as :data:`MUTANTS`."""
+
+
+def children_left_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that ends leaves its child runs running (ORCH-0492)."""
+    monkeypatch.setattr(orchestrator.runtime.children.ChildRuns, "_abort_children", lambda *_: None)
+
+
+def running_children_count_as_completed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step with child runs takes a running child for a completed one, so it succeeds
+    before all its children completed (ORCH-0490)."""
+    original = orchestrator.runtime.children.ChildRuns._state
+
+    def state(self: ChildRuns, run_id: str) -> RunState:
+        found = original(self, run_id)
+        return "completed" if found == "running" else found
+
+    monkeypatch.setattr(orchestrator.runtime.children.ChildRuns, "_state", state)
+
+
+def fan_out_ignores_max_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fan-out creates every child at once, whatever its ``max_parallel`` (ORCH-0487)."""
+    original = orchestrator.runtime.children.next_move
+
+    def next_move(items: int, states: dict[int, RunState], *rest: Any) -> FanOutState:
+        return original(items, states, 256, *rest[1:])
+
+    monkeypatch.setattr(orchestrator.runtime.children, "next_move", next_move)
+
+
+SUBORCH_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
+    "an abort that leaves a child run running": (
+        children_left_running,
+        "aborts_every_descendant",
+        "ORCH-0492",
+    ),
+    "a parent step that succeeds before all its children completed": (
+        running_children_count_as_completed,
+        "gathers_them_in_order",
+        "ORCH-0490",
+    ),
+    "a fan-out over its max_parallel": (
+        fan_out_ignores_max_parallel,
+        "gathers_them_in_order",
+        "ORCH-0487",
+    ),
+}
+"""The sub-orchestration mutants (``test_contract_suborch``), shaped as :data:`MUTANTS`."""

@@ -23,8 +23,13 @@ from tests.harness.mutantkit import (
     respond,
     run_conformance,
 )
-from tests.harness.restart.mutants import CHECKPOINT_RESTART_MUTANTS, RUN_MUTANTS, serve_command
-from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS
+from tests.harness.restart.mutants import (
+    CHECKPOINT_RESTART_MUTANTS,
+    RUN_MUTANTS,
+    SUBORCH_RESTART_MUTANTS,
+    serve_command,
+)
+from tests.harness.runs.mutants import CHECKPOINT_MUTANTS, MUTANTS, SUBORCH_MUTANTS
 
 pytest_plugins = ["pytester"]
 
@@ -34,6 +39,8 @@ CHECKPOINT_CHECKS = 8
 NO_SHRINK = "orchq-checkpoint-self-test"
 """The suite's Hypothesis profile without shrinking (the machine self-tests)."""
 """The checks of ``test_contract_checkpoints``."""
+SUBORCH_CHECKS = 8
+"""The checks of ``test_contract_suborch``."""
 
 
 @pytest.mark.slow
@@ -80,6 +87,22 @@ def test_runs_checks_catch_the_mutant(
     mutate, selection, req = MUTANTS[name]
     mutate(monkeypatch)
     result = run_conformance(pytester, "test_contract_runs", "-rfs", "-k", selection)
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+def test_healthy_orchestrator_passes_the_suborchestration_checks(pytester: pytest.Pytester) -> None:
+    result = run_conformance(pytester, "test_contract_suborch", "-rfs")
+    result.assert_outcomes(passed=SUBORCH_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(SUBORCH_MUTANTS))
+def test_suborchestration_checks_catch_the_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mutate, selection, req = SUBORCH_MUTANTS[name]
+    mutate(monkeypatch)
+    result = run_conformance(pytester, "test_contract_suborch", "-rfs", "-k", selection)
     assert_caught(result, req, name, failed=1)
 
 
@@ -152,5 +175,25 @@ def test_the_runs_state_machine_catches_the_checkpoint_mutant(
     )
     result = run_conformance(
         pytester, "test_properties_runs", "-rfs", "--hypothesis-profile", NO_SHRINK
+    )
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+def test_a_fan_out_survives_a_restart_of_the_healthy_orchestrator(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_conformance(pytester, "test_contract_suborch_restart", "-rfs")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SUBORCH_RESTART_MUTANTS))
+def test_the_suborchestration_restart_check_catches_the_mutant(
+    name: str, pytester: pytest.Pytester
+) -> None:
+    _, req = SUBORCH_RESTART_MUTANTS[name]
+    result = run_conformance(
+        pytester, "test_contract_suborch_restart", "--orch-serve-cmd", serve_command(name)
     )
     assert_caught(result, req, name, failed=1)

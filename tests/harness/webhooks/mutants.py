@@ -1,4 +1,4 @@
-"""orchestratord with one rule of webhooks (spec section 12.8) broken: the checks must catch each.
+"""orchestratord with one rule of webhooks (spec section 12.9) broken: the checks must catch each.
 
 Each mutation patches orchestratord's own webhook code for the whole process (an
 inner conformance run starts its servers in it). The restart mutant is a serve

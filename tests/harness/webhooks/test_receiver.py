@@ -22,7 +22,7 @@ SPEC_BODY = (
     b'"data":{"run_id":"run_1"}}'
 )
 SPEC_SIGNATURE = "v1=ecde7bc14033df805086e817d295ff5f69242d864e9979d67cc831a3cc763cff"
-"""The example of spec section 12.8, byte for byte."""
+"""The example of spec section 12.9, byte for byte."""
 
 
 def _spec_headers(signature: str = SPEC_SIGNATURE) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Self-tests: the webhooks checks pass on orchestratord and fail, naming the rule, on each mutant.
 
 The conformance module runs in-process the way a user runs it (``--pyargs
-harness.conformance.test_contract_webhooks``), with one rule of section 12.8
+harness.conformance.test_contract_webhooks``), with one rule of section 12.9
 broken in every orchestratord it starts (:mod:`tests.harness.webhooks.mutants`),
 selecting the check that must catch it; the restart mutant is a serve command.
 """

@@ -1,7 +1,8 @@
 """Runs in orchestratord: the typed client end to end, definitions loaded from a folder,
 what the store keeps and removes, and a run that survives ``kill -9``.
 
-Spec: ORCH-0315, ORCH-0317, ORCH-0323, ORCH-0324, ORCH-0331, ORCH-0341, ORCH-0343.
+Spec: ORCH-0315, ORCH-0317, ORCH-0323, ORCH-0324, ORCH-0331, ORCH-0341, ORCH-0343,
+ORCH-0492, ORCH-0494.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import yaml
 
 from orchestrator.client import OrchClient, OrchClientError
 from orchestrator.config import ConfigError, load_config
-from orchestrator.store import DefinitionRow, RunRow, SessionRow, StepRow, Store
+from orchestrator.store import ChildRow, DefinitionRow, RunRow, SessionRow, StepRow, Store
 from tests.orchestrator.serve_process import StartProcess, single_slot_config
 from tests.support import ConfigFactory, ServeFactory, wait_until
 
@@ -199,3 +200,75 @@ def test_an_abort_that_died_before_cancelling_its_tasks_cancels_them_at_the_rest
         wait_until(lambda: client.get_task(task_id).state not in ("queued", "running"), timeout=20)
         assert client.get_task(task_id).state == "cancelled"
         assert client.get_run(run_id).state == "aborted"
+
+
+LEAF = {
+    "name": "leaf",
+    "version": "1",
+    "steps": [{"id": "w", "prompt": "hello", "max_tokens": 3}],
+}
+
+
+@pytest.mark.req("ORCH-0492", "ORCH-0494")
+def test_a_child_whose_parent_ended_before_a_crash_is_aborted_at_the_restart(
+    serve: ServeFactory, make_config: ConfigFactory, db_path: str
+) -> None:
+    """The parent's end was committed but the crash came before its child was aborted:
+    the restart aborts the orphan, and a running parent's missing child is created."""
+    store = Store(db_path)
+    store.insert_session(SessionRow("s", 600, {}, 0, 10**13, None))
+    parent_doc = {
+        "name": "fan",
+        "version": "1",
+        "steps": [{"id": "each", "run": {"definition": "leaf", "version": "1"}}],
+    }
+    for document in (LEAF, parent_doc):
+        store.insert_definition(DefinitionRow(str(document["name"]), "1", "x", document, 0))
+    ended = RunRow("top", "s", "fan", "1", 7, 4, {}, "aborted", 0, 1_000)
+    orphan = RunRow("kid", "s", "leaf", "1", 8, 4, {}, "running", 0, None)
+    waiting = RunRow("top2", "s", "fan", "1", 9, 4, {}, "running", 0, None)
+    with store.transaction():
+        store.insert_run(ended, [StepRow("top", "each", 0, "failed", 1, None, None, 0, 1, None)])
+        store.insert_run(
+            orphan, [StepRow("kid", "w", 0, "pending", 1, None, None, None, None, None)]
+        )
+        store.insert_run(
+            waiting, [StepRow("top2", "each", 0, "running", 1, None, None, 0, None, None)]
+        )
+        store.insert_child(ChildRow("top", "each", 0, "kid"))
+        for run_id in ("top", "kid", "top2"):
+            store.insert_run_events([(run_id, 1, "run.started", "{}")])
+    store.close()
+    server = serve(make_config())
+    with OrchClient(server.url) as client:
+        wait_until(lambda: client.get_run("kid").state != "running")
+        assert client.get_run("kid").state == "aborted"
+        wait_until(lambda: client.get_run("top2").state != "running")
+        resumed = client.get_run("top2")
+        assert resumed.state == "completed", resumed
+        assert len(resumed.steps[0].children) == 1
+        assert client.get_run(resumed.steps[0].children[0]).parent_run_id == "top2"
+
+
+@pytest.mark.req("ORCH-0315", "ORCH-0483")
+def test_a_folder_child_reference_is_checked_with_the_config(tmp_path: Path) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    parent = {
+        **LEAF,
+        "name": "a-parent",
+        "steps": [
+            {"id": "c", "run": {"definition": "leaf", "version": "1", "inputs": {"nope": "x"}}}
+        ],
+    }
+    (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    (folder / "leaf.yaml").write_text(yaml.safe_dump(LEAF), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "defs"}), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    message = str(refused.value)
+    assert "a-parent.yaml" in message and "steps[0].run.inputs.nope" in message
+    parent["steps"][0]["run"]["inputs"] = {}  # type: ignore[index]
+    (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    assert load_config(config).definitions_dir is not None  # a valid child reference loads
