@@ -281,7 +281,9 @@ def test_resume_a_live_stream_without_gap_or_duplicate(
     server = serve(make_config(pools=[two_replicas(token_delay_ms=20)]))
     with OrchClient(server.url) as client:
         sid = client.create_session().session_id
-        admitted = client.submit_task(sid, "resume me", max_tokens=15, seed=11)
+        # 60 tokens 20 ms apart: the stream is still live when the client cuts it, even on a
+        # loaded machine.
+        admitted = client.submit_task(sid, "resume me", max_tokens=60, seed=11)
         first: list[Block] = []
         with httpx.stream(
             "GET", f"{server.url}/v1/tasks/{admitted.task_id}/stream", timeout=30
