@@ -14,10 +14,11 @@ MAX_URL_CHARS = 2048
 
 
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)"
-URL_PATTERN = r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:" + _PORT + r")?([/?#][!-~]*)?$"
-"""What a subscription's ``url`` is (ORCH-0400): http(s), a host (a name, an IPv4 address or a
-bracketed IPv6 one), an optional port up to 65535, then visible ASCII; no credentials.
-The OpenAPI document publishes it as the field's ``pattern``, so both say the same."""
+URL_PATTERN = r"^https?://[A-Za-z0-9._~%-]+(:" + _PORT + r")?([/?#][!-~]*)?$"
+"""What a subscription's ``url`` is (ORCH-0400): http(s), a host (a name or an IPv4 address),
+an optional port up to 65535, then visible ASCII; no credentials. A bracketed IPv6 literal
+is not taken: no pattern short of a full IPv6 grammar tells ``[::1]`` from ``[0]``, and
+the OpenAPI document publishes this as the field's ``pattern``, so both must say the same."""
 _URL = re.compile(URL_PATTERN)
 
 
