@@ -100,8 +100,6 @@ WEBHOOK_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
 }
 """The webhooks restart mutants (``test_contract_webhooks``): name -> (mutation, requirement)."""
 
-ALL = {**MUTANTS, **RUN_MUTANTS, **WEBHOOK_MUTANTS}
-
 
 def paused_runs_not_resumed() -> None:
     """Recovery rebuilds running runs only: a run awaiting approval is never live again, and
@@ -140,7 +138,13 @@ SUBORCH_RESTART_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
 }
 """The sub-orchestration restart mutants (``test_contract_suborch_restart``), as :data:`MUTANTS`."""
 
-ALL = {**MUTANTS, **RUN_MUTANTS, **CHECKPOINT_RESTART_MUTANTS, **SUBORCH_RESTART_MUTANTS}
+ALL = {
+    **MUTANTS,
+    **RUN_MUTANTS,
+    **WEBHOOK_MUTANTS,
+    **CHECKPOINT_RESTART_MUTANTS,
+    **SUBORCH_RESTART_MUTANTS,
+}
 SLUGS = {name.replace(" ", "-"): name for name in ALL}
 
 
