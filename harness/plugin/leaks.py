@@ -60,7 +60,6 @@ HARNESS_FIXTURES = frozenset(
         "orch_make_attempt",
         "orch_make_definition",
         "orch_make_run",
-        "orch_webhook_receiver",
         "orch_db",
         "orch_scripted_engine",
         "orch_engine",

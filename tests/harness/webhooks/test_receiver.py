@@ -34,9 +34,13 @@ def _spec_headers(signature: str = SPEC_SIGNATURE) -> dict[str, str]:
 
 
 def _send(receiver: Receiver, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(
+    """POST a delivery; returns once the receiver has recorded it (it records after answering)."""
+    before = len(receiver.records())
+    response = httpx.post(
         receiver.url, content=body, headers={**headers, "Content-Type": "application/json"}
     )
+    assert receiver.wait_until(lambda records: len(records) > before, timeout=5)
+    return response
 
 
 def _delivery(
