@@ -73,10 +73,8 @@ def test_a_run_paused_at_a_checkpoint_is_still_paused_and_decidable_after_a_cras
     ).events
 
     target.kill()
-    wire.http.close()
     target = target.restart()
-    wire = Wire(target.url, target.auth_headers())
-    wire.sessions.append(session)
+    wire = wire.moved_to(target.url)
     try:
         with orch_checks() as check:
             with check("ORCH-0372"):

@@ -88,10 +88,8 @@ def test_a_run_killed_mid_step_continues_where_it_was(
     first_before = steps_by_id(before)["first"]
 
     target.kill()
-    wire.http.close()
     target = target.restart()
-    wire = Wire(target.url, target.auth_headers())
-    wire.sessions.append(session)
+    wire = wire.moved_to(target.url)
     try:
         with orch_checks() as check:
             with check("ORCH-0341"):

@@ -79,10 +79,8 @@ def test_a_fan_out_killed_mid_flight_goes_on_without_a_second_child(
     )
 
     target.kill()
-    wire.http.close()
     target = target.restart()
-    wire = Wire(target.url, target.auth_headers())
-    wire.sessions.append(session)
+    wire = wire.moved_to(target.url)
     try:
         with orch_checks() as check:
             with check("ORCH-0494"):

@@ -121,6 +121,14 @@ class Wire:
                 break
         self.http.close()
 
+    def moved_to(self, url: str) -> Wire:
+        """A wire on ``url`` (the same target, restarted) that takes over this one's sessions;
+        this one's client closes without deleting them (the server it spoke to is gone)."""
+        self.http.close()
+        moved = Wire(url, self.headers)
+        moved.sessions.extend(self.sessions)
+        return moved
+
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Until ``/readyz`` answers 200 (every pool has a ready replica), or fail."""
         deadline = time.monotonic() + timeout
