@@ -119,7 +119,10 @@ class Receiver:
 
     def start(self) -> Receiver:
         self._server = ThreadingHTTPServer((self._bind, 0), self._handler())
-        self._server.daemon_threads = True
+        # Each request is answered on a connection closed after it, so stop() can wait for
+        # every request thread: none outlives the receiver (the leak guard checks).
+        self._server.daemon_threads = False
+        self._server.block_on_close = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="orchq-webhook-receiver", daemon=True
         )
@@ -318,7 +321,9 @@ class Receiver:
                         self.send_header("Location", receiver.url)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
+                    self.send_header("Connection", "close")
                     self.end_headers()
+                    self.close_connection = True
                     self.wfile.write(payload)
                 except OSError:  # the sender gave up first (its timeout)
                     answered = 0

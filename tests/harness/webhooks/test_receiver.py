@@ -7,6 +7,7 @@ or reusing an id, and check each verdict and the rule it names.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -160,3 +161,16 @@ def test_wait_for_names_the_given_requirement_when_nothing_arrives(
 ) -> None:
     with pytest.raises(AssertionError, match=r"^ORCH-0416: no verified delivery of run.failed"):
         orch_webhook_receiver.wait_for("run.failed", "r", timeout=0.05, requirement="ORCH-0416")
+
+
+def test_stop_waits_for_a_request_still_being_answered() -> None:
+    """A sender that gave up leaves no request thread behind once the receiver stopped."""
+    receiver = Receiver().start()
+    receiver.delay_next(1, seconds=2.0)
+    body, headers = _delivery(receiver)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(receiver.url, content=body, headers=headers, timeout=0.1)
+    receiver.stop()
+    alive = [t.name for t in threading.enumerate() if "process_request_thread" in t.name]
+    assert alive == [], f"request threads outlived the receiver: {alive}"
+    assert [r.verdict for r in receiver.records()] == ["failed"]
