@@ -152,6 +152,15 @@ def test_the_checkpoint_restart_check_catches_the_mutant(
     assert_caught(result, req, name, failed=1)
 
 
+def _register_no_shrink() -> None:
+    """The suite's profile without shrinking: it costs most of the time, and what is checked
+    is the catch, not the example."""
+    register_profile()
+    settings.register_profile(
+        NO_SHRINK, settings.get_profile(PROFILE), phases=[p for p in Phase if p != Phase.shrink]
+    )
+
+
 MACHINE_CATCHES = (
     "a checkpoint that does not block",
     "a checkpoint decided twice",
@@ -168,11 +177,23 @@ def test_the_runs_state_machine_catches_the_checkpoint_mutant(
     """The Hypothesis machine finds each checkpoint mutant by itself, from random graphs."""
     mutate, _, req = CHECKPOINT_MUTANTS[name]
     mutate(monkeypatch)
-    register_profile()
-    # Shrinking costs most of the time, and what is checked is the catch, not the example.
-    settings.register_profile(
-        NO_SHRINK, settings.get_profile(PROFILE), phases=[p for p in Phase if p != Phase.shrink]
+    _register_no_shrink()
+    result = run_conformance(
+        pytester, "test_properties_runs", "-rfs", "--hypothesis-profile", NO_SHRINK
     )
+    assert_caught(result, req, name, failed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SUBORCH_MUTANTS))
+def test_the_runs_state_machine_catches_the_suborchestration_mutant(
+    name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hypothesis machine finds each sub-orchestration mutant by itself, from random
+    graphs with child runs and fan-outs."""
+    mutate, _, req = SUBORCH_MUTANTS[name]
+    mutate(monkeypatch)
+    _register_no_shrink()
     result = run_conformance(
         pytester, "test_properties_runs", "-rfs", "--hypothesis-profile", NO_SHRINK
     )
