@@ -11,8 +11,8 @@ held its step and its run until decided, once (ORCH-0361, ORCH-0363, ORCH-0367,
 ORCH-0370), the audit log must hold every decision in order (ORCH-0380,
 ORCH-0381), a step with child runs must succeed only once all completed
 (ORCH-0490), a fan-out must hold its ``max_parallel`` (ORCH-0487), and no child
-may outlive its ended parent (ORCH-0492). Any target, in-process, ``--orch-url`` or ``--orch-serve-cmd``: the
-machine only talks HTTP.
+may outlive its ended parent (ORCH-0492). Any target, in-process, ``--orch-url``
+or ``--orch-serve-cmd``: the machine only talks HTTP.
 """
 
 from __future__ import annotations

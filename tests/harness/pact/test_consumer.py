@@ -410,13 +410,15 @@ def audit_of_a_decided_run(url: str) -> None:
 def create_webhook(url: str) -> None:
     with OrchClient(url) as client:
         webhook = client.create_webhook(CREATED_WEBHOOK_URL, ["run.completed"], PACT_WEBHOOK_SECRET)
-    assert (webhook.webhook_id, webhook.source, webhook.events) == ("wh_1", "api", ["run.completed"])
+    assert (webhook.webhook_id, webhook.source) == ("wh_1", "api")
+    assert webhook.events == ["run.completed"]
 
 
 def get_webhook(url: str) -> None:
     with OrchClient(url) as client:
         webhook = client.get_webhook("wh_1")
-    assert (webhook.url, webhook.events, webhook.source) == (PACT_WEBHOOK_URL, ["run.started"], "api")
+    assert (webhook.url, webhook.source) == (PACT_WEBHOOK_URL, "api")
+    assert webhook.events == ["run.started"]
     assert PACT_WEBHOOK_SECRET not in webhook.model_dump_json()
 
 
