@@ -6,8 +6,10 @@ inputs over real HTTP (the in-process orchestratord, or ``--orch-url`` with
 content type and a schema-valid body, never a 5xx, carry ``X-Request-Id``, use
 the error envelope and kinds on 4xx/5xx and the backpressure headers on 429/503.
 Then a state machine follows the contract's links (session -> task -> status ->
-stream -> cancel) and checks each stream's SSE format, and another runs a
-definition the harness registered (session -> run -> status -> events -> abort).
+stream -> cancel) and checks each stream's SSE format, another runs a
+definition the harness registered (session -> run -> status -> events -> abort),
+and a third runs one whose first step waits at a checkpoint (session -> run ->
+pending checkpoints -> decision -> audit).
 
 Failures start with the ORCH IDs they break and end with a curl line.
 Sizes: ``--orch-fuzz-examples``, ``--orch-fuzz-scenarios``, ``--orch-fuzz-steps``;
@@ -72,15 +74,15 @@ def test_operation_meets_contract(
     )
 
 
-def _walk_until_streamed(
+def _walk_until(
     workflow: OpenApiSchema,
     target: FuzzClient,
     options: FuzzOptions,
-    stream: str,
+    operation: str,
     unchecked: str,
 ) -> None:
-    """Walk ``workflow``'s links until ``stream`` answered 200; else fail with ``unchecked``
-    (its ORCH IDs first) and what the walk reached."""
+    """Walk ``workflow``'s links until ``operation`` answered 200; else fail with
+    ``unchecked`` (its ORCH IDs first) and what the walk reached."""
     from harness.fuzz.stateful import run_stateful
 
     run_stateful(
@@ -89,13 +91,13 @@ def _walk_until_streamed(
         scenarios=options.scenarios,
         steps=options.steps,
         explore=options.explore,
-        until=(stream, 200),
+        until=(operation, 200),
     )
     reached = sorted(f"{op} {status}" for op, status in target.seen)
     hint = "raise --orch-fuzz-scenarios / --orch-fuzz-steps"
     if {status for _, status in target.seen} == {401}:
         hint = "every answer was 401 UNAUTHORIZED: give the target's --orch-token"
-    assert target.seen[(stream, 200)] > 0, f"{unchecked}; reached: {reached} ({hint})"
+    assert target.seen[(operation, 200)] > 0, f"{unchecked}; reached: {reached} ({hint})"
 
 
 @pytest.mark.slow
@@ -109,7 +111,7 @@ def test_linked_workflow_meets_contract(
     from harness.fuzz.runner import load_contract
     from harness.fuzz.stateful import task_workflow
 
-    _walk_until_streamed(
+    _walk_until(
         task_workflow(load_contract(orch_fuzz_options.contract)),
         fuzz_target,
         orch_fuzz_options,
@@ -141,11 +143,41 @@ def test_linked_runs_workflow_meets_contract(
     from harness.fuzz.runner import load_contract
     from harness.fuzz.stateful import runs_workflow
 
-    _walk_until_streamed(
+    _walk_until(
         runs_workflow(load_contract(orch_fuzz_options.contract), fuzz_target),
         fuzz_target,
         orch_fuzz_options,
         "streamRun",
         "ORCH-0350/ORCH-0351/ORCH-0352: the linked run never opened a run's event stream, so "
         "its events are unchecked",
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.orch_profile("runs")
+@pytest.mark.req(
+    *sorted(
+        {
+            *req.COMMON,
+            *req.RESPONSE_SHAPES["listApprovals"],
+            *req.RESPONSE_SHAPES["decideCheckpoint"],
+            *req.RESPONSE_SHAPES["getRunAudit"],
+        }
+    )
+)
+def test_linked_checkpoint_workflow_meets_contract(
+    fuzz_target: FuzzClient, orch_fuzz_options: FuzzOptions
+) -> None:
+    """Runs waiting at a checkpoint, their pending checkpoints and decisions, chained by the
+    contract's links from a run to its pending checkpoints to a decision."""
+    from harness.fuzz.runner import load_contract
+    from harness.fuzz.stateful import checkpoint_workflow
+
+    _walk_until(
+        checkpoint_workflow(load_contract(orch_fuzz_options.contract), fuzz_target),
+        fuzz_target,
+        orch_fuzz_options,
+        "decideCheckpoint",
+        "ORCH-0366: the linked run never decided a pending checkpoint, so the decision's "
+        "answer is unchecked",
     )

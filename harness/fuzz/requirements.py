@@ -71,6 +71,9 @@ RESPONSE_SHAPES: dict[str, tuple[str, ...]] = {
     "getRun": ("ORCH-0320",),
     "abortRun": ("ORCH-0324",),
     "streamRun": ("ORCH-0350",),
+    "listApprovals": ("ORCH-0365",),
+    "decideCheckpoint": ("ORCH-0366",),
+    "getRunAudit": ("ORCH-0380",),
 }
 """The requirement stating each operation's success response (schema and status conformance)."""
 

@@ -1,5 +1,6 @@
-"""The link-driven state machines: session -> task -> status -> stream -> cancel, and
-session -> run -> status -> events -> abort.
+"""The link-driven state machines: session -> task -> status -> stream -> cancel,
+session -> run -> status -> events -> abort, and session -> run -> pending checkpoints
+-> decision -> audit.
 
 Schemathesis builds the rules from the OpenAPI ``links`` of the committed
 contract, so requests carry real session, task and run IDs from earlier responses
@@ -7,8 +8,9 @@ and reach the states random IDs never do: queued, running and finished tasks,
 their streams (checked by :mod:`harness.fuzz.sse`) and cancellations (409 once
 ended); runs, their event streams and aborts. A run needs a definition that is
 valid beyond what a JSON Schema states (ORCH-0305..0309), which a random walk
-rarely writes: the runs workflow starts from one the harness registers through
-the public API first, linked from each new session (:func:`runs_workflow`). The
+rarely writes: the runs workflows start from one the harness registers through
+the public API first, linked from each new session (:func:`runs_workflow`,
+:func:`checkpoint_workflow`, whose runs wait at a checkpoint). The
 server keeps its state between scenarios; nothing in a scenario depends on
 another's, so no reset is needed in ``setup()``.
 """
@@ -66,7 +68,31 @@ FUZZ_DEFINITION: dict[str, Any] = {
 }
 """The definition each new session of the runs workflow starts runs of: ``b`` waits for ``a``."""
 
+CHECKPOINT_WORKFLOW = (
+    "createSession",
+    "createRun",
+    "getRun",
+    "listApprovals",
+    "decideCheckpoint",
+    "getRunAudit",
+    "abortRun",
+)
+"""The operations of the checkpoint workflow: runs paused at a checkpoint, their pending
+checkpoints, decisions, audit logs and aborts. Not their event streams: a stream stays
+open while its run waits for a decision."""
+
+FUZZ_GATE_DEFINITION: dict[str, Any] = {
+    "name": "orchq-fuzz-gate",
+    "version": "1",
+    "steps": [
+        {"id": "a", "prompt": "hello", "max_tokens": 2, "checkpoint": {"when": "before"}},
+        {"id": "b", "prompt": "{{ steps.a.output }}", "max_tokens": 2, "depends_on": ["a"]},
+    ],
+}
+"""The definition of the checkpoint workflow's runs: ``a`` waits for a decision first."""
+
 FUZZ_RUN_LINK = "CreateRunOfTheHarnessDefinition"
+FUZZ_CONTINUE_LINK = "ContinueAtTheHarnessCheckpoint"
 
 
 def task_workflow(schema: OpenApiSchema) -> OpenApiSchema:
@@ -80,9 +106,52 @@ def runs_workflow(schema: OpenApiSchema, target: FuzzClient) -> OpenApiSchema:
     """:data:`RUN_WORKFLOW` on the contract plus one link, ``createSession`` ->
     ``createRun`` of :data:`FUZZ_DEFINITION`, which this registers on ``target`` first
     (again: 200, ORCH-0313). The committed contract is not changed."""
+    return _harness_definition_workflow(schema, target, FUZZ_DEFINITION, RUN_WORKFLOW)
+
+
+def checkpoint_workflow(schema: OpenApiSchema, target: FuzzClient) -> OpenApiSchema:
+    """:data:`CHECKPOINT_WORKFLOW` on the contract, runs of :data:`FUZZ_GATE_DEFINITION`
+    linked from each new session as in :func:`runs_workflow`: each run waits at its
+    checkpoint, found through the contract's links ``createRun`` -> ``listApprovals`` ->
+    ``decideCheckpoint``.
+
+    A random decision on a ``before`` checkpoint is mostly refused (``retry`` and ``skip``
+    are not among its decisions, a ``prompt`` needs ``retry``): one more link decides
+    ``continue``, so the walk also reaches the decision that moves the run on."""
+    approvals = ("/v1/approvals", "get", "200")
+    continue_link = {
+        "operationId": "decideCheckpoint",
+        "parameters": {
+            "run_id": "$response.body#/approvals/0/run_id",
+            "checkpoint_id": "$response.body#/approvals/0/checkpoint_id",
+        },
+        "requestBody": {"decision": "continue", "decided_by": "orchq-fuzz"},
+    }
+    return _harness_definition_workflow(
+        schema,
+        target,
+        FUZZ_GATE_DEFINITION,
+        CHECKPOINT_WORKFLOW,
+        {approvals: {FUZZ_CONTINUE_LINK: continue_link}},
+    )
+
+
+Where = tuple[str, str, str]
+"""A response of the contract: ``(path, method, status)``."""
+
+
+def _harness_definition_workflow(
+    schema: OpenApiSchema,
+    target: FuzzClient,
+    document: dict[str, Any],
+    operation_ids: tuple[str, ...],
+    links: dict[Where, dict[str, Any]] | None = None,
+) -> OpenApiSchema:
+    """``operation_ids`` of the contract, with the link ``createSession`` -> ``createRun``
+    of ``document`` (registered on ``target`` first) and ``links``, named, by response."""
     response = target.session.post(
         target.url + "/v1/definitions",
-        json=FUZZ_DEFINITION,
+        json=document,
         headers=target.headers,
         timeout=REQUEST_TIMEOUT_S,
     )
@@ -92,23 +161,28 @@ def runs_workflow(schema: OpenApiSchema, target: FuzzClient) -> OpenApiSchema:
             f"(200 when registered before); got {response.status_code}: {response.text[:300]}",
             ("ORCH-0312", "ORCH-0313"),
         )
-    document = copy.deepcopy(schema.raw_schema)
-    created = document["paths"]["/v1/sessions"]["post"]["responses"]["201"]
-    created.setdefault("links", {})[FUZZ_RUN_LINK] = {
+    run_link = {
         "operationId": "createRun",
         "requestBody": {
             "session_id": "$response.body#/session_id",
-            "definition": FUZZ_DEFINITION["name"],
-            "version": FUZZ_DEFINITION["version"],
+            "definition": document["name"],
+            "version": document["version"],
             "inputs": {},
         },
     }
-    linked = schemathesis.openapi.from_dict(document, config=schemathesis_config())
+    linked_document = copy.deepcopy(schema.raw_schema)
+    for (path, method, status), named in {
+        ("/v1/sessions", "post", "201"): {FUZZ_RUN_LINK: run_link},
+        **(links or {}),
+    }.items():
+        answer = linked_document["paths"][path][method]["responses"][status]
+        answer.setdefault("links", {}).update(named)
+    linked = schemathesis.openapi.from_dict(linked_document, config=schemathesis_config())
     others = [
         operation["operationId"]
-        for methods in document["paths"].values()
+        for methods in linked_document["paths"].values()
         for operation in methods.values()
-        if isinstance(operation, dict) and operation.get("operationId") not in RUN_WORKFLOW
+        if isinstance(operation, dict) and operation.get("operationId") not in operation_ids
     ]
     workflow = linked.exclude(operation_id=others)
     assert isinstance(workflow, OpenApiSchema)
@@ -181,7 +255,8 @@ def run_stateful(
     until: tuple[str, int] | None = None,
 ) -> int:
     """Run ``scenarios`` sequences of up to ``steps`` linked calls of ``workflow``
-    (:func:`task_workflow`, :func:`runs_workflow`); returns calls sent.
+    (:func:`task_workflow`, :func:`runs_workflow`, :func:`checkpoint_workflow`); returns
+    calls sent.
 
     Without ``explore`` each round runs on a fixed seed (``hypothesis.seed`` on
     the machine class): Schemathesis builds the machine class at run time, so

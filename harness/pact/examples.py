@@ -24,14 +24,16 @@ def stamp(example: str = EXAMPLE_CREATED) -> AbstractMatcher[str]:
     return match.regex(example, regex=RFC3339_UTC)
 
 
-def error_envelope(kind: str, *, retriable: bool, message: str) -> dict[str, Any]:
-    """The error envelope (ORCH-0014): exact kind and retriable, any message and request id."""
+def error_envelope(kind: str, *, retriable: bool, message: str, **extra: Any) -> dict[str, Any]:
+    """The error envelope (ORCH-0014): exact kind and retriable, any message and request id;
+    ``extra`` are fields an error of that kind carries (a checkpoint's ``state``, ORCH-0370)."""
     return {
         "error": {
             "kind": kind,
             "message": match.str(message),
             "retriable": retriable,
             "request_id": match.str("req_1"),
+            **extra,
         }
     }
 
@@ -478,3 +480,127 @@ RUN_STREAM_RULES = (
 """The replay of an ended run of :data:`PACT_DEFINITION`: ``b`` starts only after ``a``
 succeeded (ORCH-0326), each event of the table of section 12.5 in order (ORCH-0352/0353).
 The data's exact fields are the OpenAPI document's to pin (``orchq pact check``)."""
+
+
+# ---------------------------------------------------------------- checkpoints (spec section 12.6)
+
+GATE_DEFINITION = "orchq-pact-gate"
+"""The definition whose one step waits at a ``before`` checkpoint (ORCH-0361)."""
+GATE_CHECKPOINT = "a.before.1"
+"""The id of its first checkpoint (ORCH-0364)."""
+CHECKPOINT_PATH = RUN_PATH + "/checkpoints/" + GATE_CHECKPOINT
+DECIDED_BY = "alice"
+
+
+def gate_document() -> dict[str, Any]:
+    """Step ``a`` waits for a ``continue`` before its task is admitted."""
+    return {
+        "name": GATE_DEFINITION,
+        "version": "1",
+        "steps": [
+            {"id": "a", "prompt": "hello", "max_tokens": 2, "checkpoint": {"when": "before"}},
+        ],
+    }
+
+
+def approval_body(*, decided: bool) -> dict[str, Any]:
+    """The gate's checkpoint as ``GET /v1/approvals`` lists it, pending or decided
+    ``continue`` by :data:`DECIDED_BY` (ORCH-0365, ORCH-0366)."""
+    return {
+        "checkpoint_id": GATE_CHECKPOINT,
+        "run_id": match.str("run_1"),
+        "step_id": "a",
+        "when": "before",
+        "state": "decided" if decided else "pending",
+        "decisions": ["continue", "abort"],
+        "requested_at": stamp(),
+        "decided_at": stamp() if decided else None,
+        "decision": "continue" if decided else None,
+        "decided_by": DECIDED_BY if decided else None,
+        "output": None,
+        "error": None,
+    }
+
+
+DECISION_REQUEST = {"decision": "continue", "decided_by": DECIDED_BY}
+"""Exactly the body ``OrchClient.decide_checkpoint(..., "continue", "alice")`` sends."""
+
+GATE_AUDIT = {
+    "entries": [
+        {
+            "seq": 1,
+            "at": stamp(),
+            "actor": "anonymous",
+            "action": "run.created",
+            "step_id": None,
+            "checkpoint_id": None,
+            "detail": {"definition": GATE_DEFINITION, "version": "1"},
+        },
+        {
+            "seq": 2,
+            "at": stamp(),
+            "actor": DECIDED_BY,
+            "action": "checkpoint.decided",
+            "step_id": "a",
+            "checkpoint_id": GATE_CHECKPOINT,
+            "detail": {"decision": "continue"},
+        },
+    ]
+}
+"""A gated run's audit log once its checkpoint was decided: its creation without an
+``X-Orch-Actor`` (ORCH-0382), then the decision (ORCH-0381)."""
+
+
+# ---------------------------------------------------------------- webhooks (spec section 12.9)
+
+WEBHOOK_PATH = "/v1/webhooks/${webhook_id}"
+PACT_WEBHOOK_URL = "http://127.0.0.1:9/orchq-pact"
+"""Where the subscriptions of the provider states point: nothing answers there, so a
+delivery stays ``pending`` with its failed attempts counted."""
+CREATED_WEBHOOK_URL = "http://127.0.0.1:9/orchq-pact-created"
+"""The subscription the pact creates (its provider state removes it afterwards)."""
+PACT_WEBHOOK_SECRET = "orchq-pact-secret-0123"
+WEBHOOK_FIELDS = ("webhook_id", "url", "events", "source", "created_at")
+"""Every key of a subscription in a response: nothing else, its secret least of all
+(ORCH-0403, ORCH-0404)."""
+WEBHOOK_LOCATION = {
+    "Location": match.regex("/v1/webhooks/wh_1", regex=r"^/v1/webhooks/[^/]+$"),
+}
+
+
+def webhook_request() -> dict[str, Any]:
+    """Exactly the body ``OrchClient.create_webhook`` sends for the pact's subscription."""
+    return {
+        "url": CREATED_WEBHOOK_URL,
+        "events": ["run.completed"],
+        "secret": PACT_WEBHOOK_SECRET,
+    }
+
+
+def webhook_body(url: str, events: list[str]) -> AbstractMatcher[Any]:
+    """A subscription made through the API, holding :data:`WEBHOOK_FIELDS` and no other key."""
+    body = {
+        "webhook_id": match.str("wh_1"),
+        "url": url,
+        "events": events,
+        "source": "api",
+        "created_at": stamp(),
+    }
+    only = "^(" + "|".join(WEBHOOK_FIELDS) + ")$"
+    return match.each_key_matches(body, rules=match.regex("webhook_id", regex=only))
+
+
+RETRIED_DELIVERY = {
+    "delivery_id": match.str("dlv_1"),
+    "event": "run.started",
+    "run_id": match.str("run_1"),
+    "event_id": 1,
+    "state": match.regex("pending", regex=r"^(pending|failed)$"),
+    "attempts": match.int(1),
+    "last_status": None,
+    "last_error": match.str("ConnectError: All connection attempts failed"),
+    "created_at": stamp(),
+    "delivered_at": None,
+}
+"""The ``run.started`` delivery of a run to :data:`PACT_WEBHOOK_URL`: attempted, never
+answered (ORCH-0407, ORCH-0408)."""

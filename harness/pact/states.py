@@ -45,7 +45,16 @@ from typing import TYPE_CHECKING, Any
 
 from harness.checks import blamed
 from harness.engine.control import EngineControl, engine_pool, engine_replica, rule
-from harness.pact.examples import PACT_DEFINITION, definition_document
+from harness.pact.examples import (
+    CREATED_WEBHOOK_URL,
+    DECIDED_BY,
+    GATE_CHECKPOINT,
+    PACT_DEFINITION,
+    PACT_WEBHOOK_SECRET,
+    PACT_WEBHOOK_URL,
+    definition_document,
+    gate_document,
+)
 from harness.pact.faults import CRASHING_REPLICA_PREFIX, crashing_engine_factory
 from harness.plugin.fixtures import Factories
 from harness.wire.blame import client_blame
@@ -363,6 +372,53 @@ def _a_running_run(made: Factories) -> Values:
     return values
 
 
+def _a_run_at_its_checkpoint(made: Factories) -> Values:
+    """A run of the gated definition, its step waiting at its ``before`` checkpoint."""
+    made.client.register_definition(gate_document())
+    values = _run(made, str(gate_document()["name"]))
+    run_id = values["run_id"]
+
+    def waiting() -> bool:
+        pending = made.client.list_approvals(state="pending", run_id=run_id).approvals
+        return [a.checkpoint_id for a in pending] == [GATE_CHECKPOINT]
+
+    _wait(f"run {run_id} waiting at checkpoint {GATE_CHECKPOINT}", waiting)
+    return values
+
+
+def _a_run_whose_checkpoint_was_decided(made: Factories) -> Values:
+    values = _a_run_at_its_checkpoint(made)
+    made.client.decide_checkpoint(values["run_id"], GATE_CHECKPOINT, "continue", DECIDED_BY)
+    return values
+
+
+def _created_subscriptions_removed(made: Factories) -> Values:
+    """No subscription to :data:`CREATED_WEBHOOK_URL` exists; the one the interaction creates
+    is deleted at teardown."""
+    made.webhook_urls.add(CREATED_WEBHOOK_URL)
+    made.cleanup()
+    return {}
+
+
+def _a_subscription(made: Factories) -> Values:
+    webhook = made.webhook(PACT_WEBHOOK_URL, ["run.started"], PACT_WEBHOOK_SECRET)
+    return {"webhook_id": webhook.webhook_id}
+
+
+def _a_subscription_retrying_a_delivery(made: Factories) -> Values:
+    """A subscription to ``run.started`` whose delivery of a new run was attempted once at
+    least: nothing answers at :data:`PACT_WEBHOOK_URL`."""
+    values = _a_subscription(made)
+    run_id = _run(made, _register(made))["run_id"]
+
+    def attempted() -> bool:
+        listed = made.client.list_deliveries(values["webhook_id"], run_id=run_id).deliveries
+        return len(listed) == 1 and listed[0].attempts >= 1
+
+    _wait(f"the delivery of run {run_id}'s run.started attempted", attempted)
+    return {**values, "run_id": run_id}
+
+
 def _nothing(made: Factories) -> Values:
     """A condition the server group's configuration provides (checked by its interaction)."""
     return {}
@@ -407,6 +463,23 @@ STATES: dict[str, tuple[str, Setup]] = {
     "a completed run exists": ("default", _a_completed_run),
     "a completed run of a definition of its own exists": ("default", _a_completed_run_of_its_own),
     "a running run exists": ("constrained", _a_running_run),
+    "a run of the pact's gated definition waits at its checkpoint": (
+        "default",
+        _a_run_at_its_checkpoint,
+    ),
+    "a run of the pact's gated definition had its checkpoint decided continue": (
+        "default",
+        _a_run_whose_checkpoint_was_decided,
+    ),
+    "no webhook subscription to the pact's created URL exists": (
+        "default",
+        _created_subscriptions_removed,
+    ),
+    "a webhook subscription exists": ("default", _a_subscription),
+    "a webhook subscription is retrying the delivery of a run's run.started": (
+        "default",
+        _a_subscription_retrying_a_delivery,
+    ),
 }
 """Provider state name -> (server group, setup through the public API)."""
 

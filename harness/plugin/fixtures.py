@@ -101,7 +101,8 @@ MakeRun = Callable[..., "Run"]
 
 @dataclass
 class Factories:
-    """The API factories on one client; :meth:`cleanup` deletes every session they made.
+    """The API factories on one client; :meth:`cleanup` deletes every session and webhook
+    subscription they made.
 
     The ``orch_make_*`` fixtures are these on ``orch_target``; build one yourself for
     another target (``Factories(orch_serve(...).client())``).
@@ -109,14 +110,36 @@ class Factories:
 
     client: OrchClient
     sessions: list[str] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)
+    webhook_urls: set[str] = field(default_factory=set)
+    """URLs whose subscriptions made through the API :meth:`cleanup` deletes too, whoever
+    made them (a request under test, not a factory)."""
 
     def cleanup(self) -> None:
-        """Delete the sessions made here, newest first (their unfinished tasks are cancelled)."""
+        """Delete the webhook subscriptions made here or to :attr:`webhook_urls`, then the
+        sessions, newest first (their unfinished tasks are cancelled); one already gone is
+        no error."""
         from orchestrator.client import OrchClientError
 
+        if self.webhook_urls:
+            with contextlib.suppress(OrchClientError):
+                self.webhooks.extend(
+                    webhook.webhook_id
+                    for webhook in self.client.list_webhooks().webhooks
+                    if webhook.source == "api" and webhook.url in self.webhook_urls
+                )
+        while self.webhooks:
+            with contextlib.suppress(OrchClientError):
+                self.client.delete_webhook(self.webhooks.pop())
         while self.sessions:
             with contextlib.suppress(OrchClientError):
                 self.client.delete_session(self.sessions.pop())
+
+    def webhook(self, url: str, events: list[str], secret: str) -> Any:
+        """A subscription made through the API, deleted by :meth:`cleanup`."""
+        created = self.client.create_webhook(url, events, secret)
+        self.webhooks.append(created.webhook_id)
+        return created
 
     def session(self, ttl_seconds: int = 600, metadata: dict[str, Any] | None = None) -> Any:
         created = self.client.create_session(ttl_seconds=ttl_seconds, metadata=metadata)

@@ -156,6 +156,22 @@ def _location(template: str, requirement: str) -> dict[str, Any]:
 
 _STREAM_LINKS = _links("task_id", "$request.path.task_id", "getTask", "cancelTask")
 _RUN_LINKS = _links("run_id", "$response.body#/run_id", "getRun", "streamRun", "abortRun")
+_RUN_LINKS["links"]["ListPendingApprovals"] = {
+    "operationId": "listApprovals",
+    "parameters": {"run_id": "$response.body#/run_id", "state": "pending"},
+}
+_APPROVAL_LINKS = {
+    "links": {
+        "DecideCheckpoint": {
+            "operationId": "decideCheckpoint",
+            "parameters": {
+                "run_id": "$response.body#/approvals/0/run_id",
+                "checkpoint_id": "$response.body#/approvals/0/checkpoint_id",
+            },
+        }
+    }
+}
+_DECIDED_LINKS = _links("run_id", "$response.body#/run_id", "getRun", "getRunAudit")
 _DEFINITION_LINKS = _links("name", "$response.body#/name", "getDefinition")
 _DEFINITION_LINKS["links"]["GetDefinition"]["parameters"]["version"] = "$response.body#/version"
 
@@ -633,7 +649,7 @@ async def abort_run(
 @router.post(
     "/v1/runs/{run_id}/checkpoints/{checkpoint_id}",
     response_model=Approval,
-    responses=_errors(*_WITH_BODY, 404, 409),
+    responses={200: _DECIDED_LINKS, **_errors(*_WITH_BODY, 404, 409)},
     operation_id="decideCheckpoint",
     openapi_extra={
         "x-req-id": [
@@ -657,7 +673,7 @@ async def decide_checkpoint(
 @router.get(
     "/v1/approvals",
     response_model=ApprovalList,
-    responses=_errors(*_V1, 400),
+    responses={200: _APPROVAL_LINKS, **_errors(*_V1, 400)},
     operation_id="listApprovals",
     openapi_extra={"x-req-id": ["ORCH-0364", "ORCH-0365"]},
     tags=["runs"],

@@ -135,6 +135,21 @@ def sse_duplicate_id(app: App) -> App:
     return rewrite_chunks(app, change, matching(path=".*/stream"))
 
 
+def decision_without_decided_at(app: App) -> App:
+    """A decided checkpoint is answered without its ``decided_at`` (ORCH-0366): only a
+    decision that succeeds shows it, which the stateful walk reaches."""
+    decide = matching("POST", "/v1/runs/[^/]+/checkpoints/[^/]+")
+
+    def change(status: int, body: bytes) -> tuple[int, bytes]:
+        if status != 200:
+            return status, body
+        approval = json.loads(body)
+        approval.pop("decided_at", None)
+        return status, json.dumps(approval).encode()
+
+    return rewrite_response(app, change, decide)
+
+
 def run_event_with_an_extra_field(app: App) -> App:
     """Every ``step.succeeded`` of a run's stream also carries ``tokens_out`` (ORCH-0351)."""
 
@@ -201,6 +216,10 @@ MUTANTS: dict[str, tuple[Wrap, dict[str, Any], str, str]] = {
     "run event data with a field the table does not list": (
         run_event_with_an_extra_field, {}, "test_linked_runs_workflow_meets_contract",
         "ORCH-0351",
+    ),
+    "checkpoint decision without its decided_at": (
+        decision_without_decided_at, {}, "test_linked_checkpoint_workflow_meets_contract",
+        "ORCH-0366",
     ),
 }  # fmt: skip
 """name -> (wrap_app, orch_serve config, ``-k`` selection of the fuzz suite, ORCH ID it breaks)."""

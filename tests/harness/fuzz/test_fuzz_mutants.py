@@ -31,9 +31,10 @@ def test_healthy_orchestrator_passes_what_the_mutants_break(
     selection = (
         "createTask or readyz or getTask or test_linked_workflow_meets_contract"
         " or test_linked_runs_workflow_meets_contract"
+        " or test_linked_checkpoint_workflow_meets_contract"
     )
     result = _run_suite(pytester, orch_serve().url, selection)
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
     warming = _run_suite(pytester, orch_serve(**WARMING).url, "readyz or createTask")
     warming.assert_outcomes(passed=2)
 

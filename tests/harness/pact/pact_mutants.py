@@ -62,6 +62,31 @@ def drop_headers_mutant(*names: str) -> Wrap:
     return wrap
 
 
+def add_field(name: str, value: Any) -> Callable[[Any], Any]:
+    def transform(data: Any) -> Any:
+        if isinstance(data, dict):
+            data[name] = value
+        return data
+
+    return transform
+
+
+def status_mutant(method: str, path: str, old: int, new: int) -> Wrap:
+    """Answer ``new`` instead of ``old`` to ``method`` on paths fully matching ``path``, the
+    body as it was."""
+    applies = matching(method, path)
+
+    def change(status: int, body: bytes) -> tuple[int, bytes]:
+        return (new if status == old else status), body
+
+    def wrap(app: App) -> App:
+        return rewrite_response(app, change, applies)
+
+    return wrap
+
+
+CHECKPOINTS = "/v1/runs/[^/]+/checkpoints/[^/]+"
+WEBHOOK = "/v1/webhooks/[^/]+"
 TASK_STREAMS = "/v1/tasks/[^/]+/stream"
 RUN_STREAMS = "/v1/runs/[^/]+/events"
 
@@ -109,6 +134,14 @@ MUTANTS: dict[str, tuple[Wrap, str, str]] = {
     "stream error WORKER_RESET renamed REPLICA_RESET": (
         stream_text_mutant(r'"kind": ?"WORKER_RESET"', '"kind":"REPLICA_RESET"'),
         "stream a task that failed with WORKER_RESET", "ORCH-0108",
+    ),
+    "second checkpoint decision answered 200": (
+        status_mutant("POST", CHECKPOINTS, 409, 200),
+        "decide a checkpoint decided before", "ORCH-0370",
+    ),
+    "webhook shown with its secret": (
+        json_body_mutant("GET", WEBHOOK, add_field("secret", "orchq-pact-secret-0123")),
+        "get a webhook subscription", "ORCH-0404",
     ),
 }  # fmt: skip
 """name -> (wrap_app, the pact interaction it breaks (a ``-k`` substring), ORCH ID):

@@ -18,7 +18,17 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from harness.pact.examples import ENGINE_SIDE_KINDS, PACT_DEFINITION, definition_document
+from harness.pact.examples import (
+    CREATED_WEBHOOK_URL,
+    DECIDED_BY,
+    ENGINE_SIDE_KINDS,
+    GATE_CHECKPOINT,
+    GATE_DEFINITION,
+    PACT_DEFINITION,
+    PACT_WEBHOOK_SECRET,
+    PACT_WEBHOOK_URL,
+    definition_document,
+)
 from harness.pact.interactions import INTERACTIONS
 from harness.pact.model import CONSUMER, PROVIDER, Interaction, add_interaction
 from harness.pact.pactfiles import write_with_retry
@@ -351,6 +361,82 @@ def stream_completed_run(url: str) -> None:
         RUN_EVENT_MODELS[name].model_validate(data)  # type: ignore[index]
 
 
+def list_pending_checkpoints(url: str) -> None:
+    with OrchClient(url) as client:
+        page = client.list_approvals(state="pending", run_id="run_1")
+    assert page.next_cursor is None
+    (approval,) = page.approvals
+    assert (approval.checkpoint_id, approval.run_id, approval.state) == (
+        GATE_CHECKPOINT,
+        "run_1",
+        "pending",
+    )
+    assert approval.decisions == ["continue", "abort"]
+    assert (approval.decided_at, approval.decision, approval.decided_by) == (None, None, None)
+
+
+def decide_continue(url: str) -> None:
+    with OrchClient(url) as client:
+        approval = client.decide_checkpoint("run_1", GATE_CHECKPOINT, "continue", DECIDED_BY)
+    assert (approval.state, approval.decision, approval.decided_by) == (
+        "decided",
+        "continue",
+        DECIDED_BY,
+    )
+    assert approval.decided_at is not None
+
+
+def decide_twice(url: str) -> None:
+    with OrchClient(url) as client:
+        error = _raises(
+            "CONFLICT",
+            409,
+            lambda: client.decide_checkpoint("run_1", GATE_CHECKPOINT, "continue", DECIDED_BY),
+        )
+    assert isinstance(error.body, dict)
+    assert error.body["error"]["state"] == "decided", "the 409 must say the checkpoint's state"
+
+
+def audit_of_a_decided_run(url: str) -> None:
+    with OrchClient(url) as client:
+        log = client.get_run_audit("run_1")
+    assert [(e.seq, e.actor, e.action, e.checkpoint_id) for e in log.entries] == [
+        (1, "anonymous", "run.created", None),
+        (2, DECIDED_BY, "checkpoint.decided", GATE_CHECKPOINT),
+    ]
+    assert log.entries[0].detail == {"definition": GATE_DEFINITION, "version": "1"}
+
+
+def create_webhook(url: str) -> None:
+    with OrchClient(url) as client:
+        webhook = client.create_webhook(CREATED_WEBHOOK_URL, ["run.completed"], PACT_WEBHOOK_SECRET)
+    assert (webhook.webhook_id, webhook.source) == ("wh_1", "api")
+    assert webhook.events == ["run.completed"]
+
+
+def get_webhook(url: str) -> None:
+    with OrchClient(url) as client:
+        webhook = client.get_webhook("wh_1")
+    assert (webhook.url, webhook.source) == (PACT_WEBHOOK_URL, "api")
+    assert webhook.events == ["run.started"]
+    assert PACT_WEBHOOK_SECRET not in webhook.model_dump_json()
+
+
+def list_deliveries_of_a_run(url: str) -> None:
+    with OrchClient(url) as client:
+        page = client.list_deliveries("wh_1", run_id="run_1")
+    (delivery,) = page.deliveries
+    assert (delivery.event, delivery.run_id, delivery.event_id) == ("run.started", "run_1", 1)
+    assert delivery.state == "pending" and delivery.attempts == 1
+    assert delivery.last_status is None and delivery.last_error
+    assert delivery.delivered_at is None
+
+
+def delete_webhook(url: str) -> None:
+    with OrchClient(url) as client:
+        assert client.delete_webhook("wh_1") is None
+
+
 EXERCISES: dict[str, Exercise] = {
     "create a session with metadata": create_session,
     "create a session with an out-of-range ttl": create_session_bad_ttl,
@@ -396,6 +482,14 @@ EXERCISES: dict[str, Exercise] = {
     "abort a running run": abort_running_run,
     "abort a completed run": abort_completed_run,
     "stream the events of a completed run": stream_completed_run,
+    "list the pending checkpoints of a run paused at a checkpoint": list_pending_checkpoints,
+    "decide continue at a pending checkpoint": decide_continue,
+    "decide a checkpoint decided before": decide_twice,
+    "get the audit log of a run whose checkpoint was decided": audit_of_a_decided_run,
+    "create a webhook subscription": create_webhook,
+    "get a webhook subscription": get_webhook,
+    "list the deliveries of a run to a webhook subscription": list_deliveries_of_a_run,
+    "delete a webhook subscription": delete_webhook,
 }
 
 

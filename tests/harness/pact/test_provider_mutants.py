@@ -23,6 +23,7 @@ from harness.pact.states import serve_group
 from harness.plugin.target import ServeFactory
 from tests.harness.mutantkit import run_conformance
 from tests.harness.pact.pact_mutants import (
+    MUTANTS,
     RUN_STREAMS,
     drop_headers_mutant,
     json_body_mutant,
@@ -207,3 +208,32 @@ def test_the_unmodified_server_honours_the_run_interactions(
     spec = by_description()["abort a running run"]
     outcome = verify_interaction(spec, PACT, tmp_path, _constrained(orch_serve, orch_engine))
     assert outcome.ok, outcome.message
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("second checkpoint decision answered 200", "expected 409 but was 200"),
+        ("webhook shown with its secret", "$.secret"),
+    ],
+)
+def test_a_drifted_checkpoint_or_webhook_answer_fails_naming_its_requirement(
+    name: str, why: str, orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    """A second decision must be refused (ORCH-0370); a subscription's secret must never be
+    in a response (ORCH-0404): an extra key fails the pact's key rule, not only a changed one."""
+    wrap, interaction, req = MUTANTS[name]
+    spec = by_description()[interaction]
+    outcome = verify_interaction(spec, PACT, tmp_path, orch_serve(wrap_app=wrap).url)
+    assert not outcome.ok, f"{req}: {name} passed the pact"
+    assert req in outcome.message and why in outcome.message, outcome.message
+
+
+def test_the_unmodified_server_honours_the_checkpoint_and_webhook_interactions(
+    orch_serve: ServeFactory, tmp_path: Path
+) -> None:
+    """The control of the test above: the same interactions pass on orchestratord."""
+    target = orch_serve()
+    for description in ("decide a checkpoint decided before", "get a webhook subscription"):
+        outcome = verify_interaction(by_description()[description], PACT, tmp_path, target.url)
+        assert outcome.ok, outcome.message

@@ -152,21 +152,28 @@ def test_the_checkpoint_restart_check_catches_the_mutant(
     assert_caught(result, req, name, failed=1)
 
 
-MACHINE_CATCHES = (
-    "a checkpoint that does not block",
-    "a checkpoint decided twice",
-    "an audit log missing a decision",
-)
-"""The checkpoint mutants the state machine must find (it holds no failing step)."""
+MACHINE_CATCHES = {
+    **{
+        name: CHECKPOINT_MUTANTS[name]
+        for name in (
+            "a checkpoint that does not block",
+            "a checkpoint decided twice",
+            "an audit log missing a decision",
+        )
+    },
+    **SUBORCH_MUTANTS,
+}
+"""The mutants the state machine must find by itself, from random graphs: the checkpoint
+ones (it holds no failing step) and every sub-orchestration one (child runs, fan-outs)."""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MACHINE_CATCHES)
-def test_the_runs_state_machine_catches_the_checkpoint_mutant(
+@pytest.mark.parametrize("name", sorted(MACHINE_CATCHES))
+def test_the_runs_state_machine_catches_the_mutant(
     name: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The Hypothesis machine finds each checkpoint mutant by itself, from random graphs."""
-    mutate, _, req = CHECKPOINT_MUTANTS[name]
+    """The Hypothesis machine finds each mutant by itself, from random graphs."""
+    mutate, _, req = MACHINE_CATCHES[name]
     mutate(monkeypatch)
     register_profile()
     # Shrinking costs most of the time, and what is checked is the catch, not the example.
