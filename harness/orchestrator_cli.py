@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from harness import exitcodes
-from orchestrator.config import Config, ConfigError, load_config
+from orchestrator.config import Config, ConfigError, load_config, load_definitions
 from orchestrator.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -109,6 +109,7 @@ def serve_command(
     One server per database: a second one on a database in use exits with
     status 2 (after --lock-wait seconds), naming the database.
     """
+    from orchestrator.runtime.definitions import registered_in
     from orchestrator.server import run, serve
     from orchestrator.store.lock import DatabaseLock
 
@@ -116,9 +117,15 @@ def serve_command(
     lock = DatabaseLock(config.database)
     try:
         lock.acquire(wait_s=lock_wait)  # before the database is opened: it may be migrated
-        Store(config.database).close()  # refuse an unusable database before binding
+        store = Store(config.database)  # refuse an unusable database before binding
     except StoreError as exc:
         _fail(str(exc), exitcodes.USAGE)
+    try:  # and a folder child registered nowhere (ORCH-0315, ORCH-0483)
+        load_definitions(config, registered_in(store))
+    except ConfigError as exc:
+        _fail(f"bad config: {exc}", exitcodes.USAGE)
+    finally:
+        store.close()
 
     def ready(url: str) -> None:
         pools = ", ".join(f"{p.pool_id} ({len(p.replicas)} replicas)" for p in config.pools)

@@ -31,7 +31,8 @@ from orchestrator.runs import (
 )
 from orchestrator.runtime import Orchestrator, StreamSource
 from orchestrator.runtime.audit import ACTOR_HEADER, ACTOR_PATTERN, actor_of
-from orchestrator.runtime.runs import MAX_LIST_LIMIT, definition_error
+from orchestrator.runtime.definitions import definition_error
+from orchestrator.runtime.runs import MAX_LIST_LIMIT
 from orchestrator.schemas import (
     NAME_PATTERN,
     Approval,

@@ -44,7 +44,8 @@ def check_children(parsed: ParsedDefinition, lookup: Lookup, *, unknown_ok: bool
         if child is None:
             raise DefinitionError(
                 f"{where}.version",
-                f"definition {step.run.definition}@{step.run.version} is not registered",
+                f"step {step.id!r} runs {step.run.definition}@{step.run.version}, "
+                "which is not registered",
             )
         _check_child_inputs(step, child, where, f"steps[{position}].for_each.as")
         if 1 + depth(child, lookup) > MAX_RUN_DEPTH:
