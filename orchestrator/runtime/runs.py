@@ -22,6 +22,7 @@ import secrets
 from typing import Any
 
 from orchestrator.errors import ApiError
+from orchestrator.runs.children import unknown_pool
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime import checkpoints
 from orchestrator.runtime.admission import Admitter
@@ -83,12 +84,9 @@ class Runs:
             inputs = check_inputs(parsed.document, body.inputs)
         except InputError as exc:
             raise ApiError(ErrorKind.INVALID_PARAMS, str(exc), details={"path": exc.path}) from None
-        for position, step in enumerate(parsed.document.steps):
-            if step.run is None and step.pool not in context.pools:
-                raise ApiError(
-                    ErrorKind.NOT_FOUND,
-                    f"pool {step.pool!r} of step {step.id!r} (steps[{position}].pool) not found",
-                )
+        missing_pool = unknown_pool(parsed, self._lookup, context.pools)
+        if missing_pool is not None:  # also of a descendant (ORCH-0318, ORCH-0495)
+            raise ApiError(ErrorKind.NOT_FOUND, missing_pool)
         seed = body.seed if body.seed is not None else self._rng.randrange(MAX_SERVER_RUN_SEED)
         run, write = self._scheduler.prepare_run(
             parsed, session.session_id, inputs, seed, body.max_parallel, actor

@@ -16,6 +16,7 @@ import pytest
 import orchestrator.runs.definition
 import orchestrator.runtime.checkpoints
 import orchestrator.runtime.children
+import orchestrator.runtime.runs
 import orchestrator.runtime.scheduler
 from orchestrator.runs.children import FanOutState
 from orchestrator.runs.templates import InputRef, Template
@@ -214,6 +215,17 @@ def fan_out_ignores_max_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(orchestrator.runtime.children, "next_move", next_move)
 
 
+def descendant_pools_unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run is created though a step of a child definition names an unknown pool; the
+    step fails only when its child run starts (ORCH-0495)."""
+    original = orchestrator.runtime.runs.unknown_pool
+
+    def own_steps_only(parsed: Any, lookup: Any, pools: Any) -> str | None:
+        return original(parsed, lambda *_: None, pools)
+
+    monkeypatch.setattr(orchestrator.runtime.runs, "unknown_pool", own_steps_only)
+
+
 SUBORCH_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
     "an abort that leaves a child run running": (
         children_left_running,
@@ -229,6 +241,11 @@ SUBORCH_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]
         fan_out_ignores_max_parallel,
         "gathers_them_in_order",
         "ORCH-0487",
+    ),
+    "a child's unknown pool found only when the child starts": (
+        descendant_pools_unchecked,
+        "unknown_pool_through_its_children",
+        "ORCH-0495",
     ),
 }
 """The sub-orchestration mutants (``test_contract_suborch``), shaped as :data:`MUTANTS`."""
