@@ -48,11 +48,11 @@ def error_response(
 
 def _allowed_methods(request: Request) -> str:
     """Every method the path accepts, over all routes (Starlette lists only the first match)."""
-    from orchestrator.api.routes import router
+    from orchestrator.api.routes import every_route
 
     path = request.scope["path"]
     methods: set[str] = set()
-    for route in [*router.routes, *request.app.routes]:
+    for route in [*every_route(), *request.app.routes]:
         if isinstance(route, Route) and route.methods and route.path_regex.match(path):
             methods |= route.methods
     return ", ".join(sorted(methods))
