@@ -1,7 +1,7 @@
 """Steps that run child runs (ORCH-0480..0494): the scheduler's hook for sub-orchestrations.
 
 A step with ``run`` admits no task: it creates child runs, ordinary runs of the
-same session made by :meth:`Scheduler.prepare_run`, and ends with them. Invariants:
+same session made by :meth:`RunDriver.prepare_run`, and ends with them. Invariants:
 
 - **Derived, not counted.** What a step does next (create the lowest items
   missing while fewer than ``for_each.max_parallel`` children run; succeed once
@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from orchestrator.errors import task_error
-from orchestrator.runs.children import aggregate, child_seed, fan_out_items, next_move
+from orchestrator.runs import ParsedDefinition
+from orchestrator.runs.children import Lookup, aggregate, child_seed, fan_out_items, next_move
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime.audit import SYSTEM
+from orchestrator.runtime.context import RuntimeContext
 from orchestrator.runtime.live_runs import Change, LiveRun
 from orchestrator.store import ChildRow, StoreError
 from orchestrator.vocabulary import RUN_TERMINAL_STATES, ErrorKind, RunEvent, RunState
-
-if TYPE_CHECKING:
-    from orchestrator.runtime.scheduler import Scheduler
 
 log = logging.getLogger("orchestrator.runs")
 
@@ -40,10 +40,43 @@ PARENT_ENDED = "aborted: parent run ended"
 SIBLING_FAILED = "aborted: another child run of its step failed"
 
 
-class ChildRuns:
-    """Creates, follows and aborts the child runs of the :class:`Scheduler`'s steps."""
+class RunDriver(Protocol):
+    """What child runs need of the :class:`~orchestrator.runtime.scheduler.Scheduler`:
+    make, show and find runs, commit, advance and abort them."""
 
-    def __init__(self, runs: Scheduler) -> None:
+    context: RuntimeContext
+    lookup: Lookup
+
+    def prepare_run(
+        self,
+        parsed: ParsedDefinition,
+        session_id: str,
+        inputs: dict[str, Any],
+        seed: int,
+        max_parallel: int,
+        actor: str,
+        parent: ChildRow | None = None,
+    ) -> tuple[LiveRun, Callable[[], None]]: ...
+
+    def launch(self, run: LiveRun) -> None: ...
+
+    def live_run(self, run_id: str) -> LiveRun | None: ...
+
+    def commit(self, run: LiveRun, change: Change, also: Any = None) -> None: ...
+
+    def advance(self, run: LiveRun) -> None: ...
+
+    def abort(
+        self, run: LiveRun, why: str, actor: str | None, change: Change | None = None
+    ) -> None: ...
+
+    def resync_later(self, run_id: str) -> None: ...
+
+
+class ChildRuns:
+    """Creates, follows and aborts the child runs of the steps of the runs ``runs`` drives."""
+
+    def __init__(self, runs: RunDriver) -> None:
         self._runs = runs
 
     # ------------------------------------------------------------ the parent step

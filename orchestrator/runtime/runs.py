@@ -30,7 +30,7 @@ from orchestrator.runtime.audit import SYSTEM
 from orchestrator.runtime.context import RuntimeContext
 from orchestrator.runtime.definitions import Definitions
 from orchestrator.runtime.live_runs import Change
-from orchestrator.runtime.run_restart import resume
+from orchestrator.runtime.run_restart import rebuild, resume
 from orchestrator.runtime.run_views import (
     decode_cursor,
     encode_cursor,
@@ -64,7 +64,7 @@ class Runs:
         self._context = context
         self._sessions = sessions
         self._lookup = definitions.lookup
-        self._scheduler = Scheduler(context, admitter, termination, definitions.lookup)
+        self._scheduler = Scheduler(context, admitter, termination, definitions.lookup, rebuild)
         self._rng = random.Random(secrets.randbits(128))
         context.session_ending.append(self.abort_session)
 

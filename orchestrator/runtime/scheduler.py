@@ -16,7 +16,7 @@ executor. Steps with child runs go through :class:`ChildRuns`. Invariants:
 - **Paused, not stopped.** While a checkpoint is pending the run is
   ``awaiting_approval`` and starts no pending step (ORCH-0363).
 - **Derived again after a failed write.** A run whose write failed is dropped and
-  rebuilt from the store (:func:`~orchestrator.runtime.run_restart.rebuild`).
+  rebuilt from the store (``rebuild``: :func:`~orchestrator.runtime.run_restart.rebuild`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from orchestrator.runtime.children import ChildRuns
 from orchestrator.runtime.context import RuntimeContext
 from orchestrator.runtime.live_runs import Change, LiveRun, event_row, in_order
 from orchestrator.runtime.run_metrics import RunMetrics
-from orchestrator.runtime.run_restart import rebuild
 from orchestrator.runtime.termination import Termination
 from orchestrator.schemas import TaskCreate
 from orchestrator.store import ChildRow, RunRow, StepAttemptRow, StepRow, StoreError, TaskRow
@@ -72,12 +71,15 @@ class Scheduler:
         admitter: Admitter,
         termination: Termination,
         lookup: Lookup,
+        rebuild: Callable[[Scheduler, RunRow], None],
     ) -> None:
         self.context = context
         self.lookup = lookup
         """The registered definition of a name and a version."""
         self._admitter = admitter
         self._termination = termination
+        self._rebuild = rebuild
+        """Drives a running run again from the store (:func:`.run_restart.rebuild`)."""
         self._live: dict[str, LiveRun] = {}
         self._task_steps: dict[str, tuple[str, str]] = {}
         """The task of each running step attempt -> ``(run_id, step_id)``."""
@@ -644,7 +646,7 @@ class Scheduler:
             row = self.context.store.get_run(run_id)
             try:
                 if row is not None and row.state not in RUN_TERMINAL_STATES:
-                    rebuild(self, row)
+                    self._rebuild(self, row)
                 else:
                     run.channel.close()
             except StoreError:
