@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from orchestrator.client import OrchClient, OrchClientError
-from orchestrator.config import ConfigError, load_config
+from orchestrator.config import ConfigError, load_config, load_definitions
+from orchestrator.runtime.definitions import registered_in
 from orchestrator.store import ChildRow, DefinitionRow, RunRow, SessionRow, StepRow, Store
 from tests.orchestrator.serve_process import StartProcess, single_slot_config
 from tests.support import ConfigFactory, ServeFactory, wait_until
@@ -272,3 +273,25 @@ def test_a_folder_child_reference_is_checked_with_the_config(tmp_path: Path) -> 
     parent["steps"][0]["run"]["inputs"] = {}  # type: ignore[index]
     (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
     assert load_config(config).definitions_dir is not None  # a valid child reference loads
+
+
+@pytest.mark.req("ORCH-0315", "ORCH-0483")
+def test_a_folder_child_registered_in_the_database_is_found_there(tmp_path: Path) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    parent = {
+        "name": "a-parent",
+        "version": "1",
+        "steps": [{"id": "c", "run": {"definition": "leaf", "version": "1"}}],
+    }
+    (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "defs"}), encoding="utf-8")
+    loaded = load_config(config)
+    store = Store(tmp_path / "orchq.db")
+    with pytest.raises(ConfigError) as refused:
+        load_definitions(loaded, registered_in(store))
+    assert "a-parent.yaml: steps[0].run.version: step 'c' runs leaf@1" in str(refused.value)
+    store.insert_definition(DefinitionRow("leaf", "1", "digest", LEAF, 0))
+    assert [p.name for p in load_definitions(loaded, registered_in(store))] == ["a-parent"]
+    store.close()
