@@ -35,11 +35,6 @@ class Definitions:
         self._context = context
         self._parsed: dict[tuple[str, str], ParsedDefinition] = {}
 
-    @property
-    def limits(self) -> DefinitionLimits:
-        config = self._context.config
-        return DefinitionLimits(config.max_run_steps, config.max_definition_bytes)
-
     def load_folder(self) -> None:
         """Register the ``definitions_dir`` of the config, each child before its parents;
         a child registered nowhere raises :class:`~orchestrator.config.ConfigError`."""
