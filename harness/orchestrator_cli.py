@@ -35,6 +35,17 @@ def _load(config_path: str | None, db: str | None) -> Config:
         _fail(f"bad config: {exc}", exitcodes.USAGE)
 
 
+def _refuse_children_registered_nowhere(config: Config, store: Store) -> None:
+    """End the command in one line, before a server starts, when a definition of the
+    config's folder runs a child that neither the folder nor ``store`` holds (ORCH-0315)."""
+    from orchestrator.runtime.definitions import registered_in
+
+    try:
+        load_definitions(config, registered_in(store))
+    except ConfigError as exc:
+        _fail(f"bad config: {exc}", exitcodes.USAGE)
+
+
 def fail_on_client_error(exc: Exception) -> NoReturn:
     """End a command on a client error, in one line.
 
@@ -61,6 +72,11 @@ def start_embedded(stack: ExitStack, config_path: str | None, prefix: str) -> st
 
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
     config = _load(config_path, str(Path(workdir) / "orchq.db"))
+    store = Store(config.database)
+    try:
+        _refuse_children_registered_nowhere(config, store)
+    finally:
+        store.close()
     try:
         server = stack.enter_context(ServerThread(config))
     except RuntimeError as exc:
@@ -109,7 +125,6 @@ def serve_command(
     One server per database: a second one on a database in use exits with
     status 2 (after --lock-wait seconds), naming the database.
     """
-    from orchestrator.runtime.definitions import registered_in
     from orchestrator.server import run, serve
     from orchestrator.store.lock import DatabaseLock
 
@@ -120,10 +135,8 @@ def serve_command(
         store = Store(config.database)  # refuse an unusable database before binding
     except StoreError as exc:
         _fail(str(exc), exitcodes.USAGE)
-    try:  # and a folder child registered nowhere (ORCH-0315, ORCH-0483)
-        load_definitions(config, registered_in(store))
-    except ConfigError as exc:
-        _fail(f"bad config: {exc}", exitcodes.USAGE)
+    try:
+        _refuse_children_registered_nowhere(config, store)
     finally:
         store.close()
 
