@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from harness import exitcodes
-from orchestrator.config import Config, ConfigError, load_config
+from orchestrator.config import Config, ConfigError, load_config, load_definitions
 from orchestrator.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -31,6 +31,17 @@ def _fail(message: str, code: int) -> NoReturn:
 def _load(config_path: str | None, db: str | None) -> Config:
     try:
         return load_config(config_path, database=db)
+    except ConfigError as exc:
+        _fail(f"bad config: {exc}", exitcodes.USAGE)
+
+
+def _refuse_children_registered_nowhere(config: Config, store: Store) -> None:
+    """End the command in one line, before a server starts, when a definition of the
+    config's folder runs a child that neither the folder nor ``store`` holds (ORCH-0315)."""
+    from orchestrator.runtime.definitions import registered_in
+
+    try:
+        load_definitions(config, registered_in(store))
     except ConfigError as exc:
         _fail(f"bad config: {exc}", exitcodes.USAGE)
 
@@ -61,6 +72,11 @@ def start_embedded(stack: ExitStack, config_path: str | None, prefix: str) -> st
 
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
     config = _load(config_path, str(Path(workdir) / "orchq.db"))
+    store = Store(config.database)
+    try:
+        _refuse_children_registered_nowhere(config, store)
+    finally:
+        store.close()
     try:
         server = stack.enter_context(ServerThread(config))
     except RuntimeError as exc:
@@ -116,9 +132,13 @@ def serve_command(
     lock = DatabaseLock(config.database)
     try:
         lock.acquire(wait_s=lock_wait)  # before the database is opened: it may be migrated
-        Store(config.database).close()  # refuse an unusable database before binding
+        store = Store(config.database)  # refuse an unusable database before binding
     except StoreError as exc:
         _fail(str(exc), exitcodes.USAGE)
+    try:
+        _refuse_children_registered_nowhere(config, store)
+    finally:
+        store.close()
 
     def ready(url: str) -> None:
         pools = ", ".join(f"{p.pool_id} ({len(p.replicas)} replicas)" for p in config.pools)

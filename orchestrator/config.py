@@ -25,6 +25,7 @@ from orchestrator.webhooks.subscriptions import (
 
 if TYPE_CHECKING:
     from orchestrator.runs import ParsedDefinition
+    from orchestrator.runs.children import Lookup
 
 DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -264,9 +265,12 @@ def load_config(path: str | Path | None, *, database: str | None = None) -> Conf
     return config
 
 
-def load_definitions(config: Config) -> list[ParsedDefinition]:
+def load_definitions(config: Config, registered: Lookup | None = None) -> list[ParsedDefinition]:
     """The run definitions of ``definitions_dir`` in file-name order; a file that is not one
-    raises :class:`ConfigError` naming the file and the field (spec section 12.2)."""
+    raises :class:`ConfigError` naming the file and the field (spec section 12.2).
+
+    A child run names a definition of the folder or one ``registered`` knows (a
+    database's); without ``registered``, a child the folder does not hold is passed over."""
     from orchestrator.runs import DefinitionError, DefinitionLimits, validate_definition
     from orchestrator.runs.children import check_children
 
@@ -294,7 +298,11 @@ def load_definitions(config: Config) -> list[ParsedDefinition]:
     known = {(p.name, p.version): p for p in parsed}
     for file, definition in zip(files, parsed, strict=True):
         try:  # child runs among the folder's own definitions (ORCH-0483, ORCH-0484)
-            check_children(definition, lambda n, v: known.get((n, v)), unknown_ok=True)
+            check_children(
+                definition,
+                lambda n, v: known.get((n, v)) or (registered(n, v) if registered else None),
+                unknown_ok=registered is None,
+            )
         except DefinitionError as exc:
             raise ConfigError(f"{file}: {exc}") from None
     return parsed

@@ -424,6 +424,39 @@ def test_broken_child_references_are_refused_naming_the_field(wire: Wire) -> Non
 # ---------------------------------------------------------------- failing children
 
 
+@pytest.mark.req("ORCH-0495", "ORCH-0318")
+def test_a_run_reaching_an_unknown_pool_through_its_children_is_refused(wire: Wire) -> None:
+    tag = unique_tag("pools")
+    section = _name("section")
+    register(wire, definition(section, [step("write", f"{tag} write", pool="no-such-pool")]))
+    middle = _name("middle")
+    register(wire, definition(middle, [{"id": "fan", "run": child_run(section)}]))
+    top = _name("top")
+    register(
+        wire,
+        definition(top, [step("intro", f"{tag} intro"), {"id": "sub", "run": child_run(middle)}]),
+    )
+    session = str(wire.new_session()["session_id"])
+    response = wire.post_json(
+        "/v1/runs", {"session_id": session, "definition": top, "version": "1"}
+    )
+    path = f"steps.sub.run -> {middle}@1 steps.fan.run -> {section}@1 steps.write.pool"
+    with orch_check("ORCH-0495"):
+        error = response.json().get("error", {}) if response.status_code == 404 else {}
+        message = str(error.get("message"))
+        expect(
+            error.get("kind") == "NOT_FOUND" and "no-such-pool" in message and path in message,
+            f"ORCH-0495: a run whose grandchild names an unknown pool must answer 404 "
+            f"NOT_FOUND naming the pool and {path!r}; got {response.status_code}: "
+            f"{response.text[:300]}",
+        )
+        listed = wire.http.get("/v1/runs", params={"definition": top}).json()
+        expect(
+            listed.get("runs") == [],
+            f"ORCH-0495: a refused run is not created; got {listed}",
+        )
+
+
 @pytest.mark.req("ORCH-0491")
 @pytest.mark.parametrize("policy", ["fail_fast", "collect_all"])
 def test_a_failing_child_fails_its_step_by_the_policy(

@@ -16,7 +16,7 @@ from orchestrator import __version__
 from orchestrator.api.contract import install_openapi
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.middleware import EdgeMiddleware
-from orchestrator.api.routes import router
+from orchestrator.api.routes import every_route, router
 from orchestrator.config import Config, ReplicaConfig
 from orchestrator.connections import ConnectionGuard, ConnectionLimits
 from orchestrator.engines import Engine, build_engine
@@ -78,7 +78,7 @@ def create_app(
     )
     app.state.connections = connections
     app.include_router(router)
-    install_error_handlers(app)
+    install_error_handlers(app, every_route())
     install_openapi(app)
     app.add_middleware(
         EdgeMiddleware,

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from orchestrator.errors import ApiError
 from orchestrator.store import is_storage_fault
@@ -46,13 +46,11 @@ def error_response(
     return JSONResponse(error.envelope(request_id(request)), error.status, headers=headers)
 
 
-def _allowed_methods(request: Request) -> str:
+def _allowed_methods(request: Request, routes: Sequence[BaseRoute]) -> str:
     """Every method the path accepts, over all routes (Starlette lists only the first match)."""
-    from orchestrator.api.routes import router
-
     path = request.scope["path"]
     methods: set[str] = set()
-    for route in [*router.routes, *request.app.routes]:
+    for route in [*routes, *request.app.routes]:
         if isinstance(route, Route) and route.methods and route.path_regex.match(path):
             methods |= route.methods
     return ", ".join(sorted(methods))
@@ -91,7 +89,10 @@ def unexpected_error(exc: Exception, method: str, path: str) -> ApiError:
     return ApiError(ErrorKind.INTERNAL, "internal error")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Answer every error with the envelope; a 405 lists what ``routes`` (those the app
+    includes) and the app's own accept in its ``Allow``."""
+
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return error_response(request, exc)
@@ -111,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
             message = str(exc.detail)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+            headers["Allow"] = _allowed_methods(request, routes) or headers.get("Allow", "")
         return error_response(request, ApiError(kind, message), headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

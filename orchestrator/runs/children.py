@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,8 @@ def check_children(parsed: ParsedDefinition, lookup: Lookup, *, unknown_ok: bool
         if child is None:
             raise DefinitionError(
                 f"{where}.version",
-                f"definition {step.run.definition}@{step.run.version} is not registered",
+                f"step {step.id!r} runs {step.run.definition}@{step.run.version}, "
+                "which is not registered",
             )
         _check_child_inputs(step, child, where, f"steps[{position}].for_each.as")
         if 1 + depth(child, lookup) > MAX_RUN_DEPTH:
@@ -92,6 +93,29 @@ def depth(parsed: ParsedDefinition, lookup: Lookup) -> int:
             if child is not None:
                 deepest = max(deepest, depth(child, lookup))
     return 1 + deepest
+
+
+def unknown_pool(
+    parsed: ParsedDefinition, lookup: Lookup, pools: Container[str], path: str = ""
+) -> str | None:
+    """The message of the first step whose ``pool`` is not in ``pools``, ``None`` when none:
+    ``parsed``'s own steps first (``steps[i].pool``, ORCH-0318), then, in step order, those
+    of each definition its child runs reach, named by their path (ORCH-0495)."""
+    for position, step in enumerate(parsed.document.steps):
+        if step.run is None and step.pool not in pools:
+            where = f"{path} steps.{step.id}.pool" if path else f"steps[{position}].pool"
+            return f"pool {step.pool!r} of step {step.id!r} ({where}) not found"
+    for step in parsed.document.steps:
+        if step.run is None:
+            continue
+        child = lookup(step.run.definition, step.run.version)
+        if child is None:  # registered before its parent (ORCH-0483)
+            continue
+        reached = f"steps.{step.id}.run -> {child.name}@{child.version}"
+        found = unknown_pool(child, lookup, pools, f"{path} {reached}" if path else reached)
+        if found is not None:
+            return found
+    return None
 
 
 def registration_order(definitions: Sequence[ParsedDefinition]) -> list[ParsedDefinition]:

@@ -1,7 +1,7 @@
 """Checkpoints of runs (spec section 12.6): their ids, what a decision may say, their views.
 
 Pure functions over the rows of :mod:`orchestrator.store.approvals`: the run
-scheduler (:mod:`orchestrator.runtime.runs`) requests, decides and cancels
+scheduler (:mod:`orchestrator.runtime.scheduler`) requests, decides and cancels
 checkpoints with them, inside its own changes. Invariants: a checkpoint id is
 ``<step_id>.<when>.<n>``, derived from the checkpoints the run already has, so
 it is the same on every replay and never reused (ORCH-0364); a decision is

@@ -1,7 +1,7 @@
 """Steps that run child runs (ORCH-0480..0494): the scheduler's hook for sub-orchestrations.
 
 A step with ``run`` admits no task: it creates child runs, ordinary runs of the
-same session made by :meth:`Runs.prepare_run`, and ends with them. Invariants:
+same session made by :meth:`RunDriver.prepare_run`, and ends with them. Invariants:
 
 - **Derived, not counted.** What a step does next (create the lowest items
   missing while fewer than ``for_each.max_parallel`` children run; succeed once
@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from orchestrator.errors import task_error
-from orchestrator.runs.children import aggregate, child_seed, fan_out_items, next_move
+from orchestrator.runs import ParsedDefinition
+from orchestrator.runs.children import Lookup, aggregate, child_seed, fan_out_items, next_move
 from orchestrator.runs.inputs import InputError, check_inputs
 from orchestrator.runtime.audit import SYSTEM
+from orchestrator.runtime.context import RuntimeContext
+from orchestrator.runtime.live_runs import Change, LiveRun
 from orchestrator.store import ChildRow, StoreError
 from orchestrator.vocabulary import RUN_TERMINAL_STATES, ErrorKind, RunEvent, RunState
-
-if TYPE_CHECKING:
-    from orchestrator.runtime.runs import LiveRun, Runs
 
 log = logging.getLogger("orchestrator.runs")
 
@@ -39,10 +40,43 @@ PARENT_ENDED = "aborted: parent run ended"
 SIBLING_FAILED = "aborted: another child run of its step failed"
 
 
-class ChildRuns:
-    """Creates, follows and aborts the child runs of :class:`Runs`' steps."""
+class RunDriver(Protocol):
+    """What child runs need of the :class:`~orchestrator.runtime.scheduler.Scheduler`:
+    make, show and find runs, commit, advance and abort them."""
 
-    def __init__(self, runs: Runs) -> None:
+    context: RuntimeContext
+    lookup: Lookup
+
+    def prepare_run(
+        self,
+        parsed: ParsedDefinition,
+        session_id: str,
+        inputs: dict[str, Any],
+        seed: int,
+        max_parallel: int,
+        actor: str,
+        parent: ChildRow | None = None,
+    ) -> tuple[LiveRun, Callable[[], None]]: ...
+
+    def launch(self, run: LiveRun) -> None: ...
+
+    def live_run(self, run_id: str) -> LiveRun | None: ...
+
+    def commit(self, run: LiveRun, change: Change, also: Any = None) -> None: ...
+
+    def advance(self, run: LiveRun) -> None: ...
+
+    def abort(
+        self, run: LiveRun, why: str, actor: str | None, change: Change | None = None
+    ) -> None: ...
+
+    def resync_later(self, run_id: str) -> None: ...
+
+
+class ChildRuns:
+    """Creates, follows and aborts the child runs of the steps of the runs ``runs`` drives."""
+
+    def __init__(self, runs: RunDriver) -> None:
         self._runs = runs
 
     # ------------------------------------------------------------ the parent step
@@ -76,18 +110,16 @@ class ChildRuns:
                     return
         except StoreError as exc:
             log.warning("run %s: cannot move step %s: %s", run.run_id, step_id, exc)
-            self._runs._resync_later(run.run_id)
+            self._runs.resync_later(run.run_id)
 
     def _create(self, run: LiveRun, step_id: str, item: int, value: str) -> bool:
         """Create the child of ``item`` in one commit with its link and ``child.started``
         (ORCH-0485, ORCH-0489); ``False`` when its inputs fail the step (ORCH-0486)."""
-        from orchestrator.runtime.runs import Change
-
         runs = self._runs
         step = run.steps[step_id]
         declared = run.definition.document.steps[step.position]
         assert declared.run is not None
-        child_definition = runs._definition(declared.run.definition, declared.run.version)
+        child_definition = runs.lookup(declared.run.definition, declared.run.version)
         assert child_definition is not None  # registered before its parent (ORCH-0483)
         outputs = {d: run.steps[d].output or "" for d in declared.depends_on}
         rendered = {
@@ -117,7 +149,7 @@ class ChildRuns:
         change.events.append(
             ("child.started", {"step_id": step_id, "item": item, "child_run_id": child.run_id})
         )
-        runs._commit(run, change, also=write)
+        runs.commit(run, change, also=write)
         run.children.setdefault(step_id, {})[item] = child.run_id
         runs.launch(child)
         return True
@@ -141,8 +173,6 @@ class ChildRuns:
         event: RunEvent,
         data: dict[str, Any],
     ) -> None:
-        from orchestrator.runtime.runs import Change
-
         change = Change()
         now = self._now()
         fields = {**fields, "finished_ms": now}
@@ -150,10 +180,10 @@ class ChildRuns:
             fields["started_ms"] = now
         change.step(step_id, **fields)
         change.events.append((event, data))
-        self._runs._commit(run, change)
+        self._runs.commit(run, change)
         if fields["state"] == "failed":
             self._abort_children(run.children.get(step_id, {}).values(), SIBLING_FAILED)
-        self._runs._advance(run)
+        self._runs.advance(run)
 
     # ------------------------------------------------------------ child runs
 
@@ -172,7 +202,7 @@ class ChildRuns:
         for child_id in list(child_ids):
             child = self._runs.live_run(child_id)
             if child is not None and not child.ended:
-                self._runs._abort(child, why, SYSTEM)
+                self._runs.abort(child, why, SYSTEM)
 
     def resume(self, run: LiveRun) -> None:
         """After a restart: abort a child whose parent ended meanwhile, and let each step
@@ -185,7 +215,7 @@ class ChildRuns:
             return
         parent = run.parent
         if parent is not None and self._state(parent.parent_run_id) in RUN_TERMINAL_STATES:
-            self._runs._abort(run, PARENT_ENDED, SYSTEM)
+            self._runs.abort(run, PARENT_ENDED, SYSTEM)
             return
         for step in list(run.steps.values()):
             if step.state == "running" and step.step_id in run.definition.child_inputs:
@@ -197,17 +227,17 @@ class ChildRuns:
         live = self._runs.live_run(run_id)
         if live is not None:
             return live.row.state
-        row = self._runs._context.store.get_run(run_id)
+        row = self._runs.context.store.get_run(run_id)
         return row.state if row is not None else "aborted"
 
     def _output(self, run_id: str) -> str:
         """The output of the child's last step in its definition's order (ORCH-0490)."""
-        steps = self._runs._context.store.run_steps(run_id)
+        steps = self._runs.context.store.run_steps(run_id)
         return steps[-1].output or "" if steps else ""
 
     def _error(self, run_id: str) -> dict[str, Any]:
         """The error of the child's ``run.failed``, or ``CANCELLED`` when aborted (ORCH-0491)."""
-        store = self._runs._context.store
+        store = self._runs.context.store
         row = store.get_run(run_id)
         if row is not None and row.state == "failed":
             for step in store.run_steps(run_id):
@@ -216,4 +246,4 @@ class ChildRuns:
         return task_error(ErrorKind.CANCELLED, f"child run {run_id} was aborted")
 
     def _now(self) -> int:
-        return self._runs._context.clock.now_ms()
+        return self._runs.context.clock.now_ms()

@@ -28,15 +28,15 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from orchestrator.config import Config, ReplicaConfig, load_definitions
+from orchestrator.config import Config, ReplicaConfig
 from orchestrator.engines import Engine, build_engine
 from orchestrator.metrics import Metrics
 from orchestrator.runs import ParsedDefinition
-from orchestrator.runs.children import registration_order
 from orchestrator.runtime import audit, checkpoints
 from orchestrator.runtime.admission import Admitter
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.context import RuntimeContext
+from orchestrator.runtime.definitions import Definitions
 from orchestrator.runtime.execution import Executor
 from orchestrator.runtime.journal import Journal
 from orchestrator.runtime.pool import Pool
@@ -108,7 +108,10 @@ class Orchestrator:
         self._admitter = Admitter(context, self._sessions, self._termination)
         self._executor = Executor(context, self._starts, self._termination, self._admitter)
         self._views = Views(context, self._starts)
-        self._runs = Runs(context, self._sessions, self._admitter, self._termination)
+        self._definitions = Definitions(context)
+        self._runs = Runs(
+            context, self._sessions, self._admitter, self._termination, self._definitions
+        )
         self._webhooks = Webhooks(context)
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
@@ -172,8 +175,7 @@ class Orchestrator:
         # Replicas that are ready at once should be ready before the first request;
         # slow warm-ups go on in the background.
         await asyncio.wait(warmups, timeout=STARTUP_READY_GRACE_S)
-        for parsed in registration_order(load_definitions(self.config)):
-            self._runs.register(parsed)
+        self._definitions.load_folder()
         self._runs.resume()
         self._spawn(self._janitor())
         self.started = True
@@ -277,13 +279,13 @@ class Orchestrator:
     # ------------------------------------------------------------ runs (spec section 12)
 
     def register_definition(self, parsed: ParsedDefinition) -> tuple[Definition, bool]:
-        return self._runs.register(parsed)
+        return self._definitions.register(parsed)
 
     def get_definition(self, name: str, version: str) -> Definition:
-        return self._runs.definition(name, version)
+        return self._definitions.definition(name, version)
 
     def list_definitions(self) -> DefinitionList:
-        return self._runs.definitions()
+        return self._definitions.definitions()
 
     def create_run(self, body: RunCreate, actor: str) -> Run:
         return self._runs.create(body, actor)

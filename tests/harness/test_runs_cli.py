@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
 
+from harness import exitcodes
 from harness.cli import main
 from orchestrator.client import OrchClient
 from tests.support import ServeFactory
@@ -108,3 +111,28 @@ def test_deciding_on_a_server_names_the_run_when_the_id_is_ambiguous(serve: Serv
     assert again.exit_code == 1 and again.stderr.startswith("orchq: CONFLICT (HTTP 409)")
     untargeted = runner.invoke(main, ["runs", "decide", "gate.before.1", "abort", "--by", "me"])
     assert untargeted.exit_code == 2 and "needs --target" in untargeted.stderr
+
+
+def test_a_folder_child_registered_nowhere_ends_the_command_in_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    parent = {
+        "name": "report",
+        "version": "1",
+        "steps": [{"id": "fan", "run": {"definition": "section", "version": "3"}}],
+    }
+    (folder / "report.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "definitions"}), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "runs", "start", "report", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == exitcodes.USAGE, result
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"orchq: bad config: {folder / 'report.yaml'}: steps[0].run.version: step 'fan' "
+        "runs section@3, which is not registered"
+    ]

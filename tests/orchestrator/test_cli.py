@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import exitcodes
 from orchestrator.api.openapi import DEFAULT_PATH, openapi_document, render
@@ -58,6 +59,26 @@ def test_serve_refuses_a_bad_config_with_one_line_and_exit_2(
 def test_serve_names_a_missing_config_file(tmp_path: Path) -> None:
     result = orchq("serve", "--config", str(tmp_path / "nope.yaml"))
     assert_one_line_error(result, exitcodes.USAGE, "nope.yaml: config file not found")
+
+
+@pytest.mark.req("ORCH-0315", "ORCH-0483")
+def test_serve_names_a_folder_child_that_is_registered_nowhere(tmp_path: Path) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    parent = {
+        "name": "report",
+        "version": "1",
+        "steps": [
+            {"id": "draft", "prompt": "draft"},
+            {"id": "fan", "run": {"definition": "section", "version": "3"}},
+        ],
+    }
+    (folder / "report.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "defs"}), encoding="utf-8")
+    result = orchq("serve", "--config", str(config), "--db", str(tmp_path / "o.db"), "--port", "0")
+    assert_one_line_error(result, exitcodes.USAGE, "report.yaml")
+    assert "steps[1].run" in result.stderr and "section@3" in result.stderr
 
 
 def test_serve_refuses_an_unusable_database(tmp_path: Path) -> None:

@@ -17,17 +17,19 @@ import orchestrator.runs.definition
 import orchestrator.runtime.checkpoints
 import orchestrator.runtime.children
 import orchestrator.runtime.runs
+import orchestrator.runtime.scheduler
 from orchestrator.runs.children import FanOutState
 from orchestrator.runs.templates import InputRef, Template
 from orchestrator.runtime.children import ChildRuns
-from orchestrator.runtime.runs import Change, Runs
+from orchestrator.runtime.live_runs import Change
+from orchestrator.runtime.scheduler import Scheduler
 from orchestrator.store import CheckpointRow
 from orchestrator.vocabulary import RunState
 
 
 def steps_ignore_dependencies(monkeypatch: pytest.MonkeyPatch) -> None:
     """A step starts without waiting for its dependencies (ORCH-0326)."""
-    monkeypatch.setattr(orchestrator.runtime.runs, "dependencies_met", lambda *_: True)
+    monkeypatch.setattr(orchestrator.runtime.scheduler, "dependencies_met", lambda *_: True)
 
 
 def abort_leaves_tasks_running(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,7 +38,7 @@ def abort_leaves_tasks_running(monkeypatch: pytest.MonkeyPatch) -> None:
     def keep_running(self: Any, task_ids: list[str], why: str) -> None:
         return None
 
-    monkeypatch.setattr(orchestrator.runtime.runs.Runs, "_cancel_tasks", keep_running)
+    monkeypatch.setattr(orchestrator.runtime.scheduler.Scheduler, "cancel_tasks", keep_running)
 
 
 def templates_not_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +66,7 @@ def _rewrite_event_data(
     monkeypatch: pytest.MonkeyPatch, name: str, rewrite: Callable[[dict[str, Any]], None]
 ) -> None:
     """Rewrite the data of every ``name`` event as the run commits it."""
-    event_row = orchestrator.runtime.runs._event_row
+    event_row = orchestrator.runtime.scheduler.event_row
 
     def rewritten(
         run: Any, seq: int, event: Any, data: dict[str, Any]
@@ -74,7 +76,7 @@ def _rewrite_event_data(
             rewrite(data)
         return event_row(run, seq, event, data)
 
-    monkeypatch.setattr(orchestrator.runtime.runs, "_event_row", rewritten)
+    monkeypatch.setattr(orchestrator.runtime.scheduler, "event_row", rewritten)
 
 
 def step_succeeded_with_an_extra_field(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,18 +113,18 @@ def decisions_taken_twice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def decisions_not_audited(monkeypatch: pytest.MonkeyPatch) -> None:
     """The audit log leaves out the decisions on checkpoints (ORCH-0381)."""
-    original = orchestrator.runtime.runs.Runs._commit
+    original = orchestrator.runtime.scheduler.Scheduler.commit
 
-    def commit(self: Runs, run: Any, change: Change, also: Any = None) -> None:
+    def commit(self: Scheduler, run: Any, change: Change, also: Any = None) -> None:
         change.audit = [e for e in change.audit if e[1] != "checkpoint.decided"]
         original(self, run, change, also)
 
-    monkeypatch.setattr(orchestrator.runtime.runs.Runs, "_commit", commit)
+    monkeypatch.setattr(orchestrator.runtime.scheduler.Scheduler, "commit", commit)
 
 
 def failures_not_skippable(monkeypatch: pytest.MonkeyPatch) -> None:
     """A held failure can be retried or aborted, never skipped (ORCH-0374)."""
-    monkeypatch.setattr(orchestrator.runtime.runs, "FAILURE_DECISIONS", ("retry", "abort"))
+    monkeypatch.setattr(orchestrator.runtime.scheduler, "FAILURE_DECISIONS", ("retry", "abort"))
 
 
 MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
@@ -213,6 +215,17 @@ def fan_out_ignores_max_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(orchestrator.runtime.children, "next_move", next_move)
 
 
+def descendant_pools_unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run is created though a step of a child definition names an unknown pool; the
+    step fails only when its child run starts (ORCH-0495)."""
+    original = orchestrator.runtime.runs.unknown_pool
+
+    def own_steps_only(parsed: Any, lookup: Any, pools: Any) -> str | None:
+        return original(parsed, lambda *_: None, pools)
+
+    monkeypatch.setattr(orchestrator.runtime.runs, "unknown_pool", own_steps_only)
+
+
 SUBORCH_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
     "an abort that leaves a child run running": (
         children_left_running,
@@ -228,6 +241,11 @@ SUBORCH_MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]
         fan_out_ignores_max_parallel,
         "gathers_them_in_order",
         "ORCH-0487",
+    ),
+    "a child's unknown pool found only when the child starts": (
+        descendant_pools_unchecked,
+        "unknown_pool_through_its_children",
+        "ORCH-0495",
     ),
 }
 """The sub-orchestration mutants (``test_contract_suborch``), shaped as :data:`MUTANTS`."""

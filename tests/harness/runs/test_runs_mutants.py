@@ -39,7 +39,7 @@ CHECKPOINT_CHECKS = 8
 NO_SHRINK = "orchq-checkpoint-self-test"
 """The suite's Hypothesis profile without shrinking (the machine self-tests)."""
 """The checks of ``test_contract_checkpoints``."""
-SUBORCH_CHECKS = 8
+SUBORCH_CHECKS = 9
 """The checks of ``test_contract_suborch``."""
 
 

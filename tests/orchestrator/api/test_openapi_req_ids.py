@@ -1,7 +1,7 @@
 """Every OpenAPI operation cites the ORCH requirements it implements (``x-req-id``).
 
 The IDs are declared where the routes are (``openapi_extra`` in
-``orchestrator/api/routes.py``) and validated against ``requirements/index.yaml``
+``orchestrator/api/routes/``) and validated against ``requirements/index.yaml``
 by ``orchq openapi regen`` (exit 7, one line): these tests prove the committed
 document passes and that the validation really refuses an unknown, deleted,
 malformed, unsorted or missing ID.

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from orchestrator.client import OrchClient, OrchClientError
-from orchestrator.config import ConfigError, load_config
+from orchestrator.config import ConfigError, load_config, load_definitions
+from orchestrator.runtime.definitions import registered_in
 from orchestrator.store import ChildRow, DefinitionRow, RunRow, SessionRow, StepRow, Store
 from tests.orchestrator.serve_process import StartProcess, single_slot_config
 from tests.support import ConfigFactory, ServeFactory, wait_until
@@ -250,10 +252,20 @@ def test_a_child_whose_parent_ended_before_a_crash_is_aborted_at_the_restart(
         assert client.get_run(resumed.steps[0].children[0]).parent_run_id == "top2"
 
 
+def _folder_config(tmp_path: Path, documents: dict[str, Any]) -> Path:
+    """A config file whose ``definitions_dir`` holds each of ``documents`` (file name ->
+    document), written over what the folder holds already."""
+    folder = tmp_path / "defs"
+    folder.mkdir(exist_ok=True)
+    for file_name, document in documents.items():
+        (folder / file_name).write_text(yaml.safe_dump(document), encoding="utf-8")
+    config = tmp_path / "orchq.yaml"
+    config.write_text(yaml.safe_dump({"definitions_dir": "defs"}), encoding="utf-8")
+    return config
+
+
 @pytest.mark.req("ORCH-0315", "ORCH-0483")
 def test_a_folder_child_reference_is_checked_with_the_config(tmp_path: Path) -> None:
-    folder = tmp_path / "defs"
-    folder.mkdir()
     parent = {
         **LEAF,
         "name": "a-parent",
@@ -261,14 +273,28 @@ def test_a_folder_child_reference_is_checked_with_the_config(tmp_path: Path) -> 
             {"id": "c", "run": {"definition": "leaf", "version": "1", "inputs": {"nope": "x"}}}
         ],
     }
-    (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
-    (folder / "leaf.yaml").write_text(yaml.safe_dump(LEAF), encoding="utf-8")
-    config = tmp_path / "orchq.yaml"
-    config.write_text(yaml.safe_dump({"definitions_dir": "defs"}), encoding="utf-8")
+    config = _folder_config(tmp_path, {"a-parent.yaml": parent, "leaf.yaml": LEAF})
     with pytest.raises(ConfigError) as refused:
         load_config(config)
     message = str(refused.value)
     assert "a-parent.yaml" in message and "steps[0].run.inputs.nope" in message
     parent["steps"][0]["run"]["inputs"] = {}  # type: ignore[index]
-    (folder / "a-parent.yaml").write_text(yaml.safe_dump(parent), encoding="utf-8")
+    _folder_config(tmp_path, {"a-parent.yaml": parent})
     assert load_config(config).definitions_dir is not None  # a valid child reference loads
+
+
+@pytest.mark.req("ORCH-0315", "ORCH-0483")
+def test_a_folder_child_registered_in_the_database_is_found_there(tmp_path: Path) -> None:
+    parent = {
+        "name": "a-parent",
+        "version": "1",
+        "steps": [{"id": "c", "run": {"definition": "leaf", "version": "1"}}],
+    }
+    loaded = load_config(_folder_config(tmp_path, {"a-parent.yaml": parent}))
+    store = Store(tmp_path / "orchq.db")
+    with pytest.raises(ConfigError) as refused:
+        load_definitions(loaded, registered_in(store))
+    assert "a-parent.yaml: steps[0].run.version: step 'c' runs leaf@1" in str(refused.value)
+    store.insert_definition(DefinitionRow("leaf", "1", "digest", LEAF, 0))
+    assert [p.name for p in load_definitions(loaded, registered_in(store))] == ["a-parent"]
+    store.close()
