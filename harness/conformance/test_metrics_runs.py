@@ -1,11 +1,28 @@
-"""Conformance: the run metrics of the runs profile (spec section 12.6, ORCH-0460..0462).
+"""Conformance: the run metrics of the runs profile (spec sections 12.9, 12.10).
 
-A configured target whose replicas are served by the harness's engine runs three
-runs whose outcomes the harness makes happen: one that fails (a step's engine dies
-mid-stream, so its dependant is skipped), one that completes, and one aborted while
-its step runs. The growth of every run metric between a scrape before and one after
-must equal what the runs' final states imply, and each start delay lie within the
-time the harness measured around its run.
+Runs with known outcomes (ORCH-0460..0462): a configured target whose replicas are
+served by the harness's engine runs three runs whose outcomes the harness makes
+happen: one that fails (a step's engine dies mid-stream, so its dependant is
+skipped), one that completes, and one aborted while its step runs. The growth of
+every run metric between a scrape before and one after must equal what the runs'
+final states imply, and each start delay lie within the time the harness measured
+around its run.
+
+Checkpoints (ORCH-0463, ORCH-0464): three runs paused at a ``before`` checkpoint,
+one decided ``continue``, one decided ``abort``, one aborted while it waits (its
+checkpoint cancelled). The pending gauge must equal the pending checkpoints
+``GET /v1/approvals`` lists, while they wait and after; the wait histogram must
+grow by one observation per decision, none for the cancelled checkpoint.
+
+Webhooks (ORCH-0420): the harness's receiver subscribed to two events of a run,
+failing the first attempt once. The deliveries counter must grow by what the
+receiver answered (two ``delivered``, one ``retried``), the attempt histogram by
+every request it got, and the pending gauge equal the pending deliveries of the
+delivery logs once all arrived.
+
+The checkpoint and webhook checks run against any target (``--orch-url`` too, the
+receiver reachable as ``--orch-webhook-bind`` says); their counts are exact only
+while no other client uses that target: run them on a quiet one.
 """
 
 from __future__ import annotations
@@ -29,8 +46,18 @@ from harness.metrics import (
 from harness.metrics.exposition import expect_none
 from harness.metrics.truth import Span, Truth, truth_violations
 from harness.plugin.target import ServeFactory, Target
+from harness.webhooks import Receiver
 from harness.wire import Wire
-from harness.wire.runs import definition, get_run, register, start_run, step, wait_run
+from harness.wire.checkpoints import approvals, decide, wait_checkpoint
+from harness.wire.runs import (
+    definition,
+    get_run,
+    register,
+    start_run,
+    step,
+    unique_name,
+    wait_run,
+)
 
 pytestmark = [pytest.mark.metrics, pytest.mark.orch_profile("runs")]
 
@@ -44,6 +71,18 @@ RUN_METRICS = {
     "orchq_run_step_start_delay_seconds": "histogram",
 }
 DELAY_METRIC = "orchq_run_step_start_delay_seconds"
+CHECKPOINTS_PENDING = "ORCH-0463"
+CHECKPOINT_WAIT = "ORCH-0464"
+PENDING_METRIC = "orchq_checkpoints_pending"
+WAIT_METRIC = "orchq_checkpoint_wait_seconds"
+WEBHOOK_METRICS_REQ = "ORCH-0420"
+WEBHOOK_METRICS = {
+    "orchq_webhook_deliveries_total": "counter",
+    "orchq_webhook_attempt_duration_seconds": "histogram",
+    "orchq_webhook_deliveries_pending": "gauge",
+}
+STABLE_READS = 20
+"""Tries at reading the same store count on both sides of a scrape."""
 LONG_TOKEN_DELAY_MS = 200
 
 
@@ -135,13 +174,7 @@ def test_run_metrics_equal_the_truth_of_runs_with_known_outcomes(
         f"{[r['state'] for r in runs]}",
     )
     lint = load_lint()
-    problems: list[Violation] = []
-    for name, kind in RUN_METRICS.items():
-        exposed = after.types.get(name) or after.types.get(name.removesuffix("_total"))
-        if not exposed:
-            problems.append(Violation(EXPOSED, f"{name} ({kind}) is not exposed"))
-        elif exposed[0] != kind:
-            problems.append(Violation(EXPOSED, f"{name} is a {exposed[0]}, the table says {kind}"))
+    problems = _exposed_as(after, RUN_METRICS, EXPOSED)
     grown = truth_violations(before, after, _truth(runs), lint, names=RUN_METRICS)
     problems += _as(EXPOSED, [v for v in grown if DELAY_METRIC not in v.message])
     problems += _as(START_DELAY, [v for v in grown if DELAY_METRIC in v.message])
@@ -152,3 +185,207 @@ def test_run_metrics_equal_the_truth_of_runs_with_known_outcomes(
     )
     expect_none(problems)
     note_passed((EXPOSED, CLOSED_SETS, START_DELAY))
+
+
+def _exposed_as(expo: Exposition, table: dict[str, str], req: str) -> list[Violation]:
+    out = []
+    for name, kind in table.items():
+        exposed = expo.types.get(name) or expo.types.get(name.removesuffix("_total"))
+        if not exposed:
+            out.append(Violation(req, f"{name} ({kind}) is not exposed"))
+        elif exposed[0] != kind:
+            out.append(Violation(req, f"{name} is a {exposed[0]}, the spec says {kind}"))
+    return out
+
+
+def _gauge(expo: Exposition, name: str, label: str | None = None) -> dict[str, float]:
+    """The gauge's value summed per value of ``label`` (``""`` for every sample)."""
+    out: dict[str, float] = {}
+    for family in expo.families:
+        for s in family.samples:
+            if s.name == name:
+                key = s.labels.get(label, "") if label else ""
+                out[key] = out.get(key, 0.0) + float(s.value)
+    return out
+
+
+def _stable(target: Target, count: Any, what: str, req: str) -> tuple[Exposition, dict[str, float]]:
+    """A scrape and the store's ``count()`` read unchanged on both sides of it."""
+    for _ in range(STABLE_READS):
+        first = count()
+        expo = _scrape(target)
+        if count() == first:
+            return expo, first
+        time.sleep(0.05)
+    raise AssertionError(f"{req}: {what} kept changing over {STABLE_READS} scrapes")
+
+
+def _pending_checkpoints(wire: Wire) -> dict[str, float]:
+    """Pending checkpoints by ``when``, as ``GET /v1/approvals?state=pending`` lists them."""
+    counts: dict[str, float] = {}
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"state": "pending", "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        page = approvals(wire, **params)
+        for approval in page.get("approvals", []):
+            counts[approval["when"]] = counts.get(approval["when"], 0.0) + 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return counts
+
+
+def _pending_gauge_problems(target: Target, wire: Wire, moment: str) -> list[Violation]:
+    expo, listed = _stable(
+        target, lambda: _pending_checkpoints(wire), "the pending checkpoints", CHECKPOINTS_PENDING
+    )
+    exposed = _gauge(expo, PENDING_METRIC, "when")
+    return [
+        Violation(
+            CHECKPOINTS_PENDING,
+            f'{PENDING_METRIC}{{when="{when}"}} is {exposed.get(when, 0.0):g} {moment}, but '
+            f"GET /v1/approvals lists {listed.get(when, 0.0):g} pending checkpoints of that when",
+        )
+        for when in sorted(set(exposed) | set(listed))
+        if exposed.get(when, 0.0) != listed.get(when, 0.0)
+    ]
+
+
+@pytest.mark.req(CHECKPOINTS_PENDING, CHECKPOINT_WAIT)
+def test_checkpoint_metrics_follow_the_checkpoints(orch_target: Target, wire: Wire) -> None:
+    name = unique_name("metrics-gate")
+    register(wire, definition(name, [step("gate", checkpoint={"when": "before"})]))
+    before = _scrape(orch_target)
+    problems = _exposed_as(before, {PENDING_METRIC: "gauge"}, CHECKPOINTS_PENDING)
+    problems += _exposed_as(before, {WAIT_METRIC: "histogram"}, CHECKPOINT_WAIT)
+    runs: dict[str, tuple[str, float]] = {}
+    """outcome -> (run id, monotonic time the harness started it)"""
+    for outcome in ("continue", "abort", "cancelled"):
+        sent = time.monotonic()
+        run_id = str(start_run(wire, name)["run_id"])
+        wait_checkpoint(
+            wire, run_id, "gate.before.1", "ORCH-0361: the run must pause at its checkpoint"
+        )
+        runs[outcome] = (run_id, sent)
+    problems += _pending_gauge_problems(orch_target, wire, "while three checkpoints wait")
+    truth = Truth()
+    for decision in ("continue", "abort"):
+        run_id, sent = runs[decision]
+        response = decide(wire, run_id, "gate.before.1", decision)
+        expect(
+            response.status_code == 200,
+            f"ORCH-0366: deciding {decision} must answer 200; got {response.status_code}: "
+            f"{response.text[:300]}",
+        )
+        truth.observe(WAIT_METRIC, Span.one(0.0, time.monotonic() - sent), decision=decision)
+    cancelled_run = runs["cancelled"][0]
+    wire.http.delete(f"/v1/runs/{cancelled_run}")
+    ended = [wait_run(wire, runs[o][0])["state"] for o in ("continue", "abort", "cancelled")]
+    expect(
+        ended == ["completed", "aborted", "aborted"],
+        f"ORCH-0367, ORCH-0369, ORCH-0324: the runs of this check must end completed, "
+        f"aborted, aborted; they ended {ended}",
+    )
+    problems += _pending_gauge_problems(orch_target, wire, "once every checkpoint ended")
+    after = _scrape(orch_target)
+    grown = truth_violations(before, after, truth, load_lint(), names=[WAIT_METRIC])
+    problems += _as(CHECKPOINT_WAIT, grown)
+    closed = label_value_violations(after, load_lint(), {})
+    problems += [
+        Violation(
+            CHECKPOINTS_PENDING if PENDING_METRIC in v.message else CHECKPOINT_WAIT, v.message
+        )
+        for v in closed
+        if PENDING_METRIC in v.message or WAIT_METRIC in v.message
+    ]
+    expect_none(problems)
+    note_passed((CHECKPOINTS_PENDING, CHECKPOINT_WAIT))
+
+
+def _pending_deliveries(wire: Wire) -> dict[str, float]:
+    """Pending deliveries of every subscription, as their delivery logs list them."""
+    total = 0.0
+    for webhook in wire.http.get("/v1/webhooks").json().get("webhooks", []):
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"state": "pending", "limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            path = f"/v1/webhooks/{webhook['webhook_id']}/deliveries"
+            page = wire.http.get(path, params=params).json()
+            total += len(page.get("deliveries", []))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+    return {"": total}
+
+
+@pytest.mark.req(WEBHOOK_METRICS_REQ)
+def test_webhook_metrics_equal_what_the_receiver_got(
+    orch_target: Target, wire: Wire, orch_webhook_receiver: Receiver
+) -> None:
+    name = unique_name("metrics-hooked")
+    register(wire, definition(name, [step("only")]))
+    receiver = orch_webhook_receiver
+    subscription = {
+        "url": receiver.url,
+        "events": ["run.started", "run.completed"],
+        "secret": receiver.secret,
+    }
+    response = wire.post_json("/v1/webhooks", subscription)
+    expect(
+        response.status_code == 201,
+        f"ORCH-0402: POST /v1/webhooks of a valid subscription must answer 201; got "
+        f"{response.status_code}: {response.text[:300]}",
+    )
+    webhook_id = str(response.json()["webhook_id"])
+    try:
+        before = _scrape(orch_target)
+        receiver.fail_next(1, 500)
+        sent = time.monotonic()
+        run_id = str(start_run(wire, name)["run_id"])
+        expect(
+            wait_run(wire, run_id)["state"] == "completed",
+            "ORCH-0326: a run of one step on a healthy engine must complete",
+        )
+        receiver.wait_for("run.started", run_id)
+        receiver.wait_for("run.completed", run_id)
+        receiver.assert_all_verified()
+        mine = [r for r in receiver.records() if r.run_id == run_id]
+        elapsed = time.monotonic() - sent
+        after, pending = _stable(
+            orch_target,
+            lambda: _pending_deliveries(wire),
+            "the pending deliveries",
+            WEBHOOK_METRICS_REQ,
+        )
+    finally:
+        wire.http.delete(f"/v1/webhooks/{webhook_id}")
+    answered_2xx = sum(1 for r in mine if 200 <= r.status < 300)
+    truth = Truth()
+    truth.count("orchq_webhook_deliveries_total", answered_2xx, outcome="delivered")
+    truth.count("orchq_webhook_deliveries_total", len(mine) - answered_2xx, outcome="retried")
+    # one lane per subscription and run (ORCH-0415): the attempts follow one another
+    truth.observe(
+        "orchq_webhook_attempt_duration_seconds", Span(len(mine), 0.0, elapsed, 0.0, elapsed)
+    )
+    problems = _exposed_as(after, WEBHOOK_METRICS, WEBHOOK_METRICS_REQ)
+    expect(
+        answered_2xx == 2 and len(mine) == 3,
+        f"ORCH-0413, ORCH-0414: the receiver failed the first attempt once, so two deliveries "
+        f"take three attempts; it got {[r.summary() for r in mine]}",
+    )
+    grown = truth_violations(before, after, truth, load_lint(), names=WEBHOOK_METRICS)
+    problems += _as(WEBHOOK_METRICS_REQ, grown)
+    gauge = _gauge(after, "orchq_webhook_deliveries_pending").get("", 0.0)
+    if gauge != pending[""]:
+        problems.append(
+            Violation(
+                WEBHOOK_METRICS_REQ,
+                f"orchq_webhook_deliveries_pending is {gauge:g}, but the delivery logs hold "
+                f"{pending['']:g} pending deliveries",
+            )
+        )
+    expect_none(problems)
+    note_passed((WEBHOOK_METRICS_REQ,))

@@ -358,7 +358,9 @@ class Runs:
     def launch(self, run: LiveRun) -> None:
         """Show a run :meth:`prepare_run` made, once written, and start its first steps."""
         run.channel.reveal(1)
-        self._metrics.record([("run.started", {})], lambda step_id: self._start_delay(run, step_id))
+        self._metrics.record(
+            [("run.started", {})], lambda step_id: self._start_delay(run, step_id), {}
+        )
         self._live[run.run_id] = run
         self._advance(run)
 
@@ -932,7 +934,9 @@ class Runs:
             run.channel.append(row[2], row[3])
         if rows:
             run.channel.reveal(rows[-1][1])
-        self._metrics.record(change.events, lambda step_id: self._start_delay(run, step_id))
+        self._metrics.record(
+            change.events, lambda step_id: self._start_delay(run, step_id), run.checkpoints
+        )
         if run.ended:
             self._end(run)
 
@@ -960,6 +964,7 @@ class Runs:
         the tasks of runs whose abort was committed by a process that died before it
         cancelled them (ORCH-0324)."""
         store = self._context.store
+        self._metrics.restore(store.pending_checkpoint_counts())
         for row in store.live_runs():
             self._resume_run(row)
         orphans = store.live_tasks_of_ended_runs()
