@@ -21,8 +21,10 @@ every request it got, and the pending gauge equal the pending deliveries of the
 delivery logs once all arrived.
 
 The checkpoint and webhook checks run against any target (``--orch-url`` too, the
-receiver reachable as ``--orch-webhook-bind`` says); their counts are exact only
-while no other client uses that target: run them on a quiet one.
+receiver reachable as ``--orch-webhook-bind`` says). Their truth is what the API
+lists (:mod:`harness.metrics.ledger`), so other clients' checkpoints and deliveries
+are counted too; the webhook check is skipped, never passed, on a target that still
+has deliveries of other subscriptions pending, since those decide when its own go.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import pytest
 
 from harness.checks import expect, note_passed
+from harness.conformance import NOT_VERIFIABLE_LIVE
 from harness.engine.control import EngineControl, engine_pool, rule, unique_tag
 from harness.metrics import (
     Exposition,
@@ -329,6 +332,13 @@ def test_webhook_metrics_equal_what_the_receiver_got(
             WEBHOOK_METRICS_REQ,
             "the delivery logs",
         )
+        backlog = sum(1 for d in logged_before.values() if d.state == "pending")
+        if backlog:
+            pytest.skip(
+                f"{NOT_VERIFIABLE_LIVE}: {backlog} deliveries of other subscriptions are "
+                "pending on this target, so when it sends this check's deliveries is not the "
+                "harness's to know; run the check on a quiet target"
+            )
         receiver.fail_next(1, 500)
         sent = time.monotonic()
         run_id = str(start_run(wire, name)["run_id"])
