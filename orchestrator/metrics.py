@@ -28,7 +28,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from orchestrator import __version__
-from orchestrator.vocabulary import PRIORITIES, REPLICA_STATES
+from orchestrator.vocabulary import CHECKPOINT_WHENS, PRIORITIES, REPLICA_STATES
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -38,6 +38,8 @@ _Labelled = TypeVar("_Labelled", bound=MetricWrapperBase)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_DECISION_BUCKETS = (0.1, 1, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+"""A person decides a checkpoint: seconds to a day."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,21 @@ class Metrics:
             "Time from a step's last dependency succeeding to its first task's admission.",
             ["pool"],
             buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.checkpoints_pending = Gauge(
+            "orchq_checkpoints_pending",
+            "Checkpoints of runs waiting for a decision, by when.",
+            ["when"],
+            registry=r,
+        )
+        for when in CHECKPOINT_WHENS:
+            self.checkpoints_pending.labels(when).set(0)
+        self.checkpoint_wait = Histogram(
+            "orchq_checkpoint_wait_seconds",
+            "Time from a checkpoint's request to its decision, by decision.",
+            ["decision"],
+            buckets=_DECISION_BUCKETS,
             registry=r,
         )
         self.webhook_deliveries = Counter(

@@ -63,6 +63,7 @@ FanOutFailure = Literal["fail_fast", "collect_all"]
 DeclaredWhen = Literal["before", "after"]
 """Where a definition may put a step's checkpoint (ORCH-0360)."""
 CheckpointWhen = Literal["before", "after", "failure"]
+CHECKPOINT_WHENS: Final[tuple[CheckpointWhen, ...]] = ("before", "after", "failure")
 """``failure``: the checkpoint of a step held by ``on_failure: hold`` (ORCH-0374)."""
 DeclaredDecision = Literal["continue", "retry", "abort"]
 Decision = Literal["continue", "retry", "skip", "abort"]

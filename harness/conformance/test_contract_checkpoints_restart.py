@@ -8,7 +8,9 @@ started again on the same state; then:
 - the run is still ``awaiting_approval``, its checkpoint pending with the same
   id and output, and deciding it lets the run complete (ORCH-0372);
 - the audit log kept what it held and goes on after it (ORCH-0383);
-- the run's events keep their ids and continue without reusing one (ORCH-0351).
+- the run's events keep their ids and continue without reusing one (ORCH-0351);
+- ``orchq_checkpoints_pending`` counts the checkpoint again, before it is decided,
+  and no longer once it is (ORCH-0463).
 
 Against ``--orch-url`` a target cannot be restarted: skipped.
 """
@@ -19,6 +21,7 @@ import pytest
 
 from harness.checks import expect, orch_checks
 from harness.engine.control import EngineControl, engine_pool, unique_tag
+from harness.metrics import scrape
 from harness.plugin.target import ServeFactory
 from harness.wire import Wire, read_stream
 from harness.wire.checkpoints import approvals, audit, decide, wait_checkpoint
@@ -35,7 +38,18 @@ from harness.wire.runs import (
 pytestmark = [pytest.mark.contract, pytest.mark.slow, pytest.mark.orch_profile("runs")]
 
 
-@pytest.mark.req("ORCH-0351", "ORCH-0372", "ORCH-0383")
+PENDING_METRIC = "orchq_checkpoints_pending"
+
+
+def _pending_gauge(wire: Wire, url: str) -> tuple[float, int]:
+    """``orchq_checkpoints_pending{when="after"}`` and the pending ``after`` checkpoints
+    ``GET /v1/approvals`` lists (the target runs nothing else meanwhile)."""
+    _, expo = scrape(url, wire.headers)
+    listed = approvals(wire, state="pending", limit=100)["approvals"]
+    return expo.total(PENDING_METRIC, when="after"), sum(1 for a in listed if a["when"] == "after")
+
+
+@pytest.mark.req("ORCH-0351", "ORCH-0372", "ORCH-0383", "ORCH-0463")
 def test_a_run_paused_at_a_checkpoint_is_still_paused_and_decidable_after_a_crash(
     orch_process: ServeFactory, orch_engine: EngineControl
 ) -> None:
@@ -90,6 +104,15 @@ def test_a_run_paused_at_a_checkpoint_is_still_paused_and_decidable_after_a_cras
                     f"ORCH-0372: its checkpoint must still be pending as it was: before "
                     f"{pending}, after {listed}",
                 )
+            with check("ORCH-0463"):
+                gauge, listed_after = _pending_gauge(wire, target.url)
+                expect(
+                    listed_after >= 1 and gauge == listed_after,
+                    f'ORCH-0463: after a restart {PENDING_METRIC}{{when="after"}} must count the '
+                    f"pending checkpoints of the store: it is {gauge:g}, GET /v1/approvals "
+                    f"lists {listed_after}",
+                )
+            with check("ORCH-0372"):
                 decided = decide(wire, run_id, "draft.after.1", "continue", decided_by="bob")
                 expect(
                     decided.status_code == 200,
@@ -103,6 +126,14 @@ def test_a_run_paused_at_a_checkpoint_is_still_paused_and_decidable_after_a_cras
                     after["state"] == "completed"
                     and steps_by_id(after)["draft"]["output"] == pending["output"],
                     f"ORCH-0372: the run completes with the approved output; got {after}",
+                )
+            with check("ORCH-0463"):
+                gauge, listed_after = _pending_gauge(wire, target.url)
+                expect(
+                    gauge == listed_after,
+                    f"ORCH-0463: once the checkpoint is decided after a restart, {PENDING_METRIC}"
+                    f'{{when="after"}} must be {listed_after}, as GET /v1/approvals lists; it is '
+                    f"{gauge:g}",
                 )
             with check("ORCH-0383"):
                 log_after = audit(wire, run_id)

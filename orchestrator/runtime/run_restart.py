@@ -25,6 +25,7 @@ def resume(scheduler: Scheduler) -> None:
     the tasks of runs whose abort was committed by a process that died before it
     cancelled them (ORCH-0324)."""
     store = scheduler.context.store
+    scheduler.restore_metrics()
     for row in store.live_runs():
         rebuild(scheduler, row)
     orphans = store.live_tasks_of_ended_runs()

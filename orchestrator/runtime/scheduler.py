@@ -162,10 +162,16 @@ class Scheduler:
         run.channel.append(started[2], started[3])
         return run, write
 
+    def restore_metrics(self) -> None:
+        """Set the gauges that count what the store holds (pending checkpoints) after a restart."""
+        self._metrics.restore(self.context.store.pending_checkpoint_counts())
+
     def launch(self, run: LiveRun) -> None:
         """Show a run :meth:`prepare_run` made, once written, and start its first steps."""
         run.channel.reveal(1)
-        self._metrics.record([("run.started", {})], lambda step_id: self._start_delay(run, step_id))
+        self._metrics.record(
+            [("run.started", {})], lambda step_id: self._start_delay(run, step_id), {}
+        )
         self._live[run.run_id] = run
         self.advance(run)
 
@@ -615,7 +621,9 @@ class Scheduler:
             run.channel.append(row[2], row[3])
         if rows:
             run.channel.reveal(rows[-1][1])
-        self._metrics.record(change.events, lambda step_id: self._start_delay(run, step_id))
+        self._metrics.record(
+            change.events, lambda step_id: self._start_delay(run, step_id), run.checkpoints
+        )
         if run.ended:
             self._end(run)
 

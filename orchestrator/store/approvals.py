@@ -149,6 +149,14 @@ class RunApprovals:
         ).fetchall()
         return [_checkpoint(row) for row in rows]
 
+    def pending_checkpoint_counts(self) -> dict[str, int]:
+        """The number of pending checkpoints, by ``when``."""
+        rows = self._connection.execute(
+            'SELECT "when", COUNT(*) FROM run_checkpoints WHERE state = ? GROUP BY "when"',
+            ("pending",),
+        ).fetchall()
+        return {str(when): int(count) for when, count in rows}
+
     def insert_audit(self, rows: Iterable[AuditRow]) -> None:
         self.settle()
         self._connection.executemany(

@@ -173,6 +173,48 @@ def _start_delay_per_attempt(body: str, _: list[str]) -> str:
     return re.sub(pattern, bump, body, flags=re.M)
 
 
+def _pending_checkpoints_never_go_down() -> Transform:
+    """``orchq_checkpoints_pending`` incremented but never decremented: each series shows the
+    highest value it ever had (ORCH-0463)."""
+    highest: dict[str, float] = {}
+
+    def transform(body: str, _: list[str]) -> str:
+        def keep_highest(match: re.Match[str]) -> str:
+            series = match.group(1)
+            highest[series] = max(highest.get(series, 0.0), float(match.group(2)))
+            return f"{series} {highest[series]}"
+
+        pattern = r"^(orchq_checkpoints_pending\{[^}]*\}) (\S+)$"
+        return re.sub(pattern, keep_highest, body, flags=re.M)
+
+    return transform
+
+
+def _wait_observes_cancelled(body: str, _: list[str]) -> str:
+    """A cancelled checkpoint observed as if decided ``abort``: one more observation of that
+    series than there were decisions (ORCH-0464)."""
+
+    def bump(match: re.Match[str]) -> str:
+        return f"{match.group(1)} {float(match.group(2)) + 1}"
+
+    pattern = (
+        r"^(orchq_checkpoint_wait_seconds_(?:count|bucket)\{[^}]*decision=\"abort\"[^}]*\}) (\S+)$"
+    )
+    return re.sub(pattern, bump, body, flags=re.M)
+
+
+def _failed_attempts_counted_delivered(body: str, _: list[str]) -> str:
+    """Every attempt that got an answer counted ``delivered``, a 500 included (ORCH-0420)."""
+    pattern = r'^orchq_webhook_deliveries_total\{outcome="(delivered|retried)"\} (\S+)$'
+    values = {m.group(1): float(m.group(2)) for m in re.finditer(pattern, body, re.M)}
+
+    def merged(match: re.Match[str]) -> str:
+        value = sum(values.values()) if match.group(1) == "delivered" else 0.0
+        return f'orchq_webhook_deliveries_total{{outcome="{match.group(1)}"}} {value}'
+
+    return re.sub(pattern, merged, body, flags=re.M)
+
+
 MUTANTS: dict[str, tuple[Transform, str]] = {
     "task-id-label": (_task_id_label, "ORCH-0133"),
     "pool-fed-by-task-ids": (_pool_fed_by_task_ids, "ORCH-0133"),
@@ -202,6 +244,12 @@ RUN_MUTANTS: dict[str, tuple[Transform, str]] = {
     "start delay in milliseconds": (
         _in_milliseconds("orchq_run_step_start_delay_seconds"),
         "ORCH-0462",
+    ),
+    "pending checkpoints never go down": (_pending_checkpoints_never_go_down(), "ORCH-0463"),
+    "checkpoint wait observes cancelled checkpoints": (_wait_observes_cancelled, "ORCH-0464"),
+    "webhook attempts answered 500 counted delivered": (
+        _failed_attempts_counted_delivered,
+        "ORCH-0420",
     ),
 }
 """name -> (body transform, ORCH ID): caught by the run metrics check of the runs profile."""

@@ -64,7 +64,7 @@ def test_ground_truth_check_catches_the_mutant(
 
 def test_healthy_orchestrator_passes_the_run_metrics_check(pytester: pytest.Pytester) -> None:
     result = run_conformance(pytester, "test_metrics_runs", "-rfs")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ reach into it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.errors import task_error
@@ -114,8 +114,23 @@ def paused_runs_not_resumed() -> None:
     Store.live_runs = live_runs  # type: ignore[method-assign]
 
 
+def pending_checkpoints_gauge_not_restored() -> None:
+    """The pending checkpoints gauge starts from zero at a restart, whatever the store holds
+    (ORCH-0463)."""
+    from orchestrator.runtime.run_metrics import RunMetrics
+
+    def restore(self: RunMetrics, pending: Mapping[str, int]) -> None:
+        return None
+
+    RunMetrics.restore = restore  # type: ignore[method-assign]
+
+
 CHECKPOINT_RESTART_MUTANTS: dict[str, tuple[Callable[[], None], str]] = {
     "a paused run lost after a restart": (paused_runs_not_resumed, "ORCH-0372"),
+    "the pending checkpoints gauge lost at a restart": (
+        pending_checkpoints_gauge_not_restored,
+        "ORCH-0463",
+    ),
 }
 """The checkpoint restart mutants (``test_contract_checkpoints_restart``), as :data:`MUTANTS`."""
 

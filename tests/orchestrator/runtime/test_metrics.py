@@ -34,6 +34,8 @@ LABEL_ALLOWLIST = {
     "engine",
     "version",
     "python",
+    "when",
+    "decision",
 }
 NON_BASE_UNITS = ("_ms", "_milliseconds", "_msec", "_sec", "_secs", "_minutes", "_hours", "_us")
 TYPE_WORDS = ("_counter", "_gauge", "_histogram", "_summary")

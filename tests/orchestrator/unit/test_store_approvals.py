@@ -1,7 +1,7 @@
 """Checkpoints and the audit log in the store: a v3 database with runs upgrades keeping them;
 audit entries cannot change or go, except with their run when the session is purged.
 
-Spec: ORCH-0343, ORCH-0372, ORCH-0383.
+Spec: ORCH-0343, ORCH-0372, ORCH-0383, ORCH-0463.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _entry(seq: int) -> AuditRow:
     return AuditRow("run1", seq, 1_100 + seq, "alice", "run.created", None, None, {"n": seq})
 
 
-@pytest.mark.req("ORCH-0372")
+@pytest.mark.req("ORCH-0372", "ORCH-0463")
 def test_a_v3_database_upgrades_keeping_its_runs_and_takes_the_new_states(tmp_path: Path) -> None:
     path = tmp_path / "orchq.db"
     v3_database(path)
@@ -64,11 +64,13 @@ def test_a_v3_database_upgrades_keeping_its_runs_and_takes_the_new_states(tmp_pa
         store.save_checkpoint(_checkpoint())
     assert [r.state for r in store.live_runs()] == ["awaiting_approval"]
     assert store.run_checkpoints("run1") == [_checkpoint()]
+    assert store.pending_checkpoint_counts() == {"before": 1}
     decided = _checkpoint("decided")
     decided.decision, decided.decided_by, decided.decided_ms = "continue", "bob", 1_200
     with store.transaction():
         store.save_checkpoint(decided)
     assert store.get_checkpoint("run1", "a.before.1") == decided
+    assert store.pending_checkpoint_counts() == {}
     # A session with a run awaiting approval is not purged (ORCH-0343).
     assert store.purge_sessions(10_000) == 0
     store.close()
