@@ -164,12 +164,17 @@ MACHINE_CATCHES = {
     **{
         name: mutant
         for name, mutant in SUBORCH_MUTANTS.items()
-        if name != "a child's unknown pool found only when the child starts"
+        if name
+        not in (
+            "a child's unknown pool found only when the child starts",
+            "an abort that leaves a child run running",
+        )
     },
 }
 """The mutants the state machine must find by itself, from random graphs: the checkpoint
-ones (it holds no failing step) and the sub-orchestration ones of child runs and fan-outs
-(its graphs name known pools only)."""
+ones (it holds no failing step) and those of fan-outs and of a step's children. Its graphs
+name known pools only, and an abort meets a child still running in too few examples for a
+self-test that must always catch; the contract check ``aborts_every_descendant`` does."""
 
 
 @pytest.mark.slow
