@@ -9,6 +9,7 @@ shrink step is a request: a failure still comes with its exact curl line.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,9 @@ class FuzzClient:
     """Where requests go: base URL, extra headers (auth), one keep-alive session.
 
     ``seen`` counts (operationId, status) pairs: what a run actually reached;
-    ``failures`` keeps the check failures a stateful run saw, in order.
+    ``failures`` keeps the check failures a stateful run saw, in order. Webhook
+    subscriptions the run created are deleted by :meth:`close`: their deliveries to
+    made-up URLs would otherwise go on and load the target for every later test.
     """
 
     url: str
@@ -43,13 +46,19 @@ class FuzzClient:
     session: requests.Session = field(default_factory=requests.Session)
     seen: Counter[tuple[str, int]] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    created_webhooks: list[str] = field(default_factory=list)
 
     @property
     def cases(self) -> int:
         return sum(self.seen.values())
 
     def record(self, case: Case[Any], response: Response) -> None:
-        self.seen[(operation_id(case), response.status_code)] += 1
+        operation = operation_id(case)
+        self.seen[(operation, response.status_code)] += 1
+        if operation == "createWebhook" and response.status_code == 201:
+            # The contract checks report a 201 without its webhook_id.
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self.created_webhooks.append(str(response.json()["webhook_id"]))
 
     def call(self, case: Case[Any]) -> Response:
         response = case.call(**self.call_kwargs())
@@ -65,7 +74,18 @@ class FuzzClient:
         }
 
     def close(self) -> None:
-        self.session.close()
+        try:
+            for webhook_id in self.created_webhooks:
+                self.session.delete(
+                    f"{self.url.rstrip('/')}/v1/webhooks/{webhook_id}",
+                    headers=self.headers,
+                    timeout=REQUEST_TIMEOUT_S,
+                )
+        except requests.RequestException:
+            pass  # a target gone away keeps nothing to clean
+        finally:
+            self.created_webhooks.clear()
+            self.session.close()
 
 
 def load_contract(path: Path | None = None) -> OpenApiSchema:

@@ -15,6 +15,7 @@ real HTTP. Every request is recorded with its verdict:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import socket
@@ -38,6 +39,10 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_WAIT_S = 15.0
 
 
+LISTEN_BACKLOG = 128
+"""Connections the receiver's socket queues before accepting them."""
+
+
 @dataclass(frozen=True)
 class Received:
     """One request the receiver got, and what it made of it."""
@@ -46,7 +51,7 @@ class Received:
     reason: str | None
     """Why it was rejected (starting with an ORCH ID) or failed on purpose; else ``None``."""
     status: int
-    """What the receiver answered (``0``: nothing, the client hung up first)."""
+    """What the receiver answers; ``0`` once it found the client hung up before the answer."""
     headers: dict[str, str]
     body: bytes
     payload: dict[str, Any] | None
@@ -118,7 +123,14 @@ class Receiver:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> Receiver:
-        self._server = ThreadingHTTPServer((self._bind, 0), self._handler())
+        self._server = ThreadingHTTPServer(
+            (self._bind, 0), self._handler(), bind_and_activate=False
+        )
+        # A sender opens up to 32 connections at once (ORCH-0415 lanes in parallel); the
+        # default backlog of 5 would reset some of them before they are accepted.
+        self._server.request_queue_size = LISTEN_BACKLOG
+        self._server.server_bind()
+        self._server.server_activate()
         # Each request is answered on a connection closed after it, so stop() can wait for
         # every request thread: none outlives the receiver (the leak guard checks).
         self._server.daemon_threads = False
@@ -294,9 +306,16 @@ class Receiver:
             self._accepted[delivery_id] = body
         return "accepted", None, 200, 0.0
 
-    def _record(self, record: Received) -> None:
+    def _record(self, record: Received) -> int:
         with self._lock:
             self._records.append(record)
+            self._lock.notify_all()
+            return len(self._records) - 1
+
+    def _unanswered(self, index: int) -> None:
+        """The sender hung up before the answer of the request recorded at ``index``."""
+        with self._lock:
+            self._records[index] = dataclasses.replace(self._records[index], status=0)
             self._lock.notify_all()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -311,9 +330,13 @@ class Receiver:
                 body = self.rfile.read(min(length, MAX_BODY_BYTES))
                 headers = {key: value for key, value in self.headers.items()}
                 verdict, reason, status, delay_s = receiver._judge(headers, body)
+                # Recorded on arrival, so records are in the order requests arrived: a
+                # sender's next request of a lane can only arrive after this one's answer.
+                index = receiver._record(
+                    Received(verdict, reason, status, headers, body, _decoded(body), arrived)
+                )
                 if delay_s:
                     time.sleep(delay_s)
-                answered = status
                 try:
                     payload = b'{"ok": true}' if 200 <= status < 300 else b'{"ok": false}'
                     self.send_response(status)
@@ -326,10 +349,7 @@ class Receiver:
                     self.close_connection = True
                     self.wfile.write(payload)
                 except OSError:  # the sender gave up first (its timeout)
-                    answered = 0
-                receiver._record(
-                    Received(verdict, reason, answered, headers, body, _decoded(body), arrived)
-                )
+                    receiver._unanswered(index)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
