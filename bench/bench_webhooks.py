@@ -69,6 +69,8 @@ EVENTS_PER_RUN = 2 + 2 * len(STEPS)
 """``run.started``, ``step.started`` and ``step.succeeded`` a step, ``run.completed``."""
 SIDES = ("orchestratord", "baseline")
 WAIT_S = 300.0
+MAX_ATTEMPTS = 8
+"""The baseline's attempts of one delivery at most: orchestratord's default (ORCH-0414)."""
 _SECRET_ENV = "BENCH_WEBHOOK_SECRET"
 
 
@@ -77,6 +79,8 @@ class SideResult:
     deliveries_per_s: float
     latency_ms: list[float]
     """One per delivery: the event's commit (the baseline: its send) to the receiver's record."""
+    retried: int
+    """Deliveries that took more than one attempt (a connection the receiver reset)."""
 
 
 def _definition() -> dict[str, Any]:
@@ -106,26 +110,43 @@ def _lane(run_no: int) -> list[tuple[str, bytes]]:
     return lane
 
 
-async def _send_all(url: str, secret: str, runs: int, concurrency: int) -> dict[str, float]:
-    """Send every run's lane to ``url``; the wall time (epoch ms) each delivery was sent."""
+async def _send_all(url: str, secret: str, runs: int, concurrency: int) -> dict[str, Any]:
+    """Send every run's lane to ``url``.
+
+    ``{"sent": {delivery id: epoch ms of its first send}, "retried": deliveries
+    sent again}``: an attempt that fails on the connection is sent again at
+    once, signed afresh, up to :data:`MAX_ATTEMPTS` attempts (orchestratord
+    waits a backoff in between, ORCH-0414; the ceiling does not).
+    """
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     slots = asyncio.Semaphore(concurrency)
     sent: dict[str, float] = {}
+    retried: set[str] = set()
     async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as client:
+
+        async def attempt(delivery_id: str, body: bytes) -> httpx.Response:
+            for attempt_no in range(1, MAX_ATTEMPTS + 1):
+                headers = signed_headers(secret, delivery_id, int(time.time()), body)
+                try:
+                    return await client.post(url, content=body, headers=headers)
+                except httpx.TransportError:
+                    if attempt_no == MAX_ATTEMPTS:
+                        raise
+                    retried.add(delivery_id)
+            raise AssertionError("unreachable")
 
         async def lane(run_no: int) -> None:
             for delivery_id, body in _lane(run_no):  # one at a time, as ORCH-0415 asks
                 async with slots:
                     sent[delivery_id] = time.time() * 1000.0
-                    headers = signed_headers(secret, delivery_id, int(time.time()), body)
-                    answer = await client.post(url, content=body, headers=headers)
+                    answer = await attempt(delivery_id, body)
                 if answer.status_code != 200:
                     raise RuntimeError(
                         f"the receiver answered {answer.status_code} to {delivery_id}"
                     )
 
         await asyncio.gather(*(lane(run_no) for run_no in range(runs)))
-    return sent
+    return {"sent": sent, "retried": len(retried)}
 
 
 def _accepted(receiver: Receiver, expected: int) -> list[Received]:
@@ -144,9 +165,9 @@ def _wall_ms(record: Received, offset_s: float) -> float:
     return (record.at + offset_s) * 1000.0
 
 
-async def _created_ms(http: httpx.AsyncClient, webhook_id: str) -> dict[str, float]:
-    """Every delivery of the subscription, by id: its ``created_at``; raise unless delivered."""
-    created: dict[str, float] = {}
+async def _deliveries(http: httpx.AsyncClient, webhook_id: str) -> list[dict[str, Any]]:
+    """Every delivery of the subscription; raise unless each is ``delivered``."""
+    deliveries: list[dict[str, Any]] = []
     params: dict[str, Any] = {"limit": 100}
     while True:
         answer = await http.get(f"/v1/webhooks/{webhook_id}/deliveries", params=params)
@@ -154,9 +175,9 @@ async def _created_ms(http: httpx.AsyncClient, webhook_id: str) -> dict[str, flo
         for delivery in page["deliveries"]:
             if delivery["state"] != "delivered":
                 raise RuntimeError(f"a delivery was not delivered: {delivery}")
-            created[delivery["delivery_id"]] = stamp_ms(delivery["created_at"])
+            deliveries.append(delivery)
         if page["next_cursor"] is None:
-            return created
+            return deliveries
         params["cursor"] = page["next_cursor"]
 
 
@@ -169,11 +190,15 @@ async def _orchestratord_side(url: str, receiver: Receiver, runs: int) -> SideRe
         body = {"session_id": await open_session(http), "definition": DEFINITION, "version": "1"}
         created = await asyncio.gather(*(http.post("/v1/runs", json=body) for _ in range(runs)))
         run_ids = [str(expect(answer, 202, "POST /v1/runs")["run_id"]) for answer in created]
-        accepted = await asyncio.to_thread(_accepted, receiver, runs * EVENTS_PER_RUN)
+    accepted = await asyncio.to_thread(_accepted, receiver, runs * EVENTS_PER_RUN)
+    # A fresh client: the first one's connections sat idle past the server's keep-alive.
+    async with httpx.AsyncClient(base_url=url, timeout=300) as http:
         await until_no_run_running(http)
         await completed_runs(http, run_ids)
-        committed = await _created_ms(http, hook["webhook_id"])
-    return _figures(accepted, committed, offset_s)
+        deliveries = await _deliveries(http, hook["webhook_id"])
+    committed = {d["delivery_id"]: stamp_ms(d["created_at"]) for d in deliveries}
+    retried = sum(d["attempts"] > 1 for d in deliveries)
+    return _figures(accepted, committed, offset_s, retried)
 
 
 def _baseline_side(receiver: Receiver, runs: int, concurrency: int) -> SideResult:
@@ -184,18 +209,21 @@ def _baseline_side(receiver: Receiver, runs: int, concurrency: int) -> SideResul
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=WAIT_S)
     if done.returncode != 0:
         raise RuntimeError(f"the baseline sender failed ({done.returncode}): {done.stderr[-500:]}")
-    sent: dict[str, float] = json.loads(done.stdout)
-    return _figures(_accepted(receiver, runs * EVENTS_PER_RUN), sent, offset_s)
+    report = json.loads(done.stdout)
+    accepted = _accepted(receiver, runs * EVENTS_PER_RUN)
+    return _figures(accepted, report["sent"], offset_s, report["retried"])
 
 
-def _figures(accepted: list[Received], began_ms: dict[str, float], offset_s: float) -> SideResult:
+def _figures(
+    accepted: list[Received], began_ms: dict[str, float], offset_s: float, retried: int
+) -> SideResult:
     """Throughput and latency of ``accepted``, each delivery timed from ``began_ms`` of its id."""
     if {r.delivery_id for r in accepted} != set(began_ms):
         raise RuntimeError("the receiver's deliveries are not those the sender made")
     received = {str(r.delivery_id): _wall_ms(r, offset_s) for r in accepted}
     latency = [received[delivery_id] - began for delivery_id, began in began_ms.items()]
     window_s = (max(received.values()) - min(began_ms.values())) / 1000.0
-    return SideResult(len(accepted) / window_s, latency)
+    return SideResult(len(accepted) / window_s, latency, retried)
 
 
 def one_side(side: str, runs: int, concurrency: int) -> SideResult:
@@ -216,12 +244,13 @@ def bench(rounds: int = 3, runs: int = RUNS, concurrency: int = CONCURRENCY) -> 
                 "deliveries_per_s": result.deliveries_per_s,
                 "latency_p50_ms": percentile(result.latency_ms, 0.50),
                 "latency_p99_ms": percentile(result.latency_ms, 0.99),
+                "retried": result.retried,
             }
             per_round[side].append(figures)
             log(
                 f"webhooks round {round_no} {side}: {figures['deliveries_per_s']:,.1f} "
                 f"deliveries/s, event -> received p50 {figures['latency_p50_ms']:.1f} ms, "
-                f"p99 {figures['latency_p99_ms']:.1f} ms"
+                f"p99 {figures['latency_p99_ms']:.1f} ms, {result.retried} deliveries retried"
             )
     summary = {
         side: {key: median([r[key] for r in rounds_of]) for key in rounds_of[0]}
@@ -254,6 +283,7 @@ def render(result: dict[str, Any]) -> str:
                 " / ".join(fmt(r["deliveries_per_s"], 1) for r in result["rounds"][side]),
                 fmt(s["latency_p50_ms"], 1),
                 fmt(s["latency_p99_ms"], 1),
+                fmt(s["retried"], 0),
             ]
         )
     return "\n".join(
@@ -265,6 +295,7 @@ def render(result: dict[str, Any]) -> str:
                     "deliveries/s per round",
                     "event (baseline: send) -> received p50 ms",
                     "p99 ms (median)",
+                    "deliveries retried",
                 ],
                 rows,
             ),
