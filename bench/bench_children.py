@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +40,14 @@ from typing import Any
 import httpx
 
 from bench._api import completed_runs, expect, open_session, register, stamp_ms
-from bench._common import fmt, log, median, percentile, running, table
+from bench._common import (
+    Figures,
+    percentile,
+    running,
+    side_by_side,
+    sides_table,
+    write_json,
+)
 
 CONFIG = "runs.yaml"
 CHILDREN = 100
@@ -190,28 +196,26 @@ def one_side(side: str, n: int, parallel: int) -> SideResult:
 def bench(rounds: int = 5, children: int = CHILDREN, parallel: int = PARALLEL) -> dict[str, Any]:
     if not 1 <= parallel <= MAX_PARALLEL:
         raise ValueError(f"--parallel must be 1 to {MAX_PARALLEL} (ORCH-0481), not {parallel}")
-    per_round: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
-    for round_no in range(1, rounds + 1):
-        for side in SIDES if round_no % 2 else SIDES[::-1]:
-            result = one_side(side, children, parallel)
-            figures = {
-                "wall_s": result.wall_s,
-                "start_p99_ms": percentile(result.start_ms, 0.99),
-                "refill_p50_ms": percentile(result.refill_ms, 0.50),
-                "refill_p99_ms": percentile(result.refill_ms, 0.99),
-                "fan_in_ms": result.fan_in_ms,
-            }
-            per_round[side].append(figures)
-            log(
-                f"children round {round_no} {side}: {figures['wall_s']:.3f} s, "
-                f"start -> child created p99 {figures['start_p99_ms']:.1f} ms, "
-                f"child ended -> next created p50 {figures['refill_p50_ms']:.1f} ms, "
-                f"p99 {figures['refill_p99_ms']:.1f} ms, fan-in {figures['fan_in_ms']:.1f} ms"
-            )
-    summary = {
-        side: {key: median([r[key] for r in rounds_of]) for key in rounds_of[0]}
-        for side, rounds_of in per_round.items()
-    }
+
+    def measure(side: str) -> Figures:
+        result = one_side(side, children, parallel)
+        return {
+            "wall_s": result.wall_s,
+            "start_p99_ms": percentile(result.start_ms, 0.99),
+            "refill_p50_ms": percentile(result.refill_ms, 0.50),
+            "refill_p99_ms": percentile(result.refill_ms, 0.99),
+            "fan_in_ms": result.fan_in_ms,
+        }
+
+    def describe(figures: Figures) -> str:
+        return (
+            f"{figures['wall_s']:.3f} s, "
+            f"start -> child created p99 {figures['start_p99_ms']:.1f} ms, "
+            f"child ended -> next created p50 {figures['refill_p50_ms']:.1f} ms, "
+            f"p99 {figures['refill_p99_ms']:.1f} ms, fan-in {figures['fan_in_ms']:.1f} ms"
+        )
+
+    per_round, summary = side_by_side("children", SIDES, rounds, measure, describe)
     return {
         "params": {
             "rounds": rounds,
@@ -227,39 +231,16 @@ def bench(rounds: int = 5, children: int = CHILDREN, parallel: int = PARALLEL) -
 
 def render(result: dict[str, Any]) -> str:
     p = result["params"]
-    rows = []
-    for side in SIDES:
-        s = result["summary"][side]
-        rows.append(
-            [
-                "orchestratord fan-out" if side == "fan-out" else "client-side runs",
-                fmt(s["wall_s"], 3),
-                " / ".join(fmt(r["wall_s"], 3) for r in result["rounds"][side]),
-                fmt(s["start_p99_ms"], 1),
-                fmt(s["refill_p50_ms"], 1),
-                fmt(s["refill_p99_ms"], 1),
-                fmt(s["fan_in_ms"], 1),
-            ]
-        )
-    return "\n".join(
-        [
-            table(
-                [
-                    f"{p['children']} children, {p['parallel']} at once",
-                    "wall s (median)",
-                    "wall s per round",
-                    "start -> child created p99 ms",
-                    "child ended -> next created p50 ms",
-                    "p99 ms",
-                    "fan-in ms",
-                ],
-                rows,
-            ),
-            "",
-            "wall time, orchestratord fan-out over client-side runs: "
-            f"{result['ratio_wall_s']:.2f}x",
-        ]
-    )
+    labels = {"fan-out": "orchestratord fan-out", "client": "client-side runs"}
+    corner = f"{p['children']} children, {p['parallel']} at once"
+    columns = [
+        ("start -> child created p99 ms", "start_p99_ms", 1),
+        ("child ended -> next created p50 ms", "refill_p50_ms", 1),
+        ("p99 ms", "refill_p99_ms", 1),
+        ("fan-in ms", "fan_in_ms", 1),
+    ]
+    ratio = f"wall time, orchestratord fan-out over client-side runs: {result['ratio_wall_s']:.2f}x"
+    return sides_table(result, labels, corner, ("wall s", "wall_s", 3), columns, ratio)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--children must be --parallel to {MAX_ITEMS} (ORCH-0482)")
     result = bench(args.rounds, args.children, args.parallel)
     print(render(result))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
+    write_json(args.json, result)
     return 0
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +43,14 @@ from bench._api import (
     stamp_ms,
     until_no_run_running,
 )
-from bench._common import fmt, log, median, percentile, running, table
+from bench._common import (
+    Figures,
+    percentile,
+    running,
+    side_by_side,
+    sides_table,
+    write_json,
+)
 
 CONFIG = "runs.yaml"
 RUNS = 1000
@@ -168,25 +174,22 @@ def one_side(side: str, n: int, connections: int) -> SideResult:
 
 
 def bench(rounds: int = 3, runs: int = RUNS, connections: int = CONNECTIONS) -> dict[str, Any]:
-    per_round: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
-    for round_no in range(1, rounds + 1):
-        for side in SIDES if round_no % 2 else SIDES[::-1]:
-            result = one_side(side, runs, connections)
-            figures = {
-                "runs_per_s": result.runs_per_s,
-                "dependency_p50_ms": percentile(result.dependency_ms, 0.50),
-                "dependency_p99_ms": percentile(result.dependency_ms, 0.99),
-            }
-            per_round[side].append(figures)
-            log(
-                f"runs round {round_no} {side}: {figures['runs_per_s']:,.1f} runs/s, "
-                f"dependency -> dependant p50 {figures['dependency_p50_ms']:.1f} ms, "
-                f"p99 {figures['dependency_p99_ms']:.1f} ms"
-            )
-    summary = {
-        side: {key: median([r[key] for r in rounds_of]) for key in rounds_of[0]}
-        for side, rounds_of in per_round.items()
-    }
+    def measure(side: str) -> Figures:
+        result = one_side(side, runs, connections)
+        return {
+            "runs_per_s": result.runs_per_s,
+            "dependency_p50_ms": percentile(result.dependency_ms, 0.50),
+            "dependency_p99_ms": percentile(result.dependency_ms, 0.99),
+        }
+
+    def describe(figures: Figures) -> str:
+        return (
+            f"{figures['runs_per_s']:,.1f} runs/s, "
+            f"dependency -> dependant p50 {figures['dependency_p50_ms']:.1f} ms, "
+            f"p99 {figures['dependency_p99_ms']:.1f} ms"
+        )
+
+    per_round, summary = side_by_side("runs", SIDES, rounds, measure, describe)
     return {
         "params": {"rounds": rounds, "runs": runs, "connections": connections, "tokens": TOKENS},
         "rounds": per_round,
@@ -197,34 +200,14 @@ def bench(rounds: int = 3, runs: int = RUNS, connections: int = CONNECTIONS) -> 
 
 def render(result: dict[str, Any]) -> str:
     p = result["params"]
-    rows = []
-    for side in SIDES:
-        s = result["summary"][side]
-        rows.append(
-            [
-                "orchestratord runs" if side == "runs" else "client-side tasks",
-                fmt(s["runs_per_s"], 1),
-                " / ".join(fmt(r["runs_per_s"], 1) for r in result["rounds"][side]),
-                fmt(s["dependency_p50_ms"], 1),
-                fmt(s["dependency_p99_ms"], 1),
-            ]
-        )
-    return "\n".join(
-        [
-            table(
-                [
-                    f"{p['runs']} diamonds, {p['connections']} connections",
-                    "runs/s (median)",
-                    "runs/s per round",
-                    "dependency -> dependant p50 ms",
-                    "p99 ms (median)",
-                ],
-                rows,
-            ),
-            "",
-            f"runs/s, orchestratord runs over client-side tasks: {result['ratio_runs_per_s']:.2f}x",
-        ]
-    )
+    labels = {"runs": "orchestratord runs", "tasks": "client-side tasks"}
+    corner = f"{p['runs']} diamonds, {p['connections']} connections"
+    columns = [
+        ("dependency -> dependant p50 ms", "dependency_p50_ms", 1),
+        ("p99 ms (median)", "dependency_p99_ms", 1),
+    ]
+    ratio = f"runs/s, orchestratord runs over client-side tasks: {result['ratio_runs_per_s']:.2f}x"
+    return sides_table(result, labels, corner, ("runs/s", "runs_per_s", 1), columns, ratio)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = bench(args.rounds, args.runs, args.connections)
     print(render(result))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
+    write_json(args.json, result)
     return 0
 
 

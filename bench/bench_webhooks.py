@@ -54,7 +54,16 @@ from bench._api import (
     stamp_ms,
     until_no_run_running,
 )
-from bench._common import PYTHON, ROOT, fmt, log, median, percentile, running, table
+from bench._common import (
+    PYTHON,
+    ROOT,
+    Figures,
+    percentile,
+    running,
+    side_by_side,
+    sides_table,
+    write_json,
+)
 from harness.webhooks import Received, Receiver
 from orchestrator.webhooks import delivery_body, signed_headers
 
@@ -236,26 +245,23 @@ def one_side(side: str, runs: int, concurrency: int) -> SideResult:
 
 
 def bench(rounds: int = 3, runs: int = RUNS, concurrency: int = CONCURRENCY) -> dict[str, Any]:
-    per_round: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
-    for round_no in range(1, rounds + 1):
-        for side in SIDES if round_no % 2 else SIDES[::-1]:
-            result = one_side(side, runs, concurrency)
-            figures = {
-                "deliveries_per_s": result.deliveries_per_s,
-                "latency_p50_ms": percentile(result.latency_ms, 0.50),
-                "latency_p99_ms": percentile(result.latency_ms, 0.99),
-                "retried": result.retried,
-            }
-            per_round[side].append(figures)
-            log(
-                f"webhooks round {round_no} {side}: {figures['deliveries_per_s']:,.1f} "
-                f"deliveries/s, event -> received p50 {figures['latency_p50_ms']:.1f} ms, "
-                f"p99 {figures['latency_p99_ms']:.1f} ms, {result.retried} deliveries retried"
-            )
-    summary = {
-        side: {key: median([r[key] for r in rounds_of]) for key in rounds_of[0]}
-        for side, rounds_of in per_round.items()
-    }
+    def measure(side: str) -> Figures:
+        result = one_side(side, runs, concurrency)
+        return {
+            "deliveries_per_s": result.deliveries_per_s,
+            "latency_p50_ms": percentile(result.latency_ms, 0.50),
+            "latency_p99_ms": percentile(result.latency_ms, 0.99),
+            "retried": result.retried,
+        }
+
+    def describe(figures: Figures) -> str:
+        return (
+            f"{figures['deliveries_per_s']:,.1f} deliveries/s, "
+            f"event -> received p50 {figures['latency_p50_ms']:.1f} ms, "
+            f"p99 {figures['latency_p99_ms']:.1f} ms, {figures['retried']:.0f} deliveries retried"
+        )
+
+    per_round, summary = side_by_side("webhooks", SIDES, rounds, measure, describe)
     ours, ceiling = summary["orchestratord"], summary["baseline"]
     return {
         "params": {
@@ -273,36 +279,18 @@ def bench(rounds: int = 3, runs: int = RUNS, concurrency: int = CONCURRENCY) -> 
 
 def render(result: dict[str, Any]) -> str:
     p = result["params"]
-    rows = []
-    for side in SIDES:
-        s = result["summary"][side]
-        rows.append(
-            [
-                "orchestratord" if side == "orchestratord" else "bare httpx client (ceiling)",
-                fmt(s["deliveries_per_s"], 1),
-                " / ".join(fmt(r["deliveries_per_s"], 1) for r in result["rounds"][side]),
-                fmt(s["latency_p50_ms"], 1),
-                fmt(s["latency_p99_ms"], 1),
-                fmt(s["retried"], 0),
-            ]
-        )
-    return "\n".join(
-        [
-            table(
-                [
-                    f"{p['deliveries']} deliveries of {p['runs']} runs",
-                    "deliveries/s (median)",
-                    "deliveries/s per round",
-                    "event (baseline: send) -> received p50 ms",
-                    "p99 ms (median)",
-                    "deliveries retried",
-                ],
-                rows,
-            ),
-            "",
-            "deliveries/s, orchestratord over the bare client: "
-            f"{result['ratio_deliveries_per_s']:.2f}x",
-        ]
+    labels = {"orchestratord": "orchestratord", "baseline": "bare httpx client (ceiling)"}
+    corner = f"{p['deliveries']} deliveries of {p['runs']} runs"
+    columns = [
+        ("event (baseline: send) -> received p50 ms", "latency_p50_ms", 1),
+        ("p99 ms (median)", "latency_p99_ms", 1),
+        ("deliveries retried", "retried", 0),
+    ]
+    ratio = (
+        f"deliveries/s, orchestratord over the bare client: {result['ratio_deliveries_per_s']:.2f}x"
+    )
+    return sides_table(
+        result, labels, corner, ("deliveries/s", "deliveries_per_s", 1), columns, ratio
     )
 
 
@@ -328,9 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = bench(args.rounds, args.runs, args.concurrency)
     print(render(result))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
+    write_json(args.json, result)
     return 0
 
 
