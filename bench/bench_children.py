@@ -14,19 +14,20 @@ loopback) with the same configuration:
   creates each child and gathers their outputs. Done when the parent's event
   stream (``GET /v1/runs/{id}/events``) closes on ``run.completed``.
 - ``client``: the same children as independent ``POST /v1/runs``, item by
-  item, a new one as soon as fewer than ``--parallel`` are running, each awaited
-  on its own event stream as a client orchestrating by itself does. Done when
-  every child's stream has closed on ``run.completed``.
+  item, a new one as soon as fewer than ``--parallel`` are running (the first
+  ``--parallel`` at once), each awaited on its own event stream as a client
+  orchestrating by itself does. Done when every child's stream has closed on
+  ``run.completed``.
 
 Figures, per round: the wall time from the first POST to done; "start -> child
 created", from the first POST (this machine's clock) to the ``created_at`` of
-each of the first ``--parallel`` children; "child ended -> next created", from
-the j-th child's ``finished_at`` (in order of ending) to the ``created_at`` of
-child ``--parallel`` + j, whose place it freed; "fan-in", from the last child's
-``finished_at`` to the fan-out step's ``finished_at`` (``fan-out``) or to the
-moment the client had read every child's end (``client``). Server timestamps
-have millisecond resolution. Rounds alternate which side goes first; figures
-are medians of rounds.
+each of the first ``--parallel`` children created; "child ended -> next
+created", from the j-th child's ``finished_at`` (in order of ending) to the
+``created_at`` of the (``--parallel`` + j)-th child created, whose place it
+freed; "fan-in", from the last child's ``finished_at`` to the fan-out step's
+``finished_at`` (``fan-out``) or to the moment the client had read every
+child's end (``client``). Server timestamps have millisecond resolution. Rounds
+alternate which side goes first; figures are medians of rounds.
 """
 
 from __future__ import annotations
@@ -110,8 +111,12 @@ async def _await_end(streams: httpx.AsyncClient, run: dict[str, Any]) -> None:
 def _timings(
     children: list[dict[str, Any]], parallel: int, started_ms: float
 ) -> tuple[list[float], list[float]]:
-    """Start -> created of the first ``parallel`` children; end that freed a place -> the rest's."""
-    created = [stamp_ms(child["created_at"]) for child in children]
+    """Start -> created of the first ``parallel`` children; end that freed a place -> the rest's.
+
+    In order of creation: with at most ``parallel`` running, child ``parallel + j``
+    can start only once ``j + 1`` children have ended.
+    """
+    created = sorted(stamp_ms(child["created_at"]) for child in children)
     ends = sorted(stamp_ms(child["finished_at"]) for child in children)
     refill = [created[parallel + j] - ends[j] for j in range(len(children) - parallel)]
     return [at - started_ms for at in created[:parallel]], refill
@@ -159,25 +164,24 @@ async def _client_side(url: str, n: int, parallel: int) -> SideResult:
         await register(posts, _child_definition())
         session_id = await open_session(posts)
         places = asyncio.Semaphore(parallel)
-        run_ids: list[str] = []
+        body = {"session_id": session_id, "definition": CHILD, "version": "1"}
 
-        async def child(run: dict[str, Any]) -> None:
+        async def child(item: str) -> str:
             try:
+                answer = await posts.post("/v1/runs", json={**body, "inputs": {"item": item}})
+                run = expect(answer, 202, "POST /v1/runs")
                 await _await_end(streams, run)
+                return str(run["run_id"])
             finally:
                 places.release()
 
         started_ms = time.time() * 1000.0
         started = time.perf_counter()
         waiting = []
-        for item in _items(n):  # item order, as the server creates them (ORCH-0487)
+        for item in _items(n):  # a child as soon as a place is free, in item order
             await places.acquire()
-            body = {"session_id": session_id, "definition": CHILD, "version": "1"}
-            answer = await posts.post("/v1/runs", json={**body, "inputs": {"item": item}})
-            run = expect(answer, 202, "POST /v1/runs")
-            run_ids.append(str(run["run_id"]))
-            waiting.append(asyncio.ensure_future(child(run)))
-        await asyncio.gather(*waiting)
+            waiting.append(asyncio.ensure_future(child(item)))
+        run_ids = list(await asyncio.gather(*waiting))
         fan_in_at = time.time() * 1000.0
         elapsed = time.perf_counter() - started
         children = await completed_runs(posts, run_ids)
