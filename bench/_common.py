@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -423,6 +423,83 @@ def run_pytest_once(root: Path, extra: list[str]) -> tuple[float, float]:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of ``values``, nearest rank from below; NaN for none."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+Figures = dict[str, float]
+"""One run of one side: figure name -> value."""
+
+
+def side_by_side(
+    name: str,
+    sides: Sequence[str],
+    rounds: int,
+    measure: Callable[[str], Figures],
+    describe: Callable[[Figures], str],
+) -> tuple[dict[str, list[Figures]], dict[str, Figures]]:
+    """Each side's figures round by round, and the median of each figure over the rounds.
+
+    ``measure(side)`` runs ``side`` once; rounds alternate which side goes first.
+    Each run is logged as ``<name> round <n> <side>: <describe(figures)>``.
+    """
+    per_round: dict[str, list[Figures]] = {side: [] for side in sides}
+    for round_no in range(1, rounds + 1):
+        for side in sides if round_no % 2 else sides[::-1]:
+            figures = measure(side)
+            per_round[side].append(figures)
+            log(f"{name} round {round_no} {side}: {describe(figures)}")
+    summary = {
+        side: {key: median([r[key] for r in rounds_of]) for key in rounds_of[0]}
+        for side, rounds_of in per_round.items()
+    }
+    return per_round, summary
+
+
+def per_round_cell(rounds_of: Sequence[Figures], key: str, digits: int = 1) -> str:
+    """Figure ``key`` of each round, in round order: ``a / b / c``."""
+    return " / ".join(fmt(r[key], digits) for r in rounds_of)
+
+
+def sides_table(
+    result: dict[str, Any],
+    labels: dict[str, str],
+    corner: str,
+    headline: tuple[str, str, int],
+    columns: Sequence[tuple[str, str, int]],
+    ratio: str,
+) -> str:
+    """The report of a :func:`side_by_side` result: a table of a row a side, then ``ratio``.
+
+    ``labels`` names each side's row. ``headline`` (name, figure, digits) gives two
+    columns, its median and its value round by round; each of ``columns`` (header,
+    figure, digits) one, its median.
+    """
+    name, key, digits = headline
+    rows = [
+        [
+            label,
+            fmt(result["summary"][side][key], digits),
+            per_round_cell(result["rounds"][side], key, digits),
+            *(fmt(result["summary"][side][k], d) for _, k, d in columns),
+        ]
+        for side, label in labels.items()
+    ]
+    headers = [corner, f"{name} (median)", f"{name} per round", *(h for h, _, _ in columns)]
+    return f"{table(headers, rows)}\n\n{ratio}"
+
+
+def write_json(path: str | None, result: dict[str, Any]) -> None:
+    """Write ``result`` to ``path`` (a benchmark's ``--json``), when given."""
+    if path:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
 
 
 def fmt(value: float, digits: int = 1) -> str:

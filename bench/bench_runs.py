@@ -29,15 +29,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
 
-from bench._common import fmt, log, median, running, table
+from bench._api import (
+    completed_runs,
+    expect,
+    open_session,
+    register,
+    stamp_ms,
+    until_no_run_running,
+)
+from bench._common import (
+    Figures,
+    percentile,
+    running,
+    side_by_side,
+    sides_table,
+    write_json,
+)
 
 CONFIG = "runs.yaml"
 RUNS = 1000
@@ -53,7 +66,6 @@ DIAMOND: dict[str, tuple[str, ...]] = {
 }
 """Each step and the steps it waits for, in definition order."""
 SIDES = ("runs", "tasks")
-_POLL_S = 0.01
 
 
 @dataclass
@@ -71,25 +83,10 @@ def _definition() -> dict[str, Any]:
     return {"name": DEFINITION, "version": "1", "steps": steps}
 
 
-def _stamp(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp() * 1000.0
-
-
-def _expect(response: httpx.Response, status: int, what: str) -> Any:
-    if response.status_code != status:
-        raise RuntimeError(f"{what} answered {response.status_code}: {response.text[:300]}")
-    return response.json()
-
-
-async def _session(http: httpx.AsyncClient) -> str:
-    created = _expect(await http.post("/v1/sessions", json={"ttl_seconds": 3600}), 201, "session")
-    return str(created["session_id"])
-
-
 async def _tasks(http: httpx.AsyncClient, task_ids: list[str]) -> dict[str, dict[str, Any]]:
     answers = await asyncio.gather(*(http.get(f"/v1/tasks/{task_id}") for task_id in task_ids))
     tasks = {
-        task_id: _expect(a, 200, "GET task") for task_id, a in zip(task_ids, answers, strict=True)
+        task_id: expect(a, 200, "GET task") for task_id, a in zip(task_ids, answers, strict=True)
     }
     unfinished = [t for t in tasks.values() if t["state"] != "completed"]
     if unfinished:
@@ -104,32 +101,22 @@ async def _dependency_ms(http: httpx.AsyncClient, diamonds: list[dict[str, str]]
     for diamond in diamonds:
         for step, needs in DIAMOND.items():
             if needs:
-                ready = max(_stamp(tasks[diamond[need]]["finished_at"]) for need in needs)
-                waits.append(_stamp(tasks[diamond[step]]["created_at"]) - ready)
+                ready = max(stamp_ms(tasks[diamond[need]]["finished_at"]) for need in needs)
+                waits.append(stamp_ms(tasks[diamond[step]]["created_at"]) - ready)
     return waits
 
 
 async def _runs_side(url: str, n: int, limits: httpx.Limits) -> SideResult:
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300) as http:
-        _expect(await http.post("/v1/definitions", json=_definition()), 201, "definition")
-        session_id = await _session(http)
+        await register(http, _definition())
+        session_id = await open_session(http)
         body = {"session_id": session_id, "definition": DEFINITION, "version": "1"}
         started = time.perf_counter()
         created = await asyncio.gather(*(http.post("/v1/runs", json=body) for _ in range(n)))
-        run_ids = [str(_expect(answer, 202, "POST /v1/runs")["run_id"]) for answer in created]
-        while True:
-            page = await http.get("/v1/runs", params={"state": "running", "limit": 1})
-            if not _expect(page, 200, "GET /v1/runs")["runs"]:
-                break
-            await asyncio.sleep(_POLL_S)
+        run_ids = [str(expect(answer, 202, "POST /v1/runs")["run_id"]) for answer in created]
+        await until_no_run_running(http)
         elapsed = time.perf_counter() - started
-        runs = [
-            _expect(answer, 200, "GET run")
-            for answer in await asyncio.gather(*(http.get(f"/v1/runs/{r}") for r in run_ids))
-        ]
-        failed = [run for run in runs if run["state"] != "completed"]
-        if failed:
-            raise RuntimeError(f"{len(failed)} runs did not complete, e.g. {failed[0]}")
+        runs = await completed_runs(http, run_ids)
         diamonds = [{step["step_id"]: step["task_id"] for step in run["steps"]} for run in runs]
         return SideResult(n / elapsed, await _dependency_ms(http, diamonds))
 
@@ -137,7 +124,7 @@ async def _runs_side(url: str, n: int, limits: httpx.Limits) -> SideResult:
 async def _step_task(posts: httpx.AsyncClient, streams: httpx.AsyncClient, session_id: str) -> str:
     """Admit one step's task and wait for its ``end``, as a client does: on its stream."""
     body = {"session_id": session_id, "prompt": "hello", "max_tokens": TOKENS}
-    admitted = _expect(await posts.post("/v1/tasks", json=body), 202, "POST /v1/tasks")
+    admitted = expect(await posts.post("/v1/tasks", json=body), 202, "POST /v1/tasks")
     async with streams.stream("GET", admitted["stream_url"]) as response:
         text = await response.aread()  # the server closes the stream after end or error
     if response.status_code != 200 or b"\nevent: end\n" not in text:
@@ -169,20 +156,13 @@ async def _tasks_side(url: str, n: int, limits: httpx.Limits) -> SideResult:
         httpx.AsyncClient(base_url=url, limits=limits, timeout=300) as posts,
         httpx.AsyncClient(base_url=url, limits=stream_limits, timeout=300) as streams,
     ):
-        session_id = await _session(posts)
+        session_id = await open_session(posts)
         started = time.perf_counter()
         diamonds = await asyncio.gather(
             *(_client_diamond(posts, streams, session_id) for _ in range(n))
         )
         elapsed = time.perf_counter() - started
         return SideResult(n / elapsed, await _dependency_ms(posts, list(diamonds)))
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def one_side(side: str, n: int, connections: int) -> SideResult:
@@ -194,25 +174,22 @@ def one_side(side: str, n: int, connections: int) -> SideResult:
 
 
 def bench(rounds: int = 3, runs: int = RUNS, connections: int = CONNECTIONS) -> dict[str, Any]:
-    per_round: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
-    for round_no in range(1, rounds + 1):
-        for side in SIDES if round_no % 2 else SIDES[::-1]:
-            result = one_side(side, runs, connections)
-            figures = {
-                "runs_per_s": result.runs_per_s,
-                "dependency_p50_ms": _percentile(result.dependency_ms, 0.50),
-                "dependency_p99_ms": _percentile(result.dependency_ms, 0.99),
-            }
-            per_round[side].append(figures)
-            log(
-                f"runs round {round_no} {side}: {figures['runs_per_s']:,.1f} runs/s, "
-                f"dependency -> dependant p50 {figures['dependency_p50_ms']:.1f} ms, "
-                f"p99 {figures['dependency_p99_ms']:.1f} ms"
-            )
-    summary = {
-        side: {key: median([r[key] for r in rounds_of]) for key in rounds_of[0]}
-        for side, rounds_of in per_round.items()
-    }
+    def measure(side: str) -> Figures:
+        result = one_side(side, runs, connections)
+        return {
+            "runs_per_s": result.runs_per_s,
+            "dependency_p50_ms": percentile(result.dependency_ms, 0.50),
+            "dependency_p99_ms": percentile(result.dependency_ms, 0.99),
+        }
+
+    def describe(figures: Figures) -> str:
+        return (
+            f"{figures['runs_per_s']:,.1f} runs/s, "
+            f"dependency -> dependant p50 {figures['dependency_p50_ms']:.1f} ms, "
+            f"p99 {figures['dependency_p99_ms']:.1f} ms"
+        )
+
+    per_round, summary = side_by_side("runs", SIDES, rounds, measure, describe)
     return {
         "params": {"rounds": rounds, "runs": runs, "connections": connections, "tokens": TOKENS},
         "rounds": per_round,
@@ -223,34 +200,14 @@ def bench(rounds: int = 3, runs: int = RUNS, connections: int = CONNECTIONS) -> 
 
 def render(result: dict[str, Any]) -> str:
     p = result["params"]
-    rows = []
-    for side in SIDES:
-        s = result["summary"][side]
-        rows.append(
-            [
-                "orchestratord runs" if side == "runs" else "client-side tasks",
-                fmt(s["runs_per_s"], 1),
-                " / ".join(fmt(r["runs_per_s"], 1) for r in result["rounds"][side]),
-                fmt(s["dependency_p50_ms"], 1),
-                fmt(s["dependency_p99_ms"], 1),
-            ]
-        )
-    return "\n".join(
-        [
-            table(
-                [
-                    f"{p['runs']} diamonds, {p['connections']} connections",
-                    "runs/s (median)",
-                    "runs/s per round",
-                    "dependency -> dependant p50 ms",
-                    "p99 ms (median)",
-                ],
-                rows,
-            ),
-            "",
-            f"runs/s, orchestratord runs over client-side tasks: {result['ratio_runs_per_s']:.2f}x",
-        ]
-    )
+    labels = {"runs": "orchestratord runs", "tasks": "client-side tasks"}
+    corner = f"{p['runs']} diamonds, {p['connections']} connections"
+    columns = [
+        ("dependency -> dependant p50 ms", "dependency_p50_ms", 1),
+        ("p99 ms (median)", "dependency_p99_ms", 1),
+    ]
+    ratio = f"runs/s, orchestratord runs over client-side tasks: {result['ratio_runs_per_s']:.2f}x"
+    return sides_table(result, labels, corner, ("runs/s", "runs_per_s", 1), columns, ratio)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = bench(args.rounds, args.runs, args.connections)
     print(render(result))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
+    write_json(args.json, result)
     return 0
 
 

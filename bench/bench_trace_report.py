@@ -32,8 +32,8 @@ from harness.trace.index import (
     Requirement,
     normalise_text,
     text_sha256,
-    write_text_atomic,
 )
+from harness.trace.index_file import write_text_atomic
 from harness.trace.report import build_trace
 from harness.trace.states import OUTCOMES
 from harness.trace.trace_cli import trace_group

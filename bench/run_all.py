@@ -75,6 +75,20 @@ BENCHMARKS: dict[str, Benchmark] = {
         ("--rounds", "1", "--runs", "8"),
         json=True,
     ),
+    "children": Benchmark(
+        "bench.bench_children",
+        "100 child runs under one for_each parent: orchestratord fan-out vs a client starting them",
+        "--rounds",
+        ("--rounds", "1", "--children", "6", "--parallel", "4"),
+        json=True,
+    ),
+    "webhooks": Benchmark(
+        "bench.bench_webhooks",
+        "webhook deliveries/s to the harness receiver: orchestratord vs a bare httpx sender",
+        "--rounds",
+        ("--rounds", "1", "--runs", "4", "--concurrency", "4"),
+        json=True,
+    ),
     "determinism": Benchmark(
         "bench.bench_determinism",
         "64 seeds x 2 replicas verified byte for byte: orchestratord vs pre-built streams",
