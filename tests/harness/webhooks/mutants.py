@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import orchestrator.runtime.webhooks
 from orchestrator.runtime.webhooks import Webhooks
 from orchestrator.store.webhooks import DeliveryRow, Outgoing
 from orchestrator.webhooks import SIGNATURE_HEADER
+from tests.harness.mutantkit import App, Receive, Scope, Send, mutate_every_server, respond
 
 _signed_headers = orchestrator.runtime.webhooks.signed_headers
 
@@ -72,6 +74,52 @@ def never_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Webhooks, "_record", record)
 
 
+def refused_but_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subscription without events is answered 400, yet stored for every event (ORCH-0401)."""
+
+    def wrap(app: App) -> App:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or (scope["method"], scope["path"]) != (
+                "POST",
+                "/v1/webhooks",
+            ):
+                await app(scope, receive, send)
+                return
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            try:
+                document = json.loads(body)
+            except ValueError:
+                document = None
+            if not (isinstance(document, dict) and document.get("events") == []):
+                replayed = iter([{"type": "http.request", "body": body, "more_body": False}])
+                await app(scope, lambda: _next(replayed), send)
+                return
+            stored = json.dumps({**document, "events": ["*"]}).encode()
+            sent = iter([{"type": "http.request", "body": stored, "more_body": False}])
+
+            async def discard(message: dict[str, Any]) -> None:
+                return None
+
+            await app(scope, lambda: _next(sent), discard)
+            error = {"kind": "INVALID_PARAMS", "message": "events: must not be empty"}
+            envelope = {"error": {**error, "retriable": False, "request_id": "r"}}
+            headers = [(b"content-type", b"application/json"), (b"x-request-id", b"r")]
+            await respond(send, 400, headers, json.dumps(envelope).encode())
+
+        return mutant
+
+    mutate_every_server(monkeypatch, wrap_app=wrap)
+
+
+async def _next(messages: Any) -> Any:
+    return next(messages)
+
+
 MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
     "an unsigned webhook delivery": (unsigned, "delivered_once_signed", "ORCH-0410"),
     "a webhook signature that does not cover the timestamp": (
@@ -88,6 +136,11 @@ MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, str]] = {
         never_retried,
         "retried_under_its_id",
         "ORCH-0414",
+    ),
+    "a refused webhook subscription stored all the same": (
+        refused_but_stored,
+        "broken_subscription_is_refused",
+        "ORCH-0401",
     ),
 }
 """name -> (the mutation, the ``-k`` of the check of ``test_contract_webhooks``, the rule)."""
