@@ -47,11 +47,6 @@ class Definitions:
         store = self._context.store
         digest = parsed.digest()
         existing = store.get_definition(parsed.name, parsed.version)
-        if existing is None:
-            try:
-                check_children(parsed, self.lookup)
-            except DefinitionError as exc:
-                raise definition_error(exc) from None
         if existing is not None:
             if existing.digest != digest:
                 raise ApiError(
@@ -61,6 +56,10 @@ class Definitions:
                     details={"digest": existing.digest},
                 )
             return definition_view(existing), False
+        try:
+            check_children(parsed, self.lookup)
+        except DefinitionError as exc:
+            raise definition_error(exc) from None
         row = DefinitionRow(
             parsed.name, parsed.version, digest, parsed.normalized(), self._context.clock.now_ms()
         )
@@ -84,11 +83,9 @@ class Definitions:
         key = (name, version)
         parsed = self._parsed.get(key)
         if parsed is None:
-            row = self._context.store.get_definition(name, version)
-            if row is None:
-                return None
-            parsed = parse_stored(row.document)
-            self._parsed[key] = parsed
+            parsed = registered_in(self._context.store)(name, version)
+            if parsed is not None:
+                self._parsed[key] = parsed
         return parsed
 
 
